@@ -1,0 +1,50 @@
+# paysync: `make dev` runs the whole system on this machine; `make test` runs every test.
+# On a fresh machine both set up what they need: uv (from PyPI), the virtualenv, the Kafka
+# jars (from Maven Central), PostgreSQL (Debian's package). Nothing else needs installing.
+
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+BOOTSTRAP := .cache/bootstrap
+UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
+VENV := .venv
+PYTEST_ARGS ?=
+
+.PHONY: setup dev try test test-unit infra down bench lint clean
+
+$(BOOTSTRAP)/bin/uv:
+	python3 -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
+	$(UV) sync --locked --python python3
+	touch $@
+
+## setup: the virtualenv with every package of the workspace, exactly as locked
+setup: $(VENV)/.synced
+
+## infra: Apache Kafka (KRaft, 127.0.0.1:9092) and PostgreSQL, started if not running
+infra: setup
+	$(VENV)/bin/paysync-dev up
+
+## dev: broker, database, migrations, topics, demo tenant and the five services (Ctrl-C stops)
+dev: setup
+	$(VENV)/bin/python -m paysync_dev.demo run
+
+## try: register a payment, send its signed Stripe webhook, and read the status back
+try: setup
+	$(VENV)/bin/python -m paysync_dev.demo try
+
+## test: every test; the fixtures start a Kafka broker and PostgreSQL when none is given
+test: setup
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## test-unit: only the tests that need no broker or database
+test-unit: setup
+	$(VENV)/bin/pytest -m "not integration and not e2e" libs services/*/tests/unit $(PYTEST_ARGS)
+
+## down: stop the local broker and database started by `make infra` / `make dev`
+down: setup
+	$(VENV)/bin/paysync-dev down
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

@@ -1,0 +1,136 @@
+"""`paysync`: the operator's command line (schema, topics, tenants, keys)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from paysync_core.credentials import GatewayCredentials, MpesaCredentials, PaystackCredentials, StripeCredentials
+from paysync_core.crypto import CredentialsCipher
+from paysync_core.db import engine as db_engine
+from paysync_core.db import tenants as tenant_repo
+from paysync_core.kafka import provision_topics
+from paysync_core.settings import CommonSettings
+
+app = typer.Typer(help="Operate paysync: schema, topics, tenants.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+tenants_app = typer.Typer(help="Tenants, API keys and gateway credentials.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(topics_app, name="topics")
+app.add_typer(tenants_app, name="tenants")
+console = Console()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION."""
+    db_engine.upgrade(CommonSettings().database_url, revision)
+    console.print(f"[green]schema at {revision}[/]")
+
+
+@topics_app.command("provision")
+def topics_provision(
+    replication_factor: Annotated[int, typer.Option(min=1)] = 1,
+) -> None:
+    """Create every paysync topic that does not exist yet."""
+    report = asyncio.run(provision_topics(CommonSettings().kafka_bootstrap, replication_factor=replication_factor))
+    table = Table("topic", "action")
+    for name in report.created:
+        table.add_row(name, "[green]created[/]")
+    for name in report.existing:
+        table.add_row(name, "exists")
+    console.print(table)
+
+
+@tenants_app.command("create")
+def tenants_create(
+    tenant_id: str,
+    name: Annotated[str, typer.Option(help="Display name")] = "",
+    api_key: Annotated[str | None, typer.Option(help="Install this key instead of a random one (dev only)")] = None,
+) -> None:
+    """Create a tenant (if new) and print a new API key for it."""
+
+    async def run() -> tuple[bool, str]:
+        engine = db_engine.make_engine(CommonSettings().database_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                created = await tenant_repo.create_tenant(conn, tenant_id, name or tenant_id)
+                if api_key:
+                    await tenant_repo.install_api_key(conn, tenant_id, api_key)
+                    return created, api_key
+                return created, await tenant_repo.issue_api_key(conn, tenant_id)
+        finally:
+            await engine.dispose()
+
+    created, key = asyncio.run(run())
+    console.print(f"tenant [bold]{tenant_id}[/] {'created' if created else 'already existed'}")
+    console.print(f"API key: {key}")
+
+
+@tenants_app.command("set-credentials")
+def tenants_set_credentials(
+    tenant_id: str,
+    stripe_secret_key: Annotated[str | None, typer.Option(envvar="STRIPE_SECRET_KEY")] = None,
+    stripe_webhook_secret: Annotated[list[str] | None, typer.Option(help="Repeat during a rotation")] = None,
+    stripe_api_base: str | None = None,
+    paystack_secret_key: Annotated[str | None, typer.Option(envvar="PAYSTACK_SECRET_KEY")] = None,
+    paystack_api_base: str | None = None,
+    mpesa_consumer_key: str | None = None,
+    mpesa_consumer_secret: str | None = None,
+    mpesa_shortcode: str | None = None,
+    mpesa_passkey: str | None = None,
+    mpesa_callback_token: str | None = None,
+    mpesa_api_base: str | None = None,
+) -> None:
+    """Set (replace) the gateways given; gateways not given keep their credentials."""
+    settings = CommonSettings()
+    cipher = CredentialsCipher(settings.credentials_keys.get_secret_value())
+
+    async def run() -> GatewayCredentials:
+        engine = db_engine.make_engine(settings.database_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                current = await tenant_repo.load_credentials(conn, tenant_id, cipher)
+                changes: dict[str, object] = {}
+                if stripe_secret_key:
+                    changes["stripe"] = StripeCredentials(
+                        secret_key=stripe_secret_key,
+                        webhook_secrets=tuple(stripe_webhook_secret or ()),
+                        api_base=stripe_api_base,
+                    )
+                if paystack_secret_key:
+                    changes["paystack"] = PaystackCredentials(secret_key=paystack_secret_key, api_base=paystack_api_base)
+                if mpesa_consumer_key:
+                    changes["mpesa"] = MpesaCredentials(
+                        consumer_key=mpesa_consumer_key,
+                        consumer_secret=mpesa_consumer_secret or "",
+                        shortcode=mpesa_shortcode or "",
+                        passkey=mpesa_passkey or "",
+                        callback_token=mpesa_callback_token or "",
+                        api_base=mpesa_api_base,
+                    )
+                updated = current.model_copy(update=changes)
+                await tenant_repo.set_credentials(conn, tenant_id, updated, cipher)
+                return updated
+        finally:
+            await engine.dispose()
+
+    updated = asyncio.run(run())
+    configured = [p for p in ("stripe", "paystack", "mpesa") if getattr(updated, p) is not None]
+    console.print(f"tenant [bold]{tenant_id}[/]: credentials stored encrypted for {', '.join(configured) or 'no gateway'}")
+
+
+@app.command("new-key")
+def new_key() -> None:
+    """Print a fresh credentials-encryption key (put it first in PAYSYNC_CREDENTIALS_KEYS)."""
+    console.print(CredentialsCipher.new_key())
+
+
+def main() -> None:
+    """Entry point of the `paysync` command."""
+    app()

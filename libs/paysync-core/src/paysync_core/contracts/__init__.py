@@ -1,0 +1,29 @@
+"""Wire contracts: the messages paysync's services exchange through Kafka."""
+
+from paysync_core.contracts.common import (
+    Contract,
+    EntityRef,
+    ObservationSource,
+    Provider,
+    Verdict,
+    payment_key,
+)
+from paysync_core.contracts.dead_letter import DeadLetter
+from paysync_core.contracts.envelope import RawWebhook
+from paysync_core.contracts.observation import DisputeFact, Evidence, PaymentObservation
+from paysync_core.contracts.status_change import PaymentStatusChanged
+
+__all__ = [
+    "Contract",
+    "DeadLetter",
+    "DisputeFact",
+    "EntityRef",
+    "Evidence",
+    "ObservationSource",
+    "PaymentObservation",
+    "PaymentStatusChanged",
+    "Provider",
+    "RawWebhook",
+    "Verdict",
+    "payment_key",
+]

@@ -1,0 +1,82 @@
+"""Types shared by every wire contract."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return value.astimezone(timezone.utc)
+
+
+#: A timezone-aware timestamp, normalised to UTC.
+UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
+
+#: A tenant's slug: lower-case letters, digits and dashes.
+TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
+
+#: An ISO 4217 currency code, upper case.
+Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+
+
+class Contract(BaseModel):
+    """Base of every wire message: immutable, and tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+
+    def to_bytes(self) -> bytes:
+        """The message as UTF-8 JSON, the form it takes on a topic."""
+        return self.model_dump_json(exclude_none=True).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes):  # noqa: ANN206 - returns cls
+        """Parse a message from a topic; raises pydantic.ValidationError on a bad one."""
+        return cls.model_validate_json(raw)
+
+
+class Provider(StrEnum):
+    """A payment gateway paysync understands."""
+
+    STRIPE = "stripe"
+    PAYSTACK = "paystack"
+    MPESA = "mpesa"
+
+    @property
+    def title(self) -> str:
+        """The gateway's name as people write it."""
+        return {"stripe": "Stripe", "paystack": "Paystack", "mpesa": "M-Pesa"}[self.value]
+
+
+class ObservationSource(StrEnum):
+    """Where an observation came from."""
+
+    WEBHOOK = "webhook"
+    RECONCILE = "reconcile"
+    MANUAL = "manual"
+    REPLAY = "replay"
+
+
+class Verdict(StrEnum):
+    """What webhook-ingest concluded about a request's authenticity."""
+
+    VERIFIED = "verified"
+    UNVERIFIABLE = "unverifiable"  # authenticated by URL token, content unsigned (M-Pesa)
+    INVALID = "invalid"
+
+
+class EntityRef(Contract):
+    """The domain row a payment pays for."""
+
+    domain: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
+    entity_id: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def payment_key(tenant: str, provider: Provider | str, provider_ref: str) -> str:
+    """The Kafka key of every record about one payment reference."""
+    return f"{tenant}:{Provider(provider).value}:{provider_ref}"

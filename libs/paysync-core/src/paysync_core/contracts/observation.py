@@ -1,0 +1,81 @@
+"""One observation of one payment's state at a gateway."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from paysync_core.contracts.common import (
+    Contract,
+    Currency,
+    EntityRef,
+    ObservationSource,
+    Provider,
+    TenantId,
+    UtcDatetime,
+)
+from paysync_core.domain.status import UnifiedStatus
+
+Ref = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class Evidence(Contract):
+    """The gateway-side ids and positions that show where an observation came from."""
+
+    provider_event_id: str | None = None
+    event_type: str | None = None
+    ingest_id: str | None = None
+    raw_partition: int | None = None
+    raw_offset: int | None = None
+    session_id: str | None = None
+    payment_intent_id: str | None = None
+    invoice_id: str | None = None
+    charge_id: str | None = None
+    transaction_id: str | None = None
+    receipt_number: str | None = None
+    phone_masked: str | None = None
+    detail: str | None = Field(default=None, description="The gateway's own words, e.g. ResultDesc")
+
+
+class DisputeFact(Contract):
+    """The state of one dispute (chargeback) on a payment."""
+
+    dispute_id: Ref
+    state: Literal["open", "won", "lost"]
+
+
+class PaymentObservation(Contract):
+    """A payment was in `status` at `provider_time`, as seen through `source`."""
+
+    schema_version: Literal[1] = 1
+    observation_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Deterministic: the provider event id, or a hash of the signed content",
+    )
+    tenant: TenantId
+    provider: Provider
+    provider_ref: Ref = Field(description="The reference this observation is about")
+    aliases: tuple[Ref, ...] = Field(
+        default=(), description="Other references of the same payment this observation reveals"
+    )
+    status: UnifiedStatus | None = Field(
+        default=None, description="None when the status cannot be determined")
+    amount_minor: int | None = Field(default=None, ge=0)
+    currency: Currency | None = None
+    amount_refunded_minor: int | None = Field(
+        default=None, ge=0, description="Cumulative amount refunded so far"
+    )
+    dispute: DisputeFact | None = None
+    provider_time: UtcDatetime
+    source: ObservationSource
+    verified: bool = Field(description="False for hints that a gateway query must confirm")
+    entity: EntityRef | None = Field(default=None, description="From the gateway's metadata")
+    evidence: Evidence = Field(default_factory=Evidence)
+    observed_at: UtcDatetime
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        """Every reference this observation can be matched by."""
+        return (self.provider_ref, *self.aliases)

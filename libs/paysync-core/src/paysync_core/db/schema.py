@@ -1,0 +1,176 @@
+"""paysync's tables, as SQLAlchemy Core metadata; Alembic migrations create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+def _updated_at() -> Column:
+    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", String(63), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("credentials_ciphertext", LargeBinary, nullable=True),
+    _created_at(),
+    _updated_at(),
+    CheckConstraint(r"id ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    _created_at(),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("tenant_id", ForeignKey("tenants.id"), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("provider_ref", String(255), nullable=False),
+    Column("domain", String(63)),
+    Column("entity_id", String(200)),
+    Column("amount_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("status", String(32), nullable=False, server_default="pending"),
+    Column("sequence", Integer, nullable=False, server_default="0"),
+    Column("merge_state", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("flags", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
+    Column("amount_received_minor", BigInteger),
+    Column("amount_refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("status_changed_at", DateTime(timezone=True)),
+    Column("registered", Boolean, nullable=False, server_default="true"),
+    _created_at(),
+    _updated_at(),
+    UniqueConstraint("tenant_id", "provider", "provider_ref"),
+    CheckConstraint("amount_minor IS NULL OR amount_minor >= 0", name="amount_nonnegative"),
+)
+Index("ix_payments_tenant_status", payments.c.tenant_id, payments.c.status)
+Index("ix_payments_tenant_entity", payments.c.tenant_id, payments.c.domain, payments.c.entity_id)
+
+#: Every reference a payment can be matched by: its own, and aliases learned later.
+payment_refs = Table(
+    "payment_refs",
+    metadata,
+    Column("tenant_id", String(63), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("ref", String(255), nullable=False),
+    Column("payment_id", ForeignKey("payments.id", ondelete="CASCADE"), nullable=False, index=True),
+    PrimaryKeyConstraint("tenant_id", "provider", "ref"),
+)
+
+#: The history, one row per distinct observation applied; its uniqueness makes projection idempotent.
+observations = Table(
+    "observations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("tenant_id", String(63), nullable=False),
+    Column("observation_id", String(200), nullable=False),
+    Column("payment_id", ForeignKey("payments.id", ondelete="CASCADE"), nullable=False),
+    Column("provider_ref", String(255), nullable=False),
+    Column("status", String(32)),
+    Column("provider_time", DateTime(timezone=True), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("verified", Boolean, nullable=False),
+    Column("amount_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("evidence", JSONB, nullable=False),
+    Column("status_after", String(32), nullable=False),
+    _created_at(),
+    UniqueConstraint("tenant_id", "observation_id"),
+)
+Index("ix_observations_payment", observations.c.payment_id, observations.c.id)
+
+#: Observations of references no registered payment has yet; applied when one arrives.
+parked_observations = Table(
+    "parked_observations",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("tenant_id", String(63), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("observation_id", String(200), nullable=False),
+    Column("refs", JSONB, nullable=False),
+    Column("payload", JSONB, nullable=False),
+    _created_at(),
+    UniqueConstraint("tenant_id", "observation_id"),
+)
+
+#: Events to publish, written in the same transaction as the change they announce.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("topic", String(255), nullable=False),
+    Column("key", String(600), nullable=False),
+    Column("payload", JSONB, nullable=False),
+    _created_at(),
+    Column("published_at", DateTime(timezone=True)),
+)
+Index(
+    "ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None)
+)
+
+#: Built-in domain "jobs": a workshop's jobs, marked paid with a note (field report 000).
+workshop_jobs = Table(
+    "workshop_jobs",
+    metadata,
+    Column("tenant_id", String(63), nullable=False),
+    Column("job_id", String(200), nullable=False),
+    Column("status", String(32), nullable=False, server_default="open"),
+    Column("payment_status", String(32), nullable=False, server_default="unpaid"),
+    Column("amount_paid_minor", BigInteger),
+    Column("currency", String(3)),
+    Column("paid_at", DateTime(timezone=True)),
+    Column("payment_note", Text),
+    Column("transaction_ref", String(255)),
+    _created_at(),
+    _updated_at(),
+    PrimaryKeyConstraint("tenant_id", "job_id"),
+)

@@ -1,0 +1,85 @@
+"""Tenants, their API keys and their encrypted gateway credentials: the SQL every service shares."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paysync_core.crypto import CredentialsCipher
+from paysync_core.credentials import GatewayCredentials
+from paysync_core.db.schema import api_keys, tenants
+from paysync_core.errors import UnknownTenant
+
+API_KEY_PREFIX = "psk_"
+
+
+def hash_api_key(key: str) -> str:
+    """The stored form of an API key: keys are random, so a plain SHA-256 is enough."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_tenant(conn: AsyncConnection, tenant_id: str, name: str) -> bool:
+    """Create a tenant; False if it already existed."""
+    result = await conn.execute(
+        insert(tenants).values(id=tenant_id, name=name).on_conflict_do_nothing().returning(tenants.c.id)
+    )
+    return result.first() is not None
+
+
+async def issue_api_key(conn: AsyncConnection, tenant_id: str) -> str:
+    """A new API key for the tenant; only its hash is kept, so show it once."""
+    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    await conn.execute(
+        api_keys.insert().values(tenant_id=tenant_id, key_hash=hash_api_key(key), prefix=key[:12])
+    )
+    return key
+
+
+async def install_api_key(conn: AsyncConnection, tenant_id: str, key: str) -> None:
+    """Install a chosen API key (a fixed dev key); a no-op if it is installed already."""
+    await conn.execute(
+        insert(api_keys)
+        .values(tenant_id=tenant_id, key_hash=hash_api_key(key), prefix=key[:12])
+        .on_conflict_do_nothing(index_elements=[api_keys.c.key_hash])
+    )
+
+
+async def tenant_for_api_key(conn: AsyncConnection, key: str) -> str | None:
+    """The tenant an unrevoked API key belongs to, or None."""
+    row = await conn.execute(
+        select(api_keys.c.tenant_id).where(
+            api_keys.c.key_hash == hash_api_key(key), api_keys.c.revoked_at.is_(None)
+        )
+    )
+    return row.scalar_one_or_none()
+
+
+async def set_credentials(
+    conn: AsyncConnection, tenant_id: str, credentials: GatewayCredentials, cipher: CredentialsCipher
+) -> None:
+    """Replace the tenant's gateway credentials, encrypted under the newest key."""
+    result = await conn.execute(
+        update(tenants)
+        .where(tenants.c.id == tenant_id)
+        .values(credentials_ciphertext=cipher.encrypt(credentials), updated_at=func.now())
+    )
+    if result.rowcount == 0:
+        raise UnknownTenant(tenant_id)
+
+
+async def load_credentials(
+    conn: AsyncConnection, tenant_id: str, cipher: CredentialsCipher
+) -> GatewayCredentials:
+    """The tenant's gateway credentials; UnknownTenant if there is no such tenant."""
+    row = (
+        await conn.execute(select(tenants.c.credentials_ciphertext).where(tenants.c.id == tenant_id))
+    ).first()
+    if row is None:
+        raise UnknownTenant(tenant_id)
+    if row.credentials_ciphertext is None:
+        return GatewayCredentials()
+    return cipher.decrypt(row.credentials_ciphertext)

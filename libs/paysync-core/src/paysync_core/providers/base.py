@@ -1,0 +1,73 @@
+"""What every gateway adapter provides: authenticity, parsing and its status table."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol, TypeAlias
+
+from paysync_core.contracts.common import ObservationSource, Provider, Verdict
+from paysync_core.contracts.observation import Evidence, PaymentObservation
+from paysync_core.credentials import MpesaCredentials, PaystackCredentials, StripeCredentials
+from paysync_core.providers.tables import StatusTable
+
+#: What `authenticate` accepts: the gateway's typed credentials, or a mapping of their fields.
+ProviderCredentials: TypeAlias = (
+    StripeCredentials | PaystackCredentials | MpesaCredentials | Mapping[str, object]
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A webhook as received: the raw bytes and what came with them."""
+
+    tenant: str
+    body: bytes
+    headers: Mapping[str, str]  # lower-case names
+    remote_addr: str | None
+    received_at: datetime
+    path_token: str | None = None  # M-Pesa's callback token from the URL
+
+
+@dataclass(frozen=True, slots=True)
+class ParseContext:
+    """Where the bytes being parsed came from."""
+
+    tenant: str
+    source: ObservationSource
+    verified: bool
+    observed_at: datetime
+    evidence: Evidence = field(default_factory=Evidence)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """What a webhook body says: observations, or an event type paysync does not map."""
+
+    event_type: str
+    observations: tuple[PaymentObservation, ...] = ()
+    unmapped: bool = False
+
+
+class ProviderAdapter(Protocol):
+    """One gateway's knowledge, the same shape for all three."""
+
+    provider: Provider
+    status_tables: tuple[StatusTable, ...]
+
+    def authenticate(self, request: WebhookRequest, credentials: ProviderCredentials) -> Verdict:
+        """Verdict for the request, or raise AuthenticityError."""
+        ...
+
+    def ip_allowed(self, request: WebhookRequest, credentials: ProviderCredentials) -> bool:
+        """False when the tenant set a source-IP allowlist and the request came from elsewhere."""
+        ...
+
+    def parse(self, body: bytes, ctx: ParseContext) -> Parsed:
+        """Observations in a webhook body, or raise MalformedPayload; never another error."""
+        ...
+
+    def reference_hint(self, body: bytes) -> str | None:
+        """The payment reference in a body, cheaply and without raising, for the record key."""
+        ...

@@ -1,0 +1,21 @@
+"""Settings every service shares; each service extends them with its own prefix."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class CommonSettings(BaseSettings):
+    """Where the broker and database are, and how to log. Env prefix `PAYSYNC_`."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYSYNC_", extra="ignore")
+
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    database_url: str = "postgresql+asyncpg://paysync:paysync@127.0.0.1:5432/paysync"
+    log_level: str = "INFO"
+    log_json: bool = True
+    credentials_keys: SecretStr = Field(
+        default=SecretStr(""),
+        description="Comma-separated Fernet keys; the first encrypts, all decrypt (rotation)",
+    )

@@ -1,0 +1,157 @@
+"""The status merge: rules from DESIGN.md, and order-independence as a property."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from paysync_core.contracts import DisputeFact, PaymentObservation
+from paysync_core.domain.merge import (
+    AMOUNT_MISMATCH,
+    CURRENCY_MISMATCH,
+    Expectation,
+    PaymentState,
+    apply,
+    merge_all,
+)
+from paysync_core.domain.status import UnifiedStatus as S
+
+T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EXPECTED = Expectation(amount_minor=5000, currency="USD")
+
+
+def obs(status: S | None, minute: int = 0, *, oid: str | None = None, verified: bool = True,
+        amount: int | None = 5000, currency: str = "USD", refunded: int | None = None,
+        dispute: DisputeFact | None = None) -> PaymentObservation:
+    return PaymentObservation(
+        observation_id=oid or f"o-{status}-{minute}-{amount}-{refunded}-{verified}",
+        tenant="acme", provider="stripe", provider_ref="cs_test_1", status=status,
+        amount_minor=amount, currency=currency, amount_refunded_minor=refunded, dispute=dispute,
+        provider_time=T0 + timedelta(minutes=minute), source="webhook", verified=verified,
+        observed_at=T0 + timedelta(minutes=minute),
+    )
+
+
+def status_of(*observations: PaymentObservation, expected: Expectation = EXPECTED) -> S:
+    return merge_all(observations, expected).status
+
+
+def test_nothing_observed_is_pending() -> None:
+    assert status_of() is S.PENDING
+
+
+def test_newer_open_status_wins_whatever_the_order() -> None:
+    a, b = obs(S.REQUIRES_ACTION, 1), obs(S.PROCESSING, 2)
+    assert status_of(a, b) is S.PROCESSING
+    assert status_of(b, a) is S.PROCESSING
+
+
+def test_failed_attempt_then_retry_shows_the_retry() -> None:
+    assert status_of(obs(S.PROCESSING, 5), obs(S.FAILED, 3)) is S.PROCESSING
+
+
+def test_success_is_never_replaced_by_pending_or_failed() -> None:
+    assert status_of(obs(S.SUCCEEDED, 1), obs(S.FAILED, 9), obs(S.PENDING, 10)) is S.SUCCEEDED
+
+
+def test_unverified_hint_never_marks_money_moved() -> None:
+    assert status_of(obs(S.SUCCEEDED, 1, verified=False)) is S.PENDING
+
+
+def test_undetermined_status_never_overwrites_a_known_one() -> None:
+    assert status_of(obs(S.PROCESSING, 1), obs(None, 5)) is S.PROCESSING
+
+
+def test_amount_mismatch_is_flagged_not_accepted() -> None:
+    state = merge_all([obs(S.SUCCEEDED, 1, amount=4000)], EXPECTED)
+    assert state.status is S.PENDING
+    assert AMOUNT_MISMATCH in state.flags
+
+
+def test_currency_mismatch_is_flagged_not_accepted() -> None:
+    state = merge_all([obs(S.SUCCEEDED, 1, currency="EUR")], EXPECTED)
+    assert state.status is S.PENDING
+    assert state.flags == {CURRENCY_MISMATCH}
+
+
+def test_nothing_registered_accepts_any_amount() -> None:
+    state = merge_all([obs(S.SUCCEEDED, 1, amount=1)], Expectation())
+    assert state.status is S.SUCCEEDED and state.success.amount_minor == 1
+
+
+def test_refunds_move_forward_from_success_even_when_seen_first() -> None:
+    partial = obs(S.PARTIALLY_REFUNDED, 10, refunded=1000)
+    full = obs(S.REFUNDED, 20, refunded=5000)
+    assert status_of(partial) is S.PARTIALLY_REFUNDED
+    assert status_of(full, partial, obs(S.SUCCEEDED, 1)) is S.REFUNDED
+    assert merge_all([partial, full], EXPECTED).refunded_minor == 5000
+
+
+def test_dispute_open_then_won_is_succeeded_and_lost_is_disputed() -> None:
+    opened = obs(S.DISPUTED, 5, dispute=DisputeFact(dispute_id="dp_1", state="open"))
+    won = obs(S.SUCCEEDED, 9, dispute=DisputeFact(dispute_id="dp_1", state="won"))
+    lost = obs(S.DISPUTED, 9, dispute=DisputeFact(dispute_id="dp_1", state="lost"))
+    assert status_of(obs(S.SUCCEEDED, 1), opened) is S.DISPUTED
+    assert status_of(won, opened) is S.SUCCEEDED
+    assert status_of(opened, lost) is S.DISPUTED
+
+
+def test_paid_at_is_the_earliest_success() -> None:
+    state = merge_all([obs(S.SUCCEEDED, 7, oid="late"), obs(S.SUCCEEDED, 2, oid="early")], EXPECTED)
+    assert state.paid_at == T0 + timedelta(minutes=2)
+
+
+def test_state_survives_its_json_form() -> None:
+    state = merge_all(
+        [obs(S.PROCESSING, 1), obs(S.SUCCEEDED, 2), obs(S.PARTIALLY_REFUNDED, 3, refunded=10),
+         obs(S.DISPUTED, 4, dispute=DisputeFact(dispute_id="dp", state="open")), obs(S.SUCCEEDED, 5, amount=1)],
+        EXPECTED,
+    )
+    assert PaymentState.from_json(state.to_json()) == state
+
+
+# -- properties -------------------------------------------------------------------------------
+
+observations = st.builds(
+    obs,
+    status=st.none() | st.sampled_from(list(S)),
+    minute=st.integers(0, 30),
+    verified=st.booleans(),
+    amount=st.sampled_from([5000, 5000, 4000, None]),
+    currency=st.sampled_from(["USD", "USD", "EUR"]),
+    refunded=st.none() | st.integers(0, 5000),
+    dispute=st.none() | st.builds(DisputeFact, dispute_id=st.sampled_from(["dp_1", "dp_2"]),
+                                  state=st.sampled_from(["open", "won", "lost"])),
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(observations, max_size=12), st.data())
+def test_any_order_and_any_duplication_gives_the_same_state(items, data) -> None:
+    reference = merge_all(items, EXPECTED)
+    shuffled = data.draw(st.permutations(items))
+    duplicated = shuffled + data.draw(st.lists(st.sampled_from(items), max_size=8)) if items else shuffled
+    again = data.draw(st.permutations(duplicated))
+    assert merge_all(again, EXPECTED) == reference
+    assert merge_all(again, EXPECTED).status is reference.status
+
+
+@settings(max_examples=300)
+@given(st.lists(observations, max_size=8), st.lists(observations, max_size=8))
+def test_join_of_partial_states_equals_folding_everything(left, right) -> None:
+    """Two replicas that each saw part of the stream agree with one that saw all of it."""
+    joined = merge_all(left, EXPECTED).join(merge_all(right, EXPECTED))
+    assert joined == merge_all(left + right, EXPECTED)
+
+
+@settings(max_examples=300)
+@given(st.lists(observations, min_size=1, max_size=10))
+def test_money_once_moved_is_never_unseen(items) -> None:
+    state = PaymentState()
+    moved = False
+    for o in items:
+        state = apply(state, o, EXPECTED)
+        moved = moved or state.status.money_moved
+        assert not moved or state.status.money_moved

@@ -1,0 +1,73 @@
+"""The `/v1` API that front ends call (HTTP contract in DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from paysync_api_gateway import service
+from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
+from paysync_core.contracts.common import Provider
+from paysync_core.domain.status import UnifiedStatus
+
+router = APIRouter(prefix="/v1")
+Tenant = Annotated[str, Depends(current_tenant)]
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@router.post("/payments", status_code=201, response_model=Payment)
+async def register_payment(body: RegisterPayment, tenant: Tenant, request: Request) -> JSONResponse:
+    """Register a payment to track; 201 when new, 200 when it was registered already."""
+    payment, created = await service.register_payment(request.app.state.engine, tenant, body)
+    return JSONResponse(payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE)
+
+
+@router.get("/payments/{payment_id}", response_model=Payment)
+async def get_payment(
+    payment_id: str, tenant: Tenant, request: Request, if_none_match: Annotated[str | None, Header()] = None
+) -> Response:
+    """A payment's current status; `If-None-Match` with its ETag gives 304 while unchanged."""
+    payment = await service.get_payment(request.app.state.engine, tenant, payment_id)
+    etag = service.etag_of(payment)
+    headers = {**NO_STORE, "ETag": etag}
+    if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(payment.model_dump(mode="json"), headers=headers)
+
+
+@router.get("/payments", response_model=PaymentPage)
+async def list_payments(
+    tenant: Tenant,
+    request: Request,
+    status: UnifiedStatus | None = None,
+    provider: Provider | None = None,
+    domain: str | None = None,
+    entity_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+) -> JSONResponse:
+    """The tenant's payments, newest first, filtered; page with `cursor`."""
+    filters = {k: v.value if hasattr(v, "value") else v for k, v in
+               {"status": status, "provider": provider, "domain": domain, "entity_id": entity_id}.items() if v}
+    page = await service.list_payments(
+        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size
+    )
+    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+
+
+@router.get("/domains/{domain}/{entity_id}/payments", response_model=PaymentPage)
+async def entity_payments(domain: str, entity_id: str, tenant: Tenant, request: Request) -> JSONResponse:
+    """Every payment of one domain entity (e.g. a workshop job), newest first."""
+    page = await service.list_payments(
+        request.app.state.engine, tenant, {"domain": domain, "entity_id": entity_id}, None, 500
+    )
+    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+
+
+@router.get("/stats")
+async def stats(tenant: Tenant, request: Request) -> JSONResponse:
+    """Totals by status and amounts by currency."""
+    return JSONResponse(await service.stats(request.app.state.engine, tenant), headers=NO_STORE)

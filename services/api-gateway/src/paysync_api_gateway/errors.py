@@ -1,0 +1,31 @@
+"""The one place api-gateway's errors become HTTP answers."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from paysync_api_gateway.auth import Unauthenticated
+from paysync_api_gateway.service import BadCursor, Conflict, NotFound
+from paysync_core.errors import PaysyncError
+
+_STATUS = {Unauthenticated: 401, NotFound: 404, Conflict: 409, BadCursor: 400}
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map errors to status codes with a `{"error", "message"}` body."""
+
+    @app.exception_handler(PaysyncError)
+    async def paysync_error(_: Request, exc: PaysyncError) -> JSONResponse:
+        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]), "problem": e["msg"]} for e in exc.errors()]
+        return JSONResponse(
+            {"error": "invalid_request", "message": "the request is not valid", "problems": problems},
+            status_code=422,
+        )

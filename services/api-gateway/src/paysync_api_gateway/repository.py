@@ -1,0 +1,94 @@
+"""All SQL of the api-gateway."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import and_, func, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paysync_core.db import REGISTERED_CHANNEL
+from paysync_core.db.schema import payment_refs, payments
+
+_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
+
+
+def payment_id_for(tenant: str, provider: str, provider_ref: str) -> uuid.UUID:
+    """Payment ids are derived from (tenant, provider, reference), so registration is idempotent."""
+    return uuid.uuid5(_NAMESPACE, f"{tenant}:{provider}:{provider_ref}")
+
+
+async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> bool:
+    """Insert a payment; False if (tenant, provider, reference) is registered already."""
+    result = await conn.execute(
+        insert(payments).values(**values).on_conflict_do_nothing().returning(payments.c.id)
+    )
+    return result.first() is not None
+
+
+async def bind_refs(conn: AsyncConnection, tenant: str, provider: str, refs: list[str], payment_id: uuid.UUID) -> dict[str, Any]:
+    """Bind references to the payment; returns those already bound to another payment."""
+    if refs:
+        await conn.execute(
+            insert(payment_refs)
+            .values([{"tenant_id": tenant, "provider": provider, "ref": r, "payment_id": payment_id} for r in refs])
+            .on_conflict_do_nothing()
+        )
+    rows = await conn.execute(
+        select(payment_refs.c.ref, payment_refs.c.payment_id).where(
+            payment_refs.c.tenant_id == tenant, payment_refs.c.provider == provider, payment_refs.c.ref.in_(refs)
+        )
+    )
+    return {r.ref: r.payment_id for r in rows if r.payment_id != payment_id}
+
+
+async def announce_registration(conn: AsyncConnection) -> None:
+    """Wake the projector's matcher for parked observations when this transaction commits."""
+    await conn.execute(text(f"NOTIFY {REGISTERED_CHANNEL}"))
+
+
+def _with_aliases():
+    aliases = (
+        select(func.coalesce(func.array_agg(payment_refs.c.ref), text("'{}'::varchar[]")))
+        .where(and_(payment_refs.c.payment_id == payments.c.id, payment_refs.c.ref != payments.c.provider_ref))
+        .scalar_subquery()
+        .label("aliases")
+    )
+    return select(payments, aliases)
+
+
+async def get_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> Any | None:
+    """One of the tenant's payments, or None."""
+    row = await conn.execute(_with_aliases().where(payments.c.tenant_id == tenant, payments.c.id == payment_id))
+    return row.first()
+
+
+async def list_payments(
+    conn: AsyncConnection, tenant: str, *, filters: dict[str, str], after: tuple[Any, uuid.UUID] | None, limit: int
+) -> list[Any]:
+    """The tenant's payments, newest first, matching the filters, after the cursor."""
+    query = _with_aliases().where(payments.c.tenant_id == tenant)
+    for column, value in filters.items():
+        query = query.where(payments.c[column] == value)
+    if after is not None:
+        query = query.where((payments.c.created_at, payments.c.id) < after)
+    rows = await conn.execute(query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit))
+    return list(rows)
+
+
+async def stats(conn: AsyncConnection, tenant: str) -> list[Any]:
+    """Counts and amounts by status and currency."""
+    rows = await conn.execute(
+        select(
+            payments.c.status,
+            payments.c.currency,
+            func.count().label("count"),
+            func.coalesce(func.sum(payments.c.amount_minor), 0).label("amount_minor"),
+            func.coalesce(func.sum(payments.c.amount_received_minor), 0).label("received_minor"),
+        )
+        .where(payments.c.tenant_id == tenant)
+        .group_by(payments.c.status, payments.c.currency)
+    )
+    return list(rows)

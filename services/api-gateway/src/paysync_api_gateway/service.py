@@ -1,0 +1,128 @@
+"""api-gateway's use cases."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paysync_api_gateway import repository as repo
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
+from paysync_core.errors import PaysyncError
+
+
+class Conflict(PaysyncError):
+    """The request contradicts what is registered already."""
+
+    code = "conflict"
+
+
+class NotFound(PaysyncError):
+    """No such resource for this tenant."""
+
+    code = "not_found"
+
+
+class BadCursor(PaysyncError):
+    """A cursor this API did not hand out."""
+
+    code = "bad_cursor"
+
+
+_SAME_FIELDS = ("domain", "entity_id", "amount_minor", "currency")
+
+
+async def register_payment(engine: AsyncEngine, tenant: str, body: RegisterPayment) -> tuple[Payment, bool]:
+    """Register a payment to track; idempotent on (tenant, provider, provider_ref).
+
+    Returns the payment and whether it was new. Re-registering with other details is a Conflict.
+    """
+    provider = body.provider.value
+    payment_id = repo.payment_id_for(tenant, provider, body.provider_ref)
+    async with engine.begin() as conn:
+        created = await repo.insert_payment(conn, {
+            "id": payment_id, "tenant_id": tenant, "provider": provider, "provider_ref": body.provider_ref,
+            "domain": body.domain, "entity_id": body.entity_id, "amount_minor": body.amount_minor,
+            "currency": body.currency, "metadata": body.metadata,
+        })
+        if not created:
+            existing = await repo.get_payment(conn, tenant, payment_id)
+            differing = [f for f in _SAME_FIELDS if getattr(existing, f) != getattr(body, f)]
+            if differing:
+                raise Conflict(f"{body.provider_ref} is registered already with other {', '.join(differing)}")
+        taken = await repo.bind_refs(conn, tenant, provider, [body.provider_ref, *body.aliases], payment_id)
+        if taken:
+            raise Conflict(f"references already belong to another payment: {sorted(taken)}")
+        await repo.announce_registration(conn)
+        row = await repo.get_payment(conn, tenant, payment_id)
+    return to_payment(row), created
+
+
+async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
+    """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
+    try:
+        key = uuid.UUID(payment_id)
+    except ValueError:
+        raise NotFound(f"no payment {payment_id!r}") from None
+    async with engine.connect() as conn:
+        row = await repo.get_payment(conn, tenant, key)
+    if row is None:
+        raise NotFound(f"no payment {payment_id!r}")
+    return to_payment(row)
+
+
+async def list_payments(
+    engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
+) -> PaymentPage:
+    """A page of the tenant's payments, newest first."""
+    after = _decode_cursor(cursor) if cursor else None
+    async with engine.connect() as conn:
+        rows = await repo.list_payments(conn, tenant, filters=filters, after=after, limit=limit + 1)
+    items = [to_payment(r) for r in rows[:limit]]
+    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return PaymentPage(items=items, next_cursor=next_cursor)
+
+
+async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
+    """Totals by status, and amounts by currency."""
+    async with engine.connect() as conn:
+        rows = await repo.stats(conn, tenant)
+    by_status: dict[str, int] = {}
+    by_currency: dict[str, dict[str, int]] = {}
+    for r in rows:
+        by_status[r.status] = by_status.get(r.status, 0) + r.count
+        cur = by_currency.setdefault(r.currency or "unknown", {"registered_minor": 0, "received_minor": 0})
+        cur["registered_minor"] += int(r.amount_minor)
+        cur["received_minor"] += int(r.received_minor)
+    return {"total": sum(by_status.values()), "by_status": by_status, "by_currency": by_currency}
+
+
+def to_payment(row: Any) -> Payment:
+    """The API's view of a payments row."""
+    return Payment(
+        id=str(row.id), provider=row.provider, provider_ref=row.provider_ref, aliases=sorted(row.aliases or []),
+        domain=row.domain, entity_id=row.entity_id, amount_minor=row.amount_minor, currency=row.currency,
+        status=row.status, amount_received_minor=row.amount_received_minor,
+        amount_refunded_minor=row.amount_refunded_minor, paid_at=row.paid_at, flags=list(row.flags),
+        sequence=row.sequence, metadata=row.metadata, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def etag_of(payment: Payment) -> str:
+    """Changes whenever anything shown about the payment changes."""
+    return f'"{payment.id}.{payment.sequence}.{int(payment.updated_at.timestamp() * 1_000_000)}"'
+
+
+def _encode_cursor(row: Any) -> str:
+    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadCursor("cursor is not one this API handed out") from exc

@@ -1,0 +1,62 @@
+"""Composition root of the notifier."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Header, Request
+from sse_starlette.sse import EventSourceResponse
+
+from paysync_core.kafka import durable_broker
+from paysync_core.logging import configure_logging
+from paysync_core.web import ops_router
+from paysync_notifier.handlers import register_handlers
+from paysync_notifier.service import LiveStream
+from paysync_notifier.settings import NotifierSettings
+
+
+def create_app(settings: NotifierSettings | None = None) -> FastAPI:
+    """The notifier: consumes status changes and serves them as server-sent events."""
+    settings = settings or NotifierSettings()
+    common = settings.common
+    configure_logging("notifier", common.log_level, common.log_json)
+    broker = durable_broker(common.kafka_bootstrap, client_id="paysync-notifier")
+    stream = LiveStream(settings.replay_buffer)
+    register_handlers(broker, stream, settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+
+    app = FastAPI(title="paysync notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/internal/stream/{tenant}")
+    async def live(tenant: str, request: Request, last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
+        """Status changes of one tenant as server-sent events (internal: api-gateway fronts it)."""
+        queue = stream.subscribe()
+
+        async def events() -> AsyncIterator[dict]:
+            try:
+                if last_event_id and last_event_id.isdigit():
+                    for event in stream.since(int(last_event_id), tenant):
+                        yield {"id": event.id, "event": "payment.status", "data": event.data}
+                while not await request.is_disconnected():
+                    try:
+                        event = await asyncio.wait_for(queue.get(), 15)
+                    except asyncio.TimeoutError:
+                        continue
+                    if event.tenant == tenant:
+                        yield {"id": event.id, "event": "payment.status", "data": event.data}
+            finally:
+                stream.unsubscribe(queue)
+
+        return EventSourceResponse(events(), ping=15)
+
+    app.include_router(ops_router({"broker": lambda: broker.ping(timeout=2.0)}))
+    return app

@@ -1,0 +1,94 @@
+"""webhook-ingest's use cases: accept a webhook durably; normalize a raw record into observations."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import orjson
+
+from paysync_core.contracts import Evidence, ObservationSource, Provider, RawWebhook, Verdict, payment_key
+from paysync_core.credentials import GatewayCredentials
+from paysync_core.errors import MalformedPayload, NotDurable, ProviderNotConfigured
+from paysync_core.providers import adapter_for
+from paysync_core.providers.base import Parsed, ParseContext, WebhookRequest
+
+#: Request headers worth keeping with the raw record (for audit and re-verification on replay).
+KEPT_HEADERS = ("content-type", "user-agent", "stripe-signature", "x-paystack-signature", "x-forwarded-for")
+
+#: Publishes (key, value) to the raw topic and returns once the broker acknowledged it.
+RawPublisher = Callable[[bytes, bytes], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A webhook the broker holds durably."""
+
+    ingest_id: str
+    verdict: Verdict
+
+
+async def accept_webhook(
+    request: WebhookRequest,
+    provider: Provider,
+    credentials: GatewayCredentials,
+    publish: RawPublisher,
+    *,
+    timeout: float,
+) -> Accepted:
+    """Check the webhook and hand it to the broker; returns only once it is durable.
+
+    Raises MalformedPayload, ProviderNotConfigured, AuthenticityError, or NotDurable.
+    """
+    provider_credentials = getattr(credentials, provider.value)
+    if provider_credentials is None:
+        raise ProviderNotConfigured(request.tenant, provider.value)
+    _require_json(request.body)
+    adapter = adapter_for(provider)
+    verdict = adapter.authenticate(request, provider_credentials)
+    raw = RawWebhook(
+        ingest_id=str(uuid.uuid4()),
+        tenant=request.tenant,
+        provider=provider,
+        received_at=request.received_at,
+        remote_addr=request.remote_addr,
+        headers={k: v for k, v in request.headers.items() if k in KEPT_HEADERS},
+        body=request.body,
+        verdict=verdict,
+    )
+    ref = adapter.reference_hint(request.body)
+    key = payment_key(request.tenant, provider, ref) if ref else f"{request.tenant}:{provider.value}"
+    try:
+        await asyncio.wait_for(publish(key.encode(), raw.to_bytes()), timeout)
+    except (asyncio.TimeoutError, OSError, ConnectionError) as exc:
+        raise NotDurable(f"broker did not acknowledge within {timeout}s") from exc
+    return Accepted(raw.ingest_id, verdict)
+
+
+def normalize(raw: RawWebhook, *, partition: int | None, offset: int | None) -> Parsed:
+    """The observations a raw webhook record stands for (MalformedPayload if it has none)."""
+    ctx = ParseContext(
+        tenant=raw.tenant,
+        source=ObservationSource.WEBHOOK,
+        verified=raw.verdict is Verdict.VERIFIED,
+        observed_at=raw.received_at,
+        evidence=Evidence(ingest_id=raw.ingest_id, raw_partition=partition, raw_offset=offset),
+    )
+    return adapter_for(raw.provider).parse(raw.body, ctx)
+
+
+def _require_json(body: bytes) -> None:
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedPayload("body is not JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedPayload("body is not a JSON object")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware UTC."""
+    return datetime.now(timezone.utc)

@@ -1,0 +1,25 @@
+"""webhook-ingest's settings; env prefix `PAYSYNC_WEBHOOK_INGEST_` (shared ones: `PAYSYNC_`)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from paysync_core.settings import CommonSettings
+
+
+class WebhookIngestSettings(BaseSettings):
+    """How webhook-ingest listens, how long it waits for the broker, and its limits."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYSYNC_WEBHOOK_INGEST_", extra="ignore")
+
+    common: CommonSettings = Field(default_factory=CommonSettings)
+    host: str = "127.0.0.1"
+    port: int = 8001
+    max_body_bytes: int = Field(default=256 * 1024, description="Larger bodies get 413")
+    produce_timeout_seconds: float = Field(default=5.0, description="Past it: 503 + Retry-After")
+    retry_after_seconds: int = 5
+    credentials_cache_seconds: float = Field(default=30.0, description="How long tenant credentials are cached")
+    run_normalizer: bool = Field(default=True, description="Also run the raw → observation consumer")
+    normalizer_group: str = "paysync-normalizer"
+    normalizer_max_attempts: int = 3

@@ -1,0 +1,1 @@
+"""Local Apache Kafka and PostgreSQL for paysync development and tests, without Docker."""

@@ -1,0 +1,29 @@
+"""The session database is a real PostgreSQL, and fresh databases are empty and isolated."""
+
+import asyncpg
+
+from paysync_dev import postgres
+
+
+async def test_select_version(database_url: str) -> None:
+    connection = await asyncpg.connect(postgres.asyncpg_dsn(database_url))
+    try:
+        version = await connection.fetchval("select version()")
+    finally:
+        await connection.close()
+    assert version.startswith("PostgreSQL ")
+
+
+async def test_fresh_database_is_empty_and_separate(fresh_database: str, database_url: str) -> None:
+    assert fresh_database != database_url
+    connection = await asyncpg.connect(postgres.asyncpg_dsn(fresh_database))
+    try:
+        tables = await connection.fetchval(
+            "select count(*) from information_schema.tables where table_schema = 'public'"
+        )
+        await connection.execute("create table marker (id int primary key)")
+        name = await connection.fetchval("select current_database()")
+    finally:
+        await connection.close()
+    assert tables == 0
+    assert name == fresh_database.rsplit("/", 1)[1]
