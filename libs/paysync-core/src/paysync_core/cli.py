@@ -9,7 +9,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from paysync_core.credentials import GatewayCredentials, MpesaCredentials, PaystackCredentials, StripeCredentials
+from paysync_core.credentials import (
+    GatewayCredentials,
+    MpesaCredentials,
+    PaystackCredentials,
+    StripeCredentials,
+)
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import engine as db_engine
 from paysync_core.db import tenants as tenant_repo

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
@@ -59,7 +59,7 @@ async def with_retries(
                 error=str(exc)[:2000],
                 attempts=attempt,
                 service=service,
-                failed_at=datetime.now(timezone.utc),
+                failed_at=datetime.now(UTC),
             )
             await send_dead_letter(record.key, letter.to_bytes())
             log.warning(

@@ -1,31 +1,98 @@
-"""The operational HTTP surface every service shares: liveness, readiness, metrics."""
+"""The HTTP shell every service shares: lifespan wiring, liveness, readiness, metrics, serving."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import APIRouter, Response
+import structlog
+import uvicorn
+from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+log = structlog.get_logger()
 
 #: A named dependency check; it raises or returns False when the dependency is not usable.
 ReadinessCheck = Callable[[], Awaitable[bool | None]]
+#: A loop the service runs for as long as it lives (the outbox relay, say).
+BackgroundLoop = Callable[[], Coroutine[Any, Any, None]]
 
 
-def ops_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) -> APIRouter:
-    """`/healthz` (the process answers), `/readyz` (each dependency answers), `/metrics`."""
+def service_app(
+    title: str,
+    *,
+    broker: KafkaBroker | None = None,
+    engine: AsyncEngine | None = None,
+    background: Sequence[BackgroundLoop] = (),
+    before_start: Callable[[], Awaitable[None]] | None = None,
+    public_docs: bool = False,
+) -> FastAPI:
+    """A service's app: broker and loops start in the lifespan and stop after requests drain."""
+    crashed: list[str] = []
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if before_start is not None:
+            await before_start()
+        if broker is not None:
+            await broker.start()
+        tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in background]
+        for task in tasks:
+            task.add_done_callback(lambda t: _on_loop_end(t, crashed))
+        try:
+            yield
+        finally:
+            if broker is not None:
+                await broker.stop()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if engine is not None:
+                await engine.dispose()
+
+    docs = {} if public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
+    app = FastAPI(title=title, lifespan=lifespan, **docs)
+    checks: dict[str, ReadinessCheck] = {}
+    if broker is not None:
+        checks["broker"] = lambda: broker.ping(timeout=2.0)
+    if engine is not None:
+        checks["database"] = lambda: _database_answers(engine)
+    app.include_router(ops_router(checks, crashed=crashed))
+    return app
+
+
+def serve(app: FastAPI, host: str, port: int, *, graceful_seconds: int = 20) -> None:
+    """Serve until SIGTERM; in-flight requests finish before the lifespan shuts down."""
+    uvicorn.run(
+        app, host=host, port=port, log_config=None, access_log=False,
+        timeout_graceful_shutdown=graceful_seconds,
+    )
+
+
+def ops_router(
+    checks: Mapping[str, ReadinessCheck], *, crashed: list[str] | None = None, timeout: float = 2.0
+) -> APIRouter:
+    """`/healthz` (the process and its loops are alive), `/readyz` (dependencies answer), `/metrics`."""
     router = APIRouter(include_in_schema=False)
+    crashed = crashed if crashed is not None else []
 
     @router.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        if crashed:
+            return JSONResponse({"status": "failed", "crashed": crashed}, 500)
+        return JSONResponse({"status": "ok"})
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
         results = await asyncio.gather(*(_probe(check, timeout) for check in checks.values()))
         body = dict(zip(checks, results, strict=True))
-        ok = all(r == "ok" for r in results)
+        ok = all(r == "ok" for r in results) and not crashed
         return JSONResponse({"status": "ready" if ok else "not_ready", "checks": body}, 200 if ok else 503)
 
     @router.get("/metrics")
@@ -33,6 +100,20 @@ def ops_router(checks: Mapping[str, ReadinessCheck], *, timeout: float = 2.0) ->
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+async def _database_answers(engine: AsyncEngine) -> bool:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+    return True
+
+
+def _on_loop_end(task: asyncio.Task[None], crashed: list[str]) -> None:
+    if task.cancelled():
+        return
+    exc = task.exception()
+    crashed.append(task.get_name())
+    log.error("background.crashed", loop=task.get_name(), error=repr(exc))
 
 
 async def _probe(check: ReadinessCheck, timeout: float) -> str:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from paysync_api_gateway.app import create_app
 from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_core.web import serve
 
 
 def main() -> None:
     """Serve the /v1 API until SIGTERM."""
     settings = ApiGatewaySettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    serve(create_app(settings), settings.host, settings.port)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uvicorn
-
+from paysync_core.web import serve
 from paysync_notifier.app import create_app
 from paysync_notifier.settings import NotifierSettings
 
@@ -11,7 +10,7 @@ from paysync_notifier.settings import NotifierSettings
 def main() -> None:
     """Consume status changes and alerts until SIGTERM."""
     settings = NotifierSettings()
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_config=None, access_log=False)
+    serve(create_app(settings), settings.host, settings.port)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Header, Request
 from sse_starlette.sse import EventSourceResponse
 
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
-from paysync_core.web import ops_router
+from paysync_core.web import service_app
 from paysync_notifier.handlers import register_handlers
 from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
@@ -26,15 +25,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     stream = LiveStream(settings.replay_buffer)
     register_handlers(broker, stream, settings)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
-        try:
-            yield
-        finally:
-            await broker.stop()
-
-    app = FastAPI(title="paysync notifier", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = service_app("paysync notifier", broker=broker)
 
     @app.get("/internal/stream/{tenant}")
     async def live(tenant: str, request: Request, last_event_id: str | None = Header(default=None)) -> EventSourceResponse:
@@ -49,7 +40,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
                 while not await request.is_disconnected():
                     try:
                         event = await asyncio.wait_for(queue.get(), 15)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         continue
                     if event.tenant == tenant:
                         yield {"id": event.id, "event": "payment.status", "data": event.data}
@@ -58,5 +49,4 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
 
         return EventSourceResponse(events(), ping=15)
 
-    app.include_router(ops_router({"broker": lambda: broker.ping(timeout=2.0)}))
     return app

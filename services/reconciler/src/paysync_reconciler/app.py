@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
 
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
-from paysync_core.web import ops_router
+from paysync_core.web import service_app
 from paysync_reconciler.handlers import register_handlers
 from paysync_reconciler.settings import ReconcilerSettings
 
@@ -22,14 +19,4 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-reconciler")
     register_handlers(broker, settings)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
-        try:
-            yield
-        finally:
-            await broker.stop()
-
-    app = FastAPI(title="paysync reconciler", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.include_router(ops_router({"broker": lambda: broker.ping(timeout=2.0)}))
-    return app
+    return service_app("paysync reconciler", broker=broker)

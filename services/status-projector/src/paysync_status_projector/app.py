@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
-from sqlalchemy import text
 
+from paysync_core.db import OUTBOX_CHANNEL, REGISTERED_CHANNEL
 from paysync_core.db.engine import make_engine
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
-from paysync_core.web import ops_router
-from paysync_core.db import OUTBOX_CHANNEL, REGISTERED_CHANNEL
+from paysync_core.web import service_app
 from paysync_status_projector.domains import check_tables, load_domains
 from paysync_status_projector.handlers import register_projector
 from paysync_status_projector.relay import Wakeup, listen, relay_loop, unpark_loop
@@ -34,33 +29,21 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
     async def publish(topic: str, key: bytes, value: bytes) -> object:
         return await broker.publish(value, topic, key=key)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await check_tables(engine, domains)
-        await broker.start()
-        dsn = common.database_url.replace("+asyncpg", "")
-        tasks = [
-            asyncio.create_task(listen(dsn, {OUTBOX_CHANNEL: outbox_wakeup,
-                                             REGISTERED_CHANNEL: registered_wakeup})),
-            asyncio.create_task(relay_loop(engine, publish, outbox_wakeup, settings.relay_batch,
-                                           settings.relay_poll_seconds)),
-            asyncio.create_task(unpark_loop(engine, domains, registered_wakeup, settings.unpark_poll_seconds,
-                                            outbox_wakeup.set)),
-        ]
-        try:
-            yield
-        finally:
-            await broker.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await engine.dispose()
+    dsn = common.database_url.replace("+asyncpg", "")
 
-    async def database_ready() -> bool:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
+    async def listen_for_wakeups() -> None:
+        await listen(dsn, {OUTBOX_CHANNEL: outbox_wakeup, REGISTERED_CHANNEL: registered_wakeup})
 
-    app = FastAPI(title="paysync status-projector", lifespan=lifespan, docs_url=None, redoc_url=None)
-    app.include_router(ops_router({"broker": lambda: broker.ping(timeout=2.0), "database": database_ready}))
-    return app
+    async def relay_status_changes() -> None:
+        await relay_loop(engine, publish, outbox_wakeup, settings.relay_batch, settings.relay_poll_seconds)
+
+    async def match_parked_observations() -> None:
+        await unpark_loop(engine, domains, registered_wakeup, settings.unpark_poll_seconds, outbox_wakeup.set)
+
+    return service_app(
+        "paysync status-projector",
+        broker=broker,
+        engine=engine,
+        before_start=lambda: check_tables(engine, domains),
+        background=(listen_for_wakeups, relay_status_changes, match_parked_observations),
+    )

@@ -14,7 +14,6 @@ from paysync_core.db import OUTBOX_CHANNEL
 from paysync_core.db.schema import observations, outbox, parked_observations, payment_refs, payments
 
 
-
 async def resolve_refs(
     conn: AsyncConnection, keys: Iterable[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], Any]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import uvicorn
-
+from paysync_core.web import serve
 from paysync_webhook_ingest.app import create_app
 from paysync_webhook_ingest.settings import WebhookIngestSettings
 
@@ -11,14 +10,7 @@ from paysync_webhook_ingest.settings import WebhookIngestSettings
 def main() -> None:
     """Serve the webhook endpoints (and run the normalizer) until SIGTERM."""
     settings = WebhookIngestSettings()
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        timeout_graceful_shutdown=20,
-    )
+    serve(create_app(settings), settings.host, settings.port)
 
 
 if __name__ == "__main__":

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
 from fastapi import FastAPI
-from sqlalchemy import text
 
 from paysync_core import topics
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db.engine import make_engine
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
-from paysync_core.web import ops_router
+from paysync_core.web import service_app
 from paysync_webhook_ingest.credentials import CredentialsStore
 from paysync_webhook_ingest.endpoints import router
 from paysync_webhook_ingest.errors import install_error_handlers
@@ -34,21 +30,7 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     async def publish_raw(key: bytes, value: bytes) -> object:
         return await broker.publish(value, topics.WEBHOOKS_RAW.name, key=key)
 
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await broker.start()
-        try:
-            yield
-        finally:
-            await broker.stop()  # after uvicorn drained in-flight requests
-            await engine.dispose()
-
-    async def database_ready() -> bool:
-        async with engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return True
-
-    app = FastAPI(title="paysync webhook-ingest", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app = service_app("paysync webhook-ingest", broker=broker, engine=engine)
     app.state.settings = settings
     app.state.credentials = CredentialsStore(
         engine, CredentialsCipher(common.credentials_keys.get_secret_value()), settings.credentials_cache_seconds
@@ -56,5 +38,4 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     app.state.publish_raw = publish_raw
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(router)
-    app.include_router(ops_router({"broker": lambda: broker.ping(timeout=2.0), "database": database_ready}))
     return app

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_core.crypto import CredentialsCipher
 from paysync_core.credentials import GatewayCredentials
+from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.errors import UnknownTenant
 

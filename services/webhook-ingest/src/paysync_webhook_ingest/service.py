@@ -6,7 +6,7 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
@@ -14,7 +14,7 @@ from paysync_core.contracts import Evidence, ObservationSource, Provider, RawWeb
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.errors import MalformedPayload, NotDurable, ProviderNotConfigured
 from paysync_core.providers import adapter_for
-from paysync_core.providers.base import Parsed, ParseContext, WebhookRequest
+from paysync_core.providers.base import ParseContext, Parsed, WebhookRequest
 
 #: Request headers worth keeping with the raw record (for audit and re-verification on replay).
 KEPT_HEADERS = ("content-type", "user-agent", "stripe-signature", "x-paystack-signature", "x-forwarded-for")
@@ -63,7 +63,7 @@ async def accept_webhook(
     key = payment_key(request.tenant, provider, ref) if ref else f"{request.tenant}:{provider.value}"
     try:
         await asyncio.wait_for(publish(key.encode(), raw.to_bytes()), timeout)
-    except (asyncio.TimeoutError, OSError, ConnectionError) as exc:
+    except (TimeoutError, OSError, ConnectionError) as exc:
         raise NotDurable(f"broker did not acknowledge within {timeout}s") from exc
     return Accepted(raw.ingest_id, verdict)
 
@@ -91,4 +91,4 @@ def _require_json(body: bytes) -> None:
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -14,8 +14,8 @@ import typer
 from cryptography.fernet import Fernet
 from rich.console import Console
 
-from paysync_core.crypto import CredentialsCipher
 from paysync_core.credentials import GatewayCredentials, StripeCredentials
+from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.kafka import provision_topics

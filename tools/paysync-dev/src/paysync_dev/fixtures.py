@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -10,12 +9,13 @@ from dataclasses import dataclass
 import pytest
 from cryptography.fernet import Fernet
 
-from paysync_core.crypto import CredentialsCipher
 from paysync_core.credentials import GatewayCredentials, StripeCredentials
+from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.kafka import provision_topics
 from paysync_dev import postgres
+from paysync_dev._aio import run_sync
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +31,7 @@ def migrated_database(database_url: str) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def kafka_topics(kafka_bootstrap: str) -> str:
     """Every paysync topic exists on the test broker; returns the bootstrap address."""
-    asyncio.run(provision_topics(kafka_bootstrap))
+    run_sync(provision_topics(kafka_bootstrap))
     return kafka_bootstrap
 
 
@@ -76,7 +76,7 @@ def _create_tenant(url: str, keys: str) -> TestTenant:
         finally:
             await engine.dispose()
 
-    key = asyncio.run(run())
+    key = run_sync(run())
     return TestTenant(tenant.id, key, tenant.stripe_webhook_secret)
 
 

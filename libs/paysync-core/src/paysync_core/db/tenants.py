@@ -9,8 +9,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paysync_core.crypto import CredentialsCipher
 from paysync_core.credentials import GatewayCredentials
+from paysync_core.crypto import CredentialsCipher
 from paysync_core.db.schema import api_keys, tenants
 from paysync_core.errors import UnknownTenant
 

@@ -13,9 +13,10 @@ and the unified status is a pure function of that state. Rules (DESIGN.md):
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any
 
 from paysync_core.contracts.observation import PaymentObservation
 from paysync_core.domain.status import OPEN_OR_UNPAID, OPEN_RANK, UnifiedStatus

@@ -13,7 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
@@ -172,7 +172,7 @@ def unix_time(value: object, path: str) -> datetime:
         raise MalformedPayload(f"type:{path}" if value is not None else f"missing:{path}")
     if not 0 <= value <= _MAX_UNIX_SECONDS:
         raise MalformedPayload(f"value:{path}")
-    return datetime.fromtimestamp(value, tz=timezone.utc)
+    return datetime.fromtimestamp(value, tz=UTC)
 
 
 def iso_time(value: object) -> datetime | None:
@@ -184,9 +184,9 @@ def iso_time(value: object) -> datetime | None:
     except ValueError:
         return None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     try:
-        return parsed.astimezone(timezone.utc)
+        return parsed.astimezone(UTC)
     except OverflowError:  # e.g. 0001-01-01T00:00+01:00 has no UTC form
         return None
 

@@ -8,7 +8,7 @@ confirm the outcome before it counts.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 from paysync_core.contracts.common import Provider, Verdict
 from paysync_core.credentials import MpesaCredentials
@@ -149,7 +149,7 @@ def _stk_facts(callback: JsonObject) -> tuple[Facts, int, str | None, datetime |
     items = _metadata_items(callback)
     amount = items.get("Amount")
     receipt = items.get("MpesaReceiptNumber")
-    if receipt is not None and not (isinstance(receipt, str) and 0 < len(receipt) <= 64):
+    if receipt is not None and not (isinstance(receipt, str) and 0 < len(receipt) <= 64 and is_utf8(receipt)):
         raise MalformedPayload("type:Body.stkCallback.CallbackMetadata.MpesaReceiptNumber")
     facts = Facts(
         provider_ref=checkout_id,
@@ -206,7 +206,7 @@ def transaction_time(value: object) -> datetime | None:
     try:
         local = datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
                          int(text[10:12]), int(text[12:14]), tzinfo=EAST_AFRICA_TIME)
-        return local.astimezone(timezone.utc)
+        return local.astimezone(UTC)
     except (ValueError, OverflowError):
         # Seen in the wild (e.g. seconds of 89): the arrival time is then the best we have.
         return None

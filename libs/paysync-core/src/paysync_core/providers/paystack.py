@@ -81,8 +81,8 @@ REFUND_PROCESSED = StatusTable(
     notes=(
         "The event carries this refund's amount, not a running total, and usually not the "
         "transaction's amount. Without the transaction amount a refund is reported as partial with "
-        "`amount_refunded_minor` = this refund: a lower bound the merge can only raise. The "
-        "reconciler's transaction query settles full vs partial.",
+        "`amount_refunded_minor` = this refund: a lower bound the merge can only raise. A later "
+        "verified observation of the transaction (e.g. from a status query) settles full vs partial.",
         "provider_ref is `data.transaction_reference` (or `data.transaction.reference`).",
     ),
 )
@@ -158,12 +158,12 @@ class PaystackAdapter:
         if handler is None:
             return Parsed(event_type, (), unmapped=True)
         data = get_object(event, "data", "data")
-        facts, times = handler(data, event_type)
+        facts, (time_source, time_keys) = handler(data, event_type)
         observation = build_observation(
             provider=self.provider,
             # Paystack events have no id: the signed body itself identifies the delivery.
             observation_id=f"paystack:{hashlib.sha256(bytes(body)).hexdigest()}",
-            provider_time=first_time(times[0], times[1], ctx.observed_at),
+            provider_time=first_time(time_source, time_keys, ctx.observed_at),
             facts=facts, ctx=ctx, event_type=event_type, verified=ctx.verified,
         )
         return Parsed(event_type, (observation,))

@@ -24,6 +24,7 @@ from paysync_core.providers._common import (
     get_object,
     get_str,
     header,
+    is_utf8,
     load_object,
     unix_time,
 )
@@ -233,6 +234,7 @@ class StripeAdapter:
         obj = get_object(get_object(event, "data", "data"), "object", "data.object")
         facts = handler(obj, event_type)
         facts = replace(facts, evidence={**facts.evidence, "provider_event_id": event_id})
+        # Each mapped event is about one payment, so its id alone identifies the observation.
         observation = build_observation(
             provider=self.provider, observation_id=event_id, provider_time=created, facts=facts,
             ctx=ctx, event_type=event_type, verified=ctx.verified,
@@ -398,7 +400,7 @@ def _error_detail(error: JsonObject | None) -> str | None:
         return None
     for key in ("decline_code", "code"):
         value = error.get(key)
-        if isinstance(value, str) and 0 < len(value) <= 100:
+        if isinstance(value, str) and 0 < len(value) <= 100 and is_utf8(value):
             return value
     return None
 

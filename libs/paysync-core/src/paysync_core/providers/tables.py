@@ -78,7 +78,8 @@ def render_markdown(sections: Iterable[tuple[str, Iterable[StatusTable]]]) -> st
 
 def _render_table(table: StatusTable) -> list[str]:
     with_dispute = any(row.dispute for row in table.rows)
-    head = [table.key_label, "unified status", *(["dispute"] if with_dispute else []), "meaning at the gateway", "source"]
+    dispute = ["dispute"] if with_dispute else []
+    head = [table.key_label, "unified status", *dispute, "meaning at the gateway", "source"]
     lines = [f"### {table.title} (`{table.name}`)", "", _cells(head), _cells(["---"] * len(head))]
     for row in table.rows:
         cells = [f"`{row.key}`", row.status.value if row.status else "(none)"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -11,7 +11,7 @@ from paysync_core.contracts.observation import Evidence
 from paysync_core.providers.base import ParseContext
 from paysync_core.testing.builders.requests import parse_context
 
-OBSERVED_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=timezone.utc)
+OBSERVED_AT = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -70,7 +70,7 @@ def test_a_logged_allowlist_accepts_and_reports():
 
 
 def test_a_successful_callback_is_an_unverified_success_hint(ctx):
-    paid = datetime(2019, 5, 1, 18, 29, 16, tzinfo=timezone.utc)  # 21:29:16 in Nairobi
+    paid = datetime(2019, 5, 1, 18, 29, 16, tzinfo=UTC)  # 21:29:16 in Nairobi
     payload = mb.stk_callback(checkout_request_id="ws_CO_DMZ_464152318_01052019212834424", amount=150,
                               receipt="NE10MHGI7K", transaction_date=paid, phone=254708374149)
     assert payload["Body"]["stkCallback"]["CallbackMetadata"]["Item"][3]["Value"] == 20190501212916
@@ -157,7 +157,8 @@ def _broken(mutate) -> bytes:
     (_broken(lambda cb: cb.pop("MerchantRequestID")), "missing:Body.stkCallback.MerchantRequestID"),
     (_broken(lambda cb: cb.pop("ResultCode")), "missing:Body.stkCallback.ResultCode"),
     (_broken(lambda cb: cb.update(ResultCode=1.5)), "type:Body.stkCallback.ResultCode"),
-    (_broken(lambda cb: cb["CallbackMetadata"].update(Item={})), "type:Body.stkCallback.CallbackMetadata.Item"),
+    (_broken(lambda cb: cb["CallbackMetadata"].update(Item={})),
+     "type:Body.stkCallback.CallbackMetadata.Item"),
     (_broken(lambda cb: cb["CallbackMetadata"]["Item"][0].update(Value=1.005)),
      "value:Body.stkCallback.CallbackMetadata.Amount"),
     (_broken(lambda cb: cb["CallbackMetadata"]["Item"][0].update(Value=-3)),

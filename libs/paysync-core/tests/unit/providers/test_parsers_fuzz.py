@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import HealthCheck, given, note, settings
@@ -26,7 +26,7 @@ from paysync_core.testing.builders import stripe as sb
 from paysync_core.testing.builders import to_body
 from paysync_core.testing.builders.requests import parse_context
 
-CTX = parse_context(observed_at=datetime(2026, 3, 1, tzinfo=timezone.utc))
+CTX = parse_context(observed_at=datetime(2026, 3, 1, tzinfo=UTC))
 FUZZ = settings(
     max_examples=10_000,
     deadline=None,
@@ -38,7 +38,8 @@ META = {"paysync_domain": "bookings", "paysync_entity_id": "b-1"}
 # Fixed ids keep the seeds (nearly) identical from run to run, so a failing example replays.
 STRIPE_SEEDS: list[dict[str, Any]] = [
     sb.stripe_event("checkout.session.completed", sb.checkout_session(
-        id="cs_test_1", payment_intent="pi_1", invoice="in_1", metadata=META, created=T0), id="evt_1", created=T0),
+        id="cs_test_1", payment_intent="pi_1", invoice="in_1", metadata=META, created=T0),
+        id="evt_1", created=T0),
     sb.stripe_event("checkout.session.completed", sb.checkout_session(
         id="cs_test_2", payment_status="no_payment_required", payment_intent=None, created=T0), id="evt_2",
         created=T0),
@@ -62,10 +63,11 @@ STRIPE_SEEDS: list[dict[str, Any]] = [
         id="dp_10", status="lost", charge="ch_10", payment_intent=None, created=T0), id="evt_10", created=T0),
 ]
 STRIPE_TYPES = sorted({e["type"] for e in STRIPE_SEEDS} | {
-    "checkout.session.async_payment_succeeded", "payment_intent.processing", "invoice.voided", "customer.created",
+    "checkout.session.async_payment_succeeded", "payment_intent.processing", "invoice.voided",
+    "customer.created",
 })
 
-PAID = datetime(2026, 2, 1, tzinfo=timezone.utc)
+PAID = datetime(2026, 2, 1, tzinfo=UTC)
 PAYSTACK_SEEDS: list[dict[str, Any]] = [
     pb.paystack_charge_success(reference="ref_1", id=1, paid_at=PAID, metadata=META),
     pb.paystack_charge_success(reference="ref_2", id=2, paid_at=PAID, metadata=json.dumps(META)),
@@ -73,7 +75,8 @@ PAYSTACK_SEEDS: list[dict[str, Any]] = [
     pb.paystack_refund("refund.processed", transaction_reference="ref_4", amount=7,
                        transaction={"id": 4, "reference": "ref_4", "amount": 7}),
     pb.paystack_refund("refund.failed", transaction_reference="ref_5", refund_reference="TRF_5"),
-    pb.paystack_dispute("charge.dispute.create", reference="ref_6", id=6, created_at=PAID, transaction_metadata=META),
+    pb.paystack_dispute("charge.dispute.create", reference="ref_6", id=6, created_at=PAID,
+                        transaction_metadata=META),
     pb.paystack_dispute("charge.dispute.resolve", reference="ref_7", id=7, resolution="declined",
                         created_at=PAID, resolved_at=PAID),
 ]
@@ -258,6 +261,34 @@ def test_every_parser_answers_every_body_with_a_value_or_malformed(fuzz):
         parsed = _answers_with_value_or_malformed(gateway.adapter, body)
         if parsed is not None and gateway.adapter.provider is Provider.MPESA:
             assert all(not obs.verified for obs in parsed.observations)
+
+
+AWKWARD = (
+    None, True, -1, 1.5, 10**400, 2**64, float("nan"), "", "x" * 300, "\ud800", "2026-13-45T99:00:00Z",
+    [], {}, [{"id": "x"}],
+)
+
+
+def test_every_field_of_every_documented_payload_survives_every_awkward_value():
+    """Exhaustive where random sampling is thin: each field deleted, retyped, or made absurd."""
+    checked = 0
+    for gateway in GATEWAYS:
+        for seed in gateway.seeds:
+            for path in _paths(seed):
+                for replacement in ("delete", "stringify", *AWKWARD):
+                    doc = json.loads(json.dumps(seed))
+                    parent = doc
+                    for step in path[:-1]:
+                        parent = parent[step]
+                    if replacement == "delete":
+                        del parent[path[-1]]
+                    elif replacement == "stringify":
+                        parent[path[-1]] = json.dumps(parent[path[-1]])
+                    else:
+                        parent[path[-1]] = replacement
+                    _answers_with_value_or_malformed(gateway.adapter, json.dumps(doc).encode())
+                    checked += 1
+    assert checked > 5_000
 
 
 def test_the_seeds_themselves_parse():

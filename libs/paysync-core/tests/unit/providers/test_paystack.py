@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -22,7 +22,7 @@ from paysync_core.testing.builders.requests import webhook_request
 adapter = PaystackAdapter()
 SECRET = "sk_test_paystack_0123456789"
 PAYSTACK_IPS = ("52.31.139.75", "52.49.173.169", "52.214.14.220")
-PAID_AT = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=timezone.utc)
+PAID_AT = datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=UTC)
 
 
 def _creds(**overrides) -> PaystackCredentials:
@@ -190,7 +190,9 @@ def test_a_processed_refund_compares_with_the_transaction_amount_when_sent(ctx, 
     assert obs.evidence.transaction_id == "1004723697"
 
 
-@pytest.mark.parametrize("event", ["refund.pending", "refund.processing", "refund.failed", "refund.needs-attention"])
+@pytest.mark.parametrize(
+    "event", ["refund.pending", "refund.processing", "refund.failed", "refund.needs-attention"]
+)
 def test_unfinished_or_failed_refunds_are_kept_without_a_status(ctx, event):
     obs = _parse_one(pb.paystack_refund(event, transaction_reference="T1", amount=300), ctx)
     assert (obs.status, obs.amount_refunded_minor, obs.provider_ref) == (None, None, "T1")
@@ -199,9 +201,10 @@ def test_unfinished_or_failed_refunds_are_kept_without_a_status(ctx, event):
 
 @pytest.mark.parametrize("event", ["charge.dispute.create", "charge.dispute.remind"])
 def test_an_open_dispute_marks_the_transaction_disputed(ctx, event):
-    created = datetime(2026, 2, 10, 8, 0, tzinfo=timezone.utc)
+    created = datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
     payload = pb.paystack_dispute(event, reference="v3mjfgbnc19v97x", id=358950, created_at=created,
-                                  transaction_metadata={"paysync_domain": "invoices", "paysync_entity_id": "INV-9"})
+                                  transaction_metadata={"paysync_domain": "invoices",
+                                                        "paysync_entity_id": "INV-9"})
     obs = _parse_one(payload, ctx)
     assert obs.status is S.DISPUTED
     assert obs.dispute == DisputeFact(dispute_id="358950", state="open")
@@ -215,7 +218,7 @@ def test_an_open_dispute_marks_the_transaction_disputed(ctx, event):
     ("auto-accepted", S.DISPUTED, "lost"),
 ])
 def test_a_resolved_dispute(ctx, resolution, status, state):
-    resolved = datetime(2026, 2, 12, 9, 30, tzinfo=timezone.utc)
+    resolved = datetime(2026, 2, 12, 9, 30, tzinfo=UTC)
     payload = pb.paystack_dispute("charge.dispute.resolve", reference="5qm4pv2mxs9rltp", id=358949,
                                   resolution=resolution, resolved_at=resolved)
     obs = _parse_one(payload, ctx)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,7 +18,7 @@ from paysync_core.testing.builders import to_body
 
 adapter = StripeAdapter()
 CREATED = 1_767_225_600  # 2026-01-01T00:00:00Z
-CREATED_AT = datetime(2026, 1, 1, tzinfo=timezone.utc)
+CREATED_AT = datetime(2026, 1, 1, tzinfo=UTC)
 ENTITY_META = {"paysync_domain": "workshop_jobs", "paysync_entity_id": "job-77"}
 
 
@@ -97,8 +97,9 @@ def test_an_expanded_payment_intent_is_read_by_its_id(ctx):
     ],
 )
 def test_later_checkout_session_events(ctx, event_type, status):
-    session = sb.checkout_session(payment_status="unpaid", status="expired" if "expired" in event_type else "complete",
-                                  amount_total=1234, currency="gbp")
+    session_status = "expired" if "expired" in event_type else "complete"
+    session = sb.checkout_session(payment_status="unpaid", status=session_status, amount_total=1234,
+                                  currency="gbp")
     obs = _parse_one(_event(event_type, session), ctx)
     assert obs.status is status
     assert (obs.amount_minor, obs.currency, obs.provider_ref) == (1234, "GBP", session["id"])
@@ -133,9 +134,10 @@ def test_a_partially_captured_intent_reports_what_was_received(ctx):
 
 
 def test_a_failed_intent_keeps_the_decline_code(ctx):
-    intent = sb.payment_intent(status="requires_payment_method",
-                               last_payment_error={"code": "card_declined", "decline_code": "insufficient_funds"})
-    assert _parse_one(_event("payment_intent.payment_failed", intent), ctx).evidence.detail == "insufficient_funds"
+    error = {"code": "card_declined", "decline_code": "insufficient_funds"}
+    intent = sb.payment_intent(status="requires_payment_method", last_payment_error=error)
+    obs = _parse_one(_event("payment_intent.payment_failed", intent), ctx)
+    assert obs.evidence.detail == "insufficient_funds"
 
 
 # --- Invoices ----------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -50,7 +50,7 @@ def mpesa_receipt() -> str:
 
 def daraja_time(when: datetime | None = None) -> int:
     """Daraja's TransactionDate: `YYYYMMDDHHmmss` in Nairobi time, sent as a number."""
-    local = (when or datetime.now(timezone.utc)).astimezone(_EAT)
+    local = (when or datetime.now(UTC)).astimezone(_EAT)
     return int(local.strftime("%Y%m%d%H%M%S"))
 
 

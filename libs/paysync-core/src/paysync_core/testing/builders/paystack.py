@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import string
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from paysync_core.testing.builders import random_token, to_body
@@ -28,7 +28,7 @@ def paystack_reference() -> str:
 
 def paystack_time(when: datetime | None = None) -> str:
     """Paystack's timestamp form: ISO 8601 UTC with milliseconds and a Z."""
-    when = (when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    when = (when or datetime.now(UTC)).astimezone(UTC)
     return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from paysync_core.contracts.common import ObservationSource
 from paysync_core.contracts.observation import Evidence
@@ -27,7 +27,7 @@ def webhook_request(
         body=body,
         headers={k.lower(): v for k, v in (headers or {}).items()},
         remote_addr=remote_addr,
-        received_at=received_at or datetime.now(timezone.utc),
+        received_at=received_at or datetime.now(UTC),
         path_token=path_token,
     )
 
@@ -45,6 +45,6 @@ def parse_context(
         tenant=tenant,
         source=source,
         verified=verified,
-        observed_at=observed_at or datetime.now(timezone.utc),
+        observed_at=observed_at or datetime.now(UTC),
         evidence=evidence or Evidence(),
     )

@@ -1,0 +1,126 @@
+"""The /v1 payments API against the real database: what a front end sees."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from paysync_api_gateway.app import create_app
+from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_core.settings import CommonSettings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def client(migrated_database: str):
+    app = create_app(ApiGatewaySettings(common=CommonSettings(database_url=migrated_database)))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
+            yield c
+
+
+def registration(**overrides) -> dict:
+    body = {"provider": "stripe", "provider_ref": f"cs_test_{uuid.uuid4().hex}", "domain": "jobs",
+            "entity_id": f"job-{uuid.uuid4().hex[:6]}", "amount_minor": 2500, "currency": "USD"}
+    return body | overrides
+
+
+def auth(tenant) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tenant.api_key}"}
+
+
+async def test_registration_is_idempotent_on_the_reference(client, tenant) -> None:
+    body = registration(aliases=["pi_abc123"])
+    first = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    again = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    assert first.status_code == 201 and again.status_code == 200
+    assert first.json()["id"] == again.json()["id"]
+    assert first.json()["status"] == "pending"
+    assert first.json()["aliases"] == ["pi_abc123"]
+    assert first.headers["cache-control"] == "no-store"
+
+
+async def test_registering_the_same_reference_with_another_amount_is_a_conflict(client, tenant) -> None:
+    body = registration()
+    await client.post("/v1/payments", json=body, headers=auth(tenant))
+    clash = await client.post("/v1/payments", json=body | {"amount_minor": 9999}, headers=auth(tenant))
+    assert clash.status_code == 409
+    assert clash.json()["error"] == "conflict"
+    assert "amount_minor" in clash.json()["message"]
+
+
+async def test_an_alias_of_another_payment_is_a_conflict_and_changes_nothing(client, tenant) -> None:
+    await client.post("/v1/payments", json=registration(aliases=["pi_shared1"]), headers=auth(tenant))
+    body = registration(aliases=["pi_shared1"])
+    clash = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    assert clash.status_code == 409
+    listed = await client.get("/v1/payments", params={"entity_id": body["entity_id"]}, headers=auth(tenant))
+    assert listed.json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [({"amount_minor": -1}, "amount_minor"), ({"currency": "usd"}, "currency"),
+     ({"provider": "paypal"}, "provider"), ({"domain": "Jobs; drop table"}, "domain")],
+)
+async def test_invalid_registrations_say_which_field_is_wrong(client, tenant, change, field) -> None:
+    response = await client.post("/v1/payments", json=registration(**change), headers=auth(tenant))
+    assert response.status_code == 422
+    assert [p["field"] for p in response.json()["problems"]] == [field]
+
+
+async def test_requests_without_a_valid_key_are_refused(client) -> None:
+    assert (await client.get("/v1/payments")).status_code == 401
+    wrong = await client.get("/v1/payments", headers={"Authorization": "Bearer psk_nope"})
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_tenant_cannot_read_another_tenants_payment(client, tenant, migrated_database, credentials_keys) -> None:
+    from paysync_dev.fixtures import _create_tenant
+
+    other = _create_tenant(migrated_database, credentials_keys)
+    created = (await client.post("/v1/payments", json=registration(), headers=auth(tenant))).json()
+    assert (await client.get(f"/v1/payments/{created['id']}", headers=auth(other))).status_code == 404
+
+
+async def test_etag_gives_304_while_unchanged(client, tenant) -> None:
+    created = (await client.post("/v1/payments", json=registration(), headers=auth(tenant))).json()
+    first = await client.get(f"/v1/payments/{created['id']}", headers=auth(tenant))
+    etag = first.headers["etag"]
+    unchanged = await client.get(f"/v1/payments/{created['id']}", headers=auth(tenant) | {"If-None-Match": etag})
+    assert unchanged.status_code == 304
+    assert unchanged.headers["cache-control"] == "no-store"
+
+
+async def test_listing_pages_through_every_payment_once(client, tenant) -> None:
+    entity = f"job-{uuid.uuid4().hex[:6]}"
+    made = {(await client.post("/v1/payments", json=registration(entity_id=entity), headers=auth(tenant))).json()["id"]
+            for _ in range(5)}
+    seen, cursor = [], None
+    while True:
+        params = {"entity_id": entity, "limit": 2} | ({"cursor": cursor} if cursor else {})
+        page = (await client.get("/v1/payments", params=params, headers=auth(tenant))).json()
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(made)
+    by_entity = await client.get(f"/v1/domains/jobs/{entity}/payments", headers=auth(tenant))
+    assert {p["id"] for p in by_entity.json()["items"]} == made
+
+
+async def test_a_forged_cursor_is_a_clear_error(client, tenant) -> None:
+    response = await client.get("/v1/payments", params={"cursor": "bm9wZQ"}, headers=auth(tenant))
+    assert response.status_code == 400 and response.json()["error"] == "bad_cursor"
+
+
+async def test_stats_count_by_status_and_currency(client, tenant) -> None:
+    for amount, currency in [(100, "USD"), (250, "USD"), (5000, "KES")]:
+        await client.post("/v1/payments", json=registration(amount_minor=amount, currency=currency), headers=auth(tenant))
+    stats = (await client.get("/v1/stats", headers=auth(tenant))).json()
+    assert stats["total"] == 3 and stats["by_status"] == {"pending": 3}
+    assert stats["by_currency"]["USD"]["registered_minor"] == 350
+    assert stats["by_currency"]["KES"]["registered_minor"] == 5000
