@@ -60,8 +60,9 @@ def records_containing(bootstrap: str, topic: str, needle: str) -> list[bytes]:
 
 def raw_webhooks_containing(bootstrap: str, needle: str) -> list[RawWebhook]:
     """The raw webhook records whose body mentions `needle`."""
-    raws = [RawWebhook.from_bytes(r.value) for r in asyncio.run(read_topic(bootstrap, topics.WEBHOOKS_RAW.name))]
-    return [r for r in raws if needle.encode() in r.body]
+    records = asyncio.run(read_topic(bootstrap, topics.WEBHOOKS_RAW.name))
+    return [raw for raw in (RawWebhook.from_bytes(r.value) for r in records if needle.encode() in r.key)
+            if needle.encode() in raw.body]
 
 
 def query(url: str, statement):
@@ -98,7 +99,7 @@ def test_paid_checkout_session_shows_succeeded_and_marks_the_job_paid(stack, ten
     assert job.paid_at is not None
     assert job.payment_note == f"Paid via Stripe - Session: {session_id}"
 
-    raw = raw_webhooks_containing(kafka_topics, event["id"])
+    raw = raw_webhooks_containing(kafka_topics, session_id)
     assert [r.verdict.value for r in raw] == ["verified"]
     changes = records_containing(kafka_topics, topics.PAYMENT_STATUS.name, payment["id"])
     parsed = [PaymentStatusChanged.from_bytes(c) for c in changes]
@@ -119,7 +120,7 @@ def test_the_same_event_delivered_twice_changes_nothing_the_second_time(stack, t
     # Both raw records reach the projector before we look: wait for the second to be normalized.
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        raw = raw_webhooks_containing(kafka_topics, event["id"])
+        raw = raw_webhooks_containing(kafka_topics, session_id)
         if len(raw) == 2:
             break
     time.sleep(2.0)

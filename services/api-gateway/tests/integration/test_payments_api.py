@@ -10,6 +10,7 @@ import pytest
 from paysync_api_gateway.app import create_app
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_core.settings import CommonSettings
+from paysync_dev.fixtures import create_tenant
 
 pytestmark = pytest.mark.integration
 
@@ -79,9 +80,7 @@ async def test_requests_without_a_valid_key_are_refused(client) -> None:
 
 
 async def test_a_tenant_cannot_read_another_tenants_payment(client, tenant, migrated_database, credentials_keys) -> None:
-    from paysync_dev.fixtures import _create_tenant
-
-    other = _create_tenant(migrated_database, credentials_keys)
+    other = create_tenant(migrated_database, credentials_keys)
     created = (await client.post("/v1/payments", json=registration(), headers=auth(tenant))).json()
     assert (await client.get(f"/v1/payments/{created['id']}", headers=auth(other))).status_code == 404
 

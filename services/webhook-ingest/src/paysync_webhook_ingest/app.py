@@ -6,14 +6,19 @@ from fastapi import FastAPI
 
 from paysync_core import topics
 from paysync_core.crypto import CredentialsCipher
+from paysync_core.db import TENANTS_CHANNEL
 from paysync_core.db.engine import make_engine
+from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
+from paysync_core.ratelimit import KeyedBuckets
 from paysync_core.web import service_app
 from paysync_webhook_ingest.credentials import CredentialsStore
 from paysync_webhook_ingest.endpoints import router
 from paysync_webhook_ingest.errors import install_error_handlers
 from paysync_webhook_ingest.handlers import register_normalizer
+from paysync_webhook_ingest.lag import watch_normalizer_lag
+from paysync_webhook_ingest.quarantine import Quarantine
 from paysync_webhook_ingest.settings import WebhookIngestSettings
 
 
@@ -26,15 +31,32 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-webhook-ingest")
     if settings.run_normalizer:
         register_normalizer(broker, settings)
+    credentials = CredentialsStore(
+        engine, CredentialsCipher(common.credentials_keys.get_secret_value()), settings.credentials_cache_seconds
+    )
+    quarantine = Quarantine(engine)
 
     async def publish_raw(key: bytes, value: bytes) -> object:
         return await broker.publish(value, topics.WEBHOOKS_RAW.name, key=key)
 
-    app = service_app("paysync webhook-ingest", broker=broker, engine=engine)
+    async def write_quarantine() -> None:
+        await quarantine.run()
+
+    async def forget_changed_credentials() -> None:
+        await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: credentials.invalidate},
+                     on_connect=credentials.invalidate)
+
+    async def report_normalizer_lag() -> None:
+        await watch_normalizer_lag(common.kafka_bootstrap, settings.normalizer_group)
+
+    loops = [write_quarantine, forget_changed_credentials]
+    if settings.run_normalizer:
+        loops.append(report_normalizer_lag)
+    app = service_app("paysync webhook-ingest", broker=broker, engine=engine, background=loops)
     app.state.settings = settings
-    app.state.credentials = CredentialsStore(
-        engine, CredentialsCipher(common.credentials_keys.get_secret_value()), settings.credentials_cache_seconds
-    )
+    app.state.credentials = credentials
+    app.state.quarantine = quarantine
+    app.state.auth_failures = KeyedBuckets(settings.auth_failure_rate, settings.auth_failure_burst)
     app.state.publish_raw = publish_raw
     install_error_handlers(app, settings.retry_after_seconds)
     app.include_router(router)

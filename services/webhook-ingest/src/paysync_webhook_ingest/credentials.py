@@ -40,8 +40,8 @@ class CredentialsStore:
         return entry.value
 
     def invalidate(self, tenant: str | None = None) -> None:
-        """Forget one tenant's cached credentials, or every tenant's."""
-        if tenant is None:
+        """Forget one tenant's cached credentials, or every tenant's (no tenant given)."""
+        if not tenant:
             self._cache.clear()
         else:
             self._cache.pop(tenant, None)

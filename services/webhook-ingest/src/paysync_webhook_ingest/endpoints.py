@@ -4,31 +4,33 @@ from __future__ import annotations
 
 import time
 
+import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from paysync_core.contracts import Provider
-from paysync_core.errors import PaysyncError
+from paysync_core.errors import AuthenticityError, MalformedPayload, PaysyncError
 from paysync_core.providers.base import WebhookRequest
-from paysync_webhook_ingest.errors import PayloadTooLarge
+from paysync_webhook_ingest.errors import PayloadTooLarge, TooManyFailures, http_status_of
 from paysync_webhook_ingest.metrics import PRODUCE_SECONDS, WEBHOOKS
-from paysync_webhook_ingest.service import accept_webhook, utcnow
+from paysync_webhook_ingest.service import Accepted, accept_webhook, utcnow
 
 router = APIRouter(prefix="/webhooks")
+log = structlog.get_logger()
 
 
 @router.post("/{tenant}/stripe")
 async def stripe_webhook(tenant: str, request: Request) -> JSONResponse:
     """A Stripe event for this tenant's account."""
-    await _ingest(request, tenant, Provider.STRIPE)
-    return JSONResponse({"received": True})
+    accepted = await _ingest(request, tenant, Provider.STRIPE)
+    return JSONResponse({"received": True, "ingest_id": accepted.ingest_id})
 
 
 @router.post("/{tenant}/paystack")
 async def paystack_webhook(tenant: str, request: Request) -> JSONResponse:
     """A Paystack event for this tenant's integration."""
-    await _ingest(request, tenant, Provider.PAYSTACK)
-    return JSONResponse({"received": True})
+    accepted = await _ingest(request, tenant, Provider.PAYSTACK)
+    return JSONResponse({"received": True, "ingest_id": accepted.ingest_id})
 
 
 @router.post("/{tenant}/mpesa/{callback_token}")
@@ -38,31 +40,52 @@ async def mpesa_callback(tenant: str, callback_token: str, request: Request) -> 
     return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
 
 
-async def _ingest(request: Request, tenant: str, provider: Provider, path_token: str | None = None) -> None:
+async def _ingest(request: Request, tenant: str, provider: Provider, path_token: str | None = None) -> Accepted:
     state = request.app.state
     started = time.perf_counter()
+    received_at = utcnow()
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    remote = request.client.host if request.client else None
+    body: bytes | None = None
     outcome = "accepted"
     try:
         body = await _read_body(request, state.settings.max_body_bytes)
+        if "json" not in headers.get("content-type", "application/json").lower():
+            raise MalformedPayload("content type must be application/json")
         credentials = await state.credentials.get(tenant)
         webhook = WebhookRequest(
-            tenant=tenant,
-            body=body,
-            headers={k.lower(): v for k, v in request.headers.items()},
-            remote_addr=request.client.host if request.client else None,
-            received_at=utcnow(),
-            path_token=path_token,
+            tenant=tenant, body=body, headers=headers, remote_addr=remote,
+            received_at=received_at, path_token=path_token,
         )
-        await accept_webhook(
-            webhook, provider, credentials, state.publish_raw, timeout=state.settings.produce_timeout_seconds
-        )
+        try:
+            accepted = await accept_webhook(
+                webhook, provider, credentials, state.publish_raw, timeout=state.settings.produce_timeout_seconds
+            )
+        except AuthenticityError as exc:
+            # Forgeries are answered 401 until the tenant's budget for them is spent, then 429:
+            # a flood of them then costs little, and genuine webhooks are never throttled.
+            if not state.auth_failures.try_take(tenant):
+                raise TooManyFailures(tenant) from exc
+            raise
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
+        return accepted
     except PaysyncError as exc:
         outcome = exc.code
+        status = http_status_of(exc)
+        if 400 <= status < 500:
+            state.quarantine.record(
+                tenant=tenant, provider=provider.value, reason=_reason(exc), http_status=status,
+                remote_addr=remote, headers=headers, body=body, received_at=received_at,
+            )
         raise
     finally:
-        known = outcome not in ("unknown_tenant",)
+        known = outcome not in ("unknown_tenant", "too_many_failures")
         WEBHOOKS.labels(tenant if known else "_unknown", provider.value, outcome).inc()
+
+
+def _reason(exc: PaysyncError) -> str:
+    detail = getattr(exc, "reason", None)
+    return f"{exc.code}:{detail}" if detail else exc.code
 
 
 async def _read_body(request: Request, limit: int) -> bytes:

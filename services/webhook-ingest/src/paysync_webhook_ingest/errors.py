@@ -28,22 +28,37 @@ class PayloadTooLarge(PaysyncError):
         super().__init__(f"body larger than {limit} bytes")
 
 
-_STATUS = {
-    MalformedPayload: 400,
-    AuthenticityError: 401,
-    UnknownTenant: 404,
-    ProviderNotConfigured: 404,
-    PayloadTooLarge: 413,
-    NotDurable: 503,
-}
+class TooManyFailures(PaysyncError):
+    """The tenant's budget for requests failing authenticity is spent for now."""
+
+    code = "too_many_failures"
+
+    def __init__(self, tenant: str) -> None:
+        super().__init__(f"too many requests failing authenticity for tenant {tenant!r}; slow down")
+
+
+_STATUS: tuple[tuple[type[PaysyncError], int], ...] = (
+    (MalformedPayload, 400),
+    (AuthenticityError, 401),
+    (UnknownTenant, 404),
+    (ProviderNotConfigured, 404),
+    (PayloadTooLarge, 413),
+    (TooManyFailures, 429),
+    (NotDurable, 503),
+)
+
+
+def http_status_of(exc: PaysyncError) -> int:
+    """The HTTP contract's status for an error (500 for anything unexpected)."""
+    return next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
 
 
 def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
-    """Map paysync errors to the HTTP contract's answers."""
+    """Map paysync errors to the HTTP contract's answers; 503 and 429 say when to retry."""
 
     @app.exception_handler(PaysyncError)
     async def paysync_error(request: Request, exc: PaysyncError) -> JSONResponse:
-        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
-        log.info("webhook.rejected", path=request.url.path, status=status, error=exc.code, detail=str(exc))
-        headers = {"Retry-After": str(retry_after_seconds)} if status == 503 else None
+        status = http_status_of(exc)
+        log.info("webhook.refused", path=request.url.path, status=status, error=exc.code, detail=str(exc))
+        headers = {"Retry-After": str(retry_after_seconds)} if status in (429, 503) else None
         return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=status, headers=headers)

@@ -10,10 +10,10 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 
 from paysync_core import topics
-from paysync_core.contracts import PaymentObservation, RawWebhook, payment_key
+from paysync_core.contracts import PaymentObservation, RawWebhook, ReconcileRequest, payment_key
 from paysync_core.dead_letters import DeadLettered, with_retries
-from paysync_webhook_ingest.metrics import NORMALIZED
-from paysync_webhook_ingest.service import normalize
+from paysync_webhook_ingest.metrics import CONFIRMATIONS, NORMALIZED
+from paysync_webhook_ingest.service import confirmations_for, normalize
 from paysync_webhook_ingest.settings import WebhookIngestSettings
 
 log = structlog.get_logger()
@@ -28,6 +28,9 @@ def register_normalizer(broker: KafkaBroker, settings: WebhookIngestSettings) ->
             topics.PAYMENT_OBSERVATIONS.name,
             key=payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
         )
+
+    async def request_confirmation(request: ReconcileRequest) -> None:
+        await broker.publish(request.to_bytes(), topics.RECONCILE_REQUESTS.name, key=request.tenant.encode())
 
     async def send_dead_letter(key: bytes | None, value: bytes) -> None:
         await broker.publish(value, topics.WEBHOOKS_RAW.dlq.name, key=key)
@@ -62,5 +65,10 @@ def register_normalizer(broker: KafkaBroker, settings: WebhookIngestSettings) ->
                 )
             except DeadLettered:
                 NORMALIZED.labels("unknown", "dead_lettered").inc()
-        # Every observation acknowledged before the batch's offsets are committed.
-        await asyncio.gather(*(publish_observation(o) for o in observations))
+        confirmations = confirmations_for(observations)
+        # Every record acknowledged before the batch's offsets are committed.
+        await asyncio.gather(
+            *(publish_observation(o) for o in observations),
+            *(request_confirmation(r) for r in confirmations),
+        )
+        CONFIRMATIONS.inc(len(confirmations))

@@ -1,6 +1,6 @@
 """webhook-ingest's Prometheus metrics."""
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 WEBHOOKS = Counter(
     "paysync_webhooks_total",
@@ -16,4 +16,14 @@ NORMALIZED = Counter(
     "paysync_normalizer_records_total",
     "Raw records processed by the normalizer, by gateway and outcome",
     ["provider", "outcome"],
+)
+QUARANTINE_DROPPED = Counter(
+    "paysync_webhook_quarantine_dropped_total",
+    "Refused requests whose quarantine record could not be kept (queue full or database away)",
+)
+NORMALIZER_LAG = Gauge(
+    "paysync_normalizer_lag_records", "Raw records not yet normalized, by partition", ["partition"]
+)
+CONFIRMATIONS = Counter(
+    "paysync_normalizer_confirmations_requested_total", "M-Pesa callbacks sent to the reconciler to confirm"
 )

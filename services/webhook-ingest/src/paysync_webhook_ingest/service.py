@@ -9,12 +9,24 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
+import structlog
 
-from paysync_core.contracts import Evidence, ObservationSource, Provider, RawWebhook, Verdict, payment_key
+from paysync_core.contracts import (
+    Evidence,
+    ObservationSource,
+    PaymentObservation,
+    Provider,
+    RawWebhook,
+    ReconcileRequest,
+    Verdict,
+    payment_key,
+)
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.errors import MalformedPayload, NotDurable, ProviderNotConfigured
 from paysync_core.providers import adapter_for
 from paysync_core.providers.base import ParseContext, Parsed, WebhookRequest
+
+log = structlog.get_logger()
 
 #: Request headers worth keeping with the raw record (for audit and re-verification on replay).
 KEPT_HEADERS = ("content-type", "user-agent", "stripe-signature", "x-paystack-signature", "x-forwarded-for")
@@ -49,6 +61,10 @@ async def accept_webhook(
     _require_json(request.body)
     adapter = adapter_for(provider)
     verdict = adapter.authenticate(request, provider_credentials)
+    if not adapter.ip_allowed(request, provider_credentials):
+        # Policy "log": accepted (the signature holds), but an operator should know.
+        log.warning("webhook.ip_not_in_allowlist", tenant=request.tenant, provider=provider.value,
+                    remote_addr=request.remote_addr)
     raw = RawWebhook(
         ingest_id=str(uuid.uuid4()),
         tenant=request.tenant,
@@ -78,6 +94,23 @@ def normalize(raw: RawWebhook, *, partition: int | None, offset: int | None) -> 
         evidence=Evidence(ingest_id=raw.ingest_id, raw_partition=partition, raw_offset=offset),
     )
     return adapter_for(raw.provider).parse(raw.body, ctx)
+
+
+def confirmations_for(observations: list[PaymentObservation]) -> list[ReconcileRequest]:
+    """Hints that only a gateway query can confirm (M-Pesa callbacks) become check requests."""
+    return [
+        ReconcileRequest(
+            request_id=f"confirm:{obs.observation_id}",
+            tenant=obs.tenant,
+            kind="confirm_callback",
+            provider=obs.provider,
+            refs=(obs.provider_ref,),
+            requested_at=obs.observed_at,
+            reason=obs.evidence.detail,
+        )
+        for obs in observations
+        if not obs.verified
+    ]
 
 
 def _require_json(body: bytes) -> None:

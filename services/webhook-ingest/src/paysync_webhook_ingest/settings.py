@@ -20,6 +20,8 @@ class WebhookIngestSettings(BaseSettings):
     produce_timeout_seconds: float = Field(default=5.0, description="Past it: 503 + Retry-After")
     retry_after_seconds: int = 5
     credentials_cache_seconds: float = Field(default=30.0, description="How long tenant credentials are cached")
+    auth_failure_rate: float = Field(default=5.0, description="Forgeries per second per tenant before 429")
+    auth_failure_burst: float = 20.0
     run_normalizer: bool = Field(default=True, description="Also run the raw → observation consumer")
     normalizer_group: str = "paysync-normalizer"
     normalizer_max_attempts: int = 3

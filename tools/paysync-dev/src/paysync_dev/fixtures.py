@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 from cryptography.fernet import Fernet
 
-from paysync_core.credentials import GatewayCredentials, StripeCredentials
+from paysync_core.credentials import GatewayCredentials, MpesaCredentials, PaystackCredentials, StripeCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import make_engine, upgrade
@@ -43,44 +43,53 @@ def credentials_keys() -> str:
 
 @dataclass(frozen=True)
 class TestTenant:
-    """A tenant with an API key and a Stripe webhook secret."""
+    """A tenant with an API key and its gateways' secrets (those configured)."""
 
     id: str
     api_key: str
     stripe_webhook_secret: str
+    paystack_secret_key: str = ""
+    mpesa_callback_token: str = ""
+    gateways: tuple[str, ...] = ("stripe", "paystack", "mpesa")
 
 
-def _create_tenant(url: str, keys: str) -> TestTenant:
-    tenant = TestTenant(
-        id=f"t-{uuid.uuid4().hex[:12]}",
-        api_key="",
-        stripe_webhook_secret=f"whsec_{uuid.uuid4().hex}",
+def create_tenant(url: str, keys: str, gateways: tuple[str, ...] = ("stripe", "paystack", "mpesa")) -> TestTenant:
+    """A new tenant with fresh secrets for the given gateways, and an API key."""
+    tenant_id = f"t-{uuid.uuid4().hex[:12]}"
+    secrets = {
+        "stripe": f"whsec_{uuid.uuid4().hex}",
+        "paystack": f"sk_test_{uuid.uuid4().hex}",
+        "mpesa": uuid.uuid4().hex,
+    }
+    credentials = GatewayCredentials(
+        stripe=StripeCredentials(secret_key="sk_test_x", webhook_secrets=(secrets["stripe"],))
+        if "stripe" in gateways else None,
+        paystack=PaystackCredentials(secret_key=secrets["paystack"]) if "paystack" in gateways else None,
+        mpesa=MpesaCredentials(
+            consumer_key="ck_test", consumer_secret="cs_test", shortcode="174379",
+            passkey="passkey_test", callback_token=secrets["mpesa"],
+        ) if "mpesa" in gateways else None,
     )
 
     async def run() -> str:
         engine = make_engine(url, pool_size=1)
         try:
             async with engine.begin() as conn:
-                await tenant_repo.create_tenant(conn, tenant.id, "Test tenant")
-                await tenant_repo.set_credentials(
-                    conn,
-                    tenant.id,
-                    GatewayCredentials(
-                        stripe=StripeCredentials(
-                            secret_key="sk_test_x", webhook_secrets=(tenant.stripe_webhook_secret,)
-                        )
-                    ),
-                    CredentialsCipher(keys),
-                )
-                return await tenant_repo.issue_api_key(conn, tenant.id)
+                await tenant_repo.create_tenant(conn, tenant_id, "Test tenant")
+                await tenant_repo.set_credentials(conn, tenant_id, credentials, CredentialsCipher(keys))
+                return await tenant_repo.issue_api_key(conn, tenant_id)
         finally:
             await engine.dispose()
 
     key = run_sync(run())
-    return TestTenant(tenant.id, key, tenant.stripe_webhook_secret)
+    return TestTenant(tenant_id, key, secrets["stripe"], secrets["paystack"], secrets["mpesa"], gateways)
+
+
+#: Kept for callers written before gateways could be chosen.
+_create_tenant = create_tenant
 
 
 @pytest.fixture
 def tenant(migrated_database: str, credentials_keys: str) -> TestTenant:
-    """A fresh tenant, so tests never see each other's payments."""
-    return _create_tenant(migrated_database, credentials_keys)
+    """A fresh tenant with all three gateways, so tests never see each other's payments."""
+    return create_tenant(migrated_database, credentials_keys)

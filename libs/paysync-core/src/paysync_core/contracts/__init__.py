@@ -10,6 +10,7 @@ from paysync_core.contracts.common import (
 )
 from paysync_core.contracts.dead_letter import DeadLetter
 from paysync_core.contracts.envelope import RawWebhook
+from paysync_core.contracts.reconcile import ReconcileRequest
 from paysync_core.contracts.observation import DisputeFact, Evidence, PaymentObservation
 from paysync_core.contracts.status_change import PaymentStatusChanged
 
@@ -24,6 +25,7 @@ __all__ = [
     "PaymentStatusChanged",
     "Provider",
     "RawWebhook",
+    "ReconcileRequest",
     "Verdict",
     "payment_key",
 ]

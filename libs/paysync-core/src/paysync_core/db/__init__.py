@@ -4,3 +4,5 @@
 OUTBOX_CHANNEL = "paysync_outbox"
 #: NOTIFY channel: a payment was registered, so parked observations may now match.
 REGISTERED_CHANNEL = "paysync_registered"
+#: NOTIFY channel: a tenant's credentials changed; payload is the tenant id.
+TENANTS_CHANNEL = "paysync_tenants"

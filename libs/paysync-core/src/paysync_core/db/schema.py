@@ -173,3 +173,20 @@ workshop_jobs = Table(
     _updated_at(),
     PrimaryKeyConstraint("tenant_id", "job_id"),
 )
+
+#: Webhook requests that were refused: who sent what, and why; never the body itself.
+webhook_quarantine = Table(
+    "webhook_quarantine",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("tenant", String(63), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("reason", String(64), nullable=False),
+    Column("http_status", Integer, nullable=False),
+    Column("remote_addr", String(64)),
+    Column("headers", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    Column("body_sha256", String(64)),
+    Column("body_bytes", Integer, nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_webhook_quarantine_tenant_time", webhook_quarantine.c.tenant, webhook_quarantine.c.received_at)

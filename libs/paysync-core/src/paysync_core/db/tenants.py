@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher
+from paysync_core.db import TENANTS_CHANNEL
 from paysync_core.db.schema import api_keys, tenants
 from paysync_core.errors import UnknownTenant
 
@@ -69,6 +70,8 @@ async def set_credentials(
     )
     if result.rowcount == 0:
         raise UnknownTenant(tenant_id)
+    # Services that cache credentials drop this tenant's entry when the transaction commits.
+    await conn.execute(text("SELECT pg_notify(:channel, :tenant)"), {"channel": TENANTS_CHANNEL, "tenant": tenant_id})
 
 
 async def load_credentials(
@@ -83,3 +86,18 @@ async def load_credentials(
     if row.credentials_ciphertext is None:
         return GatewayCredentials()
     return cipher.decrypt(row.credentials_ciphertext)
+
+
+async def reencrypt_all(conn: AsyncConnection, cipher: CredentialsCipher) -> int:
+    """Re-encrypt every tenant's credentials under the newest key; returns how many."""
+    rows = (await conn.execute(
+        select(tenants.c.id, tenants.c.credentials_ciphertext)
+        .where(tenants.c.credentials_ciphertext.is_not(None))
+        .with_for_update()
+    )).all()
+    for row in rows:
+        await conn.execute(
+            update(tenants).where(tenants.c.id == row.id)
+            .values(credentials_ciphertext=cipher.rotate(row.credentials_ciphertext), updated_at=func.now())
+        )
+    return len(rows)

@@ -144,13 +144,12 @@ class MpesaAdapter:
 def _stk_facts(callback: JsonObject) -> tuple[Facts, int, str | None, datetime | None]:
     """The facts of one stkCallback, its ResultCode, receipt and transaction time."""
     checkout_id = get_str(callback, "CheckoutRequestID", "Body.stkCallback.CheckoutRequestID")
+    # Every real callback has one; its absence means this is not what Daraja sent.
     get_str(callback, "MerchantRequestID", "Body.stkCallback.MerchantRequestID")
     code = _result_code(callback.get("ResultCode"))
     items = _metadata_items(callback)
     amount = items.get("Amount")
-    receipt = items.get("MpesaReceiptNumber")
-    if receipt is not None and not (isinstance(receipt, str) and 0 < len(receipt) <= 64 and is_utf8(receipt)):
-        raise MalformedPayload("type:Body.stkCallback.CallbackMetadata.MpesaReceiptNumber")
+    receipt = _receipt(items.get("MpesaReceiptNumber"))
     facts = Facts(
         provider_ref=checkout_id,
         status=status_for_result_code(code),
@@ -165,6 +164,14 @@ def _stk_facts(callback: JsonObject) -> tuple[Facts, int, str | None, datetime |
         },
     )
     return facts, code, receipt, transaction_time(items.get("TransactionDate"))
+
+
+def _receipt(value: object) -> str | None:
+    if value is None:
+        return None
+    if not (isinstance(value, str) and 0 < len(value) <= 64 and is_utf8(value)):
+        raise MalformedPayload("type:Body.stkCallback.CallbackMetadata.MpesaReceiptNumber")
+    return value
 
 
 def _result_code(value: object) -> int:

@@ -1,0 +1,42 @@
+"""PostgreSQL LISTEN/NOTIFY: cheap wake-ups between services that share the database."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+
+import asyncpg
+import structlog
+
+log = structlog.get_logger()
+
+#: Called with the notification's payload.
+Listener = Callable[[str], None]
+
+
+def asyncpg_dsn(sqlalchemy_url: str) -> str:
+    """The plain libpq URL asyncpg wants, from a SQLAlchemy `postgresql+asyncpg://` URL."""
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def listen(dsn: str, listeners: Mapping[str, Listener], *, on_connect: Callable[[], None] | None = None) -> None:
+    """LISTEN on each channel until cancelled, reconnecting when the connection drops.
+
+    `on_connect` runs after every (re)connection: notifications sent while not listening are
+    lost, so the caller catches up then.
+    """
+    while True:
+        try:
+            conn = await asyncpg.connect(dsn)
+            try:
+                for channel, listener in listeners.items():
+                    await conn.add_listener(channel, lambda _c, _pid, _ch, payload, f=listener: f(payload))
+                if on_connect is not None:
+                    on_connect()
+                while not conn.is_closed():
+                    await asyncio.sleep(1)
+            finally:
+                await conn.close()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("listen.reconnecting", error=str(exc))
+            await asyncio.sleep(1)
