@@ -130,6 +130,23 @@ def tenants_set_credentials(
     console.print(f"tenant [bold]{tenant_id}[/]: credentials stored encrypted for {', '.join(configured) or 'no gateway'}")
 
 
+@tenants_app.command("reencrypt")
+def tenants_reencrypt() -> None:
+    """Re-encrypt every tenant's credentials under the first key of PAYSYNC_CREDENTIALS_KEYS."""
+    settings = CommonSettings()
+    cipher = CredentialsCipher(settings.credentials_keys.get_secret_value())
+
+    async def run() -> int:
+        engine = db_engine.make_engine(settings.database_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await tenant_repo.reencrypt_all(conn, cipher)
+        finally:
+            await engine.dispose()
+
+    console.print(f"re-encrypted the credentials of {asyncio.run(run())} tenant(s) under the newest key")
+
+
 @app.command("new-key")
 def new_key() -> None:
     """Print a fresh credentials-encryption key (put it first in PAYSYNC_CREDENTIALS_KEYS)."""

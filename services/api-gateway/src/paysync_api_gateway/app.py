@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from paysync_api_gateway import admin
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.settings import ApiGatewaySettings
@@ -24,4 +25,5 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.engine = engine
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(admin.router)
     return app

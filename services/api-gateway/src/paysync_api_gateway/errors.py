@@ -8,9 +8,11 @@ from fastapi.responses import JSONResponse
 
 from paysync_api_gateway.auth import Unauthenticated
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
-from paysync_core.errors import PaysyncError
+from paysync_core.crypto import CredentialsKeyError
+from paysync_core.errors import PaysyncError, UnknownTenant
 
-_STATUS = {Unauthenticated: 401, NotFound: 404, Conflict: 409, BadCursor: 400}
+_STATUS = {Unauthenticated: 401, NotFound: 404, UnknownTenant: 404, Conflict: 409, BadCursor: 400,
+           CredentialsKeyError: 500}
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paysync_core.settings import CommonSettings
@@ -17,3 +17,4 @@ class ApiGatewaySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8005
     page_size: int = Field(default=50, ge=1, le=500)
+    admin_token: SecretStr = Field(default=SecretStr(""), description="Enables /admin/v1 for its holder")

@@ -1,0 +1,88 @@
+"""The operator's API: tenants, their API keys and gateway credentials (`/admin/v1`, admin token)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+
+from paysync_api_gateway.auth import Unauthenticated
+from paysync_api_gateway.service import Conflict
+from paysync_core.credentials import MpesaCredentials, PaystackCredentials, StripeCredentials
+from paysync_core.crypto import CredentialsCipher
+from paysync_core.db import tenants as tenant_repo
+
+router = APIRouter(prefix="/admin/v1", tags=["admin"])
+_bearer = HTTPBearer(auto_error=False, description="The operator token: PAYSYNC_API_GATEWAY_ADMIN_TOKEN")
+
+
+async def operator(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+    """Only the holder of the admin token; the admin API is off when no token is configured."""
+    expected = request.app.state.settings.admin_token.get_secret_value()
+    given = credentials.credentials if credentials else ""
+    if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
+        raise Unauthenticated("admin token required")
+
+
+Operator = Annotated[None, Depends(operator)]
+
+
+class NewTenant(BaseModel):
+    """A tenant to create."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    name: str = Field(min_length=1, max_length=200)
+
+
+class CredentialsUpdate(BaseModel):
+    """Gateways to (re)configure; a gateway left out keeps what it has."""
+
+    model_config = ConfigDict(extra="forbid")
+    stripe: StripeCredentials | None = None
+    paystack: PaystackCredentials | None = None
+    mpesa: MpesaCredentials | None = None
+
+
+def _cipher(request: Request) -> CredentialsCipher:
+    return CredentialsCipher(request.app.state.settings.common.credentials_keys.get_secret_value())
+
+
+@router.post("/tenants", status_code=201)
+async def create_tenant(body: NewTenant, request: Request, _: Operator) -> dict[str, str]:
+    """Create a tenant and its first API key (shown once)."""
+    async with request.app.state.engine.begin() as conn:
+        if not await tenant_repo.create_tenant(conn, body.id, body.name):
+            raise Conflict(f"tenant {body.id!r} exists already")
+        key = await tenant_repo.issue_api_key(conn, body.id)
+    return {"id": body.id, "api_key": key}
+
+
+@router.post("/tenants/{tenant_id}/api-keys", status_code=201)
+async def issue_api_key(tenant_id: str, request: Request, _: Operator) -> dict[str, str]:
+    """Another API key for the tenant (for rotation: issue, switch clients, revoke the old)."""
+    async with request.app.state.engine.begin() as conn:
+        await tenant_repo.load_credentials(conn, tenant_id, _cipher(request))  # UnknownTenant → 404
+        return {"id": tenant_id, "api_key": await tenant_repo.issue_api_key(conn, tenant_id)}
+
+
+@router.put("/tenants/{tenant_id}/credentials")
+async def set_credentials(tenant_id: str, body: CredentialsUpdate, request: Request, _: Operator) -> dict:
+    """Set or rotate gateway credentials; the answer names what is configured, never a secret."""
+    cipher = _cipher(request)
+    async with request.app.state.engine.begin() as conn:
+        current = await tenant_repo.load_credentials(conn, tenant_id, cipher)
+        changes = {name: value for name, value in body if value is not None}
+        updated = current.model_copy(update=changes)
+        await tenant_repo.set_credentials(conn, tenant_id, updated, cipher)
+    return {"id": tenant_id, "configured": [p for p in ("stripe", "paystack", "mpesa") if getattr(updated, p)]}
+
+
+@router.post("/credentials/reencrypt")
+async def reencrypt(request: Request, _: Operator) -> dict[str, int]:
+    """Re-encrypt every tenant's credentials under the first configured key (after adding a key)."""
+    async with request.app.state.engine.begin() as conn:
+        return {"reencrypted": await tenant_repo.reencrypt_all(conn, _cipher(request))}

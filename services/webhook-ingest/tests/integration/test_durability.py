@@ -1,0 +1,144 @@
+"""Nothing answered 200 is ever lost: the broker goes away, or webhook-ingest is killed, under load.
+
+Each test runs its own broker (free ports, own data) and webhook-ingest as a separate process,
+so stopping them disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from paysync_core import topics
+from paysync_core.contracts import RawWebhook
+from paysync_core.kafka import provision_topics
+from paysync_dev.kafka import KafkaProcess
+from paysync_dev.stack import ServiceProcess, free_port
+from paysync_dev.topic_reader import read_topic
+
+from .conftest import stripe_body, stripe_headers
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[KafkaProcess]:
+    broker = KafkaProcess.on_free_ports(tmp_path / "kafka")
+    broker.start()
+    asyncio.run(provision_topics(broker.bootstrap, specs=[topics.WEBHOOKS_RAW]))
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
+def ingest_process(own_broker, migrated_database, credentials_keys, tmp_path) -> Iterator[ServiceProcess]:
+    proc = ServiceProcess("webhook-ingest", free_port(), {
+        "PAYSYNC_KAFKA_BOOTSTRAP": own_broker.bootstrap,
+        "PAYSYNC_DATABASE_URL": migrated_database,
+        "PAYSYNC_CREDENTIALS_KEYS": credentials_keys,
+        "PAYSYNC_WEBHOOK_INGEST_PRODUCE_TIMEOUT_SECONDS": "2",
+        "PAYSYNC_WEBHOOK_INGEST_RUN_NORMALIZER": "false",
+    }, tmp_path / "webhook-ingest.log")
+    proc.start()
+    proc.wait_ready()
+    yield proc
+    proc.stop()
+
+
+@dataclass
+class Load:
+    """Senders POSTing distinct signed webhooks; every answer (or its absence) is recorded."""
+
+    url: str
+    secret: str
+    answers: dict[str, int | None] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, threads: int = 4) -> list[threading.Thread]:
+        workers = [threading.Thread(target=self._send_until_stopped, daemon=True) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        return workers
+
+    def stop(self, workers: list[threading.Thread]) -> None:
+        self._stop.set()
+        for worker in workers:
+            worker.join(30)
+
+    def _send_until_stopped(self) -> None:
+        with httpx.Client(timeout=10.0) as client:
+            while not self._stop.is_set():
+                body, session_id = stripe_body()
+                try:
+                    status: int | None = client.post(self.url, content=body,
+                                                     headers=stripe_headers(body, self.secret)).status_code
+                except httpx.HTTPError:
+                    status = None  # never answered: the gateway will retry
+                    time.sleep(0.05)
+                with self._lock:
+                    self.answers[session_id] = status
+
+    def with_status(self, status: int | None) -> set[str]:
+        return {ref for ref, got in self.answers.items() if got == status}
+
+
+def refs_in_raw_topic(bootstrap: str) -> set[str]:
+    refs = set()
+    for record in asyncio.run(read_topic(bootstrap, topics.WEBHOOKS_RAW.name, timeout=30)):
+        raw = RawWebhook.from_bytes(record.value)
+        refs.add(record.key.decode().rsplit(":", 1)[-1])
+        assert raw.verdict.value == "verified"
+    return refs
+
+
+def assert_nothing_acknowledged_was_lost(load: Load, bootstrap: str) -> None:
+    in_topic = refs_in_raw_topic(bootstrap)
+    acknowledged = load.with_status(200)
+    assert acknowledged, "no request was answered 200"
+    assert acknowledged <= in_topic, f"{len(acknowledged - in_topic)} acknowledged webhooks are missing"
+    missing = set(load.answers) - in_topic
+    assert {load.answers[ref] for ref in missing} <= {503, None}
+
+
+def test_broker_outage_answers_503_loses_nothing_and_recovers(own_broker, ingest_process, tenant) -> None:
+    load = Load(f"{ingest_process.url}/webhooks/{tenant.id}/stripe", tenant.stripe_webhook_secret)
+    workers = load.run()
+    time.sleep(3)
+    own_broker.stop()
+    time.sleep(4)
+    own_broker.start()
+    time.sleep(4)
+    load.stop(workers)
+
+    assert load.with_status(503), "the outage was never noticed"
+    after = Load(load.url, load.secret)
+    workers = after.run(threads=1)
+    time.sleep(2)
+    after.stop(workers)
+    assert after.answers and set(after.answers.values()) == {200}, "ingest did not recover by itself"
+    load.answers.update(after.answers)
+    assert_nothing_acknowledged_was_lost(load, own_broker.bootstrap)
+
+
+def test_sigkill_under_load_loses_nothing_acknowledged(own_broker, ingest_process, tenant) -> None:
+    load = Load(f"{ingest_process.url}/webhooks/{tenant.id}/stripe", tenant.stripe_webhook_secret)
+    workers = load.run()
+    time.sleep(3)
+    ingest_process.kill()
+    time.sleep(1)
+    ingest_process.start()
+    ingest_process.wait_ready()
+    time.sleep(3)
+    load.stop(workers)
+
+    assert load.with_status(None), "the crash was never noticed by a sender"
+    assert_nothing_acknowledged_was_lost(load, own_broker.bootstrap)
