@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup dev try test test-unit infra down bench lint clean
+.PHONY: setup dev try test test-unit infra down bench-ingest clean
 
 $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
@@ -48,3 +48,10 @@ down: setup
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
+
+## bench-ingest: webhook-ingest throughput and latency next to a bare endpoint (report in bench/README.md)
+.cache/bin/loadgen: bench/loadgen/main.go bench/loadgen/go.mod
+	cd bench/loadgen && go build -o ../../.cache/bin/loadgen .
+
+bench-ingest: setup .cache/bin/loadgen
+	$(VENV)/bin/python bench/webhook_ingest/run.py

@@ -31,6 +31,7 @@ def service_app(
     engine: AsyncEngine | None = None,
     background: Sequence[BackgroundLoop] = (),
     before_start: Callable[[], Awaitable[None]] | None = None,
+    after_stop: Callable[[], Awaitable[None]] | None = None,
     public_docs: bool = False,
 ) -> FastAPI:
     """A service's app: broker and loops start in the lifespan and stop after requests drain."""
@@ -53,6 +54,8 @@ def service_app(
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            if after_stop is not None:
+                await after_stop()
             if engine is not None:
                 await engine.dispose()
 

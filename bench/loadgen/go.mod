@@ -1,0 +1,3 @@
+module paysync/bench/loadgen
+
+go 1.22

@@ -1,0 +1,168 @@
+// loadgen: an HTTP load generator for paysync's benchmarks, standard library only.
+//
+// Open loop (-rate N): request i is due at start + i/N whatever happened to earlier ones, and its
+// latency is measured from when it was due, so a stalled server cannot hide its stall
+// (no coordinated omission). Closed loop (-rate 0): -workers connections send back to back, for
+// the maximum sustained throughput. Targets are JSON lines {"method","url","body"(base64),"header"}.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type target struct {
+	Method string              `json:"method"`
+	URL    string              `json:"url"`
+	Body   string              `json:"body"`
+	Header map[string][]string `json:"header"`
+	body   []byte
+}
+
+type result struct {
+	latency time.Duration
+	status  int
+}
+
+func main() {
+	targetsPath := flag.String("targets", "", "JSON-lines targets file")
+	rate := flag.Int("rate", 0, "requests per second (0: closed loop)")
+	duration := flag.Duration("duration", 10*time.Second, "how long to send")
+	workers := flag.Int("workers", 32, "closed loop: connections; open loop: max in flight")
+	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
+	flag.Parse()
+
+	targets, err := load(*targetsPath)
+	if err != nil || len(targets) == 0 {
+		fmt.Fprintln(os.Stderr, "loadgen: no targets:", err)
+		os.Exit(2)
+	}
+	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{
+		MaxIdleConns: *workers * 2, MaxIdleConnsPerHost: *workers * 2, MaxConnsPerHost: *workers * 2,
+	}}
+	var next atomic.Int64
+	pick := func() *target { return &targets[int(next.Add(1)-1)%len(targets)] }
+
+	results := make(chan result, 1<<16)
+	var collected []result
+	done := make(chan struct{})
+	go func() {
+		for r := range results {
+			collected = append(collected, r)
+		}
+		close(done)
+	}()
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	if *rate == 0 {
+		for w := 0; w < *workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for time.Since(start) < *duration {
+					sent := time.Now()
+					status := send(client, pick())
+					results <- result{time.Since(sent), status}
+				}
+			}()
+		}
+	} else {
+		interval := time.Second / time.Duration(*rate)
+		inFlight := make(chan struct{}, *workers)
+		total := int(duration.Seconds() * float64(*rate))
+		for i := 0; i < total; i++ {
+			due := start.Add(time.Duration(i) * interval)
+			if wait := time.Until(due); wait > 0 {
+				time.Sleep(wait)
+			}
+			inFlight <- struct{}{}
+			wg.Add(1)
+			go func(due time.Time, t *target) {
+				defer wg.Done()
+				status := send(client, t)
+				<-inFlight
+				results <- result{time.Since(due), status}
+			}(due, pick())
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(results)
+	<-done
+	report(collected, elapsed, *rate)
+}
+
+func send(client *http.Client, t *target) int {
+	req, err := http.NewRequest(t.Method, t.URL, bytes.NewReader(t.body))
+	if err != nil {
+		return 0
+	}
+	req.Header = t.Header
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func load(path string) ([]target, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var out []target
+	scanner := bufio.NewScanner(f)
+	scanner.Buffer(make([]byte, 1<<20), 1<<24)
+	for scanner.Scan() {
+		var t target
+		if err := json.Unmarshal(scanner.Bytes(), &t); err != nil {
+			return nil, err
+		}
+		if t.body, err = base64.StdEncoding.DecodeString(t.Body); err != nil {
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	return out, scanner.Err()
+}
+
+func report(all []result, elapsed time.Duration, rate int) {
+	rs := all
+	codes := map[string]int{}
+	ok := 0
+	lat := make([]float64, 0, len(rs))
+	for _, r := range rs {
+		codes[fmt.Sprint(r.status)]++
+		if r.status >= 200 && r.status < 300 {
+			ok++
+		}
+		lat = append(lat, float64(r.latency.Microseconds())/1000)
+	}
+	sort.Float64s(lat)
+	pct := func(p float64) float64 {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[int(p*float64(len(lat)-1))]
+	}
+	json.NewEncoder(os.Stdout).Encode(map[string]any{
+		"requests": len(rs), "ok": ok, "elapsed_s": elapsed.Seconds(), "offered_rate": rate,
+		"throughput_ok_per_s": float64(ok) / elapsed.Seconds(), "status_codes": codes,
+		"p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+	})
+}
