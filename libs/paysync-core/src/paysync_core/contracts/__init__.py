@@ -1,5 +1,6 @@
 """Wire contracts: the messages paysync's services exchange through Kafka."""
 
+from paysync_core.contracts.alert import Alert, AlertKind, alert_id
 from paysync_core.contracts.common import (
     Contract,
     EntityRef,
@@ -10,11 +11,13 @@ from paysync_core.contracts.common import (
 )
 from paysync_core.contracts.dead_letter import DeadLetter
 from paysync_core.contracts.envelope import RawWebhook
-from paysync_core.contracts.reconcile import ReconcileRequest
+from paysync_core.contracts.reconcile import CheckedPayment, ReconcileReply, ReconcileRequest
 from paysync_core.contracts.observation import DisputeFact, Evidence, PaymentObservation
 from paysync_core.contracts.status_change import PaymentStatusChanged
 
 __all__ = [
+    "Alert",
+    "AlertKind",
     "Contract",
     "DeadLetter",
     "DisputeFact",
@@ -25,7 +28,10 @@ __all__ = [
     "PaymentStatusChanged",
     "Provider",
     "RawWebhook",
+    "ReconcileReply",
     "ReconcileRequest",
+    "CheckedPayment",
     "Verdict",
+    "alert_id",
     "payment_key",
 ]

@@ -23,3 +23,31 @@ class ReconcileRequest(Contract):
     reply_topic: str | None = None
     requested_at: UtcDatetime
     reason: str | None = Field(default=None, description="Why: e.g. the callback's ResultDesc")
+
+
+class CheckedPayment(Contract):
+    """One payment a targeted check looked at, and what it found."""
+
+    payment_id: str | None = Field(default=None, description="None when the gateway knows it but paysync did not")
+    provider: Provider
+    provider_ref: str
+    status_before: str | None = None
+    status_after: str | None = None
+    changed: bool = False
+    error: str | None = Field(default=None, description="Why the gateway could not be asked, if it could not")
+
+
+class ReconcileReply(Contract):
+    """The answer to a ReconcileRequest, sent once the projector has applied what was found."""
+
+    schema_version: Literal[1] = 1
+    request_id: str
+    tenant: TenantId
+    kind: Literal["confirm_callback", "payments", "entity", "bulk"]
+    entities_checked: int = 0
+    payments_checked: int = 0
+    payments_updated: int = 0
+    payments_found_paid: int = 0
+    gateway_errors: int = 0
+    payments: tuple[CheckedPayment, ...] = Field(default=(), description="Per payment (entity checks only)")
+    completed_at: UtcDatetime
