@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
 
 from paysync_api_gateway import admin
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
+from paysync_api_gateway.handlers import register_reply_listener
+from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_api_gateway.stream import router as stream_router
+from paysync_core import topics
+from paysync_core.contracts import ReconcileRequest
 from paysync_core.db.engine import make_engine
+from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 
 
 def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
-    """The api-gateway ASGI app."""
+    """The api-gateway ASGI app: the /v1 API, the admin API, and the live stream."""
     settings = settings or ApiGatewaySettings()
     common = settings.common
     configure_logging("api-gateway", common.log_level, common.log_json)
     engine = make_engine(common.database_url, application_name="paysync-api-gateway")
+    broker = durable_broker(common.kafka_bootstrap, client_id="paysync-api-gateway")
 
-    app = service_app("paysync API", engine=engine, public_docs=True)
+    async def publish_request(request: ReconcileRequest) -> object:
+        return await broker.publish(request.to_bytes(), topics.RECONCILE_REQUESTS.name, key=request.tenant.encode())
+
+    refresh = RefreshCoordinator(publish_request)
+    register_reply_listener(broker, refresh)
+    notifier = httpx.AsyncClient(base_url=settings.notifier_url, timeout=httpx.Timeout(10.0, read=None))
+
+    app = service_app("paysync API", broker=broker, engine=engine, public_docs=True, after_stop=notifier.aclose)
     app.state.settings = settings
     app.state.engine = engine
+    app.state.refresh = refresh
+    app.state.notifier = notifier
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(stream_router)
     app.include_router(admin.router)
     return app

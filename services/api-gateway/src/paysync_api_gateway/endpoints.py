@@ -71,3 +71,50 @@ async def entity_payments(domain: str, entity_id: str, tenant: Tenant, request: 
 async def stats(tenant: Tenant, request: Request) -> JSONResponse:
     """Totals by status and amounts by currency."""
     return JSONResponse(await service.stats(request.app.state.engine, tenant), headers=NO_STORE)
+
+
+@router.post("/domains/{domain}/{entity_id}/payments/refresh")
+async def refresh_entity(domain: str, entity_id: str, tenant: Tenant, request: Request) -> JSONResponse:
+    """"Check payment status": ask the gateways about every payment of this entity, now."""
+    state = request.app.state
+    ask = state.refresh.new_request(tenant, "entity", domain=domain, entity_id=entity_id)
+    reply = await state.refresh.ask(ask, state.settings.refresh_timeout_seconds)
+    if reply is None:
+        return _still_checking(ask.request_id)
+    body = {
+        "request_id": reply.request_id, "domain": domain, "entity_id": entity_id,
+        "payments_checked": reply.payments_checked, "payments_updated": reply.payments_updated,
+        "gateway_errors": reply.gateway_errors,
+        "payments": [p.model_dump(mode="json") for p in reply.payments],
+    }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.post("/payments/refresh")
+async def refresh_all(tenant: Tenant, request: Request) -> JSONResponse:
+    """"Check payments": ask the gateways about every unsettled payment of the tenant, now."""
+    state = request.app.state
+    ask = state.refresh.new_request(tenant, "bulk")
+    reply = await state.refresh.ask(ask, state.settings.bulk_refresh_timeout_seconds)
+    if reply is None:
+        return _still_checking(ask.request_id)
+    body = {
+        "request_id": reply.request_id, "entities_checked": reply.entities_checked,
+        "payments_checked": reply.payments_checked, "payments_found_paid": reply.payments_found_paid,
+        "payments_updated": reply.payments_updated, "gateway_errors": reply.gateway_errors,
+    }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+@router.get("/reconcile-requests/{request_id}")
+async def follow_up(request_id: str, tenant: Tenant, request: Request) -> JSONResponse:
+    """The outcome of a check that was still running when its request was answered 202."""
+    found = await service.reconcile_request(request.app.state.engine, tenant, request_id)
+    return JSONResponse(found, headers=NO_STORE)
+
+
+def _still_checking(request_id: str) -> JSONResponse:
+    return JSONResponse(
+        {"request_id": request_id, "status": "checking", "follow_up": f"/v1/reconcile-requests/{request_id}"},
+        status_code=202, headers={**NO_STORE, "Location": f"/v1/reconcile-requests/{request_id}"},
+    )

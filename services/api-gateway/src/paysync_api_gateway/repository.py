@@ -92,3 +92,12 @@ async def stats(conn: AsyncConnection, tenant: str) -> list[Any]:
         .group_by(payments.c.status, payments.c.currency)
     )
     return list(rows)
+
+
+async def reconcile_request(conn: AsyncConnection, tenant: str, request_id: str) -> Any | None:
+    """The reconciler's record of a targeted check (its table belongs to the reconciler)."""
+    row = await conn.execute(
+        text("SELECT status, reply FROM reconcile_requests WHERE request_id = :id AND tenant = :tenant"),
+        {"id": request_id, "tenant": tenant},
+    )
+    return row.first()

@@ -100,6 +100,16 @@ async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
     return {"total": sum(by_status.values()), "by_status": by_status, "by_currency": by_currency}
 
 
+async def reconcile_request(engine: AsyncEngine, tenant: str, request_id: str) -> dict[str, Any]:
+    """A check's status and, once done, its reply; NotFound for unknown (or other tenants') ids."""
+    async with engine.connect() as conn:
+        row = await repo.reconcile_request(conn, tenant, request_id)
+    if row is None:
+        # The reconciler records a request when it starts on it; until then it is queued.
+        raise NotFound(f"no check {request_id!r} has started yet")
+    return {"request_id": request_id, "status": row.status, "reply": row.reply}
+
+
 def to_payment(row: Any) -> Payment:
     """The API's view of a payments row."""
     return Payment(

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.integration
 ADMIN = {"Authorization": "Bearer admin-secret-for-tests"}
 
 
-def make_client(url: str, keys: str):
-    app = create_app(ApiGatewaySettings(common=CommonSettings(database_url=url, credentials_keys=keys),
+def make_client(url: str, keys: str, bootstrap: str):
+    app = create_app(ApiGatewaySettings(common=CommonSettings(database_url=url, credentials_keys=keys,
+                                                             kafka_bootstrap=bootstrap),
                                         admin_token="admin-secret-for-tests"))
     return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
@@ -43,9 +44,9 @@ def own_database(fresh_database: str) -> str:
     return fresh_database
 
 
-async def test_an_operator_creates_a_tenant_configures_it_and_rotates_the_key(own_database, credentials_keys) -> None:
+async def test_an_operator_creates_a_tenant_configures_it_and_rotates_the_key(own_database, credentials_keys, kafka_topics) -> None:
     migrated_database = own_database
-    app, client = make_client(migrated_database, credentials_keys)
+    app, client = make_client(migrated_database, credentials_keys, kafka_topics)
     tenant_id = f"acme-{uuid.uuid4().hex[:6]}"
     async with app.router.lifespan_context(app), client:
         assert (await client.post("/admin/v1/tenants", json={"id": tenant_id, "name": "Acme"})).status_code == 401
@@ -67,7 +68,7 @@ async def test_an_operator_creates_a_tenant_configures_it_and_rotates_the_key(ow
     before = await stored_ciphertext(migrated_database, tenant_id)
 
     new_key = Fernet.generate_key().decode()
-    rotated_app, rotated = make_client(migrated_database, f"{new_key},{credentials_keys}")
+    rotated_app, rotated = make_client(migrated_database, f"{new_key},{credentials_keys}", kafka_topics)
     async with rotated_app.router.lifespan_context(rotated_app), rotated:
         result = await rotated.post("/admin/v1/credentials/reencrypt", headers=ADMIN)
         assert result.status_code == 200 and result.json()["reencrypted"] >= 1

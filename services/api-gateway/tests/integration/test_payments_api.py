@@ -16,8 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def client(migrated_database: str):
-    app = create_app(ApiGatewaySettings(common=CommonSettings(database_url=migrated_database)))
+async def client(migrated_database: str, kafka_topics: str):
+    app = create_app(ApiGatewaySettings(common=CommonSettings(database_url=migrated_database,
+                                                             kafka_bootstrap=kafka_topics)))
     async with app.router.lifespan_context(app):
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
             yield c

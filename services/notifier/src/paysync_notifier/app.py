@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Header, Request
+from sse_starlette import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 
 from paysync_core.kafka import durable_broker
@@ -32,18 +33,20 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         """Status changes of one tenant as server-sent events (internal: api-gateway fronts it)."""
         queue = stream.subscribe()
 
-        async def events() -> AsyncIterator[dict]:
+        async def events() -> AsyncIterator[dict | ServerSentEvent]:
             try:
+                # Opens the stream at once (headers and a first line) and sets the reconnect delay.
+                yield ServerSentEvent(comment="paysync live status", retry=3000)
                 if last_event_id and last_event_id.isdigit():
                     for event in stream.since(int(last_event_id), tenant):
-                        yield {"id": event.id, "event": "payment.status", "data": event.data}
-                while not await request.is_disconnected():
+                        yield {"id": str(event.id), "event": "payment.status", "data": event.data}
+                while True:  # sse-starlette cancels this generator when the client goes away
                     try:
                         event = await asyncio.wait_for(queue.get(), 15)
                     except TimeoutError:
                         continue
                     if event.tenant == tenant:
-                        yield {"id": event.id, "event": "payment.status", "data": event.data}
+                        yield {"id": str(event.id), "event": "payment.status", "data": event.data}
             finally:
                 stream.unsubscribe(queue)
 

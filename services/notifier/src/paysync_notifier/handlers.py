@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -20,8 +22,11 @@ def register_handlers(broker: KafkaBroker, stream: LiveStream, settings: Notifie
     """Subscribe to status changes (for the live stream) and alerts."""
 
     @broker.subscriber(
-        topics.PAYMENT_STATUS.name, group_id=settings.group_id, auto_offset_reset="latest",
-        ack_policy=AckPolicy.ACK,
+        topics.PAYMENT_STATUS.name,
+        # Every replica needs every change for the clients connected to it: a group of its own.
+        group_id=f"{settings.group_id}-live-{uuid.uuid4().hex[:12]}",
+        auto_offset_reset="latest",
+        ack_policy=AckPolicy.ACK_FIRST,
     )
     async def push_status_change(change: PaymentStatusChanged) -> None:
         """Send a payment's status change to the live stream."""
@@ -29,7 +34,8 @@ def register_handlers(broker: KafkaBroker, stream: LiveStream, settings: Notifie
         stream.publish(change)
 
     @broker.subscriber(
-        topics.ALERTS.name, group_id=settings.group_id, auto_offset_reset="earliest", ack_policy=AckPolicy.ACK,
+        topics.ALERTS.name, group_id=f"{settings.group_id}-alerts", auto_offset_reset="earliest",
+        ack_policy=AckPolicy.ACK,
     )
     async def receive_alert(alert: dict) -> None:
         """Record a sync alert (delivery by email and chat comes with the alerting rules)."""

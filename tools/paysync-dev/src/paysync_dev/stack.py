@@ -118,10 +118,11 @@ def start_stack(
     only: tuple[str, ...] = tuple(SERVICES),
 ) -> dict[str, ServiceProcess]:
     """Start the services and wait until each is ready; stops them all if one fails."""
+    chosen = {name: (ports or {}).get(name) or free_port() for name in SERVICES}
+    # Services that call each other learn the chosen ports.
+    wiring = {"PAYSYNC_API_GATEWAY_NOTIFIER_URL": f"http://127.0.0.1:{chosen['notifier']}"}
     procs = {
-        name: ServiceProcess(
-            name, (ports or {}).get(name) or free_port(), dict(env), log_dir / f"{name}.log"
-        )
+        name: ServiceProcess(name, chosen[name], {**wiring, **env}, log_dir / f"{name}.log")
         for name in only
     }
     for proc in procs.values():

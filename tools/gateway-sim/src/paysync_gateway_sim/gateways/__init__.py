@@ -1,0 +1,1 @@
+"""One simulation and one API module per gateway."""

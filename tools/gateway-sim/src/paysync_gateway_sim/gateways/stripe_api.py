@@ -1,0 +1,333 @@
+"""Stripe's API, the subset paysync uses: Checkout Sessions, PaymentIntents, Invoices, Events.
+
+Form-encoded bodies, `Authorization: Bearer sk_test_…` (or Basic with the key as user name),
+JSON answers and `{"error": {"type", "code", "message", "param"}}` errors, as in Stripe's reference.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fnmatch
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from paysync_core.contracts.common import Provider
+from paysync_gateway_sim import faults, forms
+from paysync_gateway_sim.errors import GatewayError
+from paysync_gateway_sim.runtime import Simulator, get_sim
+from paysync_gateway_sim.state import Account, JsonDict, StripeBook
+
+router = APIRouter(tags=["stripe"])
+
+EVENT_RETENTION = 30 * 24 * 3600  # the Events API guarantees 30 days
+_NO_KEY = (
+    "You did not provide an API key. You need to provide your API key in the Authorization header, "
+    "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). "
+    "See https://stripe.com/docs/api#authentication for details, or we can help at "
+    "https://support.stripe.com/."
+)
+_RATE_LIMITED = (
+    "Request rate limit exceeded. You can learn more about rate limits here "
+    "https://stripe.com/docs/rate-limits."
+)
+_SESSION_PARAMS = frozenset({
+    "mode", "line_items", "success_url", "cancel_url", "return_url", "ui_mode", "metadata", "currency",
+    "client_reference_id", "customer", "customer_email", "customer_creation", "expires_at", "expand",
+    "payment_method_types", "payment_intent_data", "locale", "submit_type", "allow_promotion_codes",
+    "billing_address_collection", "phone_number_collection", "automatic_tax", "payment_method_options",
+    "custom_text", "invoice_creation", "shipping_address_collection", "tax_id_collection",
+})
+
+
+def stripe_error(
+    status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None,
+    param: str | None = None, headers: dict[str, str] | None = None,
+) -> GatewayError:
+    """An error in Stripe's shape."""
+    error: JsonDict = {"type": type_, "message": message}
+    if code:
+        error["code"] = code
+        error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
+    if param:
+        error["param"] = param
+    return GatewayError(status, {"error": error}, headers)
+
+
+def _api_key(authorization: str | None) -> str | None:
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip() or None
+    if scheme.lower() == "basic":
+        try:
+            return base64.b64decode(value.strip()).decode().partition(":")[0] or None
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+    return None
+
+
+def _masked(key: str) -> str:
+    prefix, _, rest = key.rpartition("_")
+    return f"{prefix}_{'*' * max(len(rest) - 4, 0)}{rest[-4:]}" if prefix else f"{'*' * 8}{key[-4:]}"
+
+
+async def stripe_account(request: Request, sim: Simulator = Depends(get_sim)) -> Account:
+    """The account whose secret key authorizes the request, after its rate limit and faults."""
+    key = _api_key(request.headers.get("authorization"))
+    account = sim.store.by_secret_key(Provider.STRIPE, key) if key else None
+    if account is None:
+        sim.store.unauthenticated[Provider.STRIPE.value] += 1
+        raise stripe_error(401, f"Invalid API Key provided: {_masked(key)}" if key else _NO_KEY)
+    verdict = faults.check(account)
+    if verdict in (faults.Verdict.OVER_LIMIT, faults.Verdict.RATE_LIMIT, faults.Verdict.QUOTA):
+        # Refused before anything happened, so Stripe's libraries may safely retry.
+        raise stripe_error(429, _RATE_LIMITED, code="rate_limit", headers={"Stripe-Should-Retry": "true"})
+    if verdict is faults.Verdict.SERVER_ERROR:
+        raise stripe_error(500, "An unknown error occurred", type_="api_error")
+    return account
+
+
+def _params(items: list[tuple[str, str]]) -> dict[str, Any]:
+    try:
+        return forms.decode(items)
+    except forms.FormError as exc:
+        raise stripe_error(400, f"Invalid array or hash: {exc.key}", param=exc.key) from exc
+
+
+async def _form(request: Request) -> dict[str, Any]:
+    body = await request.body()
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if body and content_type != "application/x-www-form-urlencoded":
+        raise stripe_error(400, f"Invalid request: unsupported Content-Type {content_type or 'none'}. "
+                                "Stripe accepts application/x-www-form-urlencoded request bodies.")
+    return _params(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def _int(value: Any, param: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise stripe_error(400, f"Invalid integer: {value}", param=param) from None
+
+
+def _expand(params: dict[str, Any]) -> list[str]:
+    expand = params.get("expand", [])
+    return expand if isinstance(expand, list) else [expand]
+
+
+def _missing(kind: str, object_id: str, param: str) -> GatewayError:
+    return stripe_error(404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
+
+
+@router.post("/v1/checkout/sessions")
+async def create_checkout_session(
+    request: Request, account: Account = Depends(stripe_account), sim: Simulator = Depends(get_sim)
+) -> JSONResponse:
+    """Create a Checkout Session in payment mode from `line_items[n][price_data]`."""
+    params = await _form(request)
+    book = account.stripe
+    idempotency_key = request.headers.get("idempotency-key")
+    if idempotency_key and idempotency_key in book.idempotency:
+        return JSONResponse(book.idempotency[idempotency_key], headers={"Idempotent-Replayed": "true"})
+    unknown = sorted(set(params) - _SESSION_PARAMS)
+    if unknown:
+        raise stripe_error(400, f"Received unknown parameter: {unknown[0]}", param=unknown[0])
+    if params.get("mode") != "payment":
+        raise stripe_error(400, "Missing required param: mode." if "mode" not in params else
+                           "The simulator supports mode=payment only.", param="mode")
+    amount, currency = _line_items(params.get("line_items"))
+    now = account.clock.timestamp()
+    expires_at = _int(params["expires_at"], "expires_at") if "expires_at" in params else None
+    if expires_at is not None and not now + 1800 <= expires_at <= now + 86400:
+        raise stripe_error(400, "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
+                                "Checkout Session creation.", param="expires_at")
+    intent_data = params.get("payment_intent_data") or {}
+    session = sim.stripe.new_session(
+        account, amount=amount, currency=currency, metadata=_metadata(params.get("metadata"), "metadata"),
+        client_reference_id=params.get("client_reference_id"), success_url=params.get("success_url"),
+        cancel_url=params.get("cancel_url"), expires_at=expires_at,
+        intent_metadata=_metadata(intent_data.get("metadata"), "payment_intent_data[metadata]"),
+    )
+    obj = sim.stripe.render_session(book, session, _expand(params))
+    if idempotency_key:
+        book.idempotency[idempotency_key] = obj
+    return JSONResponse(obj)
+
+
+def _line_items(items: Any) -> tuple[int, str]:
+    if not isinstance(items, list) or not items:
+        raise stripe_error(400, "Missing required param: line_items.", param="line_items")
+    total, currencies = 0, set()
+    for i, item in enumerate(items):
+        where = f"line_items[{i}]"
+        if not isinstance(item, dict):
+            raise stripe_error(400, f"Invalid object: {where}", param=where)
+        if "price" in item:
+            raise stripe_error(404, f"No such price: '{item['price']}'", code="resource_missing",
+                               param=f"{where}[price]")
+        price = item.get("price_data")
+        if not isinstance(price, dict) or "currency" not in price or "unit_amount" not in price:
+            raise stripe_error(400, f"Missing required param: {where}[price_data].",
+                               param=f"{where}[price_data]")
+        quantity = _int(item.get("quantity", "1"), f"{where}[quantity]")
+        unit = _int(price["unit_amount"], f"{where}[price_data][unit_amount]")
+        if quantity < 1 or unit < 0:
+            raise stripe_error(400, f"Invalid {where}: amounts must be positive", param=where)
+        total += unit * quantity
+        currencies.add(str(price["currency"]).lower())
+    if len(currencies) > 1:
+        raise stripe_error(400, "All line items must use the same currency.", param="line_items")
+    return total, currencies.pop()
+
+
+def _metadata(value: Any, param: str) -> dict[str, str]:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict) or len(value) > 50:
+        raise stripe_error(400, f"Invalid hash: {param}", param=param)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+@router.get("/v1/checkout/sessions/{session_id}")
+async def retrieve_checkout_session(
+    session_id: str, request: Request, account: Account = Depends(stripe_account),
+    sim: Simulator = Depends(get_sim),
+) -> JsonDict:
+    """Retrieve a Checkout Session; `expand[]=payment_intent` inlines its PaymentIntent."""
+    session = account.stripe.sessions.get(session_id)
+    if session is None:
+        raise _missing("checkout.session", session_id, "session")
+    params = _params(request.query_params.multi_items())
+    return sim.stripe.render_session(account.stripe, session, _expand(params))
+
+
+@router.post("/v1/checkout/sessions/{session_id}/expire")
+async def expire_checkout_session(
+    session_id: str, account: Account = Depends(stripe_account), sim: Simulator = Depends(get_sim)
+) -> JsonDict:
+    """Expire an open Checkout Session; Stripe sends `checkout.session.expired`."""
+    session = account.stripe.sessions.get(session_id)
+    if session is None:
+        raise _missing("checkout.session", session_id, "session")
+    if session.status != "open":
+        raise stripe_error(400, 'Only Checkout Sessions with a status in ["open"] can be expired.')
+    sim.send(sim.stripe.expire_session(account, session))
+    return sim.stripe.render_session(account.stripe, session)
+
+
+@router.get("/v1/payment_intents/{intent_id}")
+async def retrieve_payment_intent(
+    intent_id: str, request: Request, account: Account = Depends(stripe_account),
+    sim: Simulator = Depends(get_sim),
+) -> JsonDict:
+    """Retrieve a PaymentIntent; `expand[]=latest_charge` inlines its charge."""
+    intent = account.stripe.intents.get(intent_id)
+    if intent is None:
+        raise _missing("payment_intent", intent_id, "intent")
+    params = _params(request.query_params.multi_items())
+    return sim.stripe.render_intent(account.stripe, intent, _expand(params))
+
+
+@router.get("/v1/invoices/{invoice_id}")
+async def retrieve_invoice(
+    invoice_id: str, account: Account = Depends(stripe_account), sim: Simulator = Depends(get_sim)
+) -> JsonDict:
+    """Retrieve an Invoice."""
+    invoice = account.stripe.invoices.get(invoice_id)
+    if invoice is None:
+        raise _missing("invoice", invoice_id, "invoice")
+    return sim.stripe.render_invoice(invoice)
+
+
+@router.get("/v1/events/{event_id}")
+async def retrieve_event(event_id: str, account: Account = Depends(stripe_account)) -> JsonDict:
+    """Retrieve an Event of the last 30 days."""
+    position = account.stripe.event_index.get(event_id)
+    event = account.stripe.events[position] if position is not None else None
+    if event is None or event["created"] < account.clock.timestamp() - EVENT_RETENTION:
+        raise _missing("event", event_id, "id")
+    return event
+
+
+@router.get("/v1/events")
+async def list_events(request: Request, account: Account = Depends(stripe_account)) -> JsonDict:
+    """List Events newest first: `type` (with `*`), `types[]`, `created[gte|gt|lte|lt]`, cursors."""
+    params = _params(request.query_params.multi_items())
+    return _event_page(account.stripe, params, account.clock.timestamp())
+
+
+def _event_page(book: StripeBook, params: dict[str, Any], now: int) -> JsonDict:
+    limit = _int(params.get("limit", 10), "limit")
+    if not 1 <= limit <= 100:
+        raise stripe_error(400, "This value must be greater than or equal to 1 and less than or equal "
+                                "to 100.", param="limit")
+    types = params.get("types")
+    if types is not None and "type" in params:
+        raise stripe_error(400, "You may only specify one of these parameters: type, types.", param="types")
+    if types is not None and (not isinstance(types, list) or len(types) > 20):
+        raise stripe_error(400, "`types` must be an array of at most 20 event types.", param="types")
+    patterns = types or ([params["type"]] if "type" in params else None)
+    bounds = _created_bounds(params.get("created"))
+    floor = now - EVENT_RETENTION
+
+    def wanted(event: JsonDict) -> bool:
+        created = event["created"]
+        return (created >= floor and all(check(created) for check in bounds) and (
+            patterns is None or any(fnmatch.fnmatchcase(event["type"], p) for p in patterns)))
+
+    events = book.events
+    if "starting_after" in params and "ending_before" in params:
+        raise stripe_error(400, "You may only specify one of these parameters: ending_before, "
+                                "starting_after.")
+    if "ending_before" in params:
+        cursor = _cursor(book, params["ending_before"], "ending_before")
+        newer = [e for e in events[cursor + 1:] if wanted(e)]  # oldest first, nearest the cursor first
+        return _page(list(reversed(newer[:limit])), len(newer) > limit)
+    start = len(events)
+    if "starting_after" in params:
+        start = _cursor(book, params["starting_after"], "starting_after")
+    page: list[JsonDict] = []
+    for event in reversed(events[:start]):
+        if wanted(event):
+            page.append(event)
+            if len(page) > limit:
+                break
+    return _page(page[:limit], len(page) > limit)
+
+
+def _cursor(book: StripeBook, event_id: Any, param: str) -> int:
+    position = book.event_index.get(str(event_id))
+    if position is None:
+        raise stripe_error(400, f"No such event: '{event_id}'", code="resource_missing", param=param)
+    return position
+
+
+def _created_bounds(created: Any) -> list[Any]:
+    if created is None:
+        return []
+    if not isinstance(created, dict):
+        exact = _int(created, "created")
+        return [lambda c: c == exact]
+    checks = {"gt": lambda c, v: c > v, "gte": lambda c, v: c >= v, "lt": lambda c, v: c < v,
+              "lte": lambda c, v: c <= v}
+    bounds = []
+    for op, value in created.items():
+        if op not in checks:
+            raise stripe_error(400, f"Received unknown parameter: created[{op}]", param=f"created[{op}]")
+        bound = _int(value, f"created[{op}]")
+        bounds.append(lambda c, test=checks[op], v=bound: test(c, v))
+    return bounds
+
+
+def _page(data: list[JsonDict], has_more: bool) -> JsonDict:
+    return {"object": "list", "data": data, "has_more": has_more, "url": "/v1/events"}
+
+
+@router.api_route("/v1/{path:path}", methods=["GET", "POST", "DELETE"], include_in_schema=False)
+async def unrecognized(path: str, request: Request) -> None:
+    """Stripe's answer to an endpoint the simulator does not implement."""
+    raise stripe_error(404, f"Unrecognized request URL ({request.method}: /v1/{path}). Please see "
+                            "https://stripe.com/docs or we can help at https://support.stripe.com/.")
