@@ -181,7 +181,7 @@ class PaystackAdapter:
 _Times = tuple[JsonObject, tuple[str, ...]]
 
 
-def _charge_success(data: JsonObject, event_type: str) -> tuple[Facts, _Times]:
+def transaction_facts(data: JsonObject, event_type: str) -> tuple[Facts, _Times]:
     reference = get_str(data, "reference", "data.reference")
     facts = Facts(
         provider_ref=reference,
@@ -291,7 +291,7 @@ _Handler = Callable[[JsonObject, str], tuple[Facts, _Times]]
 
 # Every event type paysync maps, and the parser that reads its data.
 _HANDLERS: dict[str, _Handler] = {
-    "charge.success": _charge_success,
+    "charge.success": transaction_facts,
     "charge.dispute.create": _dispute,
     "charge.dispute.remind": _dispute,
     "charge.dispute.resolve": _dispute,

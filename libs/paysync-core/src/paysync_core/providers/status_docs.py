@@ -11,7 +11,10 @@ from paysync_core.providers.tables import StatusTable, render_markdown
 
 def all_sections() -> tuple[tuple[str, tuple[StatusTable, ...]], ...]:
     """Every adapter's tables, titled by gateway."""
-    return tuple((adapter.provider.title, adapter.status_tables) for adapter in ADAPTERS.values())
+    from paysync_core.providers.clients import STATUS_TABLES as QUERY_TABLES
+
+    webhooks = tuple((adapter.provider.title, adapter.status_tables) for adapter in ADAPTERS.values())
+    return (*webhooks, ("Objects read by the query clients", QUERY_TABLES))
 
 
 def render() -> str:

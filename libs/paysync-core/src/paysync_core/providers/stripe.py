@@ -226,7 +226,7 @@ class StripeAdapter:
         """The observation in a Stripe event, or unmapped for event types paysync ignores."""
         event = load_object(body)
         event_type = get_str(event, "type", "type")
-        handler = _HANDLERS.get(event_type)
+        handler = EVENT_PARSERS.get(event_type)
         if handler is None:
             return Parsed(event_type, (), unmapped=True)
         event_id = get_str(event, "id", "id")
@@ -246,10 +246,10 @@ class StripeAdapter:
         try:
             event = load_object(body)
             event_type = event.get("type")
-            if event_type not in _HANDLERS:
+            if event_type not in EVENT_PARSERS:
                 return None
             obj = event["data"]["object"]
-            return _HANDLERS[event_type](obj, event_type).provider_ref
+            return EVENT_PARSERS[event_type](obj, event_type).provider_ref
         except Exception:  # noqa: BLE001 - a hint for a record key must never fail the request
             return None
 
@@ -408,7 +408,7 @@ def _error_detail(error: JsonObject | None) -> str | None:
 _Handler = Callable[[JsonObject, str], Facts]
 
 # Every event type paysync maps, and the object parser that reads its data.object.
-_HANDLERS: dict[str, _Handler] = {
+EVENT_PARSERS: dict[str, _Handler] = {
     "checkout.session.completed": _checkout_session,
     **{t: _checkout_session for t in EVENTS.mapping() if t.startswith("checkout.session.")},
     **{t: _payment_intent for t in EVENTS.mapping() if t.startswith("payment_intent.")},

@@ -152,7 +152,7 @@ class PaystackGatewayClient:
 
     def observation_for(self, transaction: JsonObject) -> PaymentObservation:
         """A verified observation of one transaction object, from verify or from the list."""
-        facts, _ = adapter._charge_success(transaction, "charge.success")  # the fields, read alike
+        facts, _ = adapter.transaction_facts(transaction, "charge.success")
         status = get_str(transaction, "status", "data.status", max_length=40)
         row = TRANSACTION_STATUS.row(status)
         facts = replace(facts, status=row.status if row else None)

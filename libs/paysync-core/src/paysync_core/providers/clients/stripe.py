@@ -23,7 +23,7 @@ from paysync_core.providers.clients.http import DEFAULT_TIMEOUT, GatewayHttp
 from paysync_core.providers.clients.observe import Initiated
 from paysync_core.providers.clients.retry import RequestBudget, RetryPolicy, Sleep, retry_after_seconds
 from paysync_core.providers.clients.stripe_transport import PaysyncStripeHttpClient
-from paysync_core.providers.stripe import _HANDLERS as _EVENT_PARSERS
+from paysync_core.providers.stripe import EVENT_PARSERS as _EVENT_PARSERS
 from paysync_core.providers.stripe import StripeAdapter
 
 log = structlog.get_logger()
