@@ -14,7 +14,7 @@ from paysync_core.logging import configure_logging
 from paysync_core.ratelimit import KeyedBuckets
 from paysync_core.web import service_app
 from paysync_webhook_ingest.credentials import CredentialsStore
-from paysync_webhook_ingest.endpoints import router
+from paysync_webhook_ingest.endpoints import routes
 from paysync_webhook_ingest.errors import install_error_handlers
 from paysync_webhook_ingest.handlers import register_normalizer
 from paysync_webhook_ingest.lag import watch_normalizer_lag
@@ -64,5 +64,5 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     app.state.auth_failures = KeyedBuckets(settings.auth_failure_rate, settings.auth_failure_burst)
     app.state.publish_raw = publish_raw
     install_error_handlers(app, settings.retry_after_seconds)
-    app.include_router(router)
+    app.router.routes.extend(routes)
     return app
