@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup dev try test test-unit infra down bench-ingest clean
+.PHONY: setup dev try test test-unit infra down bench-ingest bench-projector clean
 
 $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
@@ -55,3 +55,7 @@ clean:
 
 bench-ingest: setup .cache/bin/loadgen
 	$(VENV)/bin/python bench/webhook_ingest/run.py
+
+## bench-projector: status-projector observations/s into PostgreSQL and observation-to-change latency (bench/README.md)
+bench-projector: setup
+	$(VENV)/bin/python bench/projector/run.py $(BENCH_ARGS)

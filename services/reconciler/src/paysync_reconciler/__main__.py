@@ -1,16 +1,13 @@
-"""Run the reconciler: `paysync-reconciler`."""
+"""Run the reconciler: `paysync-reconciler` (serve), `paysync-reconciler tick --tenant T --provider P`."""
 
 from __future__ import annotations
 
-from paysync_core.web import serve
-from paysync_reconciler.app import create_app
-from paysync_reconciler.settings import ReconcilerSettings
+from paysync_reconciler.cli import app
 
 
 def main() -> None:
-    """Consume ticks and check requests until SIGTERM."""
-    settings = ReconcilerSettings()
-    serve(create_app(settings), settings.host, settings.port)
+    """The command line; with no arguments it serves until SIGTERM."""
+    app()
 
 
 if __name__ == "__main__":

@@ -1,22 +1,96 @@
-"""Composition root of the reconciler."""
+"""Composition root of the reconciler: broker, database, gateway ports, subscribers, scheduler."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from functools import partial
+
+import structlog
 from fastapi import FastAPI
 
+from paysync_core.contracts import Provider
+from paysync_core.crypto import CredentialsCipher
+from paysync_core.db import TENANTS_CHANNEL
+from paysync_core.db.engine import make_engine
+from paysync_core.db.notify import asyncpg_dsn, listen
+from paysync_core.dead_letters import is_outage
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
+from paysync_reconciler import service
+from paysync_reconciler.gateways import GatewayDirectory
 from paysync_reconciler.handlers import register_handlers
+from paysync_reconciler.outbound import KafkaOutbound
+from paysync_reconciler.runner import TaskRunner
+from paysync_reconciler.service import Deps
 from paysync_reconciler.settings import ReconcilerSettings
+
+log = structlog.get_logger()
 
 
 def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
-    """The reconciler as an ASGI app (ops endpoints); consuming starts in its lifespan."""
+    """The reconciler as an ASGI app (ops endpoints); consuming and scheduling start in its lifespan."""
     settings = settings or ReconcilerSettings()
     common = settings.common
     configure_logging("reconciler", common.log_level, common.log_json)
+    # The stripe SDK logs every request at INFO; the reconciler's own logs say what each sweep did.
+    logging.getLogger("stripe").setLevel(max(logging.WARNING, logging.getLogger().level))
+    keys = common.credentials_keys.get_secret_value()
+    cipher = CredentialsCipher(keys) if keys else None
+    engine = make_engine(
+        common.database_url,
+        pool_size=max(10, settings.max_concurrent_sweeps + 4),
+        application_name="paysync-reconciler",
+    )
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-reconciler")
-    register_handlers(broker, settings)
+    gateways = GatewayDirectory(engine, cipher, settings)
+    outbound = KafkaOutbound(common.kafka_bootstrap)
+    deps = Deps(engine=engine, gateways=gateways, outbound=outbound, settings=settings)
+    gateways.on_circuit = partial(service.circuit_changed, deps)
+    sweeps = TaskRunner(settings.max_concurrent_sweeps, "sweeps")
+    checks = TaskRunner(settings.max_concurrent_requests, "checks")
+    register_handlers(broker, deps, sweeps, checks)
 
-    return service_app("paysync reconciler", broker=broker)
+    async def schedule_ticks() -> None:
+        sent: dict[tuple[str, Provider], str] = {}
+        pause = min(max(min(settings.cadence_for(p) for p in Provider) / 4, 0.05), 5.0)
+        while True:
+            try:
+                await service.publish_due_ticks(deps, sent)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                log.warning("reconcile.scheduler.retrying", error=str(exc))
+            await asyncio.sleep(pause)
+
+    async def recover_orphaned_requests() -> None:
+        while True:
+            await asyncio.sleep(settings.recovery_poll_seconds)
+            try:
+                await service.recover_requests(deps, checks)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                log.warning("reconcile.recovery.retrying", error=str(exc))
+
+    async def forget_changed_credentials() -> None:
+        await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: gateways.forget})
+
+    async def stop_work() -> None:
+        await sweeps.close()
+        await checks.close()
+        await gateways.close()
+        await outbound.stop()
+
+    loops = [recover_orphaned_requests, forget_changed_credentials]
+    if settings.scheduler_enabled:
+        loops.append(schedule_ticks)
+    return service_app(
+        "paysync reconciler",
+        broker=broker,
+        engine=engine,
+        background=loops,
+        before_start=outbound.start,
+        after_stop=stop_work,
+    )

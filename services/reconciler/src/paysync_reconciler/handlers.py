@@ -1,27 +1,69 @@
-"""The reconciler's subscribers: schedule ticks and targeted check requests."""
+"""The reconciler's subscribers: schedule ticks and targeted check requests. Thin: decode, hand over."""
 
 from __future__ import annotations
 
-import structlog
+from collections.abc import Awaitable, Callable
+
+from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
-from prometheus_client import Counter
+from faststream.kafka import KafkaBroker, KafkaMessage
 
 from paysync_core import topics
-from paysync_reconciler.settings import ReconcilerSettings
+from paysync_core.contracts import ReconcileRequest
+from paysync_core.dead_letters import DeadLettered, with_retries
+from paysync_reconciler import metrics, service
+from paysync_reconciler.models import ReconcileTick
+from paysync_reconciler.runner import TaskRunner
+from paysync_reconciler.service import Deps
 
-log = structlog.get_logger()
-RECEIVED = Counter("paysync_reconciler_messages_total", "Ticks and requests received", ["topic"])
 
+def register_handlers(broker: KafkaBroker, deps: Deps, sweeps: TaskRunner, checks: TaskRunner) -> None:
+    """Ticks and requests each in their own consumer group, so each is handled by one replica."""
+    settings = deps.settings
 
-def register_handlers(broker: KafkaBroker, settings: ReconcilerSettings) -> None:
-    """Consume ticks and requests in one consumer group, so each is handled by one replica."""
+    def dead_letters_of(topic: str) -> Callable[[bytes | None, bytes], Awaitable[object]]:
+        async def send(key: bytes | None, value: bytes) -> object:
+            return await broker.publish(value, f"{topic}.dlq", key=key)
+
+        return send
+
+    async def guarded(record: ConsumerRecord, topic: str, work: Callable[[], Awaitable[str]]) -> str:
+        try:
+            return await with_retries(
+                record, work, send_dead_letter=dead_letters_of(topic), service="reconciler", max_attempts=3
+            )
+        except DeadLettered:
+            return "dead_lettered"
 
     @broker.subscriber(
-        topics.RECONCILE_TICKS.name, topics.RECONCILE_REQUESTS.name, group_id=settings.group_id,
-        auto_offset_reset="earliest", ack_policy=AckPolicy.ACK,
+        topics.RECONCILE_TICKS.name,
+        group_id=settings.group_id,
+        auto_offset_reset=settings.auto_offset_reset,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
     )
-    async def receive(message: dict) -> None:
-        """Receive a tick or a check request (sweeps and gateway queries come with issue 6)."""
-        RECEIVED.labels(message.get("kind", "unknown")).inc()
-        log.info("reconcile.received", kind=message.get("kind"), tenant=message.get("tenant"))
+    async def take_tick(_: bytes, message: KafkaMessage) -> None:
+        """Take a schedule tick on (once, however many replicas and schedulers) and start its sweep."""
+        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+
+        async def work() -> str:
+            return await service.handle_tick(deps, sweeps, ReconcileTick.from_bytes(record.value or b""))
+
+        metrics.TICKS.labels(await guarded(record, topics.RECONCILE_TICKS.name, work)).inc()
+
+    @broker.subscriber(
+        topics.RECONCILE_REQUESTS.name,
+        group_id=f"{settings.group_id}-requests",
+        auto_offset_reset=settings.auto_offset_reset,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def take_request(_: bytes, message: KafkaMessage) -> None:
+        """Start a targeted check with the gateways (or replay the reply of one already answered)."""
+        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+
+        async def work() -> str:
+            request = ReconcileRequest.from_bytes(record.value or b"")
+            outcome = await service.handle_request(deps, checks, request)
+            metrics.REQUESTS.labels(request.kind, outcome).inc()
+            return outcome
+
+        await guarded(record, topics.RECONCILE_REQUESTS.name, work)

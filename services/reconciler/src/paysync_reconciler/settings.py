@@ -2,18 +2,166 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+import os
+import socket
+from typing import Annotated, Literal
 
+from pydantic import BeforeValidator, Field
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from paysync_core.contracts import Provider
 from paysync_core.settings import CommonSettings
 
 
+def _seconds_list(value: object) -> object:
+    """`60,300,900` (or a JSON list) as a list of seconds."""
+    if isinstance(value, str):
+        text = value.strip().strip("[]")
+        return [float(part) for part in text.split(",") if part.strip()]
+    return value
+
+
+def _names_list(value: object) -> object:
+    """`a,b,c` (or a JSON list) as a list of names."""
+    if isinstance(value, str):
+        text = value.strip().strip("[]")
+        return [part.strip().strip('"') for part in text.split(",") if part.strip()]
+    return value
+
+
+#: Delays in seconds: the first counts from registration, each next one from the check before.
+Delays = Annotated[list[float], NoDecode, BeforeValidator(_seconds_list), Field(min_length=1)]
+Names = Annotated[list[str], NoDecode, BeforeValidator(_names_list)]
+
+#: Stripe's documented basic limits, requests per second per account.
+STRIPE_TEST_MODE_RATE = 25.0
+STRIPE_LIVE_MODE_RATE = 100.0
+
+
+def _instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
 class ReconcilerSettings(BaseSettings):
-    """Where the reconciler listens and its consumer group."""
+    """Consumer groups, check schedules, gateway budgets, the scheduler's cadence and the sweeps' bounds."""
 
     model_config = SettingsConfigDict(env_prefix="PAYSYNC_RECONCILER_", extra="ignore")
 
     common: CommonSettings = Field(default_factory=CommonSettings)
     host: str = "127.0.0.1"
     port: int = 8002
-    group_id: str = "paysync-reconciler"
+    instance_id: str = Field(
+        default_factory=_instance_id, description="Names this replica in claims and ticks"
+    )
+    group_id: str = Field(
+        default="paysync-reconciler", description="Ticks' consumer group; requests use <id>-requests"
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+
+    # -- check schedules (seconds) ------------------------------------------------------------
+    stripe_schedule: Delays = Field(default_factory=lambda: [300.0, 900.0, 3600.0, 21600.0, 90000.0])
+    paystack_schedule: Delays = Field(default_factory=lambda: [300.0, 900.0, 3600.0, 21600.0, 86400.0])
+    mpesa_schedule: Delays = Field(
+        default_factory=lambda: [60.0, 120.0, 300.0, 900.0],
+        description="STK Push Query: first after about a minute, then backing off",
+    )
+    retry_after_error_seconds: float = Field(
+        default=60.0, description="Next try of a check the gateway failed"
+    )
+
+    # -- scheduler ------------------------------------------------------------------------------
+    scheduler_enabled: bool = True
+    scheduler_tenants: Names = Field(
+        default_factory=list, description="Only these tenants; empty: every tenant"
+    )
+    stripe_cadence_seconds: float = Field(default=900.0, gt=0)
+    paystack_cadence_seconds: float = Field(default=900.0, gt=0)
+    mpesa_cadence_seconds: float = Field(default=60.0, gt=0)
+
+    # -- gateway budgets: per process; with N replicas give each rate/N (or set replicas) --------
+    stripe_mode: Literal["test", "live"] = "test"
+    stripe_rate: float | None = Field(default=None, gt=0, description="Overrides the mode's documented limit")
+    paystack_rate: float = Field(default=10.0, gt=0, description="Conservative: Paystack documents no number")
+    mpesa_rate: float = Field(default=5.0, gt=0, description="Conservative: Daraja throttles by spike arrest")
+    replicas: int = Field(default=1, ge=1, description="Each replica takes rate/replicas of every budget")
+    budget_headroom: float = Field(
+        default=0.96, gt=0, le=1, description="Share of the limit used, so network jitter never crosses it"
+    )
+    budget_burst_seconds: float = Field(default=0.4, gt=0, description="Burst, in seconds' worth of the rate")
+    slowdown_factor: float = Field(
+        default=0.5, gt=0, lt=1, description="Rate kept after the gateway says 429"
+    )
+    recovery_seconds: float = Field(default=30.0, gt=0, description="Time to climb back to the full rate")
+
+    # -- retries and the circuit breaker --------------------------------------------------------
+    max_attempts: int = Field(default=4, ge=1)
+    base_delay: float = Field(default=0.25, gt=0)
+    max_delay: float = Field(default=8.0, gt=0)
+    max_retry_after: float = Field(default=30.0, gt=0)
+    max_budget_wait: float = Field(default=30.0, gt=0)
+    http_timeout_seconds: float = Field(default=15.0, gt=0)
+    breaker_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open the circuit")
+    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+
+    # -- sweeps ---------------------------------------------------------------------------------
+    list_overlap_seconds: float = Field(
+        default=300.0, ge=0, description="Each list window re-reads this much"
+    )
+    paystack_list_overlap_seconds: float = Field(default=3600.0, ge=0)
+    first_window_margin_seconds: float = Field(
+        default=86400.0, ge=0, description="A first sweep lists from this long before its oldest open payment"
+    )
+    initial_lookback_seconds: float = Field(
+        default=30 * 86400.0, gt=0, description="Furthest back a first sweep lists (Stripe keeps 30 days)"
+    )
+    claim_batch: int = Field(default=200, ge=1)
+    claim_lease_seconds: float = Field(default=120.0, gt=0)
+    check_concurrency: int = Field(default=8, ge=1, description="Gateway calls in flight per sweep")
+    list_batch: int = Field(default=500, ge=1, description="Listed items read and published together")
+    list_buffer_pages: int = Field(
+        default=1000, ge=1, description="Fetched pages waiting to be read, at most"
+    )
+    max_concurrent_sweeps: int = Field(default=8, ge=1)
+    unrecorded_grace_seconds: float = Field(
+        default=300.0, ge=0, description="A gateway success unmatched this long is a payment with no record"
+    )
+
+    # -- on-demand checks -----------------------------------------------------------------------
+    on_demand_concurrency: int = Field(default=16, ge=1)
+    bulk_limit: int = Field(default=10_000, ge=1, description="Most payments one bulk check asks about")
+    max_concurrent_requests: int = Field(default=32, ge=1)
+    apply_wait_seconds: float = Field(default=8.0, ge=0, description="How long to wait for the projector")
+    request_lease_seconds: float = Field(default=60.0, gt=0)
+    recovery_poll_seconds: float = Field(default=15.0, gt=0)
+    credentials_ttl_seconds: float = Field(default=60.0, gt=0)
+
+    def schedule_for(self, provider: Provider) -> list[float]:
+        """The check delays of one gateway."""
+        provider = Provider(provider)
+        return {
+            Provider.STRIPE: self.stripe_schedule,
+            Provider.PAYSTACK: self.paystack_schedule,
+            Provider.MPESA: self.mpesa_schedule,
+        }[provider]
+
+    def cadence_for(self, provider: Provider) -> float:
+        """Seconds between the scheduler's ticks for one gateway."""
+        provider = Provider(provider)
+        return {
+            Provider.STRIPE: self.stripe_cadence_seconds,
+            Provider.PAYSTACK: self.paystack_cadence_seconds,
+            Provider.MPESA: self.mpesa_cadence_seconds,
+        }[provider]
+
+    def rate_for(self, provider: Provider) -> float:
+        """This replica's requests per second to one gateway, per tenant."""
+        provider = Provider(provider)
+        if provider is Provider.STRIPE:
+            limit = self.stripe_rate or (
+                STRIPE_LIVE_MODE_RATE if self.stripe_mode == "live" else STRIPE_TEST_MODE_RATE
+            )
+        elif provider is Provider.PAYSTACK:
+            limit = self.paystack_rate
+        else:
+            limit = self.mpesa_rate
+        return limit * self.budget_headroom / self.replicas

@@ -1,19 +1,22 @@
-"""Background loops: the outbox relay (woken by NOTIFY) and the parked-observation matcher."""
+"""Background loops: the outbox relay (woken by NOTIFY), the parked-observation matcher, the drift check."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
-import asyncpg
 import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.dead_letters import is_outage
-from paysync_status_projector.domains import DomainSpec
-from paysync_status_projector.metrics import RELAYED
-from paysync_status_projector.service import Publish, relay_outbox, unpark
+from paysync_status_projector.domains import Domains
+from paysync_status_projector.metrics import ALERTS, RELAYED
+from paysync_status_projector.service import Publish, check_drift, purge_outbox, relay_outbox, unpark
 
 log = structlog.get_logger()
 
@@ -25,7 +28,7 @@ class Wakeup:
         self.event = asyncio.Event()
 
     def set(self, *_: object) -> None:
-        """Wake the waiting loop (also usable as an asyncpg listener callback)."""
+        """Wake the waiting loop (usable as a NOTIFY listener)."""
         self.event.set()
 
     async def wait(self, timeout: float) -> None:
@@ -35,32 +38,46 @@ class Wakeup:
         self.event.clear()
 
 
-async def listen(dsn: str, channels: dict[str, Wakeup]) -> None:
-    """Keep a connection LISTENing on the channels; reconnect when it drops."""
+async def relay_with_producer(
+    bootstrap: str, engine: AsyncEngine, wakeup: Wakeup, batch: int, poll: float, keep: timedelta,
+    partitioner: Callable[..., int],
+) -> None:
+    """The relay with a producer of its own: idempotent, every in-sync replica acknowledges, no framework between."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, client_id="paysync-status-projector-relay", acks="all",
+        enable_idempotence=True, linger_ms=1, partitioner=partitioner,
+    )
     while True:
         try:
-            conn = await asyncpg.connect(dsn)
-            try:
-                for channel, wakeup in channels.items():
-                    await conn.add_listener(channel, wakeup.set)
-                    wakeup.set()  # catch up on anything committed while not listening
-                while not conn.is_closed():
-                    await asyncio.sleep(1)
-            finally:
-                await conn.close()
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("listen.reconnecting", error=str(exc))
+            await producer.start()
+            break
+        except KafkaError as exc:
+            log.warning("relay.producer_starting", error=str(exc))
             await asyncio.sleep(1)
 
+    async def publish(topic: str, key: bytes, value: bytes) -> Awaitable[object]:
+        return await producer.send(topic, value, key=key)
 
-async def relay_loop(engine: AsyncEngine, publish: Publish, wakeup: Wakeup, batch: int, poll: float) -> None:
-    """Publish committed outbox events until cancelled."""
+    try:
+        await relay_loop(engine, publish, wakeup, batch, poll, keep)
+    finally:
+        await producer.stop()
+
+
+async def relay_loop(
+    engine: AsyncEngine, publish: Publish, wakeup: Wakeup, batch: int, poll: float, keep: timedelta
+) -> None:
+    """Publish committed outbox events until cancelled; now and then forget long-published ones."""
+    purged_at = time.monotonic()
     while True:
         try:
             sent = await relay_outbox(engine, publish, batch)
             RELAYED.inc(sent)
             if sent == batch:
                 continue  # more waiting
+            if time.monotonic() - purged_at > 60:
+                purged_at = time.monotonic()
+                await purge_outbox(engine, keep)
         except Exception as exc:
             if not is_outage(exc):
                 raise
@@ -68,13 +85,13 @@ async def relay_loop(engine: AsyncEngine, publish: Publish, wakeup: Wakeup, batc
         await wakeup.wait(poll)
 
 
-async def unpark_loop(engine: AsyncEngine, domains: dict[str, DomainSpec], wakeup: Wakeup, poll: float,
+async def unpark_loop(engine: AsyncEngine, domains: Domains, wakeup: Wakeup, poll: float,
                       on_committed: Callable[[], None]) -> None:
     """Apply parked observations once their payments are registered, until cancelled."""
     while True:
         try:
             result = await unpark(engine, domains)
-            if result.status_changes:
+            if result.status_changes or result.alerts:
                 on_committed()
             if result.applied or result.duplicates:
                 continue
@@ -84,3 +101,17 @@ async def unpark_loop(engine: AsyncEngine, domains: dict[str, DomainSpec], wakeu
             log.warning("unpark.retrying", error=str(exc))
         await wakeup.wait(poll)
 
+
+async def drift_loop(engine: AsyncEngine, domains: Domains, every: float, on_committed: Callable[[], None]) -> None:
+    """Check domain rows against payments every `every` seconds, until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            raised = await check_drift(engine, domains)
+            if raised:
+                ALERTS.labels("drift").inc(raised)
+                on_committed()
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("drift.retrying", error=str(exc))

@@ -2,68 +2,260 @@
 
 from __future__ import annotations
 
+import functools
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import delete, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+import orjson
+from sqlalchemy import (
+    Select,
+    String,
+    Table,
+    Text,
+    and_,
+    any_,
+    bindparam,
+    case,
+    cast,
+    column,
+    delete,
+    exists,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    text,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.contracts import PaymentObservation
 from paysync_core.db import OUTBOX_CHANNEL
-from paysync_core.db.schema import observations, outbox, parked_observations, payment_refs, payments
+from paysync_core.db.schema import (
+    observations,
+    outbox,
+    parked_observations,
+    payment_refs,
+    payments,
+    sync_issues,
+)
+from paysync_core.domain.status import MONEY_MOVED, UnifiedStatus
+from paysync_status_projector.domains import BoundDomain, BoundTable
+
+_DIALECT = asyncpg_dialect()
 
 
-async def resolve_refs(
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A statement compiled once: its SQL and the order of its parameters.
+
+    The projector's per-batch statements run thousands of times a minute; compiling (or even
+    computing SQLAlchemy's cache key of) a statement with dozens of CTEs each time would cost more
+    than PostgreSQL takes to run it. Identifiers in the SQL are those SQLAlchemy quoted.
+    """
+
+    sql: str
+    names: tuple[str, ...]
+    defaults: dict[str, Any]
+
+    async def run(self, conn: AsyncConnection, params: dict[str, Any]) -> Any:
+        """Execute with named parameters; those not given take the value bound at build time."""
+        values = tuple(params[n] if n in params else self.defaults[n] for n in self.names)
+        return await conn.exec_driver_sql(self.sql, values)
+
+
+def _compile(statement: Any) -> _Compiled:
+    compiled = statement.compile(dialect=_DIALECT)
+    return _Compiled(str(compiled), tuple(compiled.positiontup or ()), dict(compiled.params))
+
+
+#: Advisory-lock keys.
+_RELAY_LOCK = 7355609
+_DRIFT_LOCK = 7355610
+
+#: Columns of a payment the projector rewrites after a merge.
+PAYMENT_UPDATE_COLUMNS = (
+    "merge_state", "status", "sequence", "flags", "amount_received_minor", "amount_refunded_minor",
+    "paid_at", "status_changed_at",
+)
+
+
+class PaymentRow(NamedTuple):
+    """A payment as the projector reads it, its merged state already parsed."""
+
+    id: Any
+    tenant_id: str
+    provider: str
+    provider_ref: str
+    domain: str | None
+    entity_id: str | None
+    amount_minor: int | None
+    currency: str | None
+    status: str
+    sequence: int
+    merge_state: dict[str, Any]
+    status_changed_at: Any
+
+
+#: The payment columns the projector reads (in PaymentRow's order).
+_PAYMENT_COLUMNS = (
+    payments.c.id, payments.c.tenant_id, payments.c.provider, payments.c.provider_ref, payments.c.domain,
+    payments.c.entity_id, payments.c.amount_minor, payments.c.currency, payments.c.status, payments.c.sequence,
+    payments.c.merge_state, payments.c.status_changed_at,
+)
+# merge_state as text, parsed with orjson (`PaymentRow`): the driver's stdlib json is the slower part.
+_SELECTED = [f"p.{c.name}::text AS {c.name}" if c.name == "merge_state" else f"p.{c.name}" for c in _PAYMENT_COLUMNS]
+_LOCK_FOR_BATCH = text(
+    "WITH matched AS ("
+    "  SELECT r.payment_id, array_agg(r.ref) AS refs FROM payment_refs r"
+    "  JOIN unnest(CAST(:tenants AS text[]), CAST(:providers AS text[]), CAST(:refs AS text[]))"
+    "    AS k(tenant_id, provider, ref)"
+    "  ON r.tenant_id = k.tenant_id AND r.provider = k.provider AND r.ref = k.ref"
+    "  GROUP BY r.payment_id"
+    "), targets AS ("
+    "  SELECT payment_id AS id FROM matched"
+    "  UNION"
+    "  SELECT s.id FROM matched m JOIN payments p ON p.id = m.payment_id"
+    "  JOIN payments s ON s.tenant_id = p.tenant_id AND s.domain = p.domain AND s.entity_id = p.entity_id"
+    ")"
+    f" SELECT {', '.join(_SELECTED)}, m.refs AS matched_refs"
+    " FROM payments p JOIN targets t ON t.id = p.id LEFT JOIN matched m ON m.payment_id = p.id"
+    " ORDER BY p.id FOR UPDATE OF p"
+).columns(*(column(c.name, Text if c.name == "merge_state" else c.type) for c in _PAYMENT_COLUMNS),
+           column("matched_refs", ARRAY(Text)))
+
+
+_LOCK_FOR_BATCH_SQL = _compile(_LOCK_FOR_BATCH)
+
+
+async def lock_for_batch(
     conn: AsyncConnection, keys: Iterable[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], Any]:
-    """Map (tenant, provider, ref) to the payment id it belongs to, for those that are known."""
+) -> tuple[dict[tuple[str, str, str], Any], dict[Any, Any]]:
+    """Find the payments of (tenant, provider, ref) keys and lock them with every payment of the same entities.
+
+    Returns which payment each known key belongs to, and the locked rows by payment id. Rows are
+    locked in id order (no deadlock between projectors), and an entity's row is written only by
+    whoever holds all its payments, from their states as locked.
+    """
     keys = list(set(keys))
     if not keys:
-        return {}
-    rows = await conn.execute(
-        select(payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref, payment_refs.c.payment_id)
-        .where(tuple_(payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref).in_(keys))
+        return {}, {}
+    tenants, providers, refs = (list(c) for c in zip(*keys, strict=True))
+    rows = await _LOCK_FOR_BATCH_SQL.run(conn, {"tenants": tenants, "providers": providers, "refs": refs})
+    found: dict[tuple[str, str, str], Any] = {}
+    locked: dict[Any, Any] = {}
+    for row in rows:
+        locked[row.id] = PaymentRow(*row[:10], orjson.loads(row.merge_state), row.status_changed_at)
+        for ref in row.matched_refs or ():
+            found[(row.tenant_id, row.provider, ref)] = row.id
+    return found, locked
+
+
+def bulk_rows(table: Table, columns: Sequence[str], prefix: str = "bulk_") -> Select:
+    """SELECT ... FROM jsonb_to_recordset(:rows) AS r(column type, ...): many rows as one JSON parameter.
+
+    Compiled once per table and set of columns; the rows travel as one JSON document that
+    PostgreSQL takes apart in C (see `records`): no per-row statement building or per-value
+    encoding in Python, which is most of the cost of executemany or of a multi-row VALUES.
+    """
+    source = (
+        func.jsonb_to_recordset(cast(bindparam(f"{prefix}rows", type_=Text), JSONB))
+        .table_valued(*(column(name, table.c[name].type) for name in columns))
+        .render_derived(name=f"{prefix}r", with_types=True)
     )
-    return {(r.tenant_id, r.provider, r.ref): r.payment_id for r in rows}
+    return select(*(source.c[name] for name in columns))
 
 
-async def lock_payments(conn: AsyncConnection, ids: Iterable[Any]) -> dict[Any, Any]:
-    """Lock the payments' rows, in id order so concurrent projectors cannot deadlock."""
-    rows = await conn.execute(
-        select(payments).where(payments.c.id.in_(sorted(set(ids)))).order_by(payments.c.id).with_for_update()
-    )
-    return {r.id: r for r in rows}
+def records(
+    table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]], prefix: str = "bulk_"
+) -> dict[str, str]:
+    """The parameter of `bulk_rows`: the rows (each with exactly `columns`) as one JSON document.
+
+    A str in a JSONB column is taken as JSON text already, and embedded as it is.
+    """
+    for name in columns:
+        if isinstance(table.c[name].type, JSONB):
+            for row in rows:
+                if isinstance(row[name], str):
+                    row[name] = orjson.Fragment(row[name])
+    return {f"{prefix}rows": orjson.dumps(rows, default=str).decode()}
 
 
-async def record_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Insert history rows; return the observation ids that were new (the rest are duplicates)."""
+_HISTORY_COLUMNS = (
+    "tenant_id", "observation_id", "payment_id", "provider_ref", "status", "provider_time", "source", "verified",
+    "amount_minor", "currency", "evidence", "status_after",
+)
+
+
+_RECORD_HISTORY = (
+    insert(observations)
+    .from_select(_HISTORY_COLUMNS, bulk_rows(observations, _HISTORY_COLUMNS))
+    .on_conflict_do_nothing(index_elements=[observations.c.tenant_id, observations.c.observation_id])
+    .returning(observations.c.tenant_id, observations.c.observation_id)
+)
+
+
+_RECORD_HISTORY_SQL = _compile(_RECORD_HISTORY)
+
+
+async def record_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
+    """Insert history rows; return the (tenant, observation id) pairs that were new (the rest are duplicates)."""
     if not rows:
         return set()
-    result = await conn.execute(
-        insert(observations)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=[observations.c.tenant_id, observations.c.observation_id])
-        .returning(observations.c.observation_id)
-    )
-    return set(result.scalars())
+    result = await _RECORD_HISTORY_SQL.run(conn, records(observations, _HISTORY_COLUMNS, rows))
+    return {(r.tenant_id, r.observation_id) for r in result}
 
 
 async def add_refs(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
     """Remember aliases; a reference already bound to a payment keeps its binding."""
     if rows:
-        await conn.execute(insert(payment_refs).values(list(rows)).on_conflict_do_nothing())
+        await conn.execute(insert(payment_refs).on_conflict_do_nothing(), list(rows))
 
 
-async def update_payment(conn: AsyncConnection, payment_id: Any, values: dict[str, Any]) -> None:
-    """Write the payment's merged state."""
-    await conn.execute(update(payments).where(payments.c.id == payment_id).values(updated_at=func.now(), **values))
+_MERGED_COLUMNS = ("id", *PAYMENT_UPDATE_COLUMNS)
+_OUTBOX_COLUMNS = ("topic", "key", "payload")
+
+
+@functools.cache
+def _write_merged(with_events: bool) -> _Compiled:
+    merged = bulk_rows(payments, _MERGED_COLUMNS, "p_").subquery("merged")
+    updated = (
+        update(payments)
+        .where(payments.c.id == merged.c.id)
+        .values(updated_at=func.now(), **{c: merged.c[c] for c in PAYMENT_UPDATE_COLUMNS})
+        .cte("updated")
+    )
+    if not with_events:
+        return _compile(select(literal(1)).add_cte(updated))
+    # Events are inserted in the order given: a payment's changes get ids in sequence order.
+    queued = insert(outbox).from_select(_OUTBOX_COLUMNS, bulk_rows(outbox, _OUTBOX_COLUMNS, "o_")).cte("queued")
+    return _compile(select(func.pg_notify(OUTBOX_CHANNEL, "")).add_cte(updated, queued))
+
+
+async def write_merged(
+    conn: AsyncConnection, payment_rows: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]
+) -> None:
+    """In one statement: the payments' merged states, their events in the outbox, a wake-up for the relays at commit."""
+    params = records(payments, _MERGED_COLUMNS, payment_rows, "p_")
+    if events:
+        params |= records(outbox, _OUTBOX_COLUMNS, events, "o_")
+    await _write_merged(bool(events)).run(conn, params)
 
 
 async def enqueue(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Add events to the outbox and wake the relay when this transaction commits."""
+    """Add events to the outbox, in the given order, and wake the relays when this transaction commits."""
     if rows:
-        await conn.execute(outbox.insert().values(list(rows)))
+        await conn.execute(
+            insert(outbox).from_select(_OUTBOX_COLUMNS, bulk_rows(outbox, _OUTBOX_COLUMNS)),
+            records(outbox, _OUTBOX_COLUMNS, rows),
+        )
         await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
 
 
@@ -71,25 +263,22 @@ async def park(conn: AsyncConnection, observations_: Sequence[PaymentObservation
     """Keep observations of unknown references until their payment is registered."""
     if observations_:
         await conn.execute(
-            insert(parked_observations)
-            .values(
-                [
-                    {
-                        "tenant_id": o.tenant,
-                        "provider": o.provider.value,
-                        "observation_id": o.observation_id,
-                        "refs": list(o.refs),
-                        "payload": o.model_dump(mode="json"),
-                    }
-                    for o in observations_
-                ]
-            )
-            .on_conflict_do_nothing()
+            insert(parked_observations).on_conflict_do_nothing(),
+            [
+                {
+                    "tenant_id": o.tenant,
+                    "provider": o.provider.value,
+                    "observation_id": o.observation_id,
+                    "refs": list(o.refs),
+                    "payload": o.model_dump(mode="json"),
+                }
+                for o in observations_
+            ],
         )
 
 
 async def take_matched_parked(conn: AsyncConnection, limit: int) -> list[PaymentObservation]:
-    """Remove and return parked observations whose payment is now registered."""
+    """Remove and return parked observations whose payment is now registered (by reference or alias)."""
     matched = (
         select(parked_observations.c.id)
         .where(
@@ -111,24 +300,209 @@ async def take_matched_parked(conn: AsyncConnection, limit: int) -> list[Payment
     return [PaymentObservation.model_validate(r.payload) for r in rows]
 
 
-async def unpublished(conn: AsyncConnection, limit: int) -> list[Any]:
-    """The oldest events not yet published, locked for this relay."""
+# -- sync issues ------------------------------------------------------------------------------
+
+
+async def open_issues(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Open issues that are not open already; returns the alert ids of those that are new."""
+    if not rows:
+        return set()
+    result = await conn.execute(
+        insert(sync_issues).on_conflict_do_nothing().returning(sync_issues.c.alert_id), list(rows)
+    )
+    return set(result.scalars())
+
+
+async def occurrences(conn: AsyncConnection, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+    """How many issues of `kind` each (tenant, subject) has had so far."""
+    keys = list(set(keys))
+    if not keys:
+        return {}
     rows = await conn.execute(
-        select(outbox.c.id, outbox.c.topic, outbox.c.key, outbox.c.payload)
-        .where(outbox.c.published_at.is_(None))
-        .order_by(outbox.c.id)
-        .limit(limit)
-        .with_for_update()
+        select(sync_issues.c.tenant_id, sync_issues.c.subject, func.count().label("n"))
+        .where(sync_issues.c.kind == kind, tuple_(sync_issues.c.tenant_id, sync_issues.c.subject).in_(keys))
+        .group_by(sync_issues.c.tenant_id, sync_issues.c.subject)
+    )
+    return {(r.tenant_id, r.subject): r.n for r in rows}
+
+
+async def open_issue_subjects(conn: AsyncConnection, kind: str, domain: str) -> dict[tuple[str, str], int]:
+    """The open issues of `kind` about `domain`'s entities: (tenant, subject) -> issue id."""
+    rows = await conn.execute(
+        select(sync_issues.c.id, sync_issues.c.tenant_id, sync_issues.c.subject).where(
+            sync_issues.c.kind == kind, sync_issues.c.domain == domain, sync_issues.c.resolved_at.is_(None)
+        )
+    )
+    return {(r.tenant_id, r.subject): r.id for r in rows}
+
+
+async def resolve_issues(conn: AsyncConnection, ids: Sequence[int]) -> None:
+    """Mark issues resolved: the drift is gone; if it comes back, it is a new occurrence."""
+    if ids:
+        await conn.execute(update(sync_issues).where(sync_issues.c.id.in_(ids)).values(resolved_at=func.now()))
+
+
+async def try_drift_lock(conn: AsyncConnection) -> bool:
+    """One drift scan at a time across replicas."""
+    return bool((await conn.execute(select(func.pg_try_advisory_xact_lock(_DRIFT_LOCK)))).scalar())
+
+
+async def rows_paid_without_payment(conn: AsyncConnection, domain: BoundDomain) -> list[Any]:
+    """The domain's rows marked paid although none of the entity's payments has money moved."""
+    marker = domain.spec.paid
+    if marker is None:
+        return []
+    t, m = domain.main.table, domain.main.mapping
+    tenant, key, paid = t.c[m.tenant_column], t.c[m.key_column], t.c[marker.column]
+    moved = exists().where(
+        payments.c.tenant_id == tenant,
+        payments.c.domain == domain.spec.name,
+        payments.c.entity_id == cast(key, String),
+        payments.c.status.in_([s.value for s in MONEY_MOVED]),
+    )
+    rows = await conn.execute(
+        select(tenant.label("tenant_id"), cast(key, String).label("entity_id"), paid.label("shown"))
+        .where(cast(paid, String).in_(marker.values), not_(moved))
     )
     return list(rows)
 
 
+async def payments_succeeded_row_unpaid(conn: AsyncConnection, domain: BoundDomain) -> list[Any]:
+    """The domain's succeeded payments whose entity row is missing or not marked paid."""
+    marker = domain.spec.paid
+    if marker is None:
+        return []
+    t, m = domain.main.table, domain.main.mapping
+    tenant, key, paid = t.c[m.tenant_column], t.c[m.key_column], t.c[marker.column]
+    joined = payments.outerjoin(t, and_(tenant == payments.c.tenant_id, cast(key, String) == payments.c.entity_id))
+    rows = await conn.execute(
+        select(payments.c.id, payments.c.tenant_id, payments.c.entity_id, payments.c.provider,
+               payments.c.provider_ref, cast(paid, String).label("shown"))
+        .select_from(joined)
+        .where(
+            payments.c.domain == domain.spec.name,
+            payments.c.entity_id.isnot(None),
+            payments.c.status == UnifiedStatus.SUCCEEDED.value,
+            or_(paid.is_(None), not_(cast(paid, String).in_(marker.values))),
+        )
+        .order_by(payments.c.id)
+    )
+    return list(rows)
+
+
+# -- domain rows ------------------------------------------------------------------------------
+
+
+@functools.cache
+def _upsert(bound: BoundTable, shape: tuple[str, ...], prefix: str) -> Any:
+    """INSERT ... SELECT unnest ... ON CONFLICT (tenant, key) DO UPDATE, honouring `keep`."""
+    table, mapping = bound.table, bound.mapping
+    stmt = insert(table).from_select(shape, bulk_rows(table, shape, prefix))
+    kept = mapping.keep
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c[mapping.tenant_column], table.c[mapping.key_column]],
+        set_={
+            table.c[c].key: (
+                case((cast(table.c[c], String) == any_(literal(list(kept[c]), ARRAY(String))), table.c[c]),
+                     else_=stmt.excluded[c])
+                if c in kept else stmt.excluded[c]
+            )
+            for c in shape
+            if c not in (mapping.tenant_column, mapping.key_column)
+        },
+    )
+
+
+@functools.cache
+def _delete(bound: BoundTable, prefix: str) -> Any:
+    """DELETE rows whose (tenant, key) is in two parallel arrays."""
+    table, mapping = bound.table, bound.mapping
+    gone = bulk_rows(table, (mapping.tenant_column, mapping.key_column), prefix).subquery()
+    return delete(table).where(
+        table.c[mapping.tenant_column] == gone.c[mapping.tenant_column],
+        table.c[mapping.key_column] == gone.c[mapping.key_column],
+    )
+
+
+@functools.cache
+def _domain_writes(tables: tuple[BoundTable, ...]) -> tuple[_Compiled, tuple[tuple[BoundTable, str, tuple[str, ...], str], ...]]:
+    """One statement that can write every configured table: an upsert per row shape, a delete per child table."""
+    parts, ctes = [], []
+    for i, bound in enumerate(tables):
+        for j, shape in enumerate(bound.distinct_shapes):
+            prefix = f"t{i}u{j}_"
+            ctes.append(_upsert(bound, shape, prefix).cte(f"t{i}u{j}"))
+            parts.append((bound, "upsert", shape, prefix))
+        if bound.mapping.entity_column is not None:  # a per-payment row goes when its status has none
+            prefix = f"t{i}d_"
+            ctes.append(_delete(bound, prefix).cte(f"t{i}d"))
+            parts.append((bound, "delete", (bound.mapping.tenant_column, bound.mapping.key_column), prefix))
+    return _compile(select(literal(1)).add_cte(*ctes)), tuple(parts)
+
+
+async def write_domain_rows(
+    conn: AsyncConnection,
+    tables: tuple[BoundTable, ...],
+    upserts: dict[BoundTable, list[dict[str, Any]]],
+    deletes: dict[BoundTable, list[dict[str, Any]]],
+) -> None:
+    """Upsert and delete domain rows of every table in one statement (one round trip).
+
+    `tables` is every configured table, so the statement is the same whatever the batch holds;
+    parts with nothing to write get empty arrays.
+    """
+    if not any(upserts.values()) and not any(deletes.values()):
+        return
+    statement, parts = _domain_writes(tables)
+    shaped: dict[tuple[BoundTable, tuple[str, ...]], list[dict[str, Any]]] = defaultdict(list)
+    for bound, rows in upserts.items():
+        for row in rows:
+            shaped[(bound, tuple(sorted(row)))].append(row)
+    params: dict[str, Any] = {}
+    for bound, kind, shape, prefix in parts:
+        rows = shaped.pop((bound, shape), []) if kind == "upsert" else deletes.get(bound, [])
+        params |= records(bound.table, shape, rows, prefix)
+    if shaped:
+        raise AssertionError(f"rows of unexpected shape: {[(b.mapping.table, s) for b, s in shaped]}")
+    await statement.run(conn, params)
+
+
+# -- outbox -----------------------------------------------------------------------------------
+
+
+_UNPUBLISHED = _compile(
+    select(outbox.c.id, outbox.c.topic, outbox.c.key, cast(outbox.c.payload, Text).label("payload"))
+    # The relay lock is taken by the first row it reads: one relay at a time keeps each payment's
+    # events in commit order; a relay that does not get it reads nothing.
+    .where(outbox.c.published_at.is_(None), func.pg_try_advisory_xact_lock(_RELAY_LOCK))
+    .order_by(outbox.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update()
+)
+_MARK_PUBLISHED = _compile(
+    update(outbox)
+    .where(outbox.c.id == any_(bindparam("ids", type_=ARRAY(outbox.c.id.type))))
+    .values(published_at=func.now())
+)
+
+
+async def unpublished(conn: AsyncConnection, limit: int) -> list[Any]:
+    """The oldest events not yet published, locked for this relay; payloads as the JSON text stored."""
+    return list(await _UNPUBLISHED.run(conn, {"limit": limit}))
+
+
 async def mark_published(conn: AsyncConnection, ids: Sequence[int]) -> None:
     """Record that these events are on their topic."""
-    await conn.execute(update(outbox).where(outbox.c.id.in_(ids)).values(published_at=func.now()))
+    await _MARK_PUBLISHED.run(conn, {"ids": list(ids)})
 
 
-async def try_relay_lock(conn: AsyncConnection) -> bool:
-    """One relay at a time keeps each payment's events in commit order."""
-    return bool((await conn.execute(text("SELECT pg_try_advisory_xact_lock(7355609)"))).scalar())
-
+async def purge_published(conn: AsyncConnection, before: datetime, limit: int = 10_000) -> int:
+    """Delete events published before `before`; returns how many."""
+    oldest = (
+        select(outbox.c.id)
+        .where(outbox.c.published_at.isnot(None), outbox.c.published_at < before)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    result = await conn.execute(delete(outbox).where(outbox.c.id.in_(oldest)))
+    return result.rowcount or 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,10 +22,21 @@ class StatusProjectorSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8003
     group_id: str = "paysync-status-projector"
-    max_batch: int = 500
+    group_instance_id: str | None = Field(
+        default=None, description="Static group membership (e.g. the pod name): a restart keeps its partitions"
+    )
+    session_timeout_ms: int = 10_000
+    heartbeat_interval_ms: int = 3_000
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_batch: int = 1000
     batch_timeout_ms: int = 20
     max_attempts: int = 3
     relay_batch: int = 500
     relay_poll_seconds: float = Field(default=0.5, description="Fallback when no NOTIFY arrives")
+    outbox_keep_hours: float = Field(default=24.0, description="Published outbox events are deleted after this")
     unpark_poll_seconds: float = 5.0
+    drift_check_seconds: float = Field(default=60.0, description="How often domain rows are checked against payments")
     domains_file: Path = Field(default=BUILTIN_DOMAINS, description="The domain mapping (TOML)")
+    extra_domains_files: list[Path] = Field(
+        default_factory=list, description="More mapping files: your own domains, beside the built-in ones"
+    )

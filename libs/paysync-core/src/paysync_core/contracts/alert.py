@@ -22,6 +22,9 @@ class AlertKind(StrEnum):
     PAYMENT_SUCCEEDED_DOMAIN_UNPAID = "payment_succeeded_domain_unpaid"
     STUCK_PAYMENT = "stuck_payment"
     GATEWAY_ERROR = "gateway_error"
+    # Drift only a gateway query reveals (the reconciler's checks):
+    GATEWAY_PAYMENT_UNRECORDED = "gateway_payment_unrecorded"  # paid at the gateway, no payment record
+    PAID_WITHOUT_GATEWAY_SUCCESS = "paid_without_gateway_success"  # paid here, no success at the gateway
 
 
 def alert_id(kind: AlertKind | str, tenant: str, subject: str, occurrence: int = 1) -> str:

@@ -8,13 +8,17 @@ and the unified status is a pure function of that state. Rules (DESIGN.md):
 - among statuses before money moved, the newest provider time wins;
 - money that has moved is never un-seen: success outranks every open or unpaid status;
 - refunds and disputes move forward from success;
-- a success whose amount or currency differs from the registered one is flagged, not accepted.
+- a success whose amount or currency differs from the registered one is flagged, not accepted;
+- a refund of everything that was received is a full refund, however the gateway worded it.
+
+Each fact also keeps the gateway's words that came with it (a failure's reason, a success's
+receipt and session ids), so what is shown about a payment is a function of the state too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +39,8 @@ class OpenFact:
     rank: int
     observation_id: str
     status: UnifiedStatus
+    #: The gateway's own words (e.g. M-Pesa's ResultDesc); one observation id, one detail.
+    detail: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -45,6 +51,12 @@ class SuccessFact:
     observation_id: str
     amount_minor: int | None
     currency: str | None
+    #: The success's evidence (session, intent, charge, receipt ids), as sorted (name, value) pairs.
+    evidence: tuple[tuple[str, str], ...] = field(default=(), compare=False)
+
+    def evidence_of(self, name: str) -> str | None:
+        """One piece of the success's evidence, or None."""
+        return dict(self.evidence).get(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,10 @@ class PaymentState:
     fully_refunded: bool = False
     disputes: tuple[tuple[str, str], ...] = ()  # sorted (dispute_id, state)
     flags: frozenset[str] = field(default_factory=frozenset)
+    #: A partial refund was reported, even if without its amount.
+    refund_seen: bool = False
+    #: The newest provider time of any verified observation that established something.
+    as_of: datetime | None = None
 
     @property
     def status(self) -> UnifiedStatus:
@@ -72,9 +88,9 @@ class PaymentState:
         states = {state for _, state in self.disputes}
         if states & {"open", "lost"}:
             return UnifiedStatus.DISPUTED
-        if self.fully_refunded:
+        if self.fully_refunded or self._refunded_everything_received:
             return UnifiedStatus.REFUNDED
-        if self.refunded_minor > 0:
+        if self.refunded_minor > 0 or self.refund_seen:
             return UnifiedStatus.PARTIALLY_REFUNDED
         if self.success is not None or self.disputes:
             return UnifiedStatus.SUCCEEDED
@@ -86,6 +102,33 @@ class PaymentState:
     def paid_at(self) -> datetime | None:
         """When money first moved, if it has."""
         return self.success.provider_time if self.success else None
+
+    @property
+    def amount_received_minor(self) -> int | None:
+        """How much the accepted success brought in, if one was accepted."""
+        return self.success.amount_minor if self.success else None
+
+    @property
+    def amount_refunded_minor(self) -> int:
+        """What was refunded: the reported total, or all that was received when a full refund came without it."""
+        if self.refunded_minor == 0 and self.fully_refunded and self.success is not None:
+            return self.success.amount_minor or 0
+        return self.refunded_minor
+
+    @property
+    def failure_detail(self) -> str | None:
+        """The gateway's words for why the payment failed, while failed, canceled or expired is its status."""
+        status = self.status
+        if self.latest_open is None or status.money_moved or status is not self.latest_open.status:
+            return None
+        if status in (UnifiedStatus.FAILED, UnifiedStatus.CANCELED, UnifiedStatus.EXPIRED):
+            return self.latest_open.detail
+        return None
+
+    @property
+    def _refunded_everything_received(self) -> bool:
+        received = self.success.amount_minor if self.success else None
+        return bool(received) and self.refunded_minor >= received
 
     def join(self, other: PaymentState) -> PaymentState:
         """The least state that knows everything both states know."""
@@ -101,6 +144,8 @@ class PaymentState:
             fully_refunded=self.fully_refunded or other.fully_refunded,
             disputes=tuple(sorted(disputes.items())),
             flags=self.flags | other.flags,
+            refund_seen=self.refund_seen or other.refund_seen,
+            as_of=_max(self.as_of, other.as_of),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -112,6 +157,8 @@ class PaymentState:
             "fully_refunded": self.fully_refunded,
             "disputes": [list(d) for d in self.disputes],
             "flags": sorted(self.flags),
+            "refund_seen": self.refund_seen,
+            "as_of": self.as_of.isoformat() if self.as_of else None,
         }
 
     @classmethod
@@ -123,52 +170,63 @@ class PaymentState:
         return cls(
             latest_open=OpenFact(
                 datetime.fromisoformat(lo["provider_time"]), lo["rank"], lo["observation_id"],
-                UnifiedStatus(lo["status"]),
+                UnifiedStatus(lo["status"]), lo.get("detail"),
             ) if lo else None,
             success=SuccessFact(
                 datetime.fromisoformat(su["provider_time"]), su["observation_id"],
                 su["amount_minor"], su["currency"],
+                tuple(sorted((k, v) for k, v in (su.get("evidence") or {}).items())),
             ) if su else None,
             refunded_minor=data.get("refunded_minor", 0),
             fully_refunded=data.get("fully_refunded", False),
             disputes=tuple(sorted((d[0], d[1]) for d in data.get("disputes", []))),
             flags=frozenset(data.get("flags", [])),
+            refund_seen=data.get("refund_seen", False),
+            as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else None,
         )
 
 
 def observe(obs: PaymentObservation, expected: Expectation) -> PaymentState:
     """The state that one observation alone establishes."""
     if not obs.verified:
-        return PaymentState()  # a hint: recorded in history, never enough to change status
-    state = PaymentState()
+        return _NOTHING  # a hint: recorded in history, never enough to change status
+    facts = _establish(obs, expected)
+    return PaymentState(**facts, as_of=obs.provider_time) if facts else _NOTHING
+
+
+def _establish(obs: PaymentObservation, expected: Expectation) -> dict[str, Any]:
+    """The fields of the state one verified observation establishes (none: it establishes nothing)."""
+    facts: dict[str, Any] = {}
     if obs.dispute is not None:
-        state = replace(state, disputes=((obs.dispute.dispute_id, obs.dispute.state),))
+        facts["disputes"] = ((obs.dispute.dispute_id, obs.dispute.state),)
     status = obs.status
     if status is None:
-        return state
+        return facts
     if status in OPEN_OR_UNPAID:
-        return replace(
-            state,
-            latest_open=OpenFact(obs.provider_time, OPEN_RANK[status], obs.observation_id, status),
+        facts["latest_open"] = OpenFact(
+            obs.provider_time, OPEN_RANK[status], obs.observation_id, status, obs.evidence.detail
         )
-    if status is UnifiedStatus.SUCCEEDED:
+    elif status is UnifiedStatus.SUCCEEDED:
         flags = _mismatches(obs, expected)
         if flags:
-            return replace(state, flags=flags)
-        return replace(
-            state,
-            success=SuccessFact(obs.provider_time, obs.observation_id, obs.amount_minor, obs.currency),
-        )
-    if status in (UnifiedStatus.PARTIALLY_REFUNDED, UnifiedStatus.REFUNDED):
-        return replace(
-            state,
-            refunded_minor=obs.amount_refunded_minor or 0,
-            fully_refunded=status is UnifiedStatus.REFUNDED,
-        )
-    if status is UnifiedStatus.DISPUTED and obs.dispute is None:
+            facts["flags"] = flags
+        else:
+            evidence = obs.evidence.model_dump(mode="json", exclude_none=True)
+            facts["success"] = SuccessFact(
+                obs.provider_time, obs.observation_id, obs.amount_minor, obs.currency,
+                tuple(sorted((k, str(v)) for k, v in evidence.items())),
+            )
+    elif status in (UnifiedStatus.PARTIALLY_REFUNDED, UnifiedStatus.REFUNDED):
+        facts["refunded_minor"] = obs.amount_refunded_minor or 0
+        facts["fully_refunded"] = status is UnifiedStatus.REFUNDED
+        facts["refund_seen"] = True
+    elif status is UnifiedStatus.DISPUTED and obs.dispute is None:
         # A dispute without its id still proves money moved and is under dispute.
-        return replace(state, disputes=((f"unknown:{obs.observation_id}", "open"),))
-    return state
+        facts["disputes"] = ((f"unknown:{obs.observation_id}", "open"),)
+    return facts
+
+
+_NOTHING = PaymentState()
 
 
 def apply(state: PaymentState, obs: PaymentObservation, expected: Expectation) -> PaymentState:
@@ -212,4 +270,6 @@ def _fact_json(fact: OpenFact | SuccessFact | None) -> dict[str, Any] | None:
         return None
     out = {name: getattr(fact, name) for name in fact.__slots__}
     out["provider_time"] = fact.provider_time.isoformat()
+    if isinstance(fact, SuccessFact):
+        out["evidence"] = dict(fact.evidence)
     return out

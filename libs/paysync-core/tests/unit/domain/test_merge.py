@@ -155,3 +155,55 @@ def test_money_once_moved_is_never_unseen(items) -> None:
         state = apply(state, o, EXPECTED)
         moved = moved or state.status.money_moved
         assert not moved or state.status.money_moved
+
+
+# -- what the projector shows beside the status (domain rows, status changes) ------------------
+
+
+def with_evidence(o: PaymentObservation, **evidence: str) -> PaymentObservation:
+    return o.model_copy(update={"evidence": o.evidence.model_copy(update=evidence)})
+
+
+def test_refunding_everything_received_is_a_full_refund_however_worded() -> None:
+    state = merge_all([obs(S.SUCCEEDED, 1), obs(S.PARTIALLY_REFUNDED, 2, refunded=5000)], EXPECTED)
+    assert state.status is S.REFUNDED and state.amount_refunded_minor == 5000
+
+
+def test_a_partial_refund_reported_without_its_amount_is_still_a_refund() -> None:
+    state = merge_all([obs(S.SUCCEEDED, 1), obs(S.PARTIALLY_REFUNDED, 2, refunded=None)], EXPECTED)
+    assert state.status is S.PARTIALLY_REFUNDED
+
+
+def test_a_full_refund_without_its_amount_refunds_what_was_received() -> None:
+    state = merge_all([obs(S.SUCCEEDED, 1), obs(S.REFUNDED, 2, refunded=None)], EXPECTED)
+    assert state.status is S.REFUNDED and state.amount_refunded_minor == 5000
+
+
+def test_the_failure_reason_is_shown_only_while_the_payment_stands_failed() -> None:
+    failed = with_evidence(obs(S.FAILED, 2), detail="Request cancelled by user")
+    assert merge_all([obs(S.PENDING, 1), failed], EXPECTED).failure_detail == "Request cancelled by user"
+    assert merge_all([failed, obs(S.PROCESSING, 3)], EXPECTED).failure_detail is None
+    assert merge_all([failed, obs(S.SUCCEEDED, 1)], EXPECTED).failure_detail is None
+
+
+def test_as_of_is_the_newest_verified_fact_and_hints_do_not_move_it() -> None:
+    state = merge_all([obs(S.PENDING, 1), obs(S.SUCCEEDED, 4), obs(S.FAILED, 9, verified=False),
+                       obs(None, 12)], EXPECTED)
+    assert state.as_of == T0 + timedelta(minutes=4)
+
+
+def test_the_earliest_success_keeps_its_receipt() -> None:
+    late = with_evidence(obs(S.SUCCEEDED, 7, oid="late"), receipt_number="LATE")
+    early = with_evidence(obs(S.SUCCEEDED, 2, oid="early"), receipt_number="EARLY", session_id="cs_1")
+    for order in ([late, early], [early, late]):
+        success = merge_all(order, EXPECTED).success
+        assert (success.evidence_of("receipt_number"), success.evidence_of("session_id")) == ("EARLY", "cs_1")
+
+
+def test_the_new_facts_survive_the_json_form() -> None:
+    state = merge_all([with_evidence(obs(S.FAILED, 1), detail="declined"),
+                       with_evidence(obs(S.SUCCEEDED, 2), charge_id="ch_1"), obs(S.PARTIALLY_REFUNDED, 3)], EXPECTED)
+    again = PaymentState.from_json(state.to_json())
+    assert again == state
+    assert again.success.evidence == state.success.evidence and again.latest_open.detail == "declined"
+    assert (again.as_of, again.refund_seen) == (state.as_of, True)

@@ -1,0 +1,113 @@
+"""The reconciler's own messages and the records its use cases pass around."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import Field
+
+from paysync_core.contracts import Contract, PaymentObservation, Provider
+from paysync_core.contracts.common import TenantId, UtcDatetime
+from paysync_core.domain.status import UnifiedStatus
+
+
+class ReconcileTick(Contract):
+    """Sweep one tenant's payments at one gateway now; `tick_id` makes duplicates recognisable."""
+
+    schema_version: Literal[1] = 1
+    tick_id: str = Field(
+        min_length=1, max_length=200, description="(tenant, provider, cadence slot), or manual"
+    )
+    tenant: TenantId
+    provider: Provider
+    scheduled_at: UtcDatetime
+    source: Literal["scheduler", "cli"] = "scheduler"
+
+
+def slot_of(moment: datetime, cadence_seconds: float) -> int:
+    """The cadence slot a moment falls in."""
+    return math.floor(moment.timestamp() / cadence_seconds)
+
+
+def scheduled_tick(tenant: str, provider: Provider, cadence_seconds: float, now: datetime) -> ReconcileTick:
+    """The tick of the slot `now` is in: every scheduler computes the same id for it."""
+    starts = datetime.fromtimestamp(slot_of(now, cadence_seconds) * cadence_seconds, UTC)
+    # The slot's start, readable (and not a long digit run the log redaction would mask as a phone number).
+    stamp = starts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{starts.microsecond // 1000:03d}Z"
+    return ReconcileTick(
+        tick_id=f"{tenant}:{Provider(provider).value}:{cadence_seconds:g}s:{stamp}",
+        tenant=tenant,
+        provider=provider,
+        scheduled_at=starts,
+        source="scheduler",
+    )
+
+
+def manual_tick(tenant: str, provider: Provider, now: datetime) -> ReconcileTick:
+    """A tick an operator asked for: always a new id, so it always runs."""
+    return ReconcileTick(
+        tick_id=f"{tenant}:{Provider(provider).value}:manual:{uuid.uuid4().hex}",
+        tenant=tenant,
+        provider=provider,
+        scheduled_at=now,
+        source="cli",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A payment to ask the gateway about, with what paysync shows for it now."""
+
+    payment_id: uuid.UUID | None
+    tenant: str
+    provider: Provider
+    provider_ref: str
+    status: UnifiedStatus | None = None
+    amount_minor: int | None = None
+    currency: str | None = None
+    domain: str | None = None
+    entity_id: str | None = None
+    step: int = 0
+    listed_status: UnifiedStatus | None = None
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What one sweep or check did: the counts users know from a sync job's report."""
+
+    checked: int = 0
+    listed: int = 0
+    fixed: int = 0
+    issues_found: int = 0
+    gateway_errors: int = 0
+    gateway_calls: int = 0
+    gave_up: int = 0
+    created: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The counts, for the tick's row and the logs."""
+        return {
+            "checked": self.checked,
+            "listed": self.listed,
+            "fixed": self.fixed,
+            "issues_found": self.issues_found,
+            "gateway_errors": self.gateway_errors,
+            "gateway_calls": self.gateway_calls,
+            "gave_up": self.gave_up,
+            "created": self.created,
+            **self.extra,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ListedPage:
+    """One page of a gateway's list: the references each item touches (cheap), its observations on demand."""
+
+    refs: tuple[tuple[str, ...], ...]
+    read: Callable[[], Iterator[PaymentObservation]]

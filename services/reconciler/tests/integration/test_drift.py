@@ -1,0 +1,148 @@
+"""Drift only a gateway can reveal: each case alerted exactly once, however many ticks see it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from paysync_core.contracts import AlertKind, Evidence, PaymentObservation
+from paysync_core.db.schema import payments, reconcile_ticks, workshop_jobs
+
+pytestmark = pytest.mark.integration
+
+LOST = {"webhooks": {"drop_ratio": 1.0}}
+
+
+async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
+    sim, engine, projector, start_reconciler, kit
+):
+    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
+    tenant = await kit.create_gateway_tenant(
+        engine,
+        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
+        sim,
+        providers=("stripe", "paystack"),
+        faults={"stripe": LOST, "paystack": {"api": {"server_error_ratio": 1.0}}},
+    )
+    stripe, paystack = tenant.account("stripe").id, tenant.account("paystack").id
+
+    # 1. Paid at the gateway, never registered: the session names its job in metadata.
+    job = kit.unique("job")
+    unrecorded = sim.create_payment(
+        stripe,
+        kind="checkout_session",
+        amount_minor=3000,
+        currency="usd",
+        metadata={"paysync_domain": "jobs", "paysync_entity_id": job},
+    ).ref
+    sim.pay(stripe, unrecorded)
+    # 2. Marked paid here (a bogus but verified webhook), while the customer never paid.
+    unpaid = sim.create_payment(stripe, kind="checkout_session", amount_minor=2000, currency="usd").ref
+    unpaid_id = await kit.register(
+        engine, tenant.id, "stripe", unpaid, domain="jobs", entity_id=kit.unique("job")
+    )
+    now = datetime.now(UTC)
+    await kit.publish_observation(
+        bootstrap,
+        PaymentObservation(
+            observation_id=f"evt_bogus_{uuid.uuid4().hex}",
+            tenant=tenant.id,
+            provider="stripe",
+            provider_ref=unpaid,
+            status="succeeded",
+            amount_minor=2000,
+            currency="USD",
+            provider_time=now,
+            source="webhook",
+            verified=True,
+            evidence=Evidence(event_type="checkout.session.completed"),
+            observed_at=now,
+        ),
+    )
+    # 3. Paid, but not what was registered.
+    short = sim.create_payment(stripe, kind="checkout_session", amount_minor=1500, currency="usd").ref
+    short_id = await kit.register(
+        engine, tenant.id, "stripe", short, domain="jobs", entity_id=kit.unique("job")
+    )
+    sim.pay(stripe, short)
+    # 4. A gateway that keeps failing: Paystack answers every request with a server error.
+    for _ in range(3):
+        ref = sim.create_payment(paystack, amount_minor=50_000, currency="NGN").ref
+        await kit.register(engine, tenant.id, "paystack", ref, amount_minor=50_000, currency="NGN")
+
+    async def marked_paid() -> bool:
+        rows = await kit.fetch(engine, select(payments.c.status).where(payments.c.id == unpaid_id))
+        return rows[0].status == "succeeded"
+
+    await kit.wait_until(marked_paid, 15, "the bogus success to be applied")
+
+    await start_reconciler(
+        scheduler_tenants=tenant.id,
+        stripe_cadence_seconds=0.3,
+        paystack_cadence_seconds=0.3,
+        stripe_schedule="0.2,0.2,0.2,0.2,0.2,0.2,0.2,0.2",
+        paystack_schedule="0.2,0.2,0.2,0.2,0.2,0.2",
+        unrecorded_grace_seconds=1,
+        list_overlap_seconds=60,
+        breaker_threshold=3,
+        breaker_cooldown_seconds=1,
+        max_attempts=2,
+        retry_after_error_seconds=0.2,
+    )
+
+    async def many_ticks() -> bool:
+        rows = await kit.fetch(
+            engine,
+            select(reconcile_ticks.c.tick_id).where(
+                reconcile_ticks.c.tenant_id == tenant.id,
+                reconcile_ticks.c.provider == "stripe",
+                reconcile_ticks.c.status == "completed",
+            ),
+        )
+        return len(rows) >= 12
+
+    await kit.wait_until(many_ticks, 40, "a dozen Stripe sweeps")
+    await asyncio.sleep(1.0)  # let the last alerts land
+
+    alerts = await kit.alerts_of(bootstrap, tenant.id)
+    kinds = Counter(a.kind for a in alerts)
+    created = await kit.fetch(
+        engine,
+        select(payments).where(payments.c.tenant_id == tenant.id, payments.c.provider_ref == unrecorded),
+    )
+    assert len(created) == 1 and not created[0].registered and created[0].status == "succeeded"
+    assert (created[0].domain, created[0].entity_id, created[0].amount_minor) == ("jobs", job, 3000)
+    paid_job = await kit.fetch(
+        engine,
+        select(workshop_jobs.c.payment_status).where(
+            workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job
+        ),
+    )
+    assert paid_job[0].payment_status == "paid"
+
+    assert kinds[AlertKind.GATEWAY_PAYMENT_UNRECORDED] == 1
+    assert next(a for a in alerts if a.kind is AlertKind.GATEWAY_PAYMENT_UNRECORDED).payment_id == str(
+        created[0].id
+    )
+    assert kinds[AlertKind.PAID_WITHOUT_GATEWAY_SUCCESS] == 1
+    assert next(a for a in alerts if a.kind is AlertKind.PAID_WITHOUT_GATEWAY_SUCCESS).payment_id == str(
+        unpaid_id
+    )
+    assert kinds[AlertKind.AMOUNT_MISMATCH] == 1
+    assert next(a for a in alerts if a.kind is AlertKind.AMOUNT_MISMATCH).payment_id == str(short_id)
+    assert kinds[AlertKind.GATEWAY_ERROR] == 1
+    short_row = await kit.fetch(engine, select(payments.c.status).where(payments.c.id == short_id))
+    assert short_row[0].status == "pending"  # a success for another amount is flagged, never accepted
+    # The breaker stopped the hammering: far fewer Paystack requests than ticks times payments.
+    paystack_ticks = await kit.fetch(
+        engine,
+        select(reconcile_ticks.c.tick_id).where(
+            reconcile_ticks.c.tenant_id == tenant.id, reconcile_ticks.c.provider == "paystack"
+        ),
+    )
+    assert sim.account_stats(paystack).api.requests < len(paystack_ticks) * 2

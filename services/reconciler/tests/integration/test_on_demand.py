@@ -1,0 +1,221 @@
+""" "Check payment status" and "Check payments": answered in time, with counts, rows already paid."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from paysync_core import topics
+from paysync_core.contracts import ReconcileReply, ReconcileRequest
+from paysync_core.db.schema import bookings, payments, reconcile_checks, reconcile_requests, workshop_jobs
+
+pytestmark = pytest.mark.integration
+
+LOST = {"webhooks": {"drop_ratio": 1.0}}
+ENTITY_TIMEOUT = 10.0  # api-gateway's refresh_timeout_seconds
+BULK_TIMEOUT = 25.0  # api-gateway's bulk_refresh_timeout_seconds
+
+
+def request(tenant: str, kind: str, **fields: object) -> ReconcileRequest:
+    """A request as api-gateway publishes it."""
+    return ReconcileRequest(
+        request_id=f"rr_{uuid.uuid4().hex}",
+        tenant=tenant,
+        kind=kind,
+        reply_topic=topics.RECONCILE_REPLIES.name,
+        requested_at=datetime.now(UTC),
+        **fields,
+    )
+
+
+async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_paid(
+    sim, engine, projector, start_reconciler, kit
+):
+    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
+    tenant = await kit.create_gateway_tenant(
+        engine,
+        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
+        sim,
+        faults={p: LOST for p in ("stripe", "paystack", "mpesa")},
+    )
+    stripe, paystack, mpesa = (tenant.account(p).id for p in ("stripe", "paystack", "mpesa"))
+
+    # A job with two Checkout Sessions; elsewhere bookings paid through Paystack, referrals through M-Pesa.
+    job = kit.unique("job")
+    first = sim.create_payment(stripe, kind="checkout_session", amount_minor=12500, currency="usd").ref
+    second = sim.create_payment(stripe, kind="checkout_session", amount_minor=12500, currency="usd").ref
+    for ref in (first, second):
+        await kit.register(engine, tenant.id, "stripe", ref, domain="jobs", entity_id=job, amount_minor=12500)
+    booking_refs, referral_refs = [], []
+    for i in range(3):
+        ref = sim.create_payment(paystack, amount_minor=50_000, currency="NGN").ref
+        await kit.register(
+            engine,
+            tenant.id,
+            "paystack",
+            ref,
+            domain="bookings",
+            entity_id=f"b-{i}-{job}",
+            amount_minor=50_000,
+            currency="NGN",
+        )
+        booking_refs.append(ref)
+    for i in range(2):
+        ref = sim.create_payment(mpesa, amount_minor=10_000, phone=f"25470000{i:04d}").ref
+        await kit.register(
+            engine,
+            tenant.id,
+            "mpesa",
+            ref,
+            domain="referrals",
+            entity_id=f"r-{i}-{job}",
+            amount_minor=10_000,
+            currency="KES",
+        )
+        referral_refs.append(ref)
+    # Forty open PaymentIntents keep a slow sweep busy while people press the buttons.
+    for _ in range(40):
+        ref = sim.create_payment(stripe, kind="payment_intent", amount_minor=900, currency="usd").ref
+        await kit.register(
+            engine, tenant.id, "stripe", ref, domain="jobs", entity_id=kit.unique("busy"), amount_minor=900
+        )
+
+    (reconciler,) = await start_reconciler(
+        scheduler_tenants=tenant.id,
+        stripe_cadence_seconds=3600,
+        paystack_cadence_seconds=3600,
+        mpesa_cadence_seconds=3600,
+        stripe_rate=4,
+        stripe_schedule="0,3600",
+        paystack_schedule="3600",
+        mpesa_schedule="3600",
+        list_overlap_seconds=0,
+    )
+
+    async def sweeping() -> bool:
+        return (
+            reconciler.metric("paysync_reconciler_gateway_calls_total", provider="stripe", priority="sweep")
+            >= 4
+        )
+
+    await kit.wait_until(sweeping, 20, "the Stripe sweep to be under way")
+    # Now customers pay (after the sweeps read the lists); every webhook is lost.
+    sim.pay(stripe, second)
+    for ref, outcome in zip(booking_refs, ("pay", "pay", "abandon"), strict=True):
+        sim.act(paystack, ref, outcome)
+    for ref, outcome in zip(referral_refs, ("pay", "fail"), strict=True):
+        sim.act(mpesa, ref, outcome)
+
+    # "Check payment status" on the job: both sessions asked about, one found paid, the job paid on arrival.
+    ask = request(tenant.id, "entity", domain="jobs", entity_id=job)
+    reply, took = await kit.ask(bootstrap, ask, timeout=ENTITY_TIMEOUT)
+    rows = await kit.fetch(
+        engine,
+        select(workshop_jobs).where(workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job),
+    )
+    assert took < ENTITY_TIMEOUT
+    assert (reply.payments_checked, reply.payments_updated, reply.payments_found_paid) == (2, 1, 1)
+    assert reply.entities_checked == 1 and reply.gateway_errors == 0
+    by_ref = {p.provider_ref: p for p in reply.payments}
+    assert (by_ref[second].status_before, by_ref[second].status_after, by_ref[second].changed) == (
+        "pending",
+        "succeeded",
+        True,
+    )
+    assert (by_ref[first].status_after, by_ref[first].changed) == ("pending", False)
+    assert rows[0].payment_status == "paid" and rows[0].payment_note == f"Paid via Stripe - Session: {second}"
+    sweep_calls = reconciler.metric(
+        "paysync_reconciler_gateway_calls_total", provider="stripe", priority="sweep"
+    )
+    assert sweep_calls < 40  # the sweep was still going: on-demand checks went first
+
+    # The follow-up record holds the same reply, for a 202's `GET /v1/reconcile-requests/{id}`.
+    stored = await kit.fetch(
+        engine, select(reconcile_requests).where(reconcile_requests.c.request_id == ask.request_id)
+    )
+    assert stored[0].status == "completed" and ReconcileReply.model_validate(stored[0].reply) == reply
+
+    # "Check payments": every unsettled payment of the tenant, counted.
+    bulk = request(tenant.id, "bulk")
+    reply, took = await kit.ask(bootstrap, bulk, timeout=BULK_TIMEOUT)
+    assert took < BULK_TIMEOUT
+    open_before = 1 + 3 + 2 + 40  # the job's unpaid session, bookings, referrals, the busy intents
+    assert reply.payments_checked <= open_before
+    assert reply.payments_found_paid == 3  # two bookings and one referral
+    assert reply.gateway_errors == 0
+    paid_bookings = await kit.fetch(
+        engine,
+        select(bookings.c.booking_id).where(
+            bookings.c.tenant_id == tenant.id, bookings.c.payment_status == "escrow"
+        ),
+    )
+    assert len(paid_bookings) == 2
+    statuses = {
+        r.provider_ref: r.status
+        for r in await kit.fetch(
+            engine,
+            select(payments.c.provider_ref, payments.c.status).where(payments.c.tenant_id == tenant.id),
+        )
+    }
+    assert [statuses[r] for r in booking_refs] == ["succeeded", "succeeded", "pending"]
+    assert [statuses[r] for r in referral_refs] == ["succeeded", "failed"]
+    assert reply.entities_checked >= 5
+
+    # Asking again with the same id replays the stored reply instead of asking the gateways again.
+    calls = sim.account_stats(stripe).api.requests
+    again, _ = await kit.ask(bootstrap, ask, timeout=ENTITY_TIMEOUT)
+    assert again.payments_checked == 2 and sim.account_stats(stripe).api.requests == calls
+    for account in tenant.accounts.values():
+        assert sim.account_stats(account.id).api.over_limit == 0
+
+
+async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
+    sim, engine, projector, start_reconciler, kit
+):
+    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
+    tenant = await kit.create_gateway_tenant(
+        engine,
+        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
+        sim,
+        providers=("mpesa",),
+        faults={"mpesa": LOST},
+    )
+    account = tenant.account("mpesa").id
+    ref = sim.create_payment(account, amount_minor=5_000).ref
+    pid = await kit.register(
+        engine,
+        tenant.id,
+        "mpesa",
+        ref,
+        domain="referrals",
+        entity_id=kit.unique("ref"),
+        amount_minor=5_000,
+        currency="KES",
+    )
+    sim.pay(account, ref)
+    await start_reconciler(scheduler_enabled="false", mpesa_schedule="3600")
+
+    # The normalizer asks for a confirmation of an unsigned callback: no reply topic, nobody waits.
+    confirm = ReconcileRequest(
+        request_id=f"confirm:{uuid.uuid4().hex}",
+        tenant=tenant.id,
+        kind="confirm_callback",
+        provider="mpesa",
+        refs=(ref,),
+        requested_at=datetime.now(UTC),
+        reason="The service request is processed.",
+    )
+    await kit.publish(bootstrap, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), confirm.to_bytes())
+
+    async def confirmed() -> bool:
+        rows = await kit.fetch(engine, select(payments.c.status).where(payments.c.id == pid))
+        return rows[0].status == "succeeded"
+
+    await kit.wait_until(confirmed, 15, "the confirmed payment to show succeeded")
+    await asyncio.sleep(0.2)
+    check = await kit.fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == pid))
+    assert check and check[0].done_at is not None  # confirmed: no scheduled query needed any more

@@ -1,0 +1,99 @@
+"""Observations that arrive before their payment is registered wait, and are applied when it is."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import func, select
+
+from paysync_core.db import REGISTERED_CHANNEL
+from paysync_core.db.notify import asyncpg_dsn, listen
+from paysync_core.db.schema import observations, parked_observations, workshop_jobs
+from paysync_core.domain.status import UnifiedStatus as S
+from paysync_status_projector.relay import Wakeup, unpark_loop
+from paysync_status_projector.service import project
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def matcher(engine, domains, migrated_database) -> AsyncIterator[None]:
+    """The projector's matcher loop, woken only by NOTIFY (its fallback poll is far beyond the test)."""
+    wakeup = Wakeup()
+    listening = asyncio.Event()
+
+    def connected() -> None:
+        listening.set()
+
+    tasks = [
+        asyncio.create_task(listen(asyncpg_dsn(migrated_database), {REGISTERED_CHANNEL: wakeup.set},
+                                   on_connect=connected)),
+        asyncio.create_task(unpark_loop(engine, domains, wakeup, poll=600, on_committed=lambda: None)),
+    ]
+    await asyncio.wait_for(listening.wait(), 10)
+    await asyncio.sleep(0.2)  # the loop's first pass (at start) is done; from now on only NOTIFY wakes it
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_for_status(kit, engine, payment, status: str, timeout: float = 5.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        row = await kit.payment_row(engine, payment)
+        if row.status == status or time.monotonic() > deadline:
+            return row.status
+        await asyncio.sleep(0.05)
+
+
+async def test_an_observation_before_its_registration_is_applied_when_the_registration_arrives(
+    engine, domains, kit, tenant, matcher
+) -> None:
+    ref, job = f"cs_test_{uuid.uuid4().hex}", f"job-{uuid.uuid4().hex[:8]}"
+    early = kit.observation(None, S.SUCCEEDED, 1, tenant=tenant.id, ref=ref)
+    result = await project(engine, [early, early], domains)
+    assert (result.parked, result.applied) == (1, 0)
+    assert await kit.fetch(engine, select(workshop_jobs).where(workshop_jobs.c.job_id == job)) == []
+
+    payment = await kit.register(engine, tenant.id, provider_ref=ref, domain="jobs", entity_id=job)
+
+    assert await wait_for_status(kit, engine, payment, "succeeded") == "succeeded"
+    jobs = await kit.fetch(engine, select(workshop_jobs).where(workshop_jobs.c.job_id == job))
+    assert [(j.status, j.payment_note) for j in jobs] == [("paid", f"Paid via Stripe - Session: {ref}")]
+    left = await kit.fetch(engine, select(func.count()).select_from(parked_observations).where(
+        parked_observations.c.tenant_id == tenant.id))
+    assert left[0][0] == 0
+
+
+async def test_an_observation_matches_its_payment_by_an_alias_given_at_registration(
+    engine, domains, kit, tenant, matcher
+) -> None:
+    intent, session = f"pi_{uuid.uuid4().hex[:20]}", f"cs_test_{uuid.uuid4().hex}"
+    await project(engine, [kit.observation(None, S.PROCESSING, 1, tenant=tenant.id, ref=intent)], domains)
+
+    payment = await kit.register(engine, tenant.id, provider_ref=session, aliases=(intent,))
+
+    assert await wait_for_status(kit, engine, payment, "processing") == "processing"
+
+
+async def test_a_redelivered_early_observation_is_applied_once(engine, domains, kit, tenant, matcher) -> None:
+    ref = f"cs_test_{uuid.uuid4().hex}"
+    early = kit.observation(None, S.SUCCEEDED, 1, tenant=tenant.id, ref=ref)
+    await project(engine, [early], domains)
+    await project(engine, [early], domains)  # redelivered while still unregistered
+    payment = await kit.register(engine, tenant.id, provider_ref=ref)
+    assert await wait_for_status(kit, engine, payment, "succeeded") == "succeeded"
+    await project(engine, [early], domains)  # and once more, after
+
+    history = await kit.fetch(engine, select(observations.c.observation_id).where(
+        observations.c.tenant_id == tenant.id))
+    assert [h.observation_id for h in history] == [early.observation_id]
+    assert (await kit.payment_row(engine, payment)).sequence == 1
