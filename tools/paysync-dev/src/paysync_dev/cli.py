@@ -147,9 +147,7 @@ def status() -> None:
     table = Table(title=f"paysync local infrastructure ({paths.local_dir()})")
     for column in ("component", "state", "address", "version", "pid"):
         table.add_column(column, no_wrap=column != "address", overflow="fold")
-    test_broker = kafka.KafkaProcess(
-        paths.kafka_test_dir(), kafka.TEST_PORT, kafka.TEST_CONTROLLER_PORT
-    )
+    test_broker = kafka.test_broker()
     table.add_row(*_kafka_row("kafka (dev)", kafka.dev_broker()))
     table.add_row(*_kafka_row("kafka (tests)", test_broker))
     for row in _postgres_rows():

@@ -546,3 +546,25 @@ def start(port: int = DEV_PORT, controller_port: int = DEV_CONTROLLER_PORT) -> s
 def stop(grace: float = STOP_GRACE_S) -> bool:
     """Stop the development broker; return whether one was running."""
     return dev_broker().stop(grace)
+
+
+def test_broker() -> KafkaProcess:
+    """This checkout's test broker: its ports are chosen once and kept in its own .local/.
+
+    Two checkouts on one machine (a developer's and CI's fresh clone, say) thus never share
+    a broker, and one cannot stop the other's in the middle of a run.
+    """
+    base = paths.kafka_test_dir()
+    ports_file = base / "ports"
+    broker: KafkaProcess | None = None
+    if ports_file.exists():
+        port, controller = (int(p) for p in ports_file.read_text().split())
+        broker = KafkaProcess(base, port, controller)
+        in_use = port_open("127.0.0.1", port) or port_open("127.0.0.1", controller)
+        if broker.pid() is None and in_use:
+            broker = None  # our ports were taken by someone else meanwhile: choose again
+    if broker is None:
+        base.mkdir(parents=True, exist_ok=True)
+        broker = KafkaProcess(base, free_port(), free_port())
+        ports_file.write_text(f"{broker.port} {broker.controller_port}\n")
+    return broker

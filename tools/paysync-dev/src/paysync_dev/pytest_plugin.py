@@ -65,7 +65,7 @@ def _kafka_header() -> str:
     jars = "" if paths.kafka_libs_dir().is_dir() else " (jars fetched on demand)"
     return (
         f"kafka: Apache Kafka {kafka.version()}{jars}, local KRaft broker on "
-        f"127.0.0.1:{kafka.TEST_PORT}, started on demand"
+        "127.0.0.1 (a port of this checkout's own), started on demand"
     )
 
 
@@ -136,7 +136,7 @@ def _live_leases(leases: Path) -> list[Path]:
 
 def _local_kafka() -> Iterator[str]:
     """Share the local test broker among concurrent sessions; the last one out stops it."""
-    broker = kafka.KafkaProcess(paths.kafka_test_dir(), kafka.TEST_PORT, kafka.TEST_CONTROLLER_PORT)
+    broker = kafka.test_broker()
     leases, lock = broker.base_dir / "sessions", broker.base_dir / ".sessions.lock"
     leases.mkdir(parents=True, exist_ok=True)
     with kafka.file_lock(lock):
