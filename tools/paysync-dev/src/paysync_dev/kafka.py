@@ -400,7 +400,8 @@ class KafkaProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         command = self._java_command(
             libs, "kafka.tools.StorageTool", "format",
-            "-t", new_cluster_id(), "-c", str(self.properties_path),
+            # "=" form: a base64url id may begin with "-" and would read as an option.
+            f"--cluster-id={new_cluster_id()}", "-c", str(self.properties_path),
         )  # fmt: skip
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
