@@ -59,3 +59,8 @@ bench-ingest: setup .cache/bin/loadgen
 ## bench-projector: status-projector observations/s into PostgreSQL and observation-to-change latency (bench/README.md)
 bench-projector: setup
 	$(VENV)/bin/python bench/projector/run.py $(BENCH_ARGS)
+
+## bench-reconciler: one sweep over 100,000 unsettled Stripe payments at the simulator's enforced 25 req/s (bench/README.md)
+.PHONY: bench-reconciler
+bench-reconciler: setup
+	$(VENV)/bin/python bench/reconciler/run.py $(BENCH_ARGS)

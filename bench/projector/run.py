@@ -62,16 +62,36 @@ async def register(url: str, tenant: str, count: int, tag: str) -> list[dict[str
     regs = []
     for i in range(count):
         ref = f"cs_bench_{tag}_{i}"
-        regs.append({"id": uuid.uuid5(_NAMESPACE, f"{tenant}:stripe:{ref}"), "tenant_id": tenant, "provider": "stripe",
-                     "provider_ref": ref, "domain": DOMAINS[i % 4], "entity_id": f"{tag}-{i}",
-                     "amount_minor": 5000, "currency": "USD", "metadata": {}})
+        regs.append(
+            {
+                "id": uuid.uuid5(_NAMESPACE, f"{tenant}:stripe:{ref}"),
+                "tenant_id": tenant,
+                "provider": "stripe",
+                "provider_ref": ref,
+                "domain": DOMAINS[i % 4],
+                "entity_id": f"{tag}-{i}",
+                "amount_minor": 5000,
+                "currency": "USD",
+                "metadata": {},
+            }
+        )
     async with engine.begin() as conn:
         for start in range(0, count, 2000):
-            chunk = regs[start:start + 2000]
+            chunk = regs[start : start + 2000]
             await conn.execute(insert(payments).values(chunk))
-            await conn.execute(insert(payment_refs).values([
-                {"tenant_id": tenant, "provider": "stripe", "ref": r["provider_ref"], "payment_id": r["id"]}
-                for r in chunk]))
+            await conn.execute(
+                insert(payment_refs).values(
+                    [
+                        {
+                            "tenant_id": tenant,
+                            "provider": "stripe",
+                            "ref": r["provider_ref"],
+                            "payment_id": r["id"],
+                        }
+                        for r in chunk
+                    ]
+                )
+            )
     async with engine.connect() as conn:  # a live system has its statistics (autovacuum); a bench must ask
         await conn.execute(text("ANALYZE payments"))
         await conn.execute(text("ANALYZE payment_refs"))
@@ -79,13 +99,24 @@ async def register(url: str, tenant: str, count: int, tag: str) -> list[dict[str
     return regs
 
 
-def observation(tenant: str, reg: dict[str, Any], oid: str, status: S | None, minute: int, **kw: Any) -> PaymentObservation:
+def observation(
+    tenant: str, reg: dict[str, Any], oid: str, status: S | None, minute: int, **kw: Any
+) -> PaymentObservation:
     """One observation of a registered payment."""
     at = T0 + timedelta(minutes=minute)
     return PaymentObservation(
-        observation_id=oid, tenant=tenant, provider="stripe", provider_ref=reg["provider_ref"], status=status,
-        amount_minor=kw.get("amount", 5000), currency="USD", amount_refunded_minor=kw.get("refunded"),
-        provider_time=at, source="webhook", verified=kw.get("verified", True), observed_at=at,
+        observation_id=oid,
+        tenant=tenant,
+        provider="stripe",
+        provider_ref=reg["provider_ref"],
+        status=status,
+        amount_minor=kw.get("amount", 5000),
+        currency="USD",
+        amount_refunded_minor=kw.get("refunded"),
+        provider_time=at,
+        source="webhook",
+        verified=kw.get("verified", True),
+        observed_at=at,
         evidence={"session_id": reg["provider_ref"], "provider_event_id": oid},
     )
 
@@ -94,13 +125,18 @@ def webhook_traffic(tenant: str, regs: list[dict[str, Any]], rng: random.Random)
     """What gateways send: open statuses, a success, redeliveries, stale and unverified ones, some refunds."""
     out = []
     for i, reg in enumerate(regs):
-        life = [observation(tenant, reg, f"{reg['provider_ref']}-{n}", s, n)
-                for n, s in enumerate((S.PENDING, S.PROCESSING, S.SUCCEEDED))]
+        life = [
+            observation(tenant, reg, f"{reg['provider_ref']}-{n}", s, n)
+            for n, s in enumerate((S.PENDING, S.PROCESSING, S.SUCCEEDED))
+        ]
         life.append(life[2])  # a redelivered success
         life.append(observation(tenant, reg, f"{reg['provider_ref']}-hint", S.SUCCEEDED, 3, verified=False))
         if i % 10 == 0:
-            life.append(observation(tenant, reg, f"{reg['provider_ref']}-refund", S.PARTIALLY_REFUNDED, 9,
-                                    refunded=1000))
+            life.append(
+                observation(
+                    tenant, reg, f"{reg['provider_ref']}-refund", S.PARTIALLY_REFUNDED, 9, refunded=1000
+                )
+            )
         out += life
     rng.shuffle(out)
     return out
@@ -115,7 +151,7 @@ async def phase_apply(url: str, tenant: str, count: int, batch: int) -> dict[str
     await domains.bind(engine)
     started = time.perf_counter()
     for start in range(0, len(traffic), batch):
-        await project(engine, traffic[start:start + batch], domains)
+        await project(engine, traffic[start : start + batch], domains)
     took = time.perf_counter() - started
     await engine.dispose()
     return {"observations": len(traffic), "seconds": took, "per_second": len(traffic) / took}
@@ -123,8 +159,13 @@ async def phase_apply(url: str, tenant: str, count: int, batch: int) -> dict[str
 
 async def publish_all(bootstrap: str, traffic: list[PaymentObservation]) -> None:
     """Put a backlog on the topic."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=20,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=256 * 1024,
+    )
     await producer.start()
     try:
         futures = []
@@ -141,10 +182,16 @@ async def count_rows(url: str, tenant: str) -> tuple[int, int]:
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            applied = (await conn.execute(select(func.count()).select_from(observations).where(
-                observations.c.tenant_id == tenant))).scalar_one()
-            pending = (await conn.execute(select(func.count()).select_from(outbox).where(
-                outbox.c.published_at.is_(None)))).scalar_one()
+            applied = (
+                await conn.execute(
+                    select(func.count()).select_from(observations).where(observations.c.tenant_id == tenant)
+                )
+            ).scalar_one()
+            pending = (
+                await conn.execute(
+                    select(func.count()).select_from(outbox).where(outbox.c.published_at.is_(None))
+                )
+            ).scalar_one()
         return applied, pending
     finally:
         await engine.dispose()
@@ -173,7 +220,8 @@ async def phase_backlog(
     done_applying = next(s for s in samples if s[1] >= distinct)
     first = max((s for s in samples if s[1] == 0), key=lambda s: s[0])  # the last look before any was applied
     return {
-        "observations": len(traffic), "distinct": distinct,
+        "observations": len(traffic),
+        "distinct": distinct,
         "apply_seconds": done_applying[0] - first[0],
         "per_second": len(traffic) / (done_applying[0] - first[0]),
         "drained_seconds": samples[-1][0] - first[0],
@@ -186,9 +234,18 @@ async def phase_sustained(url: str, bootstrap: str, tenant: str, rate: int, seco
     total = rate * seconds
     applied_before = (await count_rows(url, tenant))[0]
     regs = await register(url, tenant, total // len(LIFE) + 1, f"sustained{rate}")
-    plan = [observation(tenant, reg, f"{reg['provider_ref']}-{step}", status, step + 1,
-                        refunded={S.PARTIALLY_REFUNDED: 1000, S.REFUNDED: 5000}.get(status))
-            for step, status in enumerate(LIFE) for reg in regs][:total]
+    plan = [
+        observation(
+            tenant,
+            reg,
+            f"{reg['provider_ref']}-{step}",
+            status,
+            step + 1,
+            refunded={S.PARTIALLY_REFUNDED: 1000, S.REFUNDED: 5000}.get(status),
+        )
+        for step, status in enumerate(LIFE)
+        for reg in regs
+    ][:total]
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=1)
     await producer.start()
     sent: dict[str, int] = {}
@@ -203,8 +260,12 @@ async def phase_sustained(url: str, bootstrap: str, tenant: str, rate: int, seco
             if delay > 0 and n % max(1, int(per_tick)) == 0:
                 await asyncio.sleep(delay)
             key = payment_key(obs.tenant, obs.provider, obs.provider_ref).encode()
-            futures.append((obs.observation_id, await producer.send(
-                topics.PAYMENT_OBSERVATIONS.name, obs.to_bytes(), key=key)))
+            futures.append(
+                (
+                    obs.observation_id,
+                    await producer.send(topics.PAYMENT_OBSERVATIONS.name, obs.to_bytes(), key=key),
+                )
+            )
         for oid, future in futures:
             sent[oid] = (await future).timestamp
         achieved = len(plan) / (time.perf_counter() - started)
@@ -226,14 +287,27 @@ async def phase_sustained(url: str, bootstrap: str, tenant: str, rate: int, seco
     if missing:
         engine = make_engine(url, pool_size=1)
         async with engine.connect() as conn:
-            rows = (await conn.execute(select(observations.c.observation_id, observations.c.status_after).where(
-                observations.c.observation_id.in_(missing[:20])))).all()
+            rows = (
+                await conn.execute(
+                    select(observations.c.observation_id, observations.c.status_after).where(
+                        observations.c.observation_id.in_(missing[:20])
+                    )
+                )
+            ).all()
         await engine.dispose()
-        print(f"  {len(missing)} observations without a change on the topic, e.g. {missing[:3]}; history: {rows[:5]}",
-              file=sys.stderr)
+        print(
+            f"  {len(missing)} observations without a change on the topic, e.g. {missing[:3]};"
+            f" history: {rows[:5]}",
+            file=sys.stderr,
+        )
     return {
-        "observations": len(plan), "target_rate": rate, "achieved_rate": achieved, "changes": len(changed),
-        "p50_ms": _pct(latencies, 50), "p95_ms": _pct(latencies, 95), "p99_ms": _pct(latencies, 99),
+        "observations": len(plan),
+        "target_rate": rate,
+        "achieved_rate": achieved,
+        "changes": len(changed),
+        "p50_ms": _pct(latencies, 50),
+        "p95_ms": _pct(latencies, 95),
+        "p99_ms": _pct(latencies, 99),
         "max_ms": latencies[-1] if latencies else None,
         "mean_ms": statistics.fmean(latencies) if latencies else None,
     }
@@ -252,14 +326,21 @@ def batch_stats(proc: ServiceProcess) -> dict[str, float]:
     text_ = httpx.get(f"{proc.url}/metrics", timeout=5).text
     values = {}
     for line in text_.splitlines():
-        for name in ("paysync_projector_batch_seconds_sum", "paysync_projector_batch_seconds_count",
-                     "paysync_projector_batch_size_sum", "paysync_outbox_relayed_total"):
+        for name in (
+            "paysync_projector_batch_seconds_sum",
+            "paysync_projector_batch_seconds_count",
+            "paysync_projector_batch_size_sum",
+            "paysync_outbox_relayed_total",
+        ):
             if line.startswith(name + " "):
                 values[name] = float(line.split()[1])
     count = values.get("paysync_projector_batch_seconds_count") or 1
-    return {"batches": count, "mean_batch_size": values.get("paysync_projector_batch_size_sum", 0) / count,
-            "mean_batch_ms": 1000 * values.get("paysync_projector_batch_seconds_sum", 0) / count,
-            "relayed": values.get("paysync_outbox_relayed_total")}
+    return {
+        "batches": count,
+        "mean_batch_size": values.get("paysync_projector_batch_size_sum", 0) / count,
+        "mean_batch_ms": 1000 * values.get("paysync_projector_batch_seconds_sum", 0) / count,
+        "relayed": values.get("paysync_outbox_relayed_total"),
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -281,17 +362,23 @@ class CpuMeter:
         engine = make_engine(self.url, pool_size=1)
         try:
             async with engine.connect() as conn:
-                rows = await conn.execute(text(
-                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'paysync-status-projector'"))
+                rows = await conn.execute(
+                    text(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = 'paysync-status-projector'"
+                    )
+                )
                 return [r.pid for r in rows]
         finally:
             await engine.dispose()
 
     async def _read(self) -> dict[str, float]:
         backends = await self._backends()
-        return {"projector": cpu_seconds(self.pids["projector"]),
-                "kafka": cpu_seconds(self.pids["kafka"]) if self.pids["kafka"] else 0.0,
-                "postgres": sum(cpu_seconds(pid) for pid in backends), "_backends": backends}
+        return {
+            "projector": cpu_seconds(self.pids["projector"]),
+            "kafka": cpu_seconds(self.pids["kafka"]) if self.pids["kafka"] else 0.0,
+            "postgres": sum(cpu_seconds(pid) for pid in backends),
+            "_backends": backends,
+        }
 
     async def start(self) -> None:
         """Remember where the counters stand."""
@@ -342,15 +429,27 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await provision_topics(bootstrap)
         tenant = "bench"
         await create_tenant(url, tenant)
-        results: dict[str, Any] = {"machine": {
-            "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "postgres": postgres.server_version(url).split(" on ")[0]}}
+        results: dict[str, Any] = {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+                "postgres": postgres.server_version(url).split(" on ")[0],
+                "load_average_at_start": os.getloadavg(),
+            }
+        }
         print("phase 1: project() in-process ...", file=sys.stderr)
         results["apply_in_process"] = await phase_apply(url, tenant, args.apply, args.batch)
         print(f"  {results['apply_in_process']}", file=sys.stderr)
-        env = {"PAYSYNC_KAFKA_BOOTSTRAP": bootstrap, "PAYSYNC_DATABASE_URL": url, "PAYSYNC_LOG_LEVEL": "WARNING",
-               "PAYSYNC_STATUS_PROJECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
-               "PAYSYNC_STATUS_PROJECTOR_MAX_BATCH": str(args.batch)}
+        env = {
+            "PAYSYNC_KAFKA_BOOTSTRAP": bootstrap,
+            "PAYSYNC_DATABASE_URL": url,
+            "PAYSYNC_LOG_LEVEL": "WARNING",
+            "PAYSYNC_STATUS_PROJECTOR_GROUP_ID": f"bench-{uuid.uuid4().hex[:6]}",
+            "PAYSYNC_STATUS_PROJECTOR_MAX_BATCH": str(args.batch),
+            # Drift checks scan whole tables every few minutes: kept out of the numbers measured here.
+            "PAYSYNC_STATUS_PROJECTOR_DRIFT_CHECK_SECONDS": "3600",
+        }
         proc = ServiceProcess("status-projector", free_port(), env, base / "projector.log")
         print("phase 2: backlog through Kafka ...", file=sys.stderr)
         results["backlog"] = await phase_backlog(url, bootstrap, tenant, args.backlog, proc, kafka.pid())
@@ -366,13 +465,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             outcome["cpu_ms_per_observation"] = await meter.stop(outcome["observations"])
             after = batch_stats(proc)
             batches = after["batches"] - before["batches"]
-            outcome["mean_batch_size"] = (after["mean_batch_size"] * after["batches"]
-                                          - before["mean_batch_size"] * before["batches"]) / max(batches, 1)
-            outcome["mean_batch_ms"] = (after["mean_batch_ms"] * after["batches"]
-                                        - before["mean_batch_ms"] * before["batches"]) / max(batches, 1)
+            outcome["mean_batch_size"] = (
+                after["mean_batch_size"] * after["batches"] - before["mean_batch_size"] * before["batches"]
+            ) / max(batches, 1)
+            outcome["mean_batch_ms"] = (
+                after["mean_batch_ms"] * after["batches"] - before["mean_batch_ms"] * before["batches"]
+            ) / max(batches, 1)
             results["sustained"].append(outcome)
             print(f"  {outcome}", file=sys.stderr)
         results["peak_rss_mib"] = peak_rss_mib(proc.process.pid)
+        results["machine"]["load_average_at_end"] = os.getloadavg()
         return results
     finally:
         if proc is not None:
@@ -385,10 +487,15 @@ def cli() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apply", type=int, default=20_000, help="observations for the in-process phase")
     parser.add_argument("--backlog", type=int, default=60_000, help="observations in the backlog phase")
-    parser.add_argument("--rate", type=int, nargs="+", default=[1000], help="observations per second, sustained phase")
+    parser.add_argument(
+        "--rate", type=int, nargs="+", default=[1000], help="observations per second, sustained phase"
+    )
     parser.add_argument("--seconds", type=int, default=30, help="length of the sustained phase")
     parser.add_argument("--batch", type=int, default=1000, help="the projector's max batch")
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--json", type=Path, default=Path(__file__).parents[1] / "results" / "projector.json",
+        help="also write the results here",
+    )
     args = parser.parse_args()
     results = asyncio.run(main(args))
     print(json.dumps(results, indent=2, default=str))

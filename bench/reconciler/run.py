@@ -161,6 +161,29 @@ async def schedule_counts(url: str, tenant: str) -> dict[str, int]:
         await engine.dispose()
 
 
+def family(pid: int) -> list[int]:
+    """The process and its children (the reconciler's page-reading worker), recursively."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children = (task / "children").read_text().split()
+        for child in children:
+            found += family(int(child))
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds the processes have used so far."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
+
+
 def peak_rss_mb(pid: int) -> float:
     """The process's high-water resident memory (VmHWM), in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -173,7 +196,9 @@ def main(
     count: int = typer.Option(100_000, "--payments", help="Unsettled payments to sweep"),
     open_share: float = typer.Option(0.03, help="Share still open at the gateway (one retrieval each)"),
     expired_share: float = typer.Option(0.25, help="Share expired (the rest were paid)"),
-    profile: bool = typer.Option(False, help="Run the reconciler under cProfile (.local/bench/reconciler.prof)"),
+    profile: bool = typer.Option(
+        False, help="Run the reconciler under cProfile (.local/bench/reconciler.prof)"
+    ),
 ) -> None:
     """Set up, sweep once, report wall time against the rate limit's floor, calls and peak memory."""
     bench_dir = paths.local_dir() / "bench" / "reconciler"
@@ -240,10 +265,16 @@ def main(
             reconciler.wait_ready()
             time.sleep(3)  # consumer group joined
             before = sim.account_stats(setup["account"]).api
+            cpu_before = cpu_seconds(family(reconciler.process.pid))  # type: ignore[union-attr]
+            main_cpu_before = cpu_seconds([reconciler.process.pid])  # type: ignore[union-attr]
             stats, tick_to_end = asyncio.run(sweep_once(database, broker.bootstrap, tenant, timeout=3 * 3600))
             after = sim.account_stats(setup["account"]).api
             assert reconciler.process is not None
+            processes = family(reconciler.process.pid)
+            cpu = cpu_seconds(processes) - cpu_before
+            main_cpu = cpu_seconds(processes[:1]) - main_cpu_before
             peak = peak_rss_mb(reconciler.process.pid)
+            worker_peak = sum(peak_rss_mb(pid) for pid in processes[1:])
         schedules = asyncio.run(schedule_counts(database, tenant))
     finally:
         if reconciler is not None:
@@ -275,21 +306,27 @@ def main(
         "tick_to_end_s": round(tick_to_end, 1),
         "wall_over_floor": round(wall / floor, 3),
         "peak_rss_mb": round(peak, 1),
+        "worker_peak_rss_mb": round(worker_peak, 1),
+        "reconciler_cpu_s": round(cpu, 1),
+        "reconciler_main_cpu_s": round(main_cpu, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "sweep_stats": stats,
         "schedules": schedules,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "reconciler.json").write_text(json.dumps(result, indent=2, default=str))
     print(
-        "| payments | gateway calls | calls/payment | floor (calls/25 s⁻¹) | sweep wall | wall/floor "
-        "| over limit | peak RSS |"
+        "| payments | gateway calls | calls/payment | floor (calls ÷ 25/s) | sweep wall | wall/floor "
+        "| over limit | reconciler CPU | peak RSS (+ reader) |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {count:,} | {calls:,} ({result['list_calls']:,} Events pages + {opened:,} retrievals) | "
         f"{result['calls_per_payment']} | {floor:.1f} s | {wall:.1f} s | {wall / floor:.3f} | "
-        f"{result['over_limit']} | {peak:.0f} MiB |"
+        f"{result['over_limit']} | {cpu:.0f} s | {peak:.0f} MiB (+ {worker_peak:.0f} MiB) |"
     )
+    load = os.getloadavg()
+    print(f"load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
     print(f"schedules after the sweep: {schedules}")
 
 
@@ -313,8 +350,11 @@ class _Profiled(ServiceProcess):
         """Launch the reconciler inside a profiler that writes `<log>.prof` on SIGTERM."""
         env = {**os.environ, **self.env, "PAYSYNC_RECONCILER_PORT": str(self.port)}
         self.process = subprocess.Popen(
-            [sys.executable, "-c", self._RUN, str(self.log_path.with_suffix(".prof"))], env=env,
-            stdout=self.log_path.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-c", self._RUN, str(self.log_path.with_suffix(".prof"))],
+            env=env,
+            stdout=self.log_path.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
 

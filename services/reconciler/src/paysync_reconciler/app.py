@@ -21,6 +21,7 @@ from paysync_core.web import service_app
 from paysync_reconciler import service
 from paysync_reconciler.gateways import GatewayDirectory
 from paysync_reconciler.handlers import register_handlers
+from paysync_reconciler.listing import PoolReader, read_inline
 from paysync_reconciler.outbound import KafkaOutbound
 from paysync_reconciler.runner import TaskRunner
 from paysync_reconciler.service import Deps
@@ -46,7 +47,14 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-reconciler")
     gateways = GatewayDirectory(engine, cipher, settings)
     outbound = KafkaOutbound(common.kafka_bootstrap)
-    deps = Deps(engine=engine, gateways=gateways, outbound=outbound, settings=settings)
+    reader = PoolReader(settings.list_read_workers) if settings.list_read_workers else None
+    deps = Deps(
+        engine=engine,
+        gateways=gateways,
+        outbound=outbound,
+        settings=settings,
+        read_pages=reader or read_inline,
+    )
     gateways.on_circuit = partial(service.circuit_changed, deps)
     sweeps = TaskRunner(settings.max_concurrent_sweeps, "sweeps")
     checks = TaskRunner(settings.max_concurrent_requests, "checks")
@@ -82,6 +90,8 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
         await checks.close()
         await gateways.close()
         await outbound.stop()
+        if reader is not None:
+            reader.close()
 
     loops = [recover_orphaned_requests, forget_changed_credentials]
     if settings.scheduler_enabled:

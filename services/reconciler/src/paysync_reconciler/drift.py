@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from paysync_core.contracts import Alert, AlertKind, EntityRef, PaymentObservation, Provider, alert_id
 from paysync_core.domain.money import Money
@@ -59,7 +59,17 @@ class Finding:
         }
 
 
-def drift_between(target: Target, answer: PaymentObservation, *, current: bool) -> list[Finding]:
+class Answered(Protocol):
+    """What drift checks read of a gateway's answer (an observation, or a listed item)."""
+
+    observation_id: str
+    provider_ref: str
+    status: UnifiedStatus | None
+    amount_minor: int | None
+    currency: str | None
+
+
+def drift_between(target: Target, answer: Answered, *, current: bool) -> list[Finding]:
     """What a gateway's answer contradicts in what paysync shows; `current`: the answer is the state now."""
     found: list[Finding] = []
     local, seen = target.status, answer.status
@@ -159,7 +169,7 @@ def is_fix(local: UnifiedStatus | None, seen: UnifiedStatus | None) -> bool:
     return not (local is not None and local.money_moved and not seen.money_moved)
 
 
-def _mismatch_facts(target: Target, answer: PaymentObservation) -> dict[str, Any]:
+def _mismatch_facts(target: Target, answer: Answered) -> dict[str, Any]:
     return {
         "expected_amount_minor": target.amount_minor,
         "expected_currency": target.currency,

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import partial
 from typing import Any
 
 import httpx
@@ -19,7 +19,7 @@ from paysync_core.contracts import PaymentObservation, Provider
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
-from paysync_core.errors import GatewayError, PaysyncError, ProviderNotConfigured
+from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_core.providers.clients import (
     BudgetExhausted,
     DarajaGatewayClient,
@@ -34,7 +34,7 @@ from paysync_reconciler.breaker import CircuitBreaker, CircuitOpen
 from paysync_reconciler.budget import GatewayBudget, Priority, current_priority
 from paysync_reconciler.models import ListedPage
 from paysync_reconciler.settings import ReconcilerSettings
-from paysync_reconciler.stripe_events import StripeEventPages, events_of
+from paysync_reconciler.stripe_events import StripeEventPages
 from paysync_reconciler.stripe_events import refs_of as stripe_refs
 
 log = structlog.get_logger()
@@ -105,17 +105,14 @@ class GatewayPort:
         self._guard()
         try:
             if isinstance(self.client, StripeGatewayClient) and self._stripe_events is not None:
-                client = self.client
                 async for body, events in self._stripe_events.pages(start, end):
-                    yield ListedPage(
-                        tuple(stripe_refs(e) for e in events), partial(_read_events, client, body)
-                    )
+                    yield ListedPage(tuple(stripe_refs(e) for e in events), body)
             elif isinstance(self.client, PaystackGatewayClient):
                 async for items in _chunks(self.client.list_transactions(start=start, end=end), _PAGE):
                     refs = tuple(
                         (t["reference"],) if isinstance(t.get("reference"), str) else () for t in items
                     )
-                    yield ListedPage(refs, partial(_read_transactions, self.client, items))
+                    yield ListedPage(refs, json.dumps(items).encode())
             else:
                 return
         except BudgetExhausted:
@@ -277,34 +274,6 @@ class GatewayDirectory:
             client = DarajaGatewayClient(tenant, credentials.mpesa, http, policy=policy, budget=budget)  # type: ignore[arg-type]
         port = GatewayPort(tenant, provider, client, budget, breaker, self.on_circuit, events)
         return _Entry(port, http, fingerprint)
-
-
-def _read_events(client: StripeGatewayClient, body: bytes) -> Iterator[PaymentObservation]:
-    """A page of listed events read exactly as their webhooks would be (types paysync ignores skipped)."""
-    for event in events_of(body):
-        try:
-            observation = client.observation_for_event(event)
-        except PaysyncError as exc:
-            log.warning(
-                "reconcile.list.unreadable",
-                provider="stripe",
-                event_id=str(event.get("id"))[:60],
-                error=exc.code,
-            )
-            continue
-        if observation is not None:
-            yield observation
-
-
-def _read_transactions(
-    client: PaystackGatewayClient, items: list[dict[str, Any]]
-) -> Iterator[PaymentObservation]:
-    """A page of listed transactions as observations (one unreadable transaction skips only itself)."""
-    for item in items:
-        try:
-            yield client.observation_for(item)
-        except PaysyncError as exc:
-            log.warning("reconcile.list.unreadable", provider="paystack", error=exc.code)
 
 
 async def _chunks(items: AsyncIterator[dict[str, Any]], size: int) -> AsyncIterator[list[dict[str, Any]]]:

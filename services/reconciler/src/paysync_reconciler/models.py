@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import Field
 
-from paysync_core.contracts import Contract, PaymentObservation, Provider
+from paysync_core.contracts import Contract, Provider
 from paysync_core.contracts.common import TenantId, UtcDatetime
 from paysync_core.domain.status import UnifiedStatus
 
@@ -107,7 +106,7 @@ class RunStats:
 
 @dataclass(frozen=True, slots=True)
 class ListedPage:
-    """One page of a gateway's list: the references each item touches (cheap), its observations on demand."""
+    """One page of a gateway's list: the references each item touches (read cheaply), and the page itself."""
 
     refs: tuple[tuple[str, ...], ...]
-    read: Callable[[], Iterator[PaymentObservation]]
+    payload: bytes  # Stripe: the Events page as received; Paystack: its transactions as a JSON array

@@ -13,11 +13,10 @@ from paysync_reconciler.models import ReconcileTick
 
 
 class KafkaOutbound:
-    """A producer of its own (acks=all, idempotent): a sweep publishes observations by the hundred thousand.
+    """A producer of its own (acks=all, idempotent): sweeps publish observations by the hundred thousand."""
 
-    Sent through aiokafka directly rather than the broker's publisher: per record that costs half
-    the CPU, which a list sweep spends at the rate the gateway's Events pages arrive.
-    """
+    # aiokafka directly rather than the broker's publisher: half the CPU per record, and a list
+    # sweep spends it at the pace the gateway's Events pages arrive.
 
     def __init__(self, bootstrap: str, *, client_id: str = "paysync-reconciler") -> None:
         self._options = {
@@ -41,13 +40,18 @@ class KafkaOutbound:
 
     async def observations(self, batch: Sequence[PaymentObservation]) -> None:
         """Publish a batch without waiting record by record, then wait until all are acknowledged."""
-        if not batch:
+        await self.records(
+            [(payment_key(o.tenant, o.provider, o.provider_ref).encode(), o.to_bytes()) for o in batch]
+        )
+
+    async def records(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Publish serialized observations (key, value); return once every one is acknowledged."""
+        if not records:
             return
         producer = self._ready()
         pending = []
-        for n, obs in enumerate(batch, 1):
-            key = payment_key(obs.tenant, obs.provider, obs.provider_ref).encode()
-            pending.append(await producer.send(topics.PAYMENT_OBSERVATIONS.name, obs.to_bytes(), key=key))
+        for n, (key, value) in enumerate(records, 1):
+            pending.append(await producer.send(topics.PAYMENT_OBSERVATIONS.name, value, key=key))
             if n % 32 == 0:
                 await asyncio.sleep(0)  # a big batch must not hold the event loop
         await asyncio.gather(*pending)

@@ -130,10 +130,7 @@ async def claim_due(
     limit: int,
     not_listed_at: datetime | None = None,
 ) -> list[Any]:
-    """Claim up to `limit` checks due by `due_by` that no one holds; SKIP LOCKED keeps replicas apart.
-
-    With `not_listed_at`, only checks no list touched at that sweep are claimed.
-    """
+    """Claim up to `limit` due checks no one holds (and no list touched, if asked); SKIP LOCKED."""
     now = func.now()
     due = (
         select(reconcile_checks.c.payment_id)
@@ -363,7 +360,11 @@ async def statuses(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid
     ids = list(set(ids))
     if not ids:
         return {}
-    rows = await conn.execute(select(payments.c.id, payments.c.status).where(payments.c.id.in_(ids)))
+    rows = await conn.execute(
+        select(payments.c.id, payments.c.status).where(
+            payments.c.id == any_(bindparam("ids", ids, type_=ARRAY(UUID)))
+        )
+    )
     return {r.id: r.status for r in rows}
 
 
@@ -374,7 +375,8 @@ async def applied(conn: AsyncConnection, tenant: str, observation_ids: Iterable[
         return set()
     rows = await conn.execute(
         select(observations.c.observation_id).where(
-            observations.c.tenant_id == tenant, observations.c.observation_id.in_(ids)
+            observations.c.tenant_id == tenant,
+            observations.c.observation_id == any_(bindparam("ids", ids, type_=ARRAY(String))),
         )
     )
     return {r.observation_id for r in rows}
@@ -526,6 +528,12 @@ async def claim_orphaned_requests(conn: AsyncConnection, owner: str, lease: floa
 # -- tenants --------------------------------------------------------------------------------------
 
 
+async def tenant_exists(conn: AsyncConnection, tenant: str) -> bool:
+    """Whether the tenant exists."""
+    found = await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant))
+    return found.first() is not None
+
+
 async def tenants_with_credentials(conn: AsyncConnection, only: Sequence[str] = ()) -> list[str]:
     """Tenants that have gateway credentials stored (only those named, if any are)."""
     query = select(tenants.c.id).where(tenants.c.credentials_ciphertext.is_not(None))
@@ -553,11 +561,8 @@ async def payments_by_refs(
 async def note_listed(
     conn: AsyncConnection, listed: dict[uuid.UUID, tuple[str, bool]], at: datetime
 ) -> dict[uuid.UUID, bool]:
-    """Note the payments a list answered at this sweep (the first, newest, answer stands).
-
-    `listed` maps a payment to (status, closes): a due check whose answer closes it ends here,
-    with no call of its own. Returns the payments noted now, and whether their check ended.
-    """
+    """Note each payment's listed answer (status, closes?); a due check it closes ends. Those noted."""
+    # The first (newest) answer of a sweep stands; a due check the answer closes needs no call.
     if not listed:
         return {}
     ends = "(v.closes AND c.next_check_at <= :at AND c.done_at IS NULL AND c.gave_up_at IS NULL)"

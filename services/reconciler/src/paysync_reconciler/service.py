@@ -35,6 +35,7 @@ from paysync_core.providers.clients import BudgetExhausted, NotFoundAtGateway
 from paysync_reconciler import drift, metrics
 from paysync_reconciler import repository as repo
 from paysync_reconciler.budget import Priority, priority
+from paysync_reconciler.listing import Listed, PageReader, read_inline
 from paysync_reconciler.models import ListedPage, ReconcileTick, RunStats, Target, scheduled_tick
 from paysync_reconciler.runner import TaskRunner
 from paysync_reconciler.schedule import CheckSchedule, Next, resolved
@@ -48,8 +49,6 @@ _ENDED_UNPAID = frozenset({UnifiedStatus.FAILED, UnifiedStatus.CANCELED, Unified
 _REOPENABLE = frozenset({AlertKind.GATEWAY_ERROR})
 #: Most in-window aliases a list sweep remembers (a Session's PaymentIntent, a charge).
 _MAX_WINDOW_ALIASES = 200_000
-#: Listed items read (or records published) between two yields to the event loop.
-_SLICE = 16
 #: Enrolments this large make the table's planner statistics stale.
 _ANALYZE_AFTER = 5_000
 
@@ -102,6 +101,10 @@ class Outbound(Protocol):
         """Publish observations (keyed by payment)."""
         ...
 
+    async def records(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """Publish observations already serialized, as (key, value)."""
+        ...
+
     async def alert(self, alert: Alert) -> None:
         """Publish an alert (keyed by tenant)."""
         ...
@@ -130,6 +133,7 @@ class Deps:
     settings: ReconcilerSettings
     clock: Callable[[], datetime] = utcnow
     schedules: dict[Provider, CheckSchedule] = field(default_factory=dict)
+    read_pages: PageReader = read_inline
 
     def __post_init__(self) -> None:
         for provider in Provider:
@@ -167,6 +171,8 @@ class Answer:
 async def handle_tick(deps: Deps, runner: TaskRunner, tick: ReconcileTick) -> str:
     """Take a tick on once (whatever the number of replicas or schedulers) and start its sweep."""
     async with deps.engine.begin() as conn:
+        if not await repo.tenant_exists(conn, tick.tenant):
+            return "unknown_tenant"
         fresh = await repo.record_tick(
             conn,
             {
@@ -338,12 +344,10 @@ class _Window:
 async def _list_sweep(
     deps: Deps, port: Port, now: datetime, window: _Window, stats: RunStats, fetched: asyncio.Event
 ) -> None:
-    """Read the gateway's list since the watermark; advance it only once everything found is acknowledged.
-
-    Fetching marks the payments each page touches as answered by the list and runs at the budget's
-    pace; reading the pages into observations (the CPU-heavy part) and publishing them follows
-    behind. `fetched` is set when fetching ends, however it ends.
-    """
+    """Read the gateway's list since the watermark; advance it once everything found is acknowledged."""
+    # Fetching marks the payments each page touches (the list answers for them) at the budget's
+    # pace; reading pages into observations (CPU-heavy, in a worker) and publishing them follow
+    # behind. `fetched` is set when fetching ends, however it ends.
     s = deps.settings
     name = port.list_name
     overlap = timedelta(
@@ -362,31 +366,43 @@ async def _list_sweep(
         start = now - overlap
     start = max(start, now - timedelta(seconds=s.initial_lookback_seconds))
     stats.extra["window_start"] = start.isoformat()
-    queue: asyncio.Queue[ListedPage] = asyncio.Queue(maxsize=s.list_buffer_pages)
+    queue: asyncio.Queue[tuple[ListedPage, dict[str, uuid.UUID]]] = asyncio.Queue(maxsize=s.list_buffer_pages)
 
     async def fetch() -> None:
         try:
             async for page in port.list_pages(start, now):
-                await _touch_listed(deps, port, page, now, window)
-                await queue.put(page)
+                known = await _touch_listed(deps, port, page, now, window)
+                await queue.put((page, known))
                 stats.extra["pages"] = stats.extra.get("pages", 0) + 1
         finally:
             fetched.set()
 
-    fetcher = asyncio.create_task(fetch())
-    try:
-        while True:
+    async def next_batch() -> list[tuple[ListedPage, dict[str, uuid.UUID]]]:
+        """Fetched pages, up to a batch's worth; empty once fetching has ended and all were taken."""
+        pages: list[tuple[ListedPage, dict[str, uuid.UUID]]] = []
+        if queue.empty() and not fetcher.done():
             getter = asyncio.ensure_future(queue.get())
             await asyncio.wait({getter, fetcher}, return_when=asyncio.FIRST_COMPLETED)
-            if not getter.done():
+            if getter.done() and not getter.cancelled():
+                pages.append(getter.result())
+            else:
                 getter.cancel()
-                break
-            pages = [getter.result()]
-            while not queue.empty() and sum(len(p.refs) for p in pages) < s.list_batch:
-                pages.append(queue.get_nowait())
-            await _absorb_listed(deps, port, pages, now, window, stats)
-        while not queue.empty():
-            await _absorb_listed(deps, port, [queue.get_nowait()], now, window, stats)
+        while not queue.empty() and sum(len(p.refs) for p, _ in pages) < s.list_batch:
+            pages.append(queue.get_nowait())
+        return pages
+
+    fetcher = asyncio.create_task(fetch())
+    reading: asyncio.Future[list[list[Listed]]] | None = None
+    try:
+        # One batch is read in the worker while the one before is published and noted.
+        pages, previous = await next_batch(), None
+        while pages or previous:
+            read = _read_listed(deps, port, pages) if pages else None
+            reading = asyncio.ensure_future(read) if read else None
+            if previous is not None:
+                await _absorb_listed(deps, port, previous[0], await previous[1], now, window, stats)
+            previous = (pages, reading) if reading is not None else None
+            pages = await next_batch() if reading is not None else []
         await fetcher  # raises what stopped the list, if anything did
     except GatewayError as exc:
         stats.gateway_errors += 1
@@ -395,16 +411,19 @@ async def _list_sweep(
         log.warning("reconcile.list.failed", tenant=port.tenant, provider=port.provider.value, error=exc.code)
         return
     finally:
-        if not fetcher.done():
-            fetcher.cancel()
-        with contextlib.suppress(BaseException):
-            await fetcher
+        for task in (fetcher, reading):
+            if task is not None and not task.done():
+                task.cancel()
+            with contextlib.suppress(BaseException):
+                await task  # type: ignore[misc]
     async with deps.engine.begin() as conn:
         await repo.advance_watermark(conn, port.tenant, port.provider.value, name, now)
 
 
-async def _touch_listed(deps: Deps, port: Port, page: ListedPage, now: datetime, window: _Window) -> None:
-    """Mark the payments a fetched page is about: the list answers for them at this sweep."""
+async def _touch_listed(
+    deps: Deps, port: Port, page: ListedPage, now: datetime, window: _Window
+) -> dict[str, uuid.UUID]:
+    """Mark the payments a fetched page is about (the list answers for them); its references' payments."""
     refs = {r for item in page.refs for r in item if r not in window.aliases}
     touched: set[uuid.UUID] = set()
     async with deps.engine.begin() as conn:
@@ -415,29 +434,41 @@ async def _touch_listed(deps: Deps, port: Port, page: ListedPage, now: datetime,
                 touched.add(pid)
                 window.learn([r for r in item if r not in known], pid)
         await repo.touch_listed(conn, touched, now)
+    return known
+
+
+async def _read_listed(
+    deps: Deps, port: Port, pages: list[tuple[ListedPage, dict[str, uuid.UUID]]]
+) -> list[list[Listed]]:
+    """Read fetched pages into observations: the CPU-heavy part, done by a worker process."""
+    return await deps.read_pages(port.provider, port.tenant, [page.payload for page, _ in pages])
 
 
 async def _absorb_listed(
-    deps: Deps, port: Port, pages: list[ListedPage], now: datetime, window: _Window, stats: RunStats
+    deps: Deps,
+    port: Port,
+    pages: list[tuple[ListedPage, dict[str, uuid.UUID]]],
+    read: list[list[Listed]],
+    now: datetime,
+    window: _Window,
+    stats: RunStats,
 ) -> None:
-    """Read fetched pages into observations, publish them, and note each payment's newest answer."""
-    # Reading is pure CPU: done in slices, so the loop keeps fetching the next pages in between.
-    batch: list[PaymentObservation] = []
-    for page in pages:
-        for obs in page.read():
-            batch.append(obs)
-            if len(batch) % _SLICE == 0:
-                await asyncio.sleep(0)
-    refs = {r for obs in batch for r in obs.refs if r not in window.aliases}
-    async with deps.engine.connect() as conn:
-        known = await repo.resolve_refs(conn, port.tenant, port.provider.value, refs)
-    newest: dict[uuid.UUID, PaymentObservation] = {}
-    for obs in batch:  # newest first (Stripe) or one per transaction (Paystack): the first answer stands
-        pid = window.payment_of(obs.refs, known)
-        if pid is not None and obs.status is not None and pid not in newest:
-            newest[pid] = obs
+    """Publish the observations of read pages, and note each payment's newest answer."""
+    known: dict[str, uuid.UUID] = {}
+    for _, resolved_refs in pages:
+        known |= resolved_refs  # what the fetcher looked up already
+    batch = [item for page in read for item in page]
+    refs = {r for item in batch for r in item.refs if r not in window.aliases and r not in known}
+    if refs:
+        async with deps.engine.connect() as conn:
+            known |= await repo.resolve_refs(conn, port.tenant, port.provider.value, refs)
+    newest: dict[uuid.UUID, Listed] = {}
+    for item in batch:  # newest first (Stripe) or one per transaction (Paystack): the first answer stands
+        pid = window.payment_of(item.refs, known)
+        if pid is not None and item.status is not None and pid not in newest:
+            newest[pid] = item
     # Every mapped observation goes out, as its webhook would have: the projector parks unknown ones.
-    await deps.outbound.observations(batch)
+    await deps.outbound.records([(item.key, item.value) for item in batch])
     metrics.OBSERVATIONS.labels(port.provider.value, "list").inc(len(batch))
     stats.extra["observations"] = stats.extra.get("observations", 0) + len(batch)
     async with deps.engine.begin() as conn:
@@ -446,23 +477,22 @@ async def _absorb_listed(
         # A due check the list answers for good ends here, unless the answer would un-see money
         # paysync shows as moved: that one is for the gateway to confirm, by a direct check.
         answers = {
-            pid: (obs.status.value, _closes(targets[pid].status, obs.status))
-            for pid, obs in newest.items()
-            if obs.status is not None and pid in targets
+            pid: (item.status.value, _closes(targets[pid].status, item.status))
+            for pid, item in newest.items()
+            if item.status is not None and pid in targets
         }
         noted = await repo.note_listed(conn, answers, now)
     stats.listed += len(noted)
-    ended = sum(noted.values())
-    stats.checked += ended
+    stats.checked += sum(noted.values())
     metrics.CHECKED.labels(port.provider.value, "list").inc(len(noted))
     findings: list[drift.Finding] = []
     # A Paystack list shows each transaction as it is now; Stripe's Events are history.
     current = port.provider is Provider.PAYSTACK
     for pid in noted:
-        target, obs = targets[pid], newest[pid]
-        if drift.is_fix(target.status, obs.status):
+        target, item = targets[pid], newest[pid]
+        if drift.is_fix(target.status, item.status):
             stats.fixed += 1
-        findings += drift.drift_between(target, obs, current=current)
+        findings += drift.drift_between(target, item, current=current)
     await _raise_all(deps, findings, stats)
 
 
@@ -768,6 +798,8 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
         "request": request.model_dump(mode="json"),
     }
     async with deps.engine.begin() as conn:
+        if not await repo.tenant_exists(conn, request.tenant):
+            return "unknown_tenant"  # not ours to answer (api-gateway only asks for its tenants)
         state, stored = await repo.start_request(conn, values, deps.me, deps.settings.request_lease_seconds)
     if state == "completed":
         if request.reply_topic and stored:

@@ -121,6 +121,9 @@ class ReconcilerSettings(BaseSettings):
     list_buffer_pages: int = Field(
         default=1000, ge=1, description="Fetched pages waiting to be read, at most"
     )
+    list_read_workers: int = Field(
+        default=1, ge=0, description="Processes reading listed pages; 0: in-process"
+    )
     max_concurrent_sweeps: int = Field(default=8, ge=1)
     unrecorded_grace_seconds: float = Field(
         default=300.0, ge=0, description="A gateway success unmatched this long is a payment with no record"

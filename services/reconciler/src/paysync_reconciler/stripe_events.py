@@ -107,12 +107,6 @@ def _message(response: httpx.Response) -> str:
     return message[:200] if isinstance(message, str) else "no message"
 
 
-def events_of(body: bytes) -> list[dict[str, Any]]:
-    """The events of a page body read before (parsed again: cheaper to keep than the parsed page)."""
-    data = json.loads(body).get("data")
-    return [event for event in data if isinstance(event, dict)] if isinstance(data, list) else []
-
-
 def refs_of(event: dict[str, Any]) -> tuple[str, ...]:
     """The Stripe ids an event's object names (its own, its PaymentIntent, invoice, charge), cheaply."""
     data = event.get("data")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -22,7 +23,10 @@ def _engine(url: str) -> AsyncEngine:
     """paysync's engine, without the ping before each checkout: one round trip less per batch and per relay
     cycle. A connection that died fails its statement, which is an outage: the batch is redelivered."""
     return create_async_engine(
-        url, pool_size=5, max_overflow=5, pool_pre_ping=False,
+        url,
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": "paysync-status-projector"}},
     )
 
@@ -34,7 +38,10 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
     configure_logging("status-projector", common.log_level, common.log_json)
     domains = Domains(load_domains(settings.domains_file, *settings.extra_domains_files))
     engine = _engine(common.database_url)
-    broker = durable_broker(common.kafka_bootstrap, client_id="paysync-status-projector")
+    # "Received"/"Processed" per batch at DEBUG: at a thousand observations a second they are noise.
+    broker = durable_broker(
+        common.kafka_bootstrap, client_id="paysync-status-projector", log_level=logging.DEBUG
+    )
     outbox_wakeup, registered_wakeup = Wakeup(), Wakeup()
     register_projector(broker, engine, domains, settings, on_committed=outbox_wakeup.set)
 
@@ -48,8 +55,13 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
 
     async def relay_status_changes() -> None:
         await relay_with_producer(
-            common.kafka_bootstrap, engine, outbox_wakeup, settings.relay_batch, settings.relay_poll_seconds,
-            timedelta(hours=settings.outbox_keep_hours), partitioner=same_partition_as_java_clients,
+            common.kafka_bootstrap,
+            engine,
+            outbox_wakeup,
+            settings.relay_batch,
+            settings.relay_poll_seconds,
+            timedelta(hours=settings.outbox_keep_hours),
+            partitioner=same_partition_as_java_clients,
         )
 
     async def match_parked_observations() -> None:
@@ -63,5 +75,10 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
         broker=broker,
         engine=engine,
         before_start=lambda: domains.bind(engine),
-        background=(listen_for_wakeups, relay_status_changes, match_parked_observations, check_drift_now_and_then),
+        background=(
+            listen_for_wakeups,
+            relay_status_changes,
+            match_parked_observations,
+            check_drift_now_and_then,
+        ),
     )

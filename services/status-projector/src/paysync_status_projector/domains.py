@@ -44,7 +44,10 @@ FIELDS: dict[str, tuple[type, str]] = {
     "charge_id": (str, "the success's charge id"),
     "transaction_id": (str, "the success's transaction id (Paystack)"),
     "receipt_number": (str, "the success's receipt number (M-Pesa)"),
-    "transaction_ref": (str, "the success's most specific gateway id: receipt, charge, transaction or intent"),
+    "transaction_ref": (
+        str,
+        "the success's most specific gateway id: receipt, charge, transaction or intent",
+    ),
     "evidence": (str, "the success's gateway ids, as 'name=value, ...'"),
     "amount_minor": (int, "the registered amount, minor units"),
     "currency": (str, "the registered currency (else the paid one)"),
@@ -63,8 +66,18 @@ _FITS: dict[type, tuple[type, ...]] = {
     datetime: (datetime, str),
 }
 SUMMABLE = ("amount_minor", "amount_received_minor", "amount_refunded_minor", "amount_net_minor")
-_MAIN_KEYS = {"table", "schema", "key_column", "tenant_column", "default", "on", "keep", "counters", "paid",
-              "per_payment"}
+_MAIN_KEYS = {
+    "table",
+    "schema",
+    "key_column",
+    "tenant_column",
+    "default",
+    "on",
+    "keep",
+    "counters",
+    "paid",
+    "per_payment",
+}
 _CHILD_KEYS = {"table", "schema", "key_column", "tenant_column", "entity_column", "default", "on", "keep"}
 _OPEN = tuple(s for s in UnifiedStatus if s not in MONEY_MOVED)
 _MOVED = tuple(s for s in UnifiedStatus if s in MONEY_MOVED)
@@ -107,7 +120,7 @@ class TableMapping:
     keep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
     def templates_for(self, status: UnifiedStatus) -> dict[str, str]:
-        """Default, then succeeded's templates once money moved (refunds and disputes follow a success), then the status's."""
+        """The defaults, then succeeded's once money moved (refunds follow a success), then the status's."""
         templates = dict(self.default)
         if status.money_moved:
             templates.update(self.on.get(UnifiedStatus.SUCCEEDED, {}))
@@ -197,9 +210,9 @@ class Domains:
     async def bind(self, engine: AsyncEngine) -> None:
         """Find every configured table and column; DomainConfigError names the first that is wrong."""
         async with engine.connect() as conn:
-            self._bound = await conn.run_sync(lambda sync: {
-                name: _bind_domain(sync, spec) for name, spec in self.specs.items()
-            })
+            self._bound = await conn.run_sync(
+                lambda sync: {name: _bind_domain(sync, spec) for name, spec in self.specs.items()}
+            )
 
     def get(self, name: str | None) -> BoundDomain | None:
         """The bound domain of that name, or None if no such domain is configured."""
@@ -214,12 +227,16 @@ class Domains:
 
     def tables(self) -> tuple[BoundTable, ...]:
         """Every bound table, main then per-payment, in domain-name order."""
-        return tuple(t for name in sorted(self._bound) for t in (self._bound[name].main, self._bound[name].per_payment)
-                     if t is not None)
+        return tuple(
+            t
+            for name in sorted(self._bound)
+            for t in (self._bound[name].main, self._bound[name].per_payment)
+            if t is not None
+        )
 
 
 def load_domains(*paths: Path) -> dict[str, DomainSpec]:
-    """Read and validate mapping files (later files add domains); DomainConfigError names the first problem."""
+    """Read and validate mapping files (later ones add domains); DomainConfigError names the first problem."""
     specs: dict[str, DomainSpec] = {}
     for path in paths:
         try:
@@ -291,11 +308,19 @@ def _table_mapping(body: dict[str, Any], where: str, *, child: bool) -> TableMap
     for column, values in body.get("keep", {}).items():
         _ident(column, f"{where}, keep: column {column!r}")
         if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
-            raise DomainConfigError(f"{where}, keep.{column}: a list of the values the app sets and paysync keeps")
+            raise DomainConfigError(
+                f"{where}, keep.{column}: a list of the values the app sets and paysync keeps"
+            )
         keep[column] = tuple(values)
     mapping = TableMapping(
-        table=body["table"], key_column=body["key_column"], tenant_column=body["tenant_column"],
-        schema=body.get("schema"), entity_column=body.get("entity_column"), default=default, on=on, keep=keep,
+        table=body["table"],
+        key_column=body["key_column"],
+        tenant_column=body["tenant_column"],
+        schema=body.get("schema"),
+        entity_column=body.get("entity_column"),
+        default=default,
+        on=on,
+        keep=keep,
     )
     for reserved in filter(None, (mapping.key_column, mapping.tenant_column, mapping.entity_column)):
         if any(reserved in t for t in (default, *on.values())):
@@ -309,7 +334,9 @@ def _check_path_independent(mapping: TableMapping, where: str, *, child: bool) -
     rows = [s for s in UnifiedStatus if not child or mapping.has_row(s)]
     written = {s: set(mapping.templates_for(s)) for s in rows}
     everything = set().union(*written.values()) if written else set()
-    before_money = set().union(*(written[s] for s in rows if s in _OPEN)) if any(s in _OPEN for s in rows) else set()
+    before_money = (
+        set().union(*(written[s] for s in rows if s in _OPEN)) if any(s in _OPEN for s in rows) else set()
+    )
     for column in sorted(everything):
         if column in before_money:
             open_missing = [s.value for s in rows if s in _OPEN and column not in written[s]]
@@ -329,7 +356,7 @@ def _check_path_independent(mapping: TableMapping, where: str, *, child: bool) -
 
 def _templates(templates: Any, where: str) -> dict[str, str]:
     if not isinstance(templates, dict):
-        raise DomainConfigError(f"{where}: expected a table of column = \"template\"")
+        raise DomainConfigError(f'{where}: expected a table of column = "template"')
     for column, template in templates.items():
         if not _IDENT.match(column):
             raise DomainConfigError(f"{where}: column {column!r} is not a lower-case SQL identifier")
@@ -375,7 +402,8 @@ def _paid_marker(body: Any, main: TableMapping, where: str) -> PaidMarker | None
     written = main.templates_for(UnifiedStatus.SUCCEEDED).get(column)
     if written is None or written not in values:
         raise DomainConfigError(
-            f"{where}: on.succeeded must write {column!r} as one of the paid values {values} (it writes {written!r})"
+            f"{where}: on.succeeded must write {column!r} as one of the paid values {values} "
+            f"(it writes {written!r})"
         )
     return PaidMarker(column, tuple(values))
 
@@ -389,9 +417,12 @@ def _check_template(template: Any, where: str) -> None:
     if not isinstance(template, str):
         raise DomainConfigError(f"{where}: values are strings (templates)")
     try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+        parts = [(f, spec, conversion) for _, f, spec, conversion in string.Formatter().parse(template)]
     except ValueError as exc:
         raise DomainConfigError(f"{where}: {exc}") from exc
+    names = {f for f, _, _ in parts if f is not None}
+    if any(spec or conversion for f, spec, conversion in parts if f is not None):
+        raise DomainConfigError(f"{where}: write plain {{name}}, without a format spec or conversion")
     if unknown := sorted(names - set(FIELDS)):
         raise DomainConfigError(f"{where}: unknown name(s) {unknown}; known: {sorted(FIELDS)}")
 
@@ -401,20 +432,38 @@ def _check_template(template: Any, where: str) -> None:
 
 def _bind_domain(sync: Connection, spec: DomainSpec) -> BoundDomain:
     where = f"domain {spec.name!r}"
-    main = _bind_table(sync, spec.main, set(spec.counters) | ({spec.paid.column} if spec.paid else set()), where)
-    main = replace(main, shapes={
-        s: tuple(sorted({spec.main.tenant_column, spec.main.key_column, *spec.main.templates_for(s), *spec.counters}))
-        for s in UnifiedStatus
-        if spec.main.templates_for(s) or spec.counters
-    })
+    main = _bind_table(
+        sync, spec.main, set(spec.counters) | ({spec.paid.column} if spec.paid else set()), where
+    )
+    main = replace(
+        main,
+        shapes={
+            s: tuple(
+                sorted(
+                    {
+                        spec.main.tenant_column,
+                        spec.main.key_column,
+                        *spec.main.templates_for(s),
+                        *spec.counters,
+                    }
+                )
+            )
+            for s in UnifiedStatus
+            if spec.main.templates_for(s) or spec.counters
+        },
+    )
     child = None
     if spec.per_payment is not None:
         m = spec.per_payment
         child = _bind_table(sync, m, set(), f"{where}, per_payment")
-        child = replace(child, shapes={
-            s: tuple(sorted({m.tenant_column, m.key_column, m.entity_column or "", *m.templates_for(s)}))
-            for s in UnifiedStatus if m.has_row(s)
-        })
+        child = replace(
+            child,
+            shapes={
+                s: tuple(sorted({m.tenant_column, m.key_column, m.entity_column or "", *m.templates_for(s)}))
+                for s in UnifiedStatus
+                if m.has_row(s)
+            },
+        )
     return BoundDomain(spec, main, child)
 
 
@@ -429,16 +478,22 @@ def _bind_table(sync: Connection, mapping: TableMapping, extra: set[str], where:
         raise DomainConfigError(f"{where}: table {name!r} has no column(s) {missing}")
     key = {mapping.tenant_column, mapping.key_column}
     uniques = [set(inspector.get_pk_constraint(mapping.table, schema=mapping.schema)["constrained_columns"])]
-    uniques += [set(u["column_names"]) for u in inspector.get_unique_constraints(mapping.table, schema=mapping.schema)]
-    uniques += [set(i["column_names"]) for i in inspector.get_indexes(mapping.table, schema=mapping.schema)
-                if i["unique"] and not i.get("dialect_options", {}).get("postgresql_where")]
+    uniques += [
+        set(u["column_names"]) for u in inspector.get_unique_constraints(mapping.table, schema=mapping.schema)
+    ]
+    uniques += [
+        set(i["column_names"])
+        for i in inspector.get_indexes(mapping.table, schema=mapping.schema)
+        if i["unique"] and not i.get("dialect_options", {}).get("postgresql_where")
+    ]
     if key not in uniques:
         raise DomainConfigError(
             f"{where}: table {name!r} needs a primary key or unique constraint on "
             f"({mapping.tenant_column}, {mapping.key_column}) to upsert by it"
         )
     table = Table(
-        quoted_name(mapping.table, quote=True), MetaData(),
+        quoted_name(mapping.table, quote=True),
+        MetaData(),
         *(Column(quoted_name(c, quote=True), found[c]["type"], key=c) for c in sorted(wanted)),
         schema=quoted_name(mapping.schema, quote=True) if mapping.schema else None,
     )
@@ -497,8 +552,12 @@ def _to_uuid(value: Any) -> uuid.UUID:
 
 
 _CONVERTERS: dict[type, Callable[[Any], Any]] = {
-    str: _to_text, int: int, bool: _to_bool, Decimal: lambda v: Decimal(str(v)),
-    datetime: _to_datetime, uuid.UUID: _to_uuid,
+    str: _to_text,
+    int: int,
+    bool: _to_bool,
+    Decimal: lambda v: Decimal(str(v)),
+    datetime: _to_datetime,
+    uuid.UUID: _to_uuid,
 }
 
 

@@ -46,14 +46,19 @@ def register_projector(
         await broker.publish(value, topics.PAYMENT_OBSERVATIONS.dlq.name, key=key)
 
     async def guarded(record: ConsumerRecord, work: Callable) -> object:  # noqa: ANN401
-        return await with_retries(record, work, send_dead_letter=send_dead_letter,
-                                  service="status-projector", max_attempts=settings.max_attempts)
+        return await with_retries(
+            record,
+            work,
+            send_dead_letter=send_dead_letter,
+            service="status-projector",
+            max_attempts=settings.max_attempts,
+        )
 
     async def decode(record: ConsumerRecord) -> PaymentObservation:
         return PaymentObservation.from_bytes(record.value)
 
     async def raw_bodies(message: KafkaMessage) -> list[bytes]:
-        # Each record is parsed (and dead-lettered if it must be) below, once: not as JSON by FastStream first.
+        # Each record is parsed (and dead-lettered if need be) below, once: not as JSON by FastStream first.
         return message.body  # type: ignore[return-value]
 
     @broker.subscriber(

@@ -39,13 +39,22 @@ class Wakeup:
 
 
 async def relay_with_producer(
-    bootstrap: str, engine: AsyncEngine, wakeup: Wakeup, batch: int, poll: float, keep: timedelta,
+    bootstrap: str,
+    engine: AsyncEngine,
+    wakeup: Wakeup,
+    batch: int,
+    poll: float,
+    keep: timedelta,
     partitioner: Callable[..., int],
 ) -> None:
-    """The relay with a producer of its own: idempotent, every in-sync replica acknowledges, no framework between."""
+    """The relay with a producer of its own: idempotent, acknowledged by every in-sync replica."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, client_id="paysync-status-projector-relay", acks="all",
-        enable_idempotence=True, linger_ms=1, partitioner=partitioner,
+        bootstrap_servers=bootstrap,
+        client_id="paysync-status-projector-relay",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=1,
+        partitioner=partitioner,
     )
     while True:
         try:
@@ -85,8 +94,9 @@ async def relay_loop(
         await wakeup.wait(poll)
 
 
-async def unpark_loop(engine: AsyncEngine, domains: Domains, wakeup: Wakeup, poll: float,
-                      on_committed: Callable[[], None]) -> None:
+async def unpark_loop(
+    engine: AsyncEngine, domains: Domains, wakeup: Wakeup, poll: float, on_committed: Callable[[], None]
+) -> None:
     """Apply parked observations once their payments are registered, until cancelled."""
     while True:
         try:
@@ -102,7 +112,9 @@ async def unpark_loop(engine: AsyncEngine, domains: Domains, wakeup: Wakeup, pol
         await wakeup.wait(poll)
 
 
-async def drift_loop(engine: AsyncEngine, domains: Domains, every: float, on_committed: Callable[[], None]) -> None:
+async def drift_loop(
+    engine: AsyncEngine, domains: Domains, every: float, on_committed: Callable[[], None]
+) -> None:
     """Check domain rows against payments every `every` seconds, until cancelled."""
     while True:
         await asyncio.sleep(every)

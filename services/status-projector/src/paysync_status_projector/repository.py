@@ -45,6 +45,7 @@ from paysync_core.db.schema import (
     payment_refs,
     payments,
     sync_issues,
+    tenants,
 )
 from paysync_core.domain.status import MONEY_MOVED, UnifiedStatus
 from paysync_status_projector.domains import BoundDomain, BoundTable
@@ -82,8 +83,14 @@ _DRIFT_LOCK = 7355610
 
 #: Columns of a payment the projector rewrites after a merge.
 PAYMENT_UPDATE_COLUMNS = (
-    "merge_state", "status", "sequence", "flags", "amount_received_minor", "amount_refunded_minor",
-    "paid_at", "status_changed_at",
+    "merge_state",
+    "status",
+    "sequence",
+    "flags",
+    "amount_received_minor",
+    "amount_refunded_minor",
+    "paid_at",
+    "status_changed_at",
 )
 
 
@@ -106,12 +113,23 @@ class PaymentRow(NamedTuple):
 
 #: The payment columns the projector reads (in PaymentRow's order).
 _PAYMENT_COLUMNS = (
-    payments.c.id, payments.c.tenant_id, payments.c.provider, payments.c.provider_ref, payments.c.domain,
-    payments.c.entity_id, payments.c.amount_minor, payments.c.currency, payments.c.status, payments.c.sequence,
-    payments.c.merge_state, payments.c.status_changed_at,
+    payments.c.id,
+    payments.c.tenant_id,
+    payments.c.provider,
+    payments.c.provider_ref,
+    payments.c.domain,
+    payments.c.entity_id,
+    payments.c.amount_minor,
+    payments.c.currency,
+    payments.c.status,
+    payments.c.sequence,
+    payments.c.merge_state,
+    payments.c.status_changed_at,
 )
 # merge_state as text, parsed with orjson (`PaymentRow`): the driver's stdlib json is the slower part.
-_SELECTED = [f"p.{c.name}::text AS {c.name}" if c.name == "merge_state" else f"p.{c.name}" for c in _PAYMENT_COLUMNS]
+_SELECTED = [
+    f"p.{c.name}::text AS {c.name}" if c.name == "merge_state" else f"p.{c.name}" for c in _PAYMENT_COLUMNS
+]
 _LOCK_FOR_BATCH = text(
     "WITH matched AS ("
     "  SELECT r.payment_id, array_agg(r.ref) AS refs FROM payment_refs r"
@@ -128,8 +146,10 @@ _LOCK_FOR_BATCH = text(
     f" SELECT {', '.join(_SELECTED)}, m.refs AS matched_refs"
     " FROM payments p JOIN targets t ON t.id = p.id LEFT JOIN matched m ON m.payment_id = p.id"
     " ORDER BY p.id FOR UPDATE OF p"
-).columns(*(column(c.name, Text if c.name == "merge_state" else c.type) for c in _PAYMENT_COLUMNS),
-           column("matched_refs", ARRAY(Text)))
+).columns(
+    *(column(c.name, Text if c.name == "merge_state" else c.type) for c in _PAYMENT_COLUMNS),
+    column("matched_refs", ARRAY(Text)),
+)
 
 
 _LOCK_FOR_BATCH_SQL = _compile(_LOCK_FOR_BATCH)
@@ -138,7 +158,7 @@ _LOCK_FOR_BATCH_SQL = _compile(_LOCK_FOR_BATCH)
 async def lock_for_batch(
     conn: AsyncConnection, keys: Iterable[tuple[str, str, str]]
 ) -> tuple[dict[tuple[str, str, str], Any], dict[Any, Any]]:
-    """Find the payments of (tenant, provider, ref) keys and lock them with every payment of the same entities.
+    """Find the payments of (tenant, provider, ref) keys; lock them with every payment of the same entities.
 
     Returns which payment each known key belongs to, and the locked rows by payment id. Rows are
     locked in id order (no deadlock between projectors), and an entity's row is written only by
@@ -189,8 +209,18 @@ def records(
 
 
 _HISTORY_COLUMNS = (
-    "tenant_id", "observation_id", "payment_id", "provider_ref", "status", "provider_time", "source", "verified",
-    "amount_minor", "currency", "evidence", "status_after",
+    "tenant_id",
+    "observation_id",
+    "payment_id",
+    "provider_ref",
+    "status",
+    "provider_time",
+    "source",
+    "verified",
+    "amount_minor",
+    "currency",
+    "evidence",
+    "status_after",
 )
 
 
@@ -206,7 +236,7 @@ _RECORD_HISTORY_SQL = _compile(_RECORD_HISTORY)
 
 
 async def record_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[tuple[str, str]]:
-    """Insert history rows; return the (tenant, observation id) pairs that were new (the rest are duplicates)."""
+    """Insert history rows; return the (tenant, observation id) pairs that were new (the rest: duplicates)."""
     if not rows:
         return set()
     result = await _RECORD_HISTORY_SQL.run(conn, records(observations, _HISTORY_COLUMNS, rows))
@@ -235,14 +265,16 @@ def _write_merged(with_events: bool) -> _Compiled:
     if not with_events:
         return _compile(select(literal(1)).add_cte(updated))
     # Events are inserted in the order given: a payment's changes get ids in sequence order.
-    queued = insert(outbox).from_select(_OUTBOX_COLUMNS, bulk_rows(outbox, _OUTBOX_COLUMNS, "o_")).cte("queued")
+    queued = (
+        insert(outbox).from_select(_OUTBOX_COLUMNS, bulk_rows(outbox, _OUTBOX_COLUMNS, "o_")).cte("queued")
+    )
     return _compile(select(func.pg_notify(OUTBOX_CHANNEL, "")).add_cte(updated, queued))
 
 
 async def write_merged(
     conn: AsyncConnection, payment_rows: Sequence[dict[str, Any]], events: Sequence[dict[str, Any]]
 ) -> None:
-    """In one statement: the payments' merged states, their events in the outbox, a wake-up for the relays at commit."""
+    """In one statement: the payments' merged states, their events in the outbox, the relays' wake-up."""
     params = records(payments, _MERGED_COLUMNS, payment_rows, "p_")
     if events:
         params |= records(outbox, _OUTBOX_COLUMNS, events, "o_")
@@ -313,7 +345,9 @@ async def open_issues(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> 
     return set(result.scalars())
 
 
-async def occurrences(conn: AsyncConnection, kind: str, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+async def occurrences(
+    conn: AsyncConnection, kind: str, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
     """How many issues of `kind` each (tenant, subject) has had so far."""
     keys = list(set(keys))
     if not keys:
@@ -339,7 +373,9 @@ async def open_issue_subjects(conn: AsyncConnection, kind: str, domain: str) -> 
 async def resolve_issues(conn: AsyncConnection, ids: Sequence[int]) -> None:
     """Mark issues resolved: the drift is gone; if it comes back, it is a new occurrence."""
     if ids:
-        await conn.execute(update(sync_issues).where(sync_issues.c.id.in_(ids)).values(resolved_at=func.now()))
+        await conn.execute(
+            update(sync_issues).where(sync_issues.c.id.in_(ids)).values(resolved_at=func.now())
+        )
 
 
 async def try_drift_lock(conn: AsyncConnection) -> bool:
@@ -360,9 +396,14 @@ async def rows_paid_without_payment(conn: AsyncConnection, domain: BoundDomain) 
         payments.c.entity_id == cast(key, String),
         payments.c.status.in_([s.value for s in MONEY_MOVED]),
     )
+    known_tenant = exists().where(tenants.c.id == tenant)  # rows of tenants paysync does not serve: not ours
     rows = await conn.execute(
-        select(tenant.label("tenant_id"), cast(key, String).label("entity_id"), paid.label("shown"))
-        .where(cast(paid, String).in_(marker.values), not_(moved))
+        select(tenant.label("tenant_id"), cast(key, String).label("entity_id"), paid.label("shown")).where(
+            cast(paid, String).in_(marker.values),
+            not_(moved),
+            known_tenant,
+            func.length(cast(key, String)).between(1, 200),
+        )
     )
     return list(rows)
 
@@ -374,10 +415,18 @@ async def payments_succeeded_row_unpaid(conn: AsyncConnection, domain: BoundDoma
         return []
     t, m = domain.main.table, domain.main.mapping
     tenant, key, paid = t.c[m.tenant_column], t.c[m.key_column], t.c[marker.column]
-    joined = payments.outerjoin(t, and_(tenant == payments.c.tenant_id, cast(key, String) == payments.c.entity_id))
+    joined = payments.outerjoin(
+        t, and_(tenant == payments.c.tenant_id, cast(key, String) == payments.c.entity_id)
+    )
     rows = await conn.execute(
-        select(payments.c.id, payments.c.tenant_id, payments.c.entity_id, payments.c.provider,
-               payments.c.provider_ref, cast(paid, String).label("shown"))
+        select(
+            payments.c.id,
+            payments.c.tenant_id,
+            payments.c.entity_id,
+            payments.c.provider,
+            payments.c.provider_ref,
+            cast(paid, String).label("shown"),
+        )
         .select_from(joined)
         .where(
             payments.c.domain == domain.spec.name,
@@ -403,9 +452,12 @@ def _upsert(bound: BoundTable, shape: tuple[str, ...], prefix: str) -> Any:
         index_elements=[table.c[mapping.tenant_column], table.c[mapping.key_column]],
         set_={
             table.c[c].key: (
-                case((cast(table.c[c], String) == any_(literal(list(kept[c]), ARRAY(String))), table.c[c]),
-                     else_=stmt.excluded[c])
-                if c in kept else stmt.excluded[c]
+                case(
+                    (cast(table.c[c], String) == any_(literal(list(kept[c]), ARRAY(String))), table.c[c]),
+                    else_=stmt.excluded[c],
+                )
+                if c in kept
+                else stmt.excluded[c]
             )
             for c in shape
             if c not in (mapping.tenant_column, mapping.key_column)
@@ -425,8 +477,10 @@ def _delete(bound: BoundTable, prefix: str) -> Any:
 
 
 @functools.cache
-def _domain_writes(tables: tuple[BoundTable, ...]) -> tuple[_Compiled, tuple[tuple[BoundTable, str, tuple[str, ...], str], ...]]:
-    """One statement that can write every configured table: an upsert per row shape, a delete per child table."""
+def _domain_writes(
+    tables: tuple[BoundTable, ...],
+) -> tuple[_Compiled, tuple[tuple[BoundTable, str, tuple[str, ...], str], ...]]:
+    """One statement able to write every configured table: an upsert per row shape, a delete per child."""
     parts, ctes = [], []
     for i, bound in enumerate(tables):
         for j, shape in enumerate(bound.distinct_shapes):

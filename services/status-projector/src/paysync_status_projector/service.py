@@ -1,4 +1,4 @@
-"""The projector's use cases: fold observations into payments and domain rows, relay the outbox, check drift."""
+"""The projector's use cases: fold observations into payments and domain rows, relay, check drift."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from paysync_status_projector.domains import BoundDomain, Domains, render
 
 log = structlog.get_logger()
 
-#: Hands (topic, key, value) to the producer, in call order; returns what to await for the broker's acknowledgement.
+#: Hands (topic, key, value) to the producer, in call order; returns what to await for the broker's ack.
 Publish = Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]
 
 #: Which payment of an entity its row follows: money moved beats everything, in this order.
@@ -42,7 +42,14 @@ _MOVED_PRECEDENCE = {
     UnifiedStatus.DISPUTED: 2,
     UnifiedStatus.REFUNDED: 1,
 }
-_EVIDENCE_IDS = ("session_id", "payment_intent_id", "invoice_id", "charge_id", "transaction_id", "receipt_number")
+_EVIDENCE_IDS = (
+    "session_id",
+    "payment_intent_id",
+    "invoice_id",
+    "charge_id",
+    "transaction_id",
+    "receipt_number",
+)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -82,7 +89,7 @@ class _Folded:
 async def project(
     engine: AsyncEngine, batch: Sequence[PaymentObservation], domains: Domains, *, attempts: int = 5
 ) -> BatchResult:
-    """Apply a batch in one transaction, retrying when PostgreSQL reports a deadlock or serialization failure."""
+    """Apply a batch in one transaction, retried if PostgreSQL reports a deadlock or serialization failure."""
     for attempt in range(1, attempts + 1):
         try:
             async with engine.begin() as conn:
@@ -101,11 +108,15 @@ async def project_in(
     result = BatchResult()
     unique = list({(o.tenant, o.observation_id): o for o in batch}.values())
     result.duplicates += len(batch) - len(unique)
-    refs, locked = await repo.lock_for_batch(conn, ((o.tenant, o.provider.value, r) for o in unique for r in o.refs))
+    refs, locked = await repo.lock_for_batch(
+        conn, ((o.tenant, o.provider.value, r) for o in unique for r in o.refs)
+    )
     by_payment: dict[Any, list[PaymentObservation]] = defaultdict(list)
     orphans: list[PaymentObservation] = []
     for obs in unique:
-        payment_id = next((refs[k] for k in ((obs.tenant, obs.provider.value, r) for r in obs.refs) if k in refs), None)
+        payment_id = next(
+            (refs[k] for k in ((obs.tenant, obs.provider.value, r) for r in obs.refs) if k in refs), None
+        )
         (orphans if payment_id is None else by_payment[payment_id]).append(obs)
     await repo.park(conn, orphans)
     result.parked = len(orphans)
@@ -123,11 +134,21 @@ async def project_in(
     if not touched:
         return result
 
-    await repo.add_refs(conn, [
-        {"tenant_id": f.payment.tenant_id, "provider": f.payment.provider, "ref": ref, "payment_id": f.payment.id}
-        for f in touched for o in f.observations if o.verified and (o.tenant, o.observation_id) in fresh
-        for ref in o.aliases
-    ])
+    await repo.add_refs(
+        conn,
+        [
+            {
+                "tenant_id": f.payment.tenant_id,
+                "provider": f.payment.provider,
+                "ref": ref,
+                "payment_id": f.payment.id,
+            }
+            for f in touched
+            for o in f.observations
+            if o.verified and (o.tenant, o.observation_id) in fresh
+            for ref in o.aliases
+        ],
+    )
     events = [_event(topics.PAYMENT_STATUS.name, _key_of(f.payment), c) for f in touched for c in f.changes]
     alerts = await _raise_mismatch_alerts(conn, touched, now)
     events += [_event(topics.ALERTS.name, a.tenant, a) for a in alerts]
@@ -139,7 +160,7 @@ async def project_in(
 
 
 def _fold(payment: Any, batch: list[PaymentObservation], now: datetime) -> _Folded:
-    """Merge a payment's observations in memory; duplicates of applied ones change nothing (the merge is idempotent)."""
+    """Merge a payment's observations in memory; those applied before change nothing (idempotent merge)."""
     expected = Expectation(payment.amount_minor, payment.currency)
     before = PaymentState.from_json(payment.merge_state)
     state, status, sequence = before, payment.status, payment.sequence
@@ -180,16 +201,26 @@ async def _raise_mismatch_alerts(conn: AsyncConnection, touched: list[_Folded], 
         for flag in sorted(f.state.flags - f.before.flags):
             kind = AlertKind(flag)
             culprit = next(
-                (o for o in sorted(f.observations, key=lambda o: (o.provider_time, o.observation_id))
-                 if flag in observe(o, Expectation(p.amount_minor, p.currency)).flags),
+                (
+                    o
+                    for o in sorted(f.observations, key=lambda o: (o.provider_time, o.observation_id))
+                    if flag in observe(o, Expectation(p.amount_minor, p.currency)).flags
+                ),
                 None,
             )
-            alert = _payment_alert(p, kind, _mismatch_detail(p, culprit), now, facts={
-                "expected_amount_minor": p.amount_minor, "expected_currency": p.currency,
-                "seen_amount_minor": culprit.amount_minor if culprit else None,
-                "seen_currency": culprit.currency if culprit else None,
-                "observation_id": culprit.observation_id if culprit else None,
-            })
+            alert = _payment_alert(
+                p,
+                kind,
+                _mismatch_detail(p, culprit),
+                now,
+                facts={
+                    "expected_amount_minor": p.amount_minor,
+                    "expected_currency": p.currency,
+                    "seen_amount_minor": culprit.amount_minor if culprit else None,
+                    "seen_currency": culprit.currency if culprit else None,
+                    "observation_id": culprit.observation_id if culprit else None,
+                },
+            )
             candidates[alert.alert_id] = (_issue_row(alert, subject=str(p.id)), alert)
     opened = await repo.open_issues(conn, [row for row, _ in candidates.values()])
     return [alert for aid, (_, alert) in candidates.items() if aid in opened]
@@ -205,17 +236,33 @@ def _mismatch_detail(payment: Any, culprit: PaymentObservation | None) -> str:
     )
 
 
-def _payment_alert(payment: Any, kind: AlertKind, detail: str, now: datetime, *, facts: dict[str, Any],
-                   occurrence: int = 1, subject: str | None = None) -> Alert:
+def _payment_alert(
+    payment: Any,
+    kind: AlertKind,
+    detail: str,
+    now: datetime,
+    *,
+    facts: dict[str, Any],
+    occurrence: int = 1,
+    subject: str | None = None,
+) -> Alert:
     entity = (
         EntityRef(domain=payment.domain, entity_id=payment.entity_id)
-        if payment.domain and payment.entity_id else None
+        if payment.domain and payment.entity_id
+        else None
     )
     return Alert(
         alert_id=alert_id(kind, payment.tenant_id, subject or str(payment.id), occurrence),
-        kind=kind, tenant=payment.tenant_id, payment_id=str(payment.id), provider=payment.provider,
-        provider_ref=payment.provider_ref, entity=entity, detail=detail, facts=facts,
-        occurrence=occurrence, raised_at=now,
+        kind=kind,
+        tenant=payment.tenant_id,
+        payment_id=str(payment.id),
+        provider=payment.provider,
+        provider_ref=payment.provider_ref,
+        entity=entity,
+        detail=detail,
+        facts=facts,
+        occurrence=occurrence,
+        raised_at=now,
     )
 
 
@@ -246,8 +293,13 @@ async def _follow_in_domains(
     just merged, the others as committed.
     """
     merged = {f.payment.id: f.state for f in touched}
-    keys = sorted({(f.payment.tenant_id, f.payment.domain, f.payment.entity_id) for f in touched
-                   if f.payment.entity_id is not None and domains.get(f.payment.domain)})
+    keys = sorted(
+        {
+            (f.payment.tenant_id, f.payment.domain, f.payment.entity_id)
+            for f in touched
+            if f.payment.entity_id is not None and domains.get(f.payment.domain)
+        }
+    )
     if not keys:
         return
     wanted = set(keys)
@@ -256,7 +308,7 @@ async def _follow_in_domains(
         row = locked[payment_id]
         key = (row.tenant_id, row.domain, row.entity_id)
         if key in wanted:
-            state = merged.get(payment_id) or PaymentState.from_json(row.merge_state)
+            state = merged[payment_id] if payment_id in merged else PaymentState.from_json(row.merge_state)
             views[key].append(view_of(row, state))
     upserts: dict[Any, list[dict[str, Any]]] = defaultdict(list)
     gone: dict[Any, list[dict[str, Any]]] = defaultdict(list)
@@ -273,7 +325,9 @@ async def _follow_in_domains(
                 continue  # not touched by this batch: its row is as its last batch left it
             row_key = child.coerce[child.mapping.key_column](view.context["payment_id"])
             if child.mapping.has_row(view.status):
-                values = {c: render(t, view.context) for c, t in child.mapping.templates_for(view.status).items()}
+                values = {
+                    c: render(t, view.context) for c, t in child.mapping.templates_for(view.status).items()
+                }
                 values[child.mapping.entity_column or ""] = entity_id
                 upserts[child].append(child.row(tenant, row_key, values))
             else:
@@ -333,8 +387,10 @@ def payment_context(payment: Any, state: PaymentState, status: UnifiedStatus | N
         "charge_id": evidence.get("charge_id"),
         "transaction_id": evidence.get("transaction_id"),
         "receipt_number": evidence.get("receipt_number"),
-        "transaction_ref": evidence.get("receipt_number") or evidence.get("charge_id")
-        or evidence.get("transaction_id") or evidence.get("payment_intent_id"),
+        "transaction_ref": evidence.get("receipt_number")
+        or evidence.get("charge_id")
+        or evidence.get("transaction_id")
+        or evidence.get("payment_intent_id"),
         "evidence": ", ".join(f"{k}={v}" for k, v in evidence.items() if k in _EVIDENCE_IDS) or None,
         "amount_minor": payment.amount_minor,
         "currency": payment.currency or (success.currency if success else None),
@@ -396,45 +452,67 @@ async def check_drift(engine: AsyncEngine, domains: Domains) -> int:
             paid_col = domain.spec.paid.column
             unbacked = {
                 (r.tenant_id, f"{domain.spec.name}:{r.entity_id}"): _entity_alert(
-                    domain, r.tenant_id, r.entity_id, now,
+                    domain,
+                    r.tenant_id,
+                    r.entity_id,
+                    now,
                     f"{domain.spec.name} {r.entity_id} is marked {r.shown!r} ({paid_col}) but none of its "
-                    "payments has succeeded", {"column": paid_col, "shown": str(r.shown)},
+                    "payments has succeeded",
+                    {"column": paid_col, "shown": str(r.shown)},
                 )
                 for r in await repo.rows_paid_without_payment(conn, domain)
             }
             alerts += await _sync_issues(conn, AlertKind.DOMAIN_PAID_WITHOUT_PAYMENT, domain, unbacked)
             unpaid: dict[tuple[str, str], Callable[[int], Alert]] = {}
             for r in await repo.payments_succeeded_row_unpaid(conn, domain):
-                unpaid.setdefault((r.tenant_id, f"{domain.spec.name}:{r.entity_id}"), _unpaid_alert(
-                    domain, r, now, paid_col))
+                unpaid.setdefault(
+                    (r.tenant_id, f"{domain.spec.name}:{r.entity_id}"),
+                    _unpaid_alert(domain, r, now, paid_col),
+                )
             alerts += await _sync_issues(conn, AlertKind.PAYMENT_SUCCEEDED_DOMAIN_UNPAID, domain, unpaid)
         await repo.enqueue(conn, [_event(topics.ALERTS.name, a.tenant, a) for a in alerts])
         return len(alerts)
 
 
-def _entity_alert(domain: BoundDomain, tenant: str, entity_id: str, now: datetime, detail: str,
-                  facts: dict[str, Any]) -> Callable[[int], Alert]:
+def _entity_alert(
+    domain: BoundDomain, tenant: str, entity_id: str, now: datetime, detail: str, facts: dict[str, Any]
+) -> Callable[[int], Alert]:
     def build(occurrence: int) -> Alert:
         return Alert(
-            alert_id=alert_id(AlertKind.DOMAIN_PAID_WITHOUT_PAYMENT, tenant, f"{domain.spec.name}:{entity_id}",
-                              occurrence),
-            kind=AlertKind.DOMAIN_PAID_WITHOUT_PAYMENT, tenant=tenant,
-            entity=EntityRef(domain=domain.spec.name, entity_id=entity_id), detail=detail, facts=facts,
-            occurrence=occurrence, raised_at=now,
+            alert_id=alert_id(
+                AlertKind.DOMAIN_PAID_WITHOUT_PAYMENT, tenant, f"{domain.spec.name}:{entity_id}", occurrence
+            ),
+            kind=AlertKind.DOMAIN_PAID_WITHOUT_PAYMENT,
+            tenant=tenant,
+            entity=EntityRef(domain=domain.spec.name, entity_id=entity_id),
+            detail=detail,
+            facts=facts,
+            occurrence=occurrence,
+            raised_at=now,
         )
+
     return build
 
 
 def _unpaid_alert(domain: BoundDomain, r: Any, now: datetime, paid_col: str) -> Callable[[int], Alert]:
     shown = "no row" if r.shown is None else f"{r.shown!r} ({paid_col})"
-    detail = (f"{Provider(r.provider).title} payment {r.provider_ref} succeeded but {domain.spec.name} "
-              f"{r.entity_id} shows {shown}")
+    detail = (
+        f"{Provider(r.provider).title} payment {r.provider_ref} succeeded but {domain.spec.name} "
+        f"{r.entity_id} shows {shown}"
+    )
     row = _PaymentLike(r.id, r.tenant_id, r.provider, r.provider_ref, domain.spec.name, r.entity_id)
 
     def build(occurrence: int) -> Alert:
-        return _payment_alert(row, AlertKind.PAYMENT_SUCCEEDED_DOMAIN_UNPAID, detail, now,
-                              facts={"column": paid_col, "shown": r.shown}, occurrence=occurrence,
-                              subject=f"{domain.spec.name}:{r.entity_id}")
+        return _payment_alert(
+            row,
+            AlertKind.PAYMENT_SUCCEEDED_DOMAIN_UNPAID,
+            detail,
+            now,
+            facts={"column": paid_col, "shown": r.shown},
+            occurrence=occurrence,
+            subject=f"{domain.spec.name}:{r.entity_id}",
+        )
+
     return build
 
 
@@ -449,7 +527,10 @@ class _PaymentLike:
 
 
 async def _sync_issues(
-    conn: AsyncConnection, kind: AlertKind, domain: BoundDomain, detected: dict[tuple[str, str], Callable[[int], Alert]]
+    conn: AsyncConnection,
+    kind: AlertKind,
+    domain: BoundDomain,
+    detected: dict[tuple[str, str], Callable[[int], Alert]],
 ) -> list[Alert]:
     """Open issues for drifts not open yet (returning their alerts), resolve open ones no longer seen."""
     open_now = await repo.open_issue_subjects(conn, kind.value, domain.spec.name)
@@ -457,7 +538,9 @@ async def _sync_issues(
     new = [key for key in detected if key not in open_now]
     seen = await repo.occurrences(conn, kind.value, new)
     alerts = [detected[key](seen.get(key, 0) + 1) for key in sorted(new)]
-    opened = await repo.open_issues(conn, [_issue_row(a, subject=key[1]) for a, key in zip(alerts, sorted(new))])
+    opened = await repo.open_issues(
+        conn, [_issue_row(a, subject=key[1]) for a, key in zip(alerts, sorted(new), strict=True)]
+    )
     return [a for a in alerts if a.alert_id in opened]
 
 

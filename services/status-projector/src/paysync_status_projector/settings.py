@@ -23,7 +23,8 @@ class StatusProjectorSettings(BaseSettings):
     port: int = 8003
     group_id: str = "paysync-status-projector"
     group_instance_id: str | None = Field(
-        default=None, description="Static group membership (e.g. the pod name): a restart keeps its partitions"
+        default=None,
+        description="Static group membership (e.g. the pod name): a restart keeps its partitions",
     )
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 3_000
@@ -33,9 +34,13 @@ class StatusProjectorSettings(BaseSettings):
     max_attempts: int = 3
     relay_batch: int = 500
     relay_poll_seconds: float = Field(default=0.5, description="Fallback when no NOTIFY arrives")
-    outbox_keep_hours: float = Field(default=24.0, description="Published outbox events are deleted after this")
+    outbox_keep_hours: float = Field(
+        default=24.0, description="Published outbox events are deleted after this"
+    )
     unpark_poll_seconds: float = 5.0
-    drift_check_seconds: float = Field(default=60.0, description="How often domain rows are checked against payments")
+    drift_check_seconds: float = Field(
+        default=300.0, description="How often domain rows are checked against payments (full scans)"
+    )
     domains_file: Path = Field(default=BUILTIN_DOMAINS, description="The domain mapping (TOML)")
     extra_domains_files: list[Path] = Field(
         default_factory=list, description="More mapping files: your own domains, beside the built-in ones"

@@ -1,4 +1,4 @@
-"""The projector as real OS processes: started, killed, restarted; and a stream of observations to feed them."""
+"""The projector as real OS processes (started, killed, restarted) and a stream of observations to feed it."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from paysync_core import topics
@@ -39,7 +39,9 @@ class Fleet:
 
     def start(self, name: str, **env: str) -> ServiceProcess:
         """Start (or restart) the projector called `name` and wait until it is ready."""
-        proc = ServiceProcess("status-projector", free_port(), {**self.env, **env}, self.log_dir / f"{name}.log")
+        proc = ServiceProcess(
+            "status-projector", free_port(), {**self.env, **env}, self.log_dir / f"{name}.log"
+        )
         proc.start()
         proc.wait_ready(60)
         self.procs[name] = proc
@@ -64,10 +66,10 @@ class Fleet:
 
 
 @pytest.fixture
-def fleet(kafka_topics: str, migrated_database: str, tmp_path: Path) -> Iterator[Fleet]:
+def fleet(kafka_topics: str, migrated_database: str, tmp_path: Path, kit: SimpleNamespace) -> Iterator[Fleet]:
     """A consumer group of its own, starting at the current end of the observations topic."""
     group = f"projector-test-{uuid.uuid4().hex[:10]}"
-    asyncio.run(_commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name))
+    asyncio.run(kit.commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name))
     env = {
         "PAYSYNC_KAFKA_BOOTSTRAP": kafka_topics,
         "PAYSYNC_DATABASE_URL": migrated_database,
@@ -81,22 +83,6 @@ def fleet(kafka_topics: str, migrated_database: str, tmp_path: Path) -> Iterator
     fleet = Fleet(env, tmp_path)
     yield fleet
     fleet.stop_all()
-
-
-async def _commit_group_at_end(bootstrap: str, group: str, topic: str) -> None:
-    """Start a new group where the topic ends now, so it does not re-read other tests' observations."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-        if not partitions:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call for this
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
-        ends = await consumer.end_offsets(partitions)
-        consumer.assign(partitions)
-        await consumer.commit({tp: ends[tp] for tp in partitions})
-    finally:
-        await consumer.stop()
 
 
 @dataclass
@@ -114,15 +100,23 @@ class Stream:
         return sum(len(v) for v in self.distinct.values())
 
 
-async def build_stream(kit: Any, engine: Any, tenant: str, payments_count: int, size: int, seed: int) -> Stream:
-    """Register payments and draw `size` observations over them: every status, stale, duplicate, mismatched."""
+async def build_stream(
+    kit: Any, engine: Any, tenant: str, payments_count: int, size: int, seed: int
+) -> Stream:
+    """Register payments and draw `size` observations of them: every status, stale, duplicate, mismatched."""
     rng = random.Random(seed)
     specs = []
     for i in range(payments_count):
         provider = ("stripe", "paystack", "mpesa")[i % 3]
-        specs.append({"provider": provider, "provider_ref": f"ref_{seed}_{i}_{uuid.uuid4().hex[:6]}",
-                      "domain": DOMAINS[i % len(DOMAINS)], "amount_minor": 5000,
-                      "currency": {"stripe": "USD", "paystack": "NGN", "mpesa": "KES"}[provider]})
+        specs.append(
+            {
+                "provider": provider,
+                "provider_ref": f"ref_{seed}_{i}_{uuid.uuid4().hex[:6]}",
+                "domain": DOMAINS[i % len(DOMAINS)],
+                "amount_minor": 5000,
+                "currency": {"stripe": "USD", "paystack": "NGN", "mpesa": "KES"}[provider],
+            }
+        )
     registered = await kit.register_many(engine, tenant, specs)
     distinct: dict[Any, dict[str, PaymentObservation]] = defaultdict(dict)
     records: list[tuple[bytes, bytes]] = []
@@ -143,11 +137,21 @@ def _random_observation(rng: random.Random, kit: Any, payment: Any, oid: str) ->
     status = rng.choice([None, *S, S.SUCCEEDED, S.PENDING, S.PROCESSING])
     amount = 5000 if rng.random() < 0.95 else 4000
     refunded = {S.PARTIALLY_REFUNDED: rng.choice([1000, 2500]), S.REFUNDED: 5000}.get(status)
-    dispute = (DisputeFact(dispute_id=f"dp_{rng.randint(1, 2)}", state=rng.choice(["open", "won", "lost"]))
-               if status is S.DISPUTED and rng.random() < 0.8 else None)
+    dispute = (
+        DisputeFact(dispute_id=f"dp_{rng.randint(1, 2)}", state=rng.choice(["open", "won", "lost"]))
+        if status is S.DISPUTED and rng.random() < 0.8
+        else None
+    )
     obs = kit.observation(
-        payment, status, rng.randint(0, 60), oid=oid, amount=amount, currency=payment.currency,
-        refunded=refunded, dispute=dispute, verified=rng.random() < 0.9,
+        payment,
+        status,
+        rng.randint(0, 60),
+        oid=oid,
+        amount=amount,
+        currency=payment.currency,
+        refunded=refunded,
+        dispute=dispute,
+        verified=rng.random() < 0.9,
         evidence={"detail": "declined"} if status is S.FAILED else {"receipt_number": f"R{oid}"},
     )
     return obs.model_copy(update={"provider_time": obs.provider_time + timedelta(seconds=rng.randint(0, 59))})
@@ -158,7 +162,9 @@ async def publish(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     await producer.start()
     try:
-        futures = [await producer.send(topics.PAYMENT_OBSERVATIONS.name, value, key=key) for key, value in records]
+        futures = [
+            await producer.send(topics.PAYMENT_OBSERVATIONS.name, value, key=key) for key, value in records
+        ]
         await asyncio.gather(*futures)
     finally:
         await producer.stop()
@@ -172,10 +178,19 @@ async def work_left(kit: Any, engine: Any, stream: Stream, upto: int) -> bool:
 
 
 async def _progress(kit: Any, engine: Any, tenant: str) -> tuple[int, int]:
-    applied = (await kit.fetch(engine, select(func.count()).select_from(observations).where(
-        observations.c.tenant_id == tenant)))[0][0]
-    pending = (await kit.fetch(engine, select(func.count()).select_from(outbox).where(
-        outbox.c.published_at.is_(None), outbox.c.payload["tenant"].astext == tenant)))[0][0]
+    applied = (
+        await kit.fetch(
+            engine, select(func.count()).select_from(observations).where(observations.c.tenant_id == tenant)
+        )
+    )[0][0]
+    pending = (
+        await kit.fetch(
+            engine,
+            select(func.count())
+            .select_from(outbox)
+            .where(outbox.c.published_at.is_(None), outbox.c.payload["tenant"].astext == tenant),
+        )
+    )[0][0]
     return applied, pending
 
 
@@ -188,14 +203,19 @@ async def wait_until_settled(kit: Any, engine: Any, stream: Stream, fleet: Fleet
             return
         if time.monotonic() > deadline:
             raise AssertionError(
-                f"not settled after {timeout}s: {applied}/{stream.distinct_count} applied, {pending} unpublished\n"
-                f"{fleet.logs()}")
+                f"not settled after {timeout}s: {applied}/{stream.distinct_count} applied, "
+                f"{pending} unpublished\n"
+                f"{fleet.logs()}"
+            )
         await asyncio.sleep(0.2)
 
 
 async def assert_projection_is_exact(kit: Any, engine: Any, bootstrap: str, stream: Stream) -> None:
     """Final states equal the pure merge; every change published, none twice with different content."""
-    rows = {r.id: r for r in await kit.fetch(engine, select(payments).where(payments.c.tenant_id == stream.tenant))}
+    rows = {
+        r.id: r
+        for r in await kit.fetch(engine, select(payments).where(payments.c.tenant_id == stream.tenant))
+    }
     for payment in stream.payments:
         expected = merge_all(stream.distinct[payment.id].values(), Expectation(5000, payment.currency))
         row = rows[payment.id]
@@ -210,14 +230,18 @@ async def assert_projection_is_exact(kit: Any, engine: Any, bootstrap: str, stre
         change = PaymentStatusChanged.from_bytes(r.value)
         by_event[change.event_id].add(r.value)
         by_payment[change.payment_id].append((r.partition, r.offset, change))
-    assert all(len(contents) == 1 for contents in by_event.values()), "a change was published with two contents"
+    assert all(len(contents) == 1 for contents in by_event.values()), (
+        "a change was published with two contents"
+    )
     for payment in stream.payments:
         row = rows[payment.id]
         published = sorted(by_payment[str(payment.id)], key=lambda item: item[:2])
         firsts: dict[int, PaymentStatusChanged] = {}
         for _, _, change in published:
             firsts.setdefault(change.sequence, change)
-        assert list(firsts) == list(range(1, row.sequence + 1)), f"changes missing or out of order for {payment}"
+        assert list(firsts) == list(range(1, row.sequence + 1)), (
+            f"changes missing or out of order for {payment}"
+        )
         chain = [S.PENDING.value] + [firsts[n].new_status.value for n in sorted(firsts)]
         assert [firsts[n].old_status.value for n in sorted(firsts)] == chain[:-1]
         assert chain[-1] == row.status
@@ -242,6 +266,10 @@ def seed() -> int:
 @pytest.fixture(scope="session")
 def e2e() -> SimpleNamespace:
     """This module's helpers, for tests (a conftest is not importable under importlib mode)."""
-    return SimpleNamespace(build_stream=build_stream, publish=publish, wait_until_settled=wait_until_settled,
-                           work_left=work_left,
-                           assert_projection_is_exact=assert_projection_is_exact)
+    return SimpleNamespace(
+        build_stream=build_stream,
+        publish=publish,
+        wait_until_settled=wait_until_settled,
+        work_left=work_left,
+        assert_projection_is_exact=assert_projection_is_exact,
+    )

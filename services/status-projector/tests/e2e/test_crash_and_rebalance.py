@@ -21,7 +21,7 @@ async def test_sigkill_at_random_points_loses_nothing_and_publishes_nothing_twic
     await asyncio.to_thread(fleet.start, "p", **instance)
     interrupted = []
     for start in range(0, len(stream.records), 2500):  # four kills: each restart costs seconds of imports
-        await e2e.publish(kafka_topics, stream.records[start:start + 2500])
+        await e2e.publish(kafka_topics, stream.records[start : start + 2500])
         await asyncio.sleep(rng.uniform(0.05, 0.8))  # somewhere in applying or relaying this chunk
         interrupted.append(await e2e.work_left(kit, engine, stream, upto=start + 2500))
         await asyncio.to_thread(fleet.kill, "p")
@@ -36,7 +36,7 @@ async def test_two_projectors_through_rebalances_give_the_same_result(
     engine, kit, e2e, tenant, fleet, kafka_topics, seed
 ) -> None:
     stream = await e2e.build_stream(kit, engine, tenant.id, payments_count=200, size=4000, seed=seed)
-    chunks = [stream.records[i:i + 1000] for i in range(0, len(stream.records), 1000)]
+    chunks = [stream.records[i : i + 1000] for i in range(0, len(stream.records), 1000)]
 
     await asyncio.to_thread(fleet.start, "a")
     await e2e.publish(kafka_topics, chunks[0])

@@ -45,10 +45,13 @@ async def alerts_for(bootstrap: str, tenant: str) -> list[Alert]:
 async def set_job(engine: Any, tenant: str, job: str, payment_status: str) -> None:
     """What an app (or an operator at a SQL prompt) does to its own row."""
     async with engine.begin() as conn:
-        await conn.execute(text(
-            "INSERT INTO workshop_jobs (tenant_id, job_id, payment_status) VALUES (:t, :j, :s) "
-            "ON CONFLICT (tenant_id, job_id) DO UPDATE SET payment_status = excluded.payment_status"),
-            {"t": tenant, "j": job, "s": payment_status})
+        await conn.execute(
+            text(
+                "INSERT INTO workshop_jobs (tenant_id, job_id, payment_status) VALUES (:t, :j, :s) "
+                "ON CONFLICT (tenant_id, job_id) DO UPDATE SET payment_status = excluded.payment_status"
+            ),
+            {"t": tenant, "j": job, "s": payment_status},
+        )
 
 
 async def test_a_row_marked_paid_without_a_payment_is_alerted_once(
@@ -63,7 +66,8 @@ async def test_a_row_marked_paid_without_a_payment_is_alerted_once(
 
     alerts = await alerts_for(kafka_topics, tenant.id)
     assert [(a.kind.value, a.entity.domain, a.entity.entity_id, a.payment_id) for a in alerts] == [
-        ("domain_paid_without_payment", "jobs", job, None)]
+        ("domain_paid_without_payment", "jobs", job, None)
+    ]
     assert "marked 'paid'" in alerts[0].detail
 
 
@@ -90,7 +94,7 @@ async def test_a_succeeded_payment_whose_row_is_not_paid_is_alerted_once_per_dri
         ("payment_succeeded_domain_unpaid", str(payment.id), 2),
     ]
     assert len({a.alert_id for a in alerts}) == 2
-    assert f"shows 'unpaid' (payment_status)" in alerts[0].detail
+    assert "shows 'unpaid' (payment_status)" in alerts[0].detail
 
 
 async def test_a_mismatch_alert_and_the_status_changes_reach_their_topics(
@@ -98,20 +102,29 @@ async def test_a_mismatch_alert_and_the_status_changes_reach_their_topics(
 ) -> None:
     payment = await kit.register(engine, tenant.id, domain="jobs")
     async with engine.begin() as conn:
-        await project_in(conn, [kit.observation(payment, S.PROCESSING, 1),
-                                kit.observation(payment, S.SUCCEEDED, 2, amount=100)], domains)
+        await project_in(
+            conn,
+            [kit.observation(payment, S.PROCESSING, 1), kit.observation(payment, S.SUCCEEDED, 2, amount=100)],
+            domains,
+        )
     await relay_all(engine, publish)
 
     alerts = await alerts_for(kafka_topics, tenant.id)
     assert [(a.kind.value, a.payment_id, a.facts["seen_amount_minor"]) for a in alerts] == [
-        ("amount_mismatch", str(payment.id), 100)]
-    changes = [PaymentStatusChanged.from_bytes(r.value)
-               for r in await read_topic(kafka_topics, topics.PAYMENT_STATUS.name) if str(payment.id).encode() in r.value]
+        ("amount_mismatch", str(payment.id), 100)
+    ]
+    changes = [
+        PaymentStatusChanged.from_bytes(r.value)
+        for r in await read_topic(kafka_topics, topics.PAYMENT_STATUS.name)
+        if str(payment.id).encode() in r.value
+    ]
     # The short success changed no status (it was not accepted): processing is the only change.
     assert [(c.sequence, c.old_status, c.new_status) for c in changes] == [(1, S.PENDING, S.PROCESSING)]
 
 
-async def test_a_change_rolled_back_is_never_published(engine, domains, kit, tenant, publish, kafka_topics) -> None:
+async def test_a_change_rolled_back_is_never_published(
+    engine, domains, kit, tenant, publish, kafka_topics
+) -> None:
     payment = await kit.register(engine, tenant.id, domain="jobs")
     conn = await engine.connect()
     transaction = await conn.begin()
@@ -130,8 +143,14 @@ async def test_status_changes_are_published_in_commit_order_per_payment(
     engine, domains, kit, tenant, publish, kafka_topics
 ) -> None:
     payment = await kit.register(engine, tenant.id, domain="invoices")
-    steps = [(S.PENDING, 1), (S.REQUIRES_ACTION, 2), (S.PROCESSING, 3), (S.SUCCEEDED, 4),
-             (S.PARTIALLY_REFUNDED, 5), (S.REFUNDED, 6)]
+    steps = [
+        (S.PENDING, 1),
+        (S.REQUIRES_ACTION, 2),
+        (S.PROCESSING, 3),
+        (S.SUCCEEDED, 4),
+        (S.PARTIALLY_REFUNDED, 5),
+        (S.REFUNDED, 6),
+    ]
     for status, minute in steps:
         refunded = {S.PARTIALLY_REFUNDED: 1000, S.REFUNDED: 5000}.get(status)
         async with engine.begin() as conn:
@@ -140,11 +159,18 @@ async def test_status_changes_are_published_in_commit_order_per_payment(
             await relay_all(engine, publish)  # sometimes between commits, sometimes after several
     await relay_all(engine, publish)
 
-    records = [r for r in await read_topic(kafka_topics, topics.PAYMENT_STATUS.name)
-               if str(payment.id).encode() in r.value]
+    records = [
+        r
+        for r in await read_topic(kafka_topics, topics.PAYMENT_STATUS.name)
+        if str(payment.id).encode() in r.value
+    ]
     assert len({r.partition for r in records}) == 1  # one key, one partition: consumers see this order
     changes = [PaymentStatusChanged.from_bytes(r.value) for r in sorted(records, key=lambda r: r.offset)]
     assert [(c.sequence, c.old_status, c.new_status) for c in changes] == [
-        (1, S.PENDING, S.REQUIRES_ACTION), (2, S.REQUIRES_ACTION, S.PROCESSING), (3, S.PROCESSING, S.SUCCEEDED),
-        (4, S.SUCCEEDED, S.PARTIALLY_REFUNDED), (5, S.PARTIALLY_REFUNDED, S.REFUNDED)]
+        (1, S.PENDING, S.REQUIRES_ACTION),
+        (2, S.REQUIRES_ACTION, S.PROCESSING),
+        (3, S.PROCESSING, S.SUCCEEDED),
+        (4, S.SUCCEEDED, S.PARTIALLY_REFUNDED),
+        (5, S.PARTIALLY_REFUNDED, S.REFUNDED),
+    ]
     assert changes[-1].amount_refunded_minor == 5000

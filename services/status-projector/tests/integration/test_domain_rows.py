@@ -58,8 +58,14 @@ receipt_note = "Paid {amount_received_minor} {currency} via {provider_title} ({p
 state = "withdrawn"
 """
 
-PROVIDERS = {"jobs": ("stripe", "USD"), "bookings": ("paystack", "NGN"), "invoices": ("stripe", "USD"),
-             "referrals": ("mpesa", "KES"), "enrolments": ("stripe", "USD")}
+USER_TABLE = '[d]\ntable = "{t}"\nkey_column = "id"\ntenant_column = "tenant_id"\n'
+PROVIDERS = {
+    "jobs": ("stripe", "USD"),
+    "bookings": ("paystack", "NGN"),
+    "invoices": ("stripe", "USD"),
+    "referrals": ("mpesa", "KES"),
+    "enrolments": ("stripe", "USD"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,17 +85,27 @@ def scenario_observations(kit: Any, payment: Any, scenario: str) -> list[Any]:
     amount, currency = payment.amount_minor, payment.currency
     success = {"session_id": payment.provider_ref, "charge_id": "ch_1", "receipt_number": "QK12ABC"}
     if scenario == "paid":
-        return [kit.observation(payment, S.PENDING, 0, currency=currency),
-                kit.observation(payment, S.PROCESSING, 1, currency=currency),
-                kit.observation(payment, S.SUCCEEDED, 2, amount=amount, currency=currency, evidence=success)]
+        return [
+            kit.observation(payment, S.PENDING, 0, currency=currency),
+            kit.observation(payment, S.PROCESSING, 1, currency=currency),
+            kit.observation(payment, S.SUCCEEDED, 2, amount=amount, currency=currency, evidence=success),
+        ]
     if scenario == "failed":
-        return [kit.observation(payment, S.PENDING, 0, currency=currency),
-                kit.observation(payment, S.FAILED, 1, currency=currency, evidence={"detail": "Request cancelled by user"})]
+        return [
+            kit.observation(payment, S.PENDING, 0, currency=currency),
+            kit.observation(
+                payment, S.FAILED, 1, currency=currency, evidence={"detail": "Request cancelled by user"}
+            ),
+        ]
     if scenario == "refunded":
-        return [kit.observation(payment, S.REFUNDED, 3, amount=amount, currency=currency, refunded=amount),
-                kit.observation(payment, S.SUCCEEDED, 1, amount=amount, currency=currency, evidence=success)]
+        return [
+            kit.observation(payment, S.REFUNDED, 3, amount=amount, currency=currency, refunded=amount),
+            kit.observation(payment, S.SUCCEEDED, 1, amount=amount, currency=currency, evidence=success),
+        ]
     assert scenario == "mismatched"
-    return [kit.observation(payment, S.SUCCEEDED, 1, amount=amount - 1000, currency=currency, evidence=success)]
+    return [
+        kit.observation(payment, S.SUCCEEDED, 1, amount=amount - 1000, currency=currency, evidence=success)
+    ]
 
 
 def expected_rows(domain: str, scenario: str, payment: Any, t0: Any) -> tuple[dict, list[dict]]:
@@ -98,20 +114,40 @@ def expected_rows(domain: str, scenario: str, payment: Any, t0: Any) -> tuple[di
     paid_at = t0 + timedelta(minutes=2 if scenario == "paid" else 1)
     if domain == "jobs":
         request = {"provider": "stripe", "session_id": ref, "amount_minor": 5000, "currency": currency}
-        paid = {"amount_paid_minor": 5000, "currency": currency, "paid_at": paid_at,
-                "payment_note": f"Paid via Stripe - Session: {ref}", "transaction_ref": ref}
+        paid = {
+            "amount_paid_minor": 5000,
+            "currency": currency,
+            "paid_at": paid_at,
+            "payment_note": f"Paid via Stripe - Session: {ref}",
+            "transaction_ref": ref,
+        }
         unpaid = {"status": "open", "amount_paid_minor": None, "paid_at": None, "payment_note": None}
         details = f"charge_id=ch_1, receipt_number=QK12ABC, session_id={ref}"
         return {
-            "paid": ({"status": "paid", "payment_status": "paid", **paid},
-                     [request | {"status": "succeeded", "amount_received_minor": 5000, "paid_at": paid_at,
-                                 "transaction_details": details}]),
-            "failed": (unpaid | {"payment_status": "failed"},
-                       [request | {"status": "failed", "amount_received_minor": None, "transaction_details": None}]),
-            "refunded": ({"status": "refunded", "payment_status": "refunded", **paid},
-                         [request | {"status": "refunded", "amount_received_minor": 5000, "paid_at": paid_at}]),
-            "mismatched": (unpaid | {"payment_status": "pending"},
-                           [request | {"status": "pending", "amount_received_minor": None, "paid_at": None}]),
+            "paid": (
+                {"status": "paid", "payment_status": "paid", **paid},
+                [
+                    request
+                    | {
+                        "status": "succeeded",
+                        "amount_received_minor": 5000,
+                        "paid_at": paid_at,
+                        "transaction_details": details,
+                    }
+                ],
+            ),
+            "failed": (
+                unpaid | {"payment_status": "failed"},
+                [request | {"status": "failed", "amount_received_minor": None, "transaction_details": None}],
+            ),
+            "refunded": (
+                {"status": "refunded", "payment_status": "refunded", **paid},
+                [request | {"status": "refunded", "amount_received_minor": 5000, "paid_at": paid_at}],
+            ),
+            "mismatched": (
+                unpaid | {"payment_status": "pending"},
+                [request | {"status": "pending", "amount_received_minor": None, "paid_at": None}],
+            ),
         }[scenario]
     if domain == "bookings":
         paid = {"amount_paid_minor": 5000, "currency": currency, "paid_at": paid_at, "payment_reference": ref}
@@ -123,19 +159,35 @@ def expected_rows(domain: str, scenario: str, payment: Any, t0: Any) -> tuple[di
             "mismatched": (unpaid | {"payment_status": "pending"}, []),
         }[scenario]
     if domain == "invoices":
-        record = {"provider": "stripe", "provider_ref": ref, "amount_minor": 5000, "currency": currency,
-                  "paid_at": paid_at, "receipt": "QK12ABC"}
+        record = {
+            "provider": "stripe",
+            "provider_ref": ref,
+            "amount_minor": 5000,
+            "currency": currency,
+            "paid_at": paid_at,
+            "receipt": "QK12ABC",
+        }
         return {
-            "paid": ({"status": "paid", "amount_paid_minor": 5000, "currency": currency, "paid_at": paid_at},
-                     [record | {"status": "succeeded", "amount_refunded_minor": 0}]),
+            "paid": (
+                {"status": "paid", "amount_paid_minor": 5000, "currency": currency, "paid_at": paid_at},
+                [record | {"status": "succeeded", "amount_refunded_minor": 0}],
+            ),
             "failed": ({"status": "uncollectible", "amount_paid_minor": 0, "paid_at": None}, []),
-            "refunded": ({"status": "paid", "amount_paid_minor": 5000, "currency": currency, "paid_at": paid_at},
-                         [record | {"status": "refunded", "amount_refunded_minor": 5000}]),
+            "refunded": (
+                {"status": "paid", "amount_paid_minor": 5000, "currency": currency, "paid_at": paid_at},
+                [record | {"status": "refunded", "amount_refunded_minor": 5000}],
+            ),
             "mismatched": ({"status": "open", "amount_paid_minor": 0, "paid_at": None}, []),
         }[scenario]
     if domain == "referrals":
-        paid = {"paid_at": paid_at, "amount_paid_minor": 5000, "currency": currency, "mpesa_receipt": "QK12ABC",
-                "stk_pushes_sent": 1, "last_error": None}
+        paid = {
+            "paid_at": paid_at,
+            "amount_paid_minor": 5000,
+            "currency": currency,
+            "mpesa_receipt": "QK12ABC",
+            "stk_pushes_sent": 1,
+            "last_error": None,
+        }
         unpaid = {"status": "pending", "paid_at": None, "mpesa_receipt": None, "stk_pushes_sent": 1}
         return {
             "paid": ({"status": "paid", **paid}, []),
@@ -146,33 +198,78 @@ def expected_rows(domain: str, scenario: str, payment: Any, t0: Any) -> tuple[di
     assert domain == "enrolments"
     note = f"Paid 5000 USD via Stripe ({ref})"
     return {
-        "paid": ({"state": "enrolled", "payment_state": "succeeded", "paid_amount_minor": 5000, "paid_on": paid_at,
-                  "receipt_note": note, "last_problem": None, "payment_attempts": 1, "refunded_total_minor": 0}, []),
-        "failed": ({"state": "applied", "payment_state": "failed", "paid_amount_minor": None,
-                    "last_problem": "Request cancelled by user", "payment_attempts": 1}, []),
-        "refunded": ({"state": "withdrawn", "payment_state": "refunded", "paid_amount_minor": 5000,
-                      "receipt_note": note, "refunded_total_minor": 5000}, []),
-        "mismatched": ({"state": "applied", "payment_state": "pending", "paid_amount_minor": None,
-                        "last_problem": None, "payment_attempts": 1}, []),
+        "paid": (
+            {
+                "state": "enrolled",
+                "payment_state": "succeeded",
+                "paid_amount_minor": 5000,
+                "paid_on": paid_at,
+                "receipt_note": note,
+                "last_problem": None,
+                "payment_attempts": 1,
+                "refunded_total_minor": 0,
+            },
+            [],
+        ),
+        "failed": (
+            {
+                "state": "applied",
+                "payment_state": "failed",
+                "paid_amount_minor": None,
+                "last_problem": "Request cancelled by user",
+                "payment_attempts": 1,
+            },
+            [],
+        ),
+        "refunded": (
+            {
+                "state": "withdrawn",
+                "payment_state": "refunded",
+                "paid_amount_minor": 5000,
+                "receipt_note": note,
+                "refunded_total_minor": 5000,
+            },
+            [],
+        ),
+        "mismatched": (
+            {
+                "state": "applied",
+                "payment_state": "pending",
+                "paid_amount_minor": None,
+                "last_problem": None,
+                "payment_attempts": 1,
+            },
+            [],
+        ),
     }[scenario]
 
 
 async def rows_of(kit: Any, engine: Any, domains: Domains, payment: Any) -> tuple[list[dict], list[dict]]:
     bound = domains.get(payment.domain)
     t, m = bound.main.table, bound.main.mapping
-    main = await kit.fetch(engine, select(t).where(t.c[m.tenant_column] == payment.tenant,
-                                                   t.c[m.key_column] == payment.entity_id))
+    main = await kit.fetch(
+        engine,
+        select(t).where(t.c[m.tenant_column] == payment.tenant, t.c[m.key_column] == payment.entity_id),
+    )
     children: list[Any] = []
     if bound.per_payment is not None:
         ct, cm = bound.per_payment.table, bound.per_payment.mapping
-        children = await kit.fetch(engine, select(ct).where(ct.c[cm.tenant_column] == payment.tenant,
-                                                            ct.c[cm.entity_column] == payment.entity_id))
+        children = await kit.fetch(
+            engine,
+            select(ct).where(
+                ct.c[cm.tenant_column] == payment.tenant, ct.c[cm.entity_column] == payment.entity_id
+            ),
+        )
     return [dict(r._mapping) for r in main], [dict(r._mapping) for r in children]
 
 
 async def alerts_about(kit: Any, engine: Any, payment: Any) -> list[dict]:
-    rows = await kit.fetch(engine, select(outbox.c.payload).where(
-        outbox.c.topic == "paysync.alerts.v1", outbox.c.payload["payment_id"].astext == str(payment.id)))
+    rows = await kit.fetch(
+        engine,
+        select(outbox.c.payload).where(
+            outbox.c.topic == "paysync.alerts.v1", outbox.c.payload["payment_id"].astext == str(payment.id)
+        ),
+    )
     return [r.payload for r in rows]
 
 
@@ -180,8 +277,14 @@ async def alerts_about(kit: Any, engine: Any, payment: Any) -> list[dict]:
 @pytest.mark.parametrize("domain", ["jobs", "bookings", "invoices", "referrals", "enrolments"])
 async def test_each_domain_shows_the_right_rows(engine, all_domains, kit, tenant, domain, scenario) -> None:
     provider, currency = PROVIDERS[domain]
-    payment = await kit.register(engine, tenant.id, provider=provider, domain=domain, currency=currency,
-                                 provider_ref=f"ref_{uuid.uuid4().hex[:16]}")
+    payment = await kit.register(
+        engine,
+        tenant.id,
+        provider=provider,
+        domain=domain,
+        currency=currency,
+        provider_ref=f"ref_{uuid.uuid4().hex[:16]}",
+    )
     observations = scenario_observations(kit, payment, scenario)
     await project(engine, observations, all_domains)
     await project(engine, observations[:1], all_domains)  # a redelivery changes nothing
@@ -193,13 +296,19 @@ async def test_each_domain_shows_the_right_rows(engine, all_domains, kit, tenant
     assert [{k: c[k] for k in w} for c, w in zip(children, want_children, strict=True)] == want_children
 
     row = await kit.payment_row(engine, payment)
-    assert row.status == {"paid": "succeeded", "failed": "failed", "refunded": "refunded", "mismatched": "pending"}[
-        scenario]
+    assert (
+        row.status
+        == {"paid": "succeeded", "failed": "failed", "refunded": "refunded", "mismatched": "pending"}[
+            scenario
+        ]
+    )
     alerts = await alerts_about(kit, engine, payment)
     if scenario == "mismatched":
         assert row.flags == ["amount_mismatch"] and row.paid_at is None
         assert [(a["kind"], a["entity"]["domain"]) for a in alerts] == [("amount_mismatch", domain)]
-        assert f"40.00 {currency} paid for {payment.provider_ref}, but 50.00 {currency}" in alerts[0]["detail"]
+        assert (
+            f"40.00 {currency} paid for {payment.provider_ref}, but 50.00 {currency}" in alerts[0]["detail"]
+        )
     else:
         assert row.flags == [] and alerts == []
 
@@ -223,13 +332,27 @@ async def test_a_referral_follows_its_successful_push_whatever_order_pushes_are_
     shown = []
     for order in ("failed first", "paid first"):
         referral = f"ref-{uuid.uuid4().hex[:8]}"
-        first = await kit.register(engine, tenant.id, provider="mpesa", domain="referrals", entity_id=referral,
-                                   currency="KES", provider_ref=f"ws_CO_{uuid.uuid4().hex[:12]}")
-        second = await kit.register(engine, tenant.id, provider="mpesa", domain="referrals", entity_id=referral,
-                                    currency="KES", provider_ref=f"ws_CO_{uuid.uuid4().hex[:12]}")
+        first = await kit.register(
+            engine,
+            tenant.id,
+            provider="mpesa",
+            domain="referrals",
+            entity_id=referral,
+            currency="KES",
+            provider_ref=f"ws_CO_{uuid.uuid4().hex[:12]}",
+        )
+        second = await kit.register(
+            engine,
+            tenant.id,
+            provider="mpesa",
+            domain="referrals",
+            entity_id=referral,
+            currency="KES",
+            provider_ref=f"ws_CO_{uuid.uuid4().hex[:12]}",
+        )
         failed = [kit.observation(first, S.FAILED, 1, currency="KES", evidence={"detail": "DS timeout"})]
         paid = [kit.observation(second, S.SUCCEEDED, 5, currency="KES", evidence={"receipt_number": "QK9"})]
-        for batch in ((failed, paid) if order == "failed first" else (paid, failed)):
+        for batch in (failed, paid) if order == "failed first" else (paid, failed):
             await project(engine, batch, domains)
         main, _ = await rows_of(kit, engine, domains, first)
         shown.append({k: main[0][k] for k in ("status", "stk_pushes_sent", "last_error", "mpesa_receipt")})
@@ -240,9 +363,16 @@ async def test_an_escrow_the_app_released_is_never_taken_back(engine, domains, k
     payment = await kit.register(engine, tenant.id, provider="paystack", domain="bookings", currency="NGN")
     await project(engine, [kit.observation(payment, S.SUCCEEDED, 1, currency="NGN")], domains)
     async with engine.begin() as conn:  # the service was delivered: the app releases the money
-        await conn.execute(text("UPDATE bookings SET payment_status = 'released', status = 'completed' "
-                                "WHERE tenant_id = :t AND booking_id = :b"), {"t": tenant.id, "b": payment.entity_id})
-    await project(engine, [kit.observation(payment, S.SUCCEEDED, 9, currency="NGN")], domains)  # a late re-check
+        await conn.execute(
+            text(
+                "UPDATE bookings SET payment_status = 'released', status = 'completed' "
+                "WHERE tenant_id = :t AND booking_id = :b"
+            ),
+            {"t": tenant.id, "b": payment.entity_id},
+        )
+    await project(
+        engine, [kit.observation(payment, S.SUCCEEDED, 9, currency="NGN")], domains
+    )  # a late re-check
 
     main, _ = await rows_of(kit, engine, domains, payment)
     assert (main[0]["status"], main[0]["payment_status"]) == ("completed", "released")
@@ -251,20 +381,31 @@ async def test_an_escrow_the_app_released_is_never_taken_back(engine, domains, k
 @pytest.mark.parametrize(
     ("table_sql", "mapping", "complaint"),
     [
-        (None, '[d]\ntable = "no_such_table"\nkey_column = "id"\ntenant_column = "tenant_id"',
-         "table 'no_such_table' does not exist"),
-        ("CREATE TABLE {t} (tenant_id text, id text, PRIMARY KEY (tenant_id, id))",
-         '[d]\ntable = "{t}"\nkey_column = "id"\ntenant_column = "tenant_id"\n[d.default]\nstate = "{{status}}"',
-         r"has no column\(s\) \['state'\]"),
-        ("CREATE TABLE {t} (tenant_id text, id text, state text)",
-         '[d]\ntable = "{t}"\nkey_column = "id"\ntenant_column = "tenant_id"\n[d.default]\nstate = "{{status}}"',
-         "needs a primary key or unique constraint on \\(tenant_id, id\\)"),
-        ("CREATE TABLE {t} (tenant_id text, id text, n integer, PRIMARY KEY (tenant_id, id))",
-         '[d]\ntable = "{t}"\nkey_column = "id"\ntenant_column = "tenant_id"\n[d.default]\nn = "{{status}}"',
-         "column 'n' .* cannot take {status}"),
-        ("CREATE TABLE {t} (tenant_id text, id text, n integer, PRIMARY KEY (tenant_id, id))",
-         '[d]\ntable = "{t}"\nkey_column = "id"\ntenant_column = "tenant_id"\n[d.default]\nn = "many"',
-         "'many' is not a valid value for column 'n'"),
+        (
+            None,
+            '[d]\ntable = "no_such_table"\nkey_column = "id"\ntenant_column = "tenant_id"',
+            "table 'no_such_table' does not exist",
+        ),
+        (
+            "CREATE TABLE {t} (tenant_id text, id text, PRIMARY KEY (tenant_id, id))",
+            USER_TABLE + '[d.default]\nstate = "{{status}}"',
+            r"has no column\(s\) \['state'\]",
+        ),
+        (
+            "CREATE TABLE {t} (tenant_id text, id text, state text)",
+            USER_TABLE + '[d.default]\nstate = "{{status}}"',
+            "needs a primary key or unique constraint on \\(tenant_id, id\\)",
+        ),
+        (
+            "CREATE TABLE {t} (tenant_id text, id text, n integer, PRIMARY KEY (tenant_id, id))",
+            USER_TABLE + '[d.default]\nn = "{{status}}"',
+            "column 'n' .* cannot take {status}",
+        ),
+        (
+            "CREATE TABLE {t} (tenant_id text, id text, n integer, PRIMARY KEY (tenant_id, id))",
+            USER_TABLE + '[d.default]\nn = "many"',
+            "'many' is not a valid value for column 'n'",
+        ),
     ],
 )
 async def test_a_mapping_that_does_not_fit_the_database_stops_the_start(

@@ -24,16 +24,22 @@ WRITTEN_AT = {"tenant_id", "created_at", "updated_at"}
 #: the way, which differ by path by design; ids and timestamps differ per copy).
 MERGED = ("status", "merge_state", "flags", "amount_received_minor", "amount_refunded_minor", "paid_at")
 
-facts = st.fixed_dictionaries({
-    "status": st.none() | st.sampled_from(list(S)),
-    "minute": st.integers(0, 5),  # few distinct times: ties are where order bugs hide
-    "verified": st.sampled_from([True, True, True, False]),
-    "amount": st.sampled_from([5000, 5000, 5000, 4000, None]),
-    "currency": st.sampled_from(["USD", "USD", "USD", "EUR"]),
-    "refunded": st.none() | st.sampled_from([0, 1000, 5000]),
-    "dispute": st.none() | st.builds(
-        DisputeFact, dispute_id=st.sampled_from(["dp_1", "dp_2"]), state=st.sampled_from(["open", "won", "lost"])),
-})
+facts = st.fixed_dictionaries(
+    {
+        "status": st.none() | st.sampled_from(list(S)),
+        "minute": st.integers(0, 5),  # few distinct times: ties are where order bugs hide
+        "verified": st.sampled_from([True, True, True, False]),
+        "amount": st.sampled_from([5000, 5000, 5000, 4000, None]),
+        "currency": st.sampled_from(["USD", "USD", "USD", "EUR"]),
+        "refunded": st.none() | st.sampled_from([0, 1000, 5000]),
+        "dispute": st.none()
+        | st.builds(
+            DisputeFact,
+            dispute_id=st.sampled_from(["dp_1", "dp_2"]),
+            state=st.sampled_from(["open", "won", "lost"]),
+        ),
+    }
+)
 
 
 @st.composite
@@ -52,8 +58,12 @@ def deliveries(draw: st.DrawFn, count: int) -> list[list[list[int]]]:
 
 # Each example is a few dozen round trips to PostgreSQL: no shrinking (minutes of it), the failing
 # example is reported as drawn (at most 8 observations) and replayed first next time.
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow],
-          phases=(Phase.explicit, Phase.reuse, Phase.generate))
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+)
 @given(
     items=st.lists(facts, min_size=1, max_size=8),
     domain=st.sampled_from(["jobs", "bookings", "invoices", "referrals"]),
@@ -75,7 +85,9 @@ async def test_every_order_with_duplicates_gives_the_same_payment_and_domain_row
             await project(engine, [built[i] for i in batch], domains)
         results.append(await _observable(kit, engine, domains, payment))
 
-    expected_state = merge_all([_observation(kit, payment, i, f) for i, f in enumerate(items)], Expectation(5000, "USD"))
+    expected_state = merge_all(
+        [_observation(kit, payment, i, f) for i, f in enumerate(items)], Expectation(5000, "USD")
+    )
     first = results[0]
     assert first["payment"]["status"] == expected_state.status.value
     assert first["payment"]["merge_state"] == expected_state.to_json()
@@ -85,29 +97,53 @@ async def test_every_order_with_duplicates_gives_the_same_payment_and_domain_row
 
 
 def _observation(kit: Any, payment: Any, index: int, f: dict[str, Any]) -> Any:
-    evidence = {"session_id": payment.provider_ref, "charge_id": f"ch_{index}", "receipt_number": f"R{index}",
-                "detail": f"declined #{index}"}
+    evidence = {
+        "session_id": payment.provider_ref,
+        "charge_id": f"ch_{index}",
+        "receipt_number": f"R{index}",
+        "detail": f"declined #{index}",
+    }
     return kit.observation(
-        payment, f["status"], f["minute"], oid=f"o{index}", amount=f["amount"], currency=f["currency"],
-        refunded=f["refunded"], dispute=f["dispute"], verified=f["verified"], evidence=evidence,
+        payment,
+        f["status"],
+        f["minute"],
+        oid=f"o{index}",
+        amount=f["amount"],
+        currency=f["currency"],
+        refunded=f["refunded"],
+        dispute=f["dispute"],
+        verified=f["verified"],
+        evidence=evidence,
     )
 
 
 async def _observable(kit: Any, engine: Any, domains: Any, payment: Any) -> dict[str, Any]:
     """What a user can see of the payment: its merged columns, its history, its domain rows."""
     row = (await kit.fetch(engine, select(payments).where(payments.c.id == payment.id)))[0]
-    history = await kit.fetch(engine, select(observations.c.observation_id).where(
-        observations.c.tenant_id == payment.tenant, observations.c.payment_id == payment.id))
+    history = await kit.fetch(
+        engine,
+        select(observations.c.observation_id).where(
+            observations.c.tenant_id == payment.tenant, observations.c.payment_id == payment.id
+        ),
+    )
     bound = domains.get(payment.domain)
     main_t, main_m = bound.main.table, bound.main.mapping
-    main = await kit.fetch(engine, select(main_t).where(
-        main_t.c[main_m.tenant_column] == payment.tenant, main_t.c[main_m.key_column] == payment.entity_id))
+    main = await kit.fetch(
+        engine,
+        select(main_t).where(
+            main_t.c[main_m.tenant_column] == payment.tenant, main_t.c[main_m.key_column] == payment.entity_id
+        ),
+    )
     child = []
     if bound.per_payment is not None:
         child_t, child_m = bound.per_payment.table, bound.per_payment.mapping
-        child = await kit.fetch(engine, select(child_t).where(
-            child_t.c[child_m.tenant_column] == payment.tenant,
-            child_t.c[child_m.key_column] == str(payment.id)))
+        child = await kit.fetch(
+            engine,
+            select(child_t).where(
+                child_t.c[child_m.tenant_column] == payment.tenant,
+                child_t.c[child_m.key_column] == str(payment.id),
+            ),
+        )
     return {
         "payment": {c: getattr(row, c) for c in MERGED},
         "history": sorted(h.observation_id for h in history),

@@ -31,8 +31,9 @@ async def matcher(engine, domains, migrated_database) -> AsyncIterator[None]:
         listening.set()
 
     tasks = [
-        asyncio.create_task(listen(asyncpg_dsn(migrated_database), {REGISTERED_CHANNEL: wakeup.set},
-                                   on_connect=connected)),
+        asyncio.create_task(
+            listen(asyncpg_dsn(migrated_database), {REGISTERED_CHANNEL: wakeup.set}, on_connect=connected)
+        ),
         asyncio.create_task(unpark_loop(engine, domains, wakeup, poll=600, on_committed=lambda: None)),
     ]
     await asyncio.wait_for(listening.wait(), 10)
@@ -68,8 +69,12 @@ async def test_an_observation_before_its_registration_is_applied_when_the_regist
     assert await wait_for_status(kit, engine, payment, "succeeded") == "succeeded"
     jobs = await kit.fetch(engine, select(workshop_jobs).where(workshop_jobs.c.job_id == job))
     assert [(j.status, j.payment_note) for j in jobs] == [("paid", f"Paid via Stripe - Session: {ref}")]
-    left = await kit.fetch(engine, select(func.count()).select_from(parked_observations).where(
-        parked_observations.c.tenant_id == tenant.id))
+    left = await kit.fetch(
+        engine,
+        select(func.count())
+        .select_from(parked_observations)
+        .where(parked_observations.c.tenant_id == tenant.id),
+    )
     assert left[0][0] == 0
 
 
@@ -93,7 +98,8 @@ async def test_a_redelivered_early_observation_is_applied_once(engine, domains, 
     assert await wait_for_status(kit, engine, payment, "succeeded") == "succeeded"
     await project(engine, [early], domains)  # and once more, after
 
-    history = await kit.fetch(engine, select(observations.c.observation_id).where(
-        observations.c.tenant_id == tenant.id))
+    history = await kit.fetch(
+        engine, select(observations.c.observation_id).where(observations.c.tenant_id == tenant.id)
+    )
     assert [h.observation_id for h in history] == [early.observation_id]
     assert (await kit.payment_row(engine, payment)).sequence == 1

@@ -27,9 +27,18 @@ def test_builtin_domains_are_the_four_from_the_field_reports() -> None:
 def test_builtin_jobs_domain_writes_the_paid_note_and_typed_values() -> None:
     jobs = load_domains(BUILTIN_DOMAINS)["jobs"]
     paid_at = datetime(2026, 3, 1, tzinfo=UTC)
-    values = jobs.values_for(S.SUCCEEDED, {
-        "status": "succeeded", "provider_title": "Stripe", "session_id": "cs_test_1", "amount_received_minor": 1250,
-        "currency": "USD", "paid_at": paid_at, "provider_ref": "cs_test_1"})
+    values = jobs.values_for(
+        S.SUCCEEDED,
+        {
+            "status": "succeeded",
+            "provider_title": "Stripe",
+            "session_id": "cs_test_1",
+            "amount_received_minor": 1250,
+            "currency": "USD",
+            "paid_at": paid_at,
+            "provider_ref": "cs_test_1",
+        },
+    )
     assert values["payment_note"] == "Paid via Stripe - Session: cs_test_1"
     assert values["amount_paid_minor"] == 1250 and values["paid_at"] == paid_at
     assert values["status"] == "paid" and values["payment_status"] == "paid"
@@ -42,8 +51,15 @@ def test_before_money_moves_only_the_payment_status_of_a_job_is_written() -> Non
 
 def test_a_refund_keeps_what_the_success_wrote_and_adds_its_own() -> None:
     jobs = load_domains(BUILTIN_DOMAINS)["jobs"]
-    values = jobs.values_for(S.REFUNDED, {"status": "refunded", "provider_title": "Stripe", "session_id": "cs_1",
-                                          "amount_received_minor": 100})
+    values = jobs.values_for(
+        S.REFUNDED,
+        {
+            "status": "refunded",
+            "provider_title": "Stripe",
+            "session_id": "cs_1",
+            "amount_received_minor": 100,
+        },
+    )
     assert values["status"] == "refunded" and values["payment_status"] == "refunded"
     assert values["payment_note"] == "Paid via Stripe - Session: cs_1" and values["amount_paid_minor"] == 100
 
@@ -56,7 +72,13 @@ def test_invoice_payment_records_exist_only_once_money_moved() -> None:
 
 def test_a_fifth_domain_is_added_beside_the_builtin_ones(tmp_path) -> None:
     extra = write(tmp_path, HEAD.replace("[x]", "[courses]") + '[courses.on.succeeded]\nstate = "enrolled"\n')
-    assert sorted(load_domains(BUILTIN_DOMAINS, extra)) == ["bookings", "courses", "invoices", "jobs", "referrals"]
+    assert sorted(load_domains(BUILTIN_DOMAINS, extra)) == [
+        "bookings",
+        "courses",
+        "invoices",
+        "jobs",
+        "referrals",
+    ]
 
 
 def test_a_domain_defined_twice_is_refused(tmp_path) -> None:
@@ -68,13 +90,17 @@ def test_a_domain_defined_twice_is_refused(tmp_path) -> None:
 @pytest.mark.parametrize(
     ("text", "complaint"),
     [
-        ('[x]\ntable = "t; drop table payments"\nkey_column = "id"\ntenant_column = "tenant_id"', "table must be"),
+        (
+            '[x]\ntable = "t; drop table payments"\nkey_column = "id"\ntenant_column = "tenant_id"',
+            "table must be",
+        ),
         ('[x]\ntable = "t"\nkey_column = "Id"\ntenant_column = "tenant_id"', "key_column must be"),
         (HEAD + 'schema = "a b"', "schema must be"),
         (HEAD + '[x.on.paid]\nstatus = "p"', "'paid' is not a unified status"),
         (HEAD + '[x.on.succeeded]\n"bad col" = "p"', "column 'bad col'"),
         (HEAD + '[x.on.succeeded]\nnote = "{card_number}"', "unknown name"),
-        (HEAD + '[x.on.succeeded]\nn = 5', "values are strings"),
+        (HEAD + "[x.on.succeeded]\nn = 5", "values are strings"),
+        (HEAD + '[x.on.succeeded]\nn = "{amount_minor:,}"', "without a format spec"),
         (HEAD + 'tabel = "typo"', r"unknown key\(s\) \['tabel'\]"),
         (HEAD + '[x.on.succeeded]\nid = "{provider_ref}"', "'id' is filled by paysync"),
         # Written for processing only: after processing -> pending (newer) the row would still say processing.
@@ -83,10 +109,18 @@ def test_a_domain_defined_twice_is_refused(tmp_path) -> None:
         (HEAD + '[x.on.refunded]\nnote = "gone"', r"'note' is not written for \['succeeded'"),
         (HEAD + '[x.counters]\nn = { count = "observations" }', 'count = "payments" is the only count'),
         (HEAD + '[x.counters]\nn = { sum = "paid_at" }', "can sum one of"),
-        (HEAD + '[x.counters]\nn = { count = "payments" }\n[x.default]\nn = "1"', "are counters and also written"),
-        (HEAD + 'paid = { column = "state", values = ["paid"] }\n[x.on.succeeded]\nstate = "done"',
-         "on.succeeded must write 'state' as one of the paid values"),
-        (HEAD + '[x.per_payment]\ntable = "c"\nkey_column = "pid"\ntenant_column = "tenant_id"', "entity_column must be"),
+        (
+            HEAD + '[x.counters]\nn = { count = "payments" }\n[x.default]\nn = "1"',
+            "are counters and also written",
+        ),
+        (
+            HEAD + 'paid = { column = "state", values = ["paid"] }\n[x.on.succeeded]\nstate = "done"',
+            "on.succeeded must write 'state' as one of the paid values",
+        ),
+        (
+            HEAD + '[x.per_payment]\ntable = "c"\nkey_column = "pid"\ntenant_column = "tenant_id"',
+            "entity_column must be",
+        ),
         (HEAD + '[x.keep]\nstate = "released"', "keep.state: a list"),
         ("[x\n", "domains.toml"),
     ],

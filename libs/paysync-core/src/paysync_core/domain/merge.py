@@ -110,7 +110,7 @@ class PaymentState:
 
     @property
     def amount_refunded_minor(self) -> int:
-        """What was refunded: the reported total, or all that was received when a full refund came without it."""
+        """What was refunded: the reported total, or all that was received if a full refund gave none."""
         if self.refunded_minor == 0 and self.fully_refunded and self.success is not None:
             return self.success.amount_minor or 0
         return self.refunded_minor

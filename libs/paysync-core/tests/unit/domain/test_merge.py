@@ -202,7 +202,8 @@ def test_the_earliest_success_keeps_its_receipt() -> None:
 
 def test_the_new_facts_survive_the_json_form() -> None:
     state = merge_all([with_evidence(obs(S.FAILED, 1), detail="declined"),
-                       with_evidence(obs(S.SUCCEEDED, 2), charge_id="ch_1"), obs(S.PARTIALLY_REFUNDED, 3)], EXPECTED)
+                       with_evidence(obs(S.SUCCEEDED, 2), charge_id="ch_1"), obs(S.PARTIALLY_REFUNDED, 3)],
+                      EXPECTED)
     again = PaymentState.from_json(state.to_json())
     assert again == state
     assert again.success.evidence == state.success.evidence and again.latest_open.detail == "declined"

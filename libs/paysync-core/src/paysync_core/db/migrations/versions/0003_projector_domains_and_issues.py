@@ -87,7 +87,9 @@ def upgrade() -> None:
         *_timestamps(),
         sa.PrimaryKeyConstraint("tenant_id", "payment_id", name=op.f("pk_invoice_payments")),
     )
-    op.create_index("ix_invoice_payments_invoice", "invoice_payments", ["tenant_id", "invoice_id"], unique=False)
+    op.create_index(
+        "ix_invoice_payments_invoice", "invoice_payments", ["tenant_id", "invoice_id"], unique=False
+    )
     op.create_table(
         "referrals",
         sa.Column("tenant_id", sa.String(length=63), nullable=False),
@@ -113,7 +115,12 @@ def upgrade() -> None:
         sa.Column("domain", sa.String(length=63), nullable=True),
         sa.Column("entity_id", sa.String(length=200), nullable=True),
         sa.Column("detail", sa.Text(), nullable=False),
-        sa.Column("facts", postgresql.JSONB(astext_type=sa.Text()), server_default=sa.text("'{}'::jsonb"), nullable=False),
+        sa.Column(
+            "facts",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
         sa.Column("occurrence", sa.Integer(), server_default="1", nullable=False),
         sa.Column("opened_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
@@ -121,20 +128,30 @@ def upgrade() -> None:
         sa.UniqueConstraint("alert_id", name=op.f("uq_sync_issues_alert_id")),
     )
     op.create_index(
-        "uq_sync_issues_open", "sync_issues", ["tenant_id", "kind", "subject"], unique=True,
+        "uq_sync_issues_open",
+        "sync_issues",
+        ["tenant_id", "kind", "subject"],
+        unique=True,
         postgresql_where=sa.text("resolved_at IS NULL"),
     )
     op.create_index("ix_sync_issues_tenant_opened", "sync_issues", ["tenant_id", "opened_at"], unique=False)
     op.create_index(
-        "ix_outbox_published", "outbox", ["published_at"], unique=False,
+        "ix_outbox_published",
+        "outbox",
+        ["published_at"],
+        unique=False,
         postgresql_where=sa.text("published_at IS NOT NULL"),
     )
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_published", table_name="outbox", postgresql_where=sa.text("published_at IS NOT NULL"))
+    op.drop_index(
+        "ix_outbox_published", table_name="outbox", postgresql_where=sa.text("published_at IS NOT NULL")
+    )
     op.drop_index("ix_sync_issues_tenant_opened", table_name="sync_issues")
-    op.drop_index("uq_sync_issues_open", table_name="sync_issues", postgresql_where=sa.text("resolved_at IS NULL"))
+    op.drop_index(
+        "uq_sync_issues_open", table_name="sync_issues", postgresql_where=sa.text("resolved_at IS NULL")
+    )
     op.drop_table("sync_issues")
     op.drop_table("referrals")
     op.drop_index("ix_invoice_payments_invoice", table_name="invoice_payments")

@@ -1,0 +1,90 @@
+"""An observation PostgreSQL keeps refusing goes to the dead-letter topic; it does not block its partition."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import text
+
+from paysync_core import topics
+from paysync_core.contracts import DeadLetter, PaymentObservation, payment_key
+from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.settings import CommonSettings
+from paysync_dev.topic_reader import read_topic
+from paysync_status_projector.app import create_app
+from paysync_status_projector.settings import StatusProjectorSettings
+
+pytestmark = pytest.mark.integration
+
+#: A user's table whose NOT NULL column the mapping forgot: every upsert of a new row fails.
+STRICT_TABLE = """
+CREATE TABLE IF NOT EXISTS strict_orders (
+    tenant_id text NOT NULL, order_id text NOT NULL, state text, customer text NOT NULL,
+    PRIMARY KEY (tenant_id, order_id)
+)"""
+STRICT_MAPPING = """
+[strict]
+table = "strict_orders"
+key_column = "order_id"
+tenant_column = "tenant_id"
+
+[strict.default]
+state = "{status}"
+"""
+
+
+async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
+    engine, kit, tenant, kafka_topics, migrated_database, tmp_path: Path
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(text(STRICT_TABLE))
+    mapping = tmp_path / "strict.toml"
+    mapping.write_text(STRICT_MAPPING)
+    group = f"projector-dlq-{uuid.uuid4().hex[:8]}"
+    await kit.commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name)
+    settings = StatusProjectorSettings(
+        common=CommonSettings(kafka_bootstrap=kafka_topics, database_url=migrated_database, log_json=False),
+        group_id=group, extra_domains_files=[mapping], max_attempts=2, drift_check_seconds=3600,
+    )
+    good = await kit.register(engine, tenant.id, domain="jobs")
+    doomed = await kit.register(engine, tenant.id, domain="strict")
+    after = await kit.register(engine, tenant.id, domain="jobs")
+    stream = [kit.observation(good, S.SUCCEEDED, 1), kit.observation(doomed, S.SUCCEEDED, 1),
+              kit.observation(after, S.PROCESSING, 2)]
+
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await publish_to_one_partition(kafka_topics, stream)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if (await kit.payment_row(engine, after)).status == "processing":
+                break
+            await asyncio.sleep(0.1)
+
+    assert [(await kit.payment_row(engine, p)).status for p in (good, doomed, after)] == [
+        "succeeded", "pending", "processing"]
+    letters = [DeadLetter.from_bytes(r.value)
+               for r in await read_topic(kafka_topics, topics.PAYMENT_OBSERVATIONS.dlq.name)]
+    mine = [d for d in letters if doomed.provider_ref.encode() in d.value]
+    assert len(mine) == 1
+    assert PaymentObservation.from_bytes(mine[0].value).observation_id == stream[1].observation_id
+    assert "customer" in mine[0].error and mine[0].attempts == 2 and mine[0].service == "status-projector"
+
+
+async def publish_to_one_partition(bootstrap: str, observations: list[PaymentObservation]) -> None:
+    """One partition, in this order: the refused one sits between two good ones."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for obs in observations:
+            key = payment_key(obs.tenant, obs.provider, obs.provider_ref).encode()
+            await producer.send_and_wait(
+                topics.PAYMENT_OBSERVATIONS.name, obs.to_bytes(), key=key, partition=0
+            )
+    finally:
+        await producer.stop()
