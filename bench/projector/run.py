@@ -204,17 +204,17 @@ async def phase_backlog(
     regs = await register(url, tenant, count // 5, "backlog")
     traffic = webhook_traffic(tenant, regs, random.Random(2))
     distinct = len({o.observation_id for o in traffic})
+    baseline = (await count_rows(url, tenant))[0]  # the in-process phase's history rows
     await publish_all(bootstrap, traffic)
     proc.start()
     proc.wait_ready(120)
     meter = CpuMeter(url, proc.process.pid, broker_pid)
     await meter.start()
-    ready = time.perf_counter()
-    samples = [(ready, 0, 0)]  # (time, applied, pending)
+    samples = [(time.perf_counter(), 0, 0)]  # (time, applied in this phase, pending)
     while True:
         applied, pending = await count_rows(url, tenant)
-        samples.append((time.perf_counter(), applied, pending))
-        if applied >= distinct and pending == 0:
+        samples.append((time.perf_counter(), applied - baseline, pending))
+        if applied - baseline >= distinct and pending == 0:
             break
         await asyncio.sleep(0.1)
     done_applying = next(s for s in samples if s[1] >= distinct)
@@ -224,6 +224,7 @@ async def phase_backlog(
         "distinct": distinct,
         "apply_seconds": done_applying[0] - first[0],
         "per_second": len(traffic) / (done_applying[0] - first[0]),
+        "distinct_per_second": distinct / (done_applying[0] - first[0]),
         "drained_seconds": samples[-1][0] - first[0],
         "cpu_ms_per_observation": await meter.stop(len(traffic)),
     }
@@ -294,6 +295,14 @@ async def phase_sustained(url: str, bootstrap: str, tenant: str, rate: int, seco
                     )
                 )
             ).all()
+            events = (
+                await conn.execute(
+                    select(
+                        outbox.c.id, outbox.c.published_at, outbox.c.payload["observation_id"].astext
+                    ).where(outbox.c.payload["observation_id"].astext.in_(missing[:20]))
+                )
+            ).all()
+            print(f"  outbox: {events[:5]}", file=sys.stderr)
         await engine.dispose()
         print(
             f"  {len(missing)} observations without a change on the topic, e.g. {missing[:3]};"
@@ -493,7 +502,9 @@ def cli() -> None:
     parser.add_argument("--seconds", type=int, default=30, help="length of the sustained phase")
     parser.add_argument("--batch", type=int, default=1000, help="the projector's max batch")
     parser.add_argument(
-        "--json", type=Path, default=Path(__file__).parents[1] / "results" / "projector.json",
+        "--json",
+        type=Path,
+        default=Path(__file__).parents[1] / "results" / "projector.json",
         help="also write the results here",
     )
     args = parser.parse_args()
