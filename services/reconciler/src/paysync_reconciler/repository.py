@@ -420,6 +420,16 @@ async def open_issue(conn: AsyncConnection, row: dict[str, Any]) -> bool:
     return result.first() is not None
 
 
+async def open_issues(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
+    """Open the issues not open (or alerted) already; the alert ids of those that are new."""
+    if not rows:
+        return set()
+    result = await conn.execute(
+        insert(sync_issues).values(list(rows)).on_conflict_do_nothing().returning(sync_issues.c.alert_id)
+    )
+    return set(result.scalars())
+
+
 async def issues_so_far(conn: AsyncConnection, tenant: str, kind: str, subject: str) -> int:
     """How many issues of `kind` about `subject` there have been."""
     result = await conn.execute(
@@ -526,6 +536,14 @@ async def claim_orphaned_requests(conn: AsyncConnection, owner: str, lease: floa
 
 
 # -- tenants --------------------------------------------------------------------------------------
+
+
+async def has_payments(conn: AsyncConnection, tenant: str, provider: str) -> bool:
+    """Whether the tenant has any payment at the gateway (an index lookup)."""
+    found = await conn.execute(
+        select(literal(1)).where(payments.c.tenant_id == tenant, payments.c.provider == provider).limit(1)
+    )
+    return found.first() is not None
 
 
 async def tenant_exists(conn: AsyncConnection, tenant: str) -> bool:

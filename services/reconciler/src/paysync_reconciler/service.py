@@ -736,12 +736,39 @@ async def _create_unrecorded(deps: Deps, obs: PaymentObservation, stats: RunStat
 
 
 async def _raise_all(deps: Deps, findings: Sequence[drift.Finding], stats: RunStats) -> None:
+    """Raise each finding's alert once: one transaction for many, the re-openable ones one by one."""
     stats.issues_found += len(findings)
     raised = 0
+    once = [f for f in findings if f.kind not in _REOPENABLE]
+    if once:
+        now = deps.clock()
+        alerts = {}
+        for finding in once:
+            alert = finding.alert(now)
+            alerts.setdefault(alert.alert_id, (finding, alert))
+        async with deps.engine.begin() as conn:
+            new = await repo.open_issues(conn, [f.issue_row(a) for f, a in alerts.values()])
+            # Inside the transaction: an issue is never recorded without its alert having gone out.
+            await asyncio.gather(*(deps.outbound.alert(alerts[i][1]) for i in new))
+        for alert_id in new:
+            _raised(alerts[alert_id][1])
+        raised += len(new)
     for finding in findings:
-        raised += await raise_once(deps, finding)
+        if finding.kind in _REOPENABLE:
+            raised += await raise_once(deps, finding)
     if raised:
         stats.extra["alerts_raised"] = stats.extra.get("alerts_raised", 0) + raised
+
+
+def _raised(alert: Alert) -> None:
+    metrics.ISSUES.labels(alert.kind.value).inc()
+    log.warning(
+        "reconcile.issue.raised",
+        tenant=alert.tenant,
+        kind=alert.kind.value,
+        alert_id=alert.alert_id,
+        provider_ref=alert.provider_ref,
+    )
 
 
 async def raise_once(deps: Deps, finding: drift.Finding) -> bool:
@@ -758,14 +785,7 @@ async def raise_once(deps: Deps, finding: drift.Finding) -> bool:
         if not await repo.open_issue(conn, finding.issue_row(alert)):
             return False
         await deps.outbound.alert(alert)  # inside the transaction: no record without its alert
-    metrics.ISSUES.labels(finding.kind.value).inc()
-    log.warning(
-        "reconcile.issue.raised",
-        tenant=alert.tenant,
-        kind=alert.kind.value,
-        alert_id=alert.alert_id,
-        provider_ref=alert.provider_ref,
-    )
+    _raised(alert)
     return True
 
 
@@ -1021,6 +1041,10 @@ async def publish_due_ticks(deps: Deps, sent: dict[tuple[str, Provider], str]) -
             tick = scheduled_tick(tenant, provider, deps.settings.cadence_for(provider), now)
             if sent.get((tenant, provider)) == tick.tick_id:
                 continue
+            async with deps.engine.connect() as conn:
+                # A gateway the tenant has not tracked one payment through yet has nothing to sweep.
+                if not await repo.has_payments(conn, tenant, provider.value):
+                    continue
             await deps.outbound.tick(tick)
             sent[(tenant, provider)] = tick.tick_id
             published += 1
