@@ -31,8 +31,10 @@ type target struct {
 }
 
 type result struct {
+	at      time.Duration // when the request was due (open loop) or sent, from the start
 	latency time.Duration
 	status  int
+	err     string
 }
 
 func main() {
@@ -41,6 +43,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	workers := flag.Int("workers", 32, "closed loop: connections; open loop: max in flight")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
+	timeline := flag.String("timeline", "", "also write each request's start (ms), latency (ms) and status here (CSV)")
 	flag.Parse()
 
 	targets, err := load(*targetsPath)
@@ -73,8 +76,8 @@ func main() {
 				defer wg.Done()
 				for time.Since(start) < *duration {
 					sent := time.Now()
-					status := send(client, pick())
-					results <- result{time.Since(sent), status}
+					status, err := send(client, pick())
+					results <- result{sent.Sub(start), time.Since(sent), status, err}
 				}
 			}()
 		}
@@ -91,9 +94,9 @@ func main() {
 			wg.Add(1)
 			go func(due time.Time, t *target) {
 				defer wg.Done()
-				status := send(client, t)
+				status, err := send(client, t)
 				<-inFlight
-				results <- result{time.Since(due), status}
+				results <- result{due.Sub(start), time.Since(due), status, err}
 			}(due, pick())
 		}
 	}
@@ -102,21 +105,40 @@ func main() {
 	close(results)
 	<-done
 	report(collected, elapsed, *rate)
+	if *timeline != "" {
+		writeTimeline(*timeline, collected)
+	}
 }
 
-func send(client *http.Client, t *target) int {
+func writeTimeline(path string, rs []result) {
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		return
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	defer w.Flush()
+	fmt.Fprintln(w, "start_ms,latency_ms,status")
+	for _, r := range rs {
+		fmt.Fprintf(w, "%.3f,%.3f,%d\n", float64(r.at.Microseconds())/1000, float64(r.latency.Microseconds())/1000, r.status)
+	}
+}
+
+// send makes one request; status 0 and the error when no HTTP answer came.
+func send(client *http.Client, t *target) (int, string) {
 	req, err := http.NewRequest(t.Method, t.URL, bytes.NewReader(t.body))
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
 	req.Header = t.Header
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0
+		return 0, err.Error()
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode
+	return resp.StatusCode, ""
 }
 
 func load(path string) ([]target, error) {
@@ -144,10 +166,14 @@ func load(path string) ([]target, error) {
 func report(all []result, elapsed time.Duration, rate int) {
 	rs := all
 	codes := map[string]int{}
+	errs := map[string]int{}
 	ok := 0
 	lat := make([]float64, 0, len(rs))
 	for _, r := range rs {
 		codes[fmt.Sprint(r.status)]++
+		if r.err != "" {
+			errs[r.err]++
+		}
 		if r.status >= 200 && r.status < 300 {
 			ok++
 		}
@@ -162,7 +188,7 @@ func report(all []result, elapsed time.Duration, rate int) {
 	}
 	json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"requests": len(rs), "ok": ok, "elapsed_s": elapsed.Seconds(), "offered_rate": rate,
-		"throughput_ok_per_s": float64(ok) / elapsed.Seconds(), "status_codes": codes,
+		"throughput_ok_per_s": float64(ok) / elapsed.Seconds(), "status_codes": codes, "errors": errs,
 		"p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "max_ms": pct(1.0),
 	})
 }

@@ -3,9 +3,9 @@
     make bench-ingest            (or: .venv/bin/python bench/webhook_ingest/run.py --help)
 
 Load comes from bench/loadgen (Go, standard library; open loop: requests leave at the set rate
-whatever the latency, so latency percentiles are not flattered by coordinated omission). Each request is a distinct,
-correctly signed Stripe `checkout.session.completed` webhook. The service runs as its own
-process against a Kafka broker and PostgreSQL on this machine; peak memory is the service
+whatever the latency, so latency percentiles are not flattered by coordinated omission). Each
+request is a distinct, correctly signed Stripe `checkout.session.completed` webhook. The service
+runs as its own process against a Kafka broker and PostgreSQL on this machine; peak memory is the service
 process's VmHWM.
 """
 
@@ -15,10 +15,13 @@ import asyncio
 import base64
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import typer
@@ -44,21 +47,59 @@ def targets_file(url: str, secret: str, count: int, out: Path) -> Path:
     now = int(time.time())
     with out.open("w") as f:
         for _ in range(count):
-            body = to_body(stripe_event("checkout.session.completed", checkout_session(
-                id=f"cs_test_{uuid.uuid4().hex}", amount_total=2000)))
-            headers = {"Stripe-Signature": [sign_stripe(body, secret, now)], "Content-Type": ["application/json"]}
-            f.write(json.dumps({"method": "POST", "url": url, "body": base64.b64encode(body).decode(),
-                                "header": headers}) + "\n")
+            body = to_body(
+                stripe_event(
+                    "checkout.session.completed",
+                    checkout_session(id=f"cs_test_{uuid.uuid4().hex}", amount_total=2000),
+                )
+            )
+            headers = {
+                "Stripe-Signature": [sign_stripe(body, secret, now)],
+                "Content-Type": ["application/json"],
+            }
+            f.write(
+                json.dumps(
+                    {"method": "POST", "url": url, "body": base64.b64encode(body).decode(), "header": headers}
+                )
+                + "\n"
+            )
     return out
 
 
-def attack(targets: Path, rate: int, seconds: int, workers: int = 256) -> dict:
+def attack(targets: Path, rate: int, seconds: int, workers: int = 256, timeline: Path | None = None) -> dict:
     """Run the load generator at `rate` per second (0: closed loop with `workers`); its JSON report."""
-    out = subprocess.run(
-        [str(LOADGEN), f"-targets={targets}", f"-rate={rate}", f"-duration={seconds}s", f"-workers={workers}"],
-        capture_output=True, check=True,
-    )
+    command = [
+        str(LOADGEN),
+        f"-targets={targets}",
+        f"-rate={rate}",
+        f"-duration={seconds}s",
+        f"-workers={workers}",
+    ]
+    if timeline is not None:
+        command.append(f"-timeline={timeline}")
+    out = subprocess.run(command, capture_output=True, check=True)
     return json.loads(out.stdout)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time a process has used so far."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(run: Callable[[], dict], pids: dict[str, int | None]) -> dict:
+    """Run an attack; its report, plus the CPU milliseconds each process spent per successful request."""
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    report = run()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+    spent["loadgen"] = after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime
+    ok = max(1, report["ok"])
+    report["cpu_ms_per_request"] = {name: round(1000 * s / ok, 3) for name, s in spent.items()}
+    return report
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -80,6 +121,8 @@ def summarise(name: str, report: dict) -> dict:
         "p99_ms": round(report["p99_ms"], 2),
         "max_ms": round(report["max_ms"], 2),
         "status_codes": report["status_codes"],
+        "errors": report.get("errors", {}),
+        "cpu_ms_per_request": report["cpu_ms_per_request"],
     }
 
 
@@ -87,6 +130,7 @@ def main(
     rate: int = typer.Option(1000, help="Fixed rate for the latency run, requests/s"),
     seconds: int = typer.Option(20, help="Duration of each run"),
     saturate_workers: int = typer.Option(32, help="Concurrent connections for the max-throughput run"),
+    timelines: bool = typer.Option(False, help="Also write each request's latency to bench/results/*.csv"),
 ) -> None:
     """Measure webhook-ingest and the bare endpoint: max throughput, then latency at a fixed rate."""
     if not LOADGEN.exists():
@@ -99,31 +143,71 @@ def main(
     asyncio.run(provision_topics(broker.bootstrap, specs=[topics.WEBHOOKS_RAW]))
     keys = Fernet.generate_key().decode()
     tenant = create_tenant(database, keys, gateways=("stripe",))
-    ingest = ServiceProcess("webhook-ingest", free_port(), {
-        "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap, "PAYSYNC_DATABASE_URL": database,
-        "PAYSYNC_CREDENTIALS_KEYS": keys, "PAYSYNC_LOG_LEVEL": "WARNING",
-        "PAYSYNC_WEBHOOK_INGEST_RUN_NORMALIZER": "false",
-    }, bench_dir / "webhook-ingest.log")
+    ingest = ServiceProcess(
+        "webhook-ingest",
+        free_port(),
+        {
+            "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "PAYSYNC_DATABASE_URL": database,
+            "PAYSYNC_CREDENTIALS_KEYS": keys,
+            "PAYSYNC_LOG_LEVEL": "WARNING",
+            "PAYSYNC_WEBHOOK_INGEST_RUN_NORMALIZER": "false",
+        },
+        bench_dir / "webhook-ingest.log",
+    )
     bare_port = free_port()
-    bare = subprocess.Popen([sys.executable, str(Path(__file__).with_name("bare.py"))],
-                            env={**os.environ, "BARE_PORT": str(bare_port)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    bare = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("bare.py"))],
+        env={**os.environ, "BARE_PORT": str(bare_port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     results = []
     try:
         ingest.start()
         ingest.wait_ready()
         time.sleep(1)
-        servers = {"webhook-ingest": (ingest.url, ingest.process.pid),
-                   "bare endpoint": (f"http://127.0.0.1:{bare_port}", bare.pid)}
+        servers = {
+            "webhook-ingest": (ingest.url, ingest.process.pid),
+            "bare endpoint": (f"http://127.0.0.1:{bare_port}", bare.pid),
+        }
+        RESULTS.mkdir(exist_ok=True)
         for name, (base, pid) in servers.items():
             _wait_http(f"{base}/readyz")
             url = f"{base}/webhooks/{tenant.id}/stripe"
             total = (rate + 3000) * seconds
             targets = targets_file(url, tenant.stripe_webhook_secret, total, bench_dir / "targets.jsonl")
             attack(targets, rate=200, seconds=3)  # warm-up
-            saturated = summarise(name, attack(targets, rate=0, seconds=seconds, workers=saturate_workers))
+            pids = {"server": pid, "broker": broker.pid()}
+            slug = name.split()[0]
+            saturated = summarise(
+                name,
+                measured(
+                    partial(
+                        attack,
+                        targets,
+                        rate=0,
+                        seconds=seconds,
+                        workers=saturate_workers,
+                        timeline=RESULTS / f"{slug}-max.csv" if timelines else None,
+                    ),
+                    pids,
+                ),
+            )
             saturated["mode"] = f"max throughput ({saturate_workers} connections)"
-            fixed = summarise(name, attack(targets, rate=rate, seconds=seconds))
+            fixed = summarise(
+                name,
+                measured(
+                    partial(
+                        attack,
+                        targets,
+                        rate=rate,
+                        seconds=seconds,
+                        timeline=RESULTS / f"{slug}-{rate}.csv" if timelines else None,
+                    ),
+                    pids,
+                ),
+            )
             fixed["mode"] = f"fixed {rate}/s"
             for row in (saturated, fixed):
                 row["peak_rss_mb"] = round(peak_rss_mb(pid), 1)
@@ -135,15 +219,28 @@ def main(
         broker.stop()
         postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
     ratio = results[0]["throughput_per_s"] / results[2]["throughput_per_s"]
-    RESULTS.mkdir(exist_ok=True)
-    out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cores": os.cpu_count(),
-           "kafka": kafka.version(), "results": results, "ingest_to_bare_ratio": round(ratio, 2)}
+    out = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "cores": os.cpu_count(),
+        "kafka": kafka.version(),
+        "results": results,
+        "ingest_to_bare_ratio": round(ratio, 2),
+    }
     (RESULTS / "webhook-ingest.json").write_text(json.dumps(out, indent=2))
-    print(f"| target | mode | throughput/s | p50 ms | p95 ms | p99 ms | max ms | success | peak RSS MiB |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| target | mode | throughput/s | p50 ms | p95 ms | p99 ms | max ms | success | peak RSS MiB "
+        "| CPU ms/request: server, broker, loadgen |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['target']} | {r['mode']} | {r['throughput_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
-              f"{r['p99_ms']} | {r['max_ms']} | {r['success_ratio']:.4f} | {r['peak_rss_mb']} |")
+        cpu = r["cpu_ms_per_request"]
+        print(
+            f"| {r['target']} | {r['mode']} | {r['throughput_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
+            f"{r['p99_ms']} | {r['max_ms']} | {r['success_ratio']:.4f} | {r['peak_rss_mb']} | "
+            f"{cpu['server']}, {cpu['broker']}, {cpu['loadgen']} |"
+        )
+        if r["errors"]:
+            print(f"|   errors: {r['errors']} |")
     print(f"\nwebhook-ingest / bare max throughput: {ratio:.2f}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,6 +18,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = structlog.get_logger()
+
+#: Allocations between young collections (CPython's default is 700): fewer collections under load.
+_GC_YOUNG_THRESHOLD = 10_000
 
 #: A named dependency check; it raises or returns False when the dependency is not usable.
 ReadinessCheck = Callable[[], Awaitable[bool | None]]
@@ -46,6 +50,7 @@ def service_app(
         tasks = [asyncio.create_task(loop(), name=loop.__name__) for loop in background]
         for task in tasks:
             task.add_done_callback(lambda t: _on_loop_end(t, crashed))
+        settle_garbage_collector()
         try:
             yield
         finally:
@@ -68,6 +73,19 @@ def service_app(
         checks["database"] = lambda: _database_answers(engine)
     app.include_router(ops_router(checks, crashed=crashed))
     return app
+
+
+def settle_garbage_collector() -> None:
+    """Keep the cyclic GC off everything loaded at start-up, and run its young collections less often.
+
+    Without this a full collection walks every module, class and function of the service (hundreds of
+    thousands of objects) every second or two under load, because the objects of in-flight requests
+    outlive two young collections and count towards the next full one: a 100 ms stall each time,
+    which was most of webhook-ingest's p99. Frozen objects are still freed by reference counting.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, 20, 20)
 
 
 def serve(app: FastAPI, host: str, port: int, *, graceful_seconds: int = 20) -> None:

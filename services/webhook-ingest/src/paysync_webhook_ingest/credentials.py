@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ from paysync_core.errors import UnknownTenant
 
 # Unknown tenants are remembered briefly too, so a flood of bad URLs cannot flood the database.
 _NEGATIVE_TTL = 5.0
+#: Seconds an expired entry keeps answering after its reload failed, before the next try.
+_RETRY_AFTER_FAILED_LOAD = 1.0
 
 
 @dataclass(slots=True)
@@ -23,18 +26,25 @@ class _Entry:
 
 
 class CredentialsStore:
-    """Per-tenant credentials with a time-to-live cache and explicit invalidation."""
+    """Per-tenant credentials with a time-to-live cache and explicit invalidation.
+
+    One load per tenant at a time, however many requests want it (a burst of webhooks when an
+    entry expires must not become a burst of queries), and an expired entry keeps answering while
+    its reload runs: rotations do not wait for the TTL, they arrive through `invalidate`.
+    """
 
     def __init__(self, engine: AsyncEngine, cipher: CredentialsCipher, ttl: float) -> None:
         self._engine, self._cipher, self._ttl = engine, cipher, ttl
         self._cache: dict[str, _Entry] = {}
+        self._loading: dict[str, asyncio.Task[_Entry]] = {}
 
     async def get(self, tenant: str) -> GatewayCredentials:
         """The tenant's credentials; UnknownTenant if there is no such tenant."""
         entry = self._cache.get(tenant)
-        now = time.monotonic()
-        if entry is None or entry.expires < now:
-            entry = await self._load(tenant, now)
+        if entry is None:
+            entry = await asyncio.shield(self._load_once(tenant))
+        elif entry.expires < time.monotonic():
+            self._load_once(tenant)  # answer from the expired entry meanwhile
         if entry.value is None:
             raise UnknownTenant(tenant)
         return entry.value
@@ -43,15 +53,33 @@ class CredentialsStore:
         """Forget one tenant's cached credentials, or every tenant's (no tenant given)."""
         if not tenant:
             self._cache.clear()
+            self._loading.clear()
         else:
             self._cache.pop(tenant, None)
+            self._loading.pop(tenant, None)  # a load already running may have read the old row
 
-    async def _load(self, tenant: str, now: float) -> _Entry:
+    def _load_once(self, tenant: str) -> asyncio.Task[_Entry]:
+        task = self._loading.get(tenant)
+        if task is None:
+            task = asyncio.create_task(self._load(tenant))
+            self._loading[tenant] = task
+            task.add_done_callback(lambda t: self._loaded(tenant, t))
+        return task
+
+    def _loaded(self, tenant: str, task: asyncio.Task[_Entry]) -> None:
+        if self._loading.get(tenant) is not task:
+            return  # invalidated while loading: its result may be stale, and is dropped
+        del self._loading[tenant]
+        if not task.cancelled() and task.exception() is None:
+            self._cache[tenant] = task.result()
+        elif (stale := self._cache.get(tenant)) is not None:
+            stale.expires = time.monotonic() + _RETRY_AFTER_FAILED_LOAD  # the database is away: keep it
+
+    async def _load(self, tenant: str) -> _Entry:
+        now = time.monotonic()
         async with self._engine.connect() as conn:
             try:
                 value = await tenant_repo.load_credentials(conn, tenant, self._cipher)
-                entry = _Entry(now + self._ttl, value)
+                return _Entry(now + self._ttl, value)
             except UnknownTenant:
-                entry = _Entry(now + _NEGATIVE_TTL, None)
-        self._cache[tenant] = entry
-        return entry
+                return _Entry(now + _NEGATIVE_TTL, None)

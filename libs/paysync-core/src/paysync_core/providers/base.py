@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, TypeAlias
+from typing import Any, Protocol, TypeAlias
 
 from paysync_core.contracts.common import ObservationSource, Provider, Verdict
 from paysync_core.contracts.observation import Evidence, PaymentObservation
@@ -68,6 +68,7 @@ class ProviderAdapter(Protocol):
         """Observations in a webhook body, or raise MalformedPayload; never another error."""
         ...
 
-    def reference_hint(self, body: bytes) -> str | None:
-        """The payment reference in a body, cheaply and without raising, for the record key."""
+    def reference_hint(self, body: bytes | dict[str, Any]) -> str | None:
+        """The payment reference in a body (or in the JSON object already parsed from it), cheaply
+        and without raising, for the record key."""
         ...

@@ -132,10 +132,11 @@ class MpesaAdapter:
         )
         return Parsed(EVENT_TYPE, (observation,))
 
-    def reference_hint(self, body: bytes) -> str | None:
+    def reference_hint(self, body: bytes | JsonObject) -> str | None:
         """The CheckoutRequestID in a callback, or None; never raises."""
         try:
-            ref = load_object(body)["Body"]["stkCallback"]["CheckoutRequestID"]
+            callback = body if isinstance(body, dict) else load_object(body)
+            ref = callback["Body"]["stkCallback"]["CheckoutRequestID"]
             return ref if isinstance(ref, str) and 0 < len(ref) <= 255 and is_utf8(ref) else None
         except Exception:  # noqa: BLE001 - a hint for a record key must never fail the request
             return None

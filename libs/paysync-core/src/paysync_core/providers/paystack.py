@@ -168,10 +168,10 @@ class PaystackAdapter:
         )
         return Parsed(event_type, (observation,))
 
-    def reference_hint(self, body: bytes) -> str | None:
+    def reference_hint(self, body: bytes | JsonObject) -> str | None:
         """The provider_ref `parse` would give, or None; never raises."""
         try:
-            event = load_object(body)
+            event = body if isinstance(body, dict) else load_object(body)
             handler = _HANDLERS.get(event.get("event"))
             return handler(event["data"], event["event"])[0].provider_ref if handler else None
         except Exception:  # noqa: BLE001 - a hint for a record key must never fail the request

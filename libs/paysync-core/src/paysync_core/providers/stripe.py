@@ -241,10 +241,10 @@ class StripeAdapter:
         )
         return Parsed(event_type, (observation,))
 
-    def reference_hint(self, body: bytes) -> str | None:
+    def reference_hint(self, body: bytes | JsonObject) -> str | None:
         """The provider_ref `parse` would give, or None; never raises."""
         try:
-            event = load_object(body)
+            event = body if isinstance(body, dict) else load_object(body)
             event_type = event.get("type")
             if event_type not in EVENT_PARSERS:
                 return None

@@ -119,7 +119,7 @@ def _parse_one(payload: dict, ctx: ParseContext) -> PaymentObservation:
     assert obs.provider is Provider.PAYSTACK
     assert obs.observation_id == "paystack:" + hashlib.sha256(body).hexdigest()
     assert obs.evidence.event_type == payload["event"]
-    assert adapter.reference_hint(body) == obs.provider_ref
+    assert adapter.reference_hint(body) == adapter.reference_hint(json.loads(body)) == obs.provider_ref
     return obs
 
 

@@ -33,7 +33,7 @@ def _parse_one(event: dict, ctx: ParseContext) -> PaymentObservation:
     assert obs.provider_time == CREATED_AT
     assert obs.evidence.provider_event_id == event["id"]
     assert obs.evidence.event_type == event["type"]
-    assert adapter.reference_hint(to_body(event)) == obs.provider_ref
+    assert adapter.reference_hint(to_body(event)) == adapter.reference_hint(event) == obs.provider_ref
     return obs
 
 
