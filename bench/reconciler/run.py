@@ -256,7 +256,8 @@ def main(
                     "PAYSYNC_CREDENTIALS_KEYS": keys,
                     "PAYSYNC_LOG_LEVEL": "INFO",
                     "PAYSYNC_RECONCILER_SCHEDULER_ENABLED": "false",
-                    "PAYSYNC_RECONCILER_STRIPE_SCHEDULE": "0,3600",  # every payment due now; open ones again later
+                    # Every payment is due now; those still open come up again an hour later.
+                    "PAYSYNC_RECONCILER_STRIPE_SCHEDULE": "0,3600",
                     "PAYSYNC_RECONCILER_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
                 },
                 bench_dir / "reconciler.log",

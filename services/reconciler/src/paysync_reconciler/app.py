@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from functools import partial
 
 import structlog
@@ -73,10 +74,14 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
             await asyncio.sleep(pause)
 
     async def recover_orphaned_requests() -> None:
+        purged_at = 0.0
         while True:
             await asyncio.sleep(settings.recovery_poll_seconds)
             try:
                 await service.recover_requests(deps, checks)
+                if time.monotonic() - purged_at > 600:
+                    purged_at = time.monotonic()
+                    await service.forget_old_records(deps)
             except Exception as exc:
                 if not is_outage(exc):
                     raise

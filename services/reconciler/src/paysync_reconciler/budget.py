@@ -17,6 +17,9 @@ from enum import IntEnum
 
 from paysync_core.ratelimit import TokenBucket
 
+#: Seconds between two cuts of the rate: 429s answering requests already in flight are one signal.
+_SLOWDOWN_SPACING = 1.0
+
 
 class Priority(IntEnum):
     """Who is asking the gateway; lower values go first."""
@@ -55,6 +58,8 @@ class GatewayBudget:
     _paused_until: float = field(init=False, default=0.0)
     _current_rate: float = field(init=False)
     _rate_at: float = field(init=False)
+    _slowed_at: float = field(init=False, default=float("-inf"))
+    _last_429: float = field(init=False, default=float("-inf"))
     slowdowns: int = field(init=False, default=0)
     taken: dict[Priority, int] = field(init=False, default_factory=dict)
 
@@ -103,12 +108,15 @@ class GatewayBudget:
         """The gateway said 429: cut the rate, and send nothing until its Retry-After has passed."""
         now = self.clock()
         self._recover(now)
-        self._current_rate = max(self.rate * 0.05, self._current_rate * self.slowdown_factor)
-        self._rate_at = now
-        self._bucket.rate = self._current_rate
+        # The requests already in flight answer 429 together: that is one signal, not one per answer.
+        if now - self._slowed_at >= _SLOWDOWN_SPACING:
+            self._current_rate = max(self.rate * 0.05, self._current_rate * self.slowdown_factor)
+            self._bucket.rate = self._current_rate
+            self._slowed_at = now
+            self.slowdowns += 1
+        self._last_429 = now  # no climbing back while the gateway still says 429
         pause = retry_after if retry_after is not None else 1.0 / self._current_rate
         self._paused_until = max(self._paused_until, now + pause)
-        self.slowdowns += 1
 
     def _outranked(self, level: Priority, now: float) -> bool:
         return any(p < level and now - at < self._hold for p, at in self._wanted.items())
@@ -116,7 +124,10 @@ class GatewayBudget:
     def _recover(self, now: float) -> None:
         if self._current_rate >= self.rate:
             return
-        climbed = self.rate * (now - self._rate_at) / self.recovery_seconds
+        since = max(self._rate_at, self._last_429 + _SLOWDOWN_SPACING)  # climb only once it is quiet
+        if now <= since:
+            return
+        climbed = self.rate * (now - since) / self.recovery_seconds
         self._current_rate = min(self.rate, self._current_rate + climbed)
         self._rate_at = now
         self._bucket.rate = self._current_rate

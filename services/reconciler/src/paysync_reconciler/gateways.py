@@ -298,6 +298,7 @@ def _throttle_watch(budget: GatewayBudget, provider: Provider) -> Callable[[http
         if throttled:
             retry_after = retry_after_seconds(response.headers)
             budget.slow_down(retry_after)
+            metrics.THROTTLED_RATE.labels(provider.value).set(budget.current_rate)
             metrics.THROTTLED.labels(provider.value, current_priority.get().name.lower()).inc()
             log.info(
                 "reconcile.gateway.throttled",

@@ -29,6 +29,9 @@ THROTTLED = Counter(
     ["provider", "priority"],
 )
 OBSERVATIONS = Counter("paysync_reconciler_observations_total", "Observations published", ["provider", "how"])
+THROTTLED_RATE = Gauge(
+    "paysync_reconciler_throttled_rate", "A budget's requests/s right after its last slow-down", ["provider"]
+)
 CIRCUIT_OPEN = Gauge(
     "paysync_reconciler_circuits_open", "Tenant circuits open now, per gateway", ["provider"]
 )

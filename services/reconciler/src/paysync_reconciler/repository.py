@@ -496,6 +496,25 @@ async def start_request(
     return "busy", None
 
 
+async def purge_finished(conn: AsyncConnection, before: datetime, limit: int = 10_000) -> int:
+    """Delete completed requests and finished ticks from before `before` (a batch at a time)."""
+    requests = await conn.execute(
+        text(
+            "DELETE FROM reconcile_requests WHERE request_id IN (SELECT request_id FROM reconcile_requests"
+            " WHERE status = 'completed' AND completed_at < :before LIMIT :limit)"
+        ),
+        {"before": before, "limit": limit},
+    )
+    ticks = await conn.execute(
+        text(
+            "DELETE FROM reconcile_ticks WHERE tick_id IN (SELECT tick_id FROM reconcile_ticks"
+            " WHERE completed_at < :before LIMIT :limit)"
+        ),
+        {"before": before, "limit": limit},
+    )
+    return (requests.rowcount or 0) + (ticks.rowcount or 0)
+
+
 async def renew_lease(conn: AsyncConnection, request_id: str, owner: str, lease: float) -> None:
     """Keep holding a running request."""
     await conn.execute(

@@ -841,6 +841,13 @@ async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> i
     return started
 
 
+async def forget_old_records(deps: Deps) -> int:
+    """Delete answered requests and finished ticks older than `keep_records_hours`; how many."""
+    before = deps.clock() - timedelta(hours=deps.settings.keep_records_hours)
+    async with deps.engine.begin() as conn:
+        return await repo.purge_finished(conn, before)
+
+
 async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply:
     """Check the payments at on-demand priority, wait for the projector, store and send the reply."""
     keeper = asyncio.create_task(_keep_lease(deps, request.request_id))

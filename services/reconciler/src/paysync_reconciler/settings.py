@@ -137,6 +137,9 @@ class ReconcilerSettings(BaseSettings):
     request_lease_seconds: float = Field(default=60.0, gt=0)
     recovery_poll_seconds: float = Field(default=15.0, gt=0)
     credentials_ttl_seconds: float = Field(default=60.0, gt=0)
+    keep_records_hours: float = Field(
+        default=72.0, gt=0, description="Answered requests and ticks kept this long"
+    )
 
     def schedule_for(self, provider: Provider) -> list[float]:
         """The check delays of one gateway."""

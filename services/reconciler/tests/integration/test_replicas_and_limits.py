@@ -185,6 +185,8 @@ async def test_after_a_burst_of_429s_the_reconciler_slows_down_and_still_finishe
     api = sim.account_stats(account).api
     assert api.injected_rate_limit == 15 and api.over_limit == 0
     assert reconciler.metric("paysync_reconciler_gateway_throttled_total", provider="stripe") >= 1
+    # It slowed down: the Stripe budget (24 requests/s) ran at a fraction of that after the 429s.
+    assert reconciler.metric("paysync_reconciler_throttled_rate", provider="stripe") <= 12
     checks = await kit.fetch(
         engine, select(reconcile_checks.c.checks_made).where(reconcile_checks.c.payment_id.in_(payment_ids))
     )

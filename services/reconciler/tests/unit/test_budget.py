@@ -65,8 +65,17 @@ def test_a_429_halves_the_rate_and_pauses_for_retry_after_then_the_rate_recovers
     assert budget.slowdowns == 1
 
 
-def test_repeated_429s_slow_down_to_a_floor_not_to_a_stop():
+def test_429s_in_the_same_moment_cut_the_rate_once():
     budget = GatewayBudget(rate=20, burst=1, clock=Clock())
+    for _ in range(8):  # eight requests in flight, all answered 429
+        budget.slow_down()
+    assert budget.current_rate == 10 and budget.slowdowns == 1
+
+
+def test_429s_that_keep_coming_slow_down_to_a_floor_not_to_a_stop():
+    clock = Clock()
+    budget = GatewayBudget(rate=20, burst=1, recovery_seconds=1000, clock=clock)
     for _ in range(50):
         budget.slow_down()
-    assert budget.current_rate == 1.0  # 5% of the rate
+        clock.now += 1.0
+    assert 1.0 <= budget.current_rate < 1.1  # 5% of the rate (plus what it recovered meanwhile)

@@ -55,12 +55,11 @@ _DIALECT = asyncpg_dialect()
 
 @dataclass(frozen=True, slots=True)
 class _Compiled:
-    """A statement compiled once: its SQL and the order of its parameters.
+    """A statement compiled once (its SQL and the order of its parameters), run many times."""
 
-    The projector's per-batch statements run thousands of times a minute; compiling (or even
-    computing SQLAlchemy's cache key of) a statement with dozens of CTEs each time would cost more
-    than PostgreSQL takes to run it. Identifiers in the SQL are those SQLAlchemy quoted.
-    """
+    # The per-batch statements run thousands of times a minute; compiling (or even computing
+    # SQLAlchemy's cache key of) a statement with dozens of CTEs each time would cost more than
+    # PostgreSQL takes to run it. Identifiers in the SQL are those SQLAlchemy quoted.
 
     sql: str
     names: tuple[str, ...]
@@ -158,12 +157,9 @@ _LOCK_FOR_BATCH_SQL = _compile(_LOCK_FOR_BATCH)
 async def lock_for_batch(
     conn: AsyncConnection, keys: Iterable[tuple[str, str, str]]
 ) -> tuple[dict[tuple[str, str, str], Any], dict[Any, Any]]:
-    """Find the payments of (tenant, provider, ref) keys; lock them with every payment of the same entities.
-
-    Returns which payment each known key belongs to, and the locked rows by payment id. Rows are
-    locked in id order (no deadlock between projectors), and an entity's row is written only by
-    whoever holds all its payments, from their states as locked.
-    """
+    """Which payment each known (tenant, provider, ref) is; the rows of those and their entities, locked."""
+    # Rows are locked in id order (no deadlock between projectors), and an entity's row is written
+    # only by whoever holds all its payments, from their states as locked.
     keys = list(set(keys))
     if not keys:
         return {}, {}
@@ -179,12 +175,10 @@ async def lock_for_batch(
 
 
 def bulk_rows(table: Table, columns: Sequence[str], prefix: str = "bulk_") -> Select:
-    """SELECT ... FROM jsonb_to_recordset(:rows) AS r(column type, ...): many rows as one JSON parameter.
-
-    Compiled once per table and set of columns; the rows travel as one JSON document that
-    PostgreSQL takes apart in C (see `records`): no per-row statement building or per-value
-    encoding in Python, which is most of the cost of executemany or of a multi-row VALUES.
-    """
+    """SELECT ... FROM jsonb_to_recordset(:rows) AS r(column type, ...): many rows as one JSON parameter."""
+    # Compiled once per table and set of columns; the rows travel as one JSON document that
+    # PostgreSQL takes apart in C (see `records`): no per-row statement building or per-value
+    # encoding in Python, which is most of the cost of executemany or of a multi-row VALUES.
     source = (
         func.jsonb_to_recordset(cast(bindparam(f"{prefix}rows", type_=Text), JSONB))
         .table_valued(*(column(name, table.c[name].type) for name in columns))
@@ -196,10 +190,7 @@ def bulk_rows(table: Table, columns: Sequence[str], prefix: str = "bulk_") -> Se
 def records(
     table: Table, columns: Sequence[str], rows: Sequence[dict[str, Any]], prefix: str = "bulk_"
 ) -> dict[str, str]:
-    """The parameter of `bulk_rows`: the rows (each with exactly `columns`) as one JSON document.
-
-    A str in a JSONB column is taken as JSON text already, and embedded as it is.
-    """
+    """The parameter of `bulk_rows`: rows with exactly `columns` as JSON (a str in a JSONB column is JSON)."""
     for name in columns:
         if isinstance(table.c[name].type, JSONB):
             for row in rows:
@@ -500,11 +491,9 @@ async def write_domain_rows(
     upserts: dict[BoundTable, list[dict[str, Any]]],
     deletes: dict[BoundTable, list[dict[str, Any]]],
 ) -> None:
-    """Upsert and delete domain rows of every table in one statement (one round trip).
-
-    `tables` is every configured table, so the statement is the same whatever the batch holds;
-    parts with nothing to write get empty arrays.
-    """
+    """Upsert and delete domain rows of every table in one statement (one round trip)."""
+    # `tables` is every configured table, so the statement is the same whatever the batch holds;
+    # parts with nothing to write get an empty set of rows.
     if not any(upserts.values()) and not any(deletes.values()):
         return
     statement, parts = _domain_writes(tables)

@@ -287,11 +287,9 @@ def _issue_row(alert: Alert, *, subject: str) -> dict[str, Any]:
 async def _follow_in_domains(
     conn: AsyncConnection, touched: list[_Folded], locked: dict[Any, Any], domains: Domains
 ) -> None:
-    """Rewrite each touched entity's row, and each touched payment's per-payment row, from merged states.
-
-    Every payment of a touched entity is locked (`lock_for_batch`): this batch's own are taken as
-    just merged, the others as committed.
-    """
+    """Rewrite each touched entity's row, and each touched payment's per-payment row, from merged states."""
+    # Every payment of a touched entity is locked (`lock_for_batch`): this batch's own are taken
+    # as just merged, the others as committed.
     merged = {f.payment.id: f.state for f in touched}
     keys = sorted(
         {

@@ -6,7 +6,10 @@ import asyncio
 import random
 import uuid
 
+import httpx
 import pytest
+
+from paysync_dev.stack import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -42,7 +45,8 @@ async def test_two_projectors_through_rebalances_give_the_same_result(
     await e2e.publish(kafka_topics, chunks[0])
     await asyncio.to_thread(fleet.start, "b")  # b joins: partitions move while a is applying
     await e2e.publish(kafka_topics, chunks[1])
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(1.0)
+    by_first_a = applied_by(fleet.procs["a"])
     await asyncio.to_thread(fleet.stop, "a")  # a leaves: b takes everything
     await e2e.publish(kafka_topics, chunks[2])
     await asyncio.to_thread(fleet.start, "a")  # and back: another rebalance
@@ -50,3 +54,12 @@ async def test_two_projectors_through_rebalances_give_the_same_result(
     await e2e.wait_until_settled(kit, engine, stream, fleet, timeout=90)
 
     await e2e.assert_projection_is_exact(kit, engine, kafka_topics, stream)
+    assert by_first_a > 0 and applied_by(fleet.procs["b"]) > 0, "one process did all the work"
+
+
+def applied_by(proc: ServiceProcess) -> float:
+    """How many observations this process applied, from its /metrics."""
+    for line in httpx.get(f"{proc.url}/metrics", timeout=5).text.splitlines():
+        if line.startswith('paysync_projector_observations_total{outcome="applied"}'):
+            return float(line.split()[-1])
+    return 0.0

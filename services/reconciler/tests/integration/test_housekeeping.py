@@ -1,0 +1,72 @@
+"""Answered requests and finished ticks are kept for a while for follow-ups, then forgotten."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from paysync_core.db.schema import reconcile_requests, reconcile_ticks
+from paysync_reconciler import repository as repo
+
+pytestmark = pytest.mark.integration
+
+
+async def test_old_answers_and_ticks_are_forgotten_recent_and_running_ones_kept(engine):
+    now = datetime.now(UTC)
+    ids = {age: f"rr_{uuid.uuid4().hex}" for age in ("old", "recent", "running")}
+    ticks = {age: f"t:{uuid.uuid4().hex}" for age in ("old", "recent")}
+    async with engine.begin() as conn:
+        for age, request_id in ids.items():
+            await repo.start_request(
+                conn, {"request_id": request_id, "tenant": "t-x", "kind": "bulk", "request": {}}, "me", 60
+            )
+            if age != "running":
+                await repo.complete_request(conn, request_id, {"request_id": request_id})
+        for tick_id in ticks.values():
+            await repo.record_tick(
+                conn,
+                {
+                    "tick_id": tick_id,
+                    "tenant_id": "t-x",
+                    "provider": "stripe",
+                    "scheduled_at": now,
+                    "source": "cli",
+                    "handled_by": "me",
+                },
+            )
+            await repo.finish_tick(conn, tick_id, "completed", {})
+        await conn.execute(
+            update(reconcile_requests)
+            .where(reconcile_requests.c.request_id == ids["old"])
+            .values(completed_at=now - timedelta(days=4))
+        )
+        await conn.execute(
+            update(reconcile_ticks)
+            .where(reconcile_ticks.c.tick_id == ticks["old"])
+            .values(completed_at=now - timedelta(days=4))
+        )
+        purged = await repo.purge_finished(conn, now - timedelta(hours=72))
+    async with engine.connect() as conn:
+        left = set(
+            (
+                await conn.execute(
+                    select(reconcile_requests.c.request_id).where(
+                        reconcile_requests.c.request_id.in_(list(ids.values()))
+                    )
+                )
+            ).scalars()
+        )
+        left_ticks = set(
+            (
+                await conn.execute(
+                    select(reconcile_ticks.c.tick_id).where(
+                        reconcile_ticks.c.tick_id.in_(list(ticks.values()))
+                    )
+                )
+            ).scalars()
+        )
+    assert purged >= 2
+    assert left == {ids["recent"], ids["running"]} and left_ticks == {ticks["recent"]}
