@@ -37,6 +37,7 @@ from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.db.schema import payment_refs, payments, reconcile_checks, reconcile_ticks
 from paysync_core.kafka import DurableProducer, provision_topics
 from paysync_dev import kafka, paths, postgres
+from paysync_dev.procstat import cpu_seconds, peak_rss_mb
 from paysync_dev.stack import ServiceProcess, free_port
 from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.config import STRIPE_TEST_MODE_RATE
@@ -169,27 +170,6 @@ def family(pid: int) -> list[int]:
         for child in children:
             found += family(int(child))
     return found
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the processes have used so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's high-water resident memory (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def main(

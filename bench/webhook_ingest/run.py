@@ -35,6 +35,7 @@ from paysync_core.testing.builders import to_body
 from paysync_core.testing.builders.stripe import checkout_session, stripe_event
 from paysync_dev import kafka, paths, postgres
 from paysync_dev.fixtures import create_tenant
+from paysync_dev.procstat import cpu_seconds, peak_rss_mb
 from paysync_dev.stack import ServiceProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,14 +82,6 @@ def attack(targets: Path, rate: int, seconds: int, workers: int = 256, timeline:
     return json.loads(out.stdout)
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time a process has used so far."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measured(run: Callable[[], dict], pids: dict[str, int | None]) -> dict:
     """Run an attack; its report, plus the CPU milliseconds each process spent per successful request."""
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
@@ -100,14 +93,6 @@ def measured(run: Callable[[], dict], pids: dict[str, int | None]) -> dict:
     ok = max(1, report["ok"])
     report["cpu_ms_per_request"] = {name: round(1000 * s / ok, 3) for name, s in spent.items()}
     return report
-
-
-def peak_rss_mb(pid: int) -> float:
-    """The process's high-water resident memory (VmHWM), in MiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def summarise(name: str, report: dict) -> dict:

@@ -38,7 +38,9 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
 
     # The request path publishes with aiokafka directly: FastStream's publish machinery costs
     # more per call than the rest of the request, and acks=all + idempotence are the same.
-    producer = DurableProducer(common.kafka_bootstrap, client_id="paysync-webhook-ingest-raw")
+    producer = DurableProducer(
+        common.kafka_bootstrap, client_id="paysync-webhook-ingest-raw", linger_ms=settings.produce_linger_ms
+    )
 
     async def publish_raw(key: bytes, value: bytes) -> object:
         return await producer.send(topics.WEBHOOKS_RAW.name, key, value)

@@ -18,6 +18,9 @@ class WebhookIngestSettings(BaseSettings):
     port: int = 8001
     max_body_bytes: int = Field(default=256 * 1024, description="Larger bodies get 413")
     produce_timeout_seconds: float = Field(default=5.0, description="Past it: 503 + Retry-After")
+    produce_linger_ms: int = Field(
+        default=2, ge=0, description="How long the producer waits to batch raw records (adds to latency)"
+    )
     retry_after_seconds: int = 5
     credentials_cache_seconds: float = Field(default=30.0, description="How long tenant credentials are cached")
     auth_failure_rate: float = Field(default=5.0, description="Forgeries per second per tenant before 429")
