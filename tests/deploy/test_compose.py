@@ -1,0 +1,109 @@
+"""docker-compose.yml and deploy/Dockerfile, checked against the code (no Docker engine runs here).
+
+Each service's container must start the service's own command, with environment variables that
+its settings actually read, listening where the compose file publishes it, and never pointing at
+127.0.0.1 for another container. The broker image is the Kafka version the tests run against.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+from pydantic_settings import BaseSettings
+
+from paysync_core.settings import CommonSettings
+from paysync_dev import kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").is_file())
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    text = (ROOT / "docker-compose.yml").read_text()
+    key = Fernet.generate_key().decode()
+    # The one variable the file requires from the environment, as `docker compose` would fill it in.
+    text = re.sub(r"\$\{PAYSYNC_CREDENTIALS_KEYS:\?[^}]*\}", key, text)
+    assert "${" not in text, "an environment variable the test does not know how to fill in"
+    return yaml.safe_load(text)
+
+
+def settings_class(service: str) -> type[BaseSettings]:
+    module = importlib.import_module(f"paysync_{service.replace('-', '_')}.settings")
+    [cls] = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, BaseSettings) and v.__module__ == module.__name__
+    ]
+    return cls
+
+
+def test_every_service_has_a_container_that_runs_its_own_command(compose) -> None:
+    built = {
+        name: spec["build"]["args"]["SERVICE"]
+        for name, spec in compose["services"].items()
+        if name in SERVICES
+    }
+    assert built == {s: s for s in SERVICES}
+    for service in SERVICES:
+        scripts = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())["project"][
+            "scripts"
+        ]
+        assert f"paysync-{service}" in scripts  # what the Dockerfile's CMD runs
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_containers_environment_is_read_by_its_settings_and_names_no_localhost(
+    compose, service, monkeypatch
+) -> None:
+    spec = compose["services"][service]
+    environment = {k: str(v) for k, v in spec["environment"].items()}
+    for name in list(os.environ):
+        if name.startswith("PAYSYNC_"):
+            monkeypatch.delenv(name)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    cls = settings_class(service)
+    settings = cls()
+    prefix = cls.model_config["env_prefix"]
+    fields = {f"{prefix}{n}".upper(): n for n in cls.model_fields}
+    common = {f"PAYSYNC_{n}".upper(): n for n in CommonSettings.model_fields}
+    for name, value in environment.items():
+        if name == "PORT":
+            continue  # read by the image's HEALTHCHECK
+        assert name in fields or name in common, f"{service}: {name} is read by nothing"
+        target = getattr(settings, fields[name]) if name in fields else getattr(settings.common, common[name])
+        shown = target.get_secret_value() if hasattr(target, "get_secret_value") else target
+        assert str(shown) == value, f"{service}: {name} did not reach the settings"
+    assert settings.host == "0.0.0.0"
+    assert str(settings.port) == environment["PORT"]
+    assert [f"{settings.port}"] == [p.split(":")[-1] for p in spec["ports"]]
+    for name, value in settings.model_dump(mode="json").items():
+        if name != "host" and isinstance(value, str):
+            assert "127.0.0.1" not in value and "localhost" not in value, f"{service}: {name}={value}"
+    for name, value in settings.common.model_dump(mode="json").items():
+        assert "127.0.0.1" not in str(value) and "localhost" not in str(value), f"{service}: {name}={value}"
+
+
+def test_the_broker_image_is_the_kafka_version_the_tests_use(compose) -> None:
+    image = compose["services"]["kafka"]["image"]
+    assert image == f"apache/kafka:{kafka.version()}"
+
+
+def test_the_dockerfile_copies_every_workspace_member_the_lock_names() -> None:
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+/pyproject\.toml) ", dockerfile, re.M))
+    members = {
+        str(p.relative_to(ROOT))
+        for pattern in ("libs/*/pyproject.toml", "services/*/pyproject.toml", "tools/*/pyproject.toml")
+        for p in ROOT.glob(pattern)
+    }
+    assert copied == members  # `uv sync --frozen` checks the whole workspace against uv.lock
