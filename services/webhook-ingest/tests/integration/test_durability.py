@@ -7,9 +7,10 @@ so stopping them disturbs no other test.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,3 +143,38 @@ def test_sigkill_under_load_loses_nothing_acknowledged(own_broker, ingest_proces
 
     assert load.with_status(None), "the crash was never noticed by a sender"
     assert_nothing_acknowledged_was_lost(load, own_broker.bootstrap)
+
+
+def test_sigterm_answers_the_webhooks_in_flight_before_it_exits(own_broker, ingest_process, tenant) -> None:
+    url = f"{ingest_process.url}/webhooks/{tenant.id}/stripe"
+    bodies = [stripe_body() for _ in range(8)]
+    answers: dict[str, int | None] = {}
+
+    def send(body: bytes, session_id: str) -> None:
+        try:
+            answers[session_id] = httpx.post(
+                url, content=body, headers=stripe_headers(body, tenant.stripe_webhook_secret), timeout=30
+            ).status_code
+        except httpx.HTTPError:
+            answers[session_id] = None
+
+    broker_pid = own_broker.pid()
+    assert broker_pid is not None
+    os.kill(broker_pid, signal.SIGSTOP)  # the broker stalls: every webhook now waits for its ack
+    try:
+        senders = [threading.Thread(target=send, args=pair) for pair in bodies]
+        for sender in senders:
+            sender.start()
+        time.sleep(0.5)
+        ingest_process.process.send_signal(signal.SIGTERM)  # shutdown begins with 8 requests in flight
+        time.sleep(0.5)
+    finally:
+        os.kill(broker_pid, signal.SIGCONT)  # within the produce timeout
+    for sender in senders:
+        sender.join(30)
+
+    assert answers == {session_id: 200 for _, session_id in bodies}
+    # uvicorn re-raises SIGTERM once its shutdown is complete, so the exit status names the signal.
+    assert ingest_process.process.wait(30) == -signal.SIGTERM
+    assert "Application shutdown complete." in ingest_process.log_tail()
+    assert {session_id for _, session_id in bodies} <= refs_in_raw_topic(own_broker.bootstrap)
