@@ -1,4 +1,8 @@
-"""End-to-end fixtures: the five services as separate processes against the real broker and database."""
+"""End-to-end fixtures: the five services as separate processes against the real broker and database.
+
+The stack's reconciler runs its scheduler as in production, so every tenant here has its gateways at
+the gateway simulator: its sweeps ask the simulator, never a real gateway.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from paysync_dev.fixtures import TestTenant, create_tenant
+from paysync_dev.service_fixtures import service_env
 from paysync_dev.stack import ServiceProcess, start_stack, stop_stack
+from paysync_gateway_sim import SimulatorClient
 
 
 @pytest.fixture(scope="module")
@@ -15,13 +22,13 @@ def stack(
     kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, ServiceProcess]]:
     """All five services, each its own OS process, ready; stopped after the module."""
-    env = {
-        "PAYSYNC_KAFKA_BOOTSTRAP": kafka_topics,
-        "PAYSYNC_DATABASE_URL": migrated_database,
-        "PAYSYNC_CREDENTIALS_KEYS": credentials_keys,
-        "PAYSYNC_LOG_LEVEL": "INFO",
-    }
     log_dir: Path = tmp_path_factory.mktemp("service-logs")
-    procs = start_stack(env, log_dir)
+    procs = start_stack(service_env(kafka_topics, migrated_database, credentials_keys), log_dir)
     yield procs
     stop_stack(procs)
+
+
+@pytest.fixture
+def tenant(migrated_database: str, credentials_keys: str, gateway_sim: SimulatorClient) -> TestTenant:
+    """A fresh tenant with all three gateways at the simulator (accounts of its own)."""
+    return create_tenant(migrated_database, credentials_keys, sim=gateway_sim)

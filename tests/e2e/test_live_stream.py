@@ -40,8 +40,10 @@ def listen(url: str, api_key: str, into: list[dict], ready: threading.Event, sto
                 return
 
 
-def test_status_changes_arrive_live_for_the_right_tenant_only(stack, tenant, migrated_database, credentials_keys):
-    other = create_tenant(migrated_database, credentials_keys)
+def test_status_changes_arrive_live_for_the_right_tenant_only(
+    stack, tenant, migrated_database, credentials_keys, gateway_sim
+):
+    other = create_tenant(migrated_database, credentials_keys, sim=gateway_sim)
     mine, theirs = [], []
     ready_mine, ready_theirs, stop = threading.Event(), threading.Event(), threading.Event()
     url = stack["api-gateway"].url

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -19,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core.contracts import DisputeFact, Evidence, PaymentObservation
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db import tenants as tenant_repo
-from paysync_core.db.engine import make_engine
 from paysync_core.db.schema import payment_refs, payments
 from paysync_core.domain.status import UnifiedStatus
 from paysync_status_projector.domains import Domains, load_domains
@@ -29,14 +27,6 @@ T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 #: The namespace api-gateway derives payment ids in (paysync_api_gateway.repository.payment_id_for).
 _PAYMENT_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
 _counter = itertools.count()
-
-
-@pytest.fixture(scope="session")
-async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
-    """An engine on the session's migrated database."""
-    eng = make_engine(migrated_database, pool_size=4)
-    yield eng
-    await eng.dispose()
 
 
 @pytest.fixture(scope="session")

@@ -4,24 +4,11 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 
-from paysync_api_gateway.app import create_app
-from paysync_api_gateway.settings import ApiGatewaySettings
-from paysync_core.settings import CommonSettings
 from paysync_dev.fixtures import create_tenant
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def client(migrated_database: str, kafka_topics: str):
-    app = create_app(ApiGatewaySettings(common=CommonSettings(database_url=migrated_database,
-                                                             kafka_bootstrap=kafka_topics)))
-    async with app.router.lifespan_context(app):
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as c:
-            yield c
 
 
 def registration(**overrides) -> dict:

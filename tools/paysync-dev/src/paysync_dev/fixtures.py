@@ -1,21 +1,31 @@
-"""paysync-level fixtures on top of the raw servers: a migrated schema, topics, a tenant."""
+"""paysync-level fixtures on the raw servers: a migrated schema, topics, tenants (at the simulator or not)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_core.credentials import GatewayCredentials, MpesaCredentials, PaystackCredentials, StripeCredentials
+from paysync_core.credentials import (
+    GatewayCredentials,
+    MpesaCredentials,
+    PaystackCredentials,
+    StripeCredentials,
+)
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.kafka import provision_topics
 from paysync_dev import postgres
 from paysync_dev._aio import run_sync
+from paysync_dev.simulator import NOWHERE, simulator_credentials
+from paysync_gateway_sim import SimulatorClient
+from paysync_gateway_sim.contracts import Account
 
 
 @pytest.fixture(scope="session")
@@ -41,48 +51,99 @@ def credentials_keys() -> str:
     return Fernet.generate_key().decode()
 
 
+ALL_GATEWAYS: tuple[str, ...] = ("stripe", "paystack", "mpesa")
+
+
 @dataclass(frozen=True)
 class TestTenant:
-    """A tenant with an API key and its gateways' secrets (those configured)."""
+    """A tenant with an API key and its gateways' secrets (those configured).
+
+    Made with a gateway simulator, its credentials point at simulator accounts (`account(provider)`)
+    that hold the same secrets, so the reconciler asks the simulator and never a real gateway.
+    """
+
+    __test__ = False  # not a test class, though its name starts with Test
 
     id: str
     api_key: str
     stripe_webhook_secret: str
     paystack_secret_key: str = ""
     mpesa_callback_token: str = ""
-    gateways: tuple[str, ...] = ("stripe", "paystack", "mpesa")
+    gateways: tuple[str, ...] = ALL_GATEWAYS
+    accounts: Mapping[str, Account] = field(default_factory=dict)
+
+    def account(self, provider: str) -> Account:
+        """The simulator account of one gateway."""
+        return self.accounts[provider]
 
 
-def create_tenant(url: str, keys: str, gateways: tuple[str, ...] = ("stripe", "paystack", "mpesa")) -> TestTenant:
-    """A new tenant with fresh secrets for the given gateways, and an API key."""
+async def create_gateway_tenant(
+    engine: AsyncEngine,
+    keys: str,
+    sim: SimulatorClient | None,
+    providers: tuple[str, ...] = ALL_GATEWAYS,
+    *,
+    rate_limits: Mapping[str, float | None] | None = None,
+    faults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> TestTenant:
+    """A new tenant with fresh secrets for `providers` and an API key.
+
+    With a simulator: an account there per gateway (its webhooks go nowhere unless a test says so;
+    `faults` and `rate_limits` per provider), and credentials pointing at it. Without one: placeholder
+    credentials that verify webhooks, and whose gateway calls go nowhere (never to a real gateway).
+    """
     tenant_id = f"t-{uuid.uuid4().hex[:12]}"
-    secrets = {
-        "stripe": f"whsec_{uuid.uuid4().hex}",
-        "paystack": f"sk_test_{uuid.uuid4().hex}",
-        "mpesa": uuid.uuid4().hex,
-    }
-    credentials = GatewayCredentials(
-        stripe=StripeCredentials(secret_key="sk_test_x", webhook_secrets=(secrets["stripe"],))
-        if "stripe" in gateways else None,
-        paystack=PaystackCredentials(secret_key=secrets["paystack"]) if "paystack" in gateways else None,
-        mpesa=MpesaCredentials(
-            consumer_key="ck_test", consumer_secret="cs_test", shortcode="174379",
-            passkey="passkey_test", callback_token=secrets["mpesa"],
-        ) if "mpesa" in gateways else None,
+    webhook_secret, callback_token = f"whsec_{uuid.uuid4().hex}", uuid.uuid4().hex
+    accounts: dict[str, Account] = {}
+    if sim is not None:
+        for provider in providers:
+            spec: dict[str, Any] = {"id": f"{provider}-{uuid.uuid4().hex[:10]}"}
+            if provider == "stripe":
+                spec["webhook_secret"] = webhook_secret
+            if rate_limits and provider in rate_limits:
+                spec["rate_limit"] = rate_limits[provider]
+            account = sim.create_account(provider, **spec)
+            if faults and provider in faults:
+                account = sim.set_faults(account.id, **faults[provider])
+            accounts[provider] = account
+        credentials = simulator_credentials(
+            sim, accounts, stripe_webhook_secret=webhook_secret, callback_token=callback_token
+        )
+    else:
+        credentials = GatewayCredentials(
+            stripe=StripeCredentials(
+                secret_key="sk_test_x", webhook_secrets=(webhook_secret,), api_base=NOWHERE
+            ) if "stripe" in providers else None,
+            paystack=PaystackCredentials(secret_key=f"sk_test_{uuid.uuid4().hex}", api_base=NOWHERE)
+            if "paystack" in providers else None,
+            mpesa=MpesaCredentials(
+                consumer_key="ck_test", consumer_secret="cs_test", shortcode="174379",
+                passkey="passkey_test", callback_token=callback_token, api_base=NOWHERE,
+            ) if "mpesa" in providers else None,
+        )
+    async with engine.begin() as conn:
+        await tenant_repo.create_tenant(conn, tenant_id, "Test tenant")
+        await tenant_repo.set_credentials(conn, tenant_id, credentials, CredentialsCipher(keys))
+        api_key = await tenant_repo.issue_api_key(conn, tenant_id)
+    paystack_key = credentials.paystack.secret_key.get_secret_value() if credentials.paystack else ""
+    return TestTenant(
+        tenant_id, api_key, webhook_secret, paystack_key, callback_token, tuple(providers), accounts
     )
 
-    async def run() -> str:
+
+def create_tenant(
+    url: str, keys: str, gateways: tuple[str, ...] = ALL_GATEWAYS, *, sim: SimulatorClient | None = None
+) -> TestTenant:
+    """A new tenant with fresh secrets for the given gateways, and an API key (see create_gateway_tenant)."""
+
+    async def run() -> TestTenant:
         engine = make_engine(url, pool_size=1)
         try:
-            async with engine.begin() as conn:
-                await tenant_repo.create_tenant(conn, tenant_id, "Test tenant")
-                await tenant_repo.set_credentials(conn, tenant_id, credentials, CredentialsCipher(keys))
-                return await tenant_repo.issue_api_key(conn, tenant_id)
+            return await create_gateway_tenant(engine, keys, sim, gateways)
         finally:
             await engine.dispose()
 
-    key = run_sync(run())
-    return TestTenant(tenant_id, key, secrets["stripe"], secrets["paystack"], secrets["mpesa"], gateways)
+    return run_sync(run())
 
 
 #: Kept for callers written before gateways could be chosen.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from paysync_gateway_sim.process import free_port
+
+__all__ = ["SERVICES", "ServiceProcess", "free_port", "start_stack", "stop_stack"]
+
 #: service name -> (console module, env prefix, default port)
 SERVICES: dict[str, tuple[str, str, int]] = {
     "webhook-ingest": ("paysync_webhook_ingest", "PAYSYNC_WEBHOOK_INGEST_", 8001),
@@ -23,13 +26,6 @@ SERVICES: dict[str, tuple[str, str, int]] = {
     "notifier": ("paysync_notifier", "PAYSYNC_NOTIFIER_", 8004),
     "api-gateway": ("paysync_api_gateway", "PAYSYNC_API_GATEWAY_", 8005),
 }
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -1,0 +1,38 @@
+"""api-gateway in-process (its lifespan: broker, database) behind an httpx client, as a front end calls it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import httpx
+import pytest
+
+from paysync_api_gateway.app import create_app
+from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_core.settings import CommonSettings
+
+OpenApi = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+
+
+@pytest.fixture
+def open_api(migrated_database: str, kafka_topics: str) -> OpenApi:
+    """`async with open_api(**settings) as client`: an api-gateway with these settings, running."""
+
+    @asynccontextmanager
+    async def open_(**settings: object) -> AsyncIterator[httpx.AsyncClient]:
+        common = CommonSettings(database_url=migrated_database, kafka_bootstrap=kafka_topics)
+        app = create_app(ApiGatewaySettings(common=common, **settings))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+                yield client
+
+    return open_
+
+
+@pytest.fixture
+async def client(open_api: OpenApi) -> AsyncIterator[httpx.AsyncClient]:
+    """An api-gateway with default settings."""
+    async with open_api() as api:
+        yield api

@@ -1,0 +1,167 @@
+"""pytest plugin: services as OS processes for integration tests (status-projector, reconciler), and waits.
+
+Register with `-p paysync_dev.service_fixtures`. A test that starts the reconciler points its tenants
+at the gateway simulator (`paysync_dev.fixtures.create_gateway_tenant` with `gateway_sim`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paysync_core.db.engine import make_engine
+from paysync_dev.stack import SERVICES, ServiceProcess, free_port
+
+
+def unique(prefix: str) -> str:
+    """An id nothing else in this session uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+async def fetch(engine: AsyncEngine, statement: Any) -> list[Any]:
+    """Rows of a query."""
+    async with engine.connect() as conn:
+        return list(await conn.execute(statement))
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, every: float = 0.25
+) -> None:
+    """Poll until `check()` holds; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+async def wait_for_groups(bootstrap: str, groups: dict[str, int], timeout: float = 30.0) -> None:
+    """Wait until each consumer group is stable with at least the given number of members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            ready = True
+            for group, members in groups.items():
+                for response in await admin.describe_consumer_groups([group]):
+                    for described in response.groups:
+                        state, found = described[2], described[5]
+                        ready &= state == "Stable" and len(found) >= members
+            if ready:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"consumer groups not stable after {timeout}s: {groups}")
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()
+
+
+@dataclass
+class Service:
+    """A service process and a reader of its Prometheus metrics."""
+
+    process: ServiceProcess
+    group_id: str
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of a metric's samples whose labels include `labels`."""
+        total = 0.0
+        for line in httpx.get(f"{self.process.url}/metrics", timeout=5).text.splitlines():
+            if not line.startswith(name) or line.startswith("#"):
+                continue
+            head, _, value = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()) and head.split("{")[0] == name:
+                total += float(value)
+        return total
+
+
+def service_env(kafka_bootstrap: str, database_url: str, credentials_keys: str) -> dict[str, str]:
+    """The settings every service of a test session shares."""
+    return {
+        "PAYSYNC_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "PAYSYNC_DATABASE_URL": database_url,
+        "PAYSYNC_CREDENTIALS_KEYS": credentials_keys,
+        "PAYSYNC_LOG_LEVEL": "INFO",
+    }
+
+
+def consumer_env(service: str, group: str, shared: dict[str, str], **settings: object) -> dict[str, str]:
+    """`shared` plus one service's own consumer group, read from now on, and its `settings` as env."""
+    prefix = SERVICES[service][1]
+    own = {"group_id": group, "auto_offset_reset": "latest", **settings}
+    return {**shared, **{f"{prefix}{name.upper()}": str(value) for name, value in own.items()}}
+
+
+@pytest.fixture(scope="session")
+async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the session's migrated database."""
+    eng = make_engine(migrated_database, pool_size=4)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="module")
+def projector(
+    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    """The status-projector, its own process and consumer group, for this module's tests."""
+    group = unique("projector-for-tests")
+    shared = service_env(kafka_topics, migrated_database, credentials_keys)
+    env = consumer_env("status-projector", group, shared, unpark_poll_seconds=0.5, drift_check_seconds=3600)
+    process = ServiceProcess(
+        "status-projector", free_port(), env, tmp_path_factory.mktemp("projector") / "status-projector.log"
+    )
+    process.start()
+    try:
+        process.wait_ready()
+        asyncio.run(wait_for_groups(kafka_topics, {group: 1}))
+        yield Service(process, group)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def start_reconciler(
+    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path: Path
+) -> Iterator[Callable[..., Awaitable[list[Service]]]]:
+    """Start N reconciler replicas (one consumer group of this test's own) with settings given as env.
+
+    Keep its scheduler to the test's own tenants (`scheduler_tenants=…`) or off
+    (`scheduler_enabled="false"`): the session's database holds other tests' tenants too.
+    """
+    started: list[ServiceProcess] = []
+
+    async def start(count: int = 1, **settings: object) -> list[Service]:
+        group = unique("reconciler")
+        shared = service_env(kafka_topics, migrated_database, credentials_keys)
+        env = consumer_env("reconciler", group, shared, **{"base_delay": 0.02, "max_delay": 0.2, **settings})
+        services = []
+        for n in range(count):
+            process = ServiceProcess(
+                "reconciler",
+                free_port(),
+                {**env, "PAYSYNC_RECONCILER_INSTANCE_ID": f"{group}-{n}"},
+                tmp_path / f"reconciler-{n}.log",
+            )
+            process.start()
+            started.append(process)
+            services.append(Service(process, group))
+        for service in services:
+            await asyncio.to_thread(service.process.wait_ready)
+        await wait_for_groups(kafka_topics, {group: count, f"{group}-requests": count})
+        return services
+
+    yield start
+    for process in started:
+        process.stop()
