@@ -37,6 +37,7 @@ def service_app(
     before_start: Callable[[], Awaitable[None]] | None = None,
     after_stop: Callable[[], Awaitable[None]] | None = None,
     public_docs: bool = False,
+    readiness: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
     """A service's app: broker and loops start in the lifespan and stop after requests drain."""
     crashed: list[str] = []
@@ -71,6 +72,7 @@ def service_app(
         checks["broker"] = lambda: broker.ping(timeout=2.0)
     if engine is not None:
         checks["database"] = lambda: _database_answers(engine)
+    checks.update(readiness or {})
     app.include_router(ops_router(checks, crashed=crashed))
     return app
 
@@ -91,7 +93,11 @@ def settle_garbage_collector() -> None:
 def serve(app: FastAPI, host: str, port: int, *, graceful_seconds: int = 20) -> None:
     """Serve until SIGTERM; in-flight requests finish before the lifespan shuts down."""
     uvicorn.run(
-        app, host=host, port=port, log_config=None, access_log=False,
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
     )
 

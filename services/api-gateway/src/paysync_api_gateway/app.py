@@ -29,13 +29,25 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-api-gateway")
 
     async def publish_request(request: ReconcileRequest) -> object:
-        return await broker.publish(request.to_bytes(), topics.RECONCILE_REQUESTS.name, key=request.tenant.encode())
+        return await broker.publish(
+            request.to_bytes(), topics.RECONCILE_REQUESTS.name, key=request.tenant.encode()
+        )
 
     refresh = RefreshCoordinator(publish_request)
     register_reply_listener(broker, refresh)
     notifier = httpx.AsyncClient(base_url=settings.notifier_url, timeout=httpx.Timeout(10.0, read=None))
 
-    app = service_app("paysync API", broker=broker, engine=engine, public_docs=True, after_stop=notifier.aclose)
+    async def replies_reach_us() -> bool:
+        return refresh.listening.is_set()
+
+    app = service_app(
+        "paysync API",
+        broker=broker,
+        engine=engine,
+        public_docs=True,
+        after_stop=notifier.aclose,
+        readiness={"reconcile_replies": replies_reach_us},
+    )
     app.state.settings = settings
     app.state.engine = engine
     app.state.refresh = refresh

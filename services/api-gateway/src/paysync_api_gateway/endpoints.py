@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from paysync_api_gateway import service
 from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
+from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.contracts.common import Provider
 from paysync_core.domain.status import UnifiedStatus
 
@@ -22,7 +23,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 async def register_payment(body: RegisterPayment, tenant: Tenant, request: Request) -> JSONResponse:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
     payment, created = await service.register_payment(request.app.state.engine, tenant, body)
-    return JSONResponse(payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE)
+    return JSONResponse(
+        payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
+    )
 
 
 @router.get("/payments/{payment_id}", response_model=Payment)
@@ -50,8 +53,11 @@ async def list_payments(
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
 ) -> JSONResponse:
     """The tenant's payments, newest first, filtered; page with `cursor`."""
-    filters = {k: v.value if hasattr(v, "value") else v for k, v in
-               {"status": status, "provider": provider, "domain": domain, "entity_id": entity_id}.items() if v}
+    filters = {
+        k: v.value if hasattr(v, "value") else v
+        for k, v in {"status": status, "provider": provider, "domain": domain, "entity_id": entity_id}.items()
+        if v
+    }
     page = await service.list_payments(
         request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size
     )
@@ -75,46 +81,59 @@ async def stats(tenant: Tenant, request: Request) -> JSONResponse:
 
 @router.post("/domains/{domain}/{entity_id}/payments/refresh")
 async def refresh_entity(domain: str, entity_id: str, tenant: Tenant, request: Request) -> JSONResponse:
-    """"Check payment status": ask the gateways about every payment of this entity, now."""
+    """ "Check payment status": ask the gateways about every payment of this entity, now."""
     state = request.app.state
     ask = state.refresh.new_request(tenant, "entity", domain=domain, entity_id=entity_id)
-    reply = await state.refresh.ask(ask, state.settings.refresh_timeout_seconds)
+    reply = await service.check_now(state.engine, state.refresh, ask, state.settings.refresh_timeout_seconds)
     if reply is None:
         return _still_checking(ask.request_id)
-    body = {
-        "request_id": reply.request_id, "domain": domain, "entity_id": entity_id,
-        "payments_checked": reply.payments_checked, "payments_updated": reply.payments_updated,
-        "gateway_errors": reply.gateway_errors,
-        "payments": [p.model_dump(mode="json") for p in reply.payments],
-    }
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
 @router.post("/payments/refresh")
 async def refresh_all(tenant: Tenant, request: Request) -> JSONResponse:
-    """"Check payments": ask the gateways about every unsettled payment of the tenant, now."""
+    """ "Check payments": ask the gateways about every unsettled payment of the tenant, now."""
     state = request.app.state
     ask = state.refresh.new_request(tenant, "bulk")
-    reply = await state.refresh.ask(ask, state.settings.bulk_refresh_timeout_seconds)
+    reply = await service.check_now(
+        state.engine, state.refresh, ask, state.settings.bulk_refresh_timeout_seconds
+    )
     if reply is None:
         return _still_checking(ask.request_id)
-    body = {
-        "request_id": reply.request_id, "entities_checked": reply.entities_checked,
-        "payments_checked": reply.payments_checked, "payments_found_paid": reply.payments_found_paid,
-        "payments_updated": reply.payments_updated, "gateway_errors": reply.gateway_errors,
-    }
-    return JSONResponse(body, headers=NO_STORE)
+    return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
 @router.get("/reconcile-requests/{request_id}")
 async def follow_up(request_id: str, tenant: Tenant, request: Request) -> JSONResponse:
-    """The outcome of a check that was still running when its request was answered 202."""
-    found = await service.reconcile_request(request.app.state.engine, tenant, request_id)
-    return JSONResponse(found, headers=NO_STORE)
+    """The check a 202 answered for: `checking` until it completed, then the answer it would have given."""
+    ask, reply = await service.reconcile_request(request.app.state.engine, tenant, request_id)
+    if reply is None:
+        return JSONResponse({"request_id": request_id, "status": "checking"}, headers=NO_STORE)
+    return JSONResponse({"status": "completed", **_answer(ask, reply)}, headers=NO_STORE)
+
+
+def _answer(ask: ReconcileRequest, reply: ReconcileReply) -> dict[str, object]:
+    """What a refresh answers: for one entity, each payment checked; in bulk, the counts."""
+    counts = {
+        "payments_checked": reply.payments_checked,
+        "payments_updated": reply.payments_updated,
+        "payments_found_paid": reply.payments_found_paid,
+        "gateway_errors": reply.gateway_errors,
+    }
+    if ask.kind == "entity":
+        return {
+            "request_id": reply.request_id,
+            "domain": ask.domain,
+            "entity_id": ask.entity_id,
+            **counts,
+            "payments": [p.model_dump(mode="json") for p in reply.payments],
+        }
+    return {"request_id": reply.request_id, "entities_checked": reply.entities_checked, **counts}
 
 
 def _still_checking(request_id: str) -> JSONResponse:
     return JSONResponse(
         {"request_id": request_id, "status": "checking", "follow_up": f"/v1/reconcile-requests/{request_id}"},
-        status_code=202, headers={**NO_STORE, "Location": f"/v1/reconcile-requests/{request_id}"},
+        status_code=202,
+        headers={**NO_STORE, "Location": f"/v1/reconcile-requests/{request_id}"},
     )

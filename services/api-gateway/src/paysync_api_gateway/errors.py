@@ -7,12 +7,22 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from paysync_api_gateway.auth import Unauthenticated
+from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.errors import PaysyncError, UnknownTenant
 
-_STATUS = {Unauthenticated: 401, NotFound: 404, UnknownTenant: 404, Conflict: 409, BadCursor: 400,
-           CredentialsKeyError: 500}
+_STATUS = {
+    Unauthenticated: 401,
+    NotFound: 404,
+    UnknownTenant: 404,
+    Conflict: 409,
+    BadCursor: 400,
+    CredentialsKeyError: 500,
+    RequestNotSent: 503,
+}
+#: How to authenticate; when to try again.
+_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -21,12 +31,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PaysyncError)
     async def paysync_error(_: Request, exc: PaysyncError) -> JSONResponse:
         status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = _HEADERS.get(status)
         return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]), "problem": e["msg"]} for e in exc.errors()]
+        problems = [
+            {"field": ".".join(str(p) for p in e["loc"][1:]), "problem": e["msg"]} for e in exc.errors()
+        ]
         return JSONResponse(
             {"error": "invalid_request", "message": "the request is not valid", "problems": problems},
             status_code=422,

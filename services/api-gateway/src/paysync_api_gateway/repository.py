@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, text
+from sqlalchemy import and_, delete, func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paysync_core.contracts import ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
-from paysync_core.db.schema import payment_refs, payments
+from paysync_core.db.schema import payment_refs, payments, reconcile_requests
 
 _NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
 
@@ -28,17 +30,26 @@ async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     return result.first() is not None
 
 
-async def bind_refs(conn: AsyncConnection, tenant: str, provider: str, refs: list[str], payment_id: uuid.UUID) -> dict[str, Any]:
+async def bind_refs(
+    conn: AsyncConnection, tenant: str, provider: str, refs: list[str], payment_id: uuid.UUID
+) -> dict[str, Any]:
     """Bind references to the payment; returns those already bound to another payment."""
     if refs:
         await conn.execute(
             insert(payment_refs)
-            .values([{"tenant_id": tenant, "provider": provider, "ref": r, "payment_id": payment_id} for r in refs])
+            .values(
+                [
+                    {"tenant_id": tenant, "provider": provider, "ref": r, "payment_id": payment_id}
+                    for r in refs
+                ]
+            )
             .on_conflict_do_nothing()
         )
     rows = await conn.execute(
         select(payment_refs.c.ref, payment_refs.c.payment_id).where(
-            payment_refs.c.tenant_id == tenant, payment_refs.c.provider == provider, payment_refs.c.ref.in_(refs)
+            payment_refs.c.tenant_id == tenant,
+            payment_refs.c.provider == provider,
+            payment_refs.c.ref.in_(refs),
         )
     )
     return {r.ref: r.payment_id for r in rows if r.payment_id != payment_id}
@@ -52,7 +63,9 @@ async def announce_registration(conn: AsyncConnection) -> None:
 def _with_aliases():
     aliases = (
         select(func.coalesce(func.array_agg(payment_refs.c.ref), text("'{}'::varchar[]")))
-        .where(and_(payment_refs.c.payment_id == payments.c.id, payment_refs.c.ref != payments.c.provider_ref))
+        .where(
+            and_(payment_refs.c.payment_id == payments.c.id, payment_refs.c.ref != payments.c.provider_ref)
+        )
         .scalar_subquery()
         .label("aliases")
     )
@@ -61,12 +74,19 @@ def _with_aliases():
 
 async def get_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> Any | None:
     """One of the tenant's payments, or None."""
-    row = await conn.execute(_with_aliases().where(payments.c.tenant_id == tenant, payments.c.id == payment_id))
+    row = await conn.execute(
+        _with_aliases().where(payments.c.tenant_id == tenant, payments.c.id == payment_id)
+    )
     return row.first()
 
 
 async def list_payments(
-    conn: AsyncConnection, tenant: str, *, filters: dict[str, str], after: tuple[Any, uuid.UUID] | None, limit: int
+    conn: AsyncConnection,
+    tenant: str,
+    *,
+    filters: dict[str, str],
+    after: tuple[Any, uuid.UUID] | None,
+    limit: int,
 ) -> list[Any]:
     """The tenant's payments, newest first, matching the filters, after the cursor."""
     query = _with_aliases().where(payments.c.tenant_id == tenant)
@@ -95,9 +115,39 @@ async def stats(conn: AsyncConnection, tenant: str) -> list[Any]:
 
 
 async def reconcile_request(conn: AsyncConnection, tenant: str, request_id: str) -> Any | None:
-    """The reconciler's record of a targeted check (its table belongs to the reconciler)."""
+    """The record of a targeted check: queued here, then the reconciler's (running, completed)."""
     row = await conn.execute(
-        text("SELECT status, reply FROM reconcile_requests WHERE request_id = :id AND tenant = :tenant"),
-        {"id": request_id, "tenant": tenant},
+        select(reconcile_requests.c.status, reconcile_requests.c.request, reconcile_requests.c.reply).where(
+            reconcile_requests.c.request_id == request_id, reconcile_requests.c.tenant == tenant
+        )
     )
     return row.first()
+
+
+async def queue_request(conn: AsyncConnection, request: ReconcileRequest, pick_up_seconds: float) -> None:
+    """Record a check before asking for it, so its follow-up link answers from the first moment.
+
+    A reconciler takes the row over when the request reaches it through Kafka; one that finds it
+    still queued after `pick_up_seconds` runs it from here.
+    """
+    await conn.execute(
+        insert(reconcile_requests)
+        .values(
+            request_id=request.request_id,
+            tenant=request.tenant,
+            kind=request.kind,
+            status="queued",
+            request=request.model_dump(mode="json"),
+            lease_until=func.now() + timedelta(seconds=pick_up_seconds),
+        )
+        .on_conflict_do_nothing()
+    )
+
+
+async def forget_queued(conn: AsyncConnection, request_id: str) -> None:
+    """Drop the record of a check whose request never reached the broker."""
+    await conn.execute(
+        delete(reconcile_requests).where(
+            reconcile_requests.c.request_id == request_id, reconcile_requests.c.status == "queued"
+        )
+    )

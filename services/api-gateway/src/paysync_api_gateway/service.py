@@ -10,7 +10,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_api_gateway import repository as repo
+from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
+from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.errors import PaysyncError
 
 
@@ -43,11 +45,20 @@ async def register_payment(engine: AsyncEngine, tenant: str, body: RegisterPayme
     provider = body.provider.value
     payment_id = repo.payment_id_for(tenant, provider, body.provider_ref)
     async with engine.begin() as conn:
-        created = await repo.insert_payment(conn, {
-            "id": payment_id, "tenant_id": tenant, "provider": provider, "provider_ref": body.provider_ref,
-            "domain": body.domain, "entity_id": body.entity_id, "amount_minor": body.amount_minor,
-            "currency": body.currency, "metadata": body.metadata,
-        })
+        created = await repo.insert_payment(
+            conn,
+            {
+                "id": payment_id,
+                "tenant_id": tenant,
+                "provider": provider,
+                "provider_ref": body.provider_ref,
+                "domain": body.domain,
+                "entity_id": body.entity_id,
+                "amount_minor": body.amount_minor,
+                "currency": body.currency,
+                "metadata": body.metadata,
+            },
+        )
         if not created:
             existing = await repo.get_payment(conn, tenant, payment_id)
             differing = [f for f in _SAME_FIELDS if getattr(existing, f) != getattr(body, f)]
@@ -100,14 +111,45 @@ async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
     return {"total": sum(by_status.values()), "by_status": by_status, "by_currency": by_currency}
 
 
-async def reconcile_request(engine: AsyncEngine, tenant: str, request_id: str) -> dict[str, Any]:
-    """A check's status and, once done, its reply; NotFound for unknown (or other tenants') ids."""
+#: A queued check nobody took from Kafka within this long is run from its record by a reconciler.
+QUEUED_PICK_UP_SECONDS = 60.0
+
+
+async def check_now(
+    engine: AsyncEngine, refresh: RefreshCoordinator, request: ReconcileRequest, timeout: float
+) -> ReconcileReply | None:
+    """Ask the reconciler for a check and wait up to `timeout`; None when it outlasts that.
+
+    The check is recorded first, so the follow-up link of a 202 answers at once. Raises
+    RequestNotSent (and forgets the record) when the broker did not take the request.
+    """
+    async with engine.begin() as conn:
+        await repo.queue_request(conn, request, QUEUED_PICK_UP_SECONDS)
+    try:
+        reply = await refresh.ask(request, timeout)
+    except RequestNotSent:
+        async with engine.begin() as conn:
+            await repo.forget_queued(conn, request.request_id)
+        raise
+    if reply is None:  # it may have been answered while this process was not listening yet
+        async with engine.connect() as conn:
+            row = await repo.reconcile_request(conn, request.tenant, request.request_id)
+        if row is not None and row.status == "completed" and row.reply:
+            reply = ReconcileReply.model_validate(row.reply)
+    return reply
+
+
+async def reconcile_request(
+    engine: AsyncEngine, tenant: str, request_id: str
+) -> tuple[ReconcileRequest, ReconcileReply | None]:
+    """A check and, once it completed, its reply; NotFound for unknown (or other tenants') ids."""
     async with engine.connect() as conn:
         row = await repo.reconcile_request(conn, tenant, request_id)
     if row is None:
-        # The reconciler records a request when it starts on it; until then it is queued.
-        raise NotFound(f"no check {request_id!r} has started yet")
-    return {"request_id": request_id, "status": row.status, "reply": row.reply}
+        raise NotFound(f"no check {request_id!r}")
+    request = ReconcileRequest.model_validate(row.request)
+    reply = ReconcileReply.model_validate(row.reply) if row.status == "completed" and row.reply else None
+    return request, reply
 
 
 def to_payment(row: Any) -> Payment:

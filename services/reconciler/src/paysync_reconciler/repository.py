@@ -462,7 +462,8 @@ Started = Literal["new", "taken_over", "completed", "busy"]
 async def start_request(
     conn: AsyncConnection, values: dict[str, Any], owner: str, lease: float
 ) -> tuple[Started, dict[str, Any] | None]:
-    """Take a request on, or say who has it: new, taken over (its worker died), completed, busy."""
+    """Take a request on, or say who has it: new (or queued by api-gateway), taken over (its worker
+    died), completed, busy."""
     until = func.now() + timedelta(seconds=lease)
     inserted = await conn.execute(
         insert(reconcile_requests)
@@ -472,18 +473,20 @@ async def start_request(
     )
     if inserted.first() is not None:
         return "new", None
-    taken = await conn.execute(
-        update(reconcile_requests)
-        .where(
-            reconcile_requests.c.request_id == values["request_id"],
-            reconcile_requests.c.status == "running",
-            reconcile_requests.c.lease_until < func.now(),
+    for was, state in (("queued", "new"), ("running", "taken_over")):
+        taken = await conn.execute(
+            update(reconcile_requests)
+            .where(
+                reconcile_requests.c.request_id == values["request_id"],
+                reconcile_requests.c.status == was,
+                # queued: by api-gateway, so that its follow-up link answers before anyone starts
+                true() if was == "queued" else reconcile_requests.c.lease_until < func.now(),
+            )
+            .values(status="running", handled_by=owner, lease_until=until)
+            .returning(reconcile_requests.c.request_id)
         )
-        .values(handled_by=owner, lease_until=until)
-        .returning(reconcile_requests.c.request_id)
-    )
-    if taken.first() is not None:
-        return "taken_over", None
+        if taken.first() is not None:
+            return state, None
     row = (
         await conn.execute(
             select(reconcile_requests.c.status, reconcile_requests.c.reply).where(
@@ -538,17 +541,21 @@ async def complete_request(conn: AsyncConnection, request_id: str, reply: dict[s
 
 
 async def claim_orphaned_requests(conn: AsyncConnection, owner: str, lease: float, limit: int) -> list[Any]:
-    """Take over running requests whose worker stopped renewing its lease."""
+    """Take over running requests whose worker stopped renewing its lease, and queued ones that no
+    reconciler picked up from Kafka in time."""
     stale = (
         select(reconcile_requests.c.request_id)
-        .where(reconcile_requests.c.status == "running", reconcile_requests.c.lease_until < func.now())
+        .where(
+            reconcile_requests.c.status.in_(("running", "queued")),
+            reconcile_requests.c.lease_until < func.now(),
+        )
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     rows = await conn.execute(
         update(reconcile_requests)
         .where(reconcile_requests.c.request_id.in_(stale.scalar_subquery()))
-        .values(handled_by=owner, lease_until=func.now() + timedelta(seconds=lease))
+        .values(status="running", handled_by=owner, lease_until=func.now() + timedelta(seconds=lease))
         .returning(reconcile_requests.c.request)
     )
     return [r.request for r in rows]

@@ -70,3 +70,29 @@ async def test_old_answers_and_ticks_are_forgotten_recent_and_running_ones_kept(
         )
     assert purged >= 2
     assert left == {ids["recent"], ids["running"]} and left_ticks == {ticks["recent"]}
+
+
+async def test_a_check_api_gateway_queued_is_taken_as_new_or_run_from_its_record_when_kafka_is_late(engine):
+    ids = [f"rr_{uuid.uuid4().hex}" for _ in range(2)]
+    async with engine.begin() as conn:
+        for request_id in ids:
+            await conn.execute(
+                reconcile_requests.insert().values(
+                    request_id=request_id, tenant="t-x", kind="bulk", status="queued",
+                    request={"request_id": request_id}, lease_until=datetime.now(UTC) - timedelta(seconds=1),
+                )
+            )
+        # The request reaches a reconciler through Kafka: it is new work, not a takeover.
+        state, _ = await repo.start_request(
+            conn, {"request_id": ids[0], "tenant": "t-x", "kind": "bulk", "request": {}}, "me", 60
+        )
+        assert state == "new"
+        # The other never arrived in time: the recovery loop runs it from its record.
+        claimed = await repo.claim_orphaned_requests(conn, "me", 60, limit=100)
+        assert {"request_id": ids[1]} in claimed and {"request_id": ids[0]} not in claimed
+        rows = await conn.execute(
+            select(reconcile_requests.c.status, reconcile_requests.c.handled_by).where(
+                reconcile_requests.c.request_id.in_(ids)
+            )
+        )
+        assert set(rows) == {("running", "me")}
