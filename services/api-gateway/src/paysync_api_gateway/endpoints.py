@@ -9,8 +9,9 @@ from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
 from paysync_api_gateway.auth import current_tenant
-from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
+from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Provider
 from paysync_core.domain.status import UnifiedStatus
 
@@ -69,6 +70,24 @@ async def entity_payments(domain: str, entity_id: str, tenant: Tenant, request: 
     """Every payment of one domain entity (e.g. a workshop job), newest first."""
     page = await service.list_payments(
         request.app.state.engine, tenant, {"domain": domain, "entity_id": entity_id}, None, 500
+    )
+    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+
+
+@router.get("/sync-issues", response_model=SyncIssuePage)
+async def sync_issues(
+    tenant: Tenant,
+    request: Request,
+    kind: AlertKind | None = None,
+    domain: str | None = None,
+    entity_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+) -> JSONResponse:
+    """Open drift and stuck-payment issues, newest first, filtered; page with `cursor`."""
+    filters = {k: str(v) for k, v in {"kind": kind, "domain": domain, "entity_id": entity_id}.items() if v}
+    page = await service.open_sync_issues(
+        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 

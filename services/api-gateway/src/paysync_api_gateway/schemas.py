@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Currency, Provider
 from paysync_core.domain.status import UnifiedStatus
 
@@ -54,6 +56,27 @@ class PaymentPage(BaseModel):
     """One page of payments; pass `next_cursor` as `cursor` for the next."""
 
     items: list[Payment]
+    next_cursor: str | None
+
+
+class SyncIssue(BaseModel):
+    """Something about a payment that paysync cannot settle on its own, open until resolved."""
+
+    id: int
+    kind: AlertKind
+    payment_id: uuid.UUID | None
+    domain: str | None
+    entity_id: str | None
+    detail: str
+    facts: dict[str, Any]
+    occurrence: int = Field(description="How many times it was raised again after being resolved")
+    opened_at: datetime
+
+
+class SyncIssuePage(BaseModel):
+    """One page of open sync issues; pass `next_cursor` as `cursor` for the next."""
+
+    items: list[SyncIssue]
     next_cursor: str | None
 
 

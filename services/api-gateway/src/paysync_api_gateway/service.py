@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import base64
 import uuid
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_api_gateway import repository as repo
 from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
-from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssue, SyncIssuePage
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.errors import PaysyncError
 
@@ -35,6 +36,7 @@ class BadCursor(PaysyncError):
 
 
 _SAME_FIELDS = ("domain", "entity_id", "amount_minor", "currency")
+T = TypeVar("T")
 
 
 async def register_payment(engine: AsyncEngine, tenant: str, body: RegisterPayment) -> tuple[Payment, bool]:
@@ -89,12 +91,24 @@ async def list_payments(
     engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
 ) -> PaymentPage:
     """A page of the tenant's payments, newest first."""
-    after = _decode_cursor(cursor) if cursor else None
+    after = _decode_cursor(cursor, uuid.UUID) if cursor else None
     async with engine.connect() as conn:
         rows = await repo.list_payments(conn, tenant, filters=filters, after=after, limit=limit + 1)
     items = [to_payment(r) for r in rows[:limit]]
-    next_cursor = _encode_cursor(rows[limit - 1]) if len(rows) > limit else None
-    return PaymentPage(items=items, next_cursor=next_cursor)
+    last = rows[limit - 1] if len(rows) > limit else None
+    return PaymentPage(items=items, next_cursor=_encode_cursor(last.created_at, last.id) if last else None)
+
+
+async def open_sync_issues(
+    engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
+) -> SyncIssuePage:
+    """A page of the tenant's open sync issues (drift, mismatches, stale payments), newest first."""
+    after = _decode_cursor(cursor, int) if cursor else None
+    async with engine.connect() as conn:
+        rows = await repo.open_sync_issues(conn, tenant, filters=filters, after=after, limit=limit + 1)
+    items = [SyncIssue.model_validate(r, from_attributes=True) for r in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return SyncIssuePage(items=items, next_cursor=_encode_cursor(last.opened_at, last.id) if last else None)
 
 
 async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
@@ -168,13 +182,13 @@ def etag_of(payment: Payment) -> str:
     return f'"{payment.id}.{payment.sequence}.{int(payment.updated_at.timestamp() * 1_000_000)}"'
 
 
-def _encode_cursor(row: Any) -> str:
-    return base64.urlsafe_b64encode(f"{row.created_at.isoformat()}|{row.id}".encode()).decode()
+def _encode_cursor(at: datetime, ident: object) -> str:
+    return base64.urlsafe_b64encode(f"{at.isoformat()}|{ident}".encode()).decode()
 
 
-def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def _decode_cursor(cursor: str, ident_type: Callable[[str], T]) -> tuple[datetime, T]:
     try:
-        created, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(created), uuid.UUID(ident)
+        at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.fromisoformat(at), ident_type(ident)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCursor("cursor is not one this API handed out") from exc

@@ -13,12 +13,11 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
-from paysync_core.contracts import Alert, PaymentObservation, ReconcileReply, ReconcileRequest, payment_key
+from paysync_core.contracts import Alert, ReconcileReply, ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.schema import payment_refs, payments
-from paysync_core.kafka import DurableProducer
 from paysync_dev.fixtures import create_gateway_tenant
-from paysync_dev.service_fixtures import fetch, unique, wait_until
+from paysync_dev.service_fixtures import fetch, publish, publish_observation, unique, wait_until
 from paysync_dev.topic_reader import read_topic
 from paysync_gateway_sim import SimulatorClient
 
@@ -62,26 +61,6 @@ async def register(
         )
         await conn.execute(text(f"NOTIFY {REGISTERED_CHANNEL}"))
     return payment_id
-
-
-async def publish(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
-    """Publish one record and wait for the broker's acknowledgement."""
-    producer = DurableProducer(bootstrap, client_id="reconciler-tests")
-    await producer.start()
-    try:
-        await producer.send(topic, key, value)
-    finally:
-        await producer.stop()
-
-
-async def publish_observation(bootstrap: str, obs: PaymentObservation) -> None:
-    """Put an observation on the observations topic, as the normalizer would."""
-    await publish(
-        bootstrap,
-        topics.PAYMENT_OBSERVATIONS.name,
-        payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
-        obs.to_bytes(),
-    )
 
 
 async def ask(

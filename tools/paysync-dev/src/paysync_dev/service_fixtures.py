@@ -19,7 +19,10 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_core import topics
+from paysync_core.contracts import PaymentObservation, payment_key
 from paysync_core.db.engine import make_engine
+from paysync_core.kafka import DurableProducer
 from paysync_dev.stack import SERVICES, ServiceProcess, free_port
 
 
@@ -84,6 +87,26 @@ class Service:
             if all(f'{k}="{v}"' in head for k, v in labels.items()) and head.split("{")[0] == name:
                 total += float(value)
         return total
+
+
+async def publish(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
+    """Publish one record and wait for the broker's acknowledgement."""
+    producer = DurableProducer(bootstrap, client_id="paysync-tests")
+    await producer.start()
+    try:
+        await producer.send(topic, key, value)
+    finally:
+        await producer.stop()
+
+
+async def publish_observation(bootstrap: str, obs: PaymentObservation) -> None:
+    """Put an observation on the observations topic, as the normalizer would."""
+    await publish(
+        bootstrap,
+        topics.PAYMENT_OBSERVATIONS.name,
+        payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
+        obs.to_bytes(),
+    )
 
 
 def service_env(kafka_bootstrap: str, database_url: str, credentials_keys: str) -> dict[str, str]:
