@@ -62,11 +62,11 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     register_handlers(broker, deps, sweeps, checks)
 
     async def schedule_ticks() -> None:
-        sent: dict[tuple[str, Provider], str] = {}
+        state = service.SchedulerState()
         pause = min(max(min(settings.cadence_for(p) for p in Provider) / 4, 0.05), 5.0)
         while True:
             try:
-                await service.publish_due_ticks(deps, sent)
+                await service.publish_due_ticks(deps, state)
             except Exception as exc:
                 if not is_outage(exc):
                     raise

@@ -43,3 +43,7 @@ SWEEP_SECONDS = Histogram(
     ["provider"],
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
 )
+UNREADABLE_TENANTS = Gauge(
+    "paysync_reconciler_tenants_credentials_unreadable",
+    "Tenants whose gateway credentials no configured key decrypts (not swept until re-encrypted)",
+)

@@ -1031,17 +1031,33 @@ def _reply(
 # -- the scheduler -----------------------------------------------------------------------------
 
 
-async def publish_due_ticks(deps: Deps, sent: dict[tuple[str, Provider], str]) -> int:
+@dataclass
+class SchedulerState:
+    """What the scheduler loop remembers between rounds."""
+
+    sent: dict[tuple[str, Provider], str] = field(default_factory=dict)  # the last tick per gateway
+    unreadable: set[str] = field(default_factory=set)  # tenants whose credentials no key decrypts
+
+
+async def publish_due_ticks(deps: Deps, state: SchedulerState) -> int:
     """Publish the current cadence slot's tick of every tenant's configured gateway, once per slot."""
     async with deps.engine.connect() as conn:
         tenants = await repo.tenants_with_credentials(conn, deps.settings.scheduler_tenants)
-    now, published = deps.clock(), 0
+    now, published, sent = deps.clock(), 0, state.sent
     for tenant in tenants:
         try:
             credentials = await deps.gateways.credentials(tenant)
         except Exception as exc:  # noqa: BLE001 - one tenant's unreadable credentials must not stop the others
-            log.warning("reconcile.scheduler.credentials_unreadable", tenant=tenant, error=type(exc).__name__)
+            if tenant not in state.unreadable:  # said once, not every round: the gauge keeps showing it
+                error = type(exc).__name__
+                log.warning("reconcile.scheduler.credentials_unreadable", tenant=tenant, error=error)
+            state.unreadable.add(tenant)
+            metrics.UNREADABLE_TENANTS.set(len(state.unreadable))
             continue
+        if tenant in state.unreadable:
+            state.unreadable.discard(tenant)
+            metrics.UNREADABLE_TENANTS.set(len(state.unreadable))
+            log.info("reconcile.scheduler.credentials_readable_again", tenant=tenant)
         for provider in Provider:
             if getattr(credentials, provider.value) is None:
                 continue
