@@ -10,7 +10,9 @@ as its own OS process exactly as deployed, and measures:
 3. sustained: observations published at a fixed rate; latency from each observation's record
    timestamp to the timestamp of the status change it caused (both Kafka CreateTime, one clock).
 
-Peak memory is the projector process's VmHWM (peak resident set size) from /proc.
+Peak memory is the projector process's VmHWM (peak resident set size) from /proc. With
+`--replicas N` there are N projector processes in one consumer group (the topic has 12
+partitions); CPU is then summed over all of them and peak memory is the largest one's.
 """
 
 from __future__ import annotations
@@ -198,7 +200,7 @@ async def count_rows(url: str, tenant: str) -> tuple[int, int]:
 
 
 async def phase_backlog(
-    url: str, bootstrap: str, tenant: str, count: int, proc: ServiceProcess, broker_pid: int | None
+    url: str, bootstrap: str, tenant: str, count: int, procs: list[ServiceProcess], broker_pid: int | None
 ) -> dict[str, Any]:
     """A backlog on the topic, then the projector started: how fast it catches up."""
     regs = await register(url, tenant, count // 5, "backlog")
@@ -206,11 +208,17 @@ async def phase_backlog(
     distinct = len({o.observation_id for o in traffic})
     baseline = (await count_rows(url, tenant))[0]  # the in-process phase's history rows
     await publish_all(bootstrap, traffic)
-    proc.start()
-    proc.wait_ready(120)
-    meter = CpuMeter(url, proc.process.pid, broker_pid)
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.wait_ready(120)
+    meter = CpuMeter(url, [proc.process.pid for proc in procs], broker_pid)
     await meter.start()
-    samples = [(time.perf_counter(), 0, 0)]  # (time, applied in this phase, pending)
+    # A replica ready before the others may have applied some already: only what is applied
+    # after this first look (and the CPU it took) is counted.
+    # (time, applied in this phase, pending)
+    samples = [(time.perf_counter(), (await count_rows(url, tenant))[0] - baseline, 0)]
+    counted = len(traffic) * (1 - samples[0][1] / distinct)
     while True:
         applied, pending = await count_rows(url, tenant)
         samples.append((time.perf_counter(), applied - baseline, pending))
@@ -218,15 +226,17 @@ async def phase_backlog(
             break
         await asyncio.sleep(0.1)
     done_applying = next(s for s in samples if s[1] >= distinct)
-    first = max((s for s in samples if s[1] == 0), key=lambda s: s[0])  # the last look before any was applied
+    # The last look before any more was applied.
+    first = max((s for s in samples if s[1] == samples[0][1]), key=lambda s: s[0])
     return {
         "observations": len(traffic),
         "distinct": distinct,
+        "applied_before_first_look": samples[0][1],
         "apply_seconds": done_applying[0] - first[0],
-        "per_second": len(traffic) / (done_applying[0] - first[0]),
-        "distinct_per_second": distinct / (done_applying[0] - first[0]),
+        "per_second": counted / (done_applying[0] - first[0]),
+        "distinct_per_second": (distinct - samples[0][1]) / (done_applying[0] - first[0]),
         "drained_seconds": samples[-1][0] - first[0],
-        "cpu_ms_per_observation": await meter.stop(len(traffic)),
+        "cpu_ms_per_observation": await meter.stop(round(counted)),
     }
 
 
@@ -328,21 +338,21 @@ def _pct(values: list[int], p: float) -> float | None:
     return float(values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))])
 
 
-def batch_stats(proc: ServiceProcess) -> dict[str, float]:
-    """Mean batch size and time per batch, from the projector's /metrics."""
+def batch_stats(procs: list[ServiceProcess]) -> dict[str, float]:
+    """Mean batch size and time per batch, from the projectors' /metrics (summed over replicas)."""
     import httpx
 
-    text_ = httpx.get(f"{proc.url}/metrics", timeout=5).text
-    values = {}
-    for line in text_.splitlines():
-        for name in (
-            "paysync_projector_batch_seconds_sum",
-            "paysync_projector_batch_seconds_count",
-            "paysync_projector_batch_size_sum",
-            "paysync_outbox_relayed_total",
-        ):
-            if line.startswith(name + " "):
-                values[name] = float(line.split()[1])
+    values: dict[str, float] = {}
+    for proc in procs:
+        for line in httpx.get(f"{proc.url}/metrics", timeout=5).text.splitlines():
+            for name in (
+                "paysync_projector_batch_seconds_sum",
+                "paysync_projector_batch_seconds_count",
+                "paysync_projector_batch_size_sum",
+                "paysync_outbox_relayed_total",
+            ):
+                if line.startswith(name + " "):
+                    values[name] = values.get(name, 0.0) + float(line.split()[1])
     count = values.get("paysync_projector_batch_seconds_count") or 1
     return {
         "batches": count,
@@ -362,10 +372,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 class CpuMeter:
-    """CPU used by the projector, its PostgreSQL backends and the broker between `start` and `stop`."""
+    """CPU used by the projectors, their PostgreSQL backends and the broker between `start` and `stop`."""
 
-    def __init__(self, url: str, projector_pid: int, broker_pid: int | None) -> None:
-        self.url, self.pids = url, {"projector": projector_pid, "kafka": broker_pid}
+    def __init__(self, url: str, projector_pids: list[int], broker_pid: int | None) -> None:
+        self.url, self.projector_pids, self.broker_pid = url, projector_pids, broker_pid
 
     async def _backends(self) -> list[int]:
         engine = make_engine(self.url, pool_size=1)
@@ -383,8 +393,8 @@ class CpuMeter:
     async def _read(self) -> dict[str, float]:
         backends = await self._backends()
         return {
-            "projector": cpu_seconds(self.pids["projector"]),
-            "kafka": cpu_seconds(self.pids["kafka"]) if self.pids["kafka"] else 0.0,
+            "projector": sum(cpu_seconds(pid) for pid in self.projector_pids),
+            "kafka": cpu_seconds(self.broker_pid) if self.broker_pid else 0.0,
             "postgres": sum(cpu_seconds(pid) for pid in backends),
             "_backends": backends,
         }
@@ -416,6 +426,11 @@ def peak_rss_mib(pid: int) -> float | None:
     return None
 
 
+def peak_rss(procs: list[ServiceProcess]) -> float | None:
+    """The largest peak resident set among the projector processes, MiB."""
+    return max((peak_rss_mib(proc.process.pid) or 0.0 for proc in procs), default=None)
+
+
 async def create_tenant(url: str, tenant: str) -> None:
     engine = make_engine(url, pool_size=1)
     async with engine.begin() as conn:
@@ -432,7 +447,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     pg = await asyncio.to_thread(postgres.ensure_postgres)
     name = f"paysync_bench_{uuid.uuid4().hex[:8]}"
     url = await asyncio.to_thread(postgres.create_database, name, pg)
-    proc = None
+    procs: list[ServiceProcess] = []
     try:
         await asyncio.to_thread(upgrade, url)
         await provision_topics(bootstrap)
@@ -445,7 +460,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "platform": platform.platform(),
                 "postgres": postgres.server_version(url).split(" on ")[0],
                 "load_average_at_start": os.getloadavg(),
-            }
+            },
+            "projector_replicas": args.replicas,
         }
         print("phase 1: project() in-process ...", file=sys.stderr)
         results["apply_in_process"] = await phase_apply(url, tenant, args.apply, args.batch)
@@ -459,20 +475,24 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             # Drift checks scan whole tables every few minutes: kept out of the numbers measured here.
             "PAYSYNC_STATUS_PROJECTOR_DRIFT_CHECK_SECONDS": "3600",
         }
-        proc = ServiceProcess("status-projector", free_port(), env, base / "projector.log")
-        print("phase 2: backlog through Kafka ...", file=sys.stderr)
-        results["backlog"] = await phase_backlog(url, bootstrap, tenant, args.backlog, proc, kafka.pid())
-        results["backlog"]["peak_rss_mib"] = peak_rss_mib(proc.process.pid)
-        results["backlog"]["batches"] = batch_stats(proc)
+        procs = [
+            ServiceProcess("status-projector", free_port(), env, base / f"projector-{n}.log")
+            for n in range(args.replicas)
+        ]
+        print(f"phase 2: backlog through Kafka, {args.replicas} projector process(es) ...", file=sys.stderr)
+        results["backlog"] = await phase_backlog(url, bootstrap, tenant, args.backlog, procs, kafka.pid())
+        results["backlog"]["peak_rss_mib"] = peak_rss(procs)
+        results["backlog"]["batches"] = batch_stats(procs)
         print(f"  {results['backlog']}", file=sys.stderr)
         results["sustained"] = []
         for rate in args.rate:
             print(f"phase 3: {rate}/s for {args.seconds} s ...", file=sys.stderr)
-            before, meter = batch_stats(proc), CpuMeter(url, proc.process.pid, kafka.pid())
+            before = batch_stats(procs)
+            meter = CpuMeter(url, [proc.process.pid for proc in procs], kafka.pid())
             await meter.start()
             outcome = await phase_sustained(url, bootstrap, tenant, rate, args.seconds)
             outcome["cpu_ms_per_observation"] = await meter.stop(outcome["observations"])
-            after = batch_stats(proc)
+            after = batch_stats(procs)
             batches = after["batches"] - before["batches"]
             outcome["mean_batch_size"] = (
                 after["mean_batch_size"] * after["batches"] - before["mean_batch_size"] * before["batches"]
@@ -482,11 +502,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ) / max(batches, 1)
             results["sustained"].append(outcome)
             print(f"  {outcome}", file=sys.stderr)
-        results["peak_rss_mib"] = peak_rss_mib(proc.process.pid)
+        results["peak_rss_mib"] = peak_rss(procs)
         results["machine"]["load_average_at_end"] = os.getloadavg()
         return results
     finally:
-        if proc is not None:
+        for proc in procs:
             proc.stop()
         await asyncio.to_thread(kafka.stop)
         await asyncio.to_thread(postgres.drop_database, name, pg)
@@ -501,6 +521,12 @@ def cli() -> None:
     )
     parser.add_argument("--seconds", type=int, default=30, help="length of the sustained phase")
     parser.add_argument("--batch", type=int, default=1000, help="the projector's max batch")
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="projector processes in the consumer group (2: one per core of a 2-core machine)",
+    )
     parser.add_argument(
         "--json",
         type=Path,

@@ -9,6 +9,7 @@ Identifiers from the mapping are validated here and always quoted in SQL.
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 import tomllib
@@ -118,6 +119,18 @@ class TableMapping:
     default: Mapping[str, str] = field(default_factory=dict)
     on: Mapping[UnifiedStatus, Mapping[str, str]] = field(default_factory=dict)
     keep: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Per status, each written column with its template parsed: rows are rendered for every
+    #: payment of every batch, templates are parsed once.
+    _renderers: Mapping[UnifiedStatus, tuple[tuple[str, Callable[[Mapping[str, Any]], Any]], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        renderers = {
+            status: tuple((column, _parsed(t)) for column, t in self.templates_for(status).items())
+            for status in UnifiedStatus
+        }
+        object.__setattr__(self, "_renderers", renderers)  # frozen: set once, here
 
     def templates_for(self, status: UnifiedStatus) -> dict[str, str]:
         """The defaults, then succeeded's once money moved (refunds follow a success), then the status's."""
@@ -126,6 +139,10 @@ class TableMapping:
             templates.update(self.on.get(UnifiedStatus.SUCCEEDED, {}))
         templates.update(self.on.get(status, {}))
         return templates
+
+    def render_for(self, status: UnifiedStatus, context: Mapping[str, Any]) -> dict[str, Any]:
+        """The values `templates_for(status)` gives for one payment's context (see `render`)."""
+        return {column: value_of(context) for column, value_of in self._renderers[status]}
 
     def has_row(self, status: UnifiedStatus) -> bool:
         """For a per-payment table: whether a payment in this status has a row there."""
@@ -164,10 +181,7 @@ class DomainSpec:
 
     def values_for(self, status: UnifiedStatus, context: Mapping[str, Any]) -> dict[str, Any] | None:
         """The main row's templated values for a status, rendered; None if the status writes nothing."""
-        templates = self.main.templates_for(status)
-        if not templates:
-            return None
-        return {column: render(template, context) for column, template in templates.items()}
+        return self.main.render_for(status, context) or None
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity: statements are cached per bound table
@@ -252,10 +266,23 @@ def load_domains(*paths: Path) -> dict[str, DomainSpec]:
 
 def render(template: str, context: Mapping[str, Any]) -> Any:
     """A template's value: exactly "{name}" gives the typed value, anything else a string."""
+    return _parsed(template)(context)
+
+
+@functools.cache
+def _parsed(template: str) -> Callable[[Mapping[str, Any]], Any]:
+    """`render` of one template, as a function of the context: the template is parsed here, once."""
     whole = _WHOLE.match(template)
     if whole:
-        return context.get(whole.group(1))
-    return template.format_map({k: "" if v is None else v for k, v in context.items()})
+        name = whole.group(1)
+        return lambda context: context.get(name)
+    names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    if not names:
+        constant = template.format_map({})  # "{{" and "}}" are still braces escaped
+        return lambda _: constant
+    return lambda context: template.format_map(
+        {name: "" if context.get(name) is None else context[name] for name in names}
+    )
 
 
 # -- validation -------------------------------------------------------------------------------

@@ -167,10 +167,12 @@ async def lock_for_batch(
     rows = await _LOCK_FOR_BATCH_SQL.run(conn, {"tenants": tenants, "providers": providers, "refs": refs})
     found: dict[tuple[str, str, str], Any] = {}
     locked: dict[Any, Any] = {}
-    for row in rows:
-        locked[row.id] = PaymentRow(*row[:10], orjson.loads(row.merge_state), row.status_changed_at)
-        for ref in row.matched_refs or ():
-            found[(row.tenant_id, row.provider, ref)] = row.id
+    for row in rows:  # unpacked by position: a thousand rows' names looked up one by one cost more
+        *columns, merge_state, status_changed_at, matched_refs = row
+        payment = PaymentRow(*columns, orjson.loads(merge_state), status_changed_at)
+        locked[payment.id] = payment
+        for ref in matched_refs or ():
+            found[(payment.tenant_id, payment.provider, ref)] = payment.id
     return found, locked
 
 

@@ -28,7 +28,7 @@ from paysync_core.domain.merge import Expectation, PaymentState, apply, observe
 from paysync_core.domain.money import Money
 from paysync_core.domain.status import UnifiedStatus
 from paysync_status_projector import repository as repo
-from paysync_status_projector.domains import BoundDomain, Domains, render
+from paysync_status_projector.domains import BoundDomain, Domains
 
 log = structlog.get_logger()
 
@@ -149,13 +149,19 @@ async def project_in(
             for ref in o.aliases
         ],
     )
-    events = [_event(topics.PAYMENT_STATUS.name, _key_of(f.payment), c) for f in touched for c in f.changes]
-    alerts = await _raise_mismatch_alerts(conn, touched, now)
+    # New observations that establish nothing new (an unverified hint, a stale status) leave the
+    # merged state, so the payment's row, its domain rows and its events, as they are; a payment's
+    # first projected observation writes them whatever it says.
+    changed = [f for f in touched if f.state != f.before or not f.payment.merge_state]
+    if not changed:
+        return result
+    events = [_event(topics.PAYMENT_STATUS.name, _key_of(f.payment), c) for f in changed for c in f.changes]
+    alerts = await _raise_mismatch_alerts(conn, changed, now)
     events += [_event(topics.ALERTS.name, a.tenant, a) for a in alerts]
-    await repo.write_merged(conn, [_payment_values(f, now) for f in touched], events)
-    await _follow_in_domains(conn, touched, locked, domains)
+    await repo.write_merged(conn, [_payment_values(f, now) for f in changed], events)
+    await _follow_in_domains(conn, changed, locked, domains)
     result.alerts = len(alerts)
-    result.status_changes = [c for f in touched for c in f.changes]
+    result.status_changes = [c for f in changed for c in f.changes]
     return result
 
 
@@ -167,11 +173,12 @@ def _fold(payment: Any, batch: list[PaymentObservation], now: datetime) -> _Fold
     history, changes = [], []
     for obs in sorted(batch, key=lambda o: (o.provider_time, o.observation_id)):
         state = apply(state, obs, expected)
-        history.append(_history_row(payment.id, obs, state.status.value))
-        if state.status.value != status:
+        status_after = state.status.value
+        history.append(_history_row(payment.id, obs, status_after))
+        if status_after != status:
             sequence += 1
             changes.append(_status_change(payment, obs, state, status, sequence, now))
-            status = state.status.value
+            status = status_after
     return _Folded(payment, batch, before, state, status, sequence, history, changes)
 
 
@@ -323,9 +330,7 @@ async def _follow_in_domains(
                 continue  # not touched by this batch: its row is as its last batch left it
             row_key = child.coerce[child.mapping.key_column](view.context["payment_id"])
             if child.mapping.has_row(view.status):
-                values = {
-                    c: render(t, view.context) for c, t in child.mapping.templates_for(view.status).items()
-                }
+                values = child.mapping.render_for(view.status, view.context)
                 values[child.mapping.entity_column or ""] = entity_id
                 upserts[child].append(child.row(tenant, row_key, values))
             else:

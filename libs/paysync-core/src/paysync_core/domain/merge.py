@@ -231,7 +231,8 @@ _NOTHING = PaymentState()
 
 def apply(state: PaymentState, obs: PaymentObservation, expected: Expectation) -> PaymentState:
     """Fold one more observation into a payment's state."""
-    return state.join(observe(obs, expected))
+    seen = observe(obs, expected)
+    return state if seen is _NOTHING else state.join(seen)  # joining nothing is the identity
 
 
 def merge_all(
