@@ -30,7 +30,11 @@ class StatusProjectorSettings(BaseSettings):
     heartbeat_interval_ms: int = 3_000
     auto_offset_reset: Literal["earliest", "latest"] = "earliest"
     max_batch: int = 1000
-    batch_timeout_ms: int = 20
+    batch_timeout_ms: int = Field(default=20, description="How long an empty consumer waits for records")
+    batch_top_up_ms: int = Field(
+        default=10,
+        description="How long a batch waits for the broker's newest records, beside the prefetched (0: not)",
+    )
     max_attempts: int = 3
     relay_batch: int = 500
     relay_poll_seconds: float = Field(default=0.5, description="Fallback when no NOTIFY arrives")
