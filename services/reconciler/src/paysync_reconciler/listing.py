@@ -77,9 +77,12 @@ class PoolReader:
     def __init__(self, workers: int) -> None:
         self._workers = workers
         self._pool: ProcessPoolExecutor | None = None
+        self._closed = False
 
     async def __call__(self, provider: Provider, tenant: str, payloads: list[bytes]) -> list[list[Listed]]:
         """Read pages in a worker."""
+        if self._closed:
+            raise RuntimeError("the page readers are stopped: the service is shutting down")
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self._workers, mp_context=get_context("spawn"))
         loop = asyncio.get_running_loop()
@@ -92,9 +95,16 @@ class PoolReader:
             raise
 
     def close(self) -> None:
-        """Stop the workers."""
+        """Stop the workers and wait until they have exited.
+
+        Not left to the interpreter's exit: uvicorn ends by re-raising SIGTERM, which skips the exit
+        handlers that would stop them, and a worker spawned after the service's process group got
+        its SIGTERM would outlive the service, blocked on its pipe.
+        """
+        self._closed = True
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
 
 def _observations(provider: Provider, tenant: str, payload: bytes) -> Iterator[PaymentObservation]:

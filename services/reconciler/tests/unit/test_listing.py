@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+
+import pytest
 
 from paysync_core.contracts import PaymentObservation, Provider
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.testing.builders import paystack as paystack_build
 from paysync_core.testing.builders import stripe as stripe_build
-from paysync_reconciler.listing import read_pages
+from paysync_reconciler.listing import PoolReader, read_pages
 from paysync_reconciler.stripe_events import refs_of
 
 
@@ -49,3 +52,14 @@ def test_a_paystack_page_reads_each_transaction_as_verify_would():
     open_ = paystack_build.paystack_transaction(reference="ref-2", amount=50_000, status="abandoned")
     (listed,) = read_pages(Provider.PAYSTACK.value, "acme", [json.dumps([paid, open_]).encode()])
     assert [(i.provider_ref, i.status) for i in listed] == [("ref-1", S.SUCCEEDED), ("ref-2", S.PENDING)]
+
+
+async def test_the_page_readers_are_gone_when_closed_and_none_starts_after() -> None:
+    reader = PoolReader(workers=1)
+    page, _ = events_page()
+    [listed] = await reader(Provider.STRIPE, "t-x", [page])  # a worker process reads it
+    assert len(listed) == 2 and multiprocessing.active_children()
+    reader.close()
+    assert multiprocessing.active_children() == []  # exited, not left to the interpreter's exit
+    with pytest.raises(RuntimeError):
+        await reader(Provider.STRIPE, "t-x", [page])
