@@ -1,5 +1,9 @@
 """The session database is a real PostgreSQL, and fresh databases are empty and isolated."""
 
+import asyncio
+import contextlib
+import uuid
+
 import asyncpg
 
 from paysync_dev import postgres
@@ -27,3 +31,19 @@ async def test_fresh_database_is_empty_and_separate(fresh_database: str, databas
         await connection.close()
     assert tables == 0
     assert name == fresh_database.rsplit("/", 1)[1]
+
+
+async def test_a_database_is_dropped_with_a_session_still_connected_to_it(database_url: str) -> None:
+    name = f"paysync_drop_{uuid.uuid4().hex[:8]}"
+    url = postgres.create_database(name, base_url=database_url)
+    left_open = await asyncpg.connect(postgres.asyncpg_dsn(url))  # a service that did not stop cleanly
+    try:
+        await asyncio.to_thread(postgres.drop_database, name, database_url)
+    finally:
+        with contextlib.suppress(Exception):
+            await left_open.close(timeout=1)
+    connection = await asyncpg.connect(postgres.asyncpg_dsn(database_url))
+    try:
+        assert await connection.fetchval("select count(*) from pg_database where datname = $1", name) == 0
+    finally:
+        await connection.close()

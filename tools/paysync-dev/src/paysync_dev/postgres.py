@@ -278,9 +278,16 @@ def create_database(name: str, base_url: str | None = None, template: str | None
 def drop_database(name: str, base_url: str | None = None) -> None:
     """Drop database name on the server of base_url, disconnecting its sessions."""
     base = base_url or ensure_postgres()
-    sql = f"DROP DATABASE IF EXISTS {_quote_identifier(name)} WITH (FORCE)"
+    # Not `WITH (FORCE)`: it refuses when an autovacuum worker (a superuser's process) is in the
+    # database. Our own sessions are ended here; a plain DROP asks autovacuum to leave by itself.
+    literal = name.replace("'", "''")
+    disconnect = (
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        f" WHERE datname = '{literal}' AND pid <> pg_backend_pid() AND usename = current_user"
+    )
     try:
-        run_sync(_execute(base, sql))
+        run_sync(_execute(base, disconnect))
+        run_sync(_execute(base, f"DROP DATABASE IF EXISTS {_quote_identifier(name)}"))
     except Exception as exc:
         raise PostgresError(f"cannot drop database {name} on {redact(base)}: {exc}") from exc
 
