@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -16,10 +17,13 @@ from paysync_core import topics
 from paysync_core.contracts import Alert, ReconcileReply, ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.schema import payment_refs, payments
-from paysync_dev.fixtures import create_gateway_tenant
+from paysync_dev.fixtures import TestTenant, create_gateway_tenant
 from paysync_dev.service_fixtures import fetch, publish, publish_observation, unique, wait_until
 from paysync_dev.topic_reader import read_topic
 from paysync_gateway_sim import SimulatorClient
+
+#: Every webhook dropped: the case the reconciler exists for.
+LOST = {"webhooks": {"drop_ratio": 1.0}}
 
 #: The namespace api-gateway derives payment ids in (paysync_api_gateway.repository.payment_id_for).
 _PAYMENT_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
@@ -90,6 +94,29 @@ async def alerts_of(bootstrap: str, tenant: str) -> list[Alert]:
 def sim(gateway_sim: SimulatorClient) -> SimulatorClient:
     """The session's gateway simulator (each test makes its own accounts)."""
     return gateway_sim
+
+
+@pytest.fixture
+def lost_webhooks_tenant(engine: AsyncEngine, credentials_keys: str, sim: SimulatorClient):
+    """`await lost_webhooks_tenant(providers, faults=…, rate_limits=…)`: a tenant at the simulator whose
+    gateways never deliver a webhook (`faults` given for a provider replace that)."""
+
+    async def make(
+        providers: tuple[str, ...] = ("stripe", "paystack", "mpesa"),
+        *,
+        faults: dict[str, Any] | None = None,
+        rate_limits: dict[str, float] | None = None,
+    ) -> TestTenant:
+        return await create_gateway_tenant(
+            engine,
+            credentials_keys,
+            sim,
+            providers,
+            faults={p: LOST for p in providers} | (faults or {}),
+            rate_limits=rate_limits,
+        )
+
+    return make
 
 
 @pytest.fixture(scope="session")

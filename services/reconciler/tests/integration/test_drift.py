@@ -15,19 +15,14 @@ from paysync_core.db.schema import payments, reconcile_ticks, workshop_jobs
 
 pytestmark = pytest.mark.integration
 
-LOST = {"webhooks": {"drop_ratio": 1.0}}
 
 
 async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
-    sim, engine, projector, start_reconciler, kit
+    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):
-    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
-    tenant = await kit.create_gateway_tenant(
-        engine,
-        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
-        sim,
-        providers=("stripe", "paystack"),
-        faults={"stripe": LOST, "paystack": {"api": {"server_error_ratio": 1.0}}},
+    bootstrap = kafka_topics
+    tenant = await lost_webhooks_tenant(
+        ("stripe", "paystack"), faults={"paystack": {"api": {"server_error_ratio": 1.0}}}
     )
     stripe, paystack = tenant.account("stripe").id, tenant.account("paystack").id
 

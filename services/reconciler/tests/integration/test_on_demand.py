@@ -16,7 +16,6 @@ from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
 
-LOST = {"webhooks": {"drop_ratio": 1.0}}
 ENTITY_TIMEOUT = 10.0  # api-gateway's refresh_timeout_seconds
 BULK_TIMEOUT = 25.0  # api-gateway's bulk_refresh_timeout_seconds
 
@@ -41,15 +40,10 @@ def request(tenant: str, kind: str, **fields: object) -> ReconcileRequest:
 
 
 async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_paid(
-    sim, engine, projector, start_reconciler, kit
+    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):
-    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
-    tenant = await kit.create_gateway_tenant(
-        engine,
-        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
-        sim,
-        faults={p: LOST for p in ("stripe", "paystack", "mpesa")},
-    )
+    bootstrap = kafka_topics
+    tenant = await lost_webhooks_tenant()
     stripe, paystack, mpesa = (tenant.account(p).id for p in ("stripe", "paystack", "mpesa"))
 
     # A job with two Checkout Sessions; elsewhere bookings paid through Paystack, referrals through M-Pesa.
@@ -187,16 +181,10 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
 
 
 async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
-    sim, engine, projector, start_reconciler, kit
+    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):
-    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
-    tenant = await kit.create_gateway_tenant(
-        engine,
-        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
-        sim,
-        providers=("mpesa",),
-        faults={"mpesa": LOST},
-    )
+    bootstrap = kafka_topics
+    tenant = await lost_webhooks_tenant(("mpesa",))
     account = tenant.account("mpesa").id
     ref = sim.create_payment(account, amount_minor=5_000).ref
     pid = await kit.register(

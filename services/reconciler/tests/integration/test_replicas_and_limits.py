@@ -21,20 +21,13 @@ from paysync_reconciler.models import ReconcileTick, manual_tick, scheduled_tick
 
 pytestmark = pytest.mark.integration
 
-LOST = {"webhooks": {"drop_ratio": 1.0}}
 
 
 async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_per_step(
-    sim, engine, projector, start_reconciler, kit
+    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):
-    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
-    keys = projector.process.env["PAYSYNC_CREDENTIALS_KEYS"]
-    tenants = [
-        await kit.create_gateway_tenant(
-            engine, keys, sim, providers=("mpesa",), faults={"mpesa": LOST}, rate_limits={"mpesa": 30}
-        )
-        for _ in range(4)
-    ]
+    bootstrap = kafka_topics
+    tenants = [await lost_webhooks_tenant(("mpesa",), rate_limits={"mpesa": 30}) for _ in range(4)]
     payment_ids = []
     for tenant in tenants:
         account = tenant.account("mpesa").id
@@ -130,16 +123,10 @@ async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_pe
 
 
 async def test_after_a_burst_of_429s_the_reconciler_slows_down_and_still_finishes(
-    sim, engine, projector, start_reconciler, kit
+    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):
-    bootstrap = projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"]
-    tenant = await kit.create_gateway_tenant(
-        engine,
-        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
-        sim,
-        providers=("stripe",),
-        faults={"stripe": LOST},
-    )
+    bootstrap = kafka_topics
+    tenant = await lost_webhooks_tenant(("stripe",))
     account = tenant.account("stripe").id
     payment_ids = []
     for _ in range(30):  # open PaymentIntents: no event answers for them, each needs its own retrieval

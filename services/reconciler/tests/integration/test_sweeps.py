@@ -14,7 +14,6 @@ from paysync_core.db.schema import bookings, payments, reconcile_checks, referra
 
 pytestmark = pytest.mark.integration
 
-LOST = {"webhooks": {"drop_ratio": 1.0}}
 
 #: scenario -> (simulator payment kind, steps, the status paysync must end with)
 STRIPE = {
@@ -66,15 +65,9 @@ def domain_value(provider: str, status: str) -> str:
 
 
 async def test_three_hundred_payments_end_right_with_every_webhook_lost(
-    sim, engine, projector, start_reconciler, kit
+    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):
-    tenant = await kit.create_gateway_tenant(
-        engine,
-        projector.process.env["PAYSYNC_CREDENTIALS_KEYS"],
-        sim,
-        rate_limits={"stripe": 25, "paystack": 10, "mpesa": 20},
-        faults={p: LOST for p in DOMAINS},
-    )
+    tenant = await lost_webhooks_tenant(rate_limits={"stripe": 25, "paystack": 10, "mpesa": 20})
     cases: list[Case] = []
     for provider, table, count in (
         ("stripe", STRIPE, 100),
