@@ -96,7 +96,7 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
         await gateways.close()
         await outbound.stop()
         if reader is not None:
-            reader.close()
+            await asyncio.to_thread(reader.close)  # waits for the workers to exit
 
     loops = [recover_orphaned_requests, forget_changed_credentials]
     if settings.scheduler_enabled:

@@ -33,11 +33,8 @@ PAYMENT_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
 _SWEEP_LOCKS = 0x5053_0002
 #: Statuses before money moved that a gateway may still change.
 OPEN = ("pending", "requires_action", "processing")
-_CHECK_COLUMNS = (
-    reconcile_checks.c.payment_id,
-    reconcile_checks.c.step,
-    reconcile_checks.c.listed_at,
-    reconcile_checks.c.listed_status,
+#: What a check needs of a payment (`_target` reads these).
+_TARGET_COLUMNS = (
     payments.c.tenant_id,
     payments.c.provider,
     payments.c.provider_ref,
@@ -46,6 +43,14 @@ _CHECK_COLUMNS = (
     payments.c.currency,
     payments.c.domain,
     payments.c.entity_id,
+)
+_PAYMENT_COLUMNS = (payments.c.id, *_TARGET_COLUMNS)
+_CHECK_COLUMNS = (
+    reconcile_checks.c.payment_id,
+    reconcile_checks.c.step,
+    reconcile_checks.c.listed_at,
+    reconcile_checks.c.listed_status,
+    *_TARGET_COLUMNS,
 )
 
 
@@ -309,19 +314,6 @@ async def resolve_refs(
     return {r.ref: r.payment_id for r in rows}
 
 
-def _payment_columns() -> tuple[Any, ...]:
-    return (
-        payments.c.id,
-        payments.c.tenant_id,
-        payments.c.provider,
-        payments.c.provider_ref,
-        payments.c.status,
-        payments.c.amount_minor,
-        payments.c.currency,
-        payments.c.domain,
-        payments.c.entity_id,
-    )
-
 
 async def payments_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
     """Payments by id."""
@@ -329,7 +321,7 @@ async def payments_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dic
     if not ids:
         return {}
     rows = await conn.execute(
-        select(*_payment_columns()).where(payments.c.id == any_(bindparam("ids", ids, type_=ARRAY(UUID))))
+        select(*_PAYMENT_COLUMNS).where(payments.c.id == any_(bindparam("ids", ids, type_=ARRAY(UUID))))
     )
     return {r.id: r for r in rows}
 
@@ -337,7 +329,7 @@ async def payments_by_id(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dic
 async def payments_of_entity(conn: AsyncConnection, tenant: str, domain: str, entity_id: str) -> list[Any]:
     """Every payment of one domain entity, oldest first."""
     rows = await conn.execute(
-        select(*_payment_columns())
+        select(*_PAYMENT_COLUMNS)
         .where(payments.c.tenant_id == tenant, payments.c.domain == domain, payments.c.entity_id == entity_id)
         .order_by(payments.c.created_at, payments.c.id)
     )
@@ -347,7 +339,7 @@ async def payments_of_entity(conn: AsyncConnection, tenant: str, domain: str, en
 async def open_payments(conn: AsyncConnection, tenant: str, limit: int) -> list[Any]:
     """The tenant's payments that have not ended and have no money moved, oldest first."""
     rows = await conn.execute(
-        select(*_payment_columns())
+        select(*_PAYMENT_COLUMNS)
         .where(payments.c.tenant_id == tenant, payments.c.status.in_(OPEN))
         .order_by(payments.c.created_at, payments.c.id)
         .limit(limit)
@@ -593,7 +585,7 @@ async def payments_by_refs(
     if not refs:
         return {}
     query = (
-        select(payment_refs.c.ref, *_payment_columns())
+        select(payment_refs.c.ref, *_PAYMENT_COLUMNS)
         .select_from(payment_refs.join(payments, payments.c.id == payment_refs.c.payment_id))
         .where(payment_refs.c.tenant_id == tenant, payment_refs.c.ref.in_(list(set(refs))))
     )
