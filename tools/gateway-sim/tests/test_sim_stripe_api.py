@@ -75,7 +75,9 @@ def test_invoice_retrieve_follows_a_failed_then_paid_attempt(
     gateway_sim.pay(account.id, invoice.ref)
     paid = client.v1.invoices.retrieve(invoice.ref)
     assert (paid.status, paid.amount_paid, paid.next_payment_attempt) == ("paid", 9900, None)
-    intent_id = paid.payments.data[0].payment.payment_intent
+    assert "payments" not in paid  # as at Stripe: included only when expanded
+    expanded = client.v1.invoices.retrieve(invoice.ref, {"expand": ["payments"]})
+    intent_id = expanded.payments.data[0].payment.payment_intent
     assert client.v1.payment_intents.retrieve(intent_id).status == "succeeded"
 
 

@@ -22,8 +22,8 @@ from paysync_core.contracts import Provider
 from paysync_core.credentials import StripeCredentials
 from paysync_core.errors import GatewayError
 from paysync_core.providers.clients import MAPPED_EVENT_TYPES, RequestBudget, RetryPolicy
-from paysync_core.providers.clients.http import GatewayHttp, error_for_status, json_object
-from paysync_core.providers.clients.stripe_transport import stripe_says_retry
+from paysync_core.providers.clients.http import GatewayHttp, json_object
+from paysync_core.providers.clients.stripe_transport import stripe_answer_error
 
 DEFAULT_API_BASE = "https://api.stripe.com"
 _MAX_TYPES = 20  # the Events API takes up to 20 `types`
@@ -82,29 +82,24 @@ class StripeEventPages:
     async def _page(self, params: dict[str, str | int]) -> tuple[bytes, dict[str, Any]]:
         response = await self._gateway.send("GET", self._url, headers=self._headers, params=params)
         if response.status_code >= 400:
-            detail = _message(response)
-            if (
-                stripe_says_retry(response)
-                and response.status_code not in (429,)
-                and response.status_code < 500
-            ):
-                raise GatewayError(
-                    f"HTTP {response.status_code}: {detail}",
-                    provider="stripe",
-                    retryable=True,
-                    status_code=response.status_code,
-                )
-            raise error_for_status(response, Provider.STRIPE, detail)
+            code, detail = _error_fields(response)
+            # The same rule as the SDK path: one answer, one error, one retry decision.
+            raise stripe_answer_error(response.status_code, response.headers, code=code,
+                                      message=f"HTTP {response.status_code}: {detail}", reference=None)
         return response.content, json_object(response, Provider.STRIPE)
 
 
-def _message(response: httpx.Response) -> str:
+def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
+    """Stripe's `error.code` and `error.message` of an error answer, when it has them."""
     try:
         error = json.loads(response.content).get("error") or {}
     except (ValueError, AttributeError):
-        return "no message"
-    message = error.get("message") if isinstance(error, dict) else None
-    return message[:200] if isinstance(message, str) else "no message"
+        return None, "no message"
+    if not isinstance(error, dict):
+        return None, "no message"
+    code, message = error.get("code"), error.get("message")
+    return (code if isinstance(code, str) else None,
+            message[:200] if isinstance(message, str) else "no message")
 
 
 def refs_of(event: dict[str, Any]) -> tuple[str, ...]:

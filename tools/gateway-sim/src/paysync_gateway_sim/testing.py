@@ -6,19 +6,27 @@ that is already running instead of starting one.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
 
 import pytest
 
 from paysync_gateway_sim.client import URL_ENV, SimulatorClient
 from paysync_gateway_sim.process import SimulatorProcess, free_port
 
-__all__ = ["SimulatorProcess", "WebhookReceiver", "free_port", "gateway_sim", "webhook_receiver"]
+_S = TypeVar("_S", bound="_LocalServer")
+
+__all__ = [
+    "ScriptedGateway", "SimulatorProcess", "WebhookReceiver", "free_port", "gateway_sim", "scripted_gateway",
+    "webhook_receiver",
+]
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +52,31 @@ def gateway_sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorC
 # --- a webhook receiver to point accounts at ------------------------------------------------------
 
 
+@dataclass
+class _LocalServer:
+    """An http.server on 127.0.0.1 serving from a background thread until `close`."""
+
+    server: ThreadingHTTPServer = field(repr=False)
+
+    def _serve(self, name: str) -> None:
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True, name=name).start()
+
+    def close(self) -> None:
+        """Stop listening."""
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@contextmanager
+def _running(server: _S) -> Iterator[_S]:
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+
 @dataclass(frozen=True)
 class ReceivedWebhook:
     """One request as the receiver saw it (header names lower-cased)."""
@@ -55,10 +88,9 @@ class ReceivedWebhook:
 
 
 @dataclass
-class WebhookReceiver:
+class WebhookReceiver(_LocalServer):
     """An HTTP server on 127.0.0.1 that records every POST and answers 200 (or queued statuses)."""
 
-    server: ThreadingHTTPServer = field(repr=False)
     received: list[ReceivedWebhook] = field(default_factory=list)
     answers: list[int] = field(default_factory=list)  # statuses to answer next, then 200
     _cond: threading.Condition = field(default_factory=threading.Condition, repr=False)
@@ -82,8 +114,7 @@ class WebhookReceiver:
                 return
 
         receiver = cls(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
-        threading.Thread(target=receiver.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True, name="webhook-receiver").start()
+        receiver._serve("webhook-receiver")
         return receiver
 
     def url(self, path: str = "/hooks") -> str:
@@ -112,17 +143,94 @@ class WebhookReceiver:
                 self._cond.wait(left)
             return found
 
-    def close(self) -> None:
-        """Stop listening."""
-        self.server.shutdown()
-        self.server.server_close()
-
 
 @pytest.fixture
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     """A receiver for one test; give each account its own path (`receiver.url("/acct")`)."""
-    receiver = WebhookReceiver.start()
-    try:
+    with _running(WebhookReceiver.start()) as receiver:
         yield receiver
-    finally:
-        receiver.close()
+
+
+# --- a gateway that answers exactly what a test scripts ------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScriptedAnswer:
+    """One canned HTTP answer: status, JSON body (or raw bytes) and headers."""
+
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ScriptedGateway(_LocalServer):
+    """An HTTP server on 127.0.0.1 answering each (method, path) with what the test scripted.
+
+    For answers the simulator never gives on purpose (an independent mock's, a proxy's), so a
+    client is tested over real HTTP with nothing of ours faked. Unscripted paths get a bare 404.
+    """
+
+    answers: dict[tuple[str, str], list[ScriptedAnswer]] = field(default_factory=dict)
+    requests: list[tuple[str, str, bytes]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def start(cls) -> ScriptedGateway:
+        """Listen on a free port in a background thread."""
+        gateway: ScriptedGateway
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                answer = gateway._next(self.command, self.path, body)
+                raw = answer.body if isinstance(answer.body, bytes) else json.dumps(answer.body).encode()
+                self.send_response(answer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                for name, value in answer.headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            do_GET = do_POST = _answer  # noqa: N815 - http.server's naming
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        gateway = cls(ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+        gateway._serve("scripted-gateway")
+        return gateway
+
+    @property
+    def url(self) -> str:
+        """The server's base URL (no trailing slash)."""
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def script(self, method: str, path: str, status: int, body: Any,
+               headers: dict[str, str] | None = None, *, times: int = 1) -> None:
+        """Answer the next `times` requests to `method path` (query string ignored); the last repeats."""
+        with self._lock:
+            queue = self.answers.setdefault((method.upper(), path), [])
+            queue.extend([ScriptedAnswer(status, body, dict(headers or {}))] * times)
+
+    def count(self, method: str, path: str) -> int:
+        """Requests received for `method path`."""
+        with self._lock:
+            return sum(1 for m, p, _ in self.requests if (m, p) == (method.upper(), path))
+
+    def _next(self, method: str, target: str, body: bytes) -> ScriptedAnswer:
+        path = target.split("?", 1)[0]
+        with self._lock:
+            self.requests.append((method, path, body))
+            queue = self.answers.get((method, path))
+            if not queue:
+                return ScriptedAnswer(404, b"")
+            return queue.pop(0) if len(queue) > 1 else queue[0]
+
+
+@pytest.fixture
+def scripted_gateway() -> Iterator[ScriptedGateway]:
+    """A scripted gateway for one test."""
+    with _running(ScriptedGateway.start()) as gateway:
+        yield gateway

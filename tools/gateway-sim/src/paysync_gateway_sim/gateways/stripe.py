@@ -128,8 +128,12 @@ class StripeSim:
             obj["latest_charge"] = self.render_charge(book.charges[intent.latest_charge])
         return obj
 
-    def render_invoice(self, invoice: StripeInvoice) -> JsonDict:
-        """The Invoice object, its PaymentIntent under `payments` as in current API versions."""
+    def render_invoice(self, invoice: StripeInvoice, expand: Iterable[str] | None = None) -> JsonDict:
+        """The Invoice object; its PaymentIntent under `payments` as in current API versions.
+
+        On retrieval Stripe includes `payments` only when it is expanded (`expand[]=payments`);
+        `expand=None` renders it, as in the event payloads the simulator sends.
+        """
         obj = build.invoice(
             id=invoice.id, status=invoice.status, amount_due=invoice.amount_due,  # type: ignore[arg-type]
             amount_paid=invoice.amount_paid, currency=invoice.currency, payment_intent=invoice.payment_intent,
@@ -137,6 +141,8 @@ class StripeSim:
             created=invoice.created,
         )
         obj["attempt_count"] = invoice.attempt_count
+        if expand is not None and "payments" not in expand:
+            obj.pop("payments", None)
         return obj
 
     def render_charge(self, charge: StripeCharge) -> JsonDict:

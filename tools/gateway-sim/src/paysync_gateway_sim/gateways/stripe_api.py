@@ -233,13 +233,15 @@ async def retrieve_payment_intent(
 
 @router.get("/v1/invoices/{invoice_id}")
 async def retrieve_invoice(
-    invoice_id: str, account: Account = Depends(stripe_account), sim: Simulator = Depends(get_sim)
+    invoice_id: str, request: Request, account: Account = Depends(stripe_account),
+    sim: Simulator = Depends(get_sim),
 ) -> JsonDict:
-    """Retrieve an Invoice."""
+    """Retrieve an Invoice; `payments` (its PaymentIntent) only with `expand[]=payments`, as Stripe."""
     invoice = account.stripe.invoices.get(invoice_id)
     if invoice is None:
         raise _missing("invoice", invoice_id, "invoice")
-    return sim.stripe.render_invoice(invoice)
+    params = _params(request.query_params.multi_items())
+    return sim.stripe.render_invoice(invoice, _expand(params))
 
 
 @router.get("/v1/events/{event_id}")

@@ -238,8 +238,13 @@ def _query_answer(response: httpx.Response, checkout_request_id: str) -> StkQuer
     if isinstance(result, bool) or not isinstance(result, int):
         raise GatewayError("STK Push Query answer without a ResultCode", provider="mpesa",
                            retryable=False, status_code=response.status_code)
+    answered = text_field(body, "CheckoutRequestID", 255)
+    if answered is not None and answered != checkout_request_id:
+        # The observation is about the push we asked for; an answer about another one is no answer.
+        raise GatewayError(f"STK Push Query answered for another CheckoutRequestID ({answered[:40]})",
+                           provider="mpesa", retryable=False, status_code=response.status_code)
     return StkQueryResult(
-        checkout_request_id=text_field(body, "CheckoutRequestID", 255) or checkout_request_id,
+        checkout_request_id=checkout_request_id,
         result_code=result,
         result_desc=text_field(body, "ResultDesc", 500),
         merchant_request_id=text_field(body, "MerchantRequestID"),

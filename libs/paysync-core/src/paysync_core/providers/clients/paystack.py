@@ -95,10 +95,16 @@ class PaystackGatewayClient:
     # -- queries -------------------------------------------------------------------------
 
     async def verify(self, reference: str) -> JsonObject:
-        """GET /transaction/verify/:reference: the transaction's `data`."""
+        """GET /transaction/verify/:reference: the transaction's `data`, which must be that reference's."""
         path = f"/transaction/verify/{quote(reference, safe='')}"
         body = await self._get(path, None, operation="transaction.verify", reference=reference)
-        return _data_object(body)
+        data = _data_object(body)
+        answered = data.get("reference")
+        if answered is not None and answered != reference:
+            # What we observe is the transaction we asked about; an answer about another is no answer.
+            raise GatewayError(f"verify answered for another reference ({str(answered)[:40]})",
+                               provider="paystack", retryable=False, status_code=200)
+        return data
 
     async def list_transactions(
         self,
@@ -204,7 +210,7 @@ class PaystackGatewayClient:
                  domain=domain, entity_id=entity_id)
         return Initiated(
             provider=Provider.PAYSTACK,
-            provider_ref=get_str(data, "reference", "data.reference") or reference,
+            provider_ref=get_str(data, "reference", "data.reference", required=False) or reference,
             checkout_url=get_str(data, "authorization_url", "data.authorization_url", max_length=2000),
             details={"access_code": text_field(data, "access_code") or ""},
         )

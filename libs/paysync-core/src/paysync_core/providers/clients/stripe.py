@@ -15,14 +15,14 @@ import structlog
 from paysync_core.contracts.common import ObservationSource, Provider
 from paysync_core.contracts.observation import PaymentObservation
 from paysync_core.credentials import StripeCredentials
-from paysync_core.errors import GatewayError, PaysyncError, RateLimited
+from paysync_core.errors import PaysyncError
 from paysync_core.providers.base import ParseContext
 from paysync_core.providers.clients import stripe_objects
-from paysync_core.providers.clients.errors import GatewayRejected, GatewayUnreachable, NotFoundAtGateway
+from paysync_core.providers.clients.errors import GatewayUnreachable
 from paysync_core.providers.clients.http import DEFAULT_TIMEOUT, GatewayHttp
 from paysync_core.providers.clients.observe import Initiated
-from paysync_core.providers.clients.retry import RequestBudget, RetryPolicy, Sleep, retry_after_seconds
-from paysync_core.providers.clients.stripe_transport import PaysyncStripeHttpClient
+from paysync_core.providers.clients.retry import RequestBudget, RetryPolicy, Sleep
+from paysync_core.providers.clients.stripe_transport import PaysyncStripeHttpClient, stripe_answer_error
 from paysync_core.providers.stripe import EVENT_PARSERS as _EVENT_PARSERS
 from paysync_core.providers.stripe import StripeAdapter
 
@@ -74,8 +74,9 @@ class StripeGatewayClient:
         return await _call(self._sdk.v1.payment_intents.retrieve_async(intent_id), intent_id)
 
     async def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
-        """GET /v1/invoices/:id."""
-        return await _call(self._sdk.v1.invoices.retrieve_async(invoice_id), invoice_id)
+        """GET /v1/invoices/:id with its `payments` expanded: Stripe leaves them out otherwise."""
+        params: dict[str, Any] = {"expand": ["payments"]}  # where the invoice's PaymentIntent is named
+        return await _call(self._sdk.v1.invoices.retrieve_async(invoice_id, params), invoice_id)
 
     async def list_events(
         self,
@@ -212,24 +213,11 @@ async def _call(awaitable: Awaitable[T], reference: str | None) -> T:
 
 def paysync_error(exc: stripe.StripeError, reference: str | None) -> PaysyncError:
     """The paysync error for a stripe SDK error: retryable only when trying again can help."""
-    status = exc.http_status
-    headers = exc.headers or {}
-    retry_after = retry_after_seconds(headers)
     message = f"{type(exc).__name__}: {exc.user_message or exc.code or 'no message'}"[:300]
-    advice = headers.get("stripe-should-retry")
-    if isinstance(exc, stripe.RateLimitError):
-        return RateLimited(message, provider="stripe", retryable=True, status_code=status,
-                           retry_after=retry_after)
     if isinstance(exc, stripe.APIConnectionError):
         return GatewayUnreachable(message, provider="stripe", request_sent=True)
-    if isinstance(exc, stripe.InvalidRequestError) and (status == 404 or exc.code == "resource_missing"):
-        return NotFoundAtGateway(message, provider="stripe", reference=reference or "?", status_code=status)
-    if isinstance(exc, (stripe.AuthenticationError, stripe.PermissionError, stripe.InvalidRequestError,
-                        stripe.IdempotencyError, stripe.CardError)):
-        return GatewayRejected(message, provider="stripe", status_code=status, gateway_code=exc.code)
-    retryable = advice == "true" or (advice != "false" and (status is None or status >= 500 or status == 409))
-    return GatewayError(message, provider="stripe", retryable=retryable, status_code=status,
-                        retry_after=retry_after)
+    return stripe_answer_error(exc.http_status, exc.headers or {}, code=exc.code, message=message,
+                               reference=reference)
 
 
 def _id_of(value: object) -> str | None:

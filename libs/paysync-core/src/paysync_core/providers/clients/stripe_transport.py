@@ -17,6 +17,7 @@ import httpx
 import stripe
 
 from paysync_core.errors import GatewayError, RateLimited
+from paysync_core.providers.clients.errors import GatewayRejected, NotFoundAtGateway
 from paysync_core.providers.clients.http import GatewayHttp
 from paysync_core.providers.clients.retry import retry_after_seconds
 
@@ -37,12 +38,44 @@ class _RateLimitedAnswer(_RetryableAnswer, RateLimited):
 
 def stripe_says_retry(response: httpx.Response) -> bool:
     """Stripe's own rule: `Stripe-Should-Retry` decides; else 409, 429 and 5xx are worth another try."""
-    advice = response.headers.get("stripe-should-retry")
+    return should_retry(response.status_code, response.headers)
+
+
+def should_retry(status: int | None, headers: Mapping[str, str]) -> bool:
+    """`stripe_says_retry` for a status and headers (no status: the answer never came)."""
+    advice = _header(headers, "stripe-should-retry")
     if advice == "true":
         return True
     if advice == "false":
         return False
-    return response.status_code in (409, 429) or response.status_code >= 500
+    return status is None or status in (409, 429) or status >= 500
+
+
+def stripe_answer_error(
+    status: int | None, headers: Mapping[str, str], *, code: str | None, message: str,
+    reference: str | None,
+) -> GatewayError:
+    """The paysync error for one Stripe error answer; both Stripe read paths use this one rule.
+
+    Only Stripe's own `resource_missing` says a payment is unknown: a 404 without it is a URL
+    Stripe does not recognize (a wrong API base, a misrouting proxy), which is a fault of ours
+    and must count against the gateway, not answer the check.
+    """
+    retry_after = retry_after_seconds(headers)
+    if status == 429:
+        return RateLimited(message, provider="stripe", retryable=True, status_code=status,
+                           retry_after=retry_after)
+    if code == "resource_missing" and reference is not None:
+        return NotFoundAtGateway(message, provider="stripe", reference=reference, status_code=status)
+    retryable = should_retry(status, headers)
+    if status is not None and 400 <= status < 500 and not retryable:
+        return GatewayRejected(message, provider="stripe", status_code=status, gateway_code=code)
+    return GatewayError(message, provider="stripe", retryable=retryable, status_code=status,
+                        retry_after=retry_after)
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((v.strip().lower() for k, v in headers.items() if k.lower() == name), None)
 
 
 class PaysyncStripeHttpClient(stripe.HTTPClient):
