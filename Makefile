@@ -34,8 +34,13 @@ dev: setup
 try: setup
 	$(VENV)/bin/python -m paysync_dev.demo try
 
-## test: every test; the fixtures start a Kafka broker and PostgreSQL when none is given
-test: setup
+## stripe-mock: Stripe's own OpenAPI-driven mock, the contract check of our Stripe clients (needs Go)
+STRIPE_MOCK_VERSION := v0.203.0
+.cache/bin/stripe-mock:
+	GOBIN=$(abspath .cache/bin) go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
+
+## test: every test; the fixtures start a Kafka broker, PostgreSQL and stripe-mock
+test: setup .cache/bin/stripe-mock
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## test-unit: only the tests that need no broker or database

@@ -1,4 +1,4 @@
-"""The Events reader reads Stripe's error answers as the SDK path does (one rule: stripe_answer_error)."""
+"""The Events reader: requests Stripe's own mock accepts; error answers read as the SDK path reads them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from paysync_core.credentials import StripeCredentials
 from paysync_core.errors import GatewayError
 from paysync_core.providers.clients import GatewayRejected, NotFoundAtGateway, RetryPolicy
+from paysync_dev.stripe_mock import SECRET_KEY, StripeMock
 from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.testing import ScriptedGateway
 from paysync_reconciler.stripe_events import StripeEventPages
@@ -47,3 +48,14 @@ async def test_an_unrecognized_url_is_a_rejection(gateway_sim: SimulatorClient):
         await _first_page(f"{gateway_sim.stripe_base}/v1", account.secret_key or "")  # one /v1 too many
     assert isinstance(caught.value, GatewayRejected) and not isinstance(caught.value, NotFoundAtGateway)
     assert caught.value.status_code == 404
+
+
+async def test_the_events_readers_requests_are_accepted_by_stripes_own_mock(stripe_mock: StripeMock):
+    """Every filter the reader sends (types[n], created[gte|lte], limit), checked against Stripe's spec."""
+    now = datetime.now(UTC)
+    credentials = StripeCredentials(secret_key=SECRET_KEY, webhook_secrets=("whsec_unused",),
+                                    api_base=stripe_mock.url)
+    async with httpx.AsyncClient() as http:
+        pages = StripeEventPages(credentials, http, policy=FAST, budget=None, timeout=httpx.Timeout(5.0))
+        read = [events async for _, events in pages.pages(now - timedelta(days=1), now)]
+    assert read and all(events for events in read)

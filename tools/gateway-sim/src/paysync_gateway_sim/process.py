@@ -72,13 +72,18 @@ class SimulatorProcess:
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL if it has not stopped within `grace` seconds."""
-        if self.process.poll() is not None:
-            return
+        stop_process_group(self.process, grace)
+
+
+def stop_process_group(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM to a process started in its own session, then SIGKILL after `grace` seconds."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -171,25 +171,11 @@ class StripeGatewayClient:
         idempotency_key: str | None = None,
     ) -> Initiated:
         """POST /v1/checkout/sessions (mode=payment, one line item); the session id to register."""
-        if amount_minor <= 0:
-            raise ValueError("amount_minor must be positive")
-        tags = {**(metadata or {}), "paysync_domain": domain, "paysync_entity_id": entity_id}
-        params: dict[str, Any] = {
-            "mode": "payment",
-            "line_items": [{
-                "quantity": 1,
-                "price_data": {"currency": currency.lower(), "unit_amount": amount_minor,
-                               "product_data": {"name": product_name}},
-            }],
-            "success_url": success_url,
-            "cancel_url": cancel_url,
-            "client_reference_id": f"{domain}:{entity_id}"[:200],
-            "metadata": tags,
-            # The PaymentIntent carries the same tags, so its own events name the entity too.
-            "payment_intent_data": {"metadata": tags},
-        }
-        if customer_email:
-            params["customer_email"] = customer_email
+        params = checkout_session_params(
+            amount_minor=amount_minor, currency=currency, product_name=product_name,
+            success_url=success_url, cancel_url=cancel_url, domain=domain, entity_id=entity_id,
+            metadata=metadata, customer_email=customer_email,
+        )
         options = {"idempotency_key": idempotency_key} if idempotency_key else None
         session = await _call(self._sdk.v1.checkout.sessions.create_async(params, options), None)
         log.info("stripe.checkout_session.created", tenant=self.tenant, session_id=session.id,
@@ -202,6 +188,41 @@ class StripeGatewayClient:
             checkout_url=fields.get("url"),
             details={"payment_intent": intent} if intent else {},
         )
+
+
+def checkout_session_params(
+    *,
+    amount_minor: int,
+    currency: str,
+    product_name: str,
+    success_url: str,
+    cancel_url: str,
+    domain: str,
+    entity_id: str,
+    metadata: Mapping[str, str] | None = None,
+    customer_email: str | None = None,
+) -> dict[str, Any]:
+    """The parameters of POST /v1/checkout/sessions for one payment of one line item."""
+    if amount_minor <= 0:
+        raise ValueError("amount_minor must be positive")
+    tags = {**(metadata or {}), "paysync_domain": domain, "paysync_entity_id": entity_id}
+    params: dict[str, Any] = {
+        "mode": "payment",
+        "line_items": [{
+            "quantity": 1,
+            "price_data": {"currency": currency.lower(), "unit_amount": amount_minor,
+                           "product_data": {"name": product_name}},
+        }],
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "client_reference_id": f"{domain}:{entity_id}"[:200],
+        "metadata": tags,
+        # The PaymentIntent carries the same tags, so its own events name the entity too.
+        "payment_intent_data": {"metadata": tags},
+    }
+    if customer_email:
+        params["customer_email"] = customer_email
+    return params
 
 
 async def _call(awaitable: Awaitable[T], reference: str | None) -> T:
