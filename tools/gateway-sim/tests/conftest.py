@@ -59,6 +59,7 @@ class Daraja:
         phone: str = "254708374149",
         amount: int = 10,
         callback: str = "https://example.com/cb",
+        **fields: Any,
     ) -> httpx.Response:
         body: dict[str, Any] = {
             **self.credentials(),
@@ -70,6 +71,7 @@ class Daraja:
             "CallBackURL": callback,
             "AccountReference": "INV-1",
             "TransactionDesc": "Job payment",
+            **fields,
         }
         return self.http.post(
             "/mpesa/stkpush/v1/processrequest", json=body, headers={"Authorization": f"Bearer {token}"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 from paysync_gateway_sim import SimulatorClient
 
@@ -98,3 +99,28 @@ def test_wrong_password_and_unanswered_prompts(gateway_sim: SimulatorClient, dar
     fresh = daraja.token()  # the advance also aged the first token by a minute only; a new one is fine
     timed_out = daraja.query(fresh, checkout_id).json()
     assert (timed_out["ResultCode"], timed_out["ResultDesc"]) == ("1037", "DS timeout user cannot be reached")
+
+
+def test_partyb_must_fit_the_transaction_type(gateway_sim: SimulatorClient, daraja) -> None:
+    """A PayBill collects itself; a Buy Goods store collects on its till, never as a PayBill."""
+    paybill = daraja.token()
+    as_till = daraja.push(paybill, TransactionType="CustomerBuyGoodsOnline", PartyB="5123456")
+    assert as_till.status_code == 400 and as_till.json()["errorMessage"] == "Bad Request - Invalid PartyB"
+    assert daraja.push(paybill, phone="254711000004").status_code == 200
+
+    store = gateway_sim.create_account("mpesa", shortcode="7654321", till_number="5123456")
+    till = replace(daraja, account=store)  # the same integrator, at the till's store
+    token = till.token()
+    as_paybill = till.push(token, PartyB=store.shortcode)
+    other_till = till.push(token, TransactionType="CustomerBuyGoodsOnline", PartyB="5999999")
+    right = till.push(token, TransactionType="CustomerBuyGoodsOnline", PartyB="5123456")
+    for refused in (as_paybill, other_till):
+        assert refused.status_code == 400 and refused.json()["errorMessage"] == "Bad Request - Invalid PartyB"
+    assert right.status_code == 200 and right.json()["ResponseCode"] == "0"
+
+
+def test_amounts_above_the_m_pesa_maximum_are_refused(daraja) -> None:
+    token = daraja.token()
+    over = daraja.push(token, amount=250_001)
+    assert over.status_code == 400 and over.json()["errorMessage"] == "Bad Request - Invalid Amount"
+    assert daraja.push(token, amount=250_000).status_code == 200

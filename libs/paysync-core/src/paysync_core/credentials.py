@@ -37,7 +37,10 @@ class MpesaCredentials(_Credentials):
 
     consumer_key: SecretStr
     consumer_secret: SecretStr
-    shortcode: str
+    shortcode: str = Field(description="BusinessShortCode: the PayBill number, or a till's store number")
+    till_number: str | None = Field(
+        default=None, description="Buy Goods till that collects (PartyB of CustomerBuyGoodsOnline); "
+                                  "none: `shortcode` is a PayBill that collects itself")
     passkey: SecretStr
     callback_token: SecretStr = Field(description="Secret path segment of the callback URL")
     allowed_ips: tuple[str, ...] = ()

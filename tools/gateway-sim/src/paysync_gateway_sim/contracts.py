@@ -78,6 +78,10 @@ class AccountSpec(_Model):
     consumer_key: str | None = None
     consumer_secret: str | None = None
     shortcode: str | None = Field(default=None, pattern=r"^[0-9]{5,7}$")
+    till_number: str | None = Field(
+        default=None, pattern=r"^[0-9]{5,7}$",
+        description="M-Pesa: a Buy Goods till of the store `shortcode`; None: `shortcode` is a PayBill",
+    )
     passkey: str | None = None
     rate_limit: float | None = Field(
         default=None, ge=0, description="Requests per second; None: the gateway's default; 0: unlimited"
@@ -107,6 +111,7 @@ class Account(_Model):
     consumer_key: str | None
     consumer_secret: str | None
     shortcode: str | None
+    till_number: str | None = None
     passkey: str | None
     rate_limit: float | None = Field(description="Effective requests per second; None: unlimited")
     lock_subscriber: bool

@@ -223,6 +223,7 @@ class Account:
     consumer_key: str | None
     consumer_secret: str | None
     shortcode: str | None
+    till_number: str | None
     passkey: str | None
     rate_limit: float | None
     lock_subscriber: bool
@@ -245,7 +246,8 @@ class Account:
         return AccountModel(
             id=self.id, provider=self.provider, webhook_url=self.webhook_url, secret_key=self.secret_key,
             webhook_secret=self.webhook_secret, consumer_key=self.consumer_key,
-            consumer_secret=self.consumer_secret, shortcode=self.shortcode, passkey=self.passkey,
+            consumer_secret=self.consumer_secret, shortcode=self.shortcode, till_number=self.till_number,
+            passkey=self.passkey,
             rate_limit=self.rate_limit, lock_subscriber=self.lock_subscriber, faults=self.faults,
         )
 
@@ -279,6 +281,7 @@ class Store:
             consumer_key=spec.consumer_key or (token(48) if mpesa else None),
             consumer_secret=spec.consumer_secret or (token(64) if mpesa else None),
             shortcode=spec.shortcode or ("174379" if mpesa else None),
+            till_number=spec.till_number,
             passkey=spec.passkey or (token(64, "0123456789abcdef") if mpesa else None),
             rate_limit=rate_limit,
             lock_subscriber=spec.lock_subscriber,

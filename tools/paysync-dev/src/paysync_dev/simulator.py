@@ -34,7 +34,8 @@ def simulator_credentials(
         ) if paystack else None,
         mpesa=MpesaCredentials(
             consumer_key=mpesa.consumer_key or "", consumer_secret=mpesa.consumer_secret or "",
-            shortcode=mpesa.shortcode or "", passkey=mpesa.passkey or "", callback_token=callback_token,
+            shortcode=mpesa.shortcode or "", till_number=mpesa.till_number, passkey=mpesa.passkey or "",
+            callback_token=callback_token,
             api_base=sim.daraja_base,
         ) if mpesa else None,
     )

@@ -90,7 +90,7 @@ class Clients:
         """A Daraja client for a simulator app and till."""
         credentials = MpesaCredentials(
             consumer_key=account.consumer_key or "", consumer_secret=account.consumer_secret or "",
-            shortcode=account.shortcode or "", passkey=account.passkey or "",
+            shortcode=account.shortcode or "", till_number=account.till_number, passkey=account.passkey or "",
             callback_token=callback_token, api_base=self.sim.client.daraja_base,
         )
         return DarajaGatewayClient(self.tenant, credentials, self.http, **{"policy": FAST, **options})

@@ -139,3 +139,30 @@ async def test_a_wrong_consumer_secret_is_rejected_once(clients, sim, mpesa_acco
         await client.query_stk_push("ws_CO_1")
     assert not refused.value.retryable and refused.value.status_code == 400
     assert sim.unauthenticated("mpesa") - before == 1
+
+
+async def test_a_buy_goods_till_payment_is_pushed_paid_and_confirmed_succeeded(
+    clients, sim, tenant, webhook_receiver
+):
+    """A till collects for its store: CustomerBuyGoodsOnline, the store as BusinessShortCode, the till
+    as PartyB. The simulator refuses any other pairing, so only a push the till can take is sent."""
+    store = sim.client.create_account("mpesa", shortcode="7654321", till_number="5123456", rate_limit=0)
+    client = clients.daraja(store, callback_token="cb-till")
+    started = await client.stk_push(amount_minor=2_500_00, phone=PHONE, account_reference="SHOP-9",
+                                    description="Groceries", callback_base_url=webhook_receiver.url(""))
+
+    sim.client.pay(store.id, started.provider_ref)
+    [callback] = webhook_receiver.wait_for(f"/webhooks/{tenant}/mpesa/cb-till", 1)
+    assert started.provider_ref.encode() in callback.body
+    confirmed = await client.observe(started.provider_ref)  # the STK Push Query that confirms a callback
+    assert confirmed.status is S.SUCCEEDED and confirmed.verified
+    assert sim.client.payment(store.id, started.provider_ref).amount_minor == 2_500_00
+
+
+async def test_a_till_store_pushed_as_a_paybill_is_refused(clients, sim, webhook_receiver):
+    store = sim.client.create_account("mpesa", shortcode="7654322", till_number="5123457", rate_limit=0)
+    as_paybill = clients.daraja(store.model_copy(update={"till_number": None}))
+    with pytest.raises(GatewayRejected) as caught:
+        await as_paybill.stk_push(amount_minor=100_00, phone=PHONE, account_reference="SHOP-9",
+                                  description="Groceries", callback_base_url=webhook_receiver.url(""))
+    assert caught.value.status_code == 400 and "PartyB" in str(caught.value)

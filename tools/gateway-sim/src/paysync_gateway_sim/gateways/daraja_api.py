@@ -29,6 +29,8 @@ PROCESSING = "The transaction is being processed"
 LOCKED = "Unable to lock subscriber, a transaction is already in process for the current subscriber"
 _PHONE = re.compile(r"^254[17][0-9]{8}$")
 _TRANSACTION_TYPES = frozenset({"CustomerPayBillOnline", "CustomerBuyGoodsOnline"})
+#: M-Pesa's largest single transaction (KES), as Daraja enforces it on STK Push.
+MAX_AMOUNT = 250_000
 
 
 def daraja_error(status: int, code: str, message: str) -> GatewayError:
@@ -106,6 +108,13 @@ def _check_password(account: Account, body: dict[str, Any]) -> None:
         raise daraja_error(500, "500.001.1001", "Wrong credentials")
 
 
+def _collector(account: Account, transaction_type: str) -> str | None:
+    """The PartyB a transaction type needs: the PayBill itself, or the till of a Buy Goods store."""
+    if transaction_type == "CustomerBuyGoodsOnline":
+        return account.till_number
+    return account.shortcode if account.till_number is None else None  # a till's store is no PayBill
+
+
 def _whole(value: Any) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
@@ -124,13 +133,13 @@ async def stk_push(
     if body.get("TransactionType") not in _TRANSACTION_TYPES:
         raise daraja_error(400, "400.002.02", "Bad Request - Invalid TransactionType")
     amount = _whole(body.get("Amount"))
-    if amount is None:
+    if amount is None or amount > MAX_AMOUNT:
         raise daraja_error(400, "400.002.02", "Bad Request - Invalid Amount")
     phone = str(body.get("PhoneNumber", ""))
     for field in ("PartyA", "PhoneNumber"):
         if not _PHONE.match(str(body.get(field, ""))):
             raise daraja_error(400, "400.002.02", f"Bad Request - Invalid {field}")
-    if not str(body.get("PartyB", "")).isdigit():
+    if str(body.get("PartyB", "")) != _collector(account, str(body["TransactionType"])):
         raise daraja_error(400, "400.002.02", "Bad Request - Invalid PartyB")
     callback = body.get("CallBackURL")
     if not isinstance(callback, str) or not re.match(r"^https?://[^\s/]+", callback):

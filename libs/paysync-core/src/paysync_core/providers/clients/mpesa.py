@@ -145,10 +145,9 @@ class DarajaGatewayClient:
         async def once(token: str) -> JsonObject:
             body = {
                 **self._password_fields(),
-                "TransactionType": "CustomerPayBillOnline",
+                **self._collector_fields(),
                 "Amount": amount_minor // 100,
                 "PartyA": msisdn,
-                "PartyB": self._credentials.shortcode,
                 "PhoneNumber": msisdn,
                 "CallBackURL": callback,
                 "AccountReference": account_reference,
@@ -196,6 +195,13 @@ class DarajaGatewayClient:
         except TokenRejected as exc:
             raise GatewayRejected("Daraja refused a freshly issued access token", provider="mpesa",
                                   status_code=exc.status_code) from exc
+
+    def _collector_fields(self) -> dict[str, str]:
+        """Who collects: a PayBill collects itself; a Buy Goods till collects for its store number."""
+        till = self._credentials.till_number
+        if till:
+            return {"TransactionType": "CustomerBuyGoodsOnline", "PartyB": till}
+        return {"TransactionType": "CustomerPayBillOnline", "PartyB": self._credentials.shortcode}
 
     def _password_fields(self) -> dict[str, str]:
         """BusinessShortCode, Timestamp (EAT, `YYYYMMDDHHmmss`) and Password = b64(code+passkey+ts)."""
