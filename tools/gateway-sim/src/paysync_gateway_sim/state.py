@@ -95,6 +95,9 @@ class StripeInvoice:
     payment_intent: str | None = None
     next_payment_attempt: int | None = None
     attempt_count: int = 0
+    #: `status_transitions`: when it was finalized, paid, voided, marked uncollectible (unix times).
+    transitions: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(
+        ("finalized_at", "paid_at", "voided_at", "marked_uncollectible_at")))
 
 
 @dataclass(slots=True)
@@ -136,7 +139,7 @@ class StripeBook:
     disputes: dict[str, StripeDispute] = field(default_factory=dict)
     events: list[JsonDict] = field(default_factory=list)
     event_index: dict[str, int] = field(default_factory=dict)
-    idempotency: dict[str, JsonDict] = field(default_factory=dict)
+    idempotency: dict[str, tuple[str, JsonDict]] = field(default_factory=dict)  # key -> (request, answer)
     expiries: list[tuple[int, str]] = field(default_factory=list)  # heap of (expires_at, session)
 
 

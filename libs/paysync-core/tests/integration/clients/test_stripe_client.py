@@ -166,3 +166,17 @@ async def test_an_unreachable_gateway_is_a_retryable_error_after_the_retries(cli
     with pytest.raises(GatewayUnreachable) as caught:
         await client_nowhere.observe("pi_anything")
     assert caught.value.retryable and caught.value.request_sent is False
+
+
+async def test_an_invoice_is_observed_at_the_time_stripe_says_it_was_paid(clients, sim, stripe_account):
+    """The provider time of a paid invoice is its `status_transitions.paid_at`, not when we asked."""
+    client = clients.stripe(stripe_account)
+    invoice = sim.client.create_payment(stripe_account.id, kind="invoice").ref
+    sim.client.advance(3600, account=stripe_account.id)  # the account's clock an hour ahead of ours
+    sim.client.pay(stripe_account.id, invoice)
+    paid_at = sim.client.payment(stripe_account.id, invoice).object["status_transitions"]["paid_at"]
+
+    paid = await client.observe(invoice)
+
+    assert paid.status is S.SUCCEEDED
+    assert paid.provider_time == datetime.fromtimestamp(paid_at, UTC)

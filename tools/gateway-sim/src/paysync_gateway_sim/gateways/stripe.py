@@ -91,7 +91,7 @@ class StripeSim:
         account.stripe.invoices[invoice.id] = invoice
         created = self._emit(account, "invoice.created", self.render_invoice(invoice), invoice.id)
         # Finalizing a charge_automatically invoice creates the PaymentIntent that will collect it.
-        invoice.status = "open"
+        invoice.status, invoice.transitions["finalized_at"] = "open", account.clock.timestamp()
         invoice.payment_intent = self._new_intent(account, amount, currency, dict(metadata)).id
         finalized = self._emit(account, "invoice.finalized", self.render_invoice(invoice), invoice.id)
         return invoice.id, [created, finalized]
@@ -141,6 +141,7 @@ class StripeSim:
             created=invoice.created,
         )
         obj["attempt_count"] = invoice.attempt_count
+        obj["status_transitions"] = dict(invoice.transitions)  # always there, as at Stripe
         if expand is not None and "payments" not in expand:
             obj.pop("payments", None)
         return obj
@@ -280,6 +281,7 @@ class StripeSim:
         if action is Action.PAY:
             out = self._succeed(account, intent, inv.id)
             inv.status, inv.amount_paid, inv.next_payment_attempt = "paid", inv.amount_due, None
+            inv.transitions["paid_at"] = account.clock.timestamp()
             inv.attempt_count += 1
             obj = self.render_invoice(inv)
             return [*out, self._emit(account, "invoice.paid", obj, inv.id),
@@ -294,13 +296,14 @@ class StripeSim:
             obj = self.render_intent(book, intent)
             return [self._emit(account, "payment_intent.processing", obj, inv.id)]
         if action is Action.CANCEL:
-            inv.status = "void"
+            inv.status, inv.transitions["voided_at"] = "void", account.clock.timestamp()
             out = [self._emit(account, "invoice.voided", self.render_invoice(inv), inv.id)]
             if intent.status in _OPEN_INTENT:
                 out.append(self._cancel_intent(account, intent, "void_invoice", inv.id))
             return out
         if action is Action.EXPIRE:
             inv.status = "uncollectible"
+            inv.transitions["marked_uncollectible_at"] = account.clock.timestamp()
             return [self._emit(account, "invoice.marked_uncollectible", self.render_invoice(inv), inv.id)]
         raise conflict(f"{action.value} does not apply to an invoice")
 

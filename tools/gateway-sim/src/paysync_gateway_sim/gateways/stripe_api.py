@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import fnmatch
+import json
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -34,6 +35,14 @@ _RATE_LIMITED = (
     "Request rate limit exceeded. You can learn more about rate limits here "
     "https://stripe.com/docs/rate-limits."
 )
+_IDEMPOTENCY_MISMATCH = (
+    "Keys for idempotent requests can only be used with the same parameters they were first used with. "
+    "Try using a key other than '{key}' if you meant to execute a different request."
+)
+_RETRIEVE_PARAMS = frozenset({"expand"})
+_EVENT_LIST_PARAMS = frozenset({
+    "created", "delivery_success", "ending_before", "expand", "limit", "starting_after", "type", "types",
+})
 _SESSION_PARAMS = frozenset({
     "mode", "line_items", "success_url", "cancel_url", "return_url", "ui_mode", "metadata", "currency",
     "client_reference_id", "customer", "customer_email", "customer_creation", "expires_at", "expand",
@@ -86,8 +95,19 @@ async def stripe_account(request: Request, sim: Simulator = Depends(get_sim)) ->
         # Refused before anything happened, so Stripe's libraries may safely retry.
         raise stripe_error(429, _RATE_LIMITED, code="rate_limit", headers={"Stripe-Should-Retry": "true"})
     if verdict is faults.Verdict.SERVER_ERROR:
-        raise stripe_error(500, "An unknown error occurred", type_="api_error")
+        # Stripe says on its error answers whether a retry is safe; nothing happened here, so it is.
+        raise stripe_error(500, "An unknown error occurred", type_="api_error",
+                           headers={"Stripe-Should-Retry": "true"})
     return account
+
+
+def _read_params(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
+    """A read's query parameters; one Stripe does not define is a 400, as at Stripe."""
+    params = _params(request.query_params.multi_items())
+    unknown = sorted(set(params) - allowed)
+    if unknown:
+        raise stripe_error(400, f"Received unknown parameter: {unknown[0]}", param=unknown[0])
+    return params
 
 
 def _params(items: list[tuple[str, str]]) -> dict[str, Any]:
@@ -130,8 +150,13 @@ async def create_checkout_session(
     params = await _form(request)
     book = account.stripe
     idempotency_key = request.headers.get("idempotency-key")
+    fingerprint = json.dumps(params, sort_keys=True)
     if idempotency_key and idempotency_key in book.idempotency:
-        return JSONResponse(book.idempotency[idempotency_key], headers={"Idempotent-Replayed": "true"})
+        first_request, answer = book.idempotency[idempotency_key]
+        if first_request != fingerprint:
+            raise stripe_error(400, _IDEMPOTENCY_MISMATCH.format(key=idempotency_key),
+                               type_="idempotency_error")
+        return JSONResponse(answer, headers={"Idempotent-Replayed": "true"})
     unknown = sorted(set(params) - _SESSION_PARAMS)
     if unknown:
         raise stripe_error(400, f"Received unknown parameter: {unknown[0]}", param=unknown[0])
@@ -153,7 +178,7 @@ async def create_checkout_session(
     )
     obj = sim.stripe.render_session(book, session, _expand(params))
     if idempotency_key:
-        book.idempotency[idempotency_key] = obj
+        book.idempotency[idempotency_key] = (fingerprint, obj)
     return JSONResponse(obj)
 
 
@@ -200,7 +225,7 @@ async def retrieve_checkout_session(
     session = account.stripe.sessions.get(session_id)
     if session is None:
         raise _missing("checkout.session", session_id, "session")
-    params = _params(request.query_params.multi_items())
+    params = _read_params(request, _RETRIEVE_PARAMS)
     return sim.stripe.render_session(account.stripe, session, _expand(params))
 
 
@@ -227,7 +252,7 @@ async def retrieve_payment_intent(
     intent = account.stripe.intents.get(intent_id)
     if intent is None:
         raise _missing("payment_intent", intent_id, "intent")
-    params = _params(request.query_params.multi_items())
+    params = _read_params(request, _RETRIEVE_PARAMS)
     return sim.stripe.render_intent(account.stripe, intent, _expand(params))
 
 
@@ -240,13 +265,16 @@ async def retrieve_invoice(
     invoice = account.stripe.invoices.get(invoice_id)
     if invoice is None:
         raise _missing("invoice", invoice_id, "invoice")
-    params = _params(request.query_params.multi_items())
+    params = _read_params(request, _RETRIEVE_PARAMS)
     return sim.stripe.render_invoice(invoice, _expand(params))
 
 
 @router.get("/v1/events/{event_id}")
-async def retrieve_event(event_id: str, account: Account = Depends(stripe_account)) -> JsonDict:
+async def retrieve_event(
+    event_id: str, request: Request, account: Account = Depends(stripe_account)
+) -> JsonDict:
     """Retrieve an Event of the last 30 days."""
+    _read_params(request, _RETRIEVE_PARAMS)
     position = account.stripe.event_index.get(event_id)
     event = account.stripe.events[position] if position is not None else None
     if event is None or event["created"] < account.clock.timestamp() - EVENT_RETENTION:
@@ -257,7 +285,7 @@ async def retrieve_event(event_id: str, account: Account = Depends(stripe_accoun
 @router.get("/v1/events")
 async def list_events(request: Request, account: Account = Depends(stripe_account)) -> JsonDict:
     """List Events newest first: `type` (with `*`), `types[]`, `created[gte|gt|lte|lt]`, cursors."""
-    params = _params(request.query_params.multi_items())
+    params = _read_params(request, _EVENT_LIST_PARAMS)
     return _event_page(account.stripe, params, account.clock.timestamp())
 
 
