@@ -73,7 +73,13 @@ class PaystackSim:
             gateway_response=txn.gateway_response, paid_at=paid, paidAt=paid, created_at=created,
             createdAt=created, fees=obj["fees"] if txn.paid_at else None,
         )
-        obj["customer"] = {**obj["customer"], "email": txn.email}
+        obj["customer"] = {**obj["customer"], "email": txn.email, "first_name": None, "last_name": None,
+                           "phone": None, "metadata": None, "risk_action": "default",
+                           "international_format_phone": None}
+        # Fields Paystack always sends, mostly empty for an API-initialized test transaction.
+        obj.update(log=None, fees_split=None, receipt_number=None, transaction_date=created, connect=None,
+                   pos_transaction_data=None, fees_breakdown=None,
+                   source={"type": "api", "source": "merchant_api", "identifier": None})
         if txn.status in _OPEN:
             obj["authorization"] = {}
         return obj

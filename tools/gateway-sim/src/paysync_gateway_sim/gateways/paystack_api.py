@@ -134,6 +134,29 @@ async def verify_transaction(
     return {"status": True, "message": "Verification successful", "data": sim.paystack.render(txn)}
 
 
+@router.get("/transaction/totals")
+async def transaction_totals(account: Account = Depends(paystack_account)) -> JsonDict:
+    """Totals of the integration's transactions: volume of the successful ones, by currency."""
+    paid = [t for t in account.paystack.values() if t.status == "success"]
+    by_currency: dict[str, int] = {}
+    for txn in paid:
+        by_currency[txn.currency] = by_currency.get(txn.currency, 0) + txn.amount
+    return {
+        "status": True,
+        "message": "Transaction totals",
+        "data": {
+            "total_transactions": len(account.paystack),
+            "total_volume": sum(by_currency.values()),
+            "total_volume_by_currency": [
+                {"currency": currency, "amount": amount} for currency, amount in sorted(by_currency.items())],
+            "pending_transfers": 0,
+            "pending_transfers_by_currency": [],
+        },
+    }
+
+
+# Paystack answers with and without a trailing slash (client libraries use both): no 307 here.
+@router.get("/transaction/{transaction_id}/", include_in_schema=False)
 @router.get("/transaction/{transaction_id}")
 async def fetch_transaction(
     transaction_id: str, account: Account = Depends(paystack_account), sim: Simulator = Depends(get_sim)
@@ -146,6 +169,7 @@ async def fetch_transaction(
     return {"status": True, "message": "Transaction retrieved", "data": sim.paystack.render(txn)}
 
 
+@router.get("/transaction/", include_in_schema=False)
 @router.get("/transaction")
 async def list_transactions(
     request: Request, account: Account = Depends(paystack_account), sim: Simulator = Depends(get_sim)
