@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import replace
 
 from paysync_gateway_sim import SimulatorClient
@@ -124,3 +125,17 @@ def test_amounts_above_the_m_pesa_maximum_are_refused(daraja) -> None:
     over = daraja.push(token, amount=250_001)
     assert over.status_code == 400 and over.json()["errorMessage"] == "Bad Request - Invalid Amount"
     assert daraja.push(token, amount=250_000).status_code == 200
+
+
+def test_the_callback_carries_daraja_s_number_types(
+    gateway_sim: SimulatorClient, daraja, webhook_receiver
+) -> None:
+    """Amount is a float (150.0) and TransactionDate an integer (20240822091502), as Daraja sends them."""
+    token = daraja.token()
+    pushed = daraja.push(token, amount=150, callback=webhook_receiver.url("/till-cb")).json()
+    gateway_sim.pay(daraja.account.id, pushed["CheckoutRequestID"])
+    [callback] = webhook_receiver.wait_for("/till-cb", 1)
+    items = {item["Name"]: item.get("Value") for item in
+             json.loads(callback.body)["Body"]["stkCallback"]["CallbackMetadata"]["Item"]}
+    assert type(items["Amount"]) is float and items["Amount"] == 150.0
+    assert type(items["TransactionDate"]) is int and type(items["PhoneNumber"]) is int

@@ -109,7 +109,8 @@ class DarajaSim:
         body = build.stk_callback(
             checkout_request_id=request.checkout_request_id,
             merchant_request_id=request.merchant_request_id, result_code=code,
-            result_desc=request.result_desc, amount=request.amount, receipt=request.receipt,
+            # Daraja sends the amount as a JSON float (1.00) and TransactionDate as a number.
+            result_desc=request.result_desc, amount=float(request.amount), receipt=request.receipt,
             transaction_date=now, phone=int(request.phone),
         )
         return Outgoing(account.id, self.provider, "stkCallback", request.checkout_request_id,
