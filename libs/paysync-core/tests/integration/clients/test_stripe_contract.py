@@ -7,6 +7,7 @@ answered with Stripe's own fixture object, which must parse through our adapters
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -78,3 +79,51 @@ async def test_a_made_up_parameter_is_refused_so_the_check_can_fail(stripe_mock:
         await sdk.v1.checkout.sessions.create_async(misspelled)
     assert caught.value.http_status == 400
 
+
+
+#: The fields of each object our adapters read (providers/stripe.py, clients/stripe_objects.py).
+_READ = {
+    "checkout_session": ("id", "status", "payment_status", "amount_total", "currency", "payment_intent",
+                         "metadata"),
+    "payment_intent": ("id", "status", "amount", "amount_received", "currency", "metadata", "canceled_at",
+                       "last_payment_error", "latest_charge"),
+    "invoice": ("id", "status", "amount_due", "amount_paid", "currency", "metadata", "next_payment_attempt",
+                "status_transitions", "payments"),
+}
+
+
+def _shape(value: object) -> object:
+    """A value's JSON type, nested for objects; None stands for a nullable field left empty."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items()}
+    return None if value is None else type(value).__name__
+
+
+@pytest.mark.parametrize("kind", sorted(_READ))
+def test_the_simulator_answers_what_we_read_with_stripes_keys_and_types(
+    kind: str, stripe_mock: StripeMock, gateway_sim, http_sync: httpx.Client
+):
+    account = gateway_sim.create_account("stripe", rate_limit=0)
+    ref = gateway_sim.create_payment(account.id, kind=kind).ref
+    gateway_sim.pay(account.id, ref)
+    path = {"checkout_session": "checkout/sessions", "payment_intent": "payment_intents",
+            "invoice": "invoices"}[kind]
+    params = {"expand[]": "payments"} if kind == "invoice" else {}
+    ours = http_sync.get(f"{gateway_sim.stripe_base}/v1/{path}/{ref}", params=params,
+                         headers={"Authorization": f"Bearer {account.secret_key}"}).json()
+    stripes = http_sync.get(f"{stripe_mock.url}/v1/{path}/{ref}", params=params,
+                            headers={"Authorization": f"Bearer {SECRET_KEY}"}).json()
+    for key in _READ[kind]:
+        assert key in ours and key in stripes, key
+        mine, theirs = _shape(ours[key]), _shape(stripes[key])
+        if mine is not None and theirs is not None and not isinstance(mine, dict):
+            assert mine == theirs, (key, mine, theirs)
+        if isinstance(mine, dict) and isinstance(theirs, dict) and key == "status_transitions":
+            assert set(mine) == set(theirs), key
+
+
+@pytest.fixture
+def http_sync() -> Iterator[httpx.Client]:
+    """A plain synchronous HTTP client."""
+    with httpx.Client(timeout=10) as client:
+        yield client
