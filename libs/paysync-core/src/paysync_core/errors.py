@@ -38,6 +38,16 @@ class AuthenticityError(PaysyncError):
         super().__init__(f"authenticity check failed: {reason}", **fields)
 
 
+class ModeMismatch(PaysyncError):
+    """A verified webhook from the other mode than the tenant's credentials (live vs test)."""
+
+    code = "mode_mismatch"
+
+    def __init__(self, reason: str, **fields: object) -> None:
+        self.reason = reason
+        super().__init__(f"refused, nothing applied: {reason.replace('_', ' ')}", **fields)
+
+
 class UnknownTenant(PaysyncError):
     """No tenant by that id."""
 

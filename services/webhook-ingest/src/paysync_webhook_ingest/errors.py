@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from paysync_core.errors import (
     AuthenticityError,
     MalformedPayload,
+    ModeMismatch,
     NotDurable,
     PaysyncError,
     ProviderNotConfigured,
@@ -39,6 +40,7 @@ class TooManyFailures(PaysyncError):
 
 _STATUS: tuple[tuple[type[PaysyncError], int], ...] = (
     (MalformedPayload, 400),
+    (ModeMismatch, 400),
     (AuthenticityError, 401),
     (UnknownTenant, 404),
     (ProviderNotConfigured, 404),

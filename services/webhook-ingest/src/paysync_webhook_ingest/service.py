@@ -25,9 +25,10 @@ from paysync_core.contracts import (
     payment_key,
 )
 from paysync_core.credentials import GatewayCredentials
-from paysync_core.errors import MalformedPayload, NotDurable, ProviderNotConfigured
+from paysync_core.errors import MalformedPayload, ModeMismatch, NotDurable, ProviderNotConfigured
 from paysync_core.providers import adapter_for
 from paysync_core.providers.base import ParseContext, Parsed, WebhookRequest
+from paysync_core.providers.modes import mode_mismatch
 
 log = structlog.get_logger()
 
@@ -56,7 +57,7 @@ async def accept_webhook(
 ) -> Accepted:
     """Check the webhook and hand it to the broker; returns only once it is durable.
 
-    Raises MalformedPayload, ProviderNotConfigured, AuthenticityError, or NotDurable.
+    Raises MalformedPayload, ProviderNotConfigured, AuthenticityError, ModeMismatch, or NotDurable.
     """
     provider_credentials = getattr(credentials, provider.value)
     if provider_credentials is None:
@@ -64,6 +65,8 @@ async def accept_webhook(
     document = _require_json(request.body)
     adapter = adapter_for(provider)
     verdict = adapter.authenticate(request, provider_credentials)
+    if (mismatch := mode_mismatch(provider, document, provider_credentials)) is not None:
+        raise ModeMismatch(mismatch)  # a test tenant never marks a live payment paid, nor the reverse
     if not adapter.ip_allowed(request, provider_credentials):
         # Policy "log": accepted (the signature holds), but an operator should know.
         log.warning("webhook.ip_not_in_allowlist", tenant=request.tenant, provider=provider.value,
