@@ -11,11 +11,15 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
+from daraja import AsyncMpesa
+from daraja.models import MpesaConfig
 from pypaystack2 import AsyncPaystackClient
 from pypaystack2.enums import Currency, TransactionStatus
 
 from paysync_gateway_sim import SimulatorClient
+from paysync_gateway_sim.contracts import Account
 
 pytestmark = pytest.mark.integration
 
@@ -59,3 +63,51 @@ async def test_pypaystack2_initializes_verifies_fetches_and_lists_with_filters_a
     assert pages[0].meta and pages[0].meta["pageCount"] == 2
     paid = await transactions.get_transactions(status=TransactionStatus.SUCCESS, **window)
     assert paid.data is not None and [t.reference for t in paid.data] == [references[0]]
+
+
+class _ToSimulator(httpx.AsyncBaseTransport):
+    """Sends what a library addresses to the gateway's own host to the simulator instead."""
+
+    def __init__(self, base: str) -> None:
+        self._base = httpx.URL(base)
+        self._inner = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        request.url = self._base.copy_with(path=self._base.path + request.url.path, query=request.url.query)
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _daraja_sdk(sim: SimulatorClient, account: Account) -> AsyncMpesa:
+    config = MpesaConfig(consumer_key=account.consumer_key or "",
+                         consumer_secret=account.consumer_secret or "", passkey=account.passkey, max_retries=0)
+    client = AsyncMpesa(config)
+    # The SDK builds absolute sandbox URLs; its one HTTP client sends them to the simulator.
+    client._client._transport = _ToSimulator(sim.daraja_base)
+    return client
+
+
+@pytest.mark.parametrize("till", [None, "5123456"], ids=["paybill", "buy-goods-till"])
+async def test_daraja_sdk_py_gets_a_token_pushes_and_queries(
+    gateway_sim: SimulatorClient, make_id: Callable[[str], str], webhook_receiver, till: str | None
+) -> None:
+    account = gateway_sim.create_account("mpesa", id=make_id("mpesa"), rate_limit=0, till_number=till)
+    async with _daraja_sdk(gateway_sim, account) as mpesa:
+        assert await mpesa.get_access_token()
+        pushed = await mpesa.stk_push({
+            "BusinessShortCode": int(account.shortcode or 0),
+            "TransactionType": "CustomerBuyGoodsOnline" if till else "CustomerPayBillOnline",
+            "Amount": 150, "PartyA": 254708374149, "PartyB": int(till or account.shortcode or 0),
+            "PhoneNumber": 254708374149, "CallBackURL": webhook_receiver.url("/daraja-sdk"),
+            "AccountReference": "JOB-17", "TransactionDesc": "Job payment",
+        })
+        assert pushed.ResponseCode == "0" and pushed.CheckoutRequestID.startswith("ws_CO_")
+
+        gateway_sim.pay(account.id, pushed.CheckoutRequestID)
+        queried = await mpesa.stk_query({"BusinessShortCode": account.shortcode,
+                                         "CheckoutRequestID": pushed.CheckoutRequestID})
+    assert (queried.ResultCode, queried.CheckoutRequestID) == ("0", pushed.CheckoutRequestID)
+    assert queried.MerchantRequestID == pushed.MerchantRequestID
+    webhook_receiver.wait_for("/daraja-sdk", 1)
