@@ -81,8 +81,9 @@ class _ToSimulator(httpx.AsyncBaseTransport):
 
 
 def _daraja_sdk(sim: SimulatorClient, account: Account) -> AsyncMpesa:
-    config = MpesaConfig(consumer_key=account.consumer_key or "",
-                         consumer_secret=account.consumer_secret or "", passkey=account.passkey, max_retries=0)
+    key, secret = account.consumer_key or "", account.consumer_secret or ""
+    config = MpesaConfig(consumer_key=key, consumer_secret=secret,
+                         passkey=account.passkey, max_retries=0)
     client = AsyncMpesa(config)
     # The SDK builds absolute sandbox URLs; its one HTTP client sends them to the simulator.
     client._client._transport = _ToSimulator(sim.daraja_base)
