@@ -85,11 +85,13 @@ async def create_gateway_tenant(
     *,
     rate_limits: Mapping[str, float | None] | None = None,
     faults: Mapping[str, Mapping[str, Any]] | None = None,
+    account_specs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> TestTenant:
     """A new tenant with fresh secrets for `providers` and an API key.
 
     With a simulator: an account there per gateway (its webhooks go nowhere unless a test says so;
-    `faults` and `rate_limits` per provider), and credentials pointing at it. Without one: placeholder
+    `faults`, `rate_limits` and other account fields, e.g. an M-Pesa `till_number`, per provider), and
+    credentials pointing at it. Without one: placeholder
     credentials that verify webhooks, and whose gateway calls go nowhere (never to a real gateway).
     """
     tenant_id = f"t-{uuid.uuid4().hex[:12]}"
@@ -97,7 +99,8 @@ async def create_gateway_tenant(
     accounts: dict[str, Account] = {}
     if sim is not None:
         for provider in providers:
-            spec: dict[str, Any] = {"id": f"{provider}-{uuid.uuid4().hex[:10]}"}
+            spec: dict[str, Any] = {"id": f"{provider}-{uuid.uuid4().hex[:10]}",
+                                    **(account_specs or {}).get(provider, {})}
             if provider == "stripe":
                 spec["webhook_secret"] = webhook_secret
             if rate_limits and provider in rate_limits:
