@@ -89,7 +89,9 @@ def tenants_set_credentials(
     mpesa_consumer_secret: str | None = None,
     mpesa_shortcode: str | None = None,
     mpesa_passkey: str | None = None,
-    mpesa_callback_token: str | None = None,
+    mpesa_callback_token: Annotated[
+        list[str] | None, typer.Option(help="Repeat in a rotation: the first is current, the rest accepted")
+    ] = None,
     mpesa_api_base: str | None = None,
 ) -> None:
     """Set (replace) the gateways given; gateways not given keep their credentials."""
@@ -116,7 +118,8 @@ def tenants_set_credentials(
                         consumer_secret=mpesa_consumer_secret or "",
                         shortcode=mpesa_shortcode or "",
                         passkey=mpesa_passkey or "",
-                        callback_token=mpesa_callback_token or "",
+                        callback_token=(mpesa_callback_token or [""])[0],
+                        previous_callback_tokens=tuple((mpesa_callback_token or [])[1:]),
                         api_base=mpesa_api_base,
                     )
                 updated = current.model_copy(update=changes)
