@@ -19,6 +19,7 @@ import yaml
 from cryptography.fernet import Fernet
 from pydantic_settings import BaseSettings
 
+from paysync_core.server import ServerSettings
 from paysync_core.settings import CommonSettings
 from paysync_dev import kafka
 
@@ -60,25 +61,35 @@ def test_every_service_has_a_container_that_runs_its_own_command(compose) -> Non
         assert f"paysync-{service}" in scripts  # what the Dockerfile's CMD runs
 
 
-@pytest.mark.parametrize("service", SERVICES)
-def test_each_containers_environment_is_read_by_its_settings_and_names_no_localhost(
-    compose, service, monkeypatch
-) -> None:
-    spec = compose["services"][service]
-    environment = {k: str(v) for k, v in spec["environment"].items()}
+def container_environment(compose, service: str, monkeypatch) -> dict[str, str]:
+    """The service container's environment, and only it, in os.environ; returned as a dict."""
+    environment = {k: str(v) for k, v in compose["services"][service]["environment"].items()}
     for name in list(os.environ):
         if name.startswith("PAYSYNC_"):
             monkeypatch.delenv(name)
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
+    return environment
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_each_containers_environment_is_read_by_its_settings_and_names_no_localhost(
+    compose, service, monkeypatch
+) -> None:
+    spec = compose["services"][service]
+    environment = container_environment(compose, service, monkeypatch)
     cls = settings_class(service)
     settings = cls()
     prefix = cls.model_config["env_prefix"]
     fields = {f"{prefix}{n}".upper(): n for n in cls.model_fields}
     common = {f"PAYSYNC_{n}".upper(): n for n in CommonSettings.model_fields}
+    server = {f"PAYSYNC_HTTP_{n}".upper(): n for n in ServerSettings.model_fields}  # read by `serve`
     for name, value in environment.items():
         if name == "PORT":
             continue  # read by the image's HEALTHCHECK
+        if name in server:
+            assert str(getattr(ServerSettings(), server[name])) == value, f"{service}: {name}"
+            continue
         assert name in fields or name in common, f"{service}: {name} is read by nothing"
         target = getattr(settings, fields[name]) if name in fields else getattr(settings.common, common[name])
         shown = target.get_secret_value() if hasattr(target, "get_secret_value") else target
@@ -91,6 +102,18 @@ def test_each_containers_environment_is_read_by_its_settings_and_names_no_localh
             assert "127.0.0.1" not in value and "localhost" not in value, f"{service}: {name}={value}"
     for name, value in settings.common.model_dump(mode="json").items():
         assert "127.0.0.1" not in str(value) and "localhost" not in str(value), f"{service}: {name}={value}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_container_publishes_its_metrics_on_the_host(compose, service, monkeypatch) -> None:
+    """/metrics carries tenant ids: served on a port of its own that only the compose network reaches."""
+    spec = compose["services"][service]
+    container_environment(compose, service, monkeypatch)
+    metrics_port = ServerSettings().metrics_port
+    assert metrics_port is not None and metrics_port != settings_class(service)().port
+    published = [str(p).split(":")[-1].split("/")[0] for p in spec.get("ports", [])]
+    assert str(metrics_port) not in published
+    assert spec.get("network_mode") != "host"
 
 
 def test_the_broker_image_is_the_kafka_version_the_tests_use(compose) -> None:

@@ -90,7 +90,9 @@ def tenants_set_credentials(
     mpesa_shortcode: Annotated[str | None, typer.Option(help="PayBill, or a till's store number")] = None,
     mpesa_till_number: Annotated[str | None, typer.Option(help="Buy Goods till; none for a PayBill")] = None,
     mpesa_passkey: str | None = None,
-    mpesa_callback_token: str | None = None,
+    mpesa_callback_token: Annotated[
+        list[str] | None, typer.Option(help="Repeat in a rotation: the first is current, the rest accepted")
+    ] = None,
     mpesa_api_base: str | None = None,
 ) -> None:
     """Set (replace) the gateways given; gateways not given keep their credentials."""
@@ -118,7 +120,8 @@ def tenants_set_credentials(
                         shortcode=mpesa_shortcode or "",
                         till_number=mpesa_till_number,
                         passkey=mpesa_passkey or "",
-                        callback_token=mpesa_callback_token or "",
+                        callback_token=(mpesa_callback_token or [""])[0],
+                        previous_callback_tokens=tuple((mpesa_callback_token or [])[1:]),
                         api_base=mpesa_api_base,
                     )
                 updated = current.model_copy(update=changes)

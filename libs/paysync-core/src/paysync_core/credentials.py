@@ -42,10 +42,21 @@ class MpesaCredentials(_Credentials):
         default=None, description="Buy Goods till that collects (PartyB of CustomerBuyGoodsOnline); "
                                   "none: `shortcode` is a PayBill that collects itself")
     passkey: SecretStr
-    callback_token: SecretStr = Field(description="Secret path segment of the callback URL")
+    callback_token: SecretStr = Field(description="Secret path segment of the callback URL (new pushes)")
+    previous_callback_tokens: tuple[SecretStr, ...] = Field(
+        default=(),
+        description="Tokens still accepted during a rotation: callbacks of pushes made before it carry them. "
+        "Drop them once those pushes are settled (Daraja gives up on a callback within minutes)",
+    )
     allowed_ips: tuple[str, ...] = ()
     ip_policy: Literal["enforce", "log"] = "log"
     api_base: str | None = None
+
+
+    def accepted_callback_tokens(self) -> tuple[str, ...]:
+        """Every callback token that authenticates a callback now: the current one first."""
+        return (self.callback_token.get_secret_value(),
+                *(t.get_secret_value() for t in self.previous_callback_tokens))
 
 
 class GatewayCredentials(_Credentials):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import sys
@@ -14,11 +15,25 @@ _SECRET_KEYS = re.compile(
     r"(secret|password|passkey|token|api_key|authorization|signature|card|cvc|pan)", re.I
 )
 _PHONE = re.compile(r"(?<!\d)(\+?\d{3})\d{4,}(\d{3})(?!\d)")
+#: The M-Pesa callback URL's last segment is the tenant's callback token, a secret.
+_CALLBACK_TOKEN = re.compile(r"(/mpesa/)(?!\[sha256:)([^/?#\s\"'<>]+)")  # (not one already replaced)
+
+
+def token_fingerprint(token: str) -> str:
+    """A short, stable name for a secret: the first 4 hex digits of its SHA-256 (never the secret)."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()[:4]
+
+
+def redact_callback_tokens(text: str) -> str:
+    """`text` with every M-Pesa callback token in a URL path replaced by its fingerprint."""
+    if "/mpesa/" not in text:
+        return text
+    return _CALLBACK_TOKEN.sub(lambda m: f"{m[1]}[{token_fingerprint(m[2])}]", text)
 
 
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _PHONE.sub(r"\1***\2", value)
+        return _PHONE.sub(r"\1***\2", redact_callback_tokens(value))
     if isinstance(value, dict):
         return {k: "[redacted]" if _SECRET_KEYS.search(str(k)) else _redact_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -27,7 +42,7 @@ def _redact_value(value: Any) -> Any:
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Drop secret-looking fields and mask long digit runs (phone numbers, card numbers)."""
+    """Drop secret-looking fields, fingerprint callback tokens in paths, mask digit runs (phones, cards)."""
     for key in list(event_dict):
         if key != "event" and _SECRET_KEYS.search(key):
             event_dict[key] = "[redacted]"
@@ -42,6 +57,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # The stack trace as text before redaction, so it is redacted too (and rendered, not repr'd).
+        structlog.processors.format_exc_info,
         redact,
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()

@@ -13,9 +13,12 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from paysync_core.server import ServerSettings, bounded_http_protocol
 
 log = structlog.get_logger()
 
@@ -90,16 +93,38 @@ def settle_garbage_collector() -> None:
     gc.set_threshold(_GC_YOUNG_THRESHOLD, 20, 20)
 
 
-def serve(app: FastAPI, host: str, port: int, *, graceful_seconds: int = 20) -> None:
-    """Serve until SIGTERM; in-flight requests finish before the lifespan shuts down."""
+def serve(
+    app: FastAPI, host: str, port: int, *, graceful_seconds: int = 20, limits: ServerSettings | None = None
+) -> None:
+    """Serve until SIGTERM, within the server limits (`PAYSYNC_HTTP_*`); in-flight requests finish first."""
+    limits = limits or ServerSettings()
+    served: ASGIApp = app
+    if limits.metrics_port is not None:
+        served = _without_metrics(app)
+        start_http_server(limits.metrics_port, addr=host)  # a daemon thread; it ends with the process
     uvicorn.run(
-        app,
+        served,
         host=host,
         port=port,
+        http=bounded_http_protocol(limits),
+        timeout_keep_alive=limits.keep_alive_seconds,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,
     )
+
+
+def _without_metrics(app: ASGIApp) -> ASGIApp:
+    """`app` with /metrics answered 404: the service's port may be public, its metrics are not."""
+    not_found = JSONResponse({"error": "not_found", "message": "no such endpoint", "problems": []}, 404)
+
+    async def serve_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/metrics":
+            await not_found(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return serve_app
 
 
 def ops_router(
@@ -140,7 +165,7 @@ def _on_loop_end(task: asyncio.Task[None], crashed: list[str]) -> None:
         return
     exc = task.exception()
     crashed.append(task.get_name())
-    log.error("background.crashed", loop=task.get_name(), error=repr(exc))
+    log.error("background.crashed", loop=task.get_name(), exc_info=exc)
 
 
 async def _probe(check: ReadinessCheck, timeout: float) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from paysync_core import topics
@@ -18,7 +20,7 @@ from paysync_webhook_ingest.endpoints import routes
 from paysync_webhook_ingest.errors import install_error_handlers
 from paysync_webhook_ingest.handlers import register_normalizer
 from paysync_webhook_ingest.lag import watch_normalizer_lag
-from paysync_webhook_ingest.quarantine import Quarantine
+from paysync_webhook_ingest.quarantine import Quarantine, expire_quarantine
 from paysync_webhook_ingest.settings import WebhookIngestSettings
 
 
@@ -48,6 +50,10 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     async def write_quarantine() -> None:
         await quarantine.run()
 
+    async def delete_expired_quarantine() -> None:
+        await expire_quarantine(engine, timedelta(days=settings.quarantine_retention_days),
+                                settings.quarantine_expiry_every_seconds, settings.quarantine_expiry_batch)
+
     async def forget_changed_credentials() -> None:
         await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: credentials.invalidate},
                      on_connect=credentials.invalidate)
@@ -55,7 +61,7 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     async def report_normalizer_lag() -> None:
         await watch_normalizer_lag(common.kafka_bootstrap, settings.normalizer_group)
 
-    loops = [write_quarantine, forget_changed_credentials]
+    loops = [write_quarantine, delete_expired_quarantine, forget_changed_credentials]
     if settings.run_normalizer:
         loops.append(report_normalizer_lag)
     app = service_app("paysync webhook-ingest", broker=broker, engine=engine, background=loops,

@@ -57,7 +57,7 @@ async def _ingest(request: Request, tenant: str, provider: Provider, path_token:
     outcome = "accepted"
     try:
         body = await _read_body(request, state.settings.max_body_bytes)
-        if "json" not in headers.get("content-type", "application/json").lower():
+        if not is_json_media_type(headers.get("content-type", "application/json")):
             raise MalformedPayload("content type must be application/json")
         credentials = await state.credentials.get(tenant)
         webhook = WebhookRequest(
@@ -88,6 +88,13 @@ async def _ingest(request: Request, tenant: str, provider: Provider, path_token:
     finally:
         known = outcome not in ("unknown_tenant", "too_many_failures")
         WEBHOOKS.labels(tenant if known else "_unknown", provider.value, outcome).inc()
+
+
+def is_json_media_type(content_type: str) -> bool:
+    """True for `application/json` and `+json` types (`application/vnd.x+json`), parameters allowed."""
+    media_type = content_type.split(";", 1)[0].strip().lower()
+    kind, _, subtype = media_type.partition("/")
+    return kind == "application" and (subtype == "json" or (subtype.endswith("+json") and len(subtype) > 5))
 
 
 def _reason(exc: PaysyncError) -> str:

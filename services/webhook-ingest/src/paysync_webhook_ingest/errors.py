@@ -15,6 +15,7 @@ from paysync_core.errors import (
     ProviderNotConfigured,
     UnknownTenant,
 )
+from paysync_core.logging import redact_callback_tokens
 
 log = structlog.get_logger()
 
@@ -50,6 +51,11 @@ _STATUS: tuple[tuple[type[PaysyncError], int], ...] = (
 )
 
 
+#: Unknown tenants and gateways a tenant has not configured get this one answer, naming neither,
+#: so the webhook URLs cannot be used to list tenants; the quarantine and metrics still tell them apart.
+NO_SUCH_ENDPOINT = {"error": "not_found", "message": "no webhook endpoint at this address", "problems": []}
+
+
 def http_status_of(exc: PaysyncError) -> int:
     """The HTTP contract's status for an error (500 for anything unexpected)."""
     return next((code for kind, code in _STATUS if isinstance(exc, kind)), 500)
@@ -61,6 +67,14 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
     @app.exception_handler(PaysyncError)
     async def paysync_error(request: Request, exc: PaysyncError) -> JSONResponse:
         status = http_status_of(exc)
-        log.info("webhook.refused", path=request.url.path, status=status, error=exc.code, detail=str(exc))
+        # The path may hold an M-Pesa callback token: it is logged only as a fingerprint.
+        path = redact_callback_tokens(request.url.path)
+        if status >= 500 and not exc.retryable:
+            log.error("webhook.failed", path=path, status=status, error=exc.code, exc_info=exc)
+        else:
+            log.info("webhook.refused", path=path, status=status, error=exc.code, detail=str(exc))
         headers = {"Retry-After": str(retry_after_seconds)} if status in (429, 503) else None
-        return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=status, headers=headers)
+        if isinstance(exc, (UnknownTenant, ProviderNotConfigured)):
+            return JSONResponse(NO_SUCH_ENDPOINT, status_code=status)
+        return JSONResponse({"error": exc.code, "message": str(exc), "problems": []}, status_code=status,
+                            headers=headers)

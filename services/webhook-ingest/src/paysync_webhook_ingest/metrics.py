@@ -21,6 +21,9 @@ QUARANTINE_DROPPED = Counter(
     "paysync_webhook_quarantine_dropped_total",
     "Refused requests whose quarantine record could not be kept (queue full or database away)",
 )
+QUARANTINE_EXPIRED = Counter(
+    "paysync_webhook_quarantine_expired_total", "Quarantine records deleted past their retention"
+)
 NORMALIZER_LAG = Gauge(
     "paysync_normalizer_lag_records", "Raw records not yet normalized, by partition", ["partition"]
 )

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import structlog
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.db.schema import webhook_quarantine
 from paysync_core.dead_letters import is_outage
-from paysync_webhook_ingest.metrics import QUARANTINE_DROPPED
+from paysync_webhook_ingest.metrics import QUARANTINE_DROPPED, QUARANTINE_EXPIRED
 
 log = structlog.get_logger()
 
@@ -70,3 +71,39 @@ class Quarantine:
                     QUARANTINE_DROPPED.inc(len(rows))
                     return
                 await asyncio.sleep(0.5 * (attempt + 1))
+
+
+async def delete_expired(engine: AsyncEngine, older_than: timedelta, batch: int) -> int:
+    """Delete quarantine rows received more than `older_than` ago, `batch` rows per transaction."""
+    cutoff = datetime.now(UTC) - older_than
+    total = 0
+    while True:
+        # Short transactions, each one index range on received_at: no long lock, no table scan.
+        oldest = (
+            select(webhook_quarantine.c.id)
+            .where(webhook_quarantine.c.received_at < cutoff)
+            .order_by(webhook_quarantine.c.received_at)
+            .limit(batch)
+        )
+        async with engine.begin() as conn:
+            result = await conn.execute(delete(webhook_quarantine).where(webhook_quarantine.c.id.in_(oldest)))
+        deleted = result.rowcount
+        total += deleted
+        QUARANTINE_EXPIRED.inc(deleted)
+        if deleted < batch:
+            return total
+
+
+async def expire_quarantine(engine: AsyncEngine, retention: timedelta, every: float, batch: int) -> None:
+    """Every `every` seconds, delete quarantine rows past their retention (until cancelled)."""
+    while True:
+        try:
+            deleted = await delete_expired(engine, retention, batch)
+            if deleted:
+                log.info("quarantine.expired", rows=deleted, retention_days=retention.days)
+        except Exception as exc:  # noqa: BLE001 - housekeeping must not take the webhook path down
+            if is_outage(exc):
+                log.warning("quarantine.expiry_postponed", error=str(exc))
+            else:
+                log.error("quarantine.expiry_failed", exc_info=exc)
+        await asyncio.sleep(every)

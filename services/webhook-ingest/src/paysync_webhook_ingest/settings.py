@@ -25,6 +25,13 @@ class WebhookIngestSettings(BaseSettings):
     credentials_cache_seconds: float = Field(default=30.0, description="How long tenant credentials are cached")
     auth_failure_rate: float = Field(default=5.0, description="Forgeries per second per tenant before 429")
     auth_failure_burst: float = 20.0
+    quarantine_retention_days: float = Field(
+        default=30.0, gt=0, description="Quarantine records (refused requests) older than this are deleted"
+    )
+    quarantine_expiry_every_seconds: float = Field(
+        default=3600.0, gt=0, description="How often expired quarantine records are looked for"
+    )
+    quarantine_expiry_batch: int = Field(default=1000, ge=1, description="Rows deleted per transaction")
     run_normalizer: bool = Field(default=True, description="Also run the raw → observation consumer")
     normalizer_group: str = "paysync-normalizer"
     normalizer_max_attempts: int = 3

@@ -149,12 +149,19 @@ def test_sigterm_answers_the_webhooks_in_flight_before_it_exits(own_broker, inge
     url = f"{ingest_process.url}/webhooks/{tenant.id}/stripe"
     bodies = [stripe_body() for _ in range(8)]
     answers: dict[str, int | None] = {}
+    sent = threading.Semaphore(0)
+
+    def count_sent(event: str, _: dict) -> None:
+        if event == "http11.send_request_body.complete":
+            sent.release()
 
     def send(body: bytes, session_id: str) -> None:
         try:
-            answers[session_id] = httpx.post(
-                url, content=body, headers=stripe_headers(body, tenant.stripe_webhook_secret), timeout=30
-            ).status_code
+            with httpx.Client(timeout=30) as client:
+                answers[session_id] = client.post(
+                    url, content=body, headers=stripe_headers(body, tenant.stripe_webhook_secret),
+                    extensions={"trace": count_sent},
+                ).status_code
         except httpx.HTTPError:
             answers[session_id] = None
 
@@ -165,7 +172,9 @@ def test_sigterm_answers_the_webhooks_in_flight_before_it_exits(own_broker, inge
         senders = [threading.Thread(target=send, args=pair) for pair in bodies]
         for sender in senders:
             sender.start()
-        time.sleep(0.5)
+        for _ in senders:  # every request written (on a loaded machine, starting 8 clients takes a while)
+            assert sent.acquire(timeout=30)
+        time.sleep(0.5)  # and read by the server, whose event loop is idle while the broker is stalled
         ingest_process.process.send_signal(signal.SIGTERM)  # shutdown begins with 8 requests in flight
         time.sleep(0.5)
     finally:

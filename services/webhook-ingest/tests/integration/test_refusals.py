@@ -43,7 +43,7 @@ async def test_forged_stale_malformed_oversized_and_misaddressed_requests(
                                            "Content-Type": "text/plain"}, 400, "malformed_payload"),
         ("oversized", url, big, stripe_headers(big, tenant.stripe_webhook_secret), 413, "payload_too_large"),
         ("wrong gateway", f"/webhooks/{stripe_only.id}/paystack", body, paystack_headers(body, "x"),
-         404, "provider_not_configured"),
+         404, "not_found"),
     ]
     for name, path, content, headers, status, reason in cases:
         response = await ingest.post(path, content=content, headers=headers)
@@ -52,7 +52,7 @@ async def test_forged_stale_malformed_oversized_and_misaddressed_requests(
 
     unknown = await ingest.post("/webhooks/no-such-tenant/stripe", content=body,
                                 headers=stripe_headers(body, tenant.stripe_webhook_secret))
-    assert unknown.status_code == 404 and unknown.json()["error"] == "unknown_tenant"
+    assert unknown.status_code == 404 and unknown.json()["error"] == "not_found"
 
     assert await raw_records_mentioning(kafka_topics, marker) == []
     rows = await quarantined(migrated_database, tenant.id, want=7)

@@ -154,6 +154,36 @@ def projector(
         process.stop()
 
 
+#: Server limits short enough that tests of idle and slow connections finish quickly.
+QUICK_SERVER_LIMITS = {"PAYSYNC_HTTP_HEADER_TIMEOUT_SECONDS": "1", "PAYSYNC_HTTP_KEEP_ALIVE_SECONDS": "1"}
+
+
+@pytest.fixture(scope="module")
+def webhook_ingest(
+    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """webhook-ingest as its own process (no normalizer), with quick server limits and quarantine expiry.
+
+    Its metrics are on a port of their own (`PAYSYNC_HTTP_METRICS_PORT`, in `process.env`), as in compose.
+    """
+    env = {
+        **service_env(kafka_topics, migrated_database, credentials_keys),
+        **QUICK_SERVER_LIMITS,
+        "PAYSYNC_HTTP_METRICS_PORT": str(free_port()),
+        "PAYSYNC_WEBHOOK_INGEST_RUN_NORMALIZER": "false",
+        "PAYSYNC_WEBHOOK_INGEST_QUARANTINE_EXPIRY_EVERY_SECONDS": "0.5",
+        "PAYSYNC_WEBHOOK_INGEST_QUARANTINE_EXPIRY_BATCH": "2",
+    }
+    log = tmp_path_factory.mktemp("webhook-ingest") / "webhook-ingest.log"
+    process = ServiceProcess("webhook-ingest", free_port(), env, log)
+    process.start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest.fixture
 def start_reconciler(
     kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path: Path

@@ -190,6 +190,7 @@ webhook_quarantine = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
 )
 Index("ix_webhook_quarantine_tenant_time", webhook_quarantine.c.tenant, webhook_quarantine.c.received_at)
+Index("ix_webhook_quarantine_received_at", webhook_quarantine.c.received_at)  # retention deletes
 
 #: Built-in domain "jobs": one payment request per payment of a job (field report 000).
 workshop_payment_requests = Table(

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from paysync_core.contracts.common import Provider, Verdict
-from paysync_core.credentials import MpesaCredentials
+from paysync_core.credentials import GatewayCredentials, MpesaCredentials
 from paysync_core.domain.merge import Expectation, merge_all
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.errors import AuthenticityError, MalformedPayload
@@ -52,6 +52,20 @@ def test_the_right_token_is_accepted_but_unverifiable():
 ])
 def test_a_wrong_or_missing_token_is_refused(token, reason):
     assert _reason(_request(token), _creds()) == reason
+
+
+def test_during_a_rotation_the_current_and_previous_tokens_are_accepted():
+    creds = _creds(previous_callback_tokens=("cb_before_rotation",))
+    assert adapter.authenticate(_request(TOKEN), creds) is Verdict.UNVERIFIABLE
+    assert adapter.authenticate(_request("cb_before_rotation"), creds) is Verdict.UNVERIFIABLE
+    assert _reason(_request("cb_before_rotation"), _creds()) == "bad_callback_token"
+
+
+def test_credentials_stored_before_rotations_existed_still_load():
+    stored = json.dumps({"mpesa": {"consumer_key": "ck", "consumer_secret": "cs", "shortcode": "174379",
+                                   "passkey": "pk", "callback_token": TOKEN}})
+    creds = GatewayCredentials.model_validate_json(stored).mpesa
+    assert creds is not None and creds.accepted_callback_tokens() == (TOKEN,)
 
 
 def test_an_enforced_allowlist_refuses_other_senders():
