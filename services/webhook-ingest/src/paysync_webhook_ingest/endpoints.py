@@ -13,7 +13,7 @@ from paysync_core.contracts import Provider
 from paysync_core.errors import AuthenticityError, MalformedPayload, PaysyncError
 from paysync_core.providers.base import WebhookRequest
 from paysync_webhook_ingest.errors import PayloadTooLarge, TooManyFailures, http_status_of
-from paysync_webhook_ingest.metrics import PRODUCE_SECONDS, WEBHOOKS
+from paysync_webhook_ingest.metrics import IN_FLIGHT, PRODUCE_SECONDS, WEBHOOKS
 from paysync_webhook_ingest.service import Accepted, accept_webhook, utcnow
 
 log = structlog.get_logger()
@@ -48,6 +48,11 @@ routes = [
 
 
 async def _ingest(request: Request, tenant: str, provider: Provider, path_token: str | None = None) -> Accepted:
+    with IN_FLIGHT.track_inprogress():
+        return await _answer(request, tenant, provider, path_token)
+
+
+async def _answer(request: Request, tenant: str, provider: Provider, path_token: str | None) -> Accepted:
     state = request.app.state
     started = time.perf_counter()
     received_at = utcnow()

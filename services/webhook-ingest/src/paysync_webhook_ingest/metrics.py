@@ -7,6 +7,10 @@ WEBHOOKS = Counter(
     "Webhook requests by tenant, gateway and outcome",
     ["tenant", "provider", "outcome"],
 )
+IN_FLIGHT = Gauge(
+    "paysync_webhooks_in_flight",
+    "Webhook requests being answered now (most of them wait for the broker's acknowledgement)",
+)
 PRODUCE_SECONDS = Histogram(
     "paysync_webhook_produce_seconds",
     "Time from request to broker acknowledgement of the raw record",
