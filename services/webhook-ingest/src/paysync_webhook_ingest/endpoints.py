@@ -47,7 +47,9 @@ routes = [
 ]
 
 
-async def _ingest(request: Request, tenant: str, provider: Provider, path_token: str | None = None) -> Accepted:
+async def _ingest(
+    request: Request, tenant: str, provider: Provider, path_token: str | None = None
+) -> Accepted:
     with IN_FLIGHT.track_inprogress():
         return await _answer(request, tenant, provider, path_token)
 

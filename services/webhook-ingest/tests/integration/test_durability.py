@@ -39,7 +39,9 @@ def own_broker(tmp_path: Path) -> Iterator[KafkaProcess]:
     broker.stop()
 
 
-def start_ingest(broker: KafkaProcess, database: str, keys: str, log: Path, produce_timeout: float) -> ServiceProcess:
+def start_ingest(
+    broker: KafkaProcess, database: str, keys: str, log: Path, produce_timeout: float
+) -> ServiceProcess:
     """webhook-ingest as its own process on `broker`, answering 503 past `produce_timeout` seconds."""
     proc = ServiceProcess("webhook-ingest", free_port(), {
         "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap,
@@ -62,7 +64,9 @@ def ingest_process(own_broker, migrated_database, credentials_keys, tmp_path) ->
 
 
 @pytest.fixture
-def patient_ingest_process(own_broker, migrated_database, credentials_keys, tmp_path) -> Iterator[ServiceProcess]:
+def patient_ingest_process(
+    own_broker, migrated_database, credentials_keys, tmp_path
+) -> Iterator[ServiceProcess]:
     """webhook-ingest that waits up to 60 s for the broker: a stall the test makes is never a 503."""
     proc = start_ingest(own_broker, migrated_database, credentials_keys, tmp_path / "webhook-ingest.log", 60)
     yield proc
