@@ -18,6 +18,8 @@ from paysync_core.domain.status import UnifiedStatus
 router = APIRouter(prefix="/v1")
 Tenant = Annotated[str, Depends(current_tenant)]
 NO_STORE = {"Cache-Control": "no-store"}
+#: How many items a page holds, at most 500 (default: the `page_size` setting).
+PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
 
 @router.post("/payments", status_code=201, response_model=Payment)
@@ -50,8 +52,9 @@ async def list_payments(
     provider: Provider | None = None,
     domain: str | None = None,
     entity_id: str | None = None,
+    provider_ref: Annotated[str | None, Query(description="A gateway reference or alias")] = None,
     cursor: str | None = None,
-    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+    limit: PageLimit = None,
 ) -> JSONResponse:
     """The tenant's payments, newest first, filtered; page with `cursor`."""
     filters = {
@@ -60,16 +63,25 @@ async def list_payments(
         if v
     }
     page = await service.list_payments(
-        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size
+        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size,
+        provider_ref=provider_ref,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
 
 @router.get("/domains/{domain}/{entity_id}/payments", response_model=PaymentPage)
-async def entity_payments(domain: str, entity_id: str, tenant: Tenant, request: Request) -> JSONResponse:
-    """Every payment of one domain entity (e.g. a workshop job), newest first."""
+async def entity_payments(
+    domain: str,
+    entity_id: str,
+    tenant: Tenant,
+    request: Request,
+    cursor: str | None = None,
+    limit: PageLimit = None,
+) -> JSONResponse:
+    """The payments of one domain entity (e.g. a workshop job), newest first; page with `cursor`."""
     page = await service.list_payments(
-        request.app.state.engine, tenant, {"domain": domain, "entity_id": entity_id}, None, 500
+        request.app.state.engine, tenant, {"domain": domain, "entity_id": entity_id}, cursor,
+        limit or request.app.state.settings.page_size,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
@@ -82,7 +94,7 @@ async def sync_issues(
     domain: str | None = None,
     entity_id: str | None = None,
     cursor: str | None = None,
-    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+    limit: PageLimit = None,
 ) -> JSONResponse:
     """Open drift and stuck-payment issues, newest first, filtered; page with `cursor`."""
     filters = {k: str(v) for k, v in {"kind": kind, "domain": domain, "entity_id": entity_id}.items() if v}

@@ -88,12 +88,19 @@ async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Paym
 
 
 async def list_payments(
-    engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
+    engine: AsyncEngine,
+    tenant: str,
+    filters: dict[str, str],
+    cursor: str | None,
+    limit: int,
+    provider_ref: str | None = None,
 ) -> PaymentPage:
-    """A page of the tenant's payments, newest first."""
+    """A page of the tenant's payments, newest first; `provider_ref` matches a reference or an alias."""
     after = _decode_cursor(cursor, uuid.UUID) if cursor else None
     async with engine.connect() as conn:
-        rows = await repo.list_payments(conn, tenant, filters=filters, after=after, limit=limit + 1)
+        rows = await repo.list_payments(
+            conn, tenant, filters=filters, after=after, limit=limit + 1, provider_ref=provider_ref
+        )
     items = [to_payment(r) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return PaymentPage(items=items, next_cursor=_encode_cursor(last.created_at, last.id) if last else None)
