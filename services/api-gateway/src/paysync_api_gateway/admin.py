@@ -10,12 +10,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from paysync_api_gateway.auth import Unauthenticated
+from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.service import Conflict
 from paysync_core.credentials import MpesaCredentials, PaystackCredentials, StripeCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 
-router = APIRouter(prefix="/admin/v1", tags=["admin"])
+router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(strict_parameters)])
 _bearer = HTTPBearer(auto_error=False, description="The operator token: PAYSYNC_API_GATEWAY_ADMIN_TOKEN")
 
 

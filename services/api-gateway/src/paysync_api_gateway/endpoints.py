@@ -9,13 +9,14 @@ from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
 from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Provider
 from paysync_core.domain.status import UnifiedStatus
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
 Tenant = Annotated[str, Depends(current_tenant)]
 NO_STORE = {"Cache-Control": "no-store"}
 #: How many items a page holds, at most 500 (default: the `page_size` setting).
@@ -25,6 +26,9 @@ PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 @router.post("/payments", status_code=201, response_model=Payment)
 async def register_payment(body: RegisterPayment, tenant: Tenant, request: Request) -> JSONResponse:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
+    settings = request.app.state.settings
+    bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
+    require_storable_json(body.metadata, "metadata", **bounds)
     payment, created = await service.register_payment(request.app.state.engine, tenant, body)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
