@@ -24,6 +24,12 @@ def client_of(app: FastAPI, address: str = "127.0.0.1") -> httpx.AsyncClient:
 
 
 @pytest.fixture
+def client_from() -> Callable[..., httpx.AsyncClient]:
+    """`client_from(app, address)`: another client of a running api-gateway, from another address."""
+    return client_of
+
+
+@pytest.fixture
 def serve_api(migrated_database: str, kafka_topics: str) -> ServeApi:
     """`async with serve_api(**settings) as app`: an api-gateway with these settings, running."""
 
