@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import httpx
@@ -82,3 +83,19 @@ async def test_sync_issues_opened_together_are_each_listed_once(client, tenant, 
     auth = {"Authorization": f"Bearer {tenant.api_key}"}
     seen = await every_page(client, "/v1/sync-issues", auth, limit=2)
     assert sorted(seen) == sorted(opened)
+
+
+@pytest.mark.parametrize(
+    ("path", "decoded"),
+    [("/v1/sync-issues", "2026-01-01T00:00:00+00:00|99999999999999999999"),
+     ("/v1/sync-issues", "2026-01-01T00:00:00|1"),
+     ("/v1/payments", "2026-01-01T00:00:00|6f6e6c79-2d70-6179-7379-6e632d706179"),
+     ("/v1/payments", "9999-12-31T23:59:59-23:59|6f6e6c79-2d70-6179-7379-6e632d706179")],
+    ids=["id-past-bigint", "naive-time", "naive-time-payments", "time-past-year-9999"],
+)
+async def test_a_cursor_this_api_did_not_hand_out_is_a_400(client, tenant, path, decoded) -> None:
+    cursor = base64.urlsafe_b64encode(decoded.encode()).decode()
+    auth = {"Authorization": f"Bearer {tenant.api_key}"}
+    response = await client.get(path, params={"cursor": cursor}, headers=auth)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "bad_cursor"
