@@ -97,24 +97,29 @@ def _walk(value: Any, field: str, depth: int, max_depth: int) -> list[dict[str, 
     return []
 
 
-def _declared_query(dependant: Dependant) -> set[str]:
-    names = {field.alias for field in dependant.query_params}
+def _declared(dependant: Dependant, kind: str) -> set[str]:
+    """Names of the route's `query_params` or `header_params`, those of its dependencies included."""
+    names = {field.alias for field in getattr(dependant, kind)}
     for sub_dependant in dependant.dependencies:
-        names |= _declared_query(sub_dependant)
+        names |= _declared(sub_dependant, kind)
     return names
 
 
 async def strict_parameters(request: Request) -> None:
-    """Refuse unknown query parameters (400) and path or query values that are not storable text (422)."""
+    """Refuse unknown query parameters (400), and path, query or declared header values (like
+    `Last-Event-ID`) that are not storable text (422)."""
     route = request.scope.get("route")
+    headers: list[tuple[str, str]] = []
     if isinstance(route, APIRoute):
-        unknown = sorted(set(request.query_params) - _declared_query(route.dependant))
+        unknown = sorted(set(request.query_params) - _declared(route.dependant, "query_params"))
         if unknown:
             raise UnknownParameter(
                 f"unknown query parameter(s): {', '.join(unknown)}",
                 [{"field": name, "problem": "unknown query parameter"} for name in unknown],
             )
-    values = [*request.path_params.items(), *request.query_params.multi_items()]
+        names = {name.replace("_", "-") for name in _declared(route.dependant, "header_params")}
+        headers = [(name, request.headers[name]) for name in sorted(names) if name in request.headers]
+    values = [*request.path_params.items(), *request.query_params.multi_items(), *headers]
     problems = [{"field": name, "problem": p} for name, value in values if (p := text_problem(value))]
     if problems:
         raise InvalidInput("the request is not valid", problems)

@@ -115,6 +115,12 @@ async def test_nul_in_a_path_id_or_filter_is_refused_naming_it(client, tenant, p
     assert [p["field"] for p in problems] == [field]
 
 
+async def test_nul_in_last_event_id_is_refused_before_the_stream_is_asked(client, tenant) -> None:
+    response = await client.get("/v1/stream", headers=auth(tenant) | {"Last-Event-ID": "41\x00"})
+    problems = assert_error_shape(response, 422, "invalid_request")
+    assert [p["field"] for p in problems] == ["last-event-id"]
+
+
 @pytest.mark.parametrize(
     ("path", "params"),
     [("/v1/payments", {"provider_reference": "cs_test_1"}),
