@@ -77,6 +77,49 @@ def tenants_create(
     console.print(f"API key: {key}")
 
 
+def _run_on_database(work):  # noqa: ANN001, ANN202 - an async function of a connection, and its result
+    """Run `work(conn)` in one transaction on PAYSYNC_DATABASE_URL."""
+
+    async def run():  # noqa: ANN202
+        engine = db_engine.make_engine(CommonSettings().database_url, pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await work(conn)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(run())
+
+
+@tenants_app.command("keys")
+def tenants_keys(tenant_id: str) -> None:
+    """List the tenant's API keys: id, prefix, when issued and when revoked (never the keys)."""
+    rows = _run_on_database(lambda conn: tenant_repo.list_api_keys(conn, tenant_id))
+    table = Table("id", "prefix", "created", "revoked")
+    for row in rows:
+        revoked = f"[red]{row.revoked_at:%Y-%m-%d %H:%M:%S}[/]" if row.revoked_at else ""
+        table.add_row(str(row.id), row.prefix, f"{row.created_at:%Y-%m-%d %H:%M:%S}", revoked)
+    console.print(table)
+
+
+@tenants_app.command("revoke-key")
+def tenants_revoke_key(
+    tenant_id: str,
+    key: Annotated[str, typer.Argument(help="The key's id (from `tenants keys`) or its 12-character prefix")],
+) -> None:
+    """Revoke one API key; requests with it are refused from the next one on (every request checks)."""
+    which: int | str = int(key) if key.isdigit() else key
+    try:
+        revoked = _run_on_database(lambda conn: tenant_repo.revoke_api_key(conn, tenant_id, which))
+    except tenant_repo.AmbiguousKey as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from exc
+    if not revoked:
+        console.print(f"[red]tenant {tenant_id} has no live API key {key}[/]")
+        raise typer.Exit(1)
+    console.print(f"revoked API key {revoked[0]} of tenant [bold]{tenant_id}[/]")
+
+
 @tenants_app.command("set-credentials")
 def tenants_set_credentials(
     tenant_id: str,

@@ -56,6 +56,11 @@ class KeyedBuckets:
             bucket = self._buckets[key] = TokenBucket(self.rate, self.burst)
         return bucket.try_take(tokens)
 
+    def wait_time(self, key: str, tokens: float = 1.0) -> float:
+        """Seconds until the key's bucket holds `tokens` (0 for a key never used: its bucket is full)."""
+        bucket = self._buckets.get(key)
+        return bucket.wait_time(tokens) if bucket is not None else 0.0
+
     def _forget_full(self) -> None:
         for key in [k for k, b in self._buckets.items() if b.wait_time(b.burst) == 0.0]:
             del self._buckets[key]

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import hmac
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from paysync_api_gateway.auth import Unauthenticated
-from paysync_api_gateway.service import Conflict
+from paysync_api_gateway.inputs import strict_parameters
+from paysync_api_gateway.service import Conflict, NotFound
 from paysync_core.credentials import MpesaCredentials, PaystackCredentials, StripeCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
+from paysync_core.errors import UnknownTenant
 
-router = APIRouter(prefix="/admin/v1", tags=["admin"])
+router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(strict_parameters)])
 _bearer = HTTPBearer(auto_error=False, description="The operator token: PAYSYNC_API_GATEWAY_ADMIN_TOKEN")
 
 
@@ -65,8 +68,38 @@ async def create_tenant(body: NewTenant, request: Request, _: Operator) -> dict[
 async def issue_api_key(tenant_id: str, request: Request, _: Operator) -> dict[str, str]:
     """Another API key for the tenant (for rotation: issue, switch clients, revoke the old)."""
     async with request.app.state.engine.begin() as conn:
-        await tenant_repo.load_credentials(conn, tenant_id, _cipher(request))  # UnknownTenant → 404
+        if not await tenant_repo.tenant_exists(conn, tenant_id):
+            raise UnknownTenant(tenant_id)
         return {"id": tenant_id, "api_key": await tenant_repo.issue_api_key(conn, tenant_id)}
+
+
+class ApiKeyInfo(BaseModel):
+    """One of a tenant's API keys, as far as it may be shown: never the key, only its first characters."""
+
+    id: int
+    prefix: str = Field(description="The key's first 12 characters, to tell keys apart")
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@router.get("/tenants/{tenant_id}/api-keys")
+async def list_api_keys(tenant_id: str, request: Request, _: Operator) -> dict[str, object]:
+    """The tenant's API keys (id, prefix, when issued, when revoked), oldest first."""
+    async with request.app.state.engine.connect() as conn:
+        if not await tenant_repo.tenant_exists(conn, tenant_id):
+            raise UnknownTenant(tenant_id)
+        rows = await tenant_repo.list_api_keys(conn, tenant_id)
+    keys = [ApiKeyInfo.model_validate(row, from_attributes=True).model_dump(mode="json") for row in rows]
+    return {"id": tenant_id, "api_keys": keys}
+
+
+@router.delete("/tenants/{tenant_id}/api-keys/{key_id}", status_code=204)
+async def revoke_api_key(tenant_id: str, key_id: int, request: Request, _: Operator) -> Response:
+    """Revoke one API key; requests with it are refused from the moment this answers (each one checks)."""
+    async with request.app.state.engine.begin() as conn:
+        if not await tenant_repo.revoke_api_key(conn, tenant_id, key_id):
+            raise NotFound(f"tenant {tenant_id!r} has no live API key {key_id}")
+    return Response(status_code=204)
 
 
 @router.put("/tenants/{tenant_id}/credentials")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import httpx
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from paysync_api_gateway import admin
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import register_reply_listener
+from paysync_api_gateway.inputs import strict_parameters
+from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import router as stream_router
@@ -52,8 +54,10 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.refresh = refresh
     app.state.notifier = notifier
+    app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     install_error_handlers(app)
     app.include_router(router)
-    app.include_router(stream_router)
+    app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
     app.include_router(admin.router)
     return app

@@ -9,20 +9,26 @@ from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
 from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Provider
 from paysync_core.domain.status import UnifiedStatus
 
-router = APIRouter(prefix="/v1")
+router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
 Tenant = Annotated[str, Depends(current_tenant)]
 NO_STORE = {"Cache-Control": "no-store"}
+#: How many items a page holds, at most 500 (default: the `page_size` setting).
+PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
 
 @router.post("/payments", status_code=201, response_model=Payment)
 async def register_payment(body: RegisterPayment, tenant: Tenant, request: Request) -> JSONResponse:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
+    settings = request.app.state.settings
+    bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
+    require_storable_json(body.metadata, "metadata", **bounds)
     payment, created = await service.register_payment(request.app.state.engine, tenant, body)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
@@ -50,8 +56,9 @@ async def list_payments(
     provider: Provider | None = None,
     domain: str | None = None,
     entity_id: str | None = None,
+    provider_ref: Annotated[str | None, Query(description="A gateway reference or alias")] = None,
     cursor: str | None = None,
-    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+    limit: PageLimit = None,
 ) -> JSONResponse:
     """The tenant's payments, newest first, filtered; page with `cursor`."""
     filters = {
@@ -60,16 +67,25 @@ async def list_payments(
         if v
     }
     page = await service.list_payments(
-        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size
+        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size,
+        provider_ref=provider_ref,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
 
 @router.get("/domains/{domain}/{entity_id}/payments", response_model=PaymentPage)
-async def entity_payments(domain: str, entity_id: str, tenant: Tenant, request: Request) -> JSONResponse:
-    """Every payment of one domain entity (e.g. a workshop job), newest first."""
+async def entity_payments(
+    domain: str,
+    entity_id: str,
+    tenant: Tenant,
+    request: Request,
+    cursor: str | None = None,
+    limit: PageLimit = None,
+) -> JSONResponse:
+    """The payments of one domain entity (e.g. a workshop job), newest first; page with `cursor`."""
     page = await service.list_payments(
-        request.app.state.engine, tenant, {"domain": domain, "entity_id": entity_id}, None, 500
+        request.app.state.engine, tenant, {"domain": domain, "entity_id": entity_id}, cursor,
+        limit or request.app.state.settings.page_size,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
@@ -82,7 +98,7 @@ async def sync_issues(
     domain: str | None = None,
     entity_id: str | None = None,
     cursor: str | None = None,
-    limit: Annotated[int | None, Query(ge=1, le=500)] = None,
+    limit: PageLimit = None,
 ) -> JSONResponse:
     """Open drift and stuck-payment issues, newest first, filtered; page with `cursor`."""
     filters = {k: str(v) for k, v in {"kind": kind, "domain": domain, "entity_id": entity_id}.items() if v}

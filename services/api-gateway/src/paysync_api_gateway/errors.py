@@ -1,45 +1,80 @@
-"""The one place api-gateway's errors become HTTP answers."""
+"""The one place api-gateway's errors become HTTP answers, in one shape: `error`, `message`, `problems`."""
 
 from __future__ import annotations
 
+import math
+from http import HTTPStatus
+
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 
-from paysync_api_gateway.auth import Unauthenticated
+from paysync_api_gateway.auth import TooManyFailedKeys, Unauthenticated
+from paysync_api_gateway.inputs import InvalidInput, UnknownParameter
 from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.errors import PaysyncError, UnknownTenant
 
+log = structlog.get_logger()
+
 _STATUS = {
     Unauthenticated: 401,
+    TooManyFailedKeys: 429,
     NotFound: 404,
     UnknownTenant: 404,
     Conflict: 409,
     BadCursor: 400,
+    UnknownParameter: 400,
+    InvalidInput: 422,
     CredentialsKeyError: 500,
     RequestNotSent: 503,
 }
 #: How to authenticate; when to try again.
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
+#: Error codes of Starlette's own answers (unknown route, wrong method, unreadable or oversized body).
+_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def problem(status: int, error: str, message: str, problems: list[dict[str, str]] | None = None,
+            headers: dict[str, str] | None = None) -> JSONResponse:
+    """An error answer in the API's one shape."""
+    body = {"error": error, "message": message, "problems": problems or []}
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Map errors to status codes with a `{"error", "message"}` body."""
+    """Map every error (ours, validation, Starlette's HTTP errors, crashes) to the one error shape."""
 
     @app.exception_handler(PaysyncError)
     async def paysync_error(_: Request, exc: PaysyncError) -> JSONResponse:
         status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
         headers = _HEADERS.get(status)
-        return JSONResponse({"error": exc.code, "message": str(exc)}, status_code=status, headers=headers)
+        if isinstance(exc, TooManyFailedKeys):
+            headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+        return problem(status, exc.code, str(exc), getattr(exc, "problems", None), headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {"field": ".".join(str(p) for p in e["loc"][1:]), "problem": e["msg"]} for e in exc.errors()
-        ]
-        return JSONResponse(
-            {"error": "invalid_request", "message": "the request is not valid", "problems": problems},
-            status_code=422,
-        )
+        errors = exc.errors()
+        unreadable = next((e for e in errors if e["type"] == "json_invalid"), None)
+        if unreadable is not None:
+            reason = unreadable.get("ctx", {}).get("error", "invalid JSON")
+            where = f"{reason} at character {unreadable['loc'][-1]}"
+            problems = [{"field": "body", "problem": where}]
+            return problem(400, "malformed_json", "the body is not valid JSON", problems)
+        problems = [{"field": ".".join(str(p) for p in e["loc"][1:]), "problem": e["msg"]} for e in errors]
+        return problem(422, "invalid_request", "the request is not valid", problems)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        phrase = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
+        code = _HTTP_CODES.get(exc.status_code, phrase)
+        return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, exc: Exception) -> JSONResponse:
+        log.error("request.crashed", path=request.url.path, error=type(exc).__name__)
+        return problem(500, "internal_error", "the request failed; it has been logged")

@@ -6,7 +6,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text
+from sqlalchemy import and_, delete, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -87,13 +87,21 @@ async def list_payments(
     filters: dict[str, str],
     after: tuple[Any, uuid.UUID] | None,
     limit: int,
+    provider_ref: str | None = None,
 ) -> list[Any]:
-    """The tenant's payments, newest first, matching the filters, after the cursor."""
+    """The tenant's payments, newest first, matching the filters and reference, after the cursor."""
     query = _with_aliases().where(payments.c.tenant_id == tenant)
     for column, value in filters.items():
         query = query.where(payments.c[column] == value)
+    if provider_ref is not None:  # the payment's own reference or any alias: all are bound in payment_refs
+        query = query.where(payments.c.id.in_(
+            select(payment_refs.c.payment_id).where(
+                payment_refs.c.tenant_id == tenant, payment_refs.c.ref == provider_ref
+            )
+        ))
     if after is not None:
-        query = query.where((payments.c.created_at, payments.c.id) < after)
+        # A row-value comparison, so payments that share a timestamp are ordered by id, not skipped.
+        query = query.where(tuple_(payments.c.created_at, payments.c.id) < tuple_(*after))
     rows = await conn.execute(query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit))
     return list(rows)
 
@@ -106,7 +114,7 @@ async def open_sync_issues(
     for column, value in filters.items():
         query = query.where(sync_issues.c[column] == value)
     if after is not None:
-        query = query.where((sync_issues.c.opened_at, sync_issues.c.id) < after)
+        query = query.where(tuple_(sync_issues.c.opened_at, sync_issues.c.id) < tuple_(*after))
     newest_first = (sync_issues.c.opened_at.desc(), sync_issues.c.id.desc())
     return list(await conn.execute(query.order_by(*newest_first).limit(limit)))
 

@@ -2,17 +2,43 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from paysync_api_gateway.inputs import CleanText
 from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Currency, Provider
 from paysync_core.domain.status import UnifiedStatus
 
-Ref = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[A-Za-z0-9_\-.:]+$")]
+Ref = Annotated[str, Field(min_length=1, max_length=255)]
+
+#: What each gateway's references look like, and how to say so. Stripe: Checkout Session,
+#: PaymentIntent, Invoice and Charge ids; Paystack: "only -, ., = and alphanumeric characters";
+#: M-Pesa: the CheckoutRequestID of an STK push.
+REFERENCE_RULES: dict[Provider, tuple[re.Pattern[str], str]] = {
+    Provider.STRIPE: (
+        re.compile(r"(cs|pi|in|ch)_[A-Za-z0-9_]{1,250}"),
+        "a Stripe id starting with cs_, pi_, in_ or ch_ (letters, digits and _)",
+    ),
+    Provider.PAYSTACK: (
+        re.compile(r"[A-Za-z0-9.=-]{1,100}"),
+        "a Paystack reference: up to 100 letters, digits, '-', '.' or '='",
+    ),
+    Provider.MPESA: (
+        re.compile(r"ws_CO_[A-Za-z0-9_]{1,100}"),
+        "an M-Pesa CheckoutRequestID starting with ws_CO_",
+    ),
+}
+
+
+def reference_problem(provider: Provider, ref: str) -> str | None:
+    """Why `ref` cannot be one of `provider`'s references, or None."""
+    pattern, expected = REFERENCE_RULES[provider]
+    return None if pattern.fullmatch(ref) else f"{ref!r} is not {expected}"
 
 
 class RegisterPayment(BaseModel):
@@ -21,13 +47,40 @@ class RegisterPayment(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     provider: Provider
-    provider_ref: Ref = Field(description="Checkout Session / PaymentIntent / Invoice id, Paystack reference, or CheckoutRequestID")
+    provider_ref: Ref = Field(
+        description="Stripe Checkout Session / PaymentIntent / Invoice / Charge id, Paystack reference, "
+        "or M-Pesa CheckoutRequestID"
+    )
     domain: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
-    entity_id: Annotated[str, Field(min_length=1, max_length=200)]
-    amount_minor: int = Field(ge=0, le=10**15, description="Integer minor units (cents, kobo; M-Pesa: cents of KES)")
-    currency: Currency
-    aliases: list[Ref] = Field(default_factory=list, max_length=20)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    entity_id: Annotated[CleanText, Field(min_length=1, max_length=200)]
+    amount_minor: int = Field(
+        strict=True, ge=0, le=10**15,
+        description="A JSON integer of minor units (cents, kobo; M-Pesa: cents of KES), not a string or bool",
+    )
+    currency: Currency = Field(description="ISO 4217 code; `usd` is taken as `USD`")
+    aliases: list[Ref] = Field(
+        default_factory=list, max_length=20, description="More references of the same gateway"
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Free-form JSON kept with the payment; size and depth are bounded"
+    )
+
+    @field_validator("provider_ref")
+    @classmethod
+    def _gateway_reference(cls, ref: str, info: ValidationInfo) -> str:
+        provider = info.data.get("provider")
+        if provider is not None and (problem := reference_problem(provider, ref)):
+            raise ValueError(problem)
+        return ref
+
+    @field_validator("aliases")
+    @classmethod
+    def _gateway_aliases(cls, refs: list[str], info: ValidationInfo) -> list[str]:
+        provider = info.data.get("provider")
+        problems = [p for ref in refs if provider is not None and (p := reference_problem(provider, ref))]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return refs
 
 
 class Payment(BaseModel):
@@ -81,7 +134,8 @@ class SyncIssuePage(BaseModel):
 
 
 class Problem(BaseModel):
-    """An error answer."""
+    """An error answer: the one shape of every error, with a problem per field when fields are at fault."""
 
     error: str
     message: str
+    problems: list[dict[str, str]] = Field(default_factory=list)

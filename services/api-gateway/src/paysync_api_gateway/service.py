@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -88,12 +88,19 @@ async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Paym
 
 
 async def list_payments(
-    engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
+    engine: AsyncEngine,
+    tenant: str,
+    filters: dict[str, str],
+    cursor: str | None,
+    limit: int,
+    provider_ref: str | None = None,
 ) -> PaymentPage:
-    """A page of the tenant's payments, newest first."""
+    """A page of the tenant's payments, newest first; `provider_ref` matches a reference or an alias."""
     after = _decode_cursor(cursor, uuid.UUID) if cursor else None
     async with engine.connect() as conn:
-        rows = await repo.list_payments(conn, tenant, filters=filters, after=after, limit=limit + 1)
+        rows = await repo.list_payments(
+            conn, tenant, filters=filters, after=after, limit=limit + 1, provider_ref=provider_ref
+        )
     items = [to_payment(r) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return PaymentPage(items=items, next_cursor=_encode_cursor(last.created_at, last.id) if last else None)
@@ -186,9 +193,17 @@ def _encode_cursor(at: datetime, ident: object) -> str:
     return base64.urlsafe_b64encode(f"{at.isoformat()}|{ident}".encode()).decode()
 
 
+#: Ids in cursors are PostgreSQL bigints or UUIDs; anything else was not handed out here.
+_BIGINT = range(-(2**63), 2**63)
+
+
 def _decode_cursor(cursor: str, ident_type: Callable[[str], T]) -> tuple[datetime, T]:
+    """The (timestamp, id) of a cursor; BadCursor for anything `_encode_cursor` cannot have made."""
     try:
-        at, ident = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), ident_type(ident)
-    except (ValueError, UnicodeDecodeError) as exc:
+        at_text, ident_text = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        at, ident = datetime.fromisoformat(at_text), ident_type(ident_text)
+        if at.tzinfo is None or (isinstance(ident, int) and ident not in _BIGINT):
+            raise ValueError("naive timestamp or id out of range")
+        return at.astimezone(UTC), ident
+    except (ValueError, UnicodeDecodeError, OverflowError) as exc:
         raise BadCursor("cursor is not one this API handed out") from exc

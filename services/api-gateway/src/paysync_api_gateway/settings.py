@@ -21,3 +21,18 @@ class ApiGatewaySettings(BaseSettings):
     bulk_refresh_timeout_seconds: float = Field(default=25.0, description="A bulk check; past it: 202")
     notifier_url: str = Field(default="http://127.0.0.1:8004", description="Where the live stream comes from")
     admin_token: SecretStr = Field(default=SecretStr(""), description="Enables /admin/v1 for its holder")
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413 while being read"
+    )
+    max_metadata_bytes: int = Field(
+        default=16 * 1024, ge=0, description="Bytes a payment's `metadata` may have as JSON (else 422)"
+    )
+    max_metadata_depth: int = Field(
+        default=5, ge=1, description="Objects and arrays in `metadata` may nest at most this deep (else 422)"
+    )
+    failed_key_burst: float = Field(
+        default=20.0, ge=1, description="Unknown or revoked API keys one client address may send at once"
+    )
+    failed_key_rate: float = Field(
+        default=0.5, gt=0, description="Failed API-key checks per second an address earns back; past it: 429"
+    )

@@ -52,7 +52,7 @@ async def test_an_alias_of_another_payment_is_a_conflict_and_changes_nothing(cli
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"amount_minor": -1}, "amount_minor"), ({"currency": "usd"}, "currency"),
+    [({"amount_minor": -1}, "amount_minor"), ({"currency": "dollars"}, "currency"),
      ({"provider": "paypal"}, "provider"), ({"domain": "Jobs; drop table"}, "domain")],
 )
 async def test_invalid_registrations_say_which_field_is_wrong(client, tenant, change, field) -> None:
@@ -111,3 +111,16 @@ async def test_stats_count_by_status_and_currency(client, tenant) -> None:
     assert stats["total"] == 3 and stats["by_status"] == {"pending": 3}
     assert stats["by_currency"]["USD"]["registered_minor"] == 350
     assert stats["by_currency"]["KES"]["registered_minor"] == 5000
+
+
+async def test_a_payment_is_found_by_its_reference_or_any_alias(client, tenant) -> None:
+    wanted = registration(aliases=[f"pi_{uuid.uuid4().hex}"])
+    other = registration(entity_id=wanted["entity_id"])
+    for body in (wanted, other):
+        assert (await client.post("/v1/payments", json=body, headers=auth(tenant))).status_code == 201
+    for ref in (wanted["provider_ref"], wanted["aliases"][0]):
+        found = await client.get("/v1/payments", params={"provider_ref": ref}, headers=auth(tenant))
+        assert [p["provider_ref"] for p in found.json()["items"]] == [wanted["provider_ref"]]
+    unknown = {"provider_ref": "cs_test_unknown"}
+    nothing = await client.get("/v1/payments", params=unknown, headers=auth(tenant))
+    assert nothing.json()["items"] == []

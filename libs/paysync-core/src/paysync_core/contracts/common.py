@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -21,8 +21,12 @@ UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
 #: A tenant's slug: lower-case letters, digits and dashes.
 TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
-#: An ISO 4217 currency code, upper case.
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+def _upper_case(value: object) -> object:
+    return value.upper() if isinstance(value, str) and value.isascii() else value
+
+
+#: An ISO 4217 currency code, stored upper case; lower case (`usd`, as Stripe writes it) is accepted.
+Currency = Annotated[str, BeforeValidator(_upper_case), Field(pattern=r"^[A-Z]{3}$")]
 
 
 class Contract(BaseModel):

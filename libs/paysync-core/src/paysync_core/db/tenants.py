@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -13,9 +14,15 @@ from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import TENANTS_CHANNEL
 from paysync_core.db.schema import api_keys, tenants
-from paysync_core.errors import UnknownTenant
+from paysync_core.errors import PaysyncError, UnknownTenant
 
 API_KEY_PREFIX = "psk_"
+
+
+class AmbiguousKey(PaysyncError):
+    """A key prefix that names more than one live key."""
+
+    code = "ambiguous_key"
 
 
 def hash_api_key(key: str) -> str:
@@ -47,6 +54,37 @@ async def install_api_key(conn: AsyncConnection, tenant_id: str, key: str) -> No
         .values(tenant_id=tenant_id, key_hash=hash_api_key(key), prefix=key[:12])
         .on_conflict_do_nothing(index_elements=[api_keys.c.key_hash])
     )
+
+
+async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:
+    """Whether there is such a tenant."""
+    return (await conn.execute(select(tenants.c.id).where(tenants.c.id == tenant_id))).first() is not None
+
+
+async def list_api_keys(conn: AsyncConnection, tenant_id: str) -> list[Any]:
+    """The tenant's API keys, oldest first: id, prefix (the first 12 characters), created_at, revoked_at."""
+    rows = await conn.execute(
+        select(api_keys.c.id, api_keys.c.prefix, api_keys.c.created_at, api_keys.c.revoked_at)
+        .where(api_keys.c.tenant_id == tenant_id)
+        .order_by(api_keys.c.id)
+    )
+    return list(rows)
+
+
+async def revoke_api_key(conn: AsyncConnection, tenant_id: str, key: int | str) -> list[int]:
+    """Revoke the tenant's unrevoked key with this id or prefix; returns the ids revoked.
+
+    A prefix that matches several live keys revokes none and raises AmbiguousKey, so a short
+    prefix never takes down more than the operator meant. Effective at once: every request checks.
+    """
+    match = api_keys.c.id == key if isinstance(key, int) else api_keys.c.prefix == key
+    live = and_(api_keys.c.tenant_id == tenant_id, api_keys.c.revoked_at.is_(None), match)
+    ids = list((await conn.execute(select(api_keys.c.id).where(live).with_for_update())).scalars())
+    if len(ids) > 1:
+        raise AmbiguousKey(f"{len(ids)} live keys of {tenant_id!r} start with {key!r}; revoke by id")
+    if ids:
+        await conn.execute(update(api_keys).where(api_keys.c.id == ids[0]).values(revoked_at=func.now()))
+    return ids
 
 
 async def tenant_for_api_key(conn: AsyncConnection, key: str) -> str | None:
