@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from paysync_api_gateway.auth import Unauthenticated
 from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
+from paysync_api_gateway.stream import StreamUnavailable, TooManyStreams
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.errors import PaysyncError, UnknownTenant
 
@@ -20,9 +21,11 @@ _STATUS = {
     BadCursor: 400,
     CredentialsKeyError: 500,
     RequestNotSent: 503,
+    TooManyStreams: 429,
+    StreamUnavailable: 503,
 }
 #: How to authenticate; when to try again.
-_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
+_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "5"}, 503: {"Retry-After": "5"}}
 
 
 def install_error_handlers(app: FastAPI) -> None:
