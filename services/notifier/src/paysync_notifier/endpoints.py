@@ -13,7 +13,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from sse_starlette import ServerSentEvent
-from sse_starlette.sse import EventSourceResponse
+from sse_starlette.sse import EventSourceResponse, SendTimeoutError
+from starlette.types import Receive, Scope, Send
 
 from paysync_notifier.service import LiveStream, StreamEvent
 
@@ -21,6 +22,17 @@ log = structlog.get_logger()
 _bearer = HTTPBearer(auto_error=False, description="The shared internal token (`PAYSYNC_INTERNAL_TOKEN`)")
 #: How often an idle stream is sent a keep-alive comment (seconds).
 _PING_SECONDS = 15
+
+
+class LiveResponse(EventSourceResponse):
+    """An event stream whose client, when it stops accepting data, is disconnected quietly."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Stream; a send past `send_timeout` ends the response (no ASGI error, one log line)."""
+        try:
+            await super().__call__(scope, receive, send)
+        except SendTimeoutError:
+            log.info("stream.client_disconnected", reason="send_timeout")
 
 
 def internal_caller(token: SecretStr) -> Callable[..., Awaitable[None]]:
@@ -49,13 +61,12 @@ def stream_router(stream: LiveStream, token: SecretStr, send_timeout: float) -> 
     router = APIRouter(prefix="/internal", dependencies=[Depends(internal_caller(token))])
 
     @router.get("/stream/{tenant}")
-    async def live(tenant: str, last_event_id: Annotated[str | None, Header()] = None) -> EventSourceResponse:
+    async def live(tenant: str, last_event_id: Annotated[str | None, Header()] = None) -> LiveResponse:
         """Status changes of one tenant as server-sent events (internal: api-gateway fronts it)."""
         resume_from = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
         # A client that stops reading blocks its send; past the timeout its stream is closed.
-        return EventSourceResponse(
-            _events(stream, tenant, resume_from), ping=_PING_SECONDS, send_timeout=send_timeout
-        )
+        events = _events(stream, tenant, resume_from)
+        return LiveResponse(events, ping=_PING_SECONDS, send_timeout=send_timeout)
 
     return router
 
