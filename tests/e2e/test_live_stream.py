@@ -15,7 +15,7 @@ from paysync_core.kafka import DurableProducer
 from paysync_core.testing.builders.stripe import checkout_session, stripe_event
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.live_stream import SseListener, publish_status_changes, status_change
-from paysync_dev.service_fixtures import wait_until
+from paysync_dev.service_fixtures import Service, wait_until
 
 from .test_stripe_payment_end_to_end import deliver, register
 
@@ -94,6 +94,8 @@ async def test_one_tenant_holding_200_streams_does_not_starve_another_tenants_st
     hog = create_tenant(migrated_database, credentials_keys, sim=gateway_sim)
     url = f"{stack['api-gateway'].url}/v1/stream"
     limits = httpx.Limits(max_connections=None)
+    api = Service(stack["api-gateway"], group_id="")
+    open_before = api.metric("paysync_api_gateway_live_streams")  # other tests' streams, still closing
     producer = DurableProducer(kafka_topics, client_id="paysync-tests")
     await producer.start()
     async with httpx.AsyncClient(timeout=httpx.Timeout(30, read=None), limits=limits) as client:
@@ -113,6 +115,8 @@ async def test_one_tenant_holding_200_streams_does_not_starve_another_tenants_st
             mine.start()
             await asyncio.wait_for(mine.opened.wait(), 10)
             assert mine.status_code == 200
+            let_through = sum(h.status_code == 200 for h in hogs)
+            assert api.metric("paysync_api_gateway_live_streams") >= let_through + 1
 
             async def a_first_event_arrived() -> bool:  # the notifier reads from the latest offset
                 await publish_status_changes(producer, [status_change(tenant.id)])
@@ -132,6 +136,11 @@ async def test_one_tenant_holding_200_streams_does_not_starve_another_tenants_st
             await producer.stop()
             for listener in [*hogs, mine]:
                 await listener.stop()
+
+    async def every_stream_given_back() -> bool:  # else a tenant would be locked out for good
+        return api.metric("paysync_api_gateway_live_streams") <= open_before
+
+    await wait_until(every_stream_given_back, 30, "api-gateway to release the closed streams' slots")
 
 
 def test_api_gateway_readiness_reports_the_notifier(stack):

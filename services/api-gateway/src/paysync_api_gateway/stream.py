@@ -17,6 +17,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
+from prometheus_client import Gauge
 from pydantic import SecretStr
 
 from paysync_api_gateway.auth import current_tenant
@@ -24,6 +25,7 @@ from paysync_core.errors import PaysyncError
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1")
+OPEN_STREAMS = Gauge("paysync_api_gateway_live_streams", "Live streams this replica holds open")
 
 
 class TooManyStreams(PaysyncError):
@@ -54,10 +56,12 @@ class StreamSlots:
         if self._open.total() >= self._total:
             raise StreamUnavailable("the live stream is at capacity; try again shortly")
         self._open[tenant] += 1
+        OPEN_STREAMS.inc()
 
     def release(self, tenant: str) -> None:
         """Give back a slot taken with `acquire`."""
         self._open[tenant] -= 1
+        OPEN_STREAMS.dec()
         if self._open[tenant] <= 0:
             del self._open[tenant]
 
