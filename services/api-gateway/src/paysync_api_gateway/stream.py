@@ -42,6 +42,10 @@ class StreamUnavailable(PaysyncError):
     retryable = True
 
 
+class NotifierRefusedUs(Exception):
+    """The notifier does not accept this replica's internal token (a configuration error)."""
+
+
 class StreamSlots:
     """Counts this replica's open streams, per tenant and in all."""
 
@@ -84,14 +88,19 @@ def notifier_client(url: str, internal_token: SecretStr) -> httpx.AsyncClient:
 
 
 async def notifier_answers(notifier: httpx.AsyncClient) -> bool:
-    """Whether the notifier is up and ready: an advisory check of api-gateway's `/readyz`.
+    """Whether the notifier is ready and lets us in (our internal token is its): for `/readyz`.
 
     A down notifier makes api-gateway "degraded", not "not ready": every other endpoint still
     works, and a readiness that follows a downstream every replica shares would take all
     replicas out of the load balancer at once, turning a stream outage into a full outage.
     """
-    response = await notifier.get("/readyz", timeout=2.0)
-    return response.status_code == 200
+    ready = await notifier.get("/readyz", timeout=2.0)
+    if ready.status_code != 200:
+        return False
+    let_in = await notifier.get("/internal/ping", timeout=2.0)
+    if let_in.status_code != 200:
+        raise NotifierRefusedUs(f"the notifier answered {let_in.status_code} to our internal token")
+    return True
 
 
 def _notifier(request: Request) -> httpx.AsyncClient:

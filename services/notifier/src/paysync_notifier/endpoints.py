@@ -57,8 +57,13 @@ def internal_caller(token: SecretStr) -> Callable[..., Awaitable[None]]:
 
 
 def stream_router(stream: LiveStream, token: SecretStr, send_timeout: float) -> APIRouter:
-    """`GET /internal/stream/{tenant}`: one tenant's status changes as server-sent events."""
+    """`/internal/stream/{tenant}`: one tenant's status changes as server-sent events; `/internal/ping`."""
     router = APIRouter(prefix="/internal", dependencies=[Depends(internal_caller(token))])
+
+    @router.get("/ping")
+    async def ping() -> dict[str, str]:
+        """200 for a caller whose internal token is right: how api-gateway checks it is let in."""
+        return {"status": "ok"}
 
     @router.get("/stream/{tenant}")
     async def live(tenant: str, last_event_id: Annotated[str | None, Header()] = None) -> LiveResponse:
