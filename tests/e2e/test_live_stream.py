@@ -16,6 +16,7 @@ from paysync_core.testing.builders.stripe import checkout_session, stripe_event
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.live_stream import SseListener, publish_status_changes, status_change
 from paysync_dev.service_fixtures import Service, wait_until
+from paysync_dev.stack import ServiceProcess, free_port
 
 from .test_stripe_payment_end_to_end import deliver, register
 
@@ -147,3 +148,33 @@ def test_api_gateway_readiness_reports_the_notifier(stack):
     ready = httpx.get(f"{stack['api-gateway'].url}/readyz", timeout=5)
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready" and ready.json()["checks"]["notifier"] == "ok"
+
+
+async def test_a_replica_at_its_total_stream_cap_answers_503_at_once(
+    stack, tenant, migrated_database, credentials_keys, gateway_sim, tmp_path
+):
+    notifier = stack["notifier"]
+    env = {**notifier.env, "PAYSYNC_API_GATEWAY_STREAM_MAX_TOTAL": "2"}  # the stack's wiring and token
+    api = ServiceProcess("api-gateway", free_port(), env, tmp_path / "api-gateway.log")
+    api.start()
+    others = [create_tenant(migrated_database, credentials_keys, sim=gateway_sim) for _ in range(2)]
+    tenants = [tenant, *others]  # each under its own cap: what refuses the third is the replica's
+    try:
+        await asyncio.to_thread(api.wait_ready)
+        async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
+            listeners = [SseListener(client, f"{api.url}/v1/stream", bearer(t)) for t in tenants]
+            try:
+                for listener in listeners[:2]:
+                    listener.start()
+                    await asyncio.wait_for(listener.opened.wait(), 10)
+                    assert listener.status_code == 200
+                third = listeners[2].start()
+                await asyncio.wait_for(third.opened.wait(), 5)
+                assert third.status_code == 503, third.error
+                assert third.error["error"] == "stream_unavailable"
+                assert int(third.response_headers["retry-after"]) > 0
+            finally:
+                for listener in listeners:
+                    await listener.stop()
+    finally:
+        api.stop()
