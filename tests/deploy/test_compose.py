@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import secrets
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -25,14 +26,17 @@ from paysync_dev import kafka
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").is_file())
+#: Services only other services call: reachable on the compose network, published on no host port.
+INTERNAL = {"notifier"}
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
     text = (ROOT / "docker-compose.yml").read_text()
     key = Fernet.generate_key().decode()
-    # The one variable the file requires from the environment, as `docker compose` would fill it in.
+    # The variables the file requires from the environment, as `docker compose` would fill them in.
     text = re.sub(r"\$\{PAYSYNC_CREDENTIALS_KEYS:\?[^}]*\}", key, text)
+    text = re.sub(r"\$\{PAYSYNC_INTERNAL_TOKEN:\?[^}]*\}", secrets.token_urlsafe(32), text)
     assert "${" not in text, "an environment variable the test does not know how to fill in"
     return yaml.safe_load(text)
 
@@ -96,7 +100,11 @@ def test_each_containers_environment_is_read_by_its_settings_and_names_no_localh
         assert str(shown) == value, f"{service}: {name} did not reach the settings"
     assert settings.host == "0.0.0.0"
     assert str(settings.port) == environment["PORT"]
-    assert [f"{settings.port}"] == [p.split(":")[-1] for p in spec["ports"]]
+    if service in INTERNAL:
+        assert "ports" not in spec, f"{service} is internal: its port must not be published on the host"
+        assert [str(p) for p in spec["expose"]] == [f"{settings.port}"]
+    else:
+        assert [f"{settings.port}"] == [p.split(":")[-1] for p in spec["ports"]]
     for name, value in settings.model_dump(mode="json").items():
         if name != "host" and isinstance(value, str):
             assert "127.0.0.1" not in value and "localhost" not in value, f"{service}: {name}={value}"
@@ -114,6 +122,14 @@ def test_no_container_publishes_its_metrics_on_the_host(compose, service, monkey
     published = [str(p).split(":")[-1].split("/")[0] for p in spec.get("ports", [])]
     assert str(metrics_port) not in published
     assert spec.get("network_mode") != "host"
+
+
+def test_the_notifier_is_not_published_and_shares_an_internal_token_with_api_gateway(compose) -> None:
+    notifier, api = compose["services"]["notifier"], compose["services"]["api-gateway"]
+    assert "ports" not in notifier  # its live stream is reached only through api-gateway
+    token = notifier["environment"]["PAYSYNC_INTERNAL_TOKEN"]
+    assert token and api["environment"]["PAYSYNC_INTERNAL_TOKEN"] == token
+    assert api["environment"]["PAYSYNC_API_GATEWAY_NOTIFIER_URL"] == f"http://notifier:{notifier['expose'][0]}"
 
 
 def test_the_broker_image_is_the_kafka_version_the_tests_use(compose) -> None:

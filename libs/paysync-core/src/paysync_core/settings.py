@@ -19,3 +19,8 @@ class CommonSettings(BaseSettings):
         default=SecretStr(""),
         description="Comma-separated Fernet keys; the first encrypts, all decrypt (rotation)",
     )
+    internal_token: SecretStr = Field(
+        default=SecretStr(""),
+        description="Shared secret of service-to-service calls (api-gateway to the notifier's live stream);"
+        " services refuse their internal routes while it is empty",
+    )

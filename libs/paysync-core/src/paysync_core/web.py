@@ -41,8 +41,13 @@ def service_app(
     after_stop: Callable[[], Awaitable[None]] | None = None,
     public_docs: bool = False,
     readiness: Mapping[str, ReadinessCheck] | None = None,
+    advisory: Mapping[str, ReadinessCheck] | None = None,
 ) -> FastAPI:
-    """A service's app: broker and loops start in the lifespan and stop after requests drain."""
+    """A service's app: broker and loops start in the lifespan and stop after requests drain.
+
+    `readiness` checks decide `/readyz`; `advisory` checks are only reported (a failing one makes
+    the service "degraded", still ready): for dependencies that only part of the service needs.
+    """
     crashed: list[str] = []
 
     @asynccontextmanager
@@ -76,7 +81,7 @@ def service_app(
     if engine is not None:
         checks["database"] = lambda: _database_answers(engine)
     checks.update(readiness or {})
-    app.include_router(ops_router(checks, crashed=crashed))
+    app.include_router(ops_router(checks, crashed=crashed, advisory=advisory))
     return app
 
 
@@ -128,11 +133,20 @@ def _without_metrics(app: ASGIApp) -> ASGIApp:
 
 
 def ops_router(
-    checks: Mapping[str, ReadinessCheck], *, crashed: list[str] | None = None, timeout: float = 2.0
+    checks: Mapping[str, ReadinessCheck],
+    *,
+    crashed: list[str] | None = None,
+    timeout: float = 2.0,
+    advisory: Mapping[str, ReadinessCheck] | None = None,
 ) -> APIRouter:
-    """`/healthz` (the process and its loops are alive), `/readyz` (dependencies answer), `/metrics`."""
+    """`/healthz` (the process and its loops are alive), `/readyz` (dependencies answer), `/metrics`.
+
+    `/readyz` is 503 "not_ready" when a check of `checks` fails, else 200: "ready", or "degraded"
+    when an `advisory` check fails (named in `checks` with the others, and listed in `degraded`).
+    """
     router = APIRouter(include_in_schema=False)
     crashed = crashed if crashed is not None else []
+    advisory = advisory or {}
 
     @router.get("/healthz")
     async def healthz() -> JSONResponse:
@@ -142,10 +156,16 @@ def ops_router(
 
     @router.get("/readyz")
     async def readyz() -> JSONResponse:
-        results = await asyncio.gather(*(_probe(check, timeout) for check in checks.values()))
-        body = dict(zip(checks, results, strict=True))
-        ok = all(r == "ok" for r in results) and not crashed
-        return JSONResponse({"status": "ready" if ok else "not_ready", "checks": body}, 200 if ok else 503)
+        every = {**checks, **advisory}
+        results = await asyncio.gather(*(_probe(check, timeout) for check in every.values()))
+        body = dict(zip(every, results, strict=True))
+        ok = all(body[name] == "ok" for name in checks) and not crashed
+        if not ok:
+            return JSONResponse({"status": "not_ready", "checks": body}, 503)
+        degraded = [name for name in advisory if body[name] != "ok"]
+        if degraded:
+            return JSONResponse({"status": "degraded", "checks": body, "degraded": degraded})
+        return JSONResponse({"status": "ready", "checks": body})
 
     @router.get("/metrics")
     async def metrics() -> Response:

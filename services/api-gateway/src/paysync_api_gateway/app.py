@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi import Depends, FastAPI
 
 from paysync_api_gateway import admin
@@ -13,6 +12,7 @@ from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
 from paysync_api_gateway.stream import router as stream_router
 from paysync_core import topics
 from paysync_core.contracts import ReconcileRequest
@@ -37,7 +37,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
 
     refresh = RefreshCoordinator(publish_request)
     register_reply_listener(broker, refresh)
-    notifier = httpx.AsyncClient(base_url=settings.notifier_url, timeout=httpx.Timeout(10.0, read=None))
+    notifier = notifier_client(settings.notifier_url, common.internal_token)
 
     async def replies_reach_us() -> bool:
         return refresh.listening.is_set()
@@ -49,6 +49,9 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
         public_docs=True,
         after_stop=notifier.aclose,
         readiness={"reconcile_replies": replies_reach_us},
+        # Reported, not required: everything but /v1/stream works without the notifier, and a
+        # readiness tied to a shared downstream would take every replica out of service at once.
+        advisory={"notifier": lambda: notifier_answers(notifier)},
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -56,6 +59,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.notifier = notifier
     app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.state.stream_slots = StreamSlots(settings.stream_max_per_tenant, settings.stream_max_total)
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])

@@ -15,6 +15,7 @@ from paysync_api_gateway.auth import TooManyFailedKeys, Unauthenticated
 from paysync_api_gateway.inputs import InvalidInput, UnknownParameter
 from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
+from paysync_api_gateway.stream import StreamUnavailable, TooManyStreams
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.errors import PaysyncError, UnknownTenant
 
@@ -31,9 +32,11 @@ _STATUS = {
     InvalidInput: 422,
     CredentialsKeyError: 500,
     RequestNotSent: 503,
+    TooManyStreams: 429,
+    StreamUnavailable: 503,
 }
 #: How to authenticate; when to try again.
-_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 503: {"Retry-After": "5"}}
+_HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "5"}, 503: {"Retry-After": "5"}}
 #: Error codes of Starlette's own answers (unknown route, wrong method, unreadable or oversized body).
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 

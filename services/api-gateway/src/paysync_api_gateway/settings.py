@@ -20,6 +20,12 @@ class ApiGatewaySettings(BaseSettings):
     refresh_timeout_seconds: float = Field(default=10.0, description="One entity's check; past it: 202")
     bulk_refresh_timeout_seconds: float = Field(default=25.0, description="A bulk check; past it: 202")
     notifier_url: str = Field(default="http://127.0.0.1:8004", description="Where the live stream comes from")
+    stream_max_per_tenant: int = Field(
+        default=20, ge=1, description="Live streams one tenant may hold open on one replica; past it: 429"
+    )
+    stream_max_total: int = Field(
+        default=1000, ge=1, description="Live streams one replica holds open in all; past it: 503"
+    )
     admin_token: SecretStr = Field(default=SecretStr(""), description="Enables /admin/v1 for its holder")
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413 while being read"

@@ -9,7 +9,7 @@ from paysync_core.settings import CommonSettings
 
 
 class NotifierSettings(BaseSettings):
-    """Where the notifier listens and how many recent events it keeps for resuming streams."""
+    """Where the notifier listens, how many recent events it keeps, and how far a stream may lag."""
 
     model_config = SettingsConfigDict(env_prefix="PAYSYNC_NOTIFIER_", extra="ignore")
 
@@ -18,3 +18,11 @@ class NotifierSettings(BaseSettings):
     port: int = 8004
     group_id: str = "paysync-notifier"
     replay_buffer: int = 1000
+    subscriber_queue: int = Field(
+        default=1000, ge=1,
+        description="Events a live stream may have waiting; past it the stream is cut off (told to resync)",
+    )
+    send_timeout_seconds: float = Field(
+        default=30.0, gt=0,
+        description="A live stream whose client takes longer than this to accept one event is closed",
+    )

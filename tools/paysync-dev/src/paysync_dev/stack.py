@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -115,8 +116,11 @@ def start_stack(
 ) -> dict[str, ServiceProcess]:
     """Start the services and wait until each is ready; stops them all if one fails."""
     chosen = {name: (ports or {}).get(name) or free_port() for name in SERVICES}
-    # Services that call each other learn the chosen ports.
-    wiring = {"PAYSYNC_API_GATEWAY_NOTIFIER_URL": f"http://127.0.0.1:{chosen['notifier']}"}
+    # Services that call each other learn the chosen ports, and share a token of this stack's own.
+    wiring = {
+        "PAYSYNC_API_GATEWAY_NOTIFIER_URL": f"http://127.0.0.1:{chosen['notifier']}",
+        "PAYSYNC_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+    }
     procs = {
         name: ServiceProcess(name, chosen[name], {**wiring, **env}, log_dir / f"{name}.log")
         for name in only
