@@ -79,5 +79,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
-        log.error("request.crashed", path=request.url.path, error=type(exc).__name__)
+        log.error("request.crashed", path=request.url.path, error=type(exc).__name__, exc_info=exc)
         return problem(500, "internal_error", "the request failed; it has been logged")
