@@ -8,8 +8,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import Integer, String, any_, bindparam, func, literal, not_, or_, select, text, true, update
-from sqlalchemy.dialects.postgresql import ARRAY, UUID, insert
+from sqlalchemy import Integer, String, any_, bindparam, func, literal, or_, select, text, true, update
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.db import REGISTERED_CHANNEL
@@ -103,20 +103,29 @@ async def release_sweep_lock(conn: AsyncConnection, tenant: str, provider: str) 
 
 async def enroll(conn: AsyncConnection, tenant: str, provider: str, first_delay: float) -> int:
     """Give every payment of the tenant at the gateway that has no schedule yet its first step."""
-    known = select(literal(1)).where(reconcile_checks.c.payment_id == payments.c.id).exists()
+    result = await conn.execute(enroll_statement(tenant, provider, first_delay))
+    return result.rowcount or 0
+
+
+def enroll_statement(tenant: str, provider: str, first_delay: float) -> Insert:
+    """The statement `enroll` runs: every payment of the account, those with a schedule skipped."""
+    # No anti-join against reconcile_checks: the statement inserts into that very table, and when
+    # its statistics say it is empty (a fresh database) the planner picks a nested loop whose inner
+    # scan re-reads every row inserted so far (O(n²): 146 s for 100,000 payments). The primary
+    # key's conflict check skips payments that have a schedule, one index probe each, whatever
+    # the statistics say.
     source = select(
         payments.c.id,
         payments.c.tenant_id,
         payments.c.provider,
         literal(0, Integer),
         payments.c.created_at + timedelta(seconds=first_delay),
-    ).where(payments.c.tenant_id == tenant, payments.c.provider == provider, not_(known))
-    result = await conn.execute(
+    ).where(payments.c.tenant_id == tenant, payments.c.provider == provider)
+    return (
         insert(reconcile_checks)
         .from_select(["payment_id", "tenant_id", "provider", "step", "next_check_at"], source)
         .on_conflict_do_nothing()
     )
-    return result.rowcount or 0
 
 
 async def analyze_checks(conn: AsyncConnection) -> None:
