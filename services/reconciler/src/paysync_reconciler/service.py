@@ -32,9 +32,10 @@ from paysync_core.credentials import GatewayCredentials
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_core.providers.clients import BudgetExhausted, NotFoundAtGateway
-from paysync_reconciler import drift, metrics
+from paysync_reconciler import drift, failures, metrics
 from paysync_reconciler import repository as repo
 from paysync_reconciler.budget import Priority, priority
+from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.listing import Listed, PageReader, read_inline
 from paysync_reconciler.models import ListedPage, ReconcileTick, RunStats, Target, scheduled_tick
 from paysync_reconciler.runner import TaskRunner
@@ -569,6 +570,8 @@ async def _ask(port: Port, target: Target) -> Answer:
         observation = await port.check(target.provider_ref)
     except GatewayError as exc:
         return Answer("error", error=exc)
+    except Exception as exc:  # noqa: BLE001 - one payment's problem never fails the sweep or request
+        return Answer("error", error=failures.check_failed(target, exc))
     return Answer("gateway", observation.status, observation)
 
 
@@ -594,6 +597,9 @@ async def _settle_due(
             if not isinstance(error, BudgetExhausted):  # our own pacing is not the gateway's fault
                 stats.gateway_errors += 1
                 metrics.GATEWAY_ERRORS.labels(port.provider.value, error.code).inc()
+            if isinstance(error, CheckFailed):
+                rows.append(_after_check_failed(schedule, target, error, now, stats, findings))
+                continue
             move = schedule.after_error(target.step, now)
             rows.append(_outcome(target, move.step, move.due_at, None, error.code, made=0, now=now))
             continue
@@ -636,6 +642,25 @@ async def _settle_due(
     await _raise_all(deps, findings, stats)
     async with deps.engine.begin() as conn:
         await repo.save_outcomes(conn, rows)
+
+
+def _after_check_failed(
+    schedule: CheckSchedule,
+    target: Target,
+    error: CheckFailed,
+    now: datetime,
+    stats: RunStats,
+    findings: list[drift.Finding],
+) -> dict[str, Any]:
+    """A payment whose check failed for a reason of its own: one sync issue, and it moves along its
+    schedule as if unanswered (retrying it every minute would only fail again), stale after the last step."""
+    findings.append(drift.check_failed(target, error.reason))
+    move = schedule.after_answer(target.step, None, now)
+    if move.next is Next.STALE:
+        stats.gave_up += 1
+        findings.append(drift.stale(target, None, move.step, error.reason))
+    gave_up = move.next is Next.STALE
+    return _outcome(target, move.step, move.due_at, None, error.code, made=1, now=now, gave_up=gave_up)
 
 
 def _outcome(
@@ -924,6 +949,8 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
     findings: list[drift.Finding] = []
     ended: dict[uuid.UUID, str] = {}
     for target, answer in zip(targets, answers, strict=True):
+        if target.payment_id is not None and isinstance(answer.error, CheckFailed):
+            findings.append(drift.check_failed(target, answer.error.reason))
         if target.payment_id is None or answer.observation is None:
             continue
         findings += drift.drift_between(target, answer.observation, current=True)
