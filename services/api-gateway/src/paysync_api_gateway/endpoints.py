@@ -140,8 +140,12 @@ async def refresh_all(tenant: Tenant, request: Request) -> JSONResponse:
 
 @router.get("/reconcile-requests/{request_id}")
 async def follow_up(request_id: str, tenant: Tenant, request: Request) -> JSONResponse:
-    """The check a 202 answered for: `checking` until it completed, then the answer it would have given."""
-    ask, reply = await service.reconcile_request(request.app.state.engine, tenant, request_id)
+    """The check a 202 answered for: `checking` until it completed, then the answer it would have given
+    (or `failed` with the reason, once the reconciler gave up on it)."""
+    ask, reply, failure = await service.reconcile_request(request.app.state.engine, tenant, request_id)
+    if failure is not None:
+        failed = {"request_id": request_id, "status": "failed", "reason": failure}
+        return JSONResponse(failed, headers=NO_STORE)
     if reply is None:
         return JSONResponse({"request_id": request_id, "status": "checking"}, headers=NO_STORE)
     return JSONResponse({"status": "completed", **_answer(ask, reply)}, headers=NO_STORE)

@@ -136,9 +136,14 @@ async def stats(conn: AsyncConnection, tenant: str) -> list[Any]:
 
 
 async def reconcile_request(conn: AsyncConnection, tenant: str, request_id: str) -> Any | None:
-    """The record of a targeted check: queued here, then the reconciler's (running, completed)."""
+    """The record of a targeted check: queued here, then the reconciler's (running, completed, failed)."""
     row = await conn.execute(
-        select(reconcile_requests.c.status, reconcile_requests.c.request, reconcile_requests.c.reply).where(
+        select(
+            reconcile_requests.c.status,
+            reconcile_requests.c.request,
+            reconcile_requests.c.reply,
+            reconcile_requests.c.error,
+        ).where(
             reconcile_requests.c.request_id == request_id, reconcile_requests.c.tenant == tenant
         )
     )

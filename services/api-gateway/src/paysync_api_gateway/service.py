@@ -162,15 +162,17 @@ async def check_now(
 
 async def reconcile_request(
     engine: AsyncEngine, tenant: str, request_id: str
-) -> tuple[ReconcileRequest, ReconcileReply | None]:
-    """A check and, once it completed, its reply; NotFound for unknown (or other tenants') ids."""
+) -> tuple[ReconcileRequest, ReconcileReply | None, str | None]:
+    """A check, its reply once it completed, and why it failed if it did (the reconciler gave up after
+    its bounded attempts); NotFound for unknown (or other tenants') ids."""
     async with engine.connect() as conn:
         row = await repo.reconcile_request(conn, tenant, request_id)
     if row is None:
         raise NotFound(f"no check {request_id!r}")
     request = ReconcileRequest.model_validate(row.request)
     reply = ReconcileReply.model_validate(row.reply) if row.status == "completed" and row.reply else None
-    return request, reply
+    failure = (row.error or "the check failed") if row.status == "failed" else None
+    return request, reply, failure
 
 
 def to_payment(row: Any) -> Payment:

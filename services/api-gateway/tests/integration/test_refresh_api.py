@@ -9,15 +9,17 @@ the rows it reads right after.
 from __future__ import annotations
 
 import time
+import uuid
 from dataclasses import dataclass
 
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from paysync_api_gateway.settings import ApiGatewaySettings
-from paysync_core.db.schema import bookings, referrals, workshop_jobs
-from paysync_dev.fixtures import TestTenant, create_gateway_tenant
+from paysync_core.db.schema import bookings, reconcile_requests, referrals, workshop_jobs
+from paysync_dev.fixtures import TestTenant, create_gateway_tenant, create_tenant
 from paysync_dev.service_fixtures import fetch, unique, wait_until
 from paysync_gateway_sim import SimulatorClient
 
@@ -221,3 +223,44 @@ async def test_a_check_that_outlasts_its_timeout_answers_202_and_its_link_gives_
                 result["gateway_errors"]) == (2, 2, 1, 0)
         marked = await entities_marked_paid(engine, tenant.id)
         assert marked == {("jobs", job), ("bookings", booked[0].entity_id)}
+
+
+async def test_a_check_that_can_never_succeed_ends_failed_with_its_reason_after_bounded_attempts(
+    migrated_database, engine, start_reconciler, open_api
+):
+    # Its gateway credentials were encrypted with a key no service has: every attempt fails as a whole.
+    tenant = create_tenant(migrated_database, Fernet.generate_key().decode(), ("stripe",))
+    [reconciler] = await start_reconciler(
+        scheduler_enabled="false",
+        request_lease_seconds=0.5,
+        recovery_poll_seconds=0.2,
+        request_max_attempts=3,
+    )
+    async with open_api(refresh_timeout_seconds=0.05) as api:
+        auth = {"Authorization": f"Bearer {tenant.api_key}"}
+        job = unique("job")
+        registered = await api.post("/v1/payments", headers=auth, json={
+            "provider": "stripe", "provider_ref": f"cs_test_{uuid.uuid4().hex}", "domain": "jobs",
+            "entity_id": job, "amount_minor": 2000, "currency": "USD"})
+        assert registered.status_code == 201, registered.text
+
+        answer = await api.post(f"/v1/domains/jobs/{job}/payments/refresh", headers=auth)
+        assert answer.status_code == 202, answer.text
+        link = answer.json()["follow_up"]
+        answers: list[httpx.Response] = []
+
+        async def ended() -> bool:
+            answers.append(await api.get(link, headers=auth))
+            return answers[-1].json()["status"] != "checking"
+
+        await wait_until(ended, 30, f"{link} to stop saying checking", every=0.1)
+    body = answers[-1].json()
+    assert answers[-1].status_code == 200
+    assert (body["request_id"], body["status"]) == (answer.json()["request_id"], "failed")
+    assert body["reason"] and "gAAAA" not in body["reason"]  # why, without the ciphertext
+    stored = await fetch(engine, select(reconcile_requests.c.attempts).where(
+        reconcile_requests.c.request_id == body["request_id"]))
+    assert [r.attempts for r in stored] == [3]
+    assert reconciler.metric("paysync_reconciler_requests_total", kind="entity", outcome="failed") == 1
+    log = reconciler.process.log_path.read_text()
+    assert (log.count("reconcile.request.attempt_failed"), log.count("reconcile.request.failed")) == (2, 1)

@@ -129,6 +129,19 @@ def stale(target: Target, last_status: UnifiedStatus | None, checks: int, last_e
     )
 
 
+def check_failed(target: Target, reason: str) -> Finding:
+    """One payment's check failed for a reason of its own: its schedule backs off, the others go on."""
+    title = Provider(target.provider).title
+    return Finding(
+        AlertKind.CHECK_FAILED,
+        target,
+        f"paysync could not check {title} payment {target.provider_ref}: {reason}. Its checks back off "
+        "along its schedule; the other payments are checked as usual. Correct the payment's reference "
+        f"or look at it in the {title} dashboard.",
+        {"reason": reason[:300]},
+    )
+
+
 def unrecorded(target: Target, answer: PaymentObservation) -> Finding:
     """Paid at the gateway, with no payment record: paysync created one from the gateway's data."""
     title = Provider(target.provider).title

@@ -23,6 +23,11 @@ GATEWAY_CALLS = Counter(
     "Requests sent to gateways (budget tokens)",
     ["provider", "priority"],
 )
+CHECK_FAILURES = Counter(
+    "paysync_reconciler_check_failures_total",
+    "Checks of one payment that failed for a reason of their own (not the gateway's), by error type",
+    ["provider", "error"],
+)
 THROTTLED = Counter(
     "paysync_reconciler_gateway_throttled_total",
     "Answers that said too many requests",

@@ -32,9 +32,10 @@ from paysync_core.credentials import GatewayCredentials
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_core.providers.clients import BudgetExhausted, NotFoundAtGateway
-from paysync_reconciler import drift, metrics
+from paysync_reconciler import drift, failures, metrics
 from paysync_reconciler import repository as repo
 from paysync_reconciler.budget import Priority, priority
+from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.listing import Listed, PageReader, read_inline
 from paysync_reconciler.models import ListedPage, ReconcileTick, RunStats, Target, scheduled_tick
 from paysync_reconciler.runner import TaskRunner
@@ -569,6 +570,8 @@ async def _ask(port: Port, target: Target) -> Answer:
         observation = await port.check(target.provider_ref)
     except GatewayError as exc:
         return Answer("error", error=exc)
+    except Exception as exc:  # noqa: BLE001 - one payment's problem never fails the sweep or request
+        return Answer("error", error=failures.check_failed(target, exc))
     return Answer("gateway", observation.status, observation)
 
 
@@ -594,6 +597,9 @@ async def _settle_due(
             if not isinstance(error, BudgetExhausted):  # our own pacing is not the gateway's fault
                 stats.gateway_errors += 1
                 metrics.GATEWAY_ERRORS.labels(port.provider.value, error.code).inc()
+            if isinstance(error, CheckFailed):
+                rows.append(_after_check_failed(schedule, target, error, now, stats, findings))
+                continue
             move = schedule.after_error(target.step, now)
             rows.append(_outcome(target, move.step, move.due_at, None, error.code, made=0, now=now))
             continue
@@ -636,6 +642,25 @@ async def _settle_due(
     await _raise_all(deps, findings, stats)
     async with deps.engine.begin() as conn:
         await repo.save_outcomes(conn, rows)
+
+
+def _after_check_failed(
+    schedule: CheckSchedule,
+    target: Target,
+    error: CheckFailed,
+    now: datetime,
+    stats: RunStats,
+    findings: list[drift.Finding],
+) -> dict[str, Any]:
+    """A payment whose check failed for a reason of its own: one sync issue, and it moves along its
+    schedule as if unanswered (retrying it every minute would only fail again), stale after the last step."""
+    findings.append(drift.check_failed(target, error.reason))
+    move = schedule.after_answer(target.step, None, now)
+    if move.next is Next.STALE:
+        stats.gave_up += 1
+        findings.append(drift.stale(target, None, move.step, error.reason))
+    gave_up = move.next is Next.STALE
+    return _outcome(target, move.step, move.due_at, None, error.code, made=1, now=now, gave_up=gave_up)
 
 
 def _outcome(
@@ -820,7 +845,10 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
     async with deps.engine.begin() as conn:
         if not await repo.tenant_exists(conn, request.tenant):
             return "unknown_tenant"  # not ours to answer (api-gateway only asks for its tenants)
-        state, stored = await repo.start_request(conn, values, deps.me, deps.settings.request_lease_seconds)
+        s = deps.settings
+        state, stored = await repo.start_request(
+            conn, values, deps.me, s.request_lease_seconds, s.request_max_attempts
+        )
     if state == "completed":
         if request.reply_topic and stored:
             await deps.outbound.reply(request.reply_topic, ReconcileReply.model_validate(stored))
@@ -831,9 +859,17 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
 
 
 async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> int:
-    """Take over requests whose worker died (its lease ran out) and answer them."""
+    """Take over requests whose worker died or whose attempt failed (its lease ran out) and answer them;
+    those out of attempts end failed."""
+    s = deps.settings
     async with deps.engine.begin() as conn:
-        found = await repo.claim_orphaned_requests(conn, deps.me, deps.settings.request_lease_seconds, limit)
+        given_up = await repo.fail_abandoned_requests(conn, s.request_max_attempts)
+        found = await repo.claim_orphaned_requests(
+            conn, deps.me, s.request_lease_seconds, limit, s.request_max_attempts
+        )
+    if given_up:
+        metrics.REQUESTS.labels("any", "failed").inc(given_up)
+        log.warning("reconcile.request.abandoned", count=given_up, attempts=s.request_max_attempts)
     started = 0
     for payload in found:
         request = ReconcileRequest.model_validate(payload)
@@ -848,14 +884,22 @@ async def forget_old_records(deps: Deps) -> int:
         return await repo.purge_finished(conn, before)
 
 
-async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply:
-    """Check the payments at on-demand priority, wait for the projector, store and send the reply."""
+async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply | None:
+    """Check the payments at on-demand priority, wait for the projector, store and send the reply.
+
+    A check that fails as a whole is tried again when its lease ends, `request_max_attempts` times in
+    all; then it is recorded as failed with its reason (None is returned).
+    """
     keeper = asyncio.create_task(_keep_lease(deps, request.request_id))
     started = time.perf_counter()
     try:
         level = Priority.CONFIRM if request.kind == "confirm_callback" else Priority.ON_DEMAND
-        with priority(level):
-            reply = await _check_request(deps, request)
+        try:
+            with priority(level):
+                reply = await _check_request(deps, request)
+        except Exception as exc:  # noqa: BLE001 - bounded: recorded, retried after its lease, then failed
+            await _attempt_failed(deps, request, exc)
+            return None
         async with deps.engine.begin() as conn:
             await repo.complete_request(conn, request.request_id, reply.model_dump(mode="json"))
         if request.reply_topic:
@@ -877,6 +921,23 @@ async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
         keeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
+
+
+async def _attempt_failed(deps: Deps, request: ReconcileRequest, exc: Exception) -> None:
+    """One attempt at a request failed: logged once by type, counted; after the last, recorded failed."""
+    reason = failures.reason_of(exc)
+    async with deps.engine.begin() as conn:
+        final = await repo.fail_request(
+            conn, request.request_id, deps.me, reason, deps.settings.request_max_attempts
+        )
+    metrics.REQUESTS.labels(request.kind, "failed" if final else "attempt_failed").inc()
+    log.warning(
+        "reconcile.request.failed" if final else "reconcile.request.attempt_failed",
+        tenant=request.tenant,
+        kind=request.kind,
+        request_id=request.request_id,
+        error=type(exc).__name__,
+    )
 
 
 async def _keep_lease(deps: Deps, request_id: str) -> None:
@@ -924,6 +985,8 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
     findings: list[drift.Finding] = []
     ended: dict[uuid.UUID, str] = {}
     for target, answer in zip(targets, answers, strict=True):
+        if target.payment_id is not None and isinstance(answer.error, CheckFailed):
+            findings.append(drift.check_failed(target, answer.error.reason))
         if target.payment_id is None or answer.observation is None:
             continue
         findings += drift.drift_between(target, answer.observation, current=True)

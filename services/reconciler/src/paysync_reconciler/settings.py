@@ -135,6 +135,12 @@ class ReconcilerSettings(BaseSettings):
     max_concurrent_requests: int = Field(default=32, ge=1)
     apply_wait_seconds: float = Field(default=8.0, ge=0, description="How long to wait for the projector")
     request_lease_seconds: float = Field(default=60.0, gt=0)
+    request_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Tries of an on-demand check that keeps failing as a whole (each after its lease "
+        "ran out) before it is recorded as failed, with the reason its follow-up link shows",
+    )
     recovery_poll_seconds: float = Field(default=15.0, gt=0)
     credentials_ttl_seconds: float = Field(default=60.0, gt=0)
     keep_records_hours: float = Field(

@@ -21,7 +21,7 @@ async def test_old_answers_and_ticks_are_forgotten_recent_and_running_ones_kept(
     async with engine.begin() as conn:
         for age, request_id in ids.items():
             await repo.start_request(
-                conn, {"request_id": request_id, "tenant": "t-x", "kind": "bulk", "request": {}}, "me", 60
+                conn, {"request_id": request_id, "tenant": "t-x", "kind": "bulk", "request": {}}, "me", 60, 3
             )
             if age != "running":
                 await repo.complete_request(conn, request_id, {"request_id": request_id})
@@ -84,11 +84,11 @@ async def test_a_check_api_gateway_queued_is_taken_as_new_or_run_from_its_record
             )
         # The request reaches a reconciler through Kafka: it is new work, not a takeover.
         state, _ = await repo.start_request(
-            conn, {"request_id": ids[0], "tenant": "t-x", "kind": "bulk", "request": {}}, "me", 60
+            conn, {"request_id": ids[0], "tenant": "t-x", "kind": "bulk", "request": {}}, "me", 60, 3
         )
         assert state == "new"
         # The other never arrived in time: the recovery loop runs it from its record.
-        claimed = await repo.claim_orphaned_requests(conn, "me", 60, limit=100)
+        claimed = await repo.claim_orphaned_requests(conn, "me", 60, limit=100, max_attempts=3)
         assert {"request_id": ids[1]} in claimed and {"request_id": ids[0]} not in claimed
         rows = await conn.execute(
             select(reconcile_requests.c.status, reconcile_requests.c.handled_by).where(

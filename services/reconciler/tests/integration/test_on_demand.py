@@ -11,7 +11,14 @@ from sqlalchemy import select
 
 from paysync_core import topics
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
-from paysync_core.db.schema import bookings, payments, reconcile_checks, reconcile_requests, workshop_jobs
+from paysync_core.db.schema import (
+    bookings,
+    payments,
+    reconcile_checks,
+    reconcile_requests,
+    sync_issues,
+    workshop_jobs,
+)
 from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
@@ -220,3 +227,50 @@ async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
     await asyncio.sleep(0.2)
     check = await kit.fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == pid))
     assert check and check[0].done_at is not None  # confirmed: no scheduled query needed any more
+
+
+async def test_a_refresh_that_includes_a_payment_whose_check_raises_answers_for_the_others(
+    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+):
+    bootstrap = kafka_topics
+    tenant = await lost_webhooks_tenant(("stripe",))
+    account = tenant.account("stripe").id
+    job = kit.unique("job")
+    session = sim.create_payment(account, kind="checkout_session", amount_minor=2000, currency="usd").ref
+    elsewhere = sim.create_payment(account, kind="checkout_session", amount_minor=2000, currency="usd").ref
+    await kit.register(engine, tenant.id, "stripe", session, domain="jobs", entity_id=job)
+    await kit.register(engine, tenant.id, "stripe", elsewhere, domain="jobs", entity_id=kit.unique("job"))
+    # Not a Stripe id at all: a row registered before references were checked (or written by hand).
+    bad = await kit.register(engine, tenant.id, "stripe", "ORDER-1", domain="jobs", entity_id=job)
+    sim.pay(account, session)
+    sim.pay(account, elsewhere)
+    await start_reconciler(scheduler_enabled="false")
+
+    # "Check payment status" on the job: answered, its session found paid, the malformed one an error.
+    reply, _ = await kit.ask(
+        bootstrap, request(tenant.id, "entity", domain="jobs", entity_id=job), timeout=ENTITY_TIMEOUT
+    )
+    assert (reply.payments_checked, reply.payments_found_paid, reply.gateway_errors) == (2, 1, 1)
+    by_ref = {p.provider_ref: p for p in reply.payments}
+    assert (by_ref[session].status_after, by_ref[session].error) == ("succeeded", None)
+    assert by_ref["ORDER-1"].status_after == "pending" and by_ref["ORDER-1"].error
+
+    # "Check payments": the other unsettled payment found paid too, the malformed one counted as an error.
+    reply, _ = await kit.ask(bootstrap, request(tenant.id, "bulk"), timeout=BULK_TIMEOUT)
+    assert (reply.payments_checked, reply.payments_found_paid, reply.gateway_errors) == (2, 1, 1)
+    rows = await kit.fetch(
+        engine, select(payments.c.provider_ref, payments.c.status).where(payments.c.tenant_id == tenant.id)
+    )
+    assert {r.provider_ref: r.status for r in rows} == {
+        session: "succeeded",
+        elsewhere: "succeeded",
+        "ORDER-1": "pending",
+    }
+    # The malformed payment is one open sync issue, however many times it was asked about.
+    issues = await kit.fetch(
+        engine,
+        select(sync_issues.c.payment_id, sync_issues.c.kind).where(
+            sync_issues.c.tenant_id == tenant.id, sync_issues.c.resolved_at.is_(None)
+        ),
+    )
+    assert [(i.payment_id, i.kind) for i in issues] == [(bad, "check_failed")]

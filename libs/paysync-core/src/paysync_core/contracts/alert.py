@@ -22,6 +22,8 @@ class AlertKind(StrEnum):
     PAYMENT_SUCCEEDED_DOMAIN_UNPAID = "payment_succeeded_domain_unpaid"
     STUCK_PAYMENT = "stuck_payment"
     GATEWAY_ERROR = "gateway_error"
+    # One payment whose check keeps failing for a reason of its own (bad data, an unexpected answer):
+    CHECK_FAILED = "check_failed"
     # Drift only a gateway query reveals (the reconciler's checks):
     GATEWAY_PAYMENT_UNRECORDED = "gateway_payment_unrecorded"  # paid at the gateway, no payment record
     PAID_WITHOUT_GATEWAY_SUCCESS = "paid_without_gateway_success"  # paid here, no success at the gateway

@@ -384,6 +384,9 @@ reconcile_requests = Table(
     Column("lease_until", DateTime(timezone=True)),
     _created_at(),
     Column("completed_at", DateTime(timezone=True)),
+    # How many times a reconciler took the check on; past `request_max_attempts` it ends `failed`.
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("error", Text),  # why it failed (status `failed`), shown by its follow-up link
 )
 Index(
     "ix_reconcile_requests_running", reconcile_requests.c.lease_until,
