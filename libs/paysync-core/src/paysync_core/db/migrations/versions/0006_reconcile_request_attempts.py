@@ -1,7 +1,7 @@
 """reconciler: on-demand checks count their attempts and can end failed, with the reason
 
-Revision ID: 0005_reconcile_request_attempts
-Revises: 0004_reconciler
+Revision ID: 0006_reconcile_request_attempts
+Revises: 0005_quarantine_retention
 Create Date: 2026-12-05 12:00:00
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_reconcile_request_attempts"
-down_revision = "0004_reconciler"
+revision = "0006_reconcile_request_attempts"
+down_revision = "0005_quarantine_retention"
 branch_labels = None
 depends_on = None
 
