@@ -1,4 +1,4 @@
-"""The `/v1` API that front ends call (HTTP contract in DESIGN.md)."""
+"""The `/v1` API that front ends call (HTTP contract in docs/http-api.md)."""
 
 from __future__ import annotations
 

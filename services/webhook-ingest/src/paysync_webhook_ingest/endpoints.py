@@ -1,4 +1,4 @@
-"""The gateways' front door: `POST /webhooks/{tenant}/...` (HTTP contract in DESIGN.md)."""
+"""The gateways' front door: `POST /webhooks/{tenant}/...` (HTTP contract in docs/http-api.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The state is a join-semilattice: each part is combined by max, min, union or "or". So
 applying the same observations in any order, any number of times, gives the same state,
-and the unified status is a pure function of that state. Rules (DESIGN.md):
+and the unified status is a pure function of that state. Rules (docs/status-model.md):
 
 - only verified observations with a determinable status change anything;
 - among statuses before money moved, the newest provider time wins;

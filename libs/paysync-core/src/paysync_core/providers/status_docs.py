@@ -1,4 +1,4 @@
-"""Render every adapter's status tables as the Markdown in `docs/status-tables.md`.
+"""Render every adapter's status tables as the Markdown in `libs/paysync-core/docs/status-tables.md`.
 
 Run `python -m paysync_core.providers.status_docs > libs/paysync-core/docs/status-tables.md`.
 """

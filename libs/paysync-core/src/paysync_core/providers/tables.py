@@ -1,6 +1,6 @@
 """Status tables as data: each row maps a gateway value to a unified status and cites its source.
 
-The adapters read these tables; `docs/status-tables.md` is rendered from them
+The adapters read these tables; `libs/paysync-core/docs/status-tables.md` is rendered from them
 (`python -m paysync_core.providers.status_docs > libs/paysync-core/docs/status-tables.md`).
 """
 

@@ -1,4 +1,4 @@
-"""The status merge: rules from DESIGN.md, and order-independence as a property."""
+"""The status merge: rules from docs/status-model.md, and order-independence as a property."""
 
 from __future__ import annotations
 
