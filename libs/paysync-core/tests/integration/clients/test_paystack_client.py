@@ -41,6 +41,7 @@ async def test_initialized_transaction_is_pending_until_paid(clients, sim, payst
     assert (paid.amount_minor, paid.currency) == (250_000, "NGN")
     assert paid.entity is not None and paid.entity.entity_id == "bk-4"
     assert paid.source is ObservationSource.RECONCILE and paid.verified
+    assert paid.mode == "test"  # the transaction's domain: the projector applies it to test payments only
     assert (await client.observe(ref)).observation_id == paid.observation_id
 
 

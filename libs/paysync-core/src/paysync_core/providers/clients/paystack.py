@@ -29,6 +29,7 @@ from paysync_core.providers.clients.http import (
 )
 from paysync_core.providers.clients.observe import Initiated, observe_facts
 from paysync_core.providers.clients.retry import RequestBudget, RetryPolicy, Sleep
+from paysync_core.providers.modes import object_mode
 from paysync_core.providers.tables import StatusRow, StatusTable
 
 log = structlog.get_logger()
@@ -161,7 +162,8 @@ class PaystackGatewayClient:
         facts, _ = adapter.transaction_facts(transaction, "charge.success")
         status = get_str(transaction, "status", "data.status", max_length=40)
         row = TRANSACTION_STATUS.row(status)
-        facts = replace(facts, status=row.status if row else None)
+        facts = replace(facts, status=row.status if row else None,
+                        mode=object_mode(Provider.PAYSTACK, transaction))
         if row is not None and row.status is S.REFUNDED:
             facts = replace(facts, amount_refunded_minor=facts.amount_minor)
         observed_at = self._clock()
