@@ -253,9 +253,15 @@ def _lenient_json(response: httpx.Response) -> JsonObject:
 
 
 def _is_not_found(status_code: int, body: JsonObject) -> bool:
+    """Whether Paystack itself says the transaction is unknown, in its envelope (`status: false`).
+
+    A 404 without that envelope is a path nobody serves (a wrong base URL, a misrouting proxy): a
+    fault of ours that must count against the gateway, not answer the check.
+    """
+    if body.get("status") is not False or status_code not in (400, 404):
+        return False
     message = (text_field(body, "message") or "").lower()
-    return status_code == 404 or body.get("code") == "transaction_not_found" or (
-        status_code == 400 and "not found" in message)
+    return body.get("code") == "transaction_not_found" or "not found" in message
 
 
 def _data_object(body: JsonObject) -> JsonObject:
