@@ -13,7 +13,7 @@ from paysync_core.contracts import PaymentObservation
 from paysync_core.credentials import GatewayCredentials, StripeCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
-from paysync_core.db.schema import observations
+from paysync_core.db.schema import observations, workshop_jobs
 from paysync_core.domain.status import UnifiedStatus
 from paysync_dev.service_fixtures import fetch, publish_observation, unique, wait_until
 
@@ -85,6 +85,9 @@ async def test_a_live_observation_never_marks_a_test_payment_paid_and_is_visible
     unchanged = (await client.get(f"/v1/payments/{payment['id']}", headers=auth)).json()
     shown = (unchanged["status"], unchanged["amount_received_minor"], unchanged["paid_at"])
     assert shown == ("pending", None, None)
+    assert unchanged["sequence"] == payment["sequence"]
+    job = workshop_jobs.c
+    assert await fetch(engine, select(job.job_id).where(job.tenant_id == tenant.id)) == []  # no row written
     [row] = await fetch(engine, select(observations.c.refused, observations.c.status_after).where(
         observations.c.tenant_id == tenant.id, observations.c.observation_id == live.observation_id))
     assert (row.refused, row.status_after) == ("live_observation_for_test_payment", "pending")

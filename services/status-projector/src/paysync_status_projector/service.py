@@ -155,8 +155,9 @@ async def project_in(
     )
     # New observations that establish nothing new (an unverified hint, a stale status) leave the
     # merged state, so the payment's row, its domain rows and its events, as they are; a payment's
-    # first projected observation writes them whatever it says.
-    changed = [f for f in touched if f.state != f.before or not f.payment.merge_state]
+    # first projected observation writes them whatever it says (one refused for its mode is not projected).
+    changed = [f for f in touched if f.state != f.before
+               or (not f.payment.merge_state and len(f.refused) < len(f.observations))]
     if not changed:
         return result
     events = [_event(topics.PAYMENT_STATUS.name, _key_of(f.payment), c) for f in changed for c in f.changes]
