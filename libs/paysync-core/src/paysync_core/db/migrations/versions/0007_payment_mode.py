@@ -22,7 +22,7 @@ depends_on = None
 
 def upgrade() -> None:
     op.add_column("payments", sa.Column("mode", sa.String(length=4), nullable=True))
-    op.create_check_constraint("ck_payments_mode", "payments", "mode IN ('test', 'live')")
+    op.create_check_constraint(op.f("ck_payments_mode"), "payments", "mode IN ('test', 'live')")
     op.add_column("observations", sa.Column("mode", sa.String(length=4), nullable=True))
     op.add_column("observations", sa.Column("refused", sa.String(length=64), nullable=True))
 
@@ -30,5 +30,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_column("observations", "refused")
     op.drop_column("observations", "mode")
-    op.drop_constraint("ck_payments_mode", "payments", type_="check")
+    op.drop_constraint(op.f("ck_payments_mode"), "payments", type_="check")
     op.drop_column("payments", "mode")
