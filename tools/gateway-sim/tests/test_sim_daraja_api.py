@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import replace
+from datetime import timedelta
 
+from paysync_core.providers import adapter_for
+from paysync_core.providers.mpesa import transaction_time
+from paysync_core.testing.builders.requests import parse_context
 from paysync_gateway_sim import SimulatorClient
 
 
@@ -139,3 +143,8 @@ def test_the_callback_carries_daraja_s_number_types(
              json.loads(callback.body)["Body"]["stkCallback"]["CallbackMetadata"]["Item"]}
     assert type(items["Amount"]) is float and items["Amount"] == 150.0
     assert type(items["TransactionDate"]) is int and type(items["PhoneNumber"]) is int
+    # paysync's adapter reads them as they come: 150.0 KES is 15000 cents, the integer a Nairobi time.
+    [observation] = adapter_for("mpesa").parse(callback.body, parse_context()).observations
+    assert (observation.amount_minor, observation.currency) == (15000, "KES")
+    assert observation.provider_time == transaction_time(str(items["TransactionDate"]))
+    assert observation.provider_time.utcoffset() == timedelta(0)

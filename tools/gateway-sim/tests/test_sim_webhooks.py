@@ -76,6 +76,8 @@ def test_paystack_sends_charge_success_signed_and_nothing_for_failed_or_abandone
         UnifiedStatus.SUCCEEDED,
         250000,
     )
+    # A transaction made without metadata: Paystack's charge.success says `"metadata": 0`.
+    assert json.loads(webhook.body)["data"]["metadata"] == 0 and observation.entity is None
     gateway_sim.wait_for_deliveries(account.id)
     assert [r.label for r in gateway_sim.deliveries(account.id, outcome="queued")] == ["charge.success"]
 

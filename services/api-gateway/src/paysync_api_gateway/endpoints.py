@@ -14,7 +14,9 @@ from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, S
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Provider
+from paysync_core.crypto import CredentialsCipher
 from paysync_core.domain.status import UnifiedStatus
+from paysync_core.providers.modes import Mode
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
 Tenant = Annotated[str, Depends(current_tenant)]
@@ -29,7 +31,9 @@ async def register_payment(body: RegisterPayment, tenant: Tenant, request: Reque
     settings = request.app.state.settings
     bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
     require_storable_json(body.metadata, "metadata", **bounds)
-    payment, created = await service.register_payment(request.app.state.engine, tenant, body)
+    keys = settings.common.credentials_keys.get_secret_value()
+    cipher = CredentialsCipher(keys) if keys else None
+    payment, created = await service.register_payment(request.app.state.engine, tenant, body, cipher)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
     )
@@ -56,6 +60,8 @@ async def list_payments(
     provider: Provider | None = None,
     domain: str | None = None,
     entity_id: str | None = None,
+    mode: Annotated[Mode | None, Query(description="test or live: the mode of the credentials it was "
+                                       "registered under")] = None,
     provider_ref: Annotated[str | None, Query(description="A gateway reference or alias")] = None,
     cursor: str | None = None,
     limit: PageLimit = None,
@@ -63,7 +69,9 @@ async def list_payments(
     """The tenant's payments, newest first, filtered; page with `cursor`."""
     filters = {
         k: v.value if hasattr(v, "value") else v
-        for k, v in {"status": status, "provider": provider, "domain": domain, "entity_id": entity_id}.items()
+        for k, v in {
+            "status": status, "provider": provider, "domain": domain, "entity_id": entity_id, "mode": mode
+        }.items()
         if v
     }
     page = await service.list_payments(

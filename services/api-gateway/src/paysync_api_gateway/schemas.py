@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
@@ -95,6 +95,11 @@ class Payment(BaseModel):
     amount_minor: int | None
     currency: str | None
     status: UnifiedStatus
+    mode: Literal["test", "live"] | None = Field(
+        description="test or live: the mode of the tenant's credentials for this gateway when the payment "
+        "was registered; null when not known (registered before modes were recorded, or a Daraja base URL "
+        "that is neither sandbox nor production). Observations of the other mode are never applied"
+    )
     amount_received_minor: int | None
     amount_refunded_minor: int
     paid_at: datetime | None

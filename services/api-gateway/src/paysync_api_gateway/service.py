@@ -8,13 +8,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+import structlog
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_api_gateway import repository as repo
 from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssue, SyncIssuePage
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
+from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
+from paysync_core.db.tenants import load_credentials
 from paysync_core.errors import PaysyncError
+from paysync_core.providers.modes import credentials_mode
 
 
 class Conflict(PaysyncError):
@@ -35,18 +39,26 @@ class BadCursor(PaysyncError):
     code = "bad_cursor"
 
 
+log = structlog.get_logger()
+
 _SAME_FIELDS = ("domain", "entity_id", "amount_minor", "currency")
 T = TypeVar("T")
 
 
-async def register_payment(engine: AsyncEngine, tenant: str, body: RegisterPayment) -> tuple[Payment, bool]:
+async def register_payment(
+    engine: AsyncEngine, tenant: str, body: RegisterPayment, cipher: CredentialsCipher | None
+) -> tuple[Payment, bool]:
     """Register a payment to track; idempotent on (tenant, provider, provider_ref).
 
     Returns the payment and whether it was new. Re-registering with other details is a Conflict.
+    The payment's mode (test or live) is that of the tenant's credentials for its gateway now,
+    and stays: observations of the other mode are never applied to it. Without `cipher` (no
+    credentials keys configured, so no credentials can be read) the mode is not known.
     """
     provider = body.provider.value
     payment_id = repo.payment_id_for(tenant, provider, body.provider_ref)
     async with engine.begin() as conn:
+        mode = await _mode_of(conn, tenant, provider, cipher)
         created = await repo.insert_payment(
             conn,
             {
@@ -59,6 +71,7 @@ async def register_payment(engine: AsyncEngine, tenant: str, body: RegisterPayme
                 "amount_minor": body.amount_minor,
                 "currency": body.currency,
                 "metadata": body.metadata,
+                "mode": mode,
             },
         )
         if not created:
@@ -72,6 +85,22 @@ async def register_payment(engine: AsyncEngine, tenant: str, body: RegisterPayme
         await repo.announce_registration(conn)
         row = await repo.get_payment(conn, tenant, payment_id)
     return to_payment(row), created
+
+
+async def _mode_of(
+    conn: AsyncConnection, tenant: str, provider: str, cipher: CredentialsCipher | None
+) -> str | None:
+    """test or live, from the tenant's credentials for `provider` now; None when they do not say."""
+    if cipher is None:
+        return None
+    try:
+        credentials = await load_credentials(conn, tenant, cipher)
+    except CredentialsKeyError:
+        # Registering needs no gateway call: a key problem (the reconciler reports it) must not stop
+        # it. Unknown mode: observations of either mode apply, as to payments registered before modes.
+        log.warning("payment.mode_unknown", tenant=tenant, provider=provider, reason="credentials_key")
+        return None
+    return credentials_mode(getattr(credentials, provider))
 
 
 async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
@@ -180,7 +209,8 @@ def to_payment(row: Any) -> Payment:
     return Payment(
         id=str(row.id), provider=row.provider, provider_ref=row.provider_ref, aliases=sorted(row.aliases or []),
         domain=row.domain, entity_id=row.entity_id, amount_minor=row.amount_minor, currency=row.currency,
-        status=row.status, amount_received_minor=row.amount_received_minor,
+        status=row.status, mode=row.mode,
+        amount_received_minor=row.amount_received_minor,
         amount_refunded_minor=row.amount_refunded_minor, paid_at=row.paid_at, flags=list(row.flags),
         sequence=row.sequence, metadata=row.metadata, created_at=row.created_at, updated_at=row.updated_at,
     )

@@ -30,12 +30,14 @@ def client_from() -> Callable[..., httpx.AsyncClient]:
 
 
 @pytest.fixture
-def serve_api(migrated_database: str, kafka_topics: str) -> ServeApi:
+def serve_api(migrated_database: str, kafka_topics: str, credentials_keys: str) -> ServeApi:
     """`async with serve_api(**settings) as app`: an api-gateway with these settings, running."""
 
     @asynccontextmanager
     async def serve(**settings: object) -> AsyncIterator[FastAPI]:
-        common = CommonSettings(database_url=migrated_database, kafka_bootstrap=kafka_topics)
+        common = CommonSettings(
+            database_url=migrated_database, kafka_bootstrap=kafka_topics, credentials_keys=credentials_keys
+        )
         app = create_app(ApiGatewaySettings(common=common, **settings))
         async with app.router.lifespan_context(app):
             yield app

@@ -106,6 +106,7 @@ class PaymentRow(NamedTuple):
     currency: str | None
     status: str
     sequence: int
+    mode: str | None
     merge_state: dict[str, Any]
     status_changed_at: Any
 
@@ -122,6 +123,7 @@ _PAYMENT_COLUMNS = (
     payments.c.currency,
     payments.c.status,
     payments.c.sequence,
+    payments.c.mode,
     payments.c.merge_state,
     payments.c.status_changed_at,
 )
@@ -214,6 +216,8 @@ _HISTORY_COLUMNS = (
     "currency",
     "evidence",
     "status_after",
+    "mode",
+    "refused",
 )
 
 

@@ -27,6 +27,7 @@ from paysync_core.contracts import (
 from paysync_core.domain.merge import Expectation, PaymentState, apply, observe
 from paysync_core.domain.money import Money
 from paysync_core.domain.status import UnifiedStatus
+from paysync_core.providers.modes import mode_refusal
 from paysync_status_projector import repository as repo
 from paysync_status_projector.domains import BoundDomain, Domains
 
@@ -84,6 +85,7 @@ class _Folded:
     sequence: int
     history: list[dict[str, Any]]
     changes: list[PaymentStatusChanged]
+    refused: list[PaymentObservation] = field(default_factory=list)
 
 
 async def project(
@@ -133,6 +135,8 @@ async def project_in(
             touched.append(f)
     if not touched:
         return result
+    refusals = await _raise_refusal_alerts(conn, touched, fresh, now)
+    result.alerts += len(refusals)
 
     await repo.add_refs(
         conn,
@@ -151,8 +155,9 @@ async def project_in(
     )
     # New observations that establish nothing new (an unverified hint, a stale status) leave the
     # merged state, so the payment's row, its domain rows and its events, as they are; a payment's
-    # first projected observation writes them whatever it says.
-    changed = [f for f in touched if f.state != f.before or not f.payment.merge_state]
+    # first projected observation writes them whatever it says (one refused for its mode is not projected).
+    changed = [f for f in touched if f.state != f.before
+               or (not f.payment.merge_state and len(f.refused) < len(f.observations))]
     if not changed:
         return result
     events = [_event(topics.PAYMENT_STATUS.name, _key_of(f.payment), c) for f in changed for c in f.changes]
@@ -160,7 +165,7 @@ async def project_in(
     events += [_event(topics.ALERTS.name, a.tenant, a) for a in alerts]
     await repo.write_merged(conn, [_payment_values(f, now) for f in changed], events)
     await _follow_in_domains(conn, changed, locked, domains)
-    result.alerts = len(alerts)
+    result.alerts += len(alerts)
     result.status_changes = [c for f in changed for c in f.changes]
     return result
 
@@ -170,8 +175,14 @@ def _fold(payment: Any, batch: list[PaymentObservation], now: datetime) -> _Fold
     expected = Expectation(payment.amount_minor, payment.currency)
     before = PaymentState.from_json(payment.merge_state)
     state, status, sequence = before, payment.status, payment.sequence
-    history, changes = [], []
+    history, changes, refused = [], [], []
     for obs in sorted(batch, key=lambda o: (o.provider_time, o.observation_id)):
+        # Decided before merging, so the merge stays a pure function of the observations it applies:
+        # a test tenant's event never marks a live payment paid, nor the reverse.
+        if (refusal := mode_refusal(payment.mode, obs.mode)) is not None:
+            history.append(_history_row(payment.id, obs, status, refused=refusal))
+            refused.append(obs)
+            continue
         state = apply(state, obs, expected)
         status_after = state.status.value
         history.append(_history_row(payment.id, obs, status_after))
@@ -179,7 +190,7 @@ def _fold(payment: Any, batch: list[PaymentObservation], now: datetime) -> _Fold
             sequence += 1
             changes.append(_status_change(payment, obs, state, status, sequence, now))
             status = status_after
-    return _Folded(payment, batch, before, state, status, sequence, history, changes)
+    return _Folded(payment, batch, before, state, status, sequence, history, changes, refused)
 
 
 def _payment_values(f: _Folded, now: datetime) -> dict[str, Any]:
@@ -211,7 +222,8 @@ async def _raise_mismatch_alerts(conn: AsyncConnection, touched: list[_Folded], 
                 (
                     o
                     for o in sorted(f.observations, key=lambda o: (o.provider_time, o.observation_id))
-                    if flag in observe(o, Expectation(p.amount_minor, p.currency)).flags
+                    if o not in f.refused
+                    and flag in observe(o, Expectation(p.amount_minor, p.currency)).flags
                 ),
                 None,
             )
@@ -231,6 +243,32 @@ async def _raise_mismatch_alerts(conn: AsyncConnection, touched: list[_Folded], 
             candidates[alert.alert_id] = (_issue_row(alert, subject=str(p.id)), alert)
     opened = await repo.open_issues(conn, [row for row, _ in candidates.values()])
     return [alert for aid, (_, alert) in candidates.items() if aid in opened]
+
+
+async def _raise_refusal_alerts(
+    conn: AsyncConnection, touched: list[_Folded], fresh: set[tuple[str, str]], now: datetime
+) -> list[Alert]:
+    """A sync issue for each payment that was sent an observation of the other mode, the first time."""
+    candidates: dict[str, Alert] = {}
+    for f in touched:
+        p = f.payment
+        culprit = next((o for o in f.refused if (o.tenant, o.observation_id) in fresh), None)
+        if culprit is None:
+            continue
+        detail = (
+            f"{Provider(p.provider).title} reported a {culprit.mode}-mode "
+            f"{culprit.status or 'unknown'} status for {p.provider_ref}, a {p.mode}-mode payment; "
+            "it was recorded and not applied"
+        )
+        alert = _payment_alert(p, AlertKind.MODE_MISMATCH, detail, now, facts={
+            "payment_mode": p.mode, "observed_mode": culprit.mode, "observation_id": culprit.observation_id,
+        })
+        candidates[alert.alert_id] = alert
+    rows = [_issue_row(a, subject=str(a.payment_id)) for a in candidates.values()]
+    opened = await repo.open_issues(conn, rows)
+    alerts = [a for aid, a in candidates.items() if aid in opened]
+    await repo.enqueue(conn, [_event(topics.ALERTS.name, a.tenant, a) for a in alerts])
+    return alerts
 
 
 def _mismatch_detail(payment: Any, culprit: PaymentObservation | None) -> str:
@@ -575,7 +613,9 @@ def _status_change(
     )
 
 
-def _history_row(payment_id: Any, obs: PaymentObservation, status_after: str) -> dict[str, Any]:
+def _history_row(
+    payment_id: Any, obs: PaymentObservation, status_after: str, refused: str | None = None
+) -> dict[str, Any]:
     return {
         "tenant_id": obs.tenant,
         "observation_id": obs.observation_id,
@@ -589,6 +629,8 @@ def _history_row(payment_id: Any, obs: PaymentObservation, status_after: str) ->
         "currency": obs.currency,
         "evidence": obs.evidence.model_dump_json(exclude_none=True),  # JSON text, stored as is
         "status_after": status_after,
+        "mode": obs.mode,
+        "refused": refused,
     }
 
 

@@ -24,6 +24,8 @@ class AlertKind(StrEnum):
     GATEWAY_ERROR = "gateway_error"
     # One payment whose check keeps failing for a reason of its own (bad data, an unexpected answer):
     CHECK_FAILED = "check_failed"
+    # An observation from the other mode (live for a test payment, or the reverse): recorded, never applied.
+    MODE_MISMATCH = "mode_mismatch"
     # Drift only a gateway query reveals (the reconciler's checks):
     GATEWAY_PAYMENT_UNRECORDED = "gateway_payment_unrecorded"  # paid at the gateway, no payment record
     PAID_WITHOUT_GATEWAY_SUCCESS = "paid_without_gateway_success"  # paid here, no success at the gateway

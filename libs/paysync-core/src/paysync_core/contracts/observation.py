@@ -74,6 +74,11 @@ class PaymentObservation(Contract):
     entity: EntityRef | None = Field(default=None, description="From the gateway's metadata")
     evidence: Evidence = Field(default_factory=Evidence)
     observed_at: UtcDatetime
+    mode: Literal["test", "live"] | None = Field(
+        default=None,
+        description="The gateway's mode, where it says (Stripe `livemode`, Paystack `domain`); "
+        "the projector never applies an observation to a payment of the other mode",
+    )
 
     @property
     def refs(self) -> tuple[str, ...]:

@@ -86,10 +86,13 @@ payments = Table(
     Column("paid_at", DateTime(timezone=True)),
     Column("status_changed_at", DateTime(timezone=True)),
     Column("registered", Boolean, nullable=False, server_default="true"),
+    # test or live, fixed at registration from the tenant's credentials; NULL: not known (older rows)
+    Column("mode", String(4)),
     _created_at(),
     _updated_at(),
     UniqueConstraint("tenant_id", "provider", "provider_ref"),
     CheckConstraint("amount_minor IS NULL OR amount_minor >= 0", name="amount_nonnegative"),
+    CheckConstraint("mode IN ('test', 'live')", name="mode"),
 )
 Index("ix_payments_tenant_status", payments.c.tenant_id, payments.c.status)
 Index("ix_payments_tenant_entity", payments.c.tenant_id, payments.c.domain, payments.c.entity_id)
@@ -122,6 +125,8 @@ observations = Table(
     Column("currency", String(3)),
     Column("evidence", JSONB, nullable=False),
     Column("status_after", String(32), nullable=False),
+    Column("mode", String(4)),  # the gateway's mode, where it said
+    Column("refused", String(64)),  # why it was recorded but not applied (a mode mismatch)
     _created_at(),
     UniqueConstraint("tenant_id", "observation_id"),
 )

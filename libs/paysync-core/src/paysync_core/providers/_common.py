@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -47,6 +47,7 @@ class Facts:
     dispute: DisputeFact | None = None
     metadata: JsonObject | None = None
     evidence: Mapping[str, str | None] = field(default_factory=dict)
+    mode: Literal["test", "live"] | None = None  # where the gateway says (Stripe livemode, Paystack domain)
 
 
 def load_object(body: bytes) -> JsonObject:
@@ -269,6 +270,7 @@ def build_observation(
             entity=entity_from_metadata(facts.metadata),
             evidence=Evidence(**evidence),
             observed_at=ctx.observed_at,
+            mode=facts.mode,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

@@ -7,6 +7,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 from paysync_core.contracts.common import Provider, Verdict
 from paysync_core.contracts.observation import DisputeFact
@@ -35,6 +36,7 @@ from paysync_core.providers.base import (
     ProviderCredentials,
     WebhookRequest,
 )
+from paysync_core.providers.modes import event_mode
 from paysync_core.providers.tables import StatusRow, StatusTable
 
 SIGNATURE_HEADER = "x-paystack-signature"
@@ -159,6 +161,7 @@ class PaystackAdapter:
             return Parsed(event_type, (), unmapped=True)
         data = get_object(event, "data", "data")
         facts, (time_source, time_keys) = handler(data, event_type)
+        facts = replace(facts, mode=event_mode(self.provider, event))
         observation = build_observation(
             provider=self.provider,
             # Paystack events have no id: the signed body itself identifies the delivery.

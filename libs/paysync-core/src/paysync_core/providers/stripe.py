@@ -34,6 +34,7 @@ from paysync_core.providers.base import (
     ProviderCredentials,
     WebhookRequest,
 )
+from paysync_core.providers.modes import event_mode
 from paysync_core.providers.tables import StatusRow, StatusTable
 
 SIGNATURE_HEADER = "stripe-signature"
@@ -233,7 +234,8 @@ class StripeAdapter:
         created = unix_time(event.get("created"), "created")
         obj = get_object(get_object(event, "data", "data"), "object", "data.object")
         facts = handler(obj, event_type)
-        facts = replace(facts, evidence={**facts.evidence, "provider_event_id": event_id})
+        facts = replace(facts, evidence={**facts.evidence, "provider_event_id": event_id},
+                        mode=event_mode(self.provider, event))
         # Each mapped event is about one payment, so its id alone identifies the observation.
         observation = build_observation(
             provider=self.provider, observation_id=event_id, provider_time=created, facts=facts,

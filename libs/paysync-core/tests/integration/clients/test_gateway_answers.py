@@ -160,3 +160,31 @@ async def test_initialize_without_a_reference_in_the_answer_registers_ours(
     )
     assert started.provider_ref == "BOOKING-77"
     assert started.checkout_url == "https://checkout.paystack.com/0peioxfhpn"
+
+
+# -- error answers: only Paystack's own "not found" means "no such payment" -----------------------
+
+
+async def test_a_bare_404_from_a_wrong_paystack_base_is_a_rejection_not_a_missing_payment(
+    clients, scripted_gateway: ScriptedGateway
+):
+    """Paystack says a reference is unknown in its envelope (`status: false`, `code:
+    transaction_not_found`); a 404 without it is a path nobody serves (a wrong base URL, a proxy)."""
+    client = _paystack(clients.tenant, scripted_gateway.url, clients.http)  # nothing scripted: bare 404s
+    with pytest.raises(GatewayError) as caught:
+        await client.observe("MY-REF")
+    assert not isinstance(caught.value, NotFoundAtGateway)
+    assert isinstance(caught.value, GatewayRejected) and caught.value.status_code == 404
+
+
+async def test_paystack_s_own_not_found_answer_is_still_a_missing_payment(
+    clients, scripted_gateway: ScriptedGateway
+):
+    scripted_gateway.script("GET", "/transaction/verify/MY-REF", 400, {
+        "status": False, "message": "Transaction reference not found", "type": "validation_error",
+        "code": "transaction_not_found",
+        "meta": {"nextStep": "Ensure that you're passing the reference of a transaction that exists"},
+    })
+    with pytest.raises(NotFoundAtGateway) as caught:
+        await _paystack(clients.tenant, scripted_gateway.url, clients.http).observe("MY-REF")
+    assert caught.value.reference == "MY-REF" and caught.value.status_code == 400

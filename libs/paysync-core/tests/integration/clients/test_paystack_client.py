@@ -41,6 +41,7 @@ async def test_initialized_transaction_is_pending_until_paid(clients, sim, payst
     assert (paid.amount_minor, paid.currency) == (250_000, "NGN")
     assert paid.entity is not None and paid.entity.entity_id == "bk-4"
     assert paid.source is ObservationSource.RECONCILE and paid.verified
+    assert paid.mode == "test"  # the transaction's domain: the projector applies it to test payments only
     assert (await client.observe(ref)).observation_id == paid.observation_id
 
 
@@ -117,3 +118,25 @@ async def test_unknown_reference_is_not_found(clients, sim, paystack_account):
         await client.observe("never-initialized")
     assert not caught.value.retryable and caught.value.reference == "never-initialized"
     assert sim.requests(paystack_account) - before == 1
+
+
+async def test_metadata_sent_as_a_json_string_comes_back_a_string_and_still_names_the_entity(
+    clients, sim, paystack_account, http
+):
+    """Paystack takes metadata as a JSON string and gives the string back; the client parses it."""
+    ref = reference()
+    sent = await http.post(
+        f"{sim.client.paystack_base}/transaction/initialize",
+        headers={"Authorization": f"Bearer {paystack_account.secret_key}"},
+        json={"email": "ada@example.com", "amount": 5000, "reference": ref,
+              "metadata": '{"paysync_domain": "bookings", "paysync_entity_id": "bk-9"}'},
+    )
+    assert sent.status_code == 200, sent.text
+    sim.client.pay(paystack_account.id, ref)
+    verified = await http.get(f"{sim.client.paystack_base}/transaction/verify/{ref}",
+                              headers={"Authorization": f"Bearer {paystack_account.secret_key}"})
+    assert isinstance(verified.json()["data"]["metadata"], str)
+
+    seen = await clients.paystack(paystack_account).observe(ref)
+    assert seen.status is S.SUCCEEDED
+    assert seen.entity is not None and (seen.entity.domain, seen.entity.entity_id) == ("bookings", "bk-9")

@@ -43,6 +43,7 @@ async def test_checkout_session_created_then_paid_is_observed_succeeded(clients,
     assert seen.entity is not None
     assert (seen.entity.domain, seen.entity.entity_id) == ("workshop_jobs", "job-17")
     assert seen.source is ObservationSource.RECONCILE and seen.verified
+    assert seen.mode == "test"  # the session's livemode: the projector applies it to test payments only
     assert seen.aliases and seen.aliases[0].startswith("pi_")  # the session's PaymentIntent
     # Checking an unchanged session again gives the same observation id, so it dedupes.
     assert (await client.observe(started.provider_ref)).observation_id == seen.observation_id

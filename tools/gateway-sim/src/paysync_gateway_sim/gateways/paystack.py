@@ -84,6 +84,17 @@ class PaystackSim:
             obj["authorization"] = {}
         return obj
 
+    def _as_event(self, txn: PaystackTransaction) -> JsonDict:
+        """The transaction as `charge.success` carries it: without metadata, `metadata` is `0`.
+
+        Paystack's webhook documentation shows `"metadata": 0` where verify shows `""`; a merchant's
+        metadata is sent back as given (an object, or the JSON string it was sent as).
+        """
+        obj = self.render(txn)
+        if txn.metadata in ("", {}, None):
+            obj["metadata"] = 0
+        return obj
+
     def view(self, account: Account, ref: str) -> PaymentView:
         """A transaction's state for the control API."""
         txn = self._get(account, ref)
@@ -106,7 +117,7 @@ class PaystackSim:
         if action is Action.PAY:
             txn.paid_at = account.clock.now()
             self._set(txn, "success")
-            return [self._send(account, txn, build.paystack_event("charge.success", self.render(txn)))]
+            return [self._send(account, txn, build.paystack_event("charge.success", self._as_event(txn)))]
         if action is Action.PROCESS:
             self._set(txn, req.status)
             return []

@@ -91,8 +91,10 @@ async def initialize_transaction(
                                   "characters are allowed", type_="validation_error")
     metadata = body.get("metadata")
     if isinstance(metadata, str) and metadata.strip():
-        try:  # Paystack takes metadata as an object or as a JSON string of one
-            metadata = json.loads(metadata)
+        # Paystack takes metadata as an object or as a JSON string of one, and gives the string
+        # back as it was sent: readers must parse it (a documented quirk).
+        try:
+            json.loads(metadata)
         except ValueError:
             raise paystack_error(400, "Invalid metadata: must be JSON", type_="validation_error") from None
     try:

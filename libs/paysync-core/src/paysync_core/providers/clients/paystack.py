@@ -29,6 +29,7 @@ from paysync_core.providers.clients.http import (
 )
 from paysync_core.providers.clients.observe import Initiated, observe_facts
 from paysync_core.providers.clients.retry import RequestBudget, RetryPolicy, Sleep
+from paysync_core.providers.modes import object_mode
 from paysync_core.providers.tables import StatusRow, StatusTable
 
 log = structlog.get_logger()
@@ -161,7 +162,8 @@ class PaystackGatewayClient:
         facts, _ = adapter.transaction_facts(transaction, "charge.success")
         status = get_str(transaction, "status", "data.status", max_length=40)
         row = TRANSACTION_STATUS.row(status)
-        facts = replace(facts, status=row.status if row else None)
+        facts = replace(facts, status=row.status if row else None,
+                        mode=object_mode(Provider.PAYSTACK, transaction))
         if row is not None and row.status is S.REFUNDED:
             facts = replace(facts, amount_refunded_minor=facts.amount_minor)
         observed_at = self._clock()
@@ -251,9 +253,15 @@ def _lenient_json(response: httpx.Response) -> JsonObject:
 
 
 def _is_not_found(status_code: int, body: JsonObject) -> bool:
+    """Whether Paystack itself says the transaction is unknown, in its envelope (`status: false`).
+
+    A 404 without that envelope is a path nobody serves (a wrong base URL, a misrouting proxy): a
+    fault of ours that must count against the gateway, not answer the check.
+    """
+    if body.get("status") is not False or status_code not in (400, 404):
+        return False
     message = (text_field(body, "message") or "").lower()
-    return status_code == 404 or body.get("code") == "transaction_not_found" or (
-        status_code == 400 and "not found" in message)
+    return body.get("code") == "transaction_not_found" or "not found" in message
 
 
 def _data_object(body: JsonObject) -> JsonObject:

@@ -22,6 +22,7 @@ from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.providers import stripe as adapter
 from paysync_core.providers._common import Facts, JsonObject, get_object, get_str, unix_time
 from paysync_core.providers.clients.observe import observe_facts
+from paysync_core.providers.modes import object_mode
 from paysync_core.providers.tables import StatusRow, StatusTable
 
 _SESSION = "Stripe API reference, Checkout Sessions, The Checkout Session object, status"
@@ -144,6 +145,7 @@ def _time(obj: JsonObject, key: str) -> datetime:
 
 def _observe(facts: Facts, obj: JsonObject, kind: str, key: str, when: datetime, tenant: str,
              observed_at: datetime) -> PaymentObservation:
+    facts = replace(facts, mode=object_mode(Provider.STRIPE, obj))
     return observe_facts(
         Provider.STRIPE, facts, tenant=tenant, observed_at=observed_at, provider_time=when,
         kind=kind, id_parts=(key, facts.amount_minor if facts.amount_minor is not None else "-"),
