@@ -71,8 +71,11 @@ class StripeMock:
         executable = ensure_built()
         for _ in range(3):
             port = free_port()
+            # Both listeners named: left out, HTTPS binds :12112 on every interface, and a second
+            # stripe-mock on the machine (another checkout's tests) then fails to start.
+            addresses = ["-http-addr", f"127.0.0.1:{port}", "-https-addr", f"127.0.0.1:{free_port()}"]
             with log_path.open("ab") as log:
-                process = subprocess.Popen([str(executable), "-http-addr", f"127.0.0.1:{port}"],
+                process = subprocess.Popen([str(executable), *addresses],
                                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
             mock = cls(port, process, log_path)
             if mock._wait_ready(ready_timeout):
