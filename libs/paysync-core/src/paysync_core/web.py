@@ -25,6 +25,9 @@ log = structlog.get_logger()
 #: Allocations between young collections (CPython's default is 700): fewer collections under load.
 _GC_YOUNG_THRESHOLD = 10_000
 
+#: How long a service's shutdown waits for its Kafka clients to stop before it goes on without them.
+BROKER_STOP_SECONDS = 15.0
+
 #: A named dependency check; it raises or returns False when the dependency is not usable.
 ReadinessCheck = Callable[[], Awaitable[bool | None]]
 #: A loop the service runs for as long as it lives (the outbox relay, say).
@@ -64,7 +67,7 @@ def service_app(
             yield
         finally:
             if broker is not None:
-                await broker.stop()
+                await _stop_broker(broker)
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -83,6 +86,20 @@ def service_app(
     checks.update(readiness or {})
     app.include_router(ops_router(checks, crashed=crashed, advisory=advisory))
     return app
+
+
+async def _stop_broker(broker: KafkaBroker) -> None:
+    """Stop the broker's consumers and producer, but never hang the shutdown on them.
+
+    aiokafka can wait for ever in a consumer's stop when the group is rebalancing at that moment;
+    offsets that matter are committed by the consumers themselves as work completes, so giving up
+    after `BROKER_STOP_SECONDS` loses nothing that was acknowledged.
+    """
+    try:
+        async with asyncio.timeout(BROKER_STOP_SECONDS):
+            await broker.stop()
+    except TimeoutError:
+        log.error("broker.stop_timed_out", seconds=BROKER_STOP_SECONDS)
 
 
 def settle_garbage_collector() -> None:

@@ -3,9 +3,10 @@ a client address sending wrong keys is throttled without slowing anyone else."""
 
 from __future__ import annotations
 
+import asyncio
 import os
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,26 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def paysync(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    """The operator's `paysync` command, as a process."""
+@dataclass
+class Ran:
+    """What a finished command said."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+async def paysync(database_url: str, *args: str) -> Ran:
+    """The operator's `paysync` command, as a process; the event loop (and the api-gateway running
+    in it, whose Kafka consumer must keep its group membership) goes on while it runs."""
     env = os.environ | {"PAYSYNC_DATABASE_URL": database_url, "COLUMNS": "200"}
-    return subprocess.run([str(PAYSYNC), *args], env=env, capture_output=True, text=True, timeout=60)
+    process = await asyncio.create_subprocess_exec(
+        str(PAYSYNC), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return Ran(process.returncode, out.decode(), err.decode())
 
 
 async def test_an_operator_revokes_a_key_over_the_admin_api(open_api, tenant) -> None:
@@ -54,14 +71,14 @@ async def test_an_operator_revokes_a_key_over_the_admin_api(open_api, tenant) ->
 
 async def test_an_operator_revokes_a_key_with_the_cli(client, tenant, migrated_database) -> None:
     assert (await client.get("/v1/payments", headers=bearer(tenant.api_key))).status_code == 200
-    listed = paysync(migrated_database, "tenants", "keys", tenant.id)
+    listed = await paysync(migrated_database, "tenants", "keys", tenant.id)
     assert listed.returncode == 0, listed.stderr
     assert tenant.api_key[:12] in listed.stdout and tenant.api_key not in listed.stdout
 
-    revoked = paysync(migrated_database, "tenants", "revoke-key", tenant.id, tenant.api_key[:12])
+    revoked = await paysync(migrated_database, "tenants", "revoke-key", tenant.id, tenant.api_key[:12])
     assert revoked.returncode == 0, revoked.stdout + revoked.stderr
     assert (await client.get("/v1/payments", headers=bearer(tenant.api_key))).status_code == 401
-    twice = paysync(migrated_database, "tenants", "revoke-key", tenant.id, tenant.api_key[:12])
+    twice = await paysync(migrated_database, "tenants", "revoke-key", tenant.id, tenant.api_key[:12])
     assert twice.returncode == 1 and "no live API key" in twice.stdout
 
 
