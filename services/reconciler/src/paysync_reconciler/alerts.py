@@ -43,7 +43,7 @@ async def raise_all(deps: Deps, findings: Sequence[drift.Finding], stats: RunSta
         if finding.kind in _REOPENABLE:
             raised += await raise_once(deps, finding)
     if raised:
-        stats.extra["alerts_raised"] = stats.extra.get("alerts_raised", 0) + raised
+        stats.alerts_raised += raised
 
 
 def _raised(alert: Alert) -> None:

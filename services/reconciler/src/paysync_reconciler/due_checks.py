@@ -15,7 +15,7 @@ from paysync_reconciler import drift, metrics
 from paysync_reconciler.alerts import raise_all
 from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.models import RunStats, Target
-from paysync_reconciler.ports import Answer, Deps, Port, ask, target_of
+from paysync_reconciler.ports import Answer, AnswerFrom, Deps, Port, ask, target_of
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.schedule import CheckSchedule, Next
 
@@ -73,11 +73,11 @@ async def _answer_due(
 
     async def one(target: Target) -> Answer:
         if target.status in _ENDED_UNPAID:
-            return Answer("local", target.status)  # ended without money moving: nothing to confirm
+            return Answer(AnswerFrom.LOCAL, target.status)  # ended without money moving: nothing to confirm
         said = listed.get(target.payment_id) if target.payment_id else None
         # A list's word stands, unless it would un-see money paysync shows as moved: that needs the gateway.
         if said is not None and not (target.status and target.status.money_moved and not said.money_moved):
-            return Answer("list", said)
+            return Answer(AnswerFrom.LIST, said)
         async with slots:
             return await ask(port, target)
 
@@ -100,57 +100,75 @@ async def _settle_due(
     rows: list[dict[str, Any]] = []
     findings: list[drift.Finding] = []
     for target, answer in zip(targets, answers, strict=True):
-        if not answer.answered:
-            error = answer.error
-            assert error is not None
-            if not isinstance(error, BudgetExhausted):  # our own pacing is not the gateway's fault
-                stats.gateway_errors += 1
-                metrics.GATEWAY_ERRORS.labels(port.provider.value, error.code).inc()
-            if isinstance(error, CheckFailed):
-                rows.append(_after_check_failed(schedule, target, error, now, stats, findings))
-                continue
-            move = schedule.after_error(target.step, now)
-            rows.append(_outcome(target, move.step, move.due_at, None, error.code, made=0, now=now))
-            continue
-        if answer.how == "local":
-            stats.extra["ended_unpaid"] = stats.extra.get("ended_unpaid", 0) + 1
-        else:
-            stats.checked += 1
-        if answer.how == "gateway" or answer.error is not None:
-            stats.extra["direct"] = stats.extra.get("direct", 0) + 1
-            metrics.CHECKED.labels(port.provider.value, "direct").inc()
-            if answer.error is not None:
-                stats.gateway_errors += 1
-                metrics.GATEWAY_ERRORS.labels(port.provider.value, answer.error.code).inc()
-        if answer.how == "gateway" and drift.is_fix(target.status, answer.status):
-            stats.fixed += 1  # a list's answers were counted when the list was read
-        if answer.observation is not None:
-            findings += drift.drift_between(target, answer.observation, current=True)
-        move = schedule.after_answer(target.step, answer.status, now)
-        error_code = answer.error.code if answer.error is not None else None
-        if move.next is Next.STALE:
-            stats.gave_up += 1
-            findings.append(
-                drift.stale(
-                    target, answer.status, move.step, str(answer.error)[:200] if answer.error else None
-                )
-            )
-        rows.append(
-            _outcome(
-                target,
-                move.step,
-                move.due_at,
-                answer.status,
-                error_code,
-                made=1 if answer.how != "local" else 0,
-                now=now,
-                done=move.next is Next.DONE,
-                gave_up=move.next is Next.STALE,
-            )
-        )
+        settle = _after_answer if answer.answered else _after_no_answer
+        rows.append(settle(port, schedule, target, answer, now, stats, findings))
     await raise_all(deps, findings, stats)
     async with deps.engine.begin() as conn:
         await checks_repo.save_outcomes(conn, rows)
+
+
+def _after_no_answer(
+    port: Port,
+    schedule: CheckSchedule,
+    target: Target,
+    answer: Answer,
+    now: datetime,
+    stats: RunStats,
+    findings: list[drift.Finding],
+) -> dict[str, Any]:
+    """A payment the gateway gave no answer for: counted, and its check is tried again later."""
+    error = answer.error
+    assert error is not None
+    if not isinstance(error, BudgetExhausted):  # our own pacing is not the gateway's fault
+        stats.gateway_errors += 1
+        metrics.GATEWAY_ERRORS.labels(port.provider.value, error.code).inc()
+    if isinstance(error, CheckFailed):
+        return _after_check_failed(schedule, target, error, now, stats, findings)
+    move = schedule.after_error(target.step, now)
+    return _outcome(target, move.step, move.due_at, None, error.code, made=0, now=now)
+
+
+def _after_answer(
+    port: Port,
+    schedule: CheckSchedule,
+    target: Target,
+    answer: Answer,
+    now: datetime,
+    stats: RunStats,
+    findings: list[drift.Finding],
+) -> dict[str, Any]:
+    """A payment answered (by the gateway, a list, or its own record): counted, drift found, moved on."""
+    if answer.how is AnswerFrom.LOCAL:
+        stats.ended_unpaid += 1
+    else:
+        stats.checked += 1
+    if answer.how is AnswerFrom.GATEWAY or answer.error is not None:
+        stats.direct += 1
+        metrics.CHECKED.labels(port.provider.value, "direct").inc()
+        if answer.error is not None:
+            stats.gateway_errors += 1
+            metrics.GATEWAY_ERRORS.labels(port.provider.value, answer.error.code).inc()
+    if answer.how is AnswerFrom.GATEWAY and drift.is_fix(target.status, answer.status):
+        stats.fixed += 1  # a list's answers were counted when the list was read
+    if answer.observation is not None:
+        findings += drift.drift_between(target, answer.observation, current=True)
+    move = schedule.after_answer(target.step, answer.status, now)
+    error_code = answer.error.code if answer.error is not None else None
+    if move.next is Next.STALE:
+        stats.gave_up += 1
+        reason = str(answer.error)[:200] if answer.error else None
+        findings.append(drift.stale(target, answer.status, move.step, reason))
+    return _outcome(
+        target,
+        move.step,
+        move.due_at,
+        answer.status,
+        error_code,
+        made=1 if answer.how is not AnswerFrom.LOCAL else 0,
+        now=now,
+        done=move.next is Next.DONE,
+        gave_up=move.next is Next.STALE,
+    )
 
 
 def _after_check_failed(

@@ -52,85 +52,143 @@ class ListWindow:
                 self.aliases.setdefault(ref, pid)
 
 
-async def list_sweep(
-    deps: Deps, port: Port, now: datetime, window: ListWindow, stats: RunStats, fetched: asyncio.Event
-) -> None:
-    """Read the gateway's list since the watermark; advance it once everything found is acknowledged."""
-    # Fetching marks the payments each page touches (the list answers for them) at the budget's
-    # pace; reading pages into observations (CPU-heavy, in a worker) and publishing them follow
-    # behind. `fetched` is set when fetching ends, however it ends.
-    s = deps.settings
-    name = port.list_name
-    overlap = timedelta(
-        seconds=s.paystack_list_overlap_seconds
-        if port.provider is Provider.PAYSTACK
-        else s.list_overlap_seconds
-    )
-    async with deps.engine.connect() as conn:
-        mark = await listing_repo.watermark(conn, port.tenant, port.provider.value, name)
-        oldest = (
-            None if mark else await checks_repo.oldest_open_payment(conn, port.tenant, port.provider.value)
-        )
-    if mark is not None:
-        start = mark - overlap
-    elif oldest is not None:  # a payment may have been paid before it was registered
-        start = oldest - timedelta(seconds=s.first_window_margin_seconds)
-    else:
-        start = now - overlap
-    start = max(start, now - timedelta(seconds=s.initial_lookback_seconds))
-    stats.extra["window_start"] = start.isoformat()
-    queue: asyncio.Queue[tuple[ListedPage, dict[str, uuid.UUID]]] = asyncio.Queue(maxsize=s.list_buffer_pages)
+_Fetched = tuple[ListedPage, dict[str, uuid.UUID]]  # a page, and the payments its references name
 
-    async def fetch() -> None:
+
+class ListSweep:
+    """Read one account's list at the gateway since the watermark, in two stages under a TaskGroup.
+
+    - fetch: pages at the budget's pace; each marks the payments it touches (the list answers for
+      them) and is queued (`list_buffer_pages` at most); `fetched` is set when fetching ends, however it ends;
+    - read and absorb: a batch of queued pages (`list_batch` references) is read into observations
+      (CPU-heavy, in a worker) while the batch before is published and each payment's newest answer
+      noted.
+
+    The watermark advances once everything found is acknowledged. A gateway error while fetching
+    ends the sweep partial (`stats.list_error`) after the pages already fetched are absorbed.
+    """
+
+    def __init__(
+        self,
+        deps: Deps,
+        port: Port,
+        now: datetime,
+        window: ListWindow,
+        stats: RunStats,
+        fetched: asyncio.Event,
+    ) -> None:
+        self.deps, self.port, self.now, self.window, self.stats = deps, port, now, window, stats
+        self.fetched = fetched
+        self._queue: asyncio.Queue[_Fetched] = asyncio.Queue(maxsize=deps.settings.list_buffer_pages)
+        # What stopped the list: a fetching error is kept until the pages before it are absorbed.
+        self._error: Exception | None = None
+
+    async def run(self) -> None:
+        """Fetch, read and absorb the list; advance the watermark unless the list could not be read."""
+        start = await self._window_start()
+        self.stats.window_start = start
         try:
-            async for page in port.list_pages(start, now):
-                known = await _touch_listed(deps, port, page, now, window)
-                await queue.put((page, known))
-                stats.extra["pages"] = stats.extra.get("pages", 0) + 1
-        finally:
-            fetched.set()
+            async with asyncio.TaskGroup() as stages:
+                fetching = stages.create_task(self._fetch(start))
+                stages.create_task(self._read_and_absorb(fetching))
+        except BaseExceptionGroup as failed:
+            # Only reading and absorbing raise (fetching keeps its error): that one error, unwrapped.
+            self._error = failed.exceptions[0]  # type: ignore[assignment]
+        if isinstance(self._error, GatewayError):
+            self._list_failed(self._error)
+            return
+        if self._error is not None:
+            raise self._error
+        async with self.deps.engine.begin() as conn:
+            await listing_repo.advance_watermark(
+                conn, self.port.tenant, self.port.provider.value, self.port.list_name, self.now
+            )
 
-    async def next_batch() -> list[tuple[ListedPage, dict[str, uuid.UUID]]]:
+    async def _window_start(self) -> datetime:
+        """Since when to read: the watermark less an overlap, else just before the oldest open payment."""
+        s, port, now = self.deps.settings, self.port, self.now
+        overlap = timedelta(
+            seconds=s.paystack_list_overlap_seconds
+            if port.provider is Provider.PAYSTACK
+            else s.list_overlap_seconds
+        )
+        async with self.deps.engine.connect() as conn:
+            mark = await listing_repo.watermark(conn, port.tenant, port.provider.value, port.list_name)
+            oldest = (
+                None
+                if mark
+                else await checks_repo.oldest_open_payment(conn, port.tenant, port.provider.value)
+            )
+        if mark is not None:
+            start = mark - overlap
+        elif oldest is not None:  # a payment may have been paid before it was registered
+            start = oldest - timedelta(seconds=s.first_window_margin_seconds)
+        else:
+            start = now - overlap
+        return max(start, now - timedelta(seconds=s.initial_lookback_seconds))
+
+    async def _fetch(self, start: datetime) -> None:
+        """The fetch stage: queue each page with its payments, marked as touched by the list."""
+        try:
+            async for page in self.port.list_pages(start, self.now):
+                known = await _touch_listed(self.deps, self.port, page, self.now, self.window)
+                await self._queue.put((page, known))
+                self.stats.pages += 1
+        except Exception as exc:  # noqa: BLE001 - raised by `run` once the pages before it are absorbed
+            self._error = exc
+        finally:
+            self.fetched.set()
+
+    async def _read_and_absorb(self, fetching: asyncio.Task[None]) -> None:
+        """The read and absorb stage: one batch read in the worker while the one before is absorbed."""
+        reading: asyncio.Future[list[list[Listed]]] | None = None
+        try:
+            pages, previous = await self._next_batch(fetching), None
+            while pages or previous:
+                reading = asyncio.ensure_future(_read_listed(self.deps, self.port, pages)) if pages else None
+                if previous is not None:
+                    await _absorb_listed(
+                        self.deps,
+                        self.port,
+                        previous[0],
+                        await previous[1],
+                        self.now,
+                        self.window,
+                        self.stats,
+                    )
+                previous = (pages, reading) if reading is not None else None
+                pages = await self._next_batch(fetching) if reading is not None else []
+        finally:
+            if reading is not None:
+                reading.cancel()
+                with contextlib.suppress(BaseException):
+                    await reading
+
+    async def _next_batch(self, fetching: asyncio.Task[None]) -> list[_Fetched]:
         """Fetched pages, up to a batch's worth; empty once fetching has ended and all were taken."""
-        pages: list[tuple[ListedPage, dict[str, uuid.UUID]]] = []
-        if queue.empty() and not fetcher.done():
-            getter = asyncio.ensure_future(queue.get())
-            await asyncio.wait({getter, fetcher}, return_when=asyncio.FIRST_COMPLETED)
+        pages: list[_Fetched] = []
+        if self._queue.empty() and not fetching.done():
+            getter = asyncio.ensure_future(self._queue.get())
+            await asyncio.wait({getter, fetching}, return_when=asyncio.FIRST_COMPLETED)
             if getter.done() and not getter.cancelled():
                 pages.append(getter.result())
             else:
                 getter.cancel()
-        while not queue.empty() and sum(len(p.refs) for p, _ in pages) < s.list_batch:
-            pages.append(queue.get_nowait())
+        while not self._queue.empty() and sum(len(p.refs) for p, _ in pages) < self.deps.settings.list_batch:
+            pages.append(self._queue.get_nowait())
         return pages
 
-    fetcher = asyncio.create_task(fetch())
-    reading: asyncio.Future[list[list[Listed]]] | None = None
-    try:
-        # One batch is read in the worker while the one before is published and noted.
-        pages, previous = await next_batch(), None
-        while pages or previous:
-            read = _read_listed(deps, port, pages) if pages else None
-            reading = asyncio.ensure_future(read) if read else None
-            if previous is not None:
-                await _absorb_listed(deps, port, previous[0], await previous[1], now, window, stats)
-            previous = (pages, reading) if reading is not None else None
-            pages = await next_batch() if reading is not None else []
-        await fetcher  # raises what stopped the list, if anything did
-    except GatewayError as exc:
-        stats.gateway_errors += 1
-        stats.extra["list_error"] = f"{exc.code}: {str(exc)[:200]}"
-        metrics.GATEWAY_ERRORS.labels(port.provider.value, exc.code).inc()
-        log.warning("reconcile.list.failed", tenant=port.tenant, provider=port.provider.value, error=exc.code)
-        return
-    finally:
-        for task in (fetcher, reading):
-            if task is not None and not task.done():
-                task.cancel()
-            with contextlib.suppress(BaseException):
-                await task  # type: ignore[misc]
-    async with deps.engine.begin() as conn:
-        await listing_repo.advance_watermark(conn, port.tenant, port.provider.value, name, now)
+    def _list_failed(self, exc: GatewayError) -> None:
+        """The gateway would not give the list: counted, and the sweep is partial."""
+        self.stats.gateway_errors += 1
+        self.stats.list_error = f"{exc.code}: {str(exc)[:200]}"
+        metrics.GATEWAY_ERRORS.labels(self.port.provider.value, exc.code).inc()
+        log.warning(
+            "reconcile.list.failed",
+            tenant=self.port.tenant,
+            provider=self.port.provider.value,
+            error=exc.code,
+        )
 
 
 async def _touch_listed(
@@ -183,7 +241,7 @@ async def _absorb_listed(
     # Every mapped observation goes out, as its webhook would have: the projector parks unknown ones.
     await deps.outbound.records([(item.key, item.value) for item in batch])
     metrics.OBSERVATIONS.labels(port.provider.value, "list").inc(len(batch))
-    stats.extra["observations"] = stats.extra.get("observations", 0) + len(batch)
+    stats.observations += len(batch)
     async with deps.engine.begin() as conn:
         rows = await listing_repo.payments_by_id(conn, newest)
         targets = {pid: target_of(row) for pid, row in rows.items()}

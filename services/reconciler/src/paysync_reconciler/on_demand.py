@@ -19,7 +19,7 @@ from paysync_reconciler.alerts import raise_all
 from paysync_reconciler.budget import Priority, priority
 from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.models import RunStats, Target
-from paysync_reconciler.ports import Answer, Deps, ask, target_of
+from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, target_of
 from paysync_reconciler.replies import build_reply
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.repository import payments as payments_repo
@@ -217,7 +217,8 @@ async def _ask_all(deps: Deps, targets: list[Target]) -> list[Answer]:
             port = await deps.gateways.port(target.tenant, target.provider)
         except ProviderNotConfigured as exc:
             return Answer(
-                "error", error=GatewayError(str(exc), provider=target.provider.value, retryable=False)
+                AnswerFrom.ERROR,
+                error=GatewayError(str(exc), provider=target.provider.value, retryable=False),
             )
         async with slots:
             return await ask(port, target)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -121,11 +122,20 @@ class Deps:
         return self.settings.instance_id
 
 
+class AnswerFrom(StrEnum):
+    """Where a check's answer came from."""
+
+    GATEWAY = "gateway"  # the gateway, asked about this payment
+    LIST = "list"  # a list read at this sweep
+    LOCAL = "local"  # paysync's own record: ended without money moving, nothing to confirm
+    ERROR = "error"  # no answer: the gateway failed, or the check did
+
+
 @dataclass(slots=True)
 class Answer:
     """What a check of one payment came to: the gateway's observation, a list's word, or an error."""
 
-    how: str  # gateway | list | local | error
+    how: AnswerFrom
     status: UnifiedStatus | None = None
     observation: PaymentObservation | None = None
     error: GatewayError | None = None
@@ -133,7 +143,7 @@ class Answer:
     @property
     def answered(self) -> bool:
         """True when the gateway (or a list) said something definite about the payment."""
-        return self.how != "error" or isinstance(self.error, NotFoundAtGateway)
+        return self.how is not AnswerFrom.ERROR or isinstance(self.error, NotFoundAtGateway)
 
 
 def target_of(row: Any) -> Target:
@@ -157,7 +167,7 @@ async def ask(port: Port, target: Target) -> Answer:
     try:
         observation = await port.check(target.provider_ref)
     except GatewayError as exc:
-        return Answer("error", error=exc)
+        return Answer(AnswerFrom.ERROR, error=exc)
     except Exception as exc:  # noqa: BLE001 - one payment's problem never fails the sweep or request
-        return Answer("error", error=failures.check_failed(target, exc))
-    return Answer("gateway", observation.status, observation)
+        return Answer(AnswerFrom.ERROR, error=failures.check_failed(target, exc))
+    return Answer(AnswerFrom.GATEWAY, observation.status, observation)

@@ -18,8 +18,8 @@ from paysync_core.errors import ProviderNotConfigured
 from paysync_reconciler import metrics
 from paysync_reconciler.budget import Priority, priority
 from paysync_reconciler.due_checks import check_due
-from paysync_reconciler.list_sweep import ListWindow, list_sweep
-from paysync_reconciler.models import ReconcileTick, RunStats
+from paysync_reconciler.list_sweep import ListSweep, ListWindow
+from paysync_reconciler.models import Phase, ReconcileTick, RunStats
 from paysync_reconciler.ports import Deps
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.repository import tenants as tenants_repo
@@ -66,25 +66,25 @@ async def sweep(deps: Deps, tick: ReconcileTick) -> RunStats:
         async with _sweep_lock(deps.engine, tick.tenant, provider.value) as held:
             if not held:
                 status = "skipped"
-                stats.extra["reason"] = "another replica is sweeping this account"
+                stats.reason = "another replica is sweeping this account"
             else:
                 with priority(Priority.SWEEP):
                     await _sweep_locked(deps, tick.tenant, provider, stats)
-                if stats.extra.get("list_error"):
+                if stats.list_error:
                     status = "partial"
     except ProviderNotConfigured:
         status = "skipped"
-        stats.extra["reason"] = f"{provider.value} is not configured for this tenant"
+        stats.reason = f"{provider.value} is not configured for this tenant"
     except asyncio.CancelledError:
         status = "cancelled"
         raise
     except Exception as exc:  # noqa: BLE001 - recorded on the tick; the next tick resumes from the database
         status = "failed"
-        stats.extra["error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        stats.error = f"{type(exc).__name__}: {str(exc)[:300]}"
         bound.exception("reconcile.sweep.failed")
     finally:
         seconds = time.perf_counter() - started
-        stats.extra["seconds"] = round(seconds, 3)
+        stats.seconds = round(seconds, 3)
         with contextlib.suppress(Exception):
             await asyncio.shield(_finish_tick(deps, tick, status, stats.as_json()))
         _count_run(provider, stats, seconds)
@@ -95,9 +95,9 @@ async def sweep(deps: Deps, tick: ReconcileTick) -> RunStats:
 async def _sweep_locked(deps: Deps, tenant: str, provider: Provider, stats: RunStats) -> None:
     port = await deps.gateways.port(tenant, provider)
     schedule = deps.schedules[provider]
-    with _phase(stats, "enroll"):
+    with _phase(stats, Phase.ENROLL):
         async with deps.engine.begin() as conn:
-            stats.extra["enrolled"] = enrolled = await checks_repo.enroll(
+            stats.enrolled = enrolled = await checks_repo.enroll(
                 conn, tenant, provider.value, schedule.delays[0]
             )
         if enrolled >= _ANALYZE_AFTER:
@@ -110,11 +110,11 @@ async def _sweep_locked(deps: Deps, tenant: str, provider: Provider, stats: RunS
             # Once the list is fetched, it is known which payments it answers for: the others are
             # checked one by one while the listed pages are still being read and published.
             fetched = asyncio.Event()
-            listing = asyncio.create_task(list_sweep(deps, port, now, window, stats, fetched))
+            listing = asyncio.create_task(ListSweep(deps, port, now, window, stats, fetched).run())
             try:
-                with _phase(stats, "fetch"):
+                with _phase(stats, Phase.FETCH):
                     await _first_of(fetched, listing)
-                with _phase(stats, "unlisted_checks"):
+                with _phase(stats, Phase.UNLISTED_CHECKS):
                     await check_due(deps, port, schedule, now, stats, unlisted_only=True)
                 await listing
             finally:
@@ -122,9 +122,9 @@ async def _sweep_locked(deps: Deps, tenant: str, provider: Provider, stats: RunS
                     listing.cancel()
                 with contextlib.suppress(BaseException):
                     await listing
-        with _phase(stats, "checks"):
+        with _phase(stats, Phase.CHECKS):
             await check_due(deps, port, schedule, now, stats)
-        with _phase(stats, "unrecorded"):
+        with _phase(stats, Phase.UNRECORDED):
             await record_orphaned_successes(deps, port, window, stats)
     finally:
         stats.gateway_calls = port.calls(Priority.SWEEP) - calls_before
@@ -149,13 +149,13 @@ async def _first_of(event: asyncio.Event, task: asyncio.Task[Any]) -> None:
 
 
 @contextlib.contextmanager
-def _phase(stats: RunStats, name: str) -> Iterator[None]:
+def _phase(stats: RunStats, phase: Phase) -> Iterator[None]:
     """Time one phase of a sweep into its stats (`<name>_s`)."""
     started = time.perf_counter()
     try:
         yield
     finally:
-        stats.extra[f"{name}_s"] = round(time.perf_counter() - started, 3)
+        stats.phases[phase] = round(time.perf_counter() - started, 3)
 
 
 async def _finish_tick(deps: Deps, tick: ReconcileTick, status: str, stats: dict[str, Any]) -> None:
