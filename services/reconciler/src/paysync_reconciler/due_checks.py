@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -96,98 +97,87 @@ async def _settle_due(
     fetched = [a.observation for a in answers if a.observation is not None]
     await deps.outbound.observations(fetched)
     metrics.OBSERVATIONS.labels(port.provider.value, "direct").inc(len(fetched))
-    now = deps.clock()
-    rows: list[dict[str, Any]] = []
-    findings: list[drift.Finding] = []
-    for target, answer in zip(targets, answers, strict=True):
-        settle = _after_answer if answer.answered else _after_no_answer
-        rows.append(settle(port, schedule, target, answer, now, stats, findings))
-    await raise_all(deps, findings, stats)
+    settling = _Settling(port.provider.value, schedule, deps.clock(), stats)
+    rows = [settling.after(target, answer) for target, answer in zip(targets, answers, strict=True)]
+    await raise_all(deps, settling.findings, stats)
     async with deps.engine.begin() as conn:
         await checks_repo.save_outcomes(conn, rows)
 
 
-def _after_no_answer(
-    port: Port,
-    schedule: CheckSchedule,
-    target: Target,
-    answer: Answer,
-    now: datetime,
-    stats: RunStats,
-    findings: list[drift.Finding],
-) -> dict[str, Any]:
-    """A payment the gateway gave no answer for: counted, and its check is tried again later."""
-    error = answer.error
-    assert error is not None
-    if not isinstance(error, BudgetExhausted):  # our own pacing is not the gateway's fault
-        stats.gateway_errors += 1
-        metrics.GATEWAY_ERRORS.labels(port.provider.value, error.code).inc()
-    if isinstance(error, CheckFailed):
-        return _after_check_failed(schedule, target, error, now, stats, findings)
-    move = schedule.after_error(target.step, now)
-    return _outcome(target, move.step, move.due_at, None, error.code, made=0, now=now)
+@dataclass(slots=True)
+class _Settling:
+    """One batch of due checks being settled: each payment's schedule row, the drift found on the way."""
 
+    provider: str
+    schedule: CheckSchedule
+    now: datetime
+    stats: RunStats
+    findings: list[drift.Finding] = field(default_factory=list)
 
-def _after_answer(
-    port: Port,
-    schedule: CheckSchedule,
-    target: Target,
-    answer: Answer,
-    now: datetime,
-    stats: RunStats,
-    findings: list[drift.Finding],
-) -> dict[str, Any]:
-    """A payment answered (by the gateway, a list, or its own record): counted, drift found, moved on."""
-    if answer.how is AnswerFrom.LOCAL:
-        stats.ended_unpaid += 1
-    else:
-        stats.checked += 1
-    if answer.how is AnswerFrom.GATEWAY or answer.error is not None:
-        stats.direct += 1
-        metrics.CHECKED.labels(port.provider.value, "direct").inc()
-        if answer.error is not None:
-            stats.gateway_errors += 1
-            metrics.GATEWAY_ERRORS.labels(port.provider.value, answer.error.code).inc()
-    if answer.how is AnswerFrom.GATEWAY and drift.is_fix(target.status, answer.status):
-        stats.fixed += 1  # a list's answers were counted when the list was read
-    if answer.observation is not None:
-        findings += drift.drift_between(target, answer.observation, current=True)
-    move = schedule.after_answer(target.step, answer.status, now)
-    error_code = answer.error.code if answer.error is not None else None
-    if move.next is Next.STALE:
-        stats.gave_up += 1
-        reason = str(answer.error)[:200] if answer.error else None
-        findings.append(drift.stale(target, answer.status, move.step, reason))
-    return _outcome(
-        target,
-        move.step,
-        move.due_at,
-        answer.status,
-        error_code,
-        made=1 if answer.how is not AnswerFrom.LOCAL else 0,
-        now=now,
-        done=move.next is Next.DONE,
-        gave_up=move.next is Next.STALE,
-    )
+    def after(self, target: Target, answer: Answer) -> dict[str, Any]:
+        """The payment's schedule row after this answer (or the lack of one)."""
+        return self._answered(target, answer) if answer.answered else self._unanswered(target, answer)
 
+    def _unanswered(self, target: Target, answer: Answer) -> dict[str, Any]:
+        """No answer from the gateway: counted, and the check is tried again later."""
+        error = answer.error
+        assert error is not None
+        if not isinstance(error, BudgetExhausted):  # our own pacing is not the gateway's fault
+            self.stats.gateway_errors += 1
+            metrics.GATEWAY_ERRORS.labels(self.provider, error.code).inc()
+        if isinstance(error, CheckFailed):
+            return self._check_failed(target, error)
+        move = self.schedule.after_error(target.step, self.now)
+        return _outcome(target, move.step, move.due_at, None, error.code, made=0, now=self.now)
 
-def _after_check_failed(
-    schedule: CheckSchedule,
-    target: Target,
-    error: CheckFailed,
-    now: datetime,
-    stats: RunStats,
-    findings: list[drift.Finding],
-) -> dict[str, Any]:
-    """A payment whose check failed for a reason of its own: one sync issue, and it moves along its
-    schedule as if unanswered (retrying it every minute would only fail again), stale after the last step."""
-    findings.append(drift.check_failed(target, error.reason))
-    move = schedule.after_answer(target.step, None, now)
-    if move.next is Next.STALE:
-        stats.gave_up += 1
-        findings.append(drift.stale(target, None, move.step, error.reason))
-    gave_up = move.next is Next.STALE
-    return _outcome(target, move.step, move.due_at, None, error.code, made=1, now=now, gave_up=gave_up)
+    def _answered(self, target: Target, answer: Answer) -> dict[str, Any]:
+        """Answered (by the gateway, a list, or its own record): counted, drift found, moved on."""
+        stats = self.stats
+        if answer.how is AnswerFrom.LOCAL:
+            stats.ended_unpaid += 1
+        else:
+            stats.checked += 1
+        if answer.how is AnswerFrom.GATEWAY or answer.error is not None:
+            stats.direct += 1
+            metrics.CHECKED.labels(self.provider, "direct").inc()
+            if answer.error is not None:
+                stats.gateway_errors += 1
+                metrics.GATEWAY_ERRORS.labels(self.provider, answer.error.code).inc()
+        if answer.how is AnswerFrom.GATEWAY and drift.is_fix(target.status, answer.status):
+            stats.fixed += 1  # a list's answers were counted when the list was read
+        if answer.observation is not None:
+            self.findings += drift.drift_between(target, answer.observation, current=True)
+        move = self.schedule.after_answer(target.step, answer.status, self.now)
+        error_code = answer.error.code if answer.error is not None else None
+        if move.next is Next.STALE:
+            stats.gave_up += 1
+            reason = str(answer.error)[:200] if answer.error else None
+            self.findings.append(drift.stale(target, answer.status, move.step, reason))
+        return _outcome(
+            target,
+            move.step,
+            move.due_at,
+            answer.status,
+            error_code,
+            made=1 if answer.how is not AnswerFrom.LOCAL else 0,
+            now=self.now,
+            done=move.next is Next.DONE,
+            gave_up=move.next is Next.STALE,
+        )
+
+    def _check_failed(self, target: Target, error: CheckFailed) -> dict[str, Any]:
+        """A check that failed for a reason of its own: one sync issue, and the payment moves along its
+        schedule as if unanswered (retrying it every minute would only fail again), stale after the last
+        step."""
+        self.findings.append(drift.check_failed(target, error.reason))
+        move = self.schedule.after_answer(target.step, None, self.now)
+        gave_up = move.next is Next.STALE
+        if gave_up:
+            self.stats.gave_up += 1
+            self.findings.append(drift.stale(target, None, move.step, error.reason))
+        return _outcome(
+            target, move.step, move.due_at, None, error.code, made=1, now=self.now, gave_up=gave_up
+        )
 
 
 def _outcome(
