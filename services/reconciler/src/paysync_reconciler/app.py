@@ -61,31 +61,12 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     checks = TaskRunner(settings.max_concurrent_requests, "checks")
     register_handlers(broker, deps, sweeps, checks)
 
+    # Named closures: a background loop's task is named (and its crash logged) after its function.
     async def schedule_ticks() -> None:
-        state = service.SchedulerState()
-        pause = min(max(min(settings.cadence_for(p) for p in Provider) / 4, 0.05), 5.0)
-        while True:
-            try:
-                await service.publish_due_ticks(deps, state)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                log.warning("reconcile.scheduler.retrying", error=str(exc))
-            await asyncio.sleep(pause)
+        await _schedule_ticks(deps)
 
     async def recover_orphaned_requests() -> None:
-        purged_at = 0.0
-        while True:
-            await asyncio.sleep(settings.recovery_poll_seconds)
-            try:
-                await service.recover_requests(deps, checks)
-                if time.monotonic() - purged_at > 600:
-                    purged_at = time.monotonic()
-                    await service.forget_old_records(deps)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                log.warning("reconcile.recovery.retrying", error=str(exc))
+        await _recover_orphaned_requests(deps, checks)
 
     async def forget_changed_credentials() -> None:
         await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: gateways.forget})
@@ -109,3 +90,35 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
         before_start=outbound.start,
         after_stop=stop_work,
     )
+
+
+async def _schedule_ticks(deps: Deps) -> None:
+    """The scheduler's loop: due ticks published a few times per shortest cadence."""
+    settings = deps.settings
+    state = service.SchedulerState()
+    pause = min(max(min(settings.cadence_for(p) for p in Provider) / 4, 0.05), 5.0)
+    while True:
+        try:
+            await service.publish_due_ticks(deps, state)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("reconcile.scheduler.retrying", error=str(exc))
+        await asyncio.sleep(pause)
+
+
+async def _recover_orphaned_requests(deps: Deps, checks: TaskRunner) -> None:
+    """Take over requests whose worker died; now and then, forget old answered requests and ticks."""
+    settings = deps.settings
+    purged_at = 0.0
+    while True:
+        await asyncio.sleep(settings.recovery_poll_seconds)
+        try:
+            await service.recover_requests(deps, checks)
+            if time.monotonic() - purged_at > 600:
+                purged_at = time.monotonic()
+                await service.forget_old_records(deps)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("reconcile.recovery.retrying", error=str(exc))

@@ -6,6 +6,7 @@ import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import Field
@@ -75,6 +76,16 @@ class Target:
     listed_status: UnifiedStatus | None = None
 
 
+class Phase(StrEnum):
+    """A timed phase of a sweep; its seconds are reported as `<phase>_s`."""
+
+    ENROLL = "enroll"
+    FETCH = "fetch"
+    UNLISTED_CHECKS = "unlisted_checks"
+    CHECKS = "checks"
+    UNRECORDED = "unrecorded"
+
+
 @dataclass(slots=True)
 class RunStats:
     """What one sweep or check did: the counts users know from a sync job's report."""
@@ -87,11 +98,26 @@ class RunStats:
     gateway_calls: int = 0
     gave_up: int = 0
     created: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    # Reported only once something happened (a zero would reset the `last_run_stat` gauge of a sweep
+    # that did not get that far): the enrolment, the list's pages and observations, the due checks
+    # answered directly or ended without money moving, the alerts raised.
+    enrolled: int | None = None
+    pages: int = 0
+    observations: int = 0
+    direct: int = 0
+    ended_unpaid: int = 0
+    alerts_raised: int = 0
+    window_start: datetime | None = None
+    # Why the list could not be read (the sweep is partial), why the sweep was skipped, why it failed.
+    list_error: str | None = None
+    reason: str | None = None
+    error: str | None = None
+    seconds: float | None = None
+    phases: dict[Phase, float] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The counts, for the tick's row and the logs."""
-        return {
+        report: dict[str, Any] = {
             "checked": self.checked,
             "listed": self.listed,
             "fixed": self.fixed,
@@ -100,8 +126,25 @@ class RunStats:
             "gateway_calls": self.gateway_calls,
             "gave_up": self.gave_up,
             "created": self.created,
-            **self.extra,
         }
+        optional = {
+            "enrolled": self.enrolled,
+            "window_start": self.window_start.isoformat() if self.window_start else None,
+            "list_error": self.list_error,
+            "reason": self.reason,
+            "error": self.error,
+            "seconds": self.seconds,
+        }
+        report |= {name: value for name, value in optional.items() if value is not None}
+        counts = {
+            "pages": self.pages,
+            "observations": self.observations,
+            "direct": self.direct,
+            "ended_unpaid": self.ended_unpaid,
+            "alerts_raised": self.alerts_raised,
+        }
+        report |= {name: count for name, count in counts.items() if count}
+        return report | {f"{phase.value}_s": seconds for phase, seconds in self.phases.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,242 @@
+"""On-demand checks: take a targeted request on once, check its payments at on-demand priority, store and
+send the reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from datetime import timedelta
+
+import structlog
+
+from paysync_core.contracts import ReconcileReply, ReconcileRequest
+from paysync_core.errors import GatewayError, ProviderNotConfigured
+from paysync_reconciler import drift, failures, metrics
+from paysync_reconciler.alerts import raise_all
+from paysync_reconciler.budget import Priority, priority
+from paysync_reconciler.failures import CheckFailed
+from paysync_reconciler.models import RunStats, Target
+from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, target_of
+from paysync_reconciler.replies import build_reply
+from paysync_reconciler.repository import checks as checks_repo
+from paysync_reconciler.repository import payments as payments_repo
+from paysync_reconciler.repository import requests as requests_repo
+from paysync_reconciler.repository import tenants as tenants_repo
+from paysync_reconciler.runner import TaskRunner
+from paysync_reconciler.schedule import resolved
+
+log = structlog.get_logger()
+
+
+async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileRequest) -> str:
+    """Take a targeted check on (or replay its stored reply) and start it in the background."""
+    values = {
+        "request_id": request.request_id,
+        "tenant": request.tenant,
+        "kind": request.kind,
+        "request": request.model_dump(mode="json"),
+    }
+    async with deps.engine.begin() as conn:
+        if not await tenants_repo.tenant_exists(conn, request.tenant):
+            return "unknown_tenant"  # not ours to answer (api-gateway only asks for its tenants)
+        s = deps.settings
+        state, stored = await requests_repo.start_request(
+            conn, values, deps.me, s.request_lease_seconds, s.request_max_attempts
+        )
+    if state == "completed":
+        if request.reply_topic and stored:
+            await deps.outbound.reply(request.reply_topic, ReconcileReply.model_validate(stored))
+        return "replayed"
+    if state == "busy" or not runner.start(request.request_id, lambda: answer_request(deps, request)):
+        return "busy"
+    return state
+
+
+async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> int:
+    """Take over requests whose worker died or whose attempt failed (its lease ran out) and answer them;
+    those out of attempts end failed."""
+    s = deps.settings
+    async with deps.engine.begin() as conn:
+        given_up = await requests_repo.fail_abandoned_requests(conn, s.request_max_attempts)
+        found = await requests_repo.claim_orphaned_requests(
+            conn, deps.me, s.request_lease_seconds, limit, s.request_max_attempts
+        )
+    if given_up:
+        metrics.REQUESTS.labels("any", "failed").inc(given_up)
+        log.warning("reconcile.request.abandoned", count=given_up, attempts=s.request_max_attempts)
+    started = 0
+    for payload in found:
+        request = ReconcileRequest.model_validate(payload)
+        started += runner.start(request.request_id, lambda r=request: answer_request(deps, r))
+    return started
+
+
+async def forget_old_records(deps: Deps) -> int:
+    """Delete answered requests and finished ticks older than `keep_records_hours`; how many."""
+    before = deps.clock() - timedelta(hours=deps.settings.keep_records_hours)
+    async with deps.engine.begin() as conn:
+        return await requests_repo.purge_finished(conn, before)
+
+
+async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply | None:
+    """Check the payments at on-demand priority, wait for the projector, store and send the reply.
+
+    A check that fails as a whole is tried again when its lease ends, `request_max_attempts` times in
+    all; then it is recorded as failed with its reason (None is returned).
+    """
+    keeper = asyncio.create_task(_keep_lease(deps, request.request_id))
+    started = time.perf_counter()
+    try:
+        level = Priority.CONFIRM if request.kind == "confirm_callback" else Priority.ON_DEMAND
+        try:
+            with priority(level):
+                reply = await _check_request(deps, request)
+        except Exception as exc:  # noqa: BLE001 - bounded: recorded, retried after its lease, then failed
+            await _attempt_failed(deps, request, exc)
+            return None
+        async with deps.engine.begin() as conn:
+            await requests_repo.complete_request(conn, request.request_id, reply.model_dump(mode="json"))
+        if request.reply_topic:
+            await deps.outbound.reply(request.reply_topic, reply)
+        metrics.REQUESTS.labels(request.kind, "answered").inc()
+        log.info(
+            "reconcile.request.answered",
+            tenant=request.tenant,
+            kind=request.kind,
+            request_id=request.request_id,
+            checked=reply.payments_checked,
+            updated=reply.payments_updated,
+            found_paid=reply.payments_found_paid,
+            gateway_errors=reply.gateway_errors,
+            seconds=round(time.perf_counter() - started, 3),
+        )
+        return reply
+    finally:
+        keeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await keeper
+
+
+async def _attempt_failed(deps: Deps, request: ReconcileRequest, exc: Exception) -> None:
+    """One attempt at a request failed: logged once by type, counted; after the last, recorded failed."""
+    reason = failures.reason_of(exc)
+    async with deps.engine.begin() as conn:
+        final = await requests_repo.fail_request(
+            conn, request.request_id, deps.me, reason, deps.settings.request_max_attempts
+        )
+    metrics.REQUESTS.labels(request.kind, "failed" if final else "attempt_failed").inc()
+    log.warning(
+        "reconcile.request.failed" if final else "reconcile.request.attempt_failed",
+        tenant=request.tenant,
+        kind=request.kind,
+        request_id=request.request_id,
+        error=type(exc).__name__,
+    )
+
+
+async def _keep_lease(deps: Deps, request_id: str) -> None:
+    every = deps.settings.request_lease_seconds / 3
+    while True:
+        await asyncio.sleep(every)
+        with contextlib.suppress(Exception):
+            async with deps.engine.begin() as conn:
+                await requests_repo.renew_lease(
+                    conn, request_id, deps.me, deps.settings.request_lease_seconds
+                )
+
+
+async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
+    async with deps.engine.connect() as conn:
+        if request.kind == "entity":
+            if not request.domain or not request.entity_id:
+                return []
+            rows = await payments_repo.payments_of_entity(
+                conn, request.tenant, request.domain, request.entity_id
+            )
+            return [target_of(r) for r in rows]
+        if request.kind == "bulk":
+            return [
+                target_of(r)
+                for r in await payments_repo.open_payments(conn, request.tenant, deps.settings.bulk_limit)
+            ]
+        provider = request.provider.value if request.provider else None
+        by_ref = await payments_repo.payments_by_refs(conn, request.tenant, provider, request.refs)
+    targets: list[Target] = []
+    seen: set[uuid.UUID] = set()
+    for ref in dict.fromkeys(request.refs):
+        row = by_ref.get(ref)
+        if row is not None:
+            if row.id not in seen:
+                seen.add(row.id)
+                targets.append(target_of(row))
+        elif request.provider is not None:  # the gateway may know it even though paysync does not
+            targets.append(Target(None, request.tenant, request.provider, ref))
+    return targets
+
+
+async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply:
+    targets = await _targets_of(deps, request)
+    answers = await _ask_all(deps, targets)
+    observations = [a.observation for a in answers if a.observation is not None]
+    await deps.outbound.observations(observations)
+    metrics.OBSERVATIONS.labels("any", "on_demand").inc(len(observations))
+    stats = RunStats()
+    findings: list[drift.Finding] = []
+    ended: dict[uuid.UUID, str] = {}
+    for target, answer in zip(targets, answers, strict=True):
+        if target.payment_id is not None and isinstance(answer.error, CheckFailed):
+            findings.append(drift.check_failed(target, answer.error.reason))
+        if target.payment_id is None or answer.observation is None:
+            continue
+        findings += drift.drift_between(target, answer.observation, current=True)
+        if resolved(answer.status) and answer.status is not None:
+            ended[target.payment_id] = answer.status.value
+    await raise_all(deps, findings, stats)
+    async with deps.engine.begin() as conn:
+        await checks_repo.resolve_schedules(conn, ended, deps.clock())
+    waited_for = {
+        a.observation.observation_id
+        for t, a in zip(targets, answers, strict=True)
+        if t.payment_id is not None and a.observation is not None
+    }
+    await _wait_applied(deps, request.tenant, waited_for)
+    async with deps.engine.connect() as conn:
+        after = await payments_repo.statuses(conn, [t.payment_id for t in targets if t.payment_id])
+    return build_reply(request, targets, answers, after, deps.clock())
+
+
+async def _ask_all(deps: Deps, targets: list[Target]) -> list[Answer]:
+    """Ask each target's gateway, several at a time; a gateway the tenant has not configured is an error."""
+    slots = asyncio.Semaphore(deps.settings.on_demand_concurrency)
+
+    async def one(target: Target) -> Answer:
+        try:
+            port = await deps.gateways.port(target.tenant, target.provider)
+        except ProviderNotConfigured as exc:
+            return Answer(
+                AnswerFrom.ERROR,
+                error=GatewayError(str(exc), provider=target.provider.value, retryable=False),
+            )
+        async with slots:
+            return await ask(port, target)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
+async def _wait_applied(deps: Deps, tenant: str, observation_ids: set[str]) -> bool:
+    """Wait (bounded) until the projector has applied these observations, domain rows included."""
+    deadline = time.monotonic() + deps.settings.apply_wait_seconds
+    pending = set(observation_ids)
+    while pending:
+        async with deps.engine.connect() as conn:
+            pending -= await payments_repo.applied(conn, tenant, pending)
+        if not pending:
+            return True
+        if time.monotonic() >= deadline:
+            log.warning("reconcile.request.apply_timeout", tenant=tenant, pending=len(pending))
+            return False
+        await asyncio.sleep(0.05)
+    return True
