@@ -80,8 +80,13 @@ def render() -> str:
         "How to use them: [operations.md](operations.md).",
     ]
     for title, cls in SECTIONS:
-        lines += ["", f"## {title} (`{cls.__module__}.{cls.__name__}`)", "",
-                  "| variable | default | what it does |", "|---|---|---|"]
+        lines += [
+            "",
+            f"## {title} (`{cls.__module__}.{cls.__name__}`)",
+            "",
+            "| variable | default | what it does |",
+            "|---|---|---|",
+        ]
         lines += [f"| {var} | {default} | {description} |" for var, default, description in rows(cls)]
     return "\n".join(lines) + "\n"
 

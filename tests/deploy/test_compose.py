@@ -129,7 +129,9 @@ def test_the_notifier_is_not_published_and_shares_an_internal_token_with_api_gat
     assert "ports" not in notifier  # its live stream is reached only through api-gateway
     token = notifier["environment"]["PAYSYNC_INTERNAL_TOKEN"]
     assert token and api["environment"]["PAYSYNC_INTERNAL_TOKEN"] == token
-    assert api["environment"]["PAYSYNC_API_GATEWAY_NOTIFIER_URL"] == f"http://notifier:{notifier['expose'][0]}"
+    assert (
+        api["environment"]["PAYSYNC_API_GATEWAY_NOTIFIER_URL"] == f"http://notifier:{notifier['expose'][0]}"
+    )
 
 
 def test_the_broker_image_is_the_kafka_version_the_tests_use(compose) -> None:

@@ -27,8 +27,10 @@ def test_a_paid_session_whose_webhook_is_lost_shows_succeeded_after_the_sweep(
     # The scheduler ticks for the tenant now that it has a payment; the sweep lists Stripe's events.
     final = wait_for_status(stack, tenant, payment["id"], "succeeded", timeout=30)
     assert final["status"] == "succeeded" and final["amount_received_minor"] == 12500
-    [job] = query(migrated_database, select(workshop_jobs).where(
-        workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job_id))
+    [job] = query(
+        migrated_database,
+        select(workshop_jobs).where(workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job_id),
+    )
     assert job.payment_status == "paid"
     assert gateway_sim.account_stats(account).api.served >= 1
     assert gateway_sim.account_stats(account).webhooks.delivered == 0

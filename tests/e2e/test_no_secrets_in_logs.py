@@ -71,9 +71,18 @@ def test_no_log_line_of_any_service_holds_a_secret_it_was_given(
     # M-Pesa: the simulator calls back on the token URL; the reconciler confirms with an STK Push Query.
     account = tenant.account("mpesa").id
     push = gateway_sim.create_payment(account, kind="stk_push", amount_minor=15000, callback_url=callback_url)
-    mpesa_payment = httpx.post(f"{api}/v1/payments", headers=bearer(tenant.api_key), json={
-        "provider": "mpesa", "provider_ref": push.ref, "domain": "jobs",
-        "entity_id": f"job-{uuid.uuid4().hex[:8]}", "amount_minor": 15000, "currency": "KES"}).json()
+    mpesa_payment = httpx.post(
+        f"{api}/v1/payments",
+        headers=bearer(tenant.api_key),
+        json={
+            "provider": "mpesa",
+            "provider_ref": push.ref,
+            "domain": "jobs",
+            "entity_id": f"job-{uuid.uuid4().hex[:8]}",
+            "amount_minor": 15000,
+            "currency": "KES",
+        },
+    ).json()
     gateway_sim.pay(account, push.ref)
     callback = to_body(stk_callback(checkout_request_id=checkout_request_id(), result_code=0, amount=10))
     assert httpx.post(f"{callback_url}x", content=callback, headers=JSON).status_code == 401
@@ -95,12 +104,14 @@ def test_no_log_line_of_any_service_holds_a_secret_it_was_given(
 
     logs = {name: proc.log_path.read_text(errors="replace") for name, proc in stack.items()}
     secrets = {
-        **secrets_of(tenant), "guessed API key": wrong_key,
+        **secrets_of(tenant),
+        "guessed API key": wrong_key,
         "near-miss callback token": f"{tenant.mpesa_callback_token}x",
         "locked tenant's callback token": locked.mpesa_callback_token,
     }
-    leaks = [(what, service) for what, value in secrets.items() for service, text in logs.items()
-             if value in text]
+    leaks = [
+        (what, service) for what, value in secrets.items() for service, text in logs.items() if value in text
+    ]
     assert leaks == []
     # The grep reads the lines those requests wrote: what is not secret about them is there.
     ingest_log = logs["webhook-ingest"]

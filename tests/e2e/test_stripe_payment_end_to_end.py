@@ -25,19 +25,32 @@ def register(stack, tenant, session_id: str, job_id: str) -> dict:
     response = httpx.post(
         f"{stack['api-gateway'].url}/v1/payments",
         headers={"Authorization": f"Bearer {tenant.api_key}"},
-        json={"provider": "stripe", "provider_ref": session_id, "domain": "jobs", "entity_id": job_id,
-              "amount_minor": 12500, "currency": "USD"},
+        json={
+            "provider": "stripe",
+            "provider_ref": session_id,
+            "domain": "jobs",
+            "entity_id": job_id,
+            "amount_minor": 12500,
+            "currency": "USD",
+        },
     )
     assert response.status_code == 201, response.text
     return response.json()
 
 
-def deliver(stack, tenant, event: dict, secret: str | None = None, signature: str | None = None) -> httpx.Response:
+def deliver(
+    stack, tenant, event: dict, secret: str | None = None, signature: str | None = None
+) -> httpx.Response:
     body = to_body(event)
-    header = signature if signature is not None else sign_stripe(body, secret or tenant.stripe_webhook_secret, int(time.time()))
+    header = (
+        signature
+        if signature is not None
+        else sign_stripe(body, secret or tenant.stripe_webhook_secret, int(time.time()))
+    )
     return httpx.post(
         f"{stack['webhook-ingest'].url}/webhooks/{tenant.id}/stripe",
-        content=body, headers={"Stripe-Signature": header, "Content-Type": "application/json"},
+        content=body,
+        headers={"Stripe-Signature": header, "Content-Type": "application/json"},
     )
 
 
@@ -61,8 +74,11 @@ def records_containing(bootstrap: str, topic: str, needle: str) -> list[bytes]:
 def raw_webhooks_containing(bootstrap: str, needle: str) -> list[RawWebhook]:
     """The raw webhook records whose body mentions `needle`."""
     records = asyncio.run(read_topic(bootstrap, topics.WEBHOOKS_RAW.name))
-    return [raw for raw in (RawWebhook.from_bytes(r.value) for r in records if needle.encode() in r.key)
-            if needle.encode() in raw.body]
+    return [
+        raw
+        for raw in (RawWebhook.from_bytes(r.value) for r in records if needle.encode() in r.key)
+        if needle.encode() in raw.body
+    ]
 
 
 def query(url: str, statement):
@@ -73,17 +89,22 @@ def query(url: str, statement):
                 return list(await conn.execute(statement))
         finally:
             await engine.dispose()
+
     return asyncio.run(run())
 
 
-def test_paid_checkout_session_shows_succeeded_and_marks_the_job_paid(stack, tenant, migrated_database, kafka_topics):
+def test_paid_checkout_session_shows_succeeded_and_marks_the_job_paid(
+    stack, tenant, migrated_database, kafka_topics
+):
     session_id = f"cs_test_{uuid.uuid4().hex}"
     job_id = f"job-{uuid.uuid4().hex[:8]}"
     payment = register(stack, tenant, session_id, job_id)
     assert payment["status"] == "pending"
 
-    event = stripe_event("checkout.session.completed", checkout_session(
-        id=session_id, payment_status="paid", amount_total=12500, currency="usd"))
+    event = stripe_event(
+        "checkout.session.completed",
+        checkout_session(id=session_id, payment_status="paid", amount_total=12500, currency="usd"),
+    )
     response = deliver(stack, tenant, event)
     assert response.status_code == 200, response.text
 
@@ -92,8 +113,10 @@ def test_paid_checkout_session_shows_succeeded_and_marks_the_job_paid(stack, ten
     assert final["amount_received_minor"] == 12500
     assert final["paid_at"] is not None
 
-    job = query(migrated_database, select(workshop_jobs).where(
-        workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job_id))[0]
+    job = query(
+        migrated_database,
+        select(workshop_jobs).where(workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job_id),
+    )[0]
     assert job.status == "paid"
     assert job.amount_paid_minor == 12500 and job.currency == "USD"
     assert job.paid_at is not None
@@ -106,12 +129,16 @@ def test_paid_checkout_session_shows_succeeded_and_marks_the_job_paid(stack, ten
     assert [(c.old_status, c.new_status.value) for c in parsed] == [("pending", "succeeded")]
 
 
-def test_the_same_event_delivered_twice_changes_nothing_the_second_time(stack, tenant, migrated_database, kafka_topics):
+def test_the_same_event_delivered_twice_changes_nothing_the_second_time(
+    stack, tenant, migrated_database, kafka_topics
+):
     session_id = f"cs_test_{uuid.uuid4().hex}"
     job_id = f"job-{uuid.uuid4().hex[:8]}"
     payment = register(stack, tenant, session_id, job_id)
-    event = stripe_event("checkout.session.completed", checkout_session(
-        id=session_id, payment_status="paid", amount_total=12500, currency="usd"))
+    event = stripe_event(
+        "checkout.session.completed",
+        checkout_session(id=session_id, payment_status="paid", amount_total=12500, currency="usd"),
+    )
     assert deliver(stack, tenant, event).status_code == 200
     wait_for_status(stack, tenant, payment["id"], "succeeded")
     job_before = query(migrated_database, select(workshop_jobs).where(workshop_jobs.c.job_id == job_id))[0]
@@ -125,8 +152,12 @@ def test_the_same_event_delivered_twice_changes_nothing_the_second_time(stack, t
             break
     time.sleep(2.0)
 
-    history = query(migrated_database, select(observations).where(
-        observations.c.tenant_id == tenant.id, observations.c.observation_id.contains(event["id"])))
+    history = query(
+        migrated_database,
+        select(observations).where(
+            observations.c.tenant_id == tenant.id, observations.c.observation_id.contains(event["id"])
+        ),
+    )
     assert len(history) == 1
     job_after = query(migrated_database, select(workshop_jobs).where(workshop_jobs.c.job_id == job_id))[0]
     assert job_after == job_before
@@ -141,8 +172,13 @@ def test_bad_requests_get_their_documented_answers_and_publish_nothing(stack, te
 
     assert deliver(stack, tenant, event, secret="whsec_wrong").status_code == 401
     assert deliver(stack, tenant, event, signature="").status_code == 401
-    not_json = httpx.post(f"{url}/{tenant.id}/stripe", content=b"{not json",
-                          headers={"Stripe-Signature": sign_stripe(b"{not json", tenant.stripe_webhook_secret, int(time.time()))})
+    not_json = httpx.post(
+        f"{url}/{tenant.id}/stripe",
+        content=b"{not json",
+        headers={
+            "Stripe-Signature": sign_stripe(b"{not json", tenant.stripe_webhook_secret, int(time.time()))
+        },
+    )
     assert not_json.status_code == 400
     unknown = httpx.post(f"{url}/no-such-tenant/stripe", content=to_body(event))
     assert unknown.status_code == 404

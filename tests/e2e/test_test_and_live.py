@@ -52,8 +52,11 @@ def deliver_until_accepted(stack, tenant, event: dict, timeout: float = 15.0) ->
 def mode_mismatch_listed(stack, tenant, payment_id: str, timeout: float = 15.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        issues = httpx.get(f"{stack['api-gateway'].url}/v1/sync-issues", params={"kind": "mode_mismatch"},
-                           headers={"Authorization": f"Bearer {tenant.api_key}"}).json()["items"]
+        issues = httpx.get(
+            f"{stack['api-gateway'].url}/v1/sync-issues",
+            params={"kind": "mode_mismatch"},
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+        ).json()["items"]
         if any(i["payment_id"] == payment_id for i in issues):
             return True
         time.sleep(0.1)
@@ -71,8 +74,11 @@ def test_a_live_event_after_going_live_never_pays_a_test_payment(
     assert live_payment["mode"] == "live"
 
     for session in (test_session, live_session):  # correctly signed live events for both
-        event = stripe_event("checkout.session.completed", checkout_session(
-            id=session, payment_status="paid", amount_total=12500, currency="usd"), livemode=True)
+        event = stripe_event(
+            "checkout.session.completed",
+            checkout_session(id=session, payment_status="paid", amount_total=12500, currency="usd"),
+            livemode=True,
+        )
         assert deliver_until_accepted(stack, tenant, event).status_code == 200
 
     assert wait_for_status(stack, tenant, live_payment["id"], "succeeded")["status"] == "succeeded"

@@ -139,8 +139,10 @@ def test_the_callback_carries_daraja_s_number_types(
     pushed = daraja.push(token, amount=150, callback=webhook_receiver.url("/till-cb")).json()
     gateway_sim.pay(daraja.account.id, pushed["CheckoutRequestID"])
     [callback] = webhook_receiver.wait_for("/till-cb", 1)
-    items = {item["Name"]: item.get("Value") for item in
-             json.loads(callback.body)["Body"]["stkCallback"]["CallbackMetadata"]["Item"]}
+    items = {
+        item["Name"]: item.get("Value")
+        for item in json.loads(callback.body)["Body"]["stkCallback"]["CallbackMetadata"]["Item"]
+    }
     assert type(items["Amount"]) is float and items["Amount"] == 150.0
     assert type(items["TransactionDate"]) is int and type(items["PhoneNumber"]) is int
     # paysync's adapter reads them as they come: 150.0 KES is 15000 cents, the integer a Nairobi time.

@@ -16,8 +16,10 @@ from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.contracts import Account
 
 _SESSION = {
-    "mode": "payment", "success_url": "https://shop.example/ok",
-    "line_items[0][quantity]": "1", "line_items[0][price_data][currency]": "usd",
+    "mode": "payment",
+    "success_url": "https://shop.example/ok",
+    "line_items[0][quantity]": "1",
+    "line_items[0][price_data][currency]": "usd",
     "line_items[0][price_data][unit_amount]": "1500",
     "line_items[0][price_data][product_data][name]": "Brakes",
 }
@@ -65,7 +67,10 @@ def test_an_unknown_query_parameter_on_a_read_is_refused(
     assert known.status_code == 200
     assert unknown.status_code == 400
     assert unknown.json()["error"] == {
-        "type": "invalid_request_error", "message": "Received unknown parameter: expnad", "param": "expnad"}
+        "type": "invalid_request_error",
+        "message": "Received unknown parameter: expnad",
+        "param": "expnad",
+    }
 
 
 def test_server_errors_say_whether_to_retry_as_stripe_does(

@@ -38,7 +38,10 @@ async def test_pypaystack2_initializes_verifies_fetches_and_lists_with_filters_a
     references = [f"ord-{uuid.uuid4().hex[:12]}" for _ in range(3)]
     for reference in references:
         started = await transactions.initialize(
-            amount=50_000, email="ada@example.com", currency=Currency.NGN, reference=reference,
+            amount=50_000,
+            email="ada@example.com",
+            currency=Currency.NGN,
+            reference=reference,
             callback_url="https://shop.test/paid",
             metadata={"paysync_domain": "bookings", "paysync_entity_id": reference},
         )
@@ -48,14 +51,19 @@ async def test_pypaystack2_initializes_verifies_fetches_and_lists_with_filters_a
 
     verified = await transactions.verify(references[0])
     assert verified.data is not None, verified.raw
-    assert (verified.data.reference, verified.data.status, verified.data.amount) == (references[0], "success",
-                                                                                     50_000)
+    assert (verified.data.reference, verified.data.status, verified.data.amount) == (
+        references[0],
+        "success",
+        50_000,
+    )
     fetched = await transactions.get_transaction(str(verified.data.id))
     assert fetched.data is not None and fetched.data.reference == references[0], fetched.raw
 
     now = datetime.now(UTC)
-    window = {"start_date": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
-              "end_date": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")}
+    window = {
+        "start_date": (now - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+        "end_date": (now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
+    }
     pages = [await transactions.get_transactions(page=page, pagination=2, **window) for page in (1, 2)]
     for listed in pages:
         assert listed.data is not None, listed.raw
@@ -82,8 +90,7 @@ class _ToSimulator(httpx.AsyncBaseTransport):
 
 def _daraja_sdk(sim: SimulatorClient, account: Account) -> AsyncMpesa:
     key, secret = account.consumer_key or "", account.consumer_secret or ""
-    config = MpesaConfig(consumer_key=key, consumer_secret=secret,
-                         passkey=account.passkey, max_retries=0)
+    config = MpesaConfig(consumer_key=key, consumer_secret=secret, passkey=account.passkey, max_retries=0)
     client = AsyncMpesa(config)
     # The SDK builds absolute sandbox URLs; its one HTTP client sends them to the simulator.
     client._client._transport = _ToSimulator(sim.daraja_base)
@@ -97,18 +104,25 @@ async def test_daraja_sdk_py_gets_a_token_pushes_and_queries(
     account = gateway_sim.create_account("mpesa", id=make_id("mpesa"), rate_limit=0, till_number=till)
     async with _daraja_sdk(gateway_sim, account) as mpesa:
         assert await mpesa.get_access_token()
-        pushed = await mpesa.stk_push({
-            "BusinessShortCode": int(account.shortcode or 0),
-            "TransactionType": "CustomerBuyGoodsOnline" if till else "CustomerPayBillOnline",
-            "Amount": 150, "PartyA": 254708374149, "PartyB": int(till or account.shortcode or 0),
-            "PhoneNumber": 254708374149, "CallBackURL": webhook_receiver.url("/daraja-sdk"),
-            "AccountReference": "JOB-17", "TransactionDesc": "Job payment",
-        })
+        pushed = await mpesa.stk_push(
+            {
+                "BusinessShortCode": int(account.shortcode or 0),
+                "TransactionType": "CustomerBuyGoodsOnline" if till else "CustomerPayBillOnline",
+                "Amount": 150,
+                "PartyA": 254708374149,
+                "PartyB": int(till or account.shortcode or 0),
+                "PhoneNumber": 254708374149,
+                "CallBackURL": webhook_receiver.url("/daraja-sdk"),
+                "AccountReference": "JOB-17",
+                "TransactionDesc": "Job payment",
+            }
+        )
         assert pushed.ResponseCode == "0" and pushed.CheckoutRequestID.startswith("ws_CO_")
 
         gateway_sim.pay(account.id, pushed.CheckoutRequestID)
-        queried = await mpesa.stk_query({"BusinessShortCode": account.shortcode,
-                                         "CheckoutRequestID": pushed.CheckoutRequestID})
+        queried = await mpesa.stk_query(
+            {"BusinessShortCode": account.shortcode, "CheckoutRequestID": pushed.CheckoutRequestID}
+        )
     assert (queried.ResultCode, queried.CheckoutRequestID) == ("0", pushed.CheckoutRequestID)
     assert queried.MerchantRequestID == pushed.MerchantRequestID
     webhook_receiver.wait_for("/daraja-sdk", 1)

@@ -15,9 +15,7 @@ async def test_produce_and_consume_round_trip(kafka_bootstrap: str) -> None:
     finally:
         await admin.close()
 
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
-    )
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
         sent = await producer.send_and_wait(topic, b"payment.succeeded", key=b"pay_123")

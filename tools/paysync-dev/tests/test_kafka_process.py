@@ -67,10 +67,7 @@ async def test_records_survive_stop_and_restart(tmp_path: Path) -> None:
         warm = time.monotonic() - began
         assert await _produce(bootstrap, topic, b"after-restart") == 1
         assert await _read_all(bootstrap, topic) == [b"before-restart", b"after-restart"]
-        print(
-            f"Apache Kafka {broker.running_version()}: "
-            f"cold start {cold:.1f} s, restart {warm:.1f} s"
-        )
+        print(f"Apache Kafka {broker.running_version()}: cold start {cold:.1f} s, restart {warm:.1f} s")
     finally:
         broker.stop()
     assert broker.stop() is False

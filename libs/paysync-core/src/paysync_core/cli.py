@@ -43,7 +43,9 @@ def topics_provision(
     replication_factor: Annotated[int, typer.Option(min=1)] = 1,
 ) -> None:
     """Create every paysync topic that does not exist yet."""
-    report = asyncio.run(provision_topics(CommonSettings().kafka_bootstrap, replication_factor=replication_factor))
+    report = asyncio.run(
+        provision_topics(CommonSettings().kafka_bootstrap, replication_factor=replication_factor)
+    )
     table = Table("topic", "action")
     for name in report.created:
         table.add_row(name, "[green]created[/]")
@@ -56,7 +58,9 @@ def topics_provision(
 def tenants_create(
     tenant_id: str,
     name: Annotated[str, typer.Option(help="Display name")] = "",
-    api_key: Annotated[str | None, typer.Option(help="Install this key instead of a random one (dev only)")] = None,
+    api_key: Annotated[
+        str | None, typer.Option(help="Install this key instead of a random one (dev only)")
+    ] = None,
 ) -> None:
     """Create a tenant (if new) and print a new API key for it."""
 
@@ -155,7 +159,9 @@ def tenants_set_credentials(
                         api_base=stripe_api_base,
                     )
                 if paystack_secret_key:
-                    changes["paystack"] = PaystackCredentials(secret_key=paystack_secret_key, api_base=paystack_api_base)
+                    changes["paystack"] = PaystackCredentials(
+                        secret_key=paystack_secret_key, api_base=paystack_api_base
+                    )
                 if mpesa_consumer_key:
                     changes["mpesa"] = MpesaCredentials(
                         consumer_key=mpesa_consumer_key,
@@ -175,7 +181,8 @@ def tenants_set_credentials(
 
     updated = asyncio.run(run())
     configured = [p for p in ("stripe", "paystack", "mpesa") if getattr(updated, p) is not None]
-    console.print(f"tenant [bold]{tenant_id}[/]: credentials stored encrypted for {', '.join(configured) or 'no gateway'}")
+    gateways = ", ".join(configured) or "no gateway"
+    console.print(f"tenant [bold]{tenant_id}[/]: credentials stored encrypted for {gateways}")
 
 
 @tenants_app.command("reencrypt")

@@ -39,8 +39,10 @@ class MpesaCredentials(_Credentials):
     consumer_secret: SecretStr
     shortcode: str = Field(description="BusinessShortCode: the PayBill number, or a till's store number")
     till_number: str | None = Field(
-        default=None, description="Buy Goods till that collects (PartyB of CustomerBuyGoodsOnline); "
-                                  "none: `shortcode` is a PayBill that collects itself")
+        default=None,
+        description="Buy Goods till that collects (PartyB of CustomerBuyGoodsOnline); "
+        "none: `shortcode` is a PayBill that collects itself",
+    )
     passkey: SecretStr
     callback_token: SecretStr = Field(description="Secret path segment of the callback URL (new pushes)")
     previous_callback_tokens: tuple[SecretStr, ...] = Field(
@@ -52,11 +54,12 @@ class MpesaCredentials(_Credentials):
     ip_policy: Literal["enforce", "log"] = "log"
     api_base: str | None = None
 
-
     def accepted_callback_tokens(self) -> tuple[str, ...]:
         """Every callback token that authenticates a callback now: the current one first."""
-        return (self.callback_token.get_secret_value(),
-                *(t.get_secret_value() for t in self.previous_callback_tokens))
+        return (
+            self.callback_token.get_secret_value(),
+            *(t.get_secret_value() for t in self.previous_callback_tokens),
+        )
 
 
 class GatewayCredentials(_Credentials):

@@ -63,8 +63,12 @@ async def with_retries(
             )
             await send_dead_letter(record.key, letter.to_bytes())
             log.warning(
-                "dead_letter.sent", topic=record.topic, partition=record.partition,
-                offset=record.offset, error_type=letter.error_type, attempts=attempt,
+                "dead_letter.sent",
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                error_type=letter.error_type,
+                attempts=attempt,
             )
             raise DeadLettered(letter.error) from exc
 
@@ -74,8 +78,18 @@ def is_outage(exc: BaseException) -> bool:
     from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-    if isinstance(exc, (OSError, ConnectionError, asyncio.TimeoutError, KafkaConnectionError,
-                        KafkaTimeoutError, OperationalError, InterfaceError)):
+    if isinstance(
+        exc,
+        (
+            OSError,
+            ConnectionError,
+            asyncio.TimeoutError,
+            KafkaConnectionError,
+            KafkaTimeoutError,
+            OperationalError,
+            InterfaceError,
+        ),
+    ):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 

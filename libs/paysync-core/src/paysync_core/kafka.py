@@ -71,8 +71,13 @@ class DurableProducer:
     """
 
     def __init__(self, bootstrap: str, *, client_id: str, linger_ms: int = 2) -> None:
-        self._options = {"bootstrap_servers": bootstrap, "client_id": client_id, "acks": "all",
-                         "enable_idempotence": True, "linger_ms": linger_ms}
+        self._options = {
+            "bootstrap_servers": bootstrap,
+            "client_id": client_id,
+            "acks": "all",
+            "enable_idempotence": True,
+            "linger_ms": linger_ms,
+        }
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:

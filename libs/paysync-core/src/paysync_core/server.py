@@ -32,7 +32,8 @@ class ServerSettings(BaseSettings):
         default=5.0, gt=0, description="An idle keep-alive connection is closed after this long"
     )
     header_timeout_seconds: float = Field(
-        default=10.0, gt=0,
+        default=10.0,
+        gt=0,
         description="A connection whose request headers are not complete this long after it opened "
         "(or after the request's first byte) is closed: idle and slow-loris connections",
     )

@@ -23,8 +23,9 @@ except RuntimeError as exc:
 
 
 def test_logged_exceptions_carry_their_stack_trace_and_no_callback_token() -> None:
-    run = subprocess.run([sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=60,
-                         check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=60, check=True
+    )
     foreign, own = (json.loads(line) for line in run.stderr.splitlines())
     shown = f"/webhooks/t-1/mpesa/[{token_fingerprint(TOKEN)}]"
     for line in (foreign, own):

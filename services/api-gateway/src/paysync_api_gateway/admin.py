@@ -22,7 +22,9 @@ router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(str
 _bearer = HTTPBearer(auto_error=False, description="The operator token: PAYSYNC_API_GATEWAY_ADMIN_TOKEN")
 
 
-async def operator(request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
+async def operator(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+) -> None:
     """Only the holder of the admin token; the admin API is off when no token is configured."""
     expected = request.app.state.settings.admin_token.get_secret_value()
     given = credentials.credentials if credentials else ""
@@ -111,7 +113,10 @@ async def set_credentials(tenant_id: str, body: CredentialsUpdate, request: Requ
         changes = {name: value for name, value in body if value is not None}
         updated = current.model_copy(update=changes)
         await tenant_repo.set_credentials(conn, tenant_id, updated, cipher)
-    return {"id": tenant_id, "configured": [p for p in ("stripe", "paystack", "mpesa") if getattr(updated, p)]}
+    return {
+        "id": tenant_id,
+        "configured": [p for p in ("stripe", "paystack", "mpesa") if getattr(updated, p)],
+    }
 
 
 @router.post("/credentials/reencrypt")

@@ -60,8 +60,9 @@ async def list_payments(
     provider: Provider | None = None,
     domain: str | None = None,
     entity_id: str | None = None,
-    mode: Annotated[Mode | None, Query(description="test or live: the mode of the credentials it was "
-                                       "registered under")] = None,
+    mode: Annotated[
+        Mode | None, Query(description="test or live: the mode of the credentials it was registered under")
+    ] = None,
     provider_ref: Annotated[str | None, Query(description="A gateway reference or alias")] = None,
     cursor: str | None = None,
     limit: PageLimit = None,
@@ -70,12 +71,20 @@ async def list_payments(
     filters = {
         k: v.value if hasattr(v, "value") else v
         for k, v in {
-            "status": status, "provider": provider, "domain": domain, "entity_id": entity_id, "mode": mode
+            "status": status,
+            "provider": provider,
+            "domain": domain,
+            "entity_id": entity_id,
+            "mode": mode,
         }.items()
         if v
     }
     page = await service.list_payments(
-        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size,
+        request.app.state.engine,
+        tenant,
+        filters,
+        cursor,
+        limit or request.app.state.settings.page_size,
         provider_ref=provider_ref,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
@@ -92,7 +101,10 @@ async def entity_payments(
 ) -> JSONResponse:
     """The payments of one domain entity (e.g. a workshop job), newest first; page with `cursor`."""
     page = await service.list_payments(
-        request.app.state.engine, tenant, {"domain": domain, "entity_id": entity_id}, cursor,
+        request.app.state.engine,
+        tenant,
+        {"domain": domain, "entity_id": entity_id},
+        cursor,
         limit or request.app.state.settings.page_size,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)

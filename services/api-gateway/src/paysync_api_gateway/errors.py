@@ -41,8 +41,13 @@ _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "5"}, 503:
 _HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
-def problem(status: int, error: str, message: str, problems: list[dict[str, str]] | None = None,
-            headers: dict[str, str] | None = None) -> JSONResponse:
+def problem(
+    status: int,
+    error: str,
+    message: str,
+    problems: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
     """An error answer in the API's one shape."""
     body = {"error": error, "message": message, "problems": problems or []}
     return JSONResponse(body, status_code=status, headers=headers)

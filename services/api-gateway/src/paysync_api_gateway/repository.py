@@ -94,11 +94,13 @@ async def list_payments(
     for column, value in filters.items():
         query = query.where(payments.c[column] == value)
     if provider_ref is not None:  # the payment's own reference or any alias: all are bound in payment_refs
-        query = query.where(payments.c.id.in_(
-            select(payment_refs.c.payment_id).where(
-                payment_refs.c.tenant_id == tenant, payment_refs.c.ref == provider_ref
+        query = query.where(
+            payments.c.id.in_(
+                select(payment_refs.c.payment_id).where(
+                    payment_refs.c.tenant_id == tenant, payment_refs.c.ref == provider_ref
+                )
             )
-        ))
+        )
     if after is not None:
         # A row-value comparison, so payments that share a timestamp are ordered by id, not skipped.
         query = query.where(tuple_(payments.c.created_at, payments.c.id) < tuple_(*after))
@@ -143,9 +145,7 @@ async def reconcile_request(conn: AsyncConnection, tenant: str, request_id: str)
             reconcile_requests.c.request,
             reconcile_requests.c.reply,
             reconcile_requests.c.error,
-        ).where(
-            reconcile_requests.c.request_id == request_id, reconcile_requests.c.tenant == tenant
-        )
+        ).where(reconcile_requests.c.request_id == request_id, reconcile_requests.c.tenant == tenant)
     )
     return row.first()
 

@@ -54,7 +54,9 @@ class RegisterPayment(BaseModel):
     domain: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")]
     entity_id: Annotated[CleanText, Field(min_length=1, max_length=200)]
     amount_minor: int = Field(
-        strict=True, ge=0, le=10**15,
+        strict=True,
+        ge=0,
+        le=10**15,
         description="A JSON integer of minor units (cents, kobo; M-Pesa: cents of KES), not a string or bool",
     )
     currency: Currency = Field(description="ISO 4217 code; `usd` is taken as `USD`")

@@ -207,12 +207,24 @@ async def reconcile_request(
 def to_payment(row: Any) -> Payment:
     """The API's view of a payments row."""
     return Payment(
-        id=str(row.id), provider=row.provider, provider_ref=row.provider_ref, aliases=sorted(row.aliases or []),
-        domain=row.domain, entity_id=row.entity_id, amount_minor=row.amount_minor, currency=row.currency,
-        status=row.status, mode=row.mode,
+        id=str(row.id),
+        provider=row.provider,
+        provider_ref=row.provider_ref,
+        aliases=sorted(row.aliases or []),
+        domain=row.domain,
+        entity_id=row.entity_id,
+        amount_minor=row.amount_minor,
+        currency=row.currency,
+        status=row.status,
+        mode=row.mode,
         amount_received_minor=row.amount_received_minor,
-        amount_refunded_minor=row.amount_refunded_minor, paid_at=row.paid_at, flags=list(row.flags),
-        sequence=row.sequence, metadata=row.metadata, created_at=row.created_at, updated_at=row.updated_at,
+        amount_refunded_minor=row.amount_refunded_minor,
+        paid_at=row.paid_at,
+        flags=list(row.flags),
+        sequence=row.sequence,
+        metadata=row.metadata,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
     )
 
 

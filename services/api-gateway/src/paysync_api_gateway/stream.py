@@ -140,7 +140,8 @@ async def stream(
                 await upstream.aclose()
 
     return StreamingResponse(
-        relay(), media_type="text/event-stream",
+        relay(),
+        media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 

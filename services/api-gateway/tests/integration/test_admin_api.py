@@ -21,9 +21,12 @@ ADMIN = {"Authorization": "Bearer admin-secret-for-tests"}
 
 
 def make_client(url: str, keys: str, bootstrap: str):
-    app = create_app(ApiGatewaySettings(common=CommonSettings(database_url=url, credentials_keys=keys,
-                                                             kafka_bootstrap=bootstrap),
-                                        admin_token="admin-secret-for-tests"))
+    app = create_app(
+        ApiGatewaySettings(
+            common=CommonSettings(database_url=url, credentials_keys=keys, kafka_bootstrap=bootstrap),
+            admin_token="admin-secret-for-tests",
+        )
+    )
     return app, httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api")
 
 
@@ -31,8 +34,9 @@ async def stored_ciphertext(url: str, tenant_id: str) -> bytes:
     engine = make_engine(url, pool_size=1)
     try:
         async with engine.connect() as conn:
-            return (await conn.execute(select(tenants.c.credentials_ciphertext)
-                                       .where(tenants.c.id == tenant_id))).scalar_one()
+            return (
+                await conn.execute(select(tenants.c.credentials_ciphertext).where(tenants.c.id == tenant_id))
+            ).scalar_one()
     finally:
         await engine.dispose()
 
@@ -44,25 +48,39 @@ def own_database(fresh_database: str) -> str:
     return fresh_database
 
 
-async def test_an_operator_creates_a_tenant_configures_it_and_rotates_the_key(own_database, credentials_keys, kafka_topics) -> None:
+async def test_an_operator_creates_a_tenant_configures_it_and_rotates_the_key(
+    own_database, credentials_keys, kafka_topics
+) -> None:
     migrated_database = own_database
     app, client = make_client(migrated_database, credentials_keys, kafka_topics)
     tenant_id = f"acme-{uuid.uuid4().hex[:6]}"
     async with app.router.lifespan_context(app), client:
-        assert (await client.post("/admin/v1/tenants", json={"id": tenant_id, "name": "Acme"})).status_code == 401
-        created = await client.post("/admin/v1/tenants", json={"id": tenant_id, "name": "Acme"}, headers=ADMIN)
+        assert (
+            await client.post("/admin/v1/tenants", json={"id": tenant_id, "name": "Acme"})
+        ).status_code == 401
+        created = await client.post(
+            "/admin/v1/tenants", json={"id": tenant_id, "name": "Acme"}, headers=ADMIN
+        )
         assert created.status_code == 201 and created.json()["api_key"].startswith("psk_")
         again = await client.post("/admin/v1/tenants", json={"id": tenant_id, "name": "Acme"}, headers=ADMIN)
         assert again.status_code == 409
-        listed = await client.get("/v1/payments", headers={"Authorization": f"Bearer {created.json()['api_key']}"})
+        listed = await client.get(
+            "/v1/payments", headers={"Authorization": f"Bearer {created.json()['api_key']}"}
+        )
         assert listed.status_code == 200
 
-        configured = await client.put(f"/admin/v1/tenants/{tenant_id}/credentials", headers=ADMIN, json={
-            "stripe": {"secret_key": "sk_test_1", "webhook_secrets": ["whsec_old", "whsec_new"]}})
+        configured = await client.put(
+            f"/admin/v1/tenants/{tenant_id}/credentials",
+            headers=ADMIN,
+            json={"stripe": {"secret_key": "sk_test_1", "webhook_secrets": ["whsec_old", "whsec_new"]}},
+        )
         assert configured.json() == {"id": tenant_id, "configured": ["stripe"]}
         assert "whsec" not in configured.text
-        await client.put(f"/admin/v1/tenants/{tenant_id}/credentials", headers=ADMIN, json={
-            "paystack": {"secret_key": "sk_test_paystack"}})
+        await client.put(
+            f"/admin/v1/tenants/{tenant_id}/credentials",
+            headers=ADMIN,
+            json={"paystack": {"secret_key": "sk_test_paystack"}},
+        )
         unknown = await client.put("/admin/v1/tenants/nobody/credentials", headers=ADMIN, json={})
         assert unknown.status_code == 404
     before = await stored_ciphertext(migrated_database, tenant_id)

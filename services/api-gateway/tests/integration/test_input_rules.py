@@ -15,8 +15,14 @@ pytestmark = pytest.mark.integration
 
 
 def registration(**overrides: object) -> dict:
-    body = {"provider": "stripe", "provider_ref": f"cs_test_{uuid.uuid4().hex}", "domain": "jobs",
-            "entity_id": f"job-{uuid.uuid4().hex[:6]}", "amount_minor": 2500, "currency": "USD"}
+    body = {
+        "provider": "stripe",
+        "provider_ref": f"cs_test_{uuid.uuid4().hex}",
+        "domain": "jobs",
+        "entity_id": f"job-{uuid.uuid4().hex[:6]}",
+        "amount_minor": 2500,
+        "currency": "USD",
+    }
     return body | overrides
 
 
@@ -54,8 +60,11 @@ async def test_a_chunked_body_is_refused_while_it_is_read_not_after(client, tena
             sent.append(1)
             yield b"x" * 65536
 
-    response = await client.post("/v1/payments", content=endless_metadata(),
-                                 headers=auth(tenant) | {"Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/payments",
+        content=endless_metadata(),
+        headers=auth(tenant) | {"Content-Type": "application/json"},
+    )
     assert_error_shape(response, 413, "payload_too_large")
     assert len(sent) <= 3  # the server stopped reading just past its 64 KiB limit
 
@@ -95,8 +104,11 @@ async def test_unstorable_or_non_integer_values_are_refused_naming_the_field(
     defaults = registration(entity_id=entity_id)
     overridden = member.split(":", 1)[0].strip('"')
     rest = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in defaults.items() if k != overridden)
-    response = await client.post("/v1/payments", content=f"{{{rest}, {member}}}",
-                                 headers=auth(tenant) | {"Content-Type": "application/json"})
+    response = await client.post(
+        "/v1/payments",
+        content=f"{{{rest}, {member}}}",
+        headers=auth(tenant) | {"Content-Type": "application/json"},
+    )
     problems = assert_error_shape(response, 422, "invalid_request")
     assert field in [p["field"] for p in problems]
     assert await nothing_registered_for(client, tenant, entity_id)
@@ -104,10 +116,12 @@ async def test_unstorable_or_non_integer_values_are_refused_naming_the_field(
 
 @pytest.mark.parametrize(
     ("path", "params", "field"),
-    [("/v1/payments", {"entity_id": "job\x00"}, "entity_id"),
-     ("/v1/sync-issues", {"domain": "jobs", "entity_id": "\x00"}, "entity_id"),
-     ("/v1/domains/jobs/job%00x/payments", {}, "entity_id"),
-     ("/v1/reconcile-requests/req%00", {}, "request_id")],
+    [
+        ("/v1/payments", {"entity_id": "job\x00"}, "entity_id"),
+        ("/v1/sync-issues", {"domain": "jobs", "entity_id": "\x00"}, "entity_id"),
+        ("/v1/domains/jobs/job%00x/payments", {}, "entity_id"),
+        ("/v1/reconcile-requests/req%00", {}, "request_id"),
+    ],
 )
 async def test_nul_in_a_path_id_or_filter_is_refused_naming_it(client, tenant, path, params, field) -> None:
     response = await client.get(path, params=params, headers=auth(tenant))
@@ -123,9 +137,12 @@ async def test_nul_in_last_event_id_is_refused_before_the_stream_is_asked(client
 
 @pytest.mark.parametrize(
     ("path", "params"),
-    [("/v1/payments", {"provider_reference": "cs_test_1"}),
-     ("/v1/sync-issues", {"kind": "stuck_payment", "page": 2}),
-     ("/v1/stats", {"currency": "USD"}), ("/v1/stream", {"since": "0"})],
+    [
+        ("/v1/payments", {"provider_reference": "cs_test_1"}),
+        ("/v1/sync-issues", {"kind": "stuck_payment", "page": 2}),
+        ("/v1/stats", {"currency": "USD"}),
+        ("/v1/stream", {"since": "0"}),
+    ],
 )
 async def test_an_unknown_query_parameter_is_a_400_naming_it(client, tenant, path, params) -> None:
     response = await client.get(path, params=params, headers=auth(tenant))
@@ -137,8 +154,9 @@ async def test_an_unknown_query_parameter_is_a_400_naming_it(client, tenant, pat
 async def test_starlettes_own_errors_use_the_one_error_shape(client, tenant) -> None:
     assert_error_shape(await client.get("/v1/no-such-route", headers=auth(tenant)), 404, "not_found")
     assert_error_shape(await client.delete("/v1/payments", headers=auth(tenant)), 405, "method_not_allowed")
-    malformed = await client.post("/v1/payments", content=b'{"provider": ', headers=auth(tenant)
-                                  | {"Content-Type": "application/json"})
+    malformed = await client.post(
+        "/v1/payments", content=b'{"provider": ', headers=auth(tenant) | {"Content-Type": "application/json"}
+    )
     assert [p["field"] for p in assert_error_shape(malformed, 400, "malformed_json")] == ["body"]
     assert_error_shape(await client.get("/v1/payments"), 401, "unauthenticated")
 
@@ -154,9 +172,12 @@ async def test_a_lower_case_currency_is_stored_upper_case(client, tenant) -> Non
 
 @pytest.mark.parametrize(
     ("provider", "ref", "aliases"),
-    [("stripe", f"pi_{uuid.uuid4().hex}", [f"ch_{uuid.uuid4().hex}", f"in_{uuid.uuid4().hex}"]),
-     ("paystack", paystack_reference(), []), ("paystack", f"order-{uuid.uuid4().hex[:8]}.v2=1", []),
-     ("mpesa", checkout_request_id(), [checkout_request_id()])],
+    [
+        ("stripe", f"pi_{uuid.uuid4().hex}", [f"ch_{uuid.uuid4().hex}", f"in_{uuid.uuid4().hex}"]),
+        ("paystack", paystack_reference(), []),
+        ("paystack", f"order-{uuid.uuid4().hex[:8]}.v2=1", []),
+        ("mpesa", checkout_request_id(), [checkout_request_id()]),
+    ],
 )
 async def test_each_gateways_references_register(client, tenant, provider, ref, aliases) -> None:
     body = registration(provider=provider, provider_ref=ref, aliases=aliases)
@@ -166,10 +187,14 @@ async def test_each_gateways_references_register(client, tenant, provider, ref, 
 
 @pytest.mark.parametrize(
     ("provider", "ref", "aliases", "field"),
-    [("stripe", "order-42", [], "provider_ref"), ("stripe", "cs_test_ok1", ["ws_CO_1234"], "aliases"),
-     ("paystack", "order_42", [], "provider_ref"), ("paystack", "order 42", [], "provider_ref"),
-     ("mpesa", "12345-678-1", [], "provider_ref"),
-     ("mpesa", checkout_request_id(), ["pi_123"], "aliases")],
+    [
+        ("stripe", "order-42", [], "provider_ref"),
+        ("stripe", "cs_test_ok1", ["ws_CO_1234"], "aliases"),
+        ("paystack", "order_42", [], "provider_ref"),
+        ("paystack", "order 42", [], "provider_ref"),
+        ("mpesa", "12345-678-1", [], "provider_ref"),
+        ("mpesa", checkout_request_id(), ["pi_123"], "aliases"),
+    ],
 )
 async def test_a_reference_of_the_wrong_form_for_its_gateway_is_refused(
     client, tenant, provider, ref, aliases, field

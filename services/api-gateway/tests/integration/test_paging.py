@@ -22,9 +22,16 @@ async def insert_payments_at_one_instant(
     """Payments written in one transaction: `now()` is the same for all, so they share `created_at`."""
     refs = [f"cs_test_{uuid.uuid4().hex}" for _ in range(count)]
     rows = [
-        {"id": payment_id_for(tenant, "stripe", ref), "tenant_id": tenant, "provider": "stripe",
-         "provider_ref": ref, "domain": "jobs", "entity_id": entity_id,
-         "amount_minor": 100, "currency": "USD"}
+        {
+            "id": payment_id_for(tenant, "stripe", ref),
+            "tenant_id": tenant,
+            "provider": "stripe",
+            "provider_ref": ref,
+            "domain": "jobs",
+            "entity_id": entity_id,
+            "amount_minor": 100,
+            "currency": "USD",
+        }
         for ref in refs
     ]
     async with engine.begin() as conn:
@@ -35,9 +42,15 @@ async def insert_payments_at_one_instant(
 async def insert_issues_at_one_instant(engine: AsyncEngine, tenant: str, count: int) -> set[int]:
     """Sync issues opened in one transaction, as the projector opens several for one batch."""
     rows = [
-        {"alert_id": unique("alert"), "tenant_id": tenant, "kind": "amount_mismatch",
-         "subject": unique("subject"), "domain": "jobs", "entity_id": unique("job"),
-         "detail": "paid 100.00 for 125.00"}
+        {
+            "alert_id": unique("alert"),
+            "tenant_id": tenant,
+            "kind": "amount_mismatch",
+            "subject": unique("subject"),
+            "domain": "jobs",
+            "entity_id": unique("job"),
+            "detail": "paid 100.00 for 125.00",
+        }
         for _ in range(count)
     ]
     async with engine.begin() as conn:
@@ -87,10 +100,12 @@ async def test_sync_issues_opened_together_are_each_listed_once(client, tenant, 
 
 @pytest.mark.parametrize(
     ("path", "decoded"),
-    [("/v1/sync-issues", "2026-01-01T00:00:00+00:00|99999999999999999999"),
-     ("/v1/sync-issues", "2026-01-01T00:00:00|1"),
-     ("/v1/payments", "2026-01-01T00:00:00|6f6e6c79-2d70-6179-7379-6e632d706179"),
-     ("/v1/payments", "9999-12-31T23:59:59-23:59|6f6e6c79-2d70-6179-7379-6e632d706179")],
+    [
+        ("/v1/sync-issues", "2026-01-01T00:00:00+00:00|99999999999999999999"),
+        ("/v1/sync-issues", "2026-01-01T00:00:00|1"),
+        ("/v1/payments", "2026-01-01T00:00:00|6f6e6c79-2d70-6179-7379-6e632d706179"),
+        ("/v1/payments", "9999-12-31T23:59:59-23:59|6f6e6c79-2d70-6179-7379-6e632d706179"),
+    ],
     ids=["id-past-bigint", "naive-time", "naive-time-payments", "time-past-year-9999"],
 )
 async def test_a_cursor_this_api_did_not_hand_out_is_a_400(client, tenant, path, decoded) -> None:

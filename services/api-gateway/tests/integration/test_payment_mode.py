@@ -24,25 +24,45 @@ def paid(tenant: str, ref: str, mode: str) -> PaymentObservation:
     """A verified Stripe "paid" for 125.00, seen in `mode`, as the normalizer would publish it."""
     now = datetime.now(UTC)
     return PaymentObservation(
-        observation_id=f"evt_{uuid.uuid4().hex}", tenant=tenant, provider="stripe", provider_ref=ref,
-        status=UnifiedStatus.SUCCEEDED, amount_minor=12500, currency="USD", provider_time=now,
-        source="webhook", verified=True, observed_at=now, mode=mode,
+        observation_id=f"evt_{uuid.uuid4().hex}",
+        tenant=tenant,
+        provider="stripe",
+        provider_ref=ref,
+        status=UnifiedStatus.SUCCEEDED,
+        amount_minor=12500,
+        currency="USD",
+        provider_time=now,
+        source="webhook",
+        verified=True,
+        observed_at=now,
+        mode=mode,
     )
 
 
 async def register(client, tenant, ref: str) -> dict:
-    response = await client.post("/v1/payments", headers={"Authorization": f"Bearer {tenant.api_key}"}, json={
-        "provider": "stripe", "provider_ref": ref, "domain": "jobs", "entity_id": unique("job"),
-        "amount_minor": 12500, "currency": "USD",
-    })
+    response = await client.post(
+        "/v1/payments",
+        headers={"Authorization": f"Bearer {tenant.api_key}"},
+        json={
+            "provider": "stripe",
+            "provider_ref": ref,
+            "domain": "jobs",
+            "entity_id": unique("job"),
+            "amount_minor": 12500,
+            "currency": "USD",
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 async def switch_stripe_keys(engine, tenant, credentials_keys: str, secret_key: str) -> None:
     """What an operator does when a tenant goes live: new Stripe keys."""
-    credentials = GatewayCredentials(stripe=StripeCredentials(
-        secret_key=SecretStr(secret_key), webhook_secrets=(SecretStr(tenant.stripe_webhook_secret),)))
+    credentials = GatewayCredentials(
+        stripe=StripeCredentials(
+            secret_key=SecretStr(secret_key), webhook_secrets=(SecretStr(tenant.stripe_webhook_secret),)
+        )
+    )
     async with engine.begin() as conn:
         await tenant_repo.set_credentials(conn, tenant.id, credentials, CredentialsCipher(credentials_keys))
 
@@ -88,8 +108,12 @@ async def test_a_live_observation_never_marks_a_test_payment_paid_and_is_visible
     assert unchanged["sequence"] == payment["sequence"]
     job = workshop_jobs.c
     assert await fetch(engine, select(job.job_id).where(job.tenant_id == tenant.id)) == []  # no row written
-    [row] = await fetch(engine, select(observations.c.refused, observations.c.status_after).where(
-        observations.c.tenant_id == tenant.id, observations.c.observation_id == live.observation_id))
+    [row] = await fetch(
+        engine,
+        select(observations.c.refused, observations.c.status_after).where(
+            observations.c.tenant_id == tenant.id, observations.c.observation_id == live.observation_id
+        ),
+    )
     assert (row.refused, row.status_after) == ("live_observation_for_test_payment", "pending")
 
     await publish_observation(kafka_topics, paid(tenant.id, ref, "test"))  # its own mode applies

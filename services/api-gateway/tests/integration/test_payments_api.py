@@ -12,8 +12,14 @@ pytestmark = pytest.mark.integration
 
 
 def registration(**overrides) -> dict:
-    body = {"provider": "stripe", "provider_ref": f"cs_test_{uuid.uuid4().hex}", "domain": "jobs",
-            "entity_id": f"job-{uuid.uuid4().hex[:6]}", "amount_minor": 2500, "currency": "USD"}
+    body = {
+        "provider": "stripe",
+        "provider_ref": f"cs_test_{uuid.uuid4().hex}",
+        "domain": "jobs",
+        "entity_id": f"job-{uuid.uuid4().hex[:6]}",
+        "amount_minor": 2500,
+        "currency": "USD",
+    }
     return body | overrides
 
 
@@ -52,8 +58,12 @@ async def test_an_alias_of_another_payment_is_a_conflict_and_changes_nothing(cli
 
 @pytest.mark.parametrize(
     ("change", "field"),
-    [({"amount_minor": -1}, "amount_minor"), ({"currency": "dollars"}, "currency"),
-     ({"provider": "paypal"}, "provider"), ({"domain": "Jobs; drop table"}, "domain")],
+    [
+        ({"amount_minor": -1}, "amount_minor"),
+        ({"currency": "dollars"}, "currency"),
+        ({"provider": "paypal"}, "provider"),
+        ({"domain": "Jobs; drop table"}, "domain"),
+    ],
 )
 async def test_invalid_registrations_say_which_field_is_wrong(client, tenant, change, field) -> None:
     response = await client.post("/v1/payments", json=registration(**change), headers=auth(tenant))
@@ -67,7 +77,9 @@ async def test_requests_without_a_valid_key_are_refused(client) -> None:
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == "Bearer"
 
 
-async def test_a_tenant_cannot_read_another_tenants_payment(client, tenant, migrated_database, credentials_keys) -> None:
+async def test_a_tenant_cannot_read_another_tenants_payment(
+    client, tenant, migrated_database, credentials_keys
+) -> None:
     other = create_tenant(migrated_database, credentials_keys)
     created = (await client.post("/v1/payments", json=registration(), headers=auth(tenant))).json()
     assert (await client.get(f"/v1/payments/{created['id']}", headers=auth(other))).status_code == 404
@@ -77,15 +89,21 @@ async def test_etag_gives_304_while_unchanged(client, tenant) -> None:
     created = (await client.post("/v1/payments", json=registration(), headers=auth(tenant))).json()
     first = await client.get(f"/v1/payments/{created['id']}", headers=auth(tenant))
     etag = first.headers["etag"]
-    unchanged = await client.get(f"/v1/payments/{created['id']}", headers=auth(tenant) | {"If-None-Match": etag})
+    unchanged = await client.get(
+        f"/v1/payments/{created['id']}", headers=auth(tenant) | {"If-None-Match": etag}
+    )
     assert unchanged.status_code == 304
     assert unchanged.headers["cache-control"] == "no-store"
 
 
 async def test_listing_pages_through_every_payment_once(client, tenant) -> None:
     entity = f"job-{uuid.uuid4().hex[:6]}"
-    made = {(await client.post("/v1/payments", json=registration(entity_id=entity), headers=auth(tenant))).json()["id"]
-            for _ in range(5)}
+    made = {
+        (await client.post("/v1/payments", json=registration(entity_id=entity), headers=auth(tenant))).json()[
+            "id"
+        ]
+        for _ in range(5)
+    }
     seen, cursor = [], None
     while True:
         params = {"entity_id": entity, "limit": 2} | ({"cursor": cursor} if cursor else {})
@@ -106,7 +124,9 @@ async def test_a_forged_cursor_is_a_clear_error(client, tenant) -> None:
 
 async def test_stats_count_by_status_and_currency(client, tenant) -> None:
     for amount, currency in [(100, "USD"), (250, "USD"), (5000, "KES")]:
-        await client.post("/v1/payments", json=registration(amount_minor=amount, currency=currency), headers=auth(tenant))
+        await client.post(
+            "/v1/payments", json=registration(amount_minor=amount, currency=currency), headers=auth(tenant)
+        )
     stats = (await client.get("/v1/stats", headers=auth(tenant))).json()
     assert stats["total"] == 3 and stats["by_status"] == {"pending": 3}
     assert stats["by_currency"]["USD"]["registered_minor"] == 350

@@ -1,4 +1,4 @@
-""""Check payment status" and "Check payments" over HTTP, answered by the real reconciler.
+""" "Check payment status" and "Check payments" over HTTP, answered by the real reconciler.
 
 The gateway simulator holds the payments and loses every webhook; the reconciler and the
 status-projector run as processes; api-gateway runs in-process with its lifespan, called with the
@@ -57,14 +57,25 @@ class Shop:
         self.auth = {"Authorization": f"Bearer {tenant.api_key}"}
         self.held: list[Held] = []
 
-    async def sell(self, provider: str, domain: str, entity_id: str, amount_minor: int, currency: str,
-                   **spec: object) -> Held:
+    async def sell(
+        self, provider: str, domain: str, entity_id: str, amount_minor: int, currency: str, **spec: object
+    ) -> Held:
         """Create a payment at the gateway and register it with paysync for one domain entity."""
-        made = self.sim.create_payment(self.account(provider), amount_minor=amount_minor, currency=currency,
-                                       **spec)
-        registered = await self.api.post("/v1/payments", headers=self.auth, json={
-            "provider": provider, "provider_ref": made.ref, "domain": domain, "entity_id": entity_id,
-            "amount_minor": amount_minor, "currency": currency})
+        made = self.sim.create_payment(
+            self.account(provider), amount_minor=amount_minor, currency=currency, **spec
+        )
+        registered = await self.api.post(
+            "/v1/payments",
+            headers=self.auth,
+            json={
+                "provider": provider,
+                "provider_ref": made.ref,
+                "domain": domain,
+                "entity_id": entity_id,
+                "amount_minor": amount_minor,
+                "currency": currency,
+            },
+        )
         assert registered.status_code == 201, registered.text
         held = Held(provider, made.ref, domain, entity_id, registered.json()["id"])
         self.held.append(held)
@@ -122,11 +133,14 @@ async def test_check_one_entity_and_check_all_answer_in_time_with_the_gateways_t
         shop = Shop(api, sim, tenant)
         # A job with two Checkout Sessions; bookings paid through Paystack, referrals through M-Pesa.
         job = unique("job")
-        first, second = [await shop.sell("stripe", "jobs", job, 12500, "USD", kind="checkout_session")
-                         for _ in range(2)]
+        first, second = [
+            await shop.sell("stripe", "jobs", job, 12500, "USD", kind="checkout_session") for _ in range(2)
+        ]
         booked = [await shop.sell("paystack", "bookings", unique("booking"), 50_000, "NGN") for _ in range(3)]
-        referred = [await shop.sell("mpesa", "referrals", unique("referral"), 10_000, "KES",
-                                    phone=f"25470000{i:04d}") for i in range(2)]
+        referred = [
+            await shop.sell("mpesa", "referrals", unique("referral"), 10_000, "KES", phone=f"25470000{i:04d}")
+            for i in range(2)
+        ]
         await start_reconciler(scheduler_enabled="false")  # only the buttons ask the gateways
 
         # The customers act at the gateways; every webhook is lost.
@@ -147,16 +161,26 @@ async def test_check_one_entity_and_check_all_answer_in_time_with_the_gateways_t
         assert paid_now == [second]
         assert (body["domain"], body["entity_id"]) == ("jobs", job)
         assert (body["payments_checked"], body["payments_updated"], body["gateway_errors"]) == (
-            2, len(paid_now), 0)
-        after = {p["provider_ref"]: (p["status_before"], p["status_after"], p["changed"])
-                 for p in body["payments"]}
+            2,
+            len(paid_now),
+            0,
+        )
+        after = {
+            p["provider_ref"]: (p["status_before"], p["status_after"], p["changed"]) for p in body["payments"]
+        }
         assert after == {first.ref: ("pending", "pending", False), second.ref: ("pending", "succeeded", True)}
         # Read right after the answer: the API and the job's own row already show it paid.
         assert {p["provider_ref"]: p["status"] for p in listed.json()["items"]} == {
-            first.ref: "pending", second.ref: "succeeded"}
+            first.ref: "pending",
+            second.ref: "succeeded",
+        }
         assert ("jobs", job) in marked
-        [row] = await fetch(engine, select(workshop_jobs).where(
-            workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job))
+        [row] = await fetch(
+            engine,
+            select(workshop_jobs).where(
+                workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job
+            ),
+        )
         assert row.payment_note == f"Paid via Stripe - Session: {second.ref}"
         assert row.amount_paid_minor == 12500
 
@@ -186,7 +210,10 @@ async def test_a_check_that_outlasts_its_timeout_answers_202_and_its_link_gives_
 ):
     sim = gateway_sim
     tenant = await create_gateway_tenant(
-        engine, credentials_keys, sim, providers=("stripe", "paystack"),
+        engine,
+        credentials_keys,
+        sim,
+        providers=("stripe", "paystack"),
         faults={p: LOST for p in ("stripe", "paystack")},
     )
     await start_reconciler(scheduler_enabled="false")
@@ -201,8 +228,11 @@ async def test_a_check_that_outlasts_its_timeout_answers_202_and_its_link_gives_
         answer, took = await shop.press(f"/v1/domains/jobs/{job}/payments/refresh")
         assert answer.status_code == 202, answer.text  # answered at its timeout, the check goes on
         link = answer.json()["follow_up"]
-        assert answer.json() == {"request_id": answer.json()["request_id"], "status": "checking",
-                                 "follow_up": f"/v1/reconcile-requests/{answer.json()['request_id']}"}
+        assert answer.json() == {
+            "request_id": answer.json()["request_id"],
+            "status": "checking",
+            "follow_up": f"/v1/reconcile-requests/{answer.json()['request_id']}",
+        }
         assert answer.headers["location"] == link
         at_once = await api.get(link, headers=shop.auth)  # before any reconciler has started on it
         assert at_once.status_code == 200 and at_once.json()["status"] in ("checking", "completed")
@@ -210,17 +240,26 @@ async def test_a_check_that_outlasts_its_timeout_answers_202_and_its_link_gives_
         result = await shop.follow_up(link, ENTITY_TIMEOUT)
         # The same answer the refresh would have given within its timeout.
         assert (result["domain"], result["entity_id"]) == ("jobs", job)
-        assert (result["payments_checked"], result["payments_updated"], result["payments_found_paid"],
-                result["gateway_errors"]) == (1, 1, 1, 0)
+        assert (
+            result["payments_checked"],
+            result["payments_updated"],
+            result["payments_found_paid"],
+            result["gateway_errors"],
+        ) == (1, 1, 1, 0)
         assert [(p["provider_ref"], p["status_after"]) for p in result["payments"]] == [
-            (session.ref, "succeeded")]
+            (session.ref, "succeeded")
+        ]
         assert ("jobs", job) in await entities_marked_paid(engine, tenant.id)
 
         answer, _ = await shop.press("/v1/payments/refresh")
         assert answer.status_code == 202, answer.text
         result = await shop.follow_up(answer.json()["follow_up"], BULK_TIMEOUT)
-        assert (result["entities_checked"], result["payments_checked"], result["payments_found_paid"],
-                result["gateway_errors"]) == (2, 2, 1, 0)
+        assert (
+            result["entities_checked"],
+            result["payments_checked"],
+            result["payments_found_paid"],
+            result["gateway_errors"],
+        ) == (2, 2, 1, 0)
         marked = await entities_marked_paid(engine, tenant.id)
         assert marked == {("jobs", job), ("bookings", booked[0].entity_id)}
 
@@ -239,9 +278,18 @@ async def test_a_check_that_can_never_succeed_ends_failed_with_its_reason_after_
     async with open_api(refresh_timeout_seconds=0.05) as api:
         auth = {"Authorization": f"Bearer {tenant.api_key}"}
         job = unique("job")
-        registered = await api.post("/v1/payments", headers=auth, json={
-            "provider": "stripe", "provider_ref": f"cs_test_{uuid.uuid4().hex}", "domain": "jobs",
-            "entity_id": job, "amount_minor": 2000, "currency": "USD"})
+        registered = await api.post(
+            "/v1/payments",
+            headers=auth,
+            json={
+                "provider": "stripe",
+                "provider_ref": f"cs_test_{uuid.uuid4().hex}",
+                "domain": "jobs",
+                "entity_id": job,
+                "amount_minor": 2000,
+                "currency": "USD",
+            },
+        )
         assert registered.status_code == 201, registered.text
 
         answer = await api.post(f"/v1/domains/jobs/{job}/payments/refresh", headers=auth)
@@ -258,8 +306,10 @@ async def test_a_check_that_can_never_succeed_ends_failed_with_its_reason_after_
     assert answers[-1].status_code == 200
     assert (body["request_id"], body["status"]) == (answer.json()["request_id"], "failed")
     assert body["reason"] and "gAAAA" not in body["reason"]  # why, without the ciphertext
-    stored = await fetch(engine, select(reconcile_requests.c.attempts).where(
-        reconcile_requests.c.request_id == body["request_id"]))
+    stored = await fetch(
+        engine,
+        select(reconcile_requests.c.attempts).where(reconcile_requests.c.request_id == body["request_id"]),
+    )
     assert [r.attempts for r in stored] == [3]
     assert reconciler.metric("paysync_reconciler_requests_total", kind="entity", outcome="failed") == 1
     log = reconciler.process.log_path.read_text()

@@ -34,7 +34,9 @@ def register_handlers(broker: KafkaBroker, stream: LiveStream, settings: Notifie
         stream.publish(change)
 
     @broker.subscriber(
-        topics.ALERTS.name, group_id=f"{settings.group_id}-alerts", auto_offset_reset="earliest",
+        topics.ALERTS.name,
+        group_id=f"{settings.group_id}-alerts",
+        auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK,
     )
     async def receive_alert(alert: dict) -> None:

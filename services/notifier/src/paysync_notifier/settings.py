@@ -19,10 +19,12 @@ class NotifierSettings(BaseSettings):
     group_id: str = "paysync-notifier"
     replay_buffer: int = 1000
     subscriber_queue: int = Field(
-        default=1000, ge=1,
+        default=1000,
+        ge=1,
         description="Events a live stream may have waiting; past it the stream is cut off (told to resync)",
     )
     send_timeout_seconds: float = Field(
-        default=30.0, gt=0,
+        default=30.0,
+        gt=0,
         description="A live stream whose client takes longer than this to accept one event is closed",
     )

@@ -84,8 +84,13 @@ class StripeEventPages:
         if response.status_code >= 400:
             code, detail = _error_fields(response)
             # The same rule as the SDK path: one answer, one error, one retry decision.
-            raise stripe_answer_error(response.status_code, response.headers, code=code,
-                                      message=f"HTTP {response.status_code}: {detail}", reference=None)
+            raise stripe_answer_error(
+                response.status_code,
+                response.headers,
+                code=code,
+                message=f"HTTP {response.status_code}: {detail}",
+                reference=None,
+            )
         return response.content, json_object(response, Provider.STRIPE)
 
 
@@ -98,8 +103,10 @@ def _error_fields(response: httpx.Response) -> tuple[str | None, str]:
     if not isinstance(error, dict):
         return None, "no message"
     code, message = error.get("code"), error.get("message")
-    return (code if isinstance(code, str) else None,
-            message[:200] if isinstance(message, str) else "no message")
+    return (
+        code if isinstance(code, str) else None,
+        message[:200] if isinstance(message, str) else "no message",
+    )
 
 
 def refs_of(event: dict[str, Any]) -> tuple[str, ...]:

@@ -84,4 +84,3 @@ async def test_a_payment_whose_check_raises_becomes_its_issue_and_the_sweep_reco
     assert reconciler.metric("paysync_reconciler_gateway_errors_total", code="check_failed") == 1
     log = reconciler.process.log_path.read_text()
     assert log.count("reconcile.check.failed") == 1 and "reconcile.sweep.failed" not in log
-

@@ -16,7 +16,6 @@ from paysync_core.db.schema import payments, reconcile_ticks, workshop_jobs
 pytestmark = pytest.mark.integration
 
 
-
 async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
     sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):

@@ -78,8 +78,12 @@ async def test_a_check_api_gateway_queued_is_taken_as_new_or_run_from_its_record
         for request_id in ids:
             await conn.execute(
                 reconcile_requests.insert().values(
-                    request_id=request_id, tenant="t-x", kind="bulk", status="queued",
-                    request={"request_id": request_id}, lease_until=datetime.now(UTC) - timedelta(seconds=1),
+                    request_id=request_id,
+                    tenant="t-x",
+                    kind="bulk",
+                    status="queued",
+                    request={"request_id": request_id},
+                    lease_until=datetime.now(UTC) - timedelta(seconds=1),
                 )
             )
         # The request reaches a reconciler through Kafka: it is new work, not a takeover.

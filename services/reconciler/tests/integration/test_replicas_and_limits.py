@@ -22,7 +22,6 @@ from paysync_reconciler.models import ReconcileTick, manual_tick, scheduled_tick
 pytestmark = pytest.mark.integration
 
 
-
 async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_per_step(
     sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
 ):

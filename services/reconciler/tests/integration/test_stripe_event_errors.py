@@ -22,8 +22,9 @@ _SERVER_ERROR = {"error": {"type": "api_error", "message": "An unknown error occ
 
 
 async def _first_page(api_base: str, secret_key: str = "sk_test_scripted") -> None:
-    credentials = StripeCredentials(secret_key=secret_key, webhook_secrets=("whsec_unused",),
-                                    api_base=api_base)
+    credentials = StripeCredentials(
+        secret_key=secret_key, webhook_secrets=("whsec_unused",), api_base=api_base
+    )
     now = datetime.now(UTC)
     async with httpx.AsyncClient() as http:
         pages = StripeEventPages(credentials, http, policy=FAST, budget=None, timeout=httpx.Timeout(5.0))
@@ -53,8 +54,9 @@ async def test_an_unrecognized_url_is_a_rejection(gateway_sim: SimulatorClient):
 async def test_the_events_readers_requests_are_accepted_by_stripes_own_mock(stripe_mock: StripeMock):
     """Every filter the reader sends (types[n], created[gte|lte], limit), checked against Stripe's spec."""
     now = datetime.now(UTC)
-    credentials = StripeCredentials(secret_key=SECRET_KEY, webhook_secrets=("whsec_unused",),
-                                    api_base=stripe_mock.url)
+    credentials = StripeCredentials(
+        secret_key=SECRET_KEY, webhook_secrets=("whsec_unused",), api_base=stripe_mock.url
+    )
     async with httpx.AsyncClient() as http:
         pages = StripeEventPages(credentials, http, policy=FAST, budget=None, timeout=httpx.Timeout(5.0))
         read = [events async for _, events in pages.pages(now - timedelta(days=1), now)]

@@ -156,8 +156,11 @@ async def project_in(
     # New observations that establish nothing new (an unverified hint, a stale status) leave the
     # merged state, so the payment's row, its domain rows and its events, as they are; a payment's
     # first projected observation writes them whatever it says (one refused for its mode is not projected).
-    changed = [f for f in touched if f.state != f.before
-               or (not f.payment.merge_state and len(f.refused) < len(f.observations))]
+    changed = [
+        f
+        for f in touched
+        if f.state != f.before or (not f.payment.merge_state and len(f.refused) < len(f.observations))
+    ]
     if not changed:
         return result
     events = [_event(topics.PAYMENT_STATUS.name, _key_of(f.payment), c) for f in changed for c in f.changes]
@@ -260,9 +263,17 @@ async def _raise_refusal_alerts(
             f"{culprit.status or 'unknown'} status for {p.provider_ref}, a {p.mode}-mode payment; "
             "it was recorded and not applied"
         )
-        alert = _payment_alert(p, AlertKind.MODE_MISMATCH, detail, now, facts={
-            "payment_mode": p.mode, "observed_mode": culprit.mode, "observation_id": culprit.observation_id,
-        })
+        alert = _payment_alert(
+            p,
+            AlertKind.MODE_MISMATCH,
+            detail,
+            now,
+            facts={
+                "payment_mode": p.mode,
+                "observed_mode": culprit.mode,
+                "observation_id": culprit.observation_id,
+            },
+        )
         candidates[alert.alert_id] = alert
     rows = [_issue_row(a, subject=str(a.payment_id)) for a in candidates.values()]
     opened = await repo.open_issues(conn, rows)

@@ -49,13 +49,19 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
     await kit.commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name)
     settings = StatusProjectorSettings(
         common=CommonSettings(kafka_bootstrap=kafka_topics, database_url=migrated_database, log_json=False),
-        group_id=group, extra_domains_files=[mapping], max_attempts=2, drift_check_seconds=3600,
+        group_id=group,
+        extra_domains_files=[mapping],
+        max_attempts=2,
+        drift_check_seconds=3600,
     )
     good = await kit.register(engine, tenant.id, domain="jobs")
     doomed = await kit.register(engine, tenant.id, domain="strict")
     after = await kit.register(engine, tenant.id, domain="jobs")
-    stream = [kit.observation(good, S.SUCCEEDED, 1), kit.observation(doomed, S.SUCCEEDED, 1),
-              kit.observation(after, S.PROCESSING, 2)]
+    stream = [
+        kit.observation(good, S.SUCCEEDED, 1),
+        kit.observation(doomed, S.SUCCEEDED, 1),
+        kit.observation(after, S.PROCESSING, 2),
+    ]
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -67,9 +73,14 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
             await asyncio.sleep(0.1)
 
     assert [(await kit.payment_row(engine, p)).status for p in (good, doomed, after)] == [
-        "succeeded", "pending", "processing"]
-    letters = [DeadLetter.from_bytes(r.value)
-               for r in await read_topic(kafka_topics, topics.PAYMENT_OBSERVATIONS.dlq.name)]
+        "succeeded",
+        "pending",
+        "processing",
+    ]
+    letters = [
+        DeadLetter.from_bytes(r.value)
+        for r in await read_topic(kafka_topics, topics.PAYMENT_OBSERVATIONS.dlq.name)
+    ]
     mine = [d for d in letters if doomed.provider_ref.encode() in d.value]
     assert len(mine) == 1
     assert PaymentObservation.from_bytes(mine[0].value).observation_id == stream[1].observation_id

@@ -34,7 +34,9 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     if settings.run_normalizer:
         register_normalizer(broker, settings)
     credentials = CredentialsStore(
-        engine, CredentialsCipher(common.credentials_keys.get_secret_value()), settings.credentials_cache_seconds
+        engine,
+        CredentialsCipher(common.credentials_keys.get_secret_value()),
+        settings.credentials_cache_seconds,
     )
     quarantine = Quarantine(engine)
 
@@ -51,12 +53,19 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
         await quarantine.run()
 
     async def delete_expired_quarantine() -> None:
-        await expire_quarantine(engine, timedelta(days=settings.quarantine_retention_days),
-                                settings.quarantine_expiry_every_seconds, settings.quarantine_expiry_batch)
+        await expire_quarantine(
+            engine,
+            timedelta(days=settings.quarantine_retention_days),
+            settings.quarantine_expiry_every_seconds,
+            settings.quarantine_expiry_batch,
+        )
 
     async def forget_changed_credentials() -> None:
-        await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: credentials.invalidate},
-                     on_connect=credentials.invalidate)
+        await listen(
+            asyncpg_dsn(common.database_url),
+            {TENANTS_CHANNEL: credentials.invalidate},
+            on_connect=credentials.invalidate,
+        )
 
     async def report_normalizer_lag() -> None:
         await watch_normalizer_lag(common.kafka_bootstrap, settings.normalizer_group)
@@ -64,8 +73,14 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     loops = [write_quarantine, delete_expired_quarantine, forget_changed_credentials]
     if settings.run_normalizer:
         loops.append(report_normalizer_lag)
-    app = service_app("paysync webhook-ingest", broker=broker, engine=engine, background=loops,
-                      before_start=producer.start, after_stop=producer.stop)
+    app = service_app(
+        "paysync webhook-ingest",
+        broker=broker,
+        engine=engine,
+        background=loops,
+        before_start=producer.start,
+        after_stop=producer.stop,
+    )
     app.state.settings = settings
     app.state.credentials = credentials
     app.state.quarantine = quarantine

@@ -68,12 +68,20 @@ async def _answer(request: Request, tenant: str, provider: Provider, path_token:
             raise MalformedPayload("content type must be application/json")
         credentials = await state.credentials.get(tenant)
         webhook = WebhookRequest(
-            tenant=tenant, body=body, headers=headers, remote_addr=remote,
-            received_at=received_at, path_token=path_token,
+            tenant=tenant,
+            body=body,
+            headers=headers,
+            remote_addr=remote,
+            received_at=received_at,
+            path_token=path_token,
         )
         try:
             accepted = await accept_webhook(
-                webhook, provider, credentials, state.publish_raw, timeout=state.settings.produce_timeout_seconds
+                webhook,
+                provider,
+                credentials,
+                state.publish_raw,
+                timeout=state.settings.produce_timeout_seconds,
             )
         except AuthenticityError as exc:
             # Forgeries are answered 401 until the tenant's budget for them is spent, then 429:
@@ -88,8 +96,14 @@ async def _answer(request: Request, tenant: str, provider: Provider, path_token:
         status = http_status_of(exc)
         if 400 <= status < 500:
             state.quarantine.record(
-                tenant=tenant, provider=provider.value, reason=_reason(exc), http_status=status,
-                remote_addr=remote, headers=headers, body=body, received_at=received_at,
+                tenant=tenant,
+                provider=provider.value,
+                reason=_reason(exc),
+                http_status=status,
+                remote_addr=remote,
+                headers=headers,
+                body=body,
+                received_at=received_at,
             )
         raise
     finally:

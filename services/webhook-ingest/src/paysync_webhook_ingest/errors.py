@@ -76,5 +76,6 @@ def install_error_handlers(app: FastAPI, retry_after_seconds: int) -> None:
         headers = {"Retry-After": str(retry_after_seconds)} if status in (429, 503) else None
         if isinstance(exc, (UnknownTenant, ProviderNotConfigured)):
             return JSONResponse(NO_SUCH_ENDPOINT, status_code=status)
-        return JSONResponse({"error": exc.code, "message": str(exc), "problems": []}, status_code=status,
-                            headers=headers)
+        return JSONResponse(
+            {"error": exc.code, "message": str(exc), "problems": []}, status_code=status, headers=headers
+        )

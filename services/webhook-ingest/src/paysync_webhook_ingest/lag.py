@@ -24,7 +24,9 @@ async def watch_normalizer_lag(bootstrap: str, group: str, every: float = 5.0) -
         while True:
             try:
                 committed = await admin.list_consumer_group_offsets(group)
-                raw = {tp: meta.offset for tp, meta in committed.items() if tp.topic == topics.WEBHOOKS_RAW.name}
+                raw = {
+                    tp: meta.offset for tp, meta in committed.items() if tp.topic == topics.WEBHOOKS_RAW.name
+                }
                 if raw:
                     latest = await ends.end_offsets(list(raw))
                     for tp, offset in raw.items():

@@ -30,13 +30,25 @@ class Quarantine:
         self._batch = batch
 
     def record(
-        self, *, tenant: str, provider: str, reason: str, http_status: int, remote_addr: str | None,
-        headers: Mapping[str, str], body: bytes | None, received_at: datetime,
+        self,
+        *,
+        tenant: str,
+        provider: str,
+        reason: str,
+        http_status: int,
+        remote_addr: str | None,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        received_at: datetime,
     ) -> None:
         """Queue one refusal; if the queue is full the refusal is counted as dropped, not blocked on."""
         row = {
-            "tenant": tenant[:63], "provider": provider, "reason": reason[:64], "http_status": http_status,
-            "remote_addr": remote_addr, "headers": {k: headers[k][:200] for k in KEPT_HEADERS if k in headers},
+            "tenant": tenant[:63],
+            "provider": provider,
+            "reason": reason[:64],
+            "http_status": http_status,
+            "remote_addr": remote_addr,
+            "headers": {k: headers[k][:200] for k in KEPT_HEADERS if k in headers},
             "body_sha256": hashlib.sha256(body).hexdigest() if body is not None else None,
             "body_bytes": len(body) if body is not None else int(headers.get("content-length", "0") or 0),
             "received_at": received_at,

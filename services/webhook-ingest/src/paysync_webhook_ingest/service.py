@@ -69,8 +69,12 @@ async def accept_webhook(
         raise ModeMismatch(mismatch)  # a test tenant never marks a live payment paid, nor the reverse
     if not adapter.ip_allowed(request, provider_credentials):
         # Policy "log": accepted (the signature holds), but an operator should know.
-        log.warning("webhook.ip_not_in_allowlist", tenant=request.tenant, provider=provider.value,
-                    remote_addr=request.remote_addr)
+        log.warning(
+            "webhook.ip_not_in_allowlist",
+            tenant=request.tenant,
+            provider=provider.value,
+            remote_addr=request.remote_addr,
+        )
     ingest_id = str(uuid.uuid4())
     ref = adapter.reference_hint(document)
     key = payment_key(request.tenant, provider, ref) if ref else f"{request.tenant}:{provider.value}"
@@ -84,17 +88,19 @@ async def accept_webhook(
 
 def raw_record(request: WebhookRequest, provider: Provider, verdict: Verdict, ingest_id: str) -> bytes:
     """The `RawWebhook` contract's bytes, built directly: this runs once per webhook on the hot path."""
-    return orjson.dumps({
-        "schema_version": 1,
-        "ingest_id": ingest_id,
-        "tenant": request.tenant,
-        "provider": provider.value,
-        "received_at": request.received_at.isoformat().replace("+00:00", "Z"),
-        "remote_addr": request.remote_addr,
-        "headers": {k: v for k, v in request.headers.items() if k in KEPT_HEADERS},
-        "body": base64.b64encode(request.body).decode("ascii"),
-        "verdict": verdict.value,
-    })
+    return orjson.dumps(
+        {
+            "schema_version": 1,
+            "ingest_id": ingest_id,
+            "tenant": request.tenant,
+            "provider": provider.value,
+            "received_at": request.received_at.isoformat().replace("+00:00", "Z"),
+            "remote_addr": request.remote_addr,
+            "headers": {k: v for k, v in request.headers.items() if k in KEPT_HEADERS},
+            "body": base64.b64encode(request.body).decode("ascii"),
+            "verdict": verdict.value,
+        }
+    )
 
 
 def normalize(raw: RawWebhook, *, partition: int | None, offset: int | None) -> Parsed:

@@ -22,7 +22,9 @@ class WebhookIngestSettings(BaseSettings):
         default=2, ge=0, description="How long the producer waits to batch raw records (adds to latency)"
     )
     retry_after_seconds: int = 5
-    credentials_cache_seconds: float = Field(default=30.0, description="How long tenant credentials are cached")
+    credentials_cache_seconds: float = Field(
+        default=30.0, description="How long tenant credentials are cached"
+    )
     auth_failure_rate: float = Field(default=5.0, description="Forgeries per second per tenant before 429")
     auth_failure_burst: float = 20.0
     quarantine_retention_days: float = Field(

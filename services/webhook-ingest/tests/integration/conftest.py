@@ -28,9 +28,15 @@ from paysync_webhook_ingest.settings import WebhookIngestSettings
 async def ingest(kafka_topics: str, migrated_database: str, credentials_keys: str):
     """An httpx client talking to a live webhook-ingest app (normalizer included)."""
     settings = WebhookIngestSettings(
-        common=CommonSettings(kafka_bootstrap=kafka_topics, database_url=migrated_database,
-                              credentials_keys=credentials_keys, log_json=False),
-        max_body_bytes=4096, auth_failure_rate=0.5, auth_failure_burst=5,
+        common=CommonSettings(
+            kafka_bootstrap=kafka_topics,
+            database_url=migrated_database,
+            credentials_keys=credentials_keys,
+            log_json=False,
+        ),
+        max_body_bytes=4096,
+        auth_failure_rate=0.5,
+        auth_failure_burst=5,
         normalizer_group=f"normalizer-{uuid.uuid4().hex[:8]}",
     )
     app = create_app(settings)
@@ -47,8 +53,10 @@ def stripe_body(marker: str | None = None) -> tuple[bytes, str]:
 
 
 def stripe_headers(body: bytes, secret: str, at: int | None = None) -> dict[str, str]:
-    return {"Stripe-Signature": sign_stripe(body, secret, at or int(time.time())),
-            "Content-Type": "application/json"}
+    return {
+        "Stripe-Signature": sign_stripe(body, secret, at or int(time.time())),
+        "Content-Type": "application/json",
+    }
 
 
 def paystack_headers(body: bytes, secret: str) -> dict[str, str]:
@@ -73,9 +81,13 @@ async def quarantined(url: str, tenant: str, want: int, timeout: float = 5.0) ->
         deadline = time.monotonic() + timeout
         while True:
             async with engine.connect() as conn:
-                rows = list(await conn.execute(
-                    select(webhook_quarantine).where(webhook_quarantine.c.tenant == tenant)
-                    .order_by(webhook_quarantine.c.id)))
+                rows = list(
+                    await conn.execute(
+                        select(webhook_quarantine)
+                        .where(webhook_quarantine.c.tenant == tenant)
+                        .order_by(webhook_quarantine.c.id)
+                    )
+                )
             if len(rows) >= want or time.monotonic() > deadline:
                 return rows
             await asyncio.sleep(0.1)

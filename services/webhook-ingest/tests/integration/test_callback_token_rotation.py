@@ -21,9 +21,22 @@ pytestmark = pytest.mark.integration
 
 def set_callback_tokens(tenant_id: str, tokens: list[str], database_url: str, keys: str) -> None:
     """`paysync tenants set-credentials` with the M-Pesa credentials and these tokens, current first."""
-    command = [str(Path(sys.executable).with_name("paysync")), "tenants", "set-credentials", tenant_id,
-               "--mpesa-consumer-key", "ck_test", "--mpesa-consumer-secret", "cs_test",
-               "--mpesa-shortcode", "174379", "--mpesa-passkey", "passkey_test", "--mpesa-api-base", NOWHERE]
+    command = [
+        str(Path(sys.executable).with_name("paysync")),
+        "tenants",
+        "set-credentials",
+        tenant_id,
+        "--mpesa-consumer-key",
+        "ck_test",
+        "--mpesa-consumer-secret",
+        "cs_test",
+        "--mpesa-shortcode",
+        "174379",
+        "--mpesa-passkey",
+        "passkey_test",
+        "--mpesa-api-base",
+        NOWHERE,
+    ]
     for token in tokens:
         command += ["--mpesa-callback-token", token]
     env = {"PAYSYNC_DATABASE_URL": database_url, "PAYSYNC_CREDENTIALS_KEYS": keys, "PATH": "/usr/bin:/bin"}
@@ -39,8 +52,11 @@ async def test_old_and_new_tokens_both_work_during_a_rotation_and_the_old_one_st
     async def status_on(token: str) -> int:
         callback = to_body(stk_callback(checkout_request_id=checkout_request_id(), result_code=0, amount=10))
         async with httpx.AsyncClient() as client:
-            response = await client.post(f"{webhook_ingest.url}/webhooks/{tenant.id}/mpesa/{token}",
-                                         content=callback, headers={"Content-Type": "application/json"})
+            response = await client.post(
+                f"{webhook_ingest.url}/webhooks/{tenant.id}/mpesa/{token}",
+                content=callback,
+                headers={"Content-Type": "application/json"},
+            )
         return response.status_code
 
     assert await status_on(old) == 200

@@ -43,13 +43,18 @@ def start_ingest(
     broker: KafkaProcess, database: str, keys: str, log: Path, produce_timeout: float
 ) -> ServiceProcess:
     """webhook-ingest as its own process on `broker`, answering 503 past `produce_timeout` seconds."""
-    proc = ServiceProcess("webhook-ingest", free_port(), {
-        "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap,
-        "PAYSYNC_DATABASE_URL": database,
-        "PAYSYNC_CREDENTIALS_KEYS": keys,
-        "PAYSYNC_WEBHOOK_INGEST_PRODUCE_TIMEOUT_SECONDS": str(produce_timeout),
-        "PAYSYNC_WEBHOOK_INGEST_RUN_NORMALIZER": "false",
-    }, log)
+    proc = ServiceProcess(
+        "webhook-ingest",
+        free_port(),
+        {
+            "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "PAYSYNC_DATABASE_URL": database,
+            "PAYSYNC_CREDENTIALS_KEYS": keys,
+            "PAYSYNC_WEBHOOK_INGEST_PRODUCE_TIMEOUT_SECONDS": str(produce_timeout),
+            "PAYSYNC_WEBHOOK_INGEST_RUN_NORMALIZER": "false",
+        },
+        log,
+    )
     proc.start()
     proc.wait_ready()
     return proc
@@ -115,8 +120,9 @@ class Load:
             while not self._stop.is_set():
                 body, session_id = stripe_body()
                 try:
-                    status: int | None = client.post(self.url, content=body,
-                                                     headers=stripe_headers(body, self.secret)).status_code
+                    status: int | None = client.post(
+                        self.url, content=body, headers=stripe_headers(body, self.secret)
+                    ).status_code
                 except httpx.HTTPError:
                     status = None  # never answered: the gateway will retry
                     time.sleep(0.05)

@@ -14,9 +14,17 @@ pytestmark = pytest.mark.integration
 
 
 def refusal(tenant: str, age: timedelta) -> dict:
-    return {"tenant": tenant, "provider": "stripe", "reason": "authenticity_failed:bad_signature",
-            "http_status": 401, "remote_addr": "203.0.113.7", "headers": {}, "body_sha256": None,
-            "body_bytes": 10, "received_at": datetime.now(UTC) - age}
+    return {
+        "tenant": tenant,
+        "provider": "stripe",
+        "reason": "authenticity_failed:bad_signature",
+        "http_status": 401,
+        "remote_addr": "203.0.113.7",
+        "headers": {},
+        "body_sha256": None,
+        "body_bytes": 10,
+        "received_at": datetime.now(UTC) - age,
+    }
 
 
 async def test_records_past_the_retention_are_deleted_in_batches_and_newer_ones_kept(

@@ -18,9 +18,14 @@ pytestmark = pytest.mark.integration
 
 async def _refusals(ingest, tenant: str) -> float:
     text = (await ingest.get("/metrics")).text
-    return sum(s.value for family in text_string_to_metric_families(text) for s in family.samples
-               if s.name == "paysync_webhooks_total" and s.labels.get("tenant") == tenant
-               and s.labels.get("outcome") == "mode_mismatch")
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "paysync_webhooks_total"
+        and s.labels.get("tenant") == tenant
+        and s.labels.get("outcome") == "mode_mismatch"
+    )
 
 
 async def test_a_live_mode_event_to_a_tenant_with_test_keys_is_refused_counted_and_never_applied(
@@ -37,12 +42,21 @@ async def test_a_live_mode_event_to_a_tenant_with_test_keys_is_refused_counted_a
     paystack_body = to_body(paystack_live)
     before = await _refusals(ingest, tenant.id)
 
-    refused = await ingest.post(f"/webhooks/{tenant.id}/stripe", content=live,
-                                headers=stripe_headers(live, tenant.stripe_webhook_secret))
-    accepted = await ingest.post(f"/webhooks/{tenant.id}/stripe", content=test,
-                                 headers=stripe_headers(test, tenant.stripe_webhook_secret))
-    refused_paystack = await ingest.post(f"/webhooks/{tenant.id}/paystack", content=paystack_body,
-                                         headers=paystack_headers(paystack_body, tenant.paystack_secret_key))
+    refused = await ingest.post(
+        f"/webhooks/{tenant.id}/stripe",
+        content=live,
+        headers=stripe_headers(live, tenant.stripe_webhook_secret),
+    )
+    accepted = await ingest.post(
+        f"/webhooks/{tenant.id}/stripe",
+        content=test,
+        headers=stripe_headers(test, tenant.stripe_webhook_secret),
+    )
+    refused_paystack = await ingest.post(
+        f"/webhooks/{tenant.id}/paystack",
+        content=paystack_body,
+        headers=paystack_headers(paystack_body, tenant.paystack_secret_key),
+    )
 
     assert accepted.status_code == 200
     for response in (refused, refused_paystack):

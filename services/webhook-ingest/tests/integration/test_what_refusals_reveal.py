@@ -50,7 +50,8 @@ async def test_unknown_tenants_and_unconfigured_gateways_get_one_answer_naming_n
     assert json.loads(answers[0][1])["problems"] == []
     # Operators still tell them apart.
     assert {r.reason for r in await quarantined(migrated_database, stripe_only.id, want=2)} == {
-        "provider_not_configured"}
+        "provider_not_configured"
+    }
     assert {r.reason for r in await quarantined(migrated_database, unknown, want=2)} == {"unknown_tenant"}
 
 
@@ -87,8 +88,11 @@ def test_callback_tokens_stay_out_of_the_log_and_failures_carry_stack_traces(
     assert httpx.post(f"{base}/{near_miss}", content=callback, headers=JSON).status_code == 401
     # Credentials no configured key opens (an operator's mistake): a 500, logged with its stack trace.
     locked = create_tenant(migrated_database, Fernet.generate_key().decode(), gateways=("mpesa",))
-    failed = httpx.post(f"{webhook_ingest.url}/webhooks/{locked.id}/mpesa/{locked.mpesa_callback_token}",
-                        content=callback, headers=JSON)
+    failed = httpx.post(
+        f"{webhook_ingest.url}/webhooks/{locked.id}/mpesa/{locked.mpesa_callback_token}",
+        content=callback,
+        headers=JSON,
+    )
     assert failed.status_code == 500
 
     lines = log_lines(webhook_ingest, until=locked.id)

@@ -26,8 +26,10 @@ def create_app(config: SimConfig | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        tasks = [asyncio.create_task(sim.sender.run(), name="webhook-sender"),
-                 asyncio.create_task(sim.run_sweeper(), name="expiry-sweeper")]
+        tasks = [
+            asyncio.create_task(sim.sender.run(), name="webhook-sender"),
+            asyncio.create_task(sim.run_sweeper(), name="expiry-sweeper"),
+        ]
         try:
             yield
         finally:

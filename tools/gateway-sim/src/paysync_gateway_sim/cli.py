@@ -15,15 +15,18 @@ from paysync_gateway_sim.contracts import Action, Faults, Provider, WebhookFault
 
 DEFAULT_PORT = 8010
 
-app = typer.Typer(help="A Stripe/Paystack/Daraja simulator with signed webhooks and faults.",
-                  no_args_is_help=True)
-scenario_app = typer.Typer(help="Drive a running simulator: customer pays, cancels, …",
-                            no_args_is_help=True)
+app = typer.Typer(
+    help="A Stripe/Paystack/Daraja simulator with signed webhooks and faults.", no_args_is_help=True
+)
+scenario_app = typer.Typer(help="Drive a running simulator: customer pays, cancels, …", no_args_is_help=True)
 app.add_typer(scenario_app, name="scenario")
 console = Console()
 
-_URL = typer.Option(os.environ.get(URL_ENV, f"http://127.0.0.1:{DEFAULT_PORT}"), "--url",
-                    help=f"The running simulator (env {URL_ENV})")
+_URL = typer.Option(
+    os.environ.get(URL_ENV, f"http://127.0.0.1:{DEFAULT_PORT}"),
+    "--url",
+    help=f"The running simulator (env {URL_ENV})",
+)
 
 
 @app.command()
@@ -51,14 +54,21 @@ def serve(
 
     configure_logging("gateway-sim", level=log_level, json=False)
     config = SimConfig(
-        seed=seed, stripe_rate_limit=stripe_rate_limit, paystack_rate_limit=paystack_rate_limit,
-        daraja_rate_limit=daraja_rate_limit, token_ttl_seconds=token_ttl,
+        seed=seed,
+        stripe_rate_limit=stripe_rate_limit,
+        paystack_rate_limit=paystack_rate_limit,
+        daraja_rate_limit=daraja_rate_limit,
+        token_ttl_seconds=token_ttl,
         webhook_retry_schedule=tuple(float(s) for s in retry_schedule.split(",") if s.strip()),
         stk_timeout_seconds=stk_timeout or None,
-        default_faults=Faults(webhooks=WebhookFaults(
-            drop_ratio=drop_ratio, duplicate_ratio=duplicate_ratio, delay_max=delay_max,
-            reorder_window=reorder_window,
-        )),
+        default_faults=Faults(
+            webhooks=WebhookFaults(
+                drop_ratio=drop_ratio,
+                duplicate_ratio=duplicate_ratio,
+                delay_max=delay_max,
+                reorder_window=reorder_window,
+            )
+        ),
     )
     uvicorn.run(create_app(config), host=host, port=port, log_level=log_level.lower(), access_log=False)
 
@@ -96,8 +106,9 @@ def run_step(
         except SimulatorError:
             client.create_account(provider, id=account_id)
         if ref is None:
-            ref = client.create_payment(account_id, amount_minor=amount,
-                                        metadata=json.loads(metadata) if metadata else None).ref
+            ref = client.create_payment(
+                account_id, amount_minor=amount, metadata=json.loads(metadata) if metadata else None
+            ).ref
         options: dict[str, object] = {"outcome": outcome} if action is Action.DISPUTE else {}
         if action is Action.REFUND and refund_amount:
             options["amount_minor"] = refund_amount
@@ -135,14 +146,39 @@ def stats(url: str = _URL) -> None:
     """Print every account's API and webhook counters."""
     with SimulatorClient(url) as client:
         found = client.stats()
-    table = Table("account", "requests", "over limit", "injected", "queued", "delivered", "dropped",
-                  "duplicated", "gave up", "no endpoint", "pending")
+    table = Table(
+        "account",
+        "requests",
+        "over limit",
+        "injected",
+        "queued",
+        "delivered",
+        "dropped",
+        "duplicated",
+        "gave up",
+        "no endpoint",
+        "pending",
+    )
     for name, s in sorted(found.accounts.items()):
         injected = s.api.injected_rate_limit + s.api.injected_server_error + s.api.injected_quota
-        table.add_row(name, *(str(v) for v in (
-            s.api.requests, s.api.over_limit, injected, s.webhooks.queued, s.webhooks.delivered,
-            s.webhooks.dropped, s.webhooks.duplicated, s.webhooks.gave_up, s.webhooks.no_endpoint,
-            s.webhooks.pending)))
+        table.add_row(
+            name,
+            *(
+                str(v)
+                for v in (
+                    s.api.requests,
+                    s.api.over_limit,
+                    injected,
+                    s.webhooks.queued,
+                    s.webhooks.delivered,
+                    s.webhooks.dropped,
+                    s.webhooks.duplicated,
+                    s.webhooks.gave_up,
+                    s.webhooks.no_endpoint,
+                    s.webhooks.pending,
+                )
+            ),
+        )
     console.print(table)
 
 

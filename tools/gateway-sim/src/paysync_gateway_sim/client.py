@@ -66,7 +66,8 @@ class SimulatorClient:
     def base_for(self, provider: Provider | str) -> str:
         """The API base of one gateway."""
         return {"stripe": self.stripe_base, "paystack": self.paystack_base, "mpesa": self.daraja_base}[
-            Provider(provider).value]
+            Provider(provider).value
+        ]
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -127,7 +128,10 @@ class SimulatorClient:
         self._call("DELETE", f"/accounts/{account_id}")
 
     def set_faults(
-        self, account_id: str, *, webhooks: WebhookFaults | Mapping[str, Any] | None = None,
+        self,
+        account_id: str,
+        *,
+        webhooks: WebhookFaults | Mapping[str, Any] | None = None,
         api: ApiFaults | Mapping[str, Any] | None = None,
     ) -> Account:
         """Replace the account's faults (parts left out go back to no faults)."""
@@ -198,8 +202,13 @@ class SimulatorClient:
         return self.stats().accounts[account_id]
 
     def deliveries(
-        self, account: str | None = None, *, outcome: str | None = None, label: str | None = None,
-        after: int = 0, limit: int = 1000,
+        self,
+        account: str | None = None,
+        *,
+        outcome: str | None = None,
+        label: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
     ) -> list[DeliveryRecord]:
         """The webhook delivery log, oldest first."""
         params = {"account": account, "outcome": outcome, "label": label, "after": after, "limit": limit}

@@ -10,9 +10,25 @@ from pydantic import BaseModel, ConfigDict, Field
 from paysync_core.contracts.common import Provider
 
 __all__ = [
-    "Account", "AccountSpec", "AccountStats", "AccountUpdate", "Action", "ActionRequest", "ActionResult",
-    "ApiFaults", "ApiStats", "Burst", "BurstKind", "DeliveryRecord", "Faults", "PaymentSpec", "PaymentView",
-    "Provider", "Stats", "WebhookFaults", "WebhookStats",
+    "Account",
+    "AccountSpec",
+    "AccountStats",
+    "AccountUpdate",
+    "Action",
+    "ActionRequest",
+    "ActionResult",
+    "ApiFaults",
+    "ApiStats",
+    "Burst",
+    "BurstKind",
+    "DeliveryRecord",
+    "Faults",
+    "PaymentSpec",
+    "PaymentView",
+    "Provider",
+    "Stats",
+    "WebhookFaults",
+    "WebhookStats",
 ]
 
 _ACCOUNT_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$"
@@ -79,7 +95,8 @@ class AccountSpec(_Model):
     consumer_secret: str | None = None
     shortcode: str | None = Field(default=None, pattern=r"^[0-9]{5,7}$")
     till_number: str | None = Field(
-        default=None, pattern=r"^[0-9]{5,7}$",
+        default=None,
+        pattern=r"^[0-9]{5,7}$",
         description="M-Pesa: a Buy Goods till of the store `shortcode`; None: `shortcode` is a PayBill",
     )
     passkey: str | None = None

@@ -146,7 +146,10 @@ async def get_payment(account_id: str, ref: str, sim: Simulator = Depends(get_si
 
 @router.post("/accounts/{account_id}/payments/{ref}/{action}")
 async def act(
-    account_id: str, ref: str, action: Action, body: ActionRequest | None = None,
+    account_id: str,
+    ref: str,
+    action: Action,
+    body: ActionRequest | None = None,
     sim: Simulator = Depends(get_sim),
 ) -> ActionResult:
     """A scenario step: the state change and the webhooks the real gateway would send for it."""

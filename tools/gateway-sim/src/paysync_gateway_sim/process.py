@@ -39,19 +39,37 @@ class SimulatorProcess:
 
     @classmethod
     def start(
-        cls, *, seed: int = 0, args: Sequence[str] = (), log_path: Path | None = None,
-        ready_timeout: float = 20.0, port: int | None = None, log_level: str = "warning",
+        cls,
+        *,
+        seed: int = 0,
+        args: Sequence[str] = (),
+        log_path: Path | None = None,
+        ready_timeout: float = 20.0,
+        port: int | None = None,
+        log_level: str = "warning",
     ) -> SimulatorProcess:
         """Start on `port` (default: a free one, a lost race retried) and wait until /_sim/health answers."""
         log_path = log_path or Path(tempfile.mkdtemp(prefix="gateway-sim-")) / "simulator.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(1 if port else 3):
             chosen = port or free_port()
-            command = [sys.executable, "-m", "paysync_gateway_sim", "serve", "--port", str(chosen),
-                       "--seed", str(seed), "--log-level", log_level, *args]
+            command = [
+                sys.executable,
+                "-m",
+                "paysync_gateway_sim",
+                "serve",
+                "--port",
+                str(chosen),
+                "--seed",
+                str(seed),
+                "--log-level",
+                log_level,
+                *args,
+            ]
             with log_path.open("ab") as log:
                 process = subprocess.Popen(
-                    command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                    command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                )
             started = cls(chosen, log_path, process)
             if started._wait_ready(ready_timeout):
                 return started

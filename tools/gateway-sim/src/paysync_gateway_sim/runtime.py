@@ -75,7 +75,10 @@ class Simulator:
     def gateway(self, provider: Provider) -> GatewaySim:
         """The simulation of one gateway."""
         gateways: dict[Provider, GatewaySim] = {
-            Provider.STRIPE: self.stripe, Provider.PAYSTACK: self.paystack, Provider.MPESA: self.daraja}
+            Provider.STRIPE: self.stripe,
+            Provider.PAYSTACK: self.paystack,
+            Provider.MPESA: self.daraja,
+        }
         return gateways[provider]
 
     # --- accounts -----------------------------------------------------------------------------
@@ -95,8 +98,12 @@ class Simulator:
         except ValueError as exc:
             raise ScenarioError(409, str(exc)) from exc
         faults.set_rate_limit(account, rate)
-        log.info("gateway_sim.account.created", account=account.id, provider=account.provider.value,
-                 rate_limit=account.rate_limit)
+        log.info(
+            "gateway_sim.account.created",
+            account=account.id,
+            provider=account.provider.value,
+            rate_limit=account.rate_limit,
+        )
         return account
 
     def update_account(self, account_id: str, update: AccountUpdate) -> Account:
@@ -127,8 +134,12 @@ class Simulator:
         gateway = self.gateway(account.provider)
         outgoing = gateway.act(account, ref, action, req)
         self.send(outgoing)
-        log.info("gateway_sim.scenario.step", account=account.id, action=action.value,
-                 webhooks=[o.label for o in outgoing])
+        log.info(
+            "gateway_sim.scenario.step",
+            account=account.id,
+            action=action.value,
+            webhooks=[o.label for o in outgoing],
+        )
         return ActionResult(payment=gateway.view(account, ref), webhooks=[o.label for o in outgoing])
 
     def payment(self, account_id: str, ref: str) -> PaymentView:
@@ -182,8 +193,11 @@ class Simulator:
             for total, part in ((total_api, account.api_stats), (total_hooks, hooks)):
                 for name in type(part).model_fields:
                     setattr(total, name, getattr(total, name) + getattr(part, name))
-        return Stats(accounts=per_account, total=AccountStats(api=total_api, webhooks=total_hooks),
-                     unauthenticated=dict(self.store.unauthenticated))
+        return Stats(
+            accounts=per_account,
+            total=AccountStats(api=total_api, webhooks=total_hooks),
+            unauthenticated=dict(self.store.unauthenticated),
+        )
 
     def reset(self, seed: int | None = None) -> None:
         """Forget every account, payment and webhook, and reseed."""

@@ -96,8 +96,11 @@ class StripeInvoice:
     next_payment_attempt: int | None = None
     attempt_count: int = 0
     #: `status_transitions`: when it was finalized, paid, voided, marked uncollectible (unix times).
-    transitions: dict[str, int | None] = field(default_factory=lambda: dict.fromkeys(
-        ("finalized_at", "paid_at", "voided_at", "marked_uncollectible_at")))
+    transitions: dict[str, int | None] = field(
+        default_factory=lambda: dict.fromkeys(
+            ("finalized_at", "paid_at", "voided_at", "marked_uncollectible_at")
+        )
+    )
 
 
 @dataclass(slots=True)
@@ -247,11 +250,19 @@ class Account:
     def model(self) -> AccountModel:
         """The account as the control API shows it."""
         return AccountModel(
-            id=self.id, provider=self.provider, webhook_url=self.webhook_url, secret_key=self.secret_key,
-            webhook_secret=self.webhook_secret, consumer_key=self.consumer_key,
-            consumer_secret=self.consumer_secret, shortcode=self.shortcode, till_number=self.till_number,
+            id=self.id,
+            provider=self.provider,
+            webhook_url=self.webhook_url,
+            secret_key=self.secret_key,
+            webhook_secret=self.webhook_secret,
+            consumer_key=self.consumer_key,
+            consumer_secret=self.consumer_secret,
+            shortcode=self.shortcode,
+            till_number=self.till_number,
             passkey=self.passkey,
-            rate_limit=self.rate_limit, lock_subscriber=self.lock_subscriber, faults=self.faults,
+            rate_limit=self.rate_limit,
+            lock_subscriber=self.lock_subscriber,
+            faults=self.faults,
         )
 
 

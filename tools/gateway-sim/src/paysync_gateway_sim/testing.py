@@ -24,7 +24,12 @@ from paysync_gateway_sim.process import SimulatorProcess, free_port
 _S = TypeVar("_S", bound="_LocalServer")
 
 __all__ = [
-    "ScriptedGateway", "SimulatorProcess", "WebhookReceiver", "free_port", "gateway_sim", "scripted_gateway",
+    "ScriptedGateway",
+    "SimulatorProcess",
+    "WebhookReceiver",
+    "free_port",
+    "gateway_sim",
+    "scripted_gateway",
     "webhook_receiver",
 ]
 
@@ -59,8 +64,9 @@ class _LocalServer:
     server: ThreadingHTTPServer = field(repr=False)
 
     def _serve(self, name: str) -> None:
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
-                         daemon=True, name=name).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=name
+        ).start()
 
     def close(self) -> None:
         """Stop listening."""
@@ -74,7 +80,6 @@ def _running(server: _S) -> Iterator[_S]:
         yield server
     finally:
         server.close()
-
 
 
 @dataclass(frozen=True)
@@ -103,8 +108,11 @@ class WebhookReceiver(_LocalServer):
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                status = receiver._record(ReceivedWebhook(
-                    self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()))
+                status = receiver._record(
+                    ReceivedWebhook(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body, time.time()
+                    )
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
@@ -207,8 +215,16 @@ class ScriptedGateway(_LocalServer):
         """The server's base URL (no trailing slash)."""
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def script(self, method: str, path: str, status: int, body: Any,
-               headers: dict[str, str] | None = None, *, times: int = 1) -> None:
+    def script(
+        self,
+        method: str,
+        path: str,
+        status: int,
+        body: Any,
+        headers: dict[str, str] | None = None,
+        *,
+        times: int = 1,
+    ) -> None:
         """Answer the next `times` requests to `method path` (query string ignored); the last repeats."""
         with self._lock:
             queue = self.answers.setdefault((method.upper(), path), [])

@@ -212,8 +212,14 @@ class WebhookSender:
         else:
             stats.gave_up += 1
             self._record(item, delivery.id, "gave_up", delivery.attempt, status, error)
-        log.debug("gateway_sim.webhook.failed", account=item.account_id, label=item.label,
-                  attempt=delivery.attempt, status=status, error=error)
+        log.debug(
+            "gateway_sim.webhook.failed",
+            account=item.account_id,
+            label=item.label,
+            attempt=delivery.attempt,
+            status=status,
+            error=error,
+        )
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -224,14 +230,22 @@ class WebhookSender:
         return queued + held + self._inflight.get(account_id, 0)
 
     def records(
-        self, *, account: str | None = None, outcome: str | None = None, label: str | None = None,
-        after: int = 0, limit: int = 1000,
+        self,
+        *,
+        account: str | None = None,
+        outcome: str | None = None,
+        label: str | None = None,
+        after: int = 0,
+        limit: int = 1000,
     ) -> list[DeliveryRecord]:
         """The delivery log, oldest first, filtered."""
         found = (
-            r for r in self._log
-            if r.seq > after and (account is None or r.account == account)
-            and (outcome is None or r.outcome == outcome) and (label is None or r.label == label)
+            r
+            for r in self._log
+            if r.seq > after
+            and (account is None or r.account == account)
+            and (outcome is None or r.outcome == outcome)
+            and (label is None or r.label == label)
         )
         return list(itertools.islice(found, limit))
 
@@ -243,12 +257,27 @@ class WebhookSender:
         self._log.clear()
 
     def _record(
-        self, item: Outgoing, delivery_id: int, outcome: str, attempt: int = 0,
-        status: int | None = None, error: str | None = None,
+        self,
+        item: Outgoing,
+        delivery_id: int,
+        outcome: str,
+        attempt: int = 0,
+        status: int | None = None,
+        error: str | None = None,
     ) -> None:
-        self._log.append(DeliveryRecord(
-            seq=next(self._records), delivery_id=delivery_id, account=item.account_id,
-            provider=item.provider, label=item.label, ref=item.ref, event_id=item.event_id,
-            outcome=outcome, attempt=attempt, status_code=status, error=error,  # type: ignore[arg-type]
-            at=time.time(),
-        ))
+        self._log.append(
+            DeliveryRecord(
+                seq=next(self._records),
+                delivery_id=delivery_id,
+                account=item.account_id,
+                provider=item.provider,
+                label=item.label,
+                ref=item.ref,
+                event_id=item.event_id,
+                outcome=outcome,
+                attempt=attempt,
+                status_code=status,
+                error=error,  # type: ignore[arg-type]
+                at=time.time(),
+            )
+        )

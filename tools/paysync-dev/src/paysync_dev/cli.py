@@ -25,9 +25,7 @@ def _setup(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
 ) -> None:
     """Configure logging for every command."""
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("paysync_dev").setLevel(logging.INFO if verbose else logging.WARNING)
 
 
@@ -97,9 +95,7 @@ def up(
 def down(
     with_postgres: Annotated[
         bool,
-        typer.Option(
-            "--postgres", help="Also stop the local PostgreSQL cluster (a system service)."
-        ),
+        typer.Option("--postgres", help="Also stop the local PostgreSQL cluster (a system service)."),
     ] = False,
 ) -> None:
     """Stop the dev Kafka broker; PostgreSQL keeps running unless --postgres is given."""

@@ -59,12 +59,18 @@ def _demo_accounts(sim: SimulatorClient) -> dict[str, Account]:
     """The demo tenant's account at each simulated gateway, whose webhooks go to webhook-ingest."""
     hooks = f"{INGEST}/webhooks/{DEMO_TENANT}"
     return {
-        "stripe": sim.create_account("stripe", id=DEMO_ACCOUNTS["stripe"], webhook_url=f"{hooks}/stripe",
-                                     webhook_secret=DEMO_STRIPE_WEBHOOK_SECRET),
-        "paystack": sim.create_account("paystack", id=DEMO_ACCOUNTS["paystack"],
-                                       webhook_url=f"{hooks}/paystack"),
-        "mpesa": sim.create_account("mpesa", id=DEMO_ACCOUNTS["mpesa"],
-                                    webhook_url=f"{hooks}/mpesa/{DEMO_MPESA_CALLBACK_TOKEN}"),
+        "stripe": sim.create_account(
+            "stripe",
+            id=DEMO_ACCOUNTS["stripe"],
+            webhook_url=f"{hooks}/stripe",
+            webhook_secret=DEMO_STRIPE_WEBHOOK_SECRET,
+        ),
+        "paystack": sim.create_account(
+            "paystack", id=DEMO_ACCOUNTS["paystack"], webhook_url=f"{hooks}/paystack"
+        ),
+        "mpesa": sim.create_account(
+            "mpesa", id=DEMO_ACCOUNTS["mpesa"], webhook_url=f"{hooks}/mpesa/{DEMO_MPESA_CALLBACK_TOKEN}"
+        ),
     }
 
 
@@ -93,25 +99,35 @@ def run() -> None:
     try:
         with SimulatorClient(simulator.url) as sim:
             credentials = simulator_credentials(
-                sim, _demo_accounts(sim), stripe_webhook_secret=DEMO_STRIPE_WEBHOOK_SECRET,
+                sim,
+                _demo_accounts(sim),
+                stripe_webhook_secret=DEMO_STRIPE_WEBHOOK_SECRET,
                 callback_token=DEMO_MPESA_CALLBACK_TOKEN,
             )
         asyncio.run(_prepare(bootstrap, database_url, keys, credentials))
-        env = {"PAYSYNC_KAFKA_BOOTSTRAP": bootstrap, "PAYSYNC_DATABASE_URL": database_url,
-               "PAYSYNC_CREDENTIALS_KEYS": keys, "PAYSYNC_LOG_JSON": "true"}
+        env = {
+            "PAYSYNC_KAFKA_BOOTSTRAP": bootstrap,
+            "PAYSYNC_DATABASE_URL": database_url,
+            "PAYSYNC_CREDENTIALS_KEYS": keys,
+            "PAYSYNC_LOG_JSON": "true",
+        }
         procs = start_stack(env, log_dir, ports={name: port for name, (_, _, port) in SERVICES.items()})
     except BaseException:
         simulator.stop()
         raise
-    console.print(f"[green]paysync is up[/] in {time.monotonic() - started:.1f}s "
-                  f"(Apache Kafka {kafka.version()} at {bootstrap}; "
-                  f"PostgreSQL at {postgres.redact(database_url)})")
+    console.print(
+        f"[green]paysync is up[/] in {time.monotonic() - started:.1f}s "
+        f"(Apache Kafka {kafka.version()} at {bootstrap}; "
+        f"PostgreSQL at {postgres.redact(database_url)})"
+    )
     for name, proc in procs.items():
         console.print(f"  {name:<17} {proc.url}   (log: {proc.log_path})")
     console.print(f"  API docs          {API}/docs")
     console.print(f"  gateway simulator {simulator.url}   (log: {simulator.log_path})")
-    console.print(f"\nDemo tenant [bold]{DEMO_TENANT}[/], API key {DEMO_API_KEY}; its Stripe, Paystack and "
-                  f"M-Pesa accounts at the simulator: {', '.join(DEMO_ACCOUNTS.values())}")
+    console.print(
+        f"\nDemo tenant [bold]{DEMO_TENANT}[/], API key {DEMO_API_KEY}; its Stripe, Paystack and "
+        f"M-Pesa accounts at the simulator: {', '.join(DEMO_ACCOUNTS.values())}"
+    )
     console.print("Try a payment (in another terminal):  [bold]make try[/]\nCtrl-C stops the services.")
     watched = {**{name: proc.process for name, proc in procs.items()}, "gateway simulator": simulator.process}
     stop = asyncio.Event()
@@ -143,15 +159,31 @@ def try_payment(amount_minor: int = 12500, currency: str = "USD") -> None:
     account = DEMO_ACCOUNTS["stripe"]
     job_id = f"job-{uuid.uuid4().hex[:6]}"
     with SimulatorClient(SIM) as sim:
-        session = sim.create_payment(account, kind="checkout_session", amount_minor=amount_minor,
-                                     currency=currency.lower(), client_reference_id=job_id)
-        registered = httpx.post(f"{API}/v1/payments", headers=auth, json={
-            "provider": "stripe", "provider_ref": session.ref, "domain": "jobs", "entity_id": job_id,
-            "amount_minor": amount_minor, "currency": currency})
+        session = sim.create_payment(
+            account,
+            kind="checkout_session",
+            amount_minor=amount_minor,
+            currency=currency.lower(),
+            client_reference_id=job_id,
+        )
+        registered = httpx.post(
+            f"{API}/v1/payments",
+            headers=auth,
+            json={
+                "provider": "stripe",
+                "provider_ref": session.ref,
+                "domain": "jobs",
+                "entity_id": job_id,
+                "amount_minor": amount_minor,
+                "currency": currency,
+            },
+        )
         registered.raise_for_status()
         payment = registered.json()
-        console.print(f"registered Checkout Session {session.ref} (payment {payment['id']}) "
-                      f"for job {job_id}: [bold]{payment['status']}[/]")
+        console.print(
+            f"registered Checkout Session {session.ref} (payment {payment['id']}) "
+            f"for job {job_id}: [bold]{payment['status']}[/]"
+        )
 
         started = time.monotonic()
         paid = sim.pay(account, session.ref)
@@ -164,8 +196,10 @@ def try_payment(amount_minor: int = 12500, currency: str = "USD") -> None:
             time.sleep(0.02)
         for delivery in sim.deliveries(account, label="checkout.session.completed"):
             if delivery.ref == session.ref and delivery.outcome in ("delivered", "failed", "gave_up"):
-                console.print(f"signed checkout.session.completed {delivery.outcome}: "
-                              f"HTTP {delivery.status_code or delivery.error}")
+                console.print(
+                    f"signed checkout.session.completed {delivery.outcome}: "
+                    f"HTTP {delivery.status_code or delivery.error}"
+                )
     console.print(f"after {elapsed * 1000:.0f} ms: [bold]{current['status']}[/]")
     console.print_json(json.dumps(current))
     if current["status"] != "succeeded":

@@ -99,8 +99,10 @@ async def create_gateway_tenant(
     accounts: dict[str, Account] = {}
     if sim is not None:
         for provider in providers:
-            spec: dict[str, Any] = {"id": f"{provider}-{uuid.uuid4().hex[:10]}",
-                                    **(account_specs or {}).get(provider, {})}
+            spec: dict[str, Any] = {
+                "id": f"{provider}-{uuid.uuid4().hex[:10]}",
+                **(account_specs or {}).get(provider, {}),
+            }
             if provider == "stripe":
                 spec["webhook_secret"] = webhook_secret
             if rate_limits and provider in rate_limits:
@@ -116,13 +118,22 @@ async def create_gateway_tenant(
         credentials = GatewayCredentials(
             stripe=StripeCredentials(
                 secret_key="sk_test_x", webhook_secrets=(webhook_secret,), api_base=NOWHERE
-            ) if "stripe" in providers else None,
+            )
+            if "stripe" in providers
+            else None,
             paystack=PaystackCredentials(secret_key=f"sk_test_{uuid.uuid4().hex}", api_base=NOWHERE)
-            if "paystack" in providers else None,
+            if "paystack" in providers
+            else None,
             mpesa=MpesaCredentials(
-                consumer_key="ck_test", consumer_secret="cs_test", shortcode="174379",
-                passkey="passkey_test", callback_token=callback_token, api_base=NOWHERE,
-            ) if "mpesa" in providers else None,
+                consumer_key="ck_test",
+                consumer_secret="cs_test",
+                shortcode="174379",
+                passkey="passkey_test",
+                callback_token=callback_token,
+                api_base=NOWHERE,
+            )
+            if "mpesa" in providers
+            else None,
         )
     async with engine.begin() as conn:
         await tenant_repo.create_tenant(conn, tenant_id, "Test tenant")

@@ -111,9 +111,7 @@ def _copy_dependencies(target: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise KafkaError(
-            f"{' '.join(command)} failed with exit code {result.returncode}:\n{output}"
-        )
+        raise KafkaError(f"{' '.join(command)} failed with exit code {result.returncode}:\n{output}")
 
 
 def ensure_jars() -> Path:
@@ -163,8 +161,7 @@ def java_executable() -> str:
     found = shutil.which("java")
     if found is None:
         raise KafkaError(
-            "java is not on PATH; Kafka 4 needs Java 17+ "
-            "(apt-get install -y openjdk-17-jre-headless)"
+            "java is not on PATH; Kafka 4 needs Java 17+ (apt-get install -y openjdk-17-jre-headless)"
         )
     return found
 
@@ -406,9 +403,7 @@ class KafkaProcess:
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-            raise KafkaError(
-                f"formatting {self.data_dir} failed (exit {result.returncode}):\n{output}"
-            )
+            raise KafkaError(f"formatting {self.data_dir} failed (exit {result.returncode}):\n{output}")
 
     def pid(self) -> int | None:
         """Return the pid of this directory's live broker, or None."""
@@ -492,9 +487,7 @@ class KafkaProcess:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise KafkaError(
-                        self._failure(
-                            f"the Kafka broker (pid {pid}) did not answer within {timeout:.0f} s"
-                        )
+                        self._failure(f"the Kafka broker (pid {pid}) did not answer within {timeout:.0f} s")
                     )
                 if port_open(self.host, self.port) and probe(self.bootstrap, min(5.0, remaining)):
                     return
@@ -512,9 +505,7 @@ class KafkaProcess:
             return False
         os.kill(pid, signal.SIGTERM)
         if not _wait_exit(pid, grace, self._child):
-            log.warning(
-                "Kafka broker pid %d ignored SIGTERM for %.0f s; sending SIGKILL", pid, grace
-            )
+            log.warning("Kafka broker pid %d ignored SIGTERM for %.0f s; sending SIGKILL", pid, grace)
             os.kill(pid, signal.SIGKILL)
             _wait_exit(pid, 10.0, self._child)
         self.pid_path.unlink(missing_ok=True)

@@ -20,24 +20,36 @@ def status_change(tenant: str, **overrides: object) -> PaymentStatusChanged:
     """A Stripe payment of `tenant` that just succeeded, with ids of its own."""
     ref = f"cs_test_{uuid.uuid4().hex}"
     fields: dict[str, object] = {
-        "event_id": f"psc_{uuid.uuid4().hex}", "tenant": tenant, "payment_id": str(uuid.uuid4()),
-        "provider": "stripe", "provider_ref": ref, "domain": "jobs", "entity_id": f"job-{ref[-6:]}",
-        "old_status": "pending", "new_status": "succeeded", "amount_minor": 2500, "currency": "USD",
-        "sequence": 1, "observation_id": f"obs_{uuid.uuid4().hex}", "changed_at": datetime.now(UTC),
+        "event_id": f"psc_{uuid.uuid4().hex}",
+        "tenant": tenant,
+        "payment_id": str(uuid.uuid4()),
+        "provider": "stripe",
+        "provider_ref": ref,
+        "domain": "jobs",
+        "entity_id": f"job-{ref[-6:]}",
+        "old_status": "pending",
+        "new_status": "succeeded",
+        "amount_minor": 2500,
+        "currency": "USD",
+        "sequence": 1,
+        "observation_id": f"obs_{uuid.uuid4().hex}",
+        "changed_at": datetime.now(UTC),
     }
     return PaymentStatusChanged.model_validate(fields | overrides)
 
 
 async def publish_status_changes(producer: DurableProducer, changes: list[PaymentStatusChanged]) -> None:
     """Put status changes on `paysync.payment-status.v1`, as the projector's relay would; acknowledged."""
-    await asyncio.gather(*(
-        producer.send(
-            topics.PAYMENT_STATUS.name,
-            payment_key(c.tenant, c.provider, c.provider_ref).encode(),
-            c.to_bytes(),
+    await asyncio.gather(
+        *(
+            producer.send(
+                topics.PAYMENT_STATUS.name,
+                payment_key(c.tenant, c.provider, c.provider_ref).encode(),
+                c.to_bytes(),
+            )
+            for c in changes
         )
-        for c in changes
-    ))
+    )
 
 
 @dataclass

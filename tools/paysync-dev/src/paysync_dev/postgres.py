@@ -60,9 +60,7 @@ def with_database(url: str, name: str) -> str:
 def _quote_identifier(name: str) -> str:
     """Return name double-quoted after checking it is a plain lower-case identifier."""
     if not _IDENTIFIER_RE.match(name):
-        raise PostgresError(
-            f"invalid database name {name!r}: use [a-z_][a-z0-9_]*, at most 63 chars"
-        )
+        raise PostgresError(f"invalid database name {name!r}: use [a-z_][a-z0-9_]*, at most 63 chars")
     return f'"{name}"'
 
 
@@ -100,9 +98,7 @@ def _run(command: list[str], what: str) -> str:
     result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if result.returncode != 0:
         output = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
-        raise PostgresError(
-            f"{what} failed: {' '.join(command)} exited {result.returncode}:\n{output}"
-        )
+        raise PostgresError(f"{what} failed: {' '.join(command)} exited {result.returncode}:\n{output}")
     return result.stdout
 
 
@@ -136,9 +132,7 @@ def _install() -> None:
             ).returncode
             if code != 0:
                 tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
-                raise PostgresError(
-                    f"{' '.join(command)} exited {code}; last lines of {log_path}:\n{tail}"
-                )
+                raise PostgresError(f"{' '.join(command)} exited {code}; last lines of {log_path}:\n{tail}")
 
 
 def clusters() -> list[Cluster]:
@@ -174,9 +168,7 @@ def _ensure_cluster() -> Cluster:
         try:
             _run(["pg_ctlcluster", cluster.version, cluster.name, "start"], "starting PostgreSQL")
         except PostgresError as exc:
-            raise PostgresError(
-                f"{exc}\nlast lines of {cluster.log_file}:\n{_log_tail(cluster)}"
-            ) from exc
+            raise PostgresError(f"{exc}\nlast lines of {cluster.log_file}:\n{_log_tail(cluster)}") from exc
     return cluster
 
 
@@ -243,9 +235,7 @@ def ensure_postgres() -> str:
         server_version(url)
         return url
     except PostgresError:
-        log.info(
-            "creating role and database %s on cluster %s/%s", ROLE, cluster.version, cluster.name
-        )
+        log.info("creating role and database %s on cluster %s/%s", ROLE, cluster.version, cluster.name)
     _ensure_role_and_database(cluster)
     server_version(url)
     return url

@@ -106,9 +106,7 @@ def _obtain(what: str, get: Callable[[], T]) -> T:
 def _external_kafka(bootstrap: str) -> str:
     """Check that the broker named by the environment answers."""
     if kafka.probe(bootstrap, timeout=10.0) is None:
-        raise kafka.KafkaError(
-            f"${KAFKA_BOOTSTRAP_ENV}={bootstrap} does not answer a Kafka admin call"
-        )
+        raise kafka.KafkaError(f"${KAFKA_BOOTSTRAP_ENV}={bootstrap} does not answer a Kafka admin call")
     _used["kafka"] = f"external broker at {bootstrap} (version not reported by the protocol)"
     return bootstrap
 

@@ -28,14 +28,21 @@ def simulator_credentials(
             secret_key=stripe.secret_key or "",
             webhook_secrets=(stripe_webhook_secret,),
             api_base=sim.stripe_base,
-        ) if stripe else None,
-        paystack=PaystackCredentials(
-            secret_key=paystack.secret_key or "", api_base=sim.paystack_base
-        ) if paystack else None,
+        )
+        if stripe
+        else None,
+        paystack=PaystackCredentials(secret_key=paystack.secret_key or "", api_base=sim.paystack_base)
+        if paystack
+        else None,
         mpesa=MpesaCredentials(
-            consumer_key=mpesa.consumer_key or "", consumer_secret=mpesa.consumer_secret or "",
-            shortcode=mpesa.shortcode or "", till_number=mpesa.till_number, passkey=mpesa.passkey or "",
+            consumer_key=mpesa.consumer_key or "",
+            consumer_secret=mpesa.consumer_secret or "",
+            shortcode=mpesa.shortcode or "",
+            till_number=mpesa.till_number,
+            passkey=mpesa.passkey or "",
             callback_token=callback_token,
             api_base=sim.daraja_base,
-        ) if mpesa else None,
+        )
+        if mpesa
+        else None,
     )

@@ -68,9 +68,7 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
-                    f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}/readyz", timeout=1.0).status_code == 200:
                     return
@@ -122,8 +120,7 @@ def start_stack(
         "PAYSYNC_INTERNAL_TOKEN": secrets.token_urlsafe(32),
     }
     procs = {
-        name: ServiceProcess(name, chosen[name], {**wiring, **env}, log_dir / f"{name}.log")
-        for name in only
+        name: ServiceProcess(name, chosen[name], {**wiring, **env}, log_dir / f"{name}.log") for name in only
     }
     for proc in procs.values():
         proc.start()

@@ -41,12 +41,20 @@ def ensure_built() -> Path:
         return target
     go = shutil.which("go")
     if go is None:
-        raise RuntimeError(f"stripe-mock is not built ({target}) and `go` is not on PATH: install Go "
-                           f"or run `make test`, which builds it with `go install {MODULE}@{VERSION}`")
+        raise RuntimeError(
+            f"stripe-mock is not built ({target}) and `go` is not on PATH: install Go "
+            f"or run `make test`, which builds it with `go install {MODULE}@{VERSION}`"
+        )
     target.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "GOBIN": str(target.parent)}
-    result = subprocess.run([go, "install", f"{MODULE}@{VERSION}"], env=env, capture_output=True,
-                            text=True, check=False, timeout=900)
+    result = subprocess.run(
+        [go, "install", f"{MODULE}@{VERSION}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
     if result.returncode != 0 or not target.is_file():
         raise RuntimeError(f"`go install {MODULE}@{VERSION}` failed:\n{result.stderr[-2000:]}")
     return target
@@ -75,8 +83,12 @@ class StripeMock:
             # stripe-mock on the machine (another checkout's tests) then fails to start.
             addresses = ["-http-addr", f"127.0.0.1:{port}", "-https-addr", f"127.0.0.1:{free_port()}"]
             with log_path.open("ab") as log:
-                process = subprocess.Popen([str(executable), *addresses],
-                                           stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                process = subprocess.Popen(
+                    [str(executable), *addresses],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
             mock = cls(port, process, log_path)
             if mock._wait_ready(ready_timeout):
                 return mock

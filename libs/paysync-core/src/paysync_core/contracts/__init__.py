@@ -11,8 +11,8 @@ from paysync_core.contracts.common import (
 )
 from paysync_core.contracts.dead_letter import DeadLetter
 from paysync_core.contracts.envelope import RawWebhook
-from paysync_core.contracts.reconcile import CheckedPayment, ReconcileReply, ReconcileRequest
 from paysync_core.contracts.observation import DisputeFact, Evidence, PaymentObservation
+from paysync_core.contracts.reconcile import CheckedPayment, ReconcileReply, ReconcileRequest
 from paysync_core.contracts.status_change import PaymentStatusChanged
 
 __all__ = [

@@ -21,6 +21,7 @@ UtcDatetime = Annotated[datetime, AfterValidator(_require_utc)]
 #: A tenant's slug: lower-case letters, digits and dashes.
 TenantId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
+
 def _upper_case(value: object) -> object:
     return value.upper() if isinstance(value, str) and value.isascii() else value
 

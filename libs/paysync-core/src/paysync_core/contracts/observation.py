@@ -61,7 +61,8 @@ class PaymentObservation(Contract):
         default=(), description="Other references of the same payment this observation reveals"
     )
     status: UnifiedStatus | None = Field(
-        default=None, description="None when the status cannot be determined")
+        default=None, description="None when the status cannot be determined"
+    )
     amount_minor: int | None = Field(default=None, ge=0)
     currency: Currency | None = None
     amount_refunded_minor: int | None = Field(

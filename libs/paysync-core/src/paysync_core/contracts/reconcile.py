@@ -28,7 +28,9 @@ class ReconcileRequest(Contract):
 class CheckedPayment(Contract):
     """One payment a targeted check looked at, and what it found."""
 
-    payment_id: str | None = Field(default=None, description="None when the gateway knows it but paysync did not")
+    payment_id: str | None = Field(
+        default=None, description="None when the gateway knows it but paysync did not"
+    )
     provider: Provider
     provider_ref: str
     status_before: str | None = None

@@ -19,7 +19,9 @@ def asyncpg_dsn(sqlalchemy_url: str) -> str:
     return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-async def listen(dsn: str, listeners: Mapping[str, Listener], *, on_connect: Callable[[], None] | None = None) -> None:
+async def listen(
+    dsn: str, listeners: Mapping[str, Listener], *, on_connect: Callable[[], None] | None = None
+) -> None:
     """LISTEN on each channel until cancelled, reconnecting when the connection drops.
 
     `on_connect` runs after every (re)connection: notifications sent while not listening are

@@ -157,9 +157,7 @@ outbox = Table(
     _created_at(),
     Column("published_at", DateTime(timezone=True)),
 )
-Index(
-    "ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None)
-)
+Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
 
 #: Built-in domain "jobs": a workshop's jobs, marked paid with a note (field report 000).
 workshop_jobs = Table(
@@ -216,7 +214,11 @@ workshop_payment_requests = Table(
     _updated_at(),
     PrimaryKeyConstraint("tenant_id", "payment_id"),
 )
-Index("ix_workshop_payment_requests_job", workshop_payment_requests.c.tenant_id, workshop_payment_requests.c.job_id)
+Index(
+    "ix_workshop_payment_requests_job",
+    workshop_payment_requests.c.tenant_id,
+    workshop_payment_requests.c.job_id,
+)
 
 #: Built-in domain "bookings": a booking's payment, held in escrow once paid (field report 001).
 bookings = Table(
@@ -309,13 +311,15 @@ sync_issues = Table(
     Column("resolved_at", DateTime(timezone=True)),
 )
 Index(
-    "uq_sync_issues_open", sync_issues.c.tenant_id, sync_issues.c.kind, sync_issues.c.subject,
-    unique=True, postgresql_where=sync_issues.c.resolved_at.is_(None),
+    "uq_sync_issues_open",
+    sync_issues.c.tenant_id,
+    sync_issues.c.kind,
+    sync_issues.c.subject,
+    unique=True,
+    postgresql_where=sync_issues.c.resolved_at.is_(None),
 )
 Index("ix_sync_issues_tenant_opened", sync_issues.c.tenant_id, sync_issues.c.opened_at)
-Index(
-    "ix_outbox_published", outbox.c.published_at, postgresql_where=outbox.c.published_at.isnot(None)
-)
+Index("ix_outbox_published", outbox.c.published_at, postgresql_where=outbox.c.published_at.isnot(None))
 
 # -- reconciler -------------------------------------------------------------------------------
 
@@ -358,7 +362,9 @@ reconcile_checks = Table(
     _created_at(),
 )
 Index(
-    "ix_reconcile_checks_due", reconcile_checks.c.tenant_id, reconcile_checks.c.provider,
+    "ix_reconcile_checks_due",
+    reconcile_checks.c.tenant_id,
+    reconcile_checks.c.provider,
     reconcile_checks.c.next_check_at,
     postgresql_where=reconcile_checks.c.done_at.is_(None) & reconcile_checks.c.gave_up_at.is_(None),
 )
@@ -394,6 +400,7 @@ reconcile_requests = Table(
     Column("error", Text),  # why it failed (status `failed`), shown by its follow-up link
 )
 Index(
-    "ix_reconcile_requests_running", reconcile_requests.c.lease_until,
+    "ix_reconcile_requests_running",
+    reconcile_requests.c.lease_until,
     postgresql_where=reconcile_requests.c.status == "running",
 )

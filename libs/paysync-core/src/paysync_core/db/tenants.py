@@ -109,7 +109,9 @@ async def set_credentials(
     if result.rowcount == 0:
         raise UnknownTenant(tenant_id)
     # Services that cache credentials drop this tenant's entry when the transaction commits.
-    await conn.execute(text("SELECT pg_notify(:channel, :tenant)"), {"channel": TENANTS_CHANNEL, "tenant": tenant_id})
+    await conn.execute(
+        text("SELECT pg_notify(:channel, :tenant)"), {"channel": TENANTS_CHANNEL, "tenant": tenant_id}
+    )
 
 
 async def load_credentials(
@@ -128,14 +130,17 @@ async def load_credentials(
 
 async def reencrypt_all(conn: AsyncConnection, cipher: CredentialsCipher) -> int:
     """Re-encrypt every tenant's credentials under the newest key; returns how many."""
-    rows = (await conn.execute(
-        select(tenants.c.id, tenants.c.credentials_ciphertext)
-        .where(tenants.c.credentials_ciphertext.is_not(None))
-        .with_for_update()
-    )).all()
+    rows = (
+        await conn.execute(
+            select(tenants.c.id, tenants.c.credentials_ciphertext)
+            .where(tenants.c.credentials_ciphertext.is_not(None))
+            .with_for_update()
+        )
+    ).all()
     for row in rows:
         await conn.execute(
-            update(tenants).where(tenants.c.id == row.id)
+            update(tenants)
+            .where(tenants.c.id == row.id)
             .values(credentials_ciphertext=cipher.rotate(row.credentials_ciphertext), updated_at=func.now())
         )
     return len(rows)

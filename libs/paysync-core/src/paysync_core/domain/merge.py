@@ -169,14 +169,23 @@ class PaymentState:
         lo, su = data.get("latest_open"), data.get("success")
         return cls(
             latest_open=OpenFact(
-                datetime.fromisoformat(lo["provider_time"]), lo["rank"], lo["observation_id"],
-                UnifiedStatus(lo["status"]), lo.get("detail"),
-            ) if lo else None,
+                datetime.fromisoformat(lo["provider_time"]),
+                lo["rank"],
+                lo["observation_id"],
+                UnifiedStatus(lo["status"]),
+                lo.get("detail"),
+            )
+            if lo
+            else None,
             success=SuccessFact(
-                datetime.fromisoformat(su["provider_time"]), su["observation_id"],
-                su["amount_minor"], su["currency"],
+                datetime.fromisoformat(su["provider_time"]),
+                su["observation_id"],
+                su["amount_minor"],
+                su["currency"],
                 tuple(sorted((k, v) for k, v in (su.get("evidence") or {}).items())),
-            ) if su else None,
+            )
+            if su
+            else None,
             refunded_minor=data.get("refunded_minor", 0),
             fully_refunded=data.get("fully_refunded", False),
             disputes=tuple(sorted((d[0], d[1]) for d in data.get("disputes", []))),
@@ -213,7 +222,10 @@ def _establish(obs: PaymentObservation, expected: Expectation) -> dict[str, Any]
         else:
             evidence = obs.evidence.model_dump(mode="json", exclude_none=True)
             facts["success"] = SuccessFact(
-                obs.provider_time, obs.observation_id, obs.amount_minor, obs.currency,
+                obs.provider_time,
+                obs.observation_id,
+                obs.amount_minor,
+                obs.currency,
                 tuple(sorted((k, str(v)) for k, v in evidence.items())),
             )
     elif status in (UnifiedStatus.PARTIALLY_REFUNDED, UnifiedStatus.REFUNDED):

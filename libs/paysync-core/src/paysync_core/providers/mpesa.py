@@ -52,19 +52,23 @@ RESULT_CODES = StatusTable(
     rows=(
         StatusRow("0", S.SUCCEEDED, "the service request is processed successfully", _DARAJA),
         StatusRow("1", S.FAILED, "the balance is insufficient for the transaction", _DARAJA),
-        StatusRow("17", S.FAILED, "rejected by M-Pesa rules / Party B could not process it",
-                  _COMMUNITY),
+        StatusRow("17", S.FAILED, "rejected by M-Pesa rules / Party B could not process it", _COMMUNITY),
         StatusRow("26", S.FAILED, "system busy: the request was not processed", _COMMUNITY),
-        StatusRow("1001", S.FAILED,
-                  "unable to lock subscriber: another transaction is in progress for the customer",
-                  _DARAJA),
-        StatusRow("1019", S.EXPIRED, "the transaction expired before the customer completed it",
-                  _DARAJA),
+        StatusRow(
+            "1001",
+            S.FAILED,
+            "unable to lock subscriber: another transaction is in progress for the customer",
+            _DARAJA,
+        ),
+        StatusRow("1019", S.EXPIRED, "the transaction expired before the customer completed it", _DARAJA),
         StatusRow("1025", S.FAILED, "an error occurred while sending the push request", _DARAJA),
         StatusRow("1032", S.CANCELED, "the request was cancelled by the user", _DARAJA),
-        StatusRow("1037", S.EXPIRED,
-                  "DS timeout: the customer could not be reached or did not answer the prompt in time",
-                  _DARAJA),
+        StatusRow(
+            "1037",
+            S.EXPIRED,
+            "DS timeout: the customer could not be reached or did not answer the prompt in time",
+            _DARAJA,
+        ),
         StatusRow("2001", S.FAILED, "the initiator information is invalid (e.g. wrong PIN)", _DARAJA),
         StatusRow("9999", S.FAILED, "an error occurred while sending the push request", _DARAJA),
     ),
@@ -130,7 +134,9 @@ class MpesaAdapter:
             provider=self.provider,
             observation_id="mpesa:" + sha256_hex(facts.provider_ref, str(code), receipt or ""),
             provider_time=paid_at or ctx.observed_at,
-            facts=facts, ctx=ctx, event_type=EVENT_TYPE,
+            facts=facts,
+            ctx=ctx,
+            event_type=EVENT_TYPE,
             verified=False,  # unsigned content: only an STK Push Query can confirm it
         )
         return Parsed(EVENT_TYPE, (observation,))
@@ -157,14 +163,16 @@ def _stk_facts(callback: JsonObject) -> tuple[Facts, int, str | None, datetime |
     facts = Facts(
         provider_ref=checkout_id,
         status=status_for_result_code(code),
-        amount_minor=None if amount is None else whole_units_to_minor(
-            amount, "Body.stkCallback.CallbackMetadata.Amount"),
+        amount_minor=None
+        if amount is None
+        else whole_units_to_minor(amount, "Body.stkCallback.CallbackMetadata.Amount"),
         currency=CURRENCY,
         evidence={
             "receipt_number": receipt,
             "phone_masked": mask_phone(items.get("PhoneNumber")),
-            "detail": get_str(callback, "ResultDesc", "Body.stkCallback.ResultDesc", required=False,
-                              max_length=500),
+            "detail": get_str(
+                callback, "ResultDesc", "Body.stkCallback.ResultDesc", required=False, max_length=500
+            ),
         },
     )
     return facts, code, receipt, transaction_time(items.get("TransactionDate"))
@@ -191,8 +199,7 @@ def _result_code(value: object) -> int:
 
 def _metadata_items(callback: JsonObject) -> dict[str, object]:
     """CallbackMetadata.Item as a name -> value mapping (items without a Value are skipped)."""
-    metadata = get_object(callback, "CallbackMetadata", "Body.stkCallback.CallbackMetadata",
-                          required=False)
+    metadata = get_object(callback, "CallbackMetadata", "Body.stkCallback.CallbackMetadata", required=False)
     if metadata is None:
         return {}
     items = metadata.get("Item")
@@ -215,8 +222,15 @@ def transaction_time(value: object) -> datetime | None:
     if not _TRANSACTION_DATE.fullmatch(text):
         return None
     try:
-        local = datetime(int(text[0:4]), int(text[4:6]), int(text[6:8]), int(text[8:10]),
-                         int(text[10:12]), int(text[12:14]), tzinfo=EAST_AFRICA_TIME)
+        local = datetime(
+            int(text[0:4]),
+            int(text[4:6]),
+            int(text[6:8]),
+            int(text[8:10]),
+            int(text[10:12]),
+            int(text[12:14]),
+            tzinfo=EAST_AFRICA_TIME,
+        )
         return local.astimezone(UTC)
     except (ValueError, OverflowError):
         # Seen in the wild (e.g. seconds of 89): the arrival time is then the best we have.

@@ -49,18 +49,29 @@ EVENTS = StatusTable(
     key_label="event",
     rows=(
         StatusRow("charge.success", S.SUCCEEDED, "a successful charge was made", _EVENT_TYPES),
-        StatusRow("charge.dispute.create", S.DISPUTED, "a dispute was logged against the business",
-                  _EVENT_TYPES, dispute="open"),
-        StatusRow("charge.dispute.remind", S.DISPUTED, "a logged dispute is not yet resolved",
-                  _EVENT_TYPES, dispute="open"),
-        StatusRow("refund.pending", None, "refund initiated, waiting for the processor",
-                  _EVENT_TYPES),
+        StatusRow(
+            "charge.dispute.create",
+            S.DISPUTED,
+            "a dispute was logged against the business",
+            _EVENT_TYPES,
+            dispute="open",
+        ),
+        StatusRow(
+            "charge.dispute.remind",
+            S.DISPUTED,
+            "a logged dispute is not yet resolved",
+            _EVENT_TYPES,
+            dispute="open",
+        ),
+        StatusRow("refund.pending", None, "refund initiated, waiting for the processor", _EVENT_TYPES),
         StatusRow("refund.processing", None, "the processor received the refund", _EVENT_TYPES),
-        StatusRow("refund.failed", None,
-                  "the refund could not be processed; the merchant's balance is credited back",
-                  _EVENT_TYPES),
-        StatusRow("refund.needs-attention", None, "the refund needs the merchant's attention",
-                  _EVENT_TYPES),
+        StatusRow(
+            "refund.failed",
+            None,
+            "the refund could not be processed; the merchant's balance is credited back",
+            _EVENT_TYPES,
+        ),
+        StatusRow("refund.needs-attention", None, "the refund needs the merchant's attention", _EVENT_TYPES),
     ),
     notes=(
         "Refund events other than `refund.processed` change no status: the money has not (or not "
@@ -74,11 +85,18 @@ REFUND_PROCESSED = StatusTable(
     title="Paystack `refund.processed`, by the refunded amount",
     key_label="refund",
     rows=(
-        StatusRow("full", S.REFUNDED, "refund amount >= the transaction amount sent with it",
-                  "Paystack docs, Payments, Refunds (partial and full refunds)"),
-        StatusRow("partial", S.PARTIALLY_REFUNDED,
-                  "refund amount < the transaction amount, or no transaction amount sent",
-                  "Paystack docs, Payments, Refunds (partial and full refunds)"),
+        StatusRow(
+            "full",
+            S.REFUNDED,
+            "refund amount >= the transaction amount sent with it",
+            "Paystack docs, Payments, Refunds (partial and full refunds)",
+        ),
+        StatusRow(
+            "partial",
+            S.PARTIALLY_REFUNDED,
+            "refund amount < the transaction amount, or no transaction amount sent",
+            "Paystack docs, Payments, Refunds (partial and full refunds)",
+        ),
     ),
     notes=(
         "The event carries this refund's amount, not a running total, and usually not the "
@@ -94,16 +112,28 @@ DISPUTE_RESOLUTION = StatusTable(
     title="Paystack `charge.dispute.resolve`, by the dispute's resolution",
     key_label="resolution",
     rows=(
-        StatusRow("declined", S.SUCCEEDED,
-                  "the merchant declined (contested) the dispute and it was resolved in their "
-                  "favour; the merchant keeps the money",
-                  "Paystack API reference, Disputes, Resolve a dispute (resolution)", dispute="won"),
-        StatusRow("merchant-accepted", S.DISPUTED,
-                  "the merchant accepted the dispute; `refund_amount` goes back to the customer",
-                  "Paystack API reference, Disputes, Resolve a dispute (resolution)", dispute="lost"),
-        StatusRow("auto-accepted", S.DISPUTED,
-                  "accepted automatically because the merchant did not respond in time",
-                  "Paystack docs, Payments, Webhooks, charge.dispute.resolve sample", dispute="lost"),
+        StatusRow(
+            "declined",
+            S.SUCCEEDED,
+            "the merchant declined (contested) the dispute and it was resolved in their "
+            "favour; the merchant keeps the money",
+            "Paystack API reference, Disputes, Resolve a dispute (resolution)",
+            dispute="won",
+        ),
+        StatusRow(
+            "merchant-accepted",
+            S.DISPUTED,
+            "the merchant accepted the dispute; `refund_amount` goes back to the customer",
+            "Paystack API reference, Disputes, Resolve a dispute (resolution)",
+            dispute="lost",
+        ),
+        StatusRow(
+            "auto-accepted",
+            S.DISPUTED,
+            "accepted automatically because the merchant did not respond in time",
+            "Paystack docs, Payments, Webhooks, charge.dispute.resolve sample",
+            dispute="lost",
+        ),
     ),
     notes=(
         "An unknown or missing resolution gives status `(none)` and no dispute fact.",
@@ -167,7 +197,10 @@ class PaystackAdapter:
             # Paystack events have no id: the signed body itself identifies the delivery.
             observation_id=f"paystack:{hashlib.sha256(bytes(body)).hexdigest()}",
             provider_time=first_time(time_source, time_keys, ctx.observed_at),
-            facts=facts, ctx=ctx, event_type=event_type, verified=ctx.verified,
+            facts=facts,
+            ctx=ctx,
+            event_type=event_type,
+            verified=ctx.verified,
         )
         return Parsed(event_type, (observation,))
 
@@ -194,8 +227,9 @@ def transaction_facts(data: JsonObject, event_type: str) -> tuple[Facts, _Times]
         metadata=_metadata(data),
         evidence={
             "transaction_id": get_id(data, "id", "data.id", required=False),
-            "detail": get_str(data, "gateway_response", "data.gateway_response", required=False,
-                              max_length=200),
+            "detail": get_str(
+                data, "gateway_response", "data.gateway_response", required=False, max_length=200
+            ),
         },
     )
     return facts, (data, _CHARGE_TIMES)
@@ -211,8 +245,9 @@ def _refund(data: JsonObject, event_type: str) -> tuple[Facts, _Times]:
     status: S | None = EVENTS.mapping().get(event_type)
     refunded = paid = None
     if transaction is not None:
-        paid = get_amount(transaction, "amount", "data.transaction.amount", required=False,
-                          allow_digit_string=True)
+        paid = get_amount(
+            transaction, "amount", "data.transaction.amount", required=False, allow_digit_string=True
+        )
     if event_type == "refund.processed":
         refunded = get_amount(data, "amount", "data.amount", allow_digit_string=True)
         full = paid is not None and paid > 0 and refunded >= paid
@@ -237,8 +272,9 @@ def _dispute(data: JsonObject, event_type: str) -> tuple[Facts, _Times]:
     reference = None
     if transaction is not None:
         reference = get_str(transaction, "reference", "data.transaction.reference", required=False)
-    reference = reference or get_str(data, "transaction_reference", "data.transaction_reference",
-                                     required=False)
+    reference = reference or get_str(
+        data, "transaction_reference", "data.transaction_reference", required=False
+    )
     if reference is None:
         raise MalformedPayload("missing:data.transaction.reference")
     if event_type == "charge.dispute.resolve":

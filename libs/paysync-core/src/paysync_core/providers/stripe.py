@@ -45,36 +45,67 @@ EVENTS = StatusTable(
     title="Stripe event types mapped by type alone",
     key_label="event type",
     rows=(
-        StatusRow("checkout.session.async_payment_succeeded", S.SUCCEEDED,
-                  "a delayed payment method of a Checkout Session succeeded", _EVENT_TYPES),
-        StatusRow("checkout.session.async_payment_failed", S.FAILED,
-                  "a delayed payment method of a Checkout Session failed", _EVENT_TYPES),
-        StatusRow("checkout.session.expired", S.EXPIRED,
-                  "the Checkout Session expired unpaid", _EVENT_TYPES),
-        StatusRow("payment_intent.succeeded", S.SUCCEEDED,
-                  "the PaymentIntent completed a payment", _EVENT_TYPES),
-        StatusRow("payment_intent.processing", S.PROCESSING,
-                  "the PaymentIntent started processing (e.g. a bank debit)", _EVENT_TYPES),
-        StatusRow("payment_intent.requires_action", S.REQUIRES_ACTION,
-                  "the customer must act, e.g. authenticate with 3D Secure", _EVENT_TYPES),
-        StatusRow("payment_intent.payment_failed", S.FAILED,
-                  "a payment attempt failed; the PaymentIntent returns to requires_payment_method",
-                  _EVENT_TYPES),
-        StatusRow("payment_intent.canceled", S.CANCELED,
-                  "the PaymentIntent was canceled", _EVENT_TYPES),
-        StatusRow("invoice.paid", S.SUCCEEDED,
-                  "an invoice payment succeeded or the invoice was marked paid out of band",
-                  _EVENT_TYPES),
-        StatusRow("invoice.payment_succeeded", S.SUCCEEDED,
-                  "an invoice payment attempt succeeded", _EVENT_TYPES),
-        StatusRow("invoice.finalized", S.PENDING,
-                  "a draft invoice was finalized and is now open, awaiting payment", _EVENT_TYPES),
+        StatusRow(
+            "checkout.session.async_payment_succeeded",
+            S.SUCCEEDED,
+            "a delayed payment method of a Checkout Session succeeded",
+            _EVENT_TYPES,
+        ),
+        StatusRow(
+            "checkout.session.async_payment_failed",
+            S.FAILED,
+            "a delayed payment method of a Checkout Session failed",
+            _EVENT_TYPES,
+        ),
+        StatusRow("checkout.session.expired", S.EXPIRED, "the Checkout Session expired unpaid", _EVENT_TYPES),
+        StatusRow(
+            "payment_intent.succeeded", S.SUCCEEDED, "the PaymentIntent completed a payment", _EVENT_TYPES
+        ),
+        StatusRow(
+            "payment_intent.processing",
+            S.PROCESSING,
+            "the PaymentIntent started processing (e.g. a bank debit)",
+            _EVENT_TYPES,
+        ),
+        StatusRow(
+            "payment_intent.requires_action",
+            S.REQUIRES_ACTION,
+            "the customer must act, e.g. authenticate with 3D Secure",
+            _EVENT_TYPES,
+        ),
+        StatusRow(
+            "payment_intent.payment_failed",
+            S.FAILED,
+            "a payment attempt failed; the PaymentIntent returns to requires_payment_method",
+            _EVENT_TYPES,
+        ),
+        StatusRow("payment_intent.canceled", S.CANCELED, "the PaymentIntent was canceled", _EVENT_TYPES),
+        StatusRow(
+            "invoice.paid",
+            S.SUCCEEDED,
+            "an invoice payment succeeded or the invoice was marked paid out of band",
+            _EVENT_TYPES,
+        ),
+        StatusRow(
+            "invoice.payment_succeeded", S.SUCCEEDED, "an invoice payment attempt succeeded", _EVENT_TYPES
+        ),
+        StatusRow(
+            "invoice.finalized",
+            S.PENDING,
+            "a draft invoice was finalized and is now open, awaiting payment",
+            _EVENT_TYPES,
+        ),
         StatusRow("invoice.voided", S.CANCELED, "the invoice was voided", _EVENT_TYPES),
-        StatusRow("invoice.marked_uncollectible", S.FAILED,
-                  "the invoice was marked uncollectible", _EVENT_TYPES),
-        StatusRow("charge.dispute.created", S.DISPUTED,
-                  "a customer disputed the charge with their card issuer", _EVENT_TYPES,
-                  dispute="open"),
+        StatusRow(
+            "invoice.marked_uncollectible", S.FAILED, "the invoice was marked uncollectible", _EVENT_TYPES
+        ),
+        StatusRow(
+            "charge.dispute.created",
+            S.DISPUTED,
+            "a customer disputed the charge with their card issuer",
+            _EVENT_TYPES,
+            dispute="open",
+        ),
     ),
 )
 
@@ -83,14 +114,24 @@ SESSION_PAYMENT_STATUS = StatusTable(
     title="Stripe `checkout.session.completed`, by the session's payment_status",
     key_label="payment_status",
     rows=(
-        StatusRow("paid", S.SUCCEEDED, "the payment funds are available",
-                  "Stripe API reference, Checkout Sessions, The Checkout Session object, payment_status"),
-        StatusRow("unpaid", S.PROCESSING,
-                  "funds not yet available: a delayed payment method is still pending",
-                  "Stripe API reference, Checkout Sessions, The Checkout Session object, payment_status"),
-        StatusRow("no_payment_required", S.SUCCEEDED,
-                  "nothing to pay now (payment delayed to a future date, or setup mode)",
-                  "Stripe API reference, Checkout Sessions, The Checkout Session object, payment_status"),
+        StatusRow(
+            "paid",
+            S.SUCCEEDED,
+            "the payment funds are available",
+            "Stripe API reference, Checkout Sessions, The Checkout Session object, payment_status",
+        ),
+        StatusRow(
+            "unpaid",
+            S.PROCESSING,
+            "funds not yet available: a delayed payment method is still pending",
+            "Stripe API reference, Checkout Sessions, The Checkout Session object, payment_status",
+        ),
+        StatusRow(
+            "no_payment_required",
+            S.SUCCEEDED,
+            "nothing to pay now (payment delayed to a future date, or setup mode)",
+            "Stripe API reference, Checkout Sessions, The Checkout Session object, payment_status",
+        ),
     ),
     notes=(
         "`no_payment_required` is reported with amount 0: no money moved, so a payment registered "
@@ -103,13 +144,19 @@ INVOICE_PAYMENT_FAILED = StatusTable(
     title="Stripe `invoice.payment_failed`, by whether Stripe will retry",
     key_label="next_payment_attempt",
     rows=(
-        StatusRow("scheduled", S.PENDING,
-                  "an attempt failed; the invoice stays open and Stripe will retry by itself",
-                  "Stripe API reference, Invoices, The Invoice object, next_payment_attempt"),
-        StatusRow("null", S.REQUIRES_ACTION,
-                  "an attempt failed and no retry is scheduled: the customer must pay or update "
-                  "the payment method; the invoice stays open",
-                  "Stripe API reference, Invoices, The Invoice object, next_payment_attempt"),
+        StatusRow(
+            "scheduled",
+            S.PENDING,
+            "an attempt failed; the invoice stays open and Stripe will retry by itself",
+            "Stripe API reference, Invoices, The Invoice object, next_payment_attempt",
+        ),
+        StatusRow(
+            "null",
+            S.REQUIRES_ACTION,
+            "an attempt failed and no retry is scheduled: the customer must pay or update "
+            "the payment method; the invoice stays open",
+            "Stripe API reference, Invoices, The Invoice object, next_payment_attempt",
+        ),
     ),
     notes=(
         "Not `failed`: a failed attempt leaves the invoice `open` and payable, and `failed` counts "
@@ -123,12 +170,24 @@ CHARGE_REFUNDED = StatusTable(
     title="Stripe `charge.refunded`, by how much of the charge is refunded",
     key_label="charge",
     rows=(
-        StatusRow("full", S.REFUNDED, "`refunded` is true, or `amount_refunded` >= `amount`",
-                  "Stripe API reference, Charges, The Charge object, refunded and amount_refunded"),
-        StatusRow("partial", S.PARTIALLY_REFUNDED, "0 < `amount_refunded` < `amount`",
-                  "Stripe API reference, Charges, The Charge object, amount_refunded"),
-        StatusRow("none", None, "`amount_refunded` is 0: nothing to say about refunds",
-                  "Stripe API reference, Charges, The Charge object, amount_refunded"),
+        StatusRow(
+            "full",
+            S.REFUNDED,
+            "`refunded` is true, or `amount_refunded` >= `amount`",
+            "Stripe API reference, Charges, The Charge object, refunded and amount_refunded",
+        ),
+        StatusRow(
+            "partial",
+            S.PARTIALLY_REFUNDED,
+            "0 < `amount_refunded` < `amount`",
+            "Stripe API reference, Charges, The Charge object, amount_refunded",
+        ),
+        StatusRow(
+            "none",
+            None,
+            "`amount_refunded` is 0: nothing to say about refunds",
+            "Stripe API reference, Charges, The Charge object, amount_refunded",
+        ),
     ),
     notes=(
         "The observation's provider_ref is the charge's PaymentIntent (the charge id when it has "
@@ -142,17 +201,34 @@ DISPUTE_CLOSED = StatusTable(
     title="Stripe `charge.dispute.closed`, by the dispute's status",
     key_label="dispute status",
     rows=(
-        StatusRow("won", S.SUCCEEDED, "the dispute was decided in the merchant's favour",
-                  "Stripe API reference, Disputes, The Dispute object, status", dispute="won"),
-        StatusRow("warning_closed", S.SUCCEEDED,
-                  "an inquiry closed without becoming a chargeback; no funds were withdrawn",
-                  "Stripe API reference, Disputes, The Dispute object, status", dispute="won"),
-        StatusRow("prevented", S.SUCCEEDED,
-                  "stopped before it became a formal chargeback (a refund, if any, arrives as "
-                  "charge.refunded)", "Stripe API reference, Disputes, The Dispute object, status",
-                  dispute="won"),
-        StatusRow("lost", S.DISPUTED, "the dispute was decided in the customer's favour",
-                  "Stripe API reference, Disputes, The Dispute object, status", dispute="lost"),
+        StatusRow(
+            "won",
+            S.SUCCEEDED,
+            "the dispute was decided in the merchant's favour",
+            "Stripe API reference, Disputes, The Dispute object, status",
+            dispute="won",
+        ),
+        StatusRow(
+            "warning_closed",
+            S.SUCCEEDED,
+            "an inquiry closed without becoming a chargeback; no funds were withdrawn",
+            "Stripe API reference, Disputes, The Dispute object, status",
+            dispute="won",
+        ),
+        StatusRow(
+            "prevented",
+            S.SUCCEEDED,
+            "stopped before it became a formal chargeback (a refund, if any, arrives as charge.refunded)",
+            "Stripe API reference, Disputes, The Dispute object, status",
+            dispute="won",
+        ),
+        StatusRow(
+            "lost",
+            S.DISPUTED,
+            "the dispute was decided in the customer's favour",
+            "Stripe API reference, Disputes, The Dispute object, status",
+            dispute="lost",
+        ),
     ),
     notes=(
         "Dispute observations carry no amount: a dispute's amount is the disputed amount, which "
@@ -234,12 +310,20 @@ class StripeAdapter:
         created = unix_time(event.get("created"), "created")
         obj = get_object(get_object(event, "data", "data"), "object", "data.object")
         facts = handler(obj, event_type)
-        facts = replace(facts, evidence={**facts.evidence, "provider_event_id": event_id},
-                        mode=event_mode(self.provider, event))
+        facts = replace(
+            facts,
+            evidence={**facts.evidence, "provider_event_id": event_id},
+            mode=event_mode(self.provider, event),
+        )
         # Each mapped event is about one payment, so its id alone identifies the observation.
         observation = build_observation(
-            provider=self.provider, observation_id=event_id, provider_time=created, facts=facts,
-            ctx=ctx, event_type=event_type, verified=ctx.verified,
+            provider=self.provider,
+            observation_id=event_id,
+            provider_time=created,
+            facts=facts,
+            ctx=ctx,
+            event_type=event_type,
+            verified=ctx.verified,
         )
         return Parsed(event_type, (observation,))
 

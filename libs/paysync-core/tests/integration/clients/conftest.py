@@ -74,24 +74,31 @@ class Clients:
     def stripe(self, account: Account, **options: Any) -> StripeGatewayClient:
         """A Stripe client for a simulator account."""
         credentials = StripeCredentials(
-            secret_key=account.secret_key or "", api_base=self.sim.client.stripe_base,
+            secret_key=account.secret_key or "",
+            api_base=self.sim.client.stripe_base,
             webhook_secrets=(account.webhook_secret or "whsec_unused",),
         )
         return StripeGatewayClient(self.tenant, credentials, self.http, **{"policy": FAST, **options})
 
     def paystack(self, account: Account, **options: Any) -> PaystackGatewayClient:
         """A Paystack client for a simulator account."""
-        credentials = PaystackCredentials(secret_key=account.secret_key or "",
-                                          api_base=self.sim.client.paystack_base)
+        credentials = PaystackCredentials(
+            secret_key=account.secret_key or "", api_base=self.sim.client.paystack_base
+        )
         return PaystackGatewayClient(self.tenant, credentials, self.http, **{"policy": FAST, **options})
 
-    def daraja(self, account: Account, *, callback_token: str = "cb-token-1", **options: Any
-               ) -> DarajaGatewayClient:
+    def daraja(
+        self, account: Account, *, callback_token: str = "cb-token-1", **options: Any
+    ) -> DarajaGatewayClient:
         """A Daraja client for a simulator app and till."""
         credentials = MpesaCredentials(
-            consumer_key=account.consumer_key or "", consumer_secret=account.consumer_secret or "",
-            shortcode=account.shortcode or "", till_number=account.till_number, passkey=account.passkey or "",
-            callback_token=callback_token, api_base=self.sim.client.daraja_base,
+            consumer_key=account.consumer_key or "",
+            consumer_secret=account.consumer_secret or "",
+            shortcode=account.shortcode or "",
+            till_number=account.till_number,
+            passkey=account.passkey or "",
+            callback_token=callback_token,
+            api_base=self.sim.client.daraja_base,
         )
         return DarajaGatewayClient(self.tenant, credentials, self.http, **{"policy": FAST, **options})
 

@@ -21,7 +21,10 @@ async def test_push_is_still_processing_until_the_customer_answers(
     client = clients.daraja(mpesa_account, callback_token="cb-secret-77")
     with capture_logs() as logs:
         started = await client.stk_push(
-            amount_minor=150_00, phone=PHONE, account_reference="JOB-17", description="Job payment",
+            amount_minor=150_00,
+            phone=PHONE,
+            account_reference="JOB-17",
+            description="Job payment",
             callback_base_url=webhook_receiver.url(""),
         )
     assert started.provider_ref.startswith("ws_CO_")
@@ -111,11 +114,21 @@ async def test_persistent_internal_errors_are_retryable(clients, sim, mpesa_acco
 
 async def test_a_locked_subscriber_refuses_a_second_push_retryably(clients, mpesa_account, webhook_receiver):
     client = clients.daraja(mpesa_account)
-    first = await client.stk_push(amount_minor=100, phone=PHONE, account_reference="A1", description="x",
-                                  callback_base_url=webhook_receiver.url(""))
+    first = await client.stk_push(
+        amount_minor=100,
+        phone=PHONE,
+        account_reference="A1",
+        description="x",
+        callback_base_url=webhook_receiver.url(""),
+    )
     with pytest.raises(GatewayError) as caught:
-        await client.stk_push(amount_minor=100, phone=PHONE, account_reference="A2", description="x",
-                              callback_base_url=webhook_receiver.url(""))
+        await client.stk_push(
+            amount_minor=100,
+            phone=PHONE,
+            account_reference="A2",
+            description="x",
+            callback_base_url=webhook_receiver.url(""),
+        )
     assert caught.value.retryable and "lock subscriber" in str(caught.value)
     assert first.provider_ref
 
@@ -148,8 +161,13 @@ async def test_a_buy_goods_till_payment_is_pushed_paid_and_confirmed_succeeded(
     as PartyB. The simulator refuses any other pairing, so only a push the till can take is sent."""
     store = sim.client.create_account("mpesa", shortcode="7654321", till_number="5123456", rate_limit=0)
     client = clients.daraja(store, callback_token="cb-till")
-    started = await client.stk_push(amount_minor=2_500_00, phone=PHONE, account_reference="SHOP-9",
-                                    description="Groceries", callback_base_url=webhook_receiver.url(""))
+    started = await client.stk_push(
+        amount_minor=2_500_00,
+        phone=PHONE,
+        account_reference="SHOP-9",
+        description="Groceries",
+        callback_base_url=webhook_receiver.url(""),
+    )
 
     sim.client.pay(store.id, started.provider_ref)
     [callback] = webhook_receiver.wait_for(f"/webhooks/{tenant}/mpesa/cb-till", 1)
@@ -163,6 +181,11 @@ async def test_a_till_store_pushed_as_a_paybill_is_refused(clients, sim, webhook
     store = sim.client.create_account("mpesa", shortcode="7654322", till_number="5123457", rate_limit=0)
     as_paybill = clients.daraja(store.model_copy(update={"till_number": None}))
     with pytest.raises(GatewayRejected) as caught:
-        await as_paybill.stk_push(amount_minor=100_00, phone=PHONE, account_reference="SHOP-9",
-                                  description="Groceries", callback_base_url=webhook_receiver.url(""))
+        await as_paybill.stk_push(
+            amount_minor=100_00,
+            phone=PHONE,
+            account_reference="SHOP-9",
+            description="Groceries",
+            callback_base_url=webhook_receiver.url(""),
+        )
     assert caught.value.status_code == 400 and "PartyB" in str(caught.value)

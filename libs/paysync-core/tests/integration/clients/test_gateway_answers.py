@@ -78,10 +78,12 @@ async def test_a_paid_invoice_is_observed_with_its_payment_intent_alias(clients,
 async def test_a_stripe_500_is_retried_as_stripe_should_retry_says(
     clients, scripted_gateway: ScriptedGateway, advice: str, attempts: int, retryable: bool
 ):
-    scripted_gateway.script("GET", "/v1/payment_intents/pi_1", 500, _SERVER_ERROR,
-                            {"Stripe-Should-Retry": advice})
-    client = StripeGatewayClient(clients.tenant, _stripe_credentials(scripted_gateway.url), clients.http,
-                                 policy=FAST)
+    scripted_gateway.script(
+        "GET", "/v1/payment_intents/pi_1", 500, _SERVER_ERROR, {"Stripe-Should-Retry": advice}
+    )
+    client = StripeGatewayClient(
+        clients.tenant, _stripe_credentials(scripted_gateway.url), clients.http, policy=FAST
+    )
     with pytest.raises(GatewayError) as caught:
         await client.observe("pi_1")
     assert scripted_gateway.count("GET", "/v1/payment_intents/pi_1") == attempts
@@ -92,8 +94,14 @@ async def test_a_stripe_500_is_retried_as_stripe_should_retry_says(
 
 
 def _daraja(tenant: str, base: str, http: httpx.AsyncClient) -> DarajaGatewayClient:
-    credentials = MpesaCredentials(consumer_key="ck", consumer_secret="cs", shortcode="174379",
-                                   passkey="pk", callback_token="cb", api_base=base)
+    credentials = MpesaCredentials(
+        consumer_key="ck",
+        consumer_secret="cs",
+        shortcode="174379",
+        passkey="pk",
+        callback_token="cb",
+        api_base=base,
+    )
     return DarajaGatewayClient(tenant, credentials, http, policy=FAST)
 
 
@@ -101,11 +109,19 @@ async def test_a_daraja_answer_about_another_push_is_a_gateway_error(
     clients, scripted_gateway: ScriptedGateway
 ):
     scripted_gateway.script("GET", "/oauth/v1/generate", 200, {"access_token": "tok", "expires_in": "3599"})
-    scripted_gateway.script("POST", QUERY_PATH, 200, {
-        "ResponseCode": "0", "ResponseDescription": "The service request has been accepted successsfully",
-        "MerchantRequestID": "22205-34066-1", "CheckoutRequestID": "ws_CO_Y_someone_else",
-        "ResultCode": "0", "ResultDesc": "The service request is processed successfully.",
-    })
+    scripted_gateway.script(
+        "POST",
+        QUERY_PATH,
+        200,
+        {
+            "ResponseCode": "0",
+            "ResponseDescription": "The service request has been accepted successsfully",
+            "MerchantRequestID": "22205-34066-1",
+            "CheckoutRequestID": "ws_CO_Y_someone_else",
+            "ResultCode": "0",
+            "ResultDesc": "The service request is processed successfully.",
+        },
+    )
     client = _daraja(clients.tenant, scripted_gateway.url, clients.http)
 
     with pytest.raises(GatewayError) as caught:
@@ -117,27 +133,49 @@ async def test_a_daraja_answer_about_the_push_asked_for_is_observed(
     clients, scripted_gateway: ScriptedGateway
 ):
     scripted_gateway.script("GET", "/oauth/v1/generate", 200, {"access_token": "tok", "expires_in": "3599"})
-    scripted_gateway.script("POST", QUERY_PATH, 200, {
-        "ResponseCode": "0", "MerchantRequestID": "22205-34066-1", "CheckoutRequestID": "ws_CO_X_asked_for",
-        "ResultCode": "1032", "ResultDesc": "Request cancelled by user",
-    })
+    scripted_gateway.script(
+        "POST",
+        QUERY_PATH,
+        200,
+        {
+            "ResponseCode": "0",
+            "MerchantRequestID": "22205-34066-1",
+            "CheckoutRequestID": "ws_CO_X_asked_for",
+            "ResultCode": "1032",
+            "ResultDesc": "Request cancelled by user",
+        },
+    )
     seen = await _daraja(clients.tenant, scripted_gateway.url, clients.http).observe("ws_CO_X_asked_for")
     assert seen.provider_ref == "ws_CO_X_asked_for" and seen.verified
 
 
 def _paystack(tenant: str, base: str, http: httpx.AsyncClient) -> PaystackGatewayClient:
-    return PaystackGatewayClient(tenant, PaystackCredentials(secret_key="sk_test_scripted", api_base=base),
-                                 http, policy=FAST)
+    return PaystackGatewayClient(
+        tenant, PaystackCredentials(secret_key="sk_test_scripted", api_base=base), http, policy=FAST
+    )
 
 
 async def test_a_paystack_verify_answer_about_another_reference_is_a_gateway_error(
     clients, scripted_gateway: ScriptedGateway
 ):
-    scripted_gateway.script("GET", "/transaction/verify/MY-REF", 200, {
-        "status": True, "message": "Verification successful",
-        "data": {"id": 4099260516, "status": "success", "reference": "SOMEONE-ELSE", "amount": 40333,
-                 "currency": "NGN", "paid_at": "2024-08-22T09:15:02.000Z", "metadata": ""},
-    })
+    scripted_gateway.script(
+        "GET",
+        "/transaction/verify/MY-REF",
+        200,
+        {
+            "status": True,
+            "message": "Verification successful",
+            "data": {
+                "id": 4099260516,
+                "status": "success",
+                "reference": "SOMEONE-ELSE",
+                "amount": 40333,
+                "currency": "NGN",
+                "paid_at": "2024-08-22T09:15:02.000Z",
+                "metadata": "",
+            },
+        },
+    )
     with pytest.raises(GatewayError) as caught:
         await _paystack(clients.tenant, scripted_gateway.url, clients.http).observe("MY-REF")
     assert not caught.value.retryable and "another reference" in str(caught.value)
@@ -149,14 +187,26 @@ async def test_a_paystack_verify_answer_about_another_reference_is_a_gateway_err
 async def test_initialize_without_a_reference_in_the_answer_registers_ours(
     clients, scripted_gateway: ScriptedGateway
 ):
-    scripted_gateway.script("POST", "/transaction/initialize", 200, {
-        "status": True, "message": "Authorization URL created",
-        "data": {"authorization_url": "https://checkout.paystack.com/0peioxfhpn",
-                 "access_code": "0peioxfhpn"},
-    })
+    scripted_gateway.script(
+        "POST",
+        "/transaction/initialize",
+        200,
+        {
+            "status": True,
+            "message": "Authorization URL created",
+            "data": {
+                "authorization_url": "https://checkout.paystack.com/0peioxfhpn",
+                "access_code": "0peioxfhpn",
+            },
+        },
+    )
     started = await _paystack(clients.tenant, scripted_gateway.url, clients.http).initialize_transaction(
-        email="customer@example.com", amount_minor=50000, reference="BOOKING-77", callback_url="https://a.test/cb",
-        domain="bookings", entity_id="77",
+        email="customer@example.com",
+        amount_minor=50000,
+        reference="BOOKING-77",
+        callback_url="https://a.test/cb",
+        domain="bookings",
+        entity_id="77",
     )
     assert started.provider_ref == "BOOKING-77"
     assert started.checkout_url == "https://checkout.paystack.com/0peioxfhpn"
@@ -180,11 +230,18 @@ async def test_a_bare_404_from_a_wrong_paystack_base_is_a_rejection_not_a_missin
 async def test_paystack_s_own_not_found_answer_is_still_a_missing_payment(
     clients, scripted_gateway: ScriptedGateway
 ):
-    scripted_gateway.script("GET", "/transaction/verify/MY-REF", 400, {
-        "status": False, "message": "Transaction reference not found", "type": "validation_error",
-        "code": "transaction_not_found",
-        "meta": {"nextStep": "Ensure that you're passing the reference of a transaction that exists"},
-    })
+    scripted_gateway.script(
+        "GET",
+        "/transaction/verify/MY-REF",
+        400,
+        {
+            "status": False,
+            "message": "Transaction reference not found",
+            "type": "validation_error",
+            "code": "transaction_not_found",
+            "meta": {"nextStep": "Ensure that you're passing the reference of a transaction that exists"},
+        },
+    )
     with pytest.raises(NotFoundAtGateway) as caught:
         await _paystack(clients.tenant, scripted_gateway.url, clients.http).observe("MY-REF")
     assert caught.value.reference == "MY-REF" and caught.value.status_code == 400

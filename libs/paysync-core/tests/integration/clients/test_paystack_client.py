@@ -25,8 +25,13 @@ async def test_initialized_transaction_is_pending_until_paid(clients, sim, payst
     client = clients.paystack(paystack_account)
     ref = reference()
     started = await client.initialize_transaction(
-        email="ada@example.com", amount_minor=250_000, currency="NGN", reference=ref,
-        callback_url="https://shop.test/paystack/return", domain="bookings", entity_id="bk-4",
+        email="ada@example.com",
+        amount_minor=250_000,
+        currency="NGN",
+        reference=ref,
+        callback_url="https://shop.test/paystack/return",
+        domain="bookings",
+        entity_id="bk-4",
     )
     assert started.provider_ref == ref
     assert started.checkout_url and started.checkout_url.startswith("https://checkout.paystack.com/")
@@ -50,8 +55,13 @@ async def test_listing_a_window_walks_every_page(clients, sim, paystack_account)
     start = datetime.now(UTC) - timedelta(minutes=1)
     expected = {}
     for i, step in enumerate(["pay", "fail", "pay", "abandon", "pay"]):
-        ref = sim.client.create_payment(paystack_account.id, kind="transaction", amount_minor=5000 + i,
-                                        currency="NGN", reference=reference()).ref
+        ref = sim.client.create_payment(
+            paystack_account.id,
+            kind="transaction",
+            amount_minor=5000 + i,
+            currency="NGN",
+            reference=reference(),
+        ).ref
         sim.client.act(paystack_account.id, ref, step)
         expected[ref] = {"pay": S.SUCCEEDED, "fail": S.FAILED, "abandon": S.PENDING}[step]
     before = sim.requests(paystack_account)
@@ -128,13 +138,19 @@ async def test_metadata_sent_as_a_json_string_comes_back_a_string_and_still_name
     sent = await http.post(
         f"{sim.client.paystack_base}/transaction/initialize",
         headers={"Authorization": f"Bearer {paystack_account.secret_key}"},
-        json={"email": "ada@example.com", "amount": 5000, "reference": ref,
-              "metadata": '{"paysync_domain": "bookings", "paysync_entity_id": "bk-9"}'},
+        json={
+            "email": "ada@example.com",
+            "amount": 5000,
+            "reference": ref,
+            "metadata": '{"paysync_domain": "bookings", "paysync_entity_id": "bk-9"}',
+        },
     )
     assert sent.status_code == 200, sent.text
     sim.client.pay(paystack_account.id, ref)
-    verified = await http.get(f"{sim.client.paystack_base}/transaction/verify/{ref}",
-                              headers={"Authorization": f"Bearer {paystack_account.secret_key}"})
+    verified = await http.get(
+        f"{sim.client.paystack_base}/transaction/verify/{ref}",
+        headers={"Authorization": f"Bearer {paystack_account.secret_key}"},
+    )
     assert isinstance(verified.json()["data"]["metadata"], str)
 
     seen = await clients.paystack(paystack_account).observe(ref)

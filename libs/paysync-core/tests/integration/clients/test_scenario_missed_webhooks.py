@@ -21,8 +21,9 @@ PHONES = ("0708374149", "0711000001", "0722000002")
 
 def lossy(sim, provider: str, receiver, path: str) -> Account:
     """An account whose webhooks go to `path` on the receiver, half of them dropped."""
-    account = sim.client.create_account(provider, id=f"{provider}-{uuid.uuid4().hex[:10]}", rate_limit=0,
-                                        webhook_url=receiver.url(path))
+    account = sim.client.create_account(
+        provider, id=f"{provider}-{uuid.uuid4().hex[:10]}", rate_limit=0, webhook_url=receiver.url(path)
+    )
     sim.client.set_faults(account.id, webhooks=HALF_LOST)
     return account
 
@@ -34,27 +35,50 @@ async def test_every_final_status_is_observable_when_half_the_webhooks_are_lost(
     stripe_account = lossy(sim, "stripe", webhook_receiver, "/stripe")
     paystack_account = lossy(sim, "paystack", webhook_receiver, "/paystack")
     mpesa_account = lossy(sim, "mpesa", webhook_receiver, "/mpesa")
-    stripe, paystack, daraja = (clients.stripe(stripe_account), clients.paystack(paystack_account),
-                                clients.daraja(mpesa_account))
+    stripe, paystack, daraja = (
+        clients.stripe(stripe_account),
+        clients.paystack(paystack_account),
+        clients.daraja(mpesa_account),
+    )
 
     # The front end starts nine payments through paysync's initiation clients.
     sessions = [
-        (await stripe.create_checkout_session(
-            amount_minor=1000 * (i + 1), currency="usd", product_name=f"Item {i}",
-            success_url="https://shop.test/ok", cancel_url="https://shop.test/no", domain="bookings",
-            entity_id=f"b-{i}")).provider_ref
+        (
+            await stripe.create_checkout_session(
+                amount_minor=1000 * (i + 1),
+                currency="usd",
+                product_name=f"Item {i}",
+                success_url="https://shop.test/ok",
+                cancel_url="https://shop.test/no",
+                domain="bookings",
+                entity_id=f"b-{i}",
+            )
+        ).provider_ref
         for i in range(3)
     ]
     references = [
-        (await paystack.initialize_transaction(
-            email="ada@example.com", amount_minor=50_000 * (i + 1), reference=f"sc-{uuid.uuid4().hex[:12]}",
-            callback_url="https://shop.test/ps", domain="invoices", entity_id=f"inv-{i}")).provider_ref
+        (
+            await paystack.initialize_transaction(
+                email="ada@example.com",
+                amount_minor=50_000 * (i + 1),
+                reference=f"sc-{uuid.uuid4().hex[:12]}",
+                callback_url="https://shop.test/ps",
+                domain="invoices",
+                entity_id=f"inv-{i}",
+            )
+        ).provider_ref
         for i in range(3)
     ]
     pushes = [
-        (await daraja.stk_push(
-            amount_minor=100_00 * (i + 1), phone=PHONES[i], account_reference=f"REF{i}",
-            description="Referral", callback_base_url=webhook_receiver.url("/mpesa-hooks"))).provider_ref
+        (
+            await daraja.stk_push(
+                amount_minor=100_00 * (i + 1),
+                phone=PHONES[i],
+                account_reference=f"REF{i}",
+                description="Referral",
+                callback_base_url=webhook_receiver.url("/mpesa-hooks"),
+            )
+        ).provider_ref
         for i in range(3)
     ]
 

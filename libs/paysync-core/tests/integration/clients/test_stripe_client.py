@@ -27,8 +27,13 @@ NO_WAITING = RetryPolicy(max_attempts=3, base_delay=0.02, max_delay=0.1)
 async def test_checkout_session_created_then_paid_is_observed_succeeded(clients, sim, stripe_account):
     client = clients.stripe(stripe_account)
     started = await client.create_checkout_session(
-        amount_minor=4500, currency="KES", product_name="Brake pads", success_url="https://shop.test/ok",
-        cancel_url="https://shop.test/cancel", domain="workshop_jobs", entity_id="job-17",
+        amount_minor=4500,
+        currency="KES",
+        product_name="Brake pads",
+        success_url="https://shop.test/ok",
+        cancel_url="https://shop.test/cancel",
+        domain="workshop_jobs",
+        entity_id="job-17",
     )
     assert started.provider_ref.startswith("cs_")
     assert started.checkout_url and started.provider_ref in started.checkout_url
@@ -52,12 +57,14 @@ async def test_checkout_session_created_then_paid_is_observed_succeeded(clients,
 
 async def test_payment_intent_and_invoice_map_through_the_status_tables(clients, sim, stripe_account):
     client = clients.stripe(stripe_account)
-    declined = sim.client.create_payment(stripe_account.id, kind="payment_intent", amount_minor=1200,
-                                         currency="usd").ref
+    declined = sim.client.create_payment(
+        stripe_account.id, kind="payment_intent", amount_minor=1200, currency="usd"
+    ).ref
     sim.client.fail(stripe_account.id, declined)
     tags = {"paysync_domain": "invoices", "paysync_entity_id": "INV-9"}
-    invoice = sim.client.create_payment(stripe_account.id, kind="invoice", amount_minor=9900, currency="usd",
-                                        metadata=tags).ref
+    invoice = sim.client.create_payment(
+        stripe_account.id, kind="invoice", amount_minor=9900, currency="usd", metadata=tags
+    ).ref
 
     failed = await client.observe(declined)
     assert failed.status is S.FAILED and failed.evidence.detail == "generic_decline"
@@ -160,9 +167,13 @@ async def test_a_wrong_secret_key_is_rejected_without_retries(clients, sim, stri
 async def test_an_unreachable_gateway_is_a_retryable_error_after_the_retries(clients):
     client_nowhere = StripeGatewayClient(
         clients.tenant,
-        StripeCredentials(secret_key="sk_test_x", webhook_secrets=("whsec_x",),
-                          api_base=f"http://127.0.0.1:{free_port()}/stripe"),
-        clients.http, policy=NO_WAITING,
+        StripeCredentials(
+            secret_key="sk_test_x",
+            webhook_secrets=("whsec_x",),
+            api_base=f"http://127.0.0.1:{free_port()}/stripe",
+        ),
+        clients.http,
+        policy=NO_WAITING,
     )
     with pytest.raises(GatewayUnreachable) as caught:
         await client_nowhere.observe("pi_anything")

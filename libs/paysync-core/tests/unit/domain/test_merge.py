@@ -22,14 +22,30 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EXPECTED = Expectation(amount_minor=5000, currency="USD")
 
 
-def obs(status: S | None, minute: int = 0, *, oid: str | None = None, verified: bool = True,
-        amount: int | None = 5000, currency: str = "USD", refunded: int | None = None,
-        dispute: DisputeFact | None = None) -> PaymentObservation:
+def obs(
+    status: S | None,
+    minute: int = 0,
+    *,
+    oid: str | None = None,
+    verified: bool = True,
+    amount: int | None = 5000,
+    currency: str = "USD",
+    refunded: int | None = None,
+    dispute: DisputeFact | None = None,
+) -> PaymentObservation:
     return PaymentObservation(
         observation_id=oid or f"o-{status}-{minute}-{amount}-{refunded}-{verified}",
-        tenant="acme", provider="stripe", provider_ref="cs_test_1", status=status,
-        amount_minor=amount, currency=currency, amount_refunded_minor=refunded, dispute=dispute,
-        provider_time=T0 + timedelta(minutes=minute), source="webhook", verified=verified,
+        tenant="acme",
+        provider="stripe",
+        provider_ref="cs_test_1",
+        status=status,
+        amount_minor=amount,
+        currency=currency,
+        amount_refunded_minor=refunded,
+        dispute=dispute,
+        provider_time=T0 + timedelta(minutes=minute),
+        source="webhook",
+        verified=verified,
         observed_at=T0 + timedelta(minutes=minute),
     )
 
@@ -105,8 +121,13 @@ def test_paid_at_is_the_earliest_success() -> None:
 
 def test_state_survives_its_json_form() -> None:
     state = merge_all(
-        [obs(S.PROCESSING, 1), obs(S.SUCCEEDED, 2), obs(S.PARTIALLY_REFUNDED, 3, refunded=10),
-         obs(S.DISPUTED, 4, dispute=DisputeFact(dispute_id="dp", state="open")), obs(S.SUCCEEDED, 5, amount=1)],
+        [
+            obs(S.PROCESSING, 1),
+            obs(S.SUCCEEDED, 2),
+            obs(S.PARTIALLY_REFUNDED, 3, refunded=10),
+            obs(S.DISPUTED, 4, dispute=DisputeFact(dispute_id="dp", state="open")),
+            obs(S.SUCCEEDED, 5, amount=1),
+        ],
         EXPECTED,
     )
     assert PaymentState.from_json(state.to_json()) == state
@@ -122,8 +143,12 @@ observations = st.builds(
     amount=st.sampled_from([5000, 5000, 4000, None]),
     currency=st.sampled_from(["USD", "USD", "EUR"]),
     refunded=st.none() | st.integers(0, 5000),
-    dispute=st.none() | st.builds(DisputeFact, dispute_id=st.sampled_from(["dp_1", "dp_2"]),
-                                  state=st.sampled_from(["open", "won", "lost"])),
+    dispute=st.none()
+    | st.builds(
+        DisputeFact,
+        dispute_id=st.sampled_from(["dp_1", "dp_2"]),
+        state=st.sampled_from(["open", "won", "lost"]),
+    ),
 )
 
 
@@ -187,8 +212,9 @@ def test_the_failure_reason_is_shown_only_while_the_payment_stands_failed() -> N
 
 
 def test_as_of_is_the_newest_verified_fact_and_hints_do_not_move_it() -> None:
-    state = merge_all([obs(S.PENDING, 1), obs(S.SUCCEEDED, 4), obs(S.FAILED, 9, verified=False),
-                       obs(None, 12)], EXPECTED)
+    state = merge_all(
+        [obs(S.PENDING, 1), obs(S.SUCCEEDED, 4), obs(S.FAILED, 9, verified=False), obs(None, 12)], EXPECTED
+    )
     assert state.as_of == T0 + timedelta(minutes=4)
 
 
@@ -201,9 +227,14 @@ def test_the_earliest_success_keeps_its_receipt() -> None:
 
 
 def test_the_new_facts_survive_the_json_form() -> None:
-    state = merge_all([with_evidence(obs(S.FAILED, 1), detail="declined"),
-                       with_evidence(obs(S.SUCCEEDED, 2), charge_id="ch_1"), obs(S.PARTIALLY_REFUNDED, 3)],
-                      EXPECTED)
+    state = merge_all(
+        [
+            with_evidence(obs(S.FAILED, 1), detail="declined"),
+            with_evidence(obs(S.SUCCEEDED, 2), charge_id="ch_1"),
+            obs(S.PARTIALLY_REFUNDED, 3),
+        ],
+        EXPECTED,
+    )
     again = PaymentState.from_json(state.to_json())
     assert again == state
     assert again.success.evidence == state.success.evidence and again.latest_open.detail == "declined"

@@ -14,22 +14,31 @@ from paysync_core.testing.builders.paystack import paystack_charge_success
 
 
 def _mpesa(api_base: str | None) -> MpesaCredentials:
-    return MpesaCredentials(consumer_key="ck", consumer_secret="cs", shortcode="174379", passkey="pk",
-                            callback_token="tok", api_base=api_base)
+    return MpesaCredentials(
+        consumer_key="ck",
+        consumer_secret="cs",
+        shortcode="174379",
+        passkey="pk",
+        callback_token="tok",
+        api_base=api_base,
+    )
 
 
-@pytest.mark.parametrize(("credentials", "mode"), [
-    (StripeCredentials(secret_key="sk_test_1", webhook_secrets=("whsec_1",)), "test"),
-    (StripeCredentials(secret_key="rk_live_1", webhook_secrets=("whsec_1",)), "live"),
-    (PaystackCredentials(secret_key="sk_live_1"), "live"),
-    (PaystackCredentials(secret_key="sk_test_1"), "test"),
-    (PaystackCredentials(secret_key="some-other-key"), None),
-    (_mpesa("https://sandbox.safaricom.co.ke"), "test"),
-    (_mpesa(None), "live"),  # the clients' default is production
-    (_mpesa("https://api.safaricom.co.ke/"), "live"),
-    (_mpesa("http://127.0.0.1:8080/mpesa"), None),  # a simulator: not known
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("credentials", "mode"),
+    [
+        (StripeCredentials(secret_key="sk_test_1", webhook_secrets=("whsec_1",)), "test"),
+        (StripeCredentials(secret_key="rk_live_1", webhook_secrets=("whsec_1",)), "live"),
+        (PaystackCredentials(secret_key="sk_live_1"), "live"),
+        (PaystackCredentials(secret_key="sk_test_1"), "test"),
+        (PaystackCredentials(secret_key="some-other-key"), None),
+        (_mpesa("https://sandbox.safaricom.co.ke"), "test"),
+        (_mpesa(None), "live"),  # the clients' default is production
+        (_mpesa("https://api.safaricom.co.ke/"), "live"),
+        (_mpesa("http://127.0.0.1:8080/mpesa"), None),  # a simulator: not known
+        (None, None),
+    ],
+)
 def test_credentials_say_their_mode(credentials, mode) -> None:
     assert credentials_mode(credentials) == mode
 

@@ -22,8 +22,14 @@ TOKEN = "cb_4f9d2c7e1a"
 
 
 def _creds(**overrides) -> MpesaCredentials:
-    return MpesaCredentials(consumer_key="ck", consumer_secret="cs", shortcode="174379", passkey="pk",
-                            callback_token=TOKEN, **overrides)
+    return MpesaCredentials(
+        consumer_key="ck",
+        consumer_secret="cs",
+        shortcode="174379",
+        passkey="pk",
+        callback_token=TOKEN,
+        **overrides,
+    )
 
 
 def _request(token: str | None, remote_addr: str | None = "196.201.214.200"):
@@ -43,13 +49,16 @@ def test_the_right_token_is_accepted_but_unverifiable():
     assert adapter.authenticate(_request(TOKEN), _creds()) is Verdict.UNVERIFIABLE
 
 
-@pytest.mark.parametrize("token, reason", [
-    ("cb_wrong", "bad_callback_token"),
-    (TOKEN + "x", "bad_callback_token"),
-    ("ćb_ünïcode", "bad_callback_token"),
-    (None, "missing_callback_token"),
-    ("", "missing_callback_token"),
-])
+@pytest.mark.parametrize(
+    "token, reason",
+    [
+        ("cb_wrong", "bad_callback_token"),
+        (TOKEN + "x", "bad_callback_token"),
+        ("ćb_ünïcode", "bad_callback_token"),
+        (None, "missing_callback_token"),
+        ("", "missing_callback_token"),
+    ],
+)
 def test_a_wrong_or_missing_token_is_refused(token, reason):
     assert _reason(_request(token), _creds()) == reason
 
@@ -62,8 +71,17 @@ def test_during_a_rotation_the_current_and_previous_tokens_are_accepted():
 
 
 def test_credentials_stored_before_rotations_existed_still_load():
-    stored = json.dumps({"mpesa": {"consumer_key": "ck", "consumer_secret": "cs", "shortcode": "174379",
-                                   "passkey": "pk", "callback_token": TOKEN}})
+    stored = json.dumps(
+        {
+            "mpesa": {
+                "consumer_key": "ck",
+                "consumer_secret": "cs",
+                "shortcode": "174379",
+                "passkey": "pk",
+                "callback_token": TOKEN,
+            }
+        }
+    )
     creds = GatewayCredentials.model_validate_json(stored).mpesa
     assert creds is not None and creds.accepted_callback_tokens() == (TOKEN,)
 
@@ -86,8 +104,13 @@ def test_a_logged_allowlist_accepts_and_reports():
 
 def test_a_successful_callback_is_an_unverified_success_hint(ctx):
     paid = datetime(2019, 5, 1, 18, 29, 16, tzinfo=UTC)  # 21:29:16 in Nairobi
-    payload = mb.stk_callback(checkout_request_id="ws_CO_DMZ_464152318_01052019212834424", amount=150,
-                              receipt="NE10MHGI7K", transaction_date=paid, phone=254708374149)
+    payload = mb.stk_callback(
+        checkout_request_id="ws_CO_DMZ_464152318_01052019212834424",
+        amount=150,
+        receipt="NE10MHGI7K",
+        transaction_date=paid,
+        phone=254708374149,
+    )
     assert payload["Body"]["stkCallback"]["CallbackMetadata"]["Item"][3]["Value"] == 20190501212916
     body = to_body(payload)
     parsed = adapter.parse(body, ctx)
@@ -97,7 +120,10 @@ def test_a_successful_callback_is_an_unverified_success_hint(ctx):
     assert obs.status is S.SUCCEEDED
     assert obs.verified is False  # even though the context says verified: the content is unsigned
     assert (obs.provider_ref, obs.amount_minor, obs.currency) == (
-        "ws_CO_DMZ_464152318_01052019212834424", 15_000, "KES")
+        "ws_CO_DMZ_464152318_01052019212834424",
+        15_000,
+        "KES",
+    )
     assert obs.provider_time == paid
     assert obs.evidence.receipt_number == "NE10MHGI7K"
     assert obs.evidence.phone_masked == "254***149"
@@ -125,11 +151,24 @@ def test_observation_ids_are_deterministic_per_request_code_and_receipt(ctx):
     assert adapter.parse(to_body(payload), ctx).observations[0].observation_id != first
 
 
-@pytest.mark.parametrize("code, status", [
-    (0, S.SUCCEEDED), (1, S.FAILED), (17, S.FAILED), (26, S.FAILED), (1001, S.FAILED),
-    (1019, S.EXPIRED), (1025, S.FAILED), (1032, S.CANCELED), (1037, S.EXPIRED), (2001, S.FAILED),
-    (9999, S.FAILED), (4242, None), (-1, None),
-])
+@pytest.mark.parametrize(
+    "code, status",
+    [
+        (0, S.SUCCEEDED),
+        (1, S.FAILED),
+        (17, S.FAILED),
+        (26, S.FAILED),
+        (1001, S.FAILED),
+        (1019, S.EXPIRED),
+        (1025, S.FAILED),
+        (1032, S.CANCELED),
+        (1037, S.EXPIRED),
+        (2001, S.FAILED),
+        (9999, S.FAILED),
+        (4242, None),
+        (-1, None),
+    ],
+)
 def test_result_codes(ctx, observed_at, code, status):
     payload = mb.stk_callback(result_code=code)
     obs = adapter.parse(to_body(payload), ctx).observations[0]
@@ -164,23 +203,34 @@ def _broken(mutate) -> bytes:
     return to_body(payload)
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b'{"ResultCode": 0}', "missing:Body"),
-    (b'{"Body": {}}', "missing:Body.stkCallback"),
-    (b'{"Body": {"stkCallback": []}}', "type:Body.stkCallback"),
-    (_broken(lambda cb: cb.pop("CheckoutRequestID")), "missing:Body.stkCallback.CheckoutRequestID"),
-    (_broken(lambda cb: cb.pop("MerchantRequestID")), "missing:Body.stkCallback.MerchantRequestID"),
-    (_broken(lambda cb: cb.pop("ResultCode")), "missing:Body.stkCallback.ResultCode"),
-    (_broken(lambda cb: cb.update(ResultCode=1.5)), "type:Body.stkCallback.ResultCode"),
-    (_broken(lambda cb: cb["CallbackMetadata"].update(Item={})),
-     "type:Body.stkCallback.CallbackMetadata.Item"),
-    (_broken(lambda cb: cb["CallbackMetadata"]["Item"][0].update(Value=1.005)),
-     "value:Body.stkCallback.CallbackMetadata.Amount"),
-    (_broken(lambda cb: cb["CallbackMetadata"]["Item"][0].update(Value=-3)),
-     "value:Body.stkCallback.CallbackMetadata.Amount"),
-    (_broken(lambda cb: cb["CallbackMetadata"]["Item"][1].update(Value=12345)),
-     "type:Body.stkCallback.CallbackMetadata.MpesaReceiptNumber"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b'{"ResultCode": 0}', "missing:Body"),
+        (b'{"Body": {}}', "missing:Body.stkCallback"),
+        (b'{"Body": {"stkCallback": []}}', "type:Body.stkCallback"),
+        (_broken(lambda cb: cb.pop("CheckoutRequestID")), "missing:Body.stkCallback.CheckoutRequestID"),
+        (_broken(lambda cb: cb.pop("MerchantRequestID")), "missing:Body.stkCallback.MerchantRequestID"),
+        (_broken(lambda cb: cb.pop("ResultCode")), "missing:Body.stkCallback.ResultCode"),
+        (_broken(lambda cb: cb.update(ResultCode=1.5)), "type:Body.stkCallback.ResultCode"),
+        (
+            _broken(lambda cb: cb["CallbackMetadata"].update(Item={})),
+            "type:Body.stkCallback.CallbackMetadata.Item",
+        ),
+        (
+            _broken(lambda cb: cb["CallbackMetadata"]["Item"][0].update(Value=1.005)),
+            "value:Body.stkCallback.CallbackMetadata.Amount",
+        ),
+        (
+            _broken(lambda cb: cb["CallbackMetadata"]["Item"][0].update(Value=-3)),
+            "value:Body.stkCallback.CallbackMetadata.Amount",
+        ),
+        (
+            _broken(lambda cb: cb["CallbackMetadata"]["Item"][1].update(Value=12345)),
+            "type:Body.stkCallback.CallbackMetadata.MpesaReceiptNumber",
+        ),
+    ],
+)
 def test_broken_callbacks_are_malformed(ctx, body, reason):
     with pytest.raises(MalformedPayload) as caught:
         adapter.parse(body, ctx)

@@ -37,56 +37,128 @@ META = {"paysync_domain": "bookings", "paysync_entity_id": "b-1"}
 
 # Fixed ids keep the seeds (nearly) identical from run to run, so a failing example replays.
 STRIPE_SEEDS: list[dict[str, Any]] = [
-    sb.stripe_event("checkout.session.completed", sb.checkout_session(
-        id="cs_test_1", payment_intent="pi_1", invoice="in_1", metadata=META, created=T0),
-        id="evt_1", created=T0),
-    sb.stripe_event("checkout.session.completed", sb.checkout_session(
-        id="cs_test_2", payment_status="no_payment_required", payment_intent=None, created=T0), id="evt_2",
-        created=T0),
-    sb.stripe_event("checkout.session.expired", sb.checkout_session(
-        id="cs_test_3", status="expired", payment_intent=None, created=T0), id="evt_3", created=T0),
-    sb.stripe_event("payment_intent.payment_failed", sb.payment_intent(
-        id="pi_4", status="requires_payment_method", latest_charge="ch_4",
-        last_payment_error={"code": "card_declined"}, created=T0), id="evt_4", created=T0),
-    sb.stripe_event("payment_intent.succeeded", sb.payment_intent(
-        id="pi_5", latest_charge="ch_5", metadata=META, created=T0), id="evt_5", created=T0),
-    sb.stripe_event("invoice.payment_failed", sb.invoice(
-        id="in_6", status="open", payment_intent="pi_6", next_payment_attempt=T0, created=T0), id="evt_6",
-        created=T0),
-    sb.stripe_event("invoice.paid", sb.invoice(
-        id="in_7", payment_intent="pi_7", payment_intent_field="legacy", created=T0), id="evt_7", created=T0),
-    sb.stripe_event("charge.refunded", sb.charge(
-        id="ch_8", amount_refunded=500, payment_intent="pi_8", created=T0), id="evt_8", created=T0),
-    sb.stripe_event("charge.dispute.created", sb.dispute(
-        id="dp_9", charge="ch_9", payment_intent="pi_9", created=T0), id="evt_9", created=T0),
-    sb.stripe_event("charge.dispute.closed", sb.dispute(
-        id="dp_10", status="lost", charge="ch_10", payment_intent=None, created=T0), id="evt_10", created=T0),
+    sb.stripe_event(
+        "checkout.session.completed",
+        sb.checkout_session(id="cs_test_1", payment_intent="pi_1", invoice="in_1", metadata=META, created=T0),
+        id="evt_1",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "checkout.session.completed",
+        sb.checkout_session(
+            id="cs_test_2", payment_status="no_payment_required", payment_intent=None, created=T0
+        ),
+        id="evt_2",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "checkout.session.expired",
+        sb.checkout_session(id="cs_test_3", status="expired", payment_intent=None, created=T0),
+        id="evt_3",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "payment_intent.payment_failed",
+        sb.payment_intent(
+            id="pi_4",
+            status="requires_payment_method",
+            latest_charge="ch_4",
+            last_payment_error={"code": "card_declined"},
+            created=T0,
+        ),
+        id="evt_4",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "payment_intent.succeeded",
+        sb.payment_intent(id="pi_5", latest_charge="ch_5", metadata=META, created=T0),
+        id="evt_5",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "invoice.payment_failed",
+        sb.invoice(id="in_6", status="open", payment_intent="pi_6", next_payment_attempt=T0, created=T0),
+        id="evt_6",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "invoice.paid",
+        sb.invoice(id="in_7", payment_intent="pi_7", payment_intent_field="legacy", created=T0),
+        id="evt_7",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "charge.refunded",
+        sb.charge(id="ch_8", amount_refunded=500, payment_intent="pi_8", created=T0),
+        id="evt_8",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "charge.dispute.created",
+        sb.dispute(id="dp_9", charge="ch_9", payment_intent="pi_9", created=T0),
+        id="evt_9",
+        created=T0,
+    ),
+    sb.stripe_event(
+        "charge.dispute.closed",
+        sb.dispute(id="dp_10", status="lost", charge="ch_10", payment_intent=None, created=T0),
+        id="evt_10",
+        created=T0,
+    ),
 ]
-STRIPE_TYPES = sorted({e["type"] for e in STRIPE_SEEDS} | {
-    "checkout.session.async_payment_succeeded", "payment_intent.processing", "invoice.voided",
-    "customer.created",
-})
+STRIPE_TYPES = sorted(
+    {e["type"] for e in STRIPE_SEEDS}
+    | {
+        "checkout.session.async_payment_succeeded",
+        "payment_intent.processing",
+        "invoice.voided",
+        "customer.created",
+    }
+)
 
 PAID = datetime(2026, 2, 1, tzinfo=UTC)
 PAYSTACK_SEEDS: list[dict[str, Any]] = [
     pb.paystack_charge_success(reference="ref_1", id=1, paid_at=PAID, metadata=META),
     pb.paystack_charge_success(reference="ref_2", id=2, paid_at=PAID, metadata=json.dumps(META)),
     pb.paystack_refund("refund.processed", transaction_reference="ref_3", amount="5000"),
-    pb.paystack_refund("refund.processed", transaction_reference="ref_4", amount=7,
-                       transaction={"id": 4, "reference": "ref_4", "amount": 7}),
+    pb.paystack_refund(
+        "refund.processed",
+        transaction_reference="ref_4",
+        amount=7,
+        transaction={"id": 4, "reference": "ref_4", "amount": 7},
+    ),
     pb.paystack_refund("refund.failed", transaction_reference="ref_5", refund_reference="TRF_5"),
-    pb.paystack_dispute("charge.dispute.create", reference="ref_6", id=6, created_at=PAID,
-                        transaction_metadata=META),
-    pb.paystack_dispute("charge.dispute.resolve", reference="ref_7", id=7, resolution="declined",
-                        created_at=PAID, resolved_at=PAID),
+    pb.paystack_dispute(
+        "charge.dispute.create", reference="ref_6", id=6, created_at=PAID, transaction_metadata=META
+    ),
+    pb.paystack_dispute(
+        "charge.dispute.resolve",
+        reference="ref_7",
+        id=7,
+        resolution="declined",
+        created_at=PAID,
+        resolved_at=PAID,
+    ),
 ]
 PAYSTACK_TYPES = sorted({p["event"] for p in PAYSTACK_SEEDS} | {"charge.dispute.remind", "transfer.success"})
 
 MPESA_SEEDS: list[dict[str, Any]] = [
-    mb.stk_callback(checkout_request_id="ws_CO_1", merchant_request_id="1-1-1", result_code=0, amount=150,
-                    receipt="NE10MHGI7K", transaction_date=PAID),
-    mb.stk_callback(checkout_request_id="ws_CO_2", merchant_request_id="2-2-1", result_code=0, amount=1.0,
-                    receipt="QKH94M1Z11", transaction_date=PAID),
+    mb.stk_callback(
+        checkout_request_id="ws_CO_1",
+        merchant_request_id="1-1-1",
+        result_code=0,
+        amount=150,
+        receipt="NE10MHGI7K",
+        transaction_date=PAID,
+    ),
+    mb.stk_callback(
+        checkout_request_id="ws_CO_2",
+        merchant_request_id="2-2-1",
+        result_code=0,
+        amount=1.0,
+        receipt="QKH94M1Z11",
+        transaction_date=PAID,
+    ),
     mb.stk_callback(checkout_request_id="ws_CO_3", merchant_request_id="3-3-1", result_code=1032),
     mb.stk_callback(checkout_request_id="ws_CO_4", merchant_request_id="4-4-1", result_code=4242),
 ]
@@ -99,19 +171,81 @@ MPESA_SEEDS: list[dict[str, Any]] = [
 
 KINDS = ("raw_bytes", "random_json", "mutated", "retargeted", "truncated", "flipped", "pathological")
 PATHOLOGICAL = (
-    b"[" * 5000, b'{"a":' * 3000, b'{"type": 1e999}', b"\xef\xbb\xbf{}", b'"\\ud800"', b"NaN",
-    b'{"Body": {"stkCallback": {"CheckoutRequestID": "\\udfff"}}}', b"\x00" * 64, b"{}" * 100,
+    b"[" * 5000,
+    b'{"a":' * 3000,
+    b'{"type": 1e999}',
+    b"\xef\xbb\xbf{}",
+    b'"\\ud800"',
+    b"NaN",
+    b'{"Body": {"stkCallback": {"CheckoutRequestID": "\\udfff"}}}',
+    b"\x00" * 64,
+    b"{}" * 100,
 )
 SPECIAL = (
-    None, True, False, 0, -1, 1, 2**63, 2**64, 10**400, -(10**400), 253_402_300_800, 10**19, 1.5, -0.0,
-    float("nan"), float("inf"), 1e308, "", "usd", "KES", "0", "-5", "1.5", "5000", "20190501212916",
-    "2026-01-01T00:00:00Z", "x" * 300, "é", "\ud800", "ws_CO_1", "pi_1", [], {},
+    None,
+    True,
+    False,
+    0,
+    -1,
+    1,
+    2**63,
+    2**64,
+    10**400,
+    -(10**400),
+    253_402_300_800,
+    10**19,
+    1.5,
+    -0.0,
+    float("nan"),
+    float("inf"),
+    1e308,
+    "",
+    "usd",
+    "KES",
+    "0",
+    "-5",
+    "1.5",
+    "5000",
+    "20190501212916",
+    "2026-01-01T00:00:00Z",
+    "x" * 300,
+    "é",
+    "\ud800",
+    "ws_CO_1",
+    "pi_1",
+    [],
+    {},
 )
 KEYS = (
-    "id", "type", "event", "object", "data", "amount", "amount_total", "amount_refunded", "currency",
-    "created", "metadata", "payment_intent", "payment_status", "status", "reference", "resolution",
-    "transaction", "transaction_reference", "Body", "stkCallback", "CheckoutRequestID", "ResultCode",
-    "CallbackMetadata", "Item", "Name", "Value", "paysync_domain", "paysync_entity_id", "",
+    "id",
+    "type",
+    "event",
+    "object",
+    "data",
+    "amount",
+    "amount_total",
+    "amount_refunded",
+    "currency",
+    "created",
+    "metadata",
+    "payment_intent",
+    "payment_status",
+    "status",
+    "reference",
+    "resolution",
+    "transaction",
+    "transaction_reference",
+    "Body",
+    "stkCallback",
+    "CheckoutRequestID",
+    "ResultCode",
+    "CallbackMetadata",
+    "Item",
+    "Name",
+    "Value",
+    "paysync_domain",
+    "paysync_entity_id",
+    "",
 )
 
 
@@ -264,8 +398,20 @@ def test_every_parser_answers_every_body_with_a_value_or_malformed(fuzz):
 
 
 AWKWARD = (
-    None, True, -1, 1.5, 10**400, 2**64, float("nan"), "", "x" * 300, "\ud800", "2026-13-45T99:00:00Z",
-    [], {}, [{"id": "x"}],
+    None,
+    True,
+    -1,
+    1.5,
+    10**400,
+    2**64,
+    float("nan"),
+    "",
+    "x" * 300,
+    "\ud800",
+    "2026-13-45T99:00:00Z",
+    [],
+    {},
+    [{"id": "x"}],
 )
 
 
@@ -292,8 +438,11 @@ def test_every_field_of_every_documented_payload_survives_every_awkward_value():
 
 
 def test_the_seeds_themselves_parse():
-    for adapter, seeds in ((StripeAdapter(), STRIPE_SEEDS), (PaystackAdapter(), PAYSTACK_SEEDS),
-                           (MpesaAdapter(), MPESA_SEEDS)):
+    for adapter, seeds in (
+        (StripeAdapter(), STRIPE_SEEDS),
+        (PaystackAdapter(), PAYSTACK_SEEDS),
+        (MpesaAdapter(), MPESA_SEEDS),
+    ):
         for seed in seeds:
             parsed = _answers_with_value_or_malformed(adapter, to_body(seed))
             assert parsed is not None and parsed.observations, seed

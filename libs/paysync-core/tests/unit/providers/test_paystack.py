@@ -30,8 +30,9 @@ def _creds(**overrides) -> PaystackCredentials:
 
 
 def _signed(body: bytes, *, secret: str = SECRET, remote_addr: str | None = "52.31.139.75"):
-    return webhook_request(body, headers={"x-paystack-signature": sign_paystack(body, secret)},
-                           remote_addr=remote_addr)
+    return webhook_request(
+        body, headers={"x-paystack-signature": sign_paystack(body, secret)}, remote_addr=remote_addr
+    )
 
 
 def _reason(request, creds) -> str:
@@ -72,12 +73,15 @@ def test_upper_case_hex_is_the_same_signature():
     assert adapter.authenticate(request, _creds()) is Verdict.VERIFIED
 
 
-@pytest.mark.parametrize("headers, reason", [
-    ({}, "missing_signature"),
-    ({"x-paystack-signature": ""}, "missing_signature"),
-    ({"x-paystack-signature": "not-hex"}, "malformed_signature_header"),
-    ({"x-paystack-signature": "ab" * 32}, "malformed_signature_header"),  # a SHA-256 length
-])
+@pytest.mark.parametrize(
+    "headers, reason",
+    [
+        ({}, "missing_signature"),
+        ({"x-paystack-signature": ""}, "missing_signature"),
+        ({"x-paystack-signature": "not-hex"}, "malformed_signature_header"),
+        ({"x-paystack-signature": "ab" * 32}, "malformed_signature_header"),  # a SHA-256 length
+    ],
+)
 def test_missing_or_malformed_signatures_are_refused(headers, reason):
     assert _reason(webhook_request(b"{}", headers=headers), _creds()) == reason
 
@@ -124,8 +128,9 @@ def _parse_one(payload: dict, ctx: ParseContext) -> PaymentObservation:
 
 
 def test_charge_success_is_a_success_in_subunits(ctx):
-    payload = pb.paystack_charge_success(reference="ref_123", amount=250_000, currency="GHS", paid_at=PAID_AT,
-                                         id=896467688)
+    payload = pb.paystack_charge_success(
+        reference="ref_123", amount=250_000, currency="GHS", paid_at=PAID_AT, id=896467688
+    )
     obs = _parse_one(payload, ctx)
     assert obs.status is S.SUCCEEDED
     assert (obs.provider_ref, obs.amount_minor, obs.currency) == ("ref_123", 250_000, "GHS")
@@ -142,10 +147,13 @@ def test_the_same_delivery_always_gets_the_same_id_and_another_one_another(ctx):
     assert first.observation_id == again.observation_id != other.observation_id
 
 
-@pytest.mark.parametrize("metadata", [
-    {"paysync_domain": "bookings", "paysync_entity_id": 991},
-    json.dumps({"paysync_domain": "bookings", "paysync_entity_id": "991"}),
-])
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"paysync_domain": "bookings", "paysync_entity_id": 991},
+        json.dumps({"paysync_domain": "bookings", "paysync_entity_id": "991"}),
+    ],
+)
 def test_entity_comes_from_metadata_given_as_object_or_json_text(ctx, metadata):
     obs = _parse_one(pb.paystack_charge_success(metadata=metadata), ctx)
     assert obs.entity == EntityRef(domain="bookings", entity_id="991")
@@ -178,13 +186,19 @@ def test_a_processed_refund_without_the_transaction_amount_is_a_partial_lower_bo
     assert obs.provider_time == observed_at  # refund events carry no timestamp
 
 
-@pytest.mark.parametrize("refunded, paid, status", [
-    (10_000, 10_000, S.REFUNDED),
-    (4_000, 10_000, S.PARTIALLY_REFUNDED),
-])
+@pytest.mark.parametrize(
+    "refunded, paid, status",
+    [
+        (10_000, 10_000, S.REFUNDED),
+        (4_000, 10_000, S.PARTIALLY_REFUNDED),
+    ],
+)
 def test_a_processed_refund_compares_with_the_transaction_amount_when_sent(ctx, refunded, paid, status):
-    payload = pb.paystack_refund(transaction_reference="T9", amount=refunded,
-                                 transaction={"id": 1004723697, "reference": "T9", "amount": paid})
+    payload = pb.paystack_refund(
+        transaction_reference="T9",
+        amount=refunded,
+        transaction={"id": 1004723697, "reference": "T9", "amount": paid},
+    )
     obs = _parse_one(payload, ctx)
     assert (obs.status, obs.amount_refunded_minor, obs.amount_minor) == (status, refunded, paid)
     assert obs.evidence.transaction_id == "1004723697"
@@ -202,9 +216,13 @@ def test_unfinished_or_failed_refunds_are_kept_without_a_status(ctx, event):
 @pytest.mark.parametrize("event", ["charge.dispute.create", "charge.dispute.remind"])
 def test_an_open_dispute_marks_the_transaction_disputed(ctx, event):
     created = datetime(2026, 2, 10, 8, 0, tzinfo=UTC)
-    payload = pb.paystack_dispute(event, reference="v3mjfgbnc19v97x", id=358950, created_at=created,
-                                  transaction_metadata={"paysync_domain": "invoices",
-                                                        "paysync_entity_id": "INV-9"})
+    payload = pb.paystack_dispute(
+        event,
+        reference="v3mjfgbnc19v97x",
+        id=358950,
+        created_at=created,
+        transaction_metadata={"paysync_domain": "invoices", "paysync_entity_id": "INV-9"},
+    )
     obs = _parse_one(payload, ctx)
     assert obs.status is S.DISPUTED
     assert obs.dispute == DisputeFact(dispute_id="358950", state="open")
@@ -212,15 +230,23 @@ def test_an_open_dispute_marks_the_transaction_disputed(ctx, event):
     assert obs.entity == EntityRef(domain="invoices", entity_id="INV-9")
 
 
-@pytest.mark.parametrize("resolution, status, state", [
-    ("declined", S.SUCCEEDED, "won"),
-    ("merchant-accepted", S.DISPUTED, "lost"),
-    ("auto-accepted", S.DISPUTED, "lost"),
-])
+@pytest.mark.parametrize(
+    "resolution, status, state",
+    [
+        ("declined", S.SUCCEEDED, "won"),
+        ("merchant-accepted", S.DISPUTED, "lost"),
+        ("auto-accepted", S.DISPUTED, "lost"),
+    ],
+)
 def test_a_resolved_dispute(ctx, resolution, status, state):
     resolved = datetime(2026, 2, 12, 9, 30, tzinfo=UTC)
-    payload = pb.paystack_dispute("charge.dispute.resolve", reference="5qm4pv2mxs9rltp", id=358949,
-                                  resolution=resolution, resolved_at=resolved)
+    payload = pb.paystack_dispute(
+        "charge.dispute.resolve",
+        reference="5qm4pv2mxs9rltp",
+        id=358949,
+        resolution=resolution,
+        resolved_at=resolved,
+    )
     obs = _parse_one(payload, ctx)
     assert (obs.status, obs.dispute) == (status, DisputeFact(dispute_id="358949", state=state))
     assert obs.provider_time == resolved
@@ -238,14 +264,17 @@ def test_other_events_are_unmapped(ctx, event):
     assert adapter.reference_hint(body) is None
 
 
-@pytest.mark.parametrize("mutate, reason", [
-    (lambda p: p.pop("event"), "missing:event"),
-    (lambda p: p.pop("data"), "missing:data"),
-    (lambda p: p["data"].pop("reference"), "missing:data.reference"),
-    (lambda p: p["data"].update(amount="50.00"), "type:data.amount"),
-    (lambda p: p["data"].update(amount=None), "missing:data.amount"),
-    (lambda p: p["data"].update(currency=566), "type:data.currency"),
-])
+@pytest.mark.parametrize(
+    "mutate, reason",
+    [
+        (lambda p: p.pop("event"), "missing:event"),
+        (lambda p: p.pop("data"), "missing:data"),
+        (lambda p: p["data"].pop("reference"), "missing:data.reference"),
+        (lambda p: p["data"].update(amount="50.00"), "type:data.amount"),
+        (lambda p: p["data"].update(amount=None), "missing:data.amount"),
+        (lambda p: p["data"].update(currency=566), "type:data.currency"),
+    ],
+)
 def test_broken_charge_success_bodies_are_malformed(ctx, mutate, reason):
     payload = pb.paystack_charge_success()
     mutate(payload)

@@ -23,9 +23,14 @@ from paysync_core.testing.builders import to_body
 DOC = Path(__file__).resolve().parents[3] / "docs" / "status-tables.md"
 
 
-@pytest.mark.parametrize("provider, cls", [
-    (Provider.STRIPE, StripeAdapter), (Provider.PAYSTACK, PaystackAdapter), (Provider.MPESA, MpesaAdapter),
-])
+@pytest.mark.parametrize(
+    "provider, cls",
+    [
+        (Provider.STRIPE, StripeAdapter),
+        (Provider.PAYSTACK, PaystackAdapter),
+        (Provider.MPESA, MpesaAdapter),
+    ],
+)
 def test_adapter_for_returns_each_gateways_adapter(provider, cls):
     adapter = adapter_for(provider)
     assert isinstance(adapter, cls)
@@ -76,15 +81,19 @@ def test_every_stripe_event_row_is_what_the_parser_reports(ctx, row):
 
 @pytest.mark.parametrize("row", paystack_module.EVENTS.rows, ids=lambda r: r.key)
 def test_every_paystack_event_row_is_what_the_parser_reports(ctx, row):
-    payload = pb.paystack_dispute(row.key) if "dispute" in row.key else (
-        pb.paystack_refund(row.key) if row.key.startswith("refund.") else pb.paystack_charge_success())
+    payload = (
+        pb.paystack_dispute(row.key)
+        if "dispute" in row.key
+        else (pb.paystack_refund(row.key) if row.key.startswith("refund.") else pb.paystack_charge_success())
+    )
     obs = PaystackAdapter().parse(to_body(payload), ctx).observations[0]
     assert (obs.status, obs.dispute.state if obs.dispute else None) == (row.status, row.dispute)
 
 
 def test_the_parser_reads_the_table_rather_than_its_own_copy(ctx, monkeypatch):
-    rows = tuple(replace(r, status=S.EXPIRED) if r.key == "invoice.voided" else r
-                 for r in stripe_module.EVENTS.rows)
+    rows = tuple(
+        replace(r, status=S.EXPIRED) if r.key == "invoice.voided" else r for r in stripe_module.EVENTS.rows
+    )
     monkeypatch.setattr(stripe_module, "EVENTS", replace(stripe_module.EVENTS, rows=rows))
     body = to_body(sb.stripe_event("invoice.voided", sb.invoice(status="void")))
     assert StripeAdapter().parse(body, ctx).observations[0].status is S.EXPIRED

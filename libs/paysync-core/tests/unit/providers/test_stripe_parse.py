@@ -67,8 +67,13 @@ def test_an_unpaid_completed_session_is_processing(ctx):
 
 
 def test_a_session_needing_no_payment_succeeds_with_amount_zero(ctx):
-    session = sb.checkout_session(payment_status="no_payment_required", amount_total=None, currency=None,
-                                  payment_intent=None, mode="setup")
+    session = sb.checkout_session(
+        payment_status="no_payment_required",
+        amount_total=None,
+        currency=None,
+        payment_intent=None,
+        mode="setup",
+    )
     obs = _parse_one(_event("checkout.session.completed", session), ctx)
     assert obs.status is S.SUCCEEDED
     assert (obs.amount_minor, obs.currency, obs.aliases) == (0, None, ())
@@ -98,8 +103,9 @@ def test_an_expanded_payment_intent_is_read_by_its_id(ctx):
 )
 def test_later_checkout_session_events(ctx, event_type, status):
     session_status = "expired" if "expired" in event_type else "complete"
-    session = sb.checkout_session(payment_status="unpaid", status=session_status, amount_total=1234,
-                                  currency="gbp")
+    session = sb.checkout_session(
+        payment_status="unpaid", status=session_status, amount_total=1234, currency="gbp"
+    )
     obs = _parse_one(_event(event_type, session), ctx)
     assert obs.status is status
     assert (obs.amount_minor, obs.currency, obs.provider_ref) == (1234, "GBP", session["id"])
@@ -250,8 +256,10 @@ def test_success_then_a_won_dispute_merges_back_to_succeeded(ctx):
     observations = [
         _parse_one(_event("payment_intent.succeeded", intent), ctx),
         _parse_one(_event("charge.dispute.created", sb.dispute(id="dp_1", payment_intent=intent["id"])), ctx),
-        _parse_one(_event("charge.dispute.closed", sb.dispute(id="dp_1", status="won",
-                                                               payment_intent=intent["id"])), ctx),
+        _parse_one(
+            _event("charge.dispute.closed", sb.dispute(id="dp_1", status="won", payment_intent=intent["id"])),
+            ctx,
+        ),
     ]
     assert merge_all(observations, Expectation(2000, "USD")).status is S.SUCCEEDED
     assert merge_all(observations[:2], Expectation(2000, "USD")).status is S.DISPUTED
@@ -320,7 +328,8 @@ def test_bad_entity_metadata_is_ignored_not_fatal(ctx):
 
 
 def test_the_context_decides_verified_and_source(ctx):
-    replay = ParseContext(tenant="acme", source=ObservationSource.REPLAY, verified=False,
-                          observed_at=ctx.observed_at)
+    replay = ParseContext(
+        tenant="acme", source=ObservationSource.REPLAY, verified=False, observed_at=ctx.observed_at
+    )
     obs = _parse_one(_event("payment_intent.succeeded", sb.payment_intent()), replay)
     assert (obs.verified, obs.source) == (False, ObservationSource.REPLAY)

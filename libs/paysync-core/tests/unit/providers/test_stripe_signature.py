@@ -28,8 +28,9 @@ def _body() -> bytes:
 
 
 def _creds(*secrets: str, tolerance: int = 300) -> StripeCredentials:
-    return StripeCredentials(secret_key="sk_test_x", webhook_secrets=secrets or (SECRET,),
-                             tolerance_seconds=tolerance)
+    return StripeCredentials(
+        secret_key="sk_test_x", webhook_secrets=secrets or (SECRET,), tolerance_seconds=tolerance
+    )
 
 
 def _request(body: bytes, signature: str | None, *, received_at: datetime = NOW):

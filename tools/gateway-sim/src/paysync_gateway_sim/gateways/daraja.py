@@ -25,15 +25,25 @@ class DarajaSim:
         self.stk_timeout = stk_timeout
 
     def push(
-        self, account: Account, *, amount: int, phone: str, callback_url: str | None,
-        account_reference: str, description: str,
+        self,
+        account: Account,
+        *,
+        amount: int,
+        phone: str,
+        callback_url: str | None,
+        account_reference: str,
+        description: str,
     ) -> StkRequest:
         """A prompt sent to the customer's phone, pending until answered."""
         request = StkRequest(
             merchant_request_id=build.merchant_request_id(),
             checkout_request_id=build.checkout_request_id(),
-            amount=amount, phone=phone, callback_url=callback_url, account_reference=account_reference,
-            description=description, created_at=account.clock.time(),
+            amount=amount,
+            phone=phone,
+            callback_url=callback_url,
+            account_reference=account_reference,
+            description=description,
+            created_at=account.clock.time(),
         )
         account.stk[request.checkout_request_id] = request
         heapq.heappush(account.stk_deadlines, (request.created_at, request.checkout_request_id))
@@ -52,9 +62,12 @@ class DarajaSim:
         if spec.amount_minor % 100:
             raise conflict("M-Pesa amounts are whole shillings: amount_minor must be a multiple of 100")
         request = self.push(
-            account, amount=spec.amount_minor // 100, phone=spec.phone,
+            account,
+            amount=spec.amount_minor // 100,
+            phone=spec.phone,
             callback_url=spec.callback_url or account.webhook_url,
-            account_reference=spec.account_reference, description=spec.description,
+            account_reference=spec.account_reference,
+            description=spec.description,
         )
         return request.checkout_request_id, []
 
@@ -76,8 +89,15 @@ class DarajaSim:
         request = self._get(account, ref)
         code = request.result_code
         status = "pending" if code is None else _NAMES.get(code, "failed")
-        return PaymentView(provider=self.provider, kind="stk_push", ref=ref, status=status,
-                           amount_minor=request.amount * 100, currency="KES", object=self.render(request))
+        return PaymentView(
+            provider=self.provider,
+            kind="stk_push",
+            ref=ref,
+            status=status,
+            amount_minor=request.amount * 100,
+            currency="KES",
+            object=self.render(request),
+        )
 
     def refs(self, account: Account) -> list[str]:
         """Every CheckoutRequestID of the account."""
@@ -108,13 +128,23 @@ class DarajaSim:
             del account.stk_pending_phones[request.phone]
         body = build.stk_callback(
             checkout_request_id=request.checkout_request_id,
-            merchant_request_id=request.merchant_request_id, result_code=code,
+            merchant_request_id=request.merchant_request_id,
+            result_code=code,
             # Daraja sends the amount as a JSON float (1.00) and TransactionDate as a number.
-            result_desc=request.result_desc, amount=float(request.amount), receipt=request.receipt,
-            transaction_date=now, phone=int(request.phone),
+            result_desc=request.result_desc,
+            amount=float(request.amount),
+            receipt=request.receipt,
+            transaction_date=now,
+            phone=int(request.phone),
         )
-        return Outgoing(account.id, self.provider, "stkCallback", request.checkout_request_id,
-                        build.to_body(body), url=request.callback_url)
+        return Outgoing(
+            account.id,
+            self.provider,
+            "stkCallback",
+            request.checkout_request_id,
+            build.to_body(body),
+            url=request.callback_url,
+        )
 
     def sweep(self, account: Account) -> list[Outgoing]:
         """End the pushes nobody answered within the prompt's time limit (ResultCode 1037)."""

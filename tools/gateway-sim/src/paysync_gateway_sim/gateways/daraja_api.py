@@ -151,8 +151,14 @@ async def stk_push(
         raise daraja_error(400, "400.002.02", "Bad Request - Invalid TransactionDesc")
     if account.lock_subscriber and sim.daraja.pending_for(account, phone):
         raise daraja_error(500, "500.001.1001", LOCKED)
-    push = sim.daraja.push(account, amount=amount, phone=phone, callback_url=callback,
-                           account_reference=reference, description=description)
+    push = sim.daraja.push(
+        account,
+        amount=amount,
+        phone=phone,
+        callback_url=callback,
+        account_reference=reference,
+        description=description,
+    )
     accepted = "Success. Request accepted for processing"
     return {
         "MerchantRequestID": push.merchant_request_id,
@@ -164,9 +170,7 @@ async def stk_push(
 
 
 @router.post("/mpesa/stkpushquery/v1/query")
-async def stk_push_query(
-    request: Request, account: Account = Depends(daraja_account)
-) -> JsonDict:
+async def stk_push_query(request: Request, account: Account = Depends(daraja_account)) -> JsonDict:
     """The outcome of a push; while the customer has not answered, Daraja answers with an error."""
     body = await _json(request)
     _check_password(account, body)

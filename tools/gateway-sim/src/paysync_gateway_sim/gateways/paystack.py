@@ -35,7 +35,13 @@ class PaystackSim:
     provider = Provider.PAYSTACK
 
     def initialize(
-        self, account: Account, *, email: str, amount: int, currency: str, reference: str | None,
+        self,
+        account: Account,
+        *,
+        email: str,
+        amount: int,
+        currency: str,
+        reference: str | None,
         metadata: JsonDict | str | None,
     ) -> PaystackTransaction:
         """A transaction the customer has not started paying: verify shows it `abandoned`."""
@@ -43,8 +49,12 @@ class PaystackSim:
         if reference in account.paystack:
             raise conflict("Duplicate Transaction Reference")
         txn = PaystackTransaction(
-            id=random.randint(10**9, 10**10 - 1), reference=reference, amount=amount,
-            currency=currency.upper(), email=email, created_at=account.clock.now(),
+            id=random.randint(10**9, 10**10 - 1),
+            reference=reference,
+            amount=amount,
+            currency=currency.upper(),
+            email=email,
+            created_at=account.clock.now(),
             access_code=random_token(15, string.ascii_lowercase + string.digits),
             metadata=metadata if metadata is not None else "",
         )
@@ -56,30 +66,58 @@ class PaystackSim:
         if spec.kind not in (None, "transaction"):
             raise conflict(f"Paystack has no {spec.kind}")
         txn = self.initialize(
-            account, email=spec.email, amount=spec.amount_minor, currency=spec.currency or "NGN",
-            reference=spec.reference, metadata=spec.metadata,
+            account,
+            email=spec.email,
+            amount=spec.amount_minor,
+            currency=spec.currency or "NGN",
+            reference=spec.reference,
+            metadata=spec.metadata,
         )
         return txn.reference, []
 
     def render(self, txn: PaystackTransaction) -> JsonDict:
         """The Transaction resource as verify, fetch and list return it."""
         obj = build.paystack_transaction(
-            reference=txn.reference, amount=txn.amount, currency=txn.currency, status=txn.status,
-            paid_at=txn.paid_at or txn.created_at, metadata=txn.metadata, id=txn.id, channel=txn.channel,
+            reference=txn.reference,
+            amount=txn.amount,
+            currency=txn.currency,
+            status=txn.status,
+            paid_at=txn.paid_at or txn.created_at,
+            metadata=txn.metadata,
+            id=txn.id,
+            channel=txn.channel,
         )
         paid = build.paystack_time(txn.paid_at) if txn.paid_at else None
         created = build.paystack_time(txn.created_at)
         obj.update(
-            gateway_response=txn.gateway_response, paid_at=paid, paidAt=paid, created_at=created,
-            createdAt=created, fees=obj["fees"] if txn.paid_at else None,
+            gateway_response=txn.gateway_response,
+            paid_at=paid,
+            paidAt=paid,
+            created_at=created,
+            createdAt=created,
+            fees=obj["fees"] if txn.paid_at else None,
         )
-        obj["customer"] = {**obj["customer"], "email": txn.email, "first_name": None, "last_name": None,
-                           "phone": None, "metadata": None, "risk_action": "default",
-                           "international_format_phone": None}
+        obj["customer"] = {
+            **obj["customer"],
+            "email": txn.email,
+            "first_name": None,
+            "last_name": None,
+            "phone": None,
+            "metadata": None,
+            "risk_action": "default",
+            "international_format_phone": None,
+        }
         # Fields Paystack always sends, mostly empty for an API-initialized test transaction.
-        obj.update(log=None, fees_split=None, receipt_number=None, transaction_date=created, connect=None,
-                   pos_transaction_data=None, fees_breakdown=None,
-                   source={"type": "api", "source": "merchant_api", "identifier": None})
+        obj.update(
+            log=None,
+            fees_split=None,
+            receipt_number=None,
+            transaction_date=created,
+            connect=None,
+            pos_transaction_data=None,
+            fees_breakdown=None,
+            source={"type": "api", "source": "merchant_api", "identifier": None},
+        )
         if txn.status in _OPEN:
             obj["authorization"] = {}
         return obj
@@ -98,8 +136,15 @@ class PaystackSim:
     def view(self, account: Account, ref: str) -> PaymentView:
         """A transaction's state for the control API."""
         txn = self._get(account, ref)
-        return PaymentView(provider=self.provider, kind="transaction", ref=ref, status=txn.status,
-                           amount_minor=txn.amount, currency=txn.currency, object=self.render(txn))
+        return PaymentView(
+            provider=self.provider,
+            kind="transaction",
+            ref=ref,
+            status=txn.status,
+            amount_minor=txn.amount,
+            currency=txn.currency,
+            object=self.render(txn),
+        )
 
     def refs(self, account: Account) -> list[str]:
         """Every transaction reference of the account."""
@@ -143,10 +188,17 @@ class PaystackSim:
             self._set(txn, "reversed")  # a partial refund leaves the transaction `success`
         refund_reference = f"RF_{random_token(12, string.ascii_lowercase + string.digits)}"
         return [
-            self._send(account, txn, build.paystack_refund(
-                event, transaction_reference=txn.reference, amount=str(amount), currency=txn.currency,
-                refund_reference=refund_reference,
-            ))
+            self._send(
+                account,
+                txn,
+                build.paystack_refund(
+                    event,
+                    transaction_reference=txn.reference,
+                    amount=str(amount),
+                    currency=txn.currency,
+                    refund_reference=refund_reference,
+                ),
+            )
             for event in ("refund.pending", "refund.processed")
         ]
 
@@ -177,9 +229,14 @@ class PaystackSim:
     ) -> JsonDict:
         now = account.clock.now()
         body = build.paystack_dispute(
-            event, reference=txn.reference, amount=txn.amount,  # type: ignore[arg-type]
-            currency=txn.currency, resolution=resolution,
-            id=txn.dispute_id, created_at=now, resolved_at=now if resolution else None,
+            event,
+            reference=txn.reference,
+            amount=txn.amount,  # type: ignore[arg-type]
+            currency=txn.currency,
+            resolution=resolution,
+            id=txn.dispute_id,
+            created_at=now,
+            resolved_at=now if resolution else None,
         )
         body["data"]["transaction"] = self.render(txn)  # the same transaction verify shows
         return body

@@ -23,12 +23,18 @@ CURRENCIES = frozenset({"NGN", "GHS", "ZAR", "KES", "USD", "XOF", "EGP"})
 _REFERENCE = re.compile(r"^[A-Za-z0-9.=-]{1,100}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _STATUSES = frozenset(
-    {"success", "failed", "abandoned", "reversed", "ongoing", "pending", "processing", "queued"})
+    {"success", "failed", "abandoned", "reversed", "ongoing", "pending", "processing", "queued"}
+)
 
 
 def paystack_error(
-    status: int, message: str, *, type_: str | None = None, code: str | None = None,
-    next_step: str | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    message: str,
+    *,
+    type_: str | None = None,
+    code: str | None = None,
+    next_step: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> GatewayError:
     """An error in Paystack's envelope (`status: false`, plus type/code/meta where Paystack sends them)."""
     body: JsonDict = {"status": False, "message": message}
@@ -51,11 +57,13 @@ async def paystack_account(request: Request, sim: Simulator = Depends(get_sim)) 
     verdict = faults.check(account)
     if verdict in (faults.Verdict.OVER_LIMIT, faults.Verdict.RATE_LIMIT, faults.Verdict.QUOTA):
         wait = math.ceil(1 / account.rate_limit) if account.rate_limit else 1
-        raise paystack_error(429, "Too many requests. Please retry after some time.",
-                             headers={"Retry-After": str(wait)})
+        raise paystack_error(
+            429, "Too many requests. Please retry after some time.", headers={"Retry-After": str(wait)}
+        )
     if verdict is faults.Verdict.SERVER_ERROR:
-        raise paystack_error(500, "An error occurred. Please try again later.", type_="api_error",
-                             code="unknown_error")
+        raise paystack_error(
+            500, "An error occurred. Please try again later.", type_="api_error", code="unknown_error"
+        )
     return account
 
 
@@ -87,8 +95,11 @@ async def initialize_transaction(
         raise paystack_error(400, "Currency not supported by merchant", type_="validation_error")
     reference = body.get("reference")
     if reference is not None and not (isinstance(reference, str) and _REFERENCE.match(reference)):
-        raise paystack_error(400, "Invalid transaction reference: only -, ., = and alphanumeric "
-                                  "characters are allowed", type_="validation_error")
+        raise paystack_error(
+            400,
+            "Invalid transaction reference: only -, ., = and alphanumeric characters are allowed",
+            type_="validation_error",
+        )
     metadata = body.get("metadata")
     if isinstance(metadata, str) and metadata.strip():
         # Paystack takes metadata as an object or as a JSON string of one, and gives the string
@@ -98,8 +109,9 @@ async def initialize_transaction(
         except ValueError:
             raise paystack_error(400, "Invalid metadata: must be JSON", type_="validation_error") from None
     try:
-        txn = sim.paystack.initialize(account, email=email, amount=amount, currency=currency,
-                                      reference=reference, metadata=metadata)
+        txn = sim.paystack.initialize(
+            account, email=email, amount=amount, currency=currency, reference=reference, metadata=metadata
+        )
     except ScenarioError as exc:
         raise paystack_error(400, exc.message, type_="validation_error", code="duplicate_reference") from exc
     return {
@@ -129,9 +141,13 @@ async def verify_transaction(
     txn = account.paystack.get(reference)
     if txn is None:
         raise paystack_error(
-            400, "Transaction reference not found", type_="validation_error", code="transaction_not_found",
+            400,
+            "Transaction reference not found",
+            type_="validation_error",
+            code="transaction_not_found",
             next_step=(
-                "Ensure that you're passing the reference of a transaction that exists on this integration"),
+                "Ensure that you're passing the reference of a transaction that exists on this integration"
+            ),
         )
     return {"status": True, "message": "Verification successful", "data": sim.paystack.render(txn)}
 
@@ -150,7 +166,8 @@ async def transaction_totals(account: Account = Depends(paystack_account)) -> Js
             "total_transactions": len(account.paystack),
             "total_volume": sum(by_currency.values()),
             "total_volume_by_currency": [
-                {"currency": currency, "amount": amount} for currency, amount in sorted(by_currency.items())],
+                {"currency": currency, "amount": amount} for currency, amount in sorted(by_currency.items())
+            ],
             "pending_transfers": 0,
             "pending_transfers_by_currency": [],
         },
@@ -166,8 +183,9 @@ async def fetch_transaction(
     """A transaction by its numeric id."""
     txn = next((t for t in account.paystack.values() if str(t.id) == transaction_id), None)
     if txn is None:
-        raise paystack_error(404, "Transaction not found", type_="validation_error",
-                             code="transaction_not_found")
+        raise paystack_error(
+            404, "Transaction not found", type_="validation_error", code="transaction_not_found"
+        )
     return {"status": True, "message": "Transaction retrieved", "data": sim.paystack.render(txn)}
 
 
@@ -185,16 +203,18 @@ async def list_transactions(
     start = _when(query.get("from"), "from")
     end = _when(query.get("to"), "to", end_of_day=True)
     matches = [
-        t for t in account.paystack.values()
+        t
+        for t in account.paystack.values()
         if (status is None or t.status == status)
-        and (start is None or t.created_at >= start) and (end is None or t.created_at <= end)
+        and (start is None or t.created_at >= start)
+        and (end is None or t.created_at <= end)
     ]
     matches.sort(key=lambda t: (t.created_at, t.id), reverse=True)
     skipped = (page - 1) * per_page
     return {
         "status": True,
         "message": "Transactions retrieved",
-        "data": [sim.paystack.render(t) for t in matches[skipped:skipped + per_page]],
+        "data": [sim.paystack.render(t) for t in matches[skipped : skipped + per_page]],
         "meta": {
             "total": len(matches),
             "total_volume": sum(t.amount for t in matches if t.status == "success"),
@@ -219,6 +239,9 @@ def _when(value: str | None, name: str, *, end_of_day: bool = False):  # noqa: A
         return None
     found = parse_time(value, end_of_day=end_of_day)
     if found is None:
-        raise paystack_error(400, f"Invalid date for {name}: use e.g. 2016-09-24T00:00:05.000Z or 2016-09-21",
-                             type_="validation_error")
+        raise paystack_error(
+            400,
+            f"Invalid date for {name}: use e.g. 2016-09-24T00:00:05.000Z or 2016-09-21",
+            type_="validation_error",
+        )
     return found

@@ -24,7 +24,9 @@ from paysync_gateway_sim.state import (
 SESSION_LIFETIME = 24 * 3600  # Stripe's default expires_at
 INVOICE_RETRY_DELAY = 3 * 24 * 3600  # when `fail` says Stripe will retry
 _DECLINED = {
-    "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+    "type": "card_error",
+    "code": "card_declined",
+    "decline_code": "generic_decline",
     "message": "Your card was declined.",
 }
 _OPEN_INTENT = ("requires_payment_method", "requires_confirmation", "requires_action", "processing")
@@ -38,17 +40,30 @@ class StripeSim:
     # --- creation ------------------------------------------------------------------------------
 
     def new_session(
-        self, account: Account, *, amount: int, currency: str, metadata: dict[str, str] | None = None,
-        client_reference_id: str | None = None, success_url: str | None = None,
-        cancel_url: str | None = None, expires_at: int | None = None,
+        self,
+        account: Account,
+        *,
+        amount: int,
+        currency: str,
+        metadata: dict[str, str] | None = None,
+        client_reference_id: str | None = None,
+        success_url: str | None = None,
+        cancel_url: str | None = None,
+        expires_at: int | None = None,
         intent_metadata: dict[str, str] | None = None,
     ) -> StripeSession:
         """An open Checkout Session; no event (Stripe has none for creation)."""
         now = account.clock.timestamp()
         session = StripeSession(
-            id=build.new_id("cs"), amount_total=amount, currency=currency.lower(), created=now,
-            expires_at=expires_at or now + SESSION_LIFETIME, metadata=dict(metadata or {}),
-            client_reference_id=client_reference_id, success_url=success_url, cancel_url=cancel_url,
+            id=build.new_id("cs"),
+            amount_total=amount,
+            currency=currency.lower(),
+            created=now,
+            expires_at=expires_at or now + SESSION_LIFETIME,
+            metadata=dict(metadata or {}),
+            client_reference_id=client_reference_id,
+            success_url=success_url,
+            cancel_url=cancel_url,
             intent_metadata=dict(intent_metadata or {}),
         )
         account.stripe.sessions[session.id] = session
@@ -62,8 +77,12 @@ class StripeSim:
         kind = spec.kind or "checkout_session"
         if kind == "checkout_session":
             session = self.new_session(
-                account, amount=spec.amount_minor, currency=currency, metadata=metadata,
-                client_reference_id=spec.client_reference_id, intent_metadata=spec.payment_intent_metadata,
+                account,
+                amount=spec.amount_minor,
+                currency=currency,
+                metadata=metadata,
+                client_reference_id=spec.client_reference_id,
+                intent_metadata=spec.payment_intent_metadata,
             )
             return session.id, []
         if kind == "payment_intent":
@@ -78,16 +97,18 @@ class StripeSim:
     def _new_intent(
         self, account: Account, amount: int, currency: str, metadata: dict[str, str]
     ) -> StripeIntent:
-        intent = StripeIntent(build.new_id("pi"), amount, currency, account.clock.timestamp(),
-                              metadata=metadata)
+        intent = StripeIntent(
+            build.new_id("pi"), amount, currency, account.clock.timestamp(), metadata=metadata
+        )
         account.stripe.intents[intent.id] = intent
         return intent
 
     def _new_invoice(
         self, account: Account, amount: int, currency: str, metadata: dict[str, str]
     ) -> tuple[str, list[Outgoing]]:
-        invoice = StripeInvoice(build.new_id("in"), amount, currency, account.clock.timestamp(),
-                                status="draft", metadata=metadata)
+        invoice = StripeInvoice(
+            build.new_id("in"), amount, currency, account.clock.timestamp(), status="draft", metadata=metadata
+        )
         account.stripe.invoices[invoice.id] = invoice
         created = self._emit(account, "invoice.created", self.render_invoice(invoice), invoice.id)
         # Finalizing a charge_automatically invoice creates the PaymentIntent that will collect it.
@@ -103,13 +124,20 @@ class StripeSim:
     ) -> JsonDict:
         """The Checkout Session object as the API returns it."""
         obj = build.checkout_session(
-            id=session.id, payment_status=session.payment_status, status=session.status,
-            amount_total=session.amount_total, currency=session.currency,
-            payment_intent=session.payment_intent, metadata=session.metadata,
-            client_reference_id=session.client_reference_id, created=session.created,
+            id=session.id,
+            payment_status=session.payment_status,
+            status=session.status,
+            amount_total=session.amount_total,
+            currency=session.currency,
+            payment_intent=session.payment_intent,
+            metadata=session.metadata,
+            client_reference_id=session.client_reference_id,
+            created=session.created,
         )
         obj.update(
-            expires_at=session.expires_at, success_url=session.success_url, cancel_url=session.cancel_url,
+            expires_at=session.expires_at,
+            success_url=session.success_url,
+            cancel_url=session.cancel_url,
             url=f"https://checkout.stripe.com/c/pay/{session.id}" if session.status == "open" else None,
         )
         if "payment_intent" in expand and session.payment_intent:
@@ -119,9 +147,15 @@ class StripeSim:
     def render_intent(self, book: StripeBook, intent: StripeIntent, expand: Iterable[str] = ()) -> JsonDict:
         """The PaymentIntent object."""
         obj = build.payment_intent(
-            id=intent.id, status=intent.status, amount=intent.amount, amount_received=intent.amount_received,
-            currency=intent.currency, latest_charge=intent.latest_charge, metadata=intent.metadata,
-            last_payment_error=intent.last_payment_error, created=intent.created,
+            id=intent.id,
+            status=intent.status,
+            amount=intent.amount,
+            amount_received=intent.amount_received,
+            currency=intent.currency,
+            latest_charge=intent.latest_charge,
+            metadata=intent.metadata,
+            last_payment_error=intent.last_payment_error,
+            created=intent.created,
         )
         obj.update(canceled_at=intent.canceled_at, cancellation_reason=intent.cancellation_reason)
         if "latest_charge" in expand and intent.latest_charge:
@@ -135,9 +169,14 @@ class StripeSim:
         `expand=None` renders it, as in the event payloads the simulator sends.
         """
         obj = build.invoice(
-            id=invoice.id, status=invoice.status, amount_due=invoice.amount_due,  # type: ignore[arg-type]
-            amount_paid=invoice.amount_paid, currency=invoice.currency, payment_intent=invoice.payment_intent,
-            next_payment_attempt=invoice.next_payment_attempt, metadata=invoice.metadata,
+            id=invoice.id,
+            status=invoice.status,
+            amount_due=invoice.amount_due,  # type: ignore[arg-type]
+            amount_paid=invoice.amount_paid,
+            currency=invoice.currency,
+            payment_intent=invoice.payment_intent,
+            next_payment_attempt=invoice.next_payment_attempt,
+            metadata=invoice.metadata,
             created=invoice.created,
         )
         obj["attempt_count"] = invoice.attempt_count
@@ -149,8 +188,12 @@ class StripeSim:
     def render_charge(self, charge: StripeCharge) -> JsonDict:
         """The Charge object."""
         obj = build.charge(
-            id=charge.id, amount=charge.amount, amount_refunded=charge.amount_refunded,
-            currency=charge.currency, payment_intent=charge.payment_intent, metadata=charge.metadata,
+            id=charge.id,
+            amount=charge.amount,
+            amount_refunded=charge.amount_refunded,
+            currency=charge.currency,
+            payment_intent=charge.payment_intent,
+            metadata=charge.metadata,
             created=charge.created,
         )
         obj["disputed"] = charge.dispute is not None
@@ -159,8 +202,13 @@ class StripeSim:
     def render_dispute(self, dispute: StripeDispute) -> JsonDict:
         """The Dispute object."""
         return build.dispute(
-            id=dispute.id, status=dispute.status, amount=dispute.amount, currency=dispute.currency,
-            charge=dispute.charge, payment_intent=dispute.payment_intent, reason=dispute.reason,
+            id=dispute.id,
+            status=dispute.status,
+            amount=dispute.amount,
+            currency=dispute.currency,
+            charge=dispute.charge,
+            payment_intent=dispute.payment_intent,
+            reason=dispute.reason,
             created=dispute.created,
         )
 
@@ -169,26 +217,45 @@ class StripeSim:
         book = account.stripe
         if ref in book.sessions:
             s = book.sessions[ref]
-            return PaymentView(provider=self.provider, kind="checkout_session", ref=ref,
-                               status=f"{s.status}/{s.payment_status}", amount_minor=s.amount_total,
-                               currency=s.currency.upper(), object=self.render_session(book, s))
+            return PaymentView(
+                provider=self.provider,
+                kind="checkout_session",
+                ref=ref,
+                status=f"{s.status}/{s.payment_status}",
+                amount_minor=s.amount_total,
+                currency=s.currency.upper(),
+                object=self.render_session(book, s),
+            )
         if ref in book.intents:
             i = book.intents[ref]
-            return PaymentView(provider=self.provider, kind="payment_intent", ref=ref, status=i.status,
-                               amount_minor=i.amount, currency=i.currency.upper(),
-                               object=self.render_intent(book, i))
+            return PaymentView(
+                provider=self.provider,
+                kind="payment_intent",
+                ref=ref,
+                status=i.status,
+                amount_minor=i.amount,
+                currency=i.currency.upper(),
+                object=self.render_intent(book, i),
+            )
         if ref in book.invoices:
             inv = book.invoices[ref]
-            return PaymentView(provider=self.provider, kind="invoice", ref=ref, status=inv.status,
-                               amount_minor=inv.amount_due, currency=inv.currency.upper(),
-                               object=self.render_invoice(inv))
+            return PaymentView(
+                provider=self.provider,
+                kind="invoice",
+                ref=ref,
+                status=inv.status,
+                amount_minor=inv.amount_due,
+                currency=inv.currency.upper(),
+                object=self.render_invoice(inv),
+            )
         raise not_found("payment")
 
     def refs(self, account: Account) -> list[str]:
         """Every payment of the account: sessions, then PaymentIntents made on their own, then invoices."""
         book = account.stripe
         owned = {s.payment_intent for s in book.sessions.values()} | {
-            i.payment_intent for i in book.invoices.values()}
+            i.payment_intent for i in book.invoices.values()
+        }
         return [*book.sessions, *(i for i in book.intents if i not in owned), *book.invoices]
 
     # --- scenario steps ------------------------------------------------------------------------
@@ -219,16 +286,26 @@ class StripeSim:
             out = self._succeed(account, self._session_intent(account, s), s.id)
             if delayed:
                 s.payment_status = "paid"
-                return [*out, self._emit(account, "checkout.session.async_payment_succeeded",
-                                         self.render_session(book, s), s.id)]
+                return [
+                    *out,
+                    self._emit(
+                        account,
+                        "checkout.session.async_payment_succeeded",
+                        self.render_session(book, s),
+                        s.id,
+                    ),
+                ]
             s.status, s.payment_status = "complete", "paid"
             completed = self._emit(account, "checkout.session.completed", self.render_session(book, s), s.id)
             return [*out, completed]
         if action is Action.FAIL:
             out = [self._fail_intent(account, self._session_intent(account, s), s.id)]
             if delayed:  # the delayed payment failed: the session stays complete and unpaid
-                out.append(self._emit(account, "checkout.session.async_payment_failed",
-                                      self.render_session(book, s), s.id))
+                out.append(
+                    self._emit(
+                        account, "checkout.session.async_payment_failed", self.render_session(book, s), s.id
+                    )
+                )
             return out  # an open session stays open: the customer may try another card
         if delayed:
             raise conflict("a delayed payment is in progress; it can only succeed or fail")
@@ -236,8 +313,10 @@ class StripeSim:
             intent = self._session_intent(account, s)
             intent.status = "processing"
             s.status = "complete"  # completed with payment_status unpaid until the funds clear
-            return [self._emit(account, "payment_intent.processing", self.render_intent(book, intent), s.id),
-                    self._emit(account, "checkout.session.completed", self.render_session(book, s), s.id)]
+            return [
+                self._emit(account, "payment_intent.processing", self.render_intent(book, intent), s.id),
+                self._emit(account, "checkout.session.completed", self.render_session(book, s), s.id),
+            ]
         if action in (Action.CANCEL, Action.EXPIRE):
             return self.expire_session(account, s)
         if action is Action.ABANDON:
@@ -264,8 +343,14 @@ class StripeSim:
             return [self._fail_intent(account, intent, intent.id)]
         if action is Action.PROCESS:
             intent.status = "processing"
-            return [self._emit(account, "payment_intent.processing",
-                               self.render_intent(account.stripe, intent), intent.id)]
+            return [
+                self._emit(
+                    account,
+                    "payment_intent.processing",
+                    self.render_intent(account.stripe, intent),
+                    intent.id,
+                )
+            ]
         if action in (Action.CANCEL, Action.ABANDON):
             reason = "requested_by_customer" if action is Action.CANCEL else "abandoned"
             return [self._cancel_intent(account, intent, reason, intent.id)]
@@ -284,13 +369,18 @@ class StripeSim:
             inv.transitions["paid_at"] = account.clock.timestamp()
             inv.attempt_count += 1
             obj = self.render_invoice(inv)
-            return [*out, self._emit(account, "invoice.paid", obj, inv.id),
-                    self._emit(account, "invoice.payment_succeeded", obj, inv.id)]
+            return [
+                *out,
+                self._emit(account, "invoice.paid", obj, inv.id),
+                self._emit(account, "invoice.payment_succeeded", obj, inv.id),
+            ]
         if action is Action.FAIL:
             inv.attempt_count += 1
             inv.next_payment_attempt = account.clock.timestamp() + INVOICE_RETRY_DELAY if req.retry else None
-            return [self._fail_intent(account, intent, inv.id),
-                    self._emit(account, "invoice.payment_failed", self.render_invoice(inv), inv.id)]
+            return [
+                self._fail_intent(account, intent, inv.id),
+                self._emit(account, "invoice.payment_failed", self.render_invoice(inv), inv.id),
+            ]
         if action is Action.PROCESS:
             intent.status = "processing"
             obj = self.render_intent(book, intent)
@@ -318,14 +408,17 @@ class StripeSim:
 
     def _succeed(self, account: Account, intent: StripeIntent, ref: str) -> list[Outgoing]:
         now = account.clock.timestamp()
-        charge = StripeCharge(build.new_id("ch"), intent.amount, intent.currency, intent.id, now,
-                              metadata=dict(intent.metadata))
+        charge = StripeCharge(
+            build.new_id("ch"), intent.amount, intent.currency, intent.id, now, metadata=dict(intent.metadata)
+        )
         account.stripe.charges[charge.id] = charge
         intent.status, intent.amount_received, intent.latest_charge = "succeeded", intent.amount, charge.id
         intent.last_payment_error = None
         intent_obj = self.render_intent(account.stripe, intent)
-        return [self._emit(account, "charge.succeeded", self.render_charge(charge), ref),
-                self._emit(account, "payment_intent.succeeded", intent_obj, ref)]
+        return [
+            self._emit(account, "charge.succeeded", self.render_charge(charge), ref),
+            self._emit(account, "payment_intent.succeeded", intent_obj, ref),
+        ]
 
     def _fail_intent(self, account: Account, intent: StripeIntent, ref: str) -> Outgoing:
         intent.status, intent.last_payment_error = "requires_payment_method", dict(_DECLINED)
@@ -355,27 +448,45 @@ class StripeSim:
         remaining = charge.amount - charge.amount_refunded
         amount = amount or remaining
         if remaining == 0 or amount > remaining:
-            raise conflict(f"Refund amount ({amount}) is greater than unrefunded amount on charge "
-                           f"({remaining})")
+            raise conflict(
+                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"
+            )
         charge.amount_refunded += amount
         refund = {
-            "id": build.new_id("re"), "object": "refund", "amount": amount, "charge": charge.id,
-            "created": account.clock.timestamp(), "currency": charge.currency, "metadata": {},
-            "payment_intent": charge.payment_intent, "reason": "requested_by_customer", "status": "succeeded",
+            "id": build.new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "charge": charge.id,
+            "created": account.clock.timestamp(),
+            "currency": charge.currency,
+            "metadata": {},
+            "payment_intent": charge.payment_intent,
+            "reason": "requested_by_customer",
+            "status": "succeeded",
         }
-        return [self._emit(account, "charge.refunded", self.render_charge(charge), ref),
-                self._emit(account, "refund.created", refund, ref)]
+        return [
+            self._emit(account, "charge.refunded", self.render_charge(charge), ref),
+            self._emit(account, "refund.created", refund, ref),
+        ]
 
     def _dispute(self, account: Account, charge: StripeCharge, ref: str, outcome: str) -> list[Outgoing]:
         book, out = account.stripe, []
         if charge.dispute is None:
-            dispute = StripeDispute(build.new_id("dp"), charge.id, charge.payment_intent, charge.amount,
-                                    charge.currency, account.clock.timestamp())
+            dispute = StripeDispute(
+                build.new_id("dp"),
+                charge.id,
+                charge.payment_intent,
+                charge.amount,
+                charge.currency,
+                account.clock.timestamp(),
+            )
             book.disputes[dispute.id] = dispute
             charge.dispute = dispute.id
             obj = self.render_dispute(dispute)
-            out += [self._emit(account, "charge.dispute.created", obj, ref),
-                    self._emit(account, "charge.dispute.funds_withdrawn", obj, ref)]
+            out += [
+                self._emit(account, "charge.dispute.created", obj, ref),
+                self._emit(account, "charge.dispute.funds_withdrawn", obj, ref),
+            ]
         elif outcome == "open":
             raise conflict("the charge is already disputed")
         dispute = book.disputes[charge.dispute]

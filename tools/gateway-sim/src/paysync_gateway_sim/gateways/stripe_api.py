@@ -40,21 +40,59 @@ _IDEMPOTENCY_MISMATCH = (
     "Try using a key other than '{key}' if you meant to execute a different request."
 )
 _RETRIEVE_PARAMS = frozenset({"expand"})
-_EVENT_LIST_PARAMS = frozenset({
-    "created", "delivery_success", "ending_before", "expand", "limit", "starting_after", "type", "types",
-})
-_SESSION_PARAMS = frozenset({
-    "mode", "line_items", "success_url", "cancel_url", "return_url", "ui_mode", "metadata", "currency",
-    "client_reference_id", "customer", "customer_email", "customer_creation", "expires_at", "expand",
-    "payment_method_types", "payment_intent_data", "locale", "submit_type", "allow_promotion_codes",
-    "billing_address_collection", "phone_number_collection", "automatic_tax", "payment_method_options",
-    "custom_text", "invoice_creation", "shipping_address_collection", "tax_id_collection",
-})
+_EVENT_LIST_PARAMS = frozenset(
+    {
+        "created",
+        "delivery_success",
+        "ending_before",
+        "expand",
+        "limit",
+        "starting_after",
+        "type",
+        "types",
+    }
+)
+_SESSION_PARAMS = frozenset(
+    {
+        "mode",
+        "line_items",
+        "success_url",
+        "cancel_url",
+        "return_url",
+        "ui_mode",
+        "metadata",
+        "currency",
+        "client_reference_id",
+        "customer",
+        "customer_email",
+        "customer_creation",
+        "expires_at",
+        "expand",
+        "payment_method_types",
+        "payment_intent_data",
+        "locale",
+        "submit_type",
+        "allow_promotion_codes",
+        "billing_address_collection",
+        "phone_number_collection",
+        "automatic_tax",
+        "payment_method_options",
+        "custom_text",
+        "invoice_creation",
+        "shipping_address_collection",
+        "tax_id_collection",
+    }
+)
 
 
 def stripe_error(
-    status: int, message: str, *, type_: str = "invalid_request_error", code: str | None = None,
-    param: str | None = None, headers: dict[str, str] | None = None,
+    status: int,
+    message: str,
+    *,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> GatewayError:
     """An error in Stripe's shape."""
     error: JsonDict = {"type": type_, "message": message}
@@ -96,8 +134,9 @@ async def stripe_account(request: Request, sim: Simulator = Depends(get_sim)) ->
         raise stripe_error(429, _RATE_LIMITED, code="rate_limit", headers={"Stripe-Should-Retry": "true"})
     if verdict is faults.Verdict.SERVER_ERROR:
         # Stripe says on its error answers whether a retry is safe; nothing happened here, so it is.
-        raise stripe_error(500, "An unknown error occurred", type_="api_error",
-                           headers={"Stripe-Should-Retry": "true"})
+        raise stripe_error(
+            500, "An unknown error occurred", type_="api_error", headers={"Stripe-Should-Retry": "true"}
+        )
     return account
 
 
@@ -121,8 +160,11 @@ async def _form(request: Request) -> dict[str, Any]:
     body = await request.body()
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if body and content_type != "application/x-www-form-urlencoded":
-        raise stripe_error(400, f"Invalid request: unsupported Content-Type {content_type or 'none'}. "
-                                "Stripe accepts application/x-www-form-urlencoded request bodies.")
+        raise stripe_error(
+            400,
+            f"Invalid request: unsupported Content-Type {content_type or 'none'}. "
+            "Stripe accepts application/x-www-form-urlencoded request bodies.",
+        )
     return _params(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
 
 
@@ -154,26 +196,41 @@ async def create_checkout_session(
     if idempotency_key and idempotency_key in book.idempotency:
         first_request, answer = book.idempotency[idempotency_key]
         if first_request != fingerprint:
-            raise stripe_error(400, _IDEMPOTENCY_MISMATCH.format(key=idempotency_key),
-                               type_="idempotency_error")
+            raise stripe_error(
+                400, _IDEMPOTENCY_MISMATCH.format(key=idempotency_key), type_="idempotency_error"
+            )
         return JSONResponse(answer, headers={"Idempotent-Replayed": "true"})
     unknown = sorted(set(params) - _SESSION_PARAMS)
     if unknown:
         raise stripe_error(400, f"Received unknown parameter: {unknown[0]}", param=unknown[0])
     if params.get("mode") != "payment":
-        raise stripe_error(400, "Missing required param: mode." if "mode" not in params else
-                           "The simulator supports mode=payment only.", param="mode")
+        raise stripe_error(
+            400,
+            "Missing required param: mode."
+            if "mode" not in params
+            else "The simulator supports mode=payment only.",
+            param="mode",
+        )
     amount, currency = _line_items(params.get("line_items"))
     now = account.clock.timestamp()
     expires_at = _int(params["expires_at"], "expires_at") if "expires_at" in params else None
     if expires_at is not None and not now + 1800 <= expires_at <= now + 86400:
-        raise stripe_error(400, "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
-                                "Checkout Session creation.", param="expires_at")
+        raise stripe_error(
+            400,
+            "The `expires_at` timestamp must be between 30 minutes and 24 hours from "
+            "Checkout Session creation.",
+            param="expires_at",
+        )
     intent_data = params.get("payment_intent_data") or {}
     session = sim.stripe.new_session(
-        account, amount=amount, currency=currency, metadata=_metadata(params.get("metadata"), "metadata"),
-        client_reference_id=params.get("client_reference_id"), success_url=params.get("success_url"),
-        cancel_url=params.get("cancel_url"), expires_at=expires_at,
+        account,
+        amount=amount,
+        currency=currency,
+        metadata=_metadata(params.get("metadata"), "metadata"),
+        client_reference_id=params.get("client_reference_id"),
+        success_url=params.get("success_url"),
+        cancel_url=params.get("cancel_url"),
+        expires_at=expires_at,
         intent_metadata=_metadata(intent_data.get("metadata"), "payment_intent_data[metadata]"),
     )
     obj = sim.stripe.render_session(book, session, _expand(params))
@@ -191,12 +248,14 @@ def _line_items(items: Any) -> tuple[int, str]:
         if not isinstance(item, dict):
             raise stripe_error(400, f"Invalid object: {where}", param=where)
         if "price" in item:
-            raise stripe_error(404, f"No such price: '{item['price']}'", code="resource_missing",
-                               param=f"{where}[price]")
+            raise stripe_error(
+                404, f"No such price: '{item['price']}'", code="resource_missing", param=f"{where}[price]"
+            )
         price = item.get("price_data")
         if not isinstance(price, dict) or "currency" not in price or "unit_amount" not in price:
-            raise stripe_error(400, f"Missing required param: {where}[price_data].",
-                               param=f"{where}[price_data]")
+            raise stripe_error(
+                400, f"Missing required param: {where}[price_data].", param=f"{where}[price_data]"
+            )
         quantity = _int(item.get("quantity", "1"), f"{where}[quantity]")
         unit = _int(price["unit_amount"], f"{where}[price_data][unit_amount]")
         if quantity < 1 or unit < 0:
@@ -218,7 +277,9 @@ def _metadata(value: Any, param: str) -> dict[str, str]:
 
 @router.get("/v1/checkout/sessions/{session_id}")
 async def retrieve_checkout_session(
-    session_id: str, request: Request, account: Account = Depends(stripe_account),
+    session_id: str,
+    request: Request,
+    account: Account = Depends(stripe_account),
     sim: Simulator = Depends(get_sim),
 ) -> JsonDict:
     """Retrieve a Checkout Session; `expand[]=payment_intent` inlines its PaymentIntent."""
@@ -245,7 +306,9 @@ async def expire_checkout_session(
 
 @router.get("/v1/payment_intents/{intent_id}")
 async def retrieve_payment_intent(
-    intent_id: str, request: Request, account: Account = Depends(stripe_account),
+    intent_id: str,
+    request: Request,
+    account: Account = Depends(stripe_account),
     sim: Simulator = Depends(get_sim),
 ) -> JsonDict:
     """Retrieve a PaymentIntent; `expand[]=latest_charge` inlines its charge."""
@@ -258,7 +321,9 @@ async def retrieve_payment_intent(
 
 @router.get("/v1/invoices/{invoice_id}")
 async def retrieve_invoice(
-    invoice_id: str, request: Request, account: Account = Depends(stripe_account),
+    invoice_id: str,
+    request: Request,
+    account: Account = Depends(stripe_account),
     sim: Simulator = Depends(get_sim),
 ) -> JsonDict:
     """Retrieve an Invoice; `payments` (its PaymentIntent) only with `expand[]=payments`, as Stripe."""
@@ -292,8 +357,9 @@ async def list_events(request: Request, account: Account = Depends(stripe_accoun
 def _event_page(book: StripeBook, params: dict[str, Any], now: int) -> JsonDict:
     limit = _int(params.get("limit", 10), "limit")
     if not 1 <= limit <= 100:
-        raise stripe_error(400, "This value must be greater than or equal to 1 and less than or equal "
-                                "to 100.", param="limit")
+        raise stripe_error(
+            400, "This value must be greater than or equal to 1 and less than or equal to 100.", param="limit"
+        )
     types = params.get("types")
     if types is not None and "type" in params:
         raise stripe_error(400, "You may only specify one of these parameters: type, types.", param="types")
@@ -305,16 +371,20 @@ def _event_page(book: StripeBook, params: dict[str, Any], now: int) -> JsonDict:
 
     def wanted(event: JsonDict) -> bool:
         created = event["created"]
-        return (created >= floor and all(check(created) for check in bounds) and (
-            patterns is None or any(fnmatch.fnmatchcase(event["type"], p) for p in patterns)))
+        return (
+            created >= floor
+            and all(check(created) for check in bounds)
+            and (patterns is None or any(fnmatch.fnmatchcase(event["type"], p) for p in patterns))
+        )
 
     events = book.events
     if "starting_after" in params and "ending_before" in params:
-        raise stripe_error(400, "You may only specify one of these parameters: ending_before, "
-                                "starting_after.")
+        raise stripe_error(
+            400, "You may only specify one of these parameters: ending_before, starting_after."
+        )
     if "ending_before" in params:
         cursor = _cursor(book, params["ending_before"], "ending_before")
-        newer = [e for e in events[cursor + 1:] if wanted(e)]  # oldest first, nearest the cursor first
+        newer = [e for e in events[cursor + 1 :] if wanted(e)]  # oldest first, nearest the cursor first
         return _page(list(reversed(newer[:limit])), len(newer) > limit)
     start = len(events)
     if "starting_after" in params:
@@ -341,8 +411,12 @@ def _created_bounds(created: Any) -> list[Any]:
     if not isinstance(created, dict):
         exact = _int(created, "created")
         return [lambda c: c == exact]
-    checks = {"gt": lambda c, v: c > v, "gte": lambda c, v: c >= v, "lt": lambda c, v: c < v,
-              "lte": lambda c, v: c <= v}
+    checks = {
+        "gt": lambda c, v: c > v,
+        "gte": lambda c, v: c >= v,
+        "lt": lambda c, v: c < v,
+        "lte": lambda c, v: c <= v,
+    }
     bounds = []
     for op, value in created.items():
         if op not in checks:
@@ -359,5 +433,8 @@ def _page(data: list[JsonDict], has_more: bool) -> JsonDict:
 @router.api_route("/v1/{path:path}", methods=["GET", "POST", "DELETE"], include_in_schema=False)
 async def unrecognized(path: str, request: Request) -> None:
     """Stripe's answer to an endpoint the simulator does not implement."""
-    raise stripe_error(404, f"Unrecognized request URL ({request.method}: /v1/{path}). Please see "
-                            "https://stripe.com/docs or we can help at https://support.stripe.com/.")
+    raise stripe_error(
+        404,
+        f"Unrecognized request URL ({request.method}: /v1/{path}). Please see "
+        "https://stripe.com/docs or we can help at https://support.stripe.com/.",
+    )

@@ -78,7 +78,9 @@ class DarajaTokens:
     async def _fetch(self) -> _Token:
         async def attempt() -> _Token:
             response = await self._gateway.send(
-                "GET", self._url, params={"grant_type": "client_credentials"},
+                "GET",
+                self._url,
+                params={"grant_type": "client_credentials"},
                 headers={"Authorization": self._basic, "Accept": "application/json"},
             )
             return self._read(response)
@@ -92,15 +94,22 @@ class DarajaTokens:
             body = _quiet_json(response)
             detail = text_field(body, "errorMessage") or text_field(body, "error_description") or "no detail"
             if response.status_code in (400, 401, 403):
-                raise GatewayRejected(f"OAuth refused the consumer key/secret: {detail}",
-                                      provider="mpesa", status_code=response.status_code,
-                                      gateway_code=text_field(body, "errorCode"))
+                raise GatewayRejected(
+                    f"OAuth refused the consumer key/secret: {detail}",
+                    provider="mpesa",
+                    status_code=response.status_code,
+                    gateway_code=text_field(body, "errorCode"),
+                )
             raise error_for_status(response, Provider.MPESA, f"OAuth: {detail}")
         body = json_object(response, Provider.MPESA)
         value = body.get("access_token")
         if not isinstance(value, str) or not value:
-            raise GatewayError("OAuth answer without an access_token", provider="mpesa",
-                               retryable=True, status_code=response.status_code)
+            raise GatewayError(
+                "OAuth answer without an access_token",
+                provider="mpesa",
+                retryable=True,
+                status_code=response.status_code,
+            )
         lifetime = _seconds(body.get("expires_in"))
         # Renew a little before Daraja would refuse it, but never before half its life.
         early = min(self._margin, lifetime / 2)

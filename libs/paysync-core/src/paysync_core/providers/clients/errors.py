@@ -26,10 +26,12 @@ class GatewayBusy(GatewayError):
 
     code = "gateway_busy"
 
-    def __init__(self, message: str, *, provider: str, status_code: int | None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message, provider=provider, retryable=True, status_code=status_code,
-                         retry_after=retry_after)
+    def __init__(
+        self, message: str, *, provider: str, status_code: int | None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(
+            message, provider=provider, retryable=True, status_code=status_code, retry_after=retry_after
+        )
 
 
 class NotFoundAtGateway(GatewayError):
@@ -47,7 +49,8 @@ class GatewayRejected(GatewayError):
 
     code = "gateway_rejected"
 
-    def __init__(self, message: str, *, provider: str, status_code: int | None,
-                 gateway_code: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str, status_code: int | None, gateway_code: str | None = None
+    ) -> None:
         self.gateway_code = gateway_code
         super().__init__(message, provider=provider, retryable=False, status_code=status_code)

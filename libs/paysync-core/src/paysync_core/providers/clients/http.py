@@ -54,7 +54,12 @@ class GatewayHttp:
         await take_budget(self.budget, self.policy, self.provider.value, self.sleep)
         try:
             return await self.http.request(
-                method, url, headers=headers, params=params, json=json_body, content=content,
+                method,
+                url,
+                headers=headers,
+                params=params,
+                json=json_body,
+                content=content,
                 timeout=self.timeout,
             )
         except httpx.TransportError as exc:
@@ -65,11 +70,18 @@ class GatewayHttp:
                 f"{method} {where}: {type(exc).__name__}", provider=self.provider.value, request_sent=sent
             ) from exc
 
-    async def retrying(self, attempt: Callable[[], Awaitable[T]], *, operation: str,
-                       idempotent: bool = True) -> T:
+    async def retrying(
+        self, attempt: Callable[[], Awaitable[T]], *, operation: str, idempotent: bool = True
+    ) -> T:
         """`attempt` under this client's retry policy."""
-        return await with_retries(attempt, policy=self.policy, provider=self.provider.value,
-                                  operation=operation, idempotent=idempotent, sleep=self.sleep)
+        return await with_retries(
+            attempt,
+            policy=self.policy,
+            provider=self.provider.value,
+            operation=operation,
+            idempotent=idempotent,
+            sleep=self.sleep,
+        )
 
 
 def json_object(response: httpx.Response, provider: Provider) -> JsonObject:
@@ -78,13 +90,18 @@ def json_object(response: httpx.Response, provider: Provider) -> JsonObject:
         value = json.loads(response.content)
     except ValueError as exc:
         raise GatewayError(
-            f"HTTP {response.status_code} with a body that is not JSON", provider=provider.value,
-            retryable=response.status_code >= 500, status_code=response.status_code,
+            f"HTTP {response.status_code} with a body that is not JSON",
+            provider=provider.value,
+            retryable=response.status_code >= 500,
+            status_code=response.status_code,
         ) from exc
     if not isinstance(value, dict):
-        raise GatewayError(f"HTTP {response.status_code} with a JSON body that is not an object",
-                           provider=provider.value, retryable=response.status_code >= 500,
-                           status_code=response.status_code)
+        raise GatewayError(
+            f"HTTP {response.status_code} with a JSON body that is not an object",
+            provider=provider.value,
+            retryable=response.status_code >= 500,
+            status_code=response.status_code,
+        )
     return value
 
 
@@ -94,11 +111,13 @@ def error_for_status(response: httpx.Response, provider: Provider, detail: str) 
     retry_after = retry_after_seconds(response.headers)
     message = f"HTTP {status}: {detail}"
     if status == 429:
-        return RateLimited(message, provider=provider.value, retryable=True, status_code=status,
-                           retry_after=retry_after)
+        return RateLimited(
+            message, provider=provider.value, retryable=True, status_code=status, retry_after=retry_after
+        )
     if status >= 500 or status in (408, 409):
-        return GatewayError(message, provider=provider.value, retryable=True, status_code=status,
-                            retry_after=retry_after)
+        return GatewayError(
+            message, provider=provider.value, retryable=True, status_code=status, retry_after=retry_after
+        )
     return GatewayRejected(message, provider=provider.value, status_code=status)
 
 

@@ -90,17 +90,20 @@ class DarajaGatewayClient:
         self._clock = clock
         self._base = (credentials.api_base or DEFAULT_API_BASE).rstrip("/")
         self._gateway = GatewayHttp(http, Provider.MPESA, policy or RetryPolicy(), budget, timeout, sleep)
-        self.tokens = DarajaTokens(credentials, self._base, self._gateway,
-                                   refresh_margin=token_refresh_margin, monotonic=monotonic)
+        self.tokens = DarajaTokens(
+            credentials, self._base, self._gateway, refresh_margin=token_refresh_margin, monotonic=monotonic
+        )
 
     # -- queries -------------------------------------------------------------------------
 
     async def query_stk_push(self, checkout_request_id: str) -> StkQueryResult | StillProcessing:
         """POST /mpesa/stkpushquery/v1/query: the push's ResultCode, or that it is still pending."""
+
         async def once(token: str) -> StkQueryResult | StillProcessing:
             body = {**self._password_fields(), "CheckoutRequestID": checkout_request_id}
-            response = await self._gateway.send("POST", f"{self._base}{QUERY_PATH}",
-                                                 headers=_bearer(token), json_body=body)
+            response = await self._gateway.send(
+                "POST", f"{self._base}{QUERY_PATH}", headers=_bearer(token), json_body=body
+            )
             return _query_answer(response, checkout_request_id)
 
         return await self._authorized(once, operation="stkpushquery", idempotent=True)
@@ -115,12 +118,23 @@ class DarajaGatewayClient:
             status, key, detail = S.PENDING, "processing", result.detail
         else:
             status, key, detail = result.status, str(result.result_code), result.result_desc
-        facts = Facts(provider_ref=result.checkout_request_id, status=status, currency=CURRENCY,
-                      evidence={"detail": detail})
+        facts = Facts(
+            provider_ref=result.checkout_request_id,
+            status=status,
+            currency=CURRENCY,
+            evidence={"detail": detail},
+        )
         observed_at = self._clock()
         # The query answer carries no time of its own: what Daraja said holds as of asking.
-        return observe_facts(Provider.MPESA, facts, tenant=self.tenant, observed_at=observed_at,
-                             provider_time=observed_at, kind="stkpushquery", id_parts=("query", key))
+        return observe_facts(
+            Provider.MPESA,
+            facts,
+            tenant=self.tenant,
+            observed_at=observed_at,
+            provider_time=observed_at,
+            kind="stkpushquery",
+            id_parts=("query", key),
+        )
 
     # -- initiation ------------------------------------------------------------------------
 
@@ -153,8 +167,9 @@ class DarajaGatewayClient:
                 "AccountReference": account_reference,
                 "TransactionDesc": (description or account_reference)[:13],
             }
-            response = await self._gateway.send("POST", f"{self._base}{PUSH_PATH}",
-                                                 headers=_bearer(token), json_body=body)
+            response = await self._gateway.send(
+                "POST", f"{self._base}{PUSH_PATH}", headers=_bearer(token), json_body=body
+            )
             if response.status_code >= 300:
                 raise _failure(response, _quiet_json(response))
             return json_object(response, Provider.MPESA)
@@ -163,12 +178,20 @@ class DarajaGatewayClient:
         # refusals at the door (rate limits, a locked subscriber, a refused token) are repeated.
         answer = await self._authorized(once, operation="stkpush", idempotent=False)
         if str(answer.get("ResponseCode")) != "0" or not isinstance(answer.get("CheckoutRequestID"), str):
-            raise GatewayRejected(f"STK Push not accepted: {text_field(answer, 'ResponseDescription')}",
-                                  provider="mpesa", status_code=200,
-                                  gateway_code=str(answer.get("ResponseCode")))
+            raise GatewayRejected(
+                f"STK Push not accepted: {text_field(answer, 'ResponseDescription')}",
+                provider="mpesa",
+                status_code=200,
+                gateway_code=str(answer.get("ResponseCode")),
+            )
         checkout_id = answer["CheckoutRequestID"]
-        log.info("mpesa.stk_push.sent", tenant=self.tenant, checkout_request_id=checkout_id,
-                 phone=mask_phone(msisdn), amount_kes=amount_minor // 100)
+        log.info(
+            "mpesa.stk_push.sent",
+            tenant=self.tenant,
+            checkout_request_id=checkout_id,
+            phone=mask_phone(msisdn),
+            amount_kes=amount_minor // 100,
+        )
         return Initiated(
             provider=Provider.MPESA,
             provider_ref=checkout_id,
@@ -178,23 +201,27 @@ class DarajaGatewayClient:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _authorized(self, once: Callable[[str], Awaitable[T]], *, operation: str,
-                          idempotent: bool) -> T:
+    async def _authorized(
+        self, once: Callable[[str], Awaitable[T]], *, operation: str, idempotent: bool
+    ) -> T:
         """`once` with a cached token; a refused token is renewed once and the call made again."""
         token = await self.tokens.get()
         try:
-            return await self._gateway.retrying(lambda: once(token), operation=operation,
-                                                idempotent=idempotent)
+            return await self._gateway.retrying(
+                lambda: once(token), operation=operation, idempotent=idempotent
+            )
         except TokenRejected:
             log.info("mpesa.token.refused", tenant=self.tenant, operation=operation)
             self.tokens.invalidate(token)
         token = await self.tokens.get()
         try:
-            return await self._gateway.retrying(lambda: once(token), operation=operation,
-                                                idempotent=idempotent)
+            return await self._gateway.retrying(
+                lambda: once(token), operation=operation, idempotent=idempotent
+            )
         except TokenRejected as exc:
-            raise GatewayRejected("Daraja refused a freshly issued access token", provider="mpesa",
-                                  status_code=exc.status_code) from exc
+            raise GatewayRejected(
+                "Daraja refused a freshly issued access token", provider="mpesa", status_code=exc.status_code
+            ) from exc
 
     def _collector_fields(self) -> dict[str, str]:
         """Who collects: a PayBill collects itself; a Buy Goods till collects for its store number."""
@@ -208,8 +235,11 @@ class DarajaGatewayClient:
         stamp = self._clock().astimezone(EAST_AFRICA_TIME).strftime("%Y%m%d%H%M%S")
         shortcode = self._credentials.shortcode
         raw = f"{shortcode}{self._credentials.passkey.get_secret_value()}{stamp}"
-        return {"BusinessShortCode": shortcode, "Password": base64.b64encode(raw.encode()).decode(),
-                "Timestamp": stamp}
+        return {
+            "BusinessShortCode": shortcode,
+            "Password": base64.b64encode(raw.encode()).decode(),
+            "Timestamp": stamp,
+        }
 
 
 def normalize_msisdn(phone: str) -> str:
@@ -235,20 +265,32 @@ def _query_answer(response: httpx.Response, checkout_request_id: str) -> StkQuer
         if code == STILL_PROCESSING_CODE and "being processed" in message.lower():
             return StillProcessing(checkout_request_id, message)
         if "invalid checkoutrequestid" in message.lower():
-            raise NotFoundAtGateway(f"{code}: {message}", provider="mpesa", reference=checkout_request_id,
-                                    status_code=response.status_code)
+            raise NotFoundAtGateway(
+                f"{code}: {message}",
+                provider="mpesa",
+                reference=checkout_request_id,
+                status_code=response.status_code,
+            )
         raise _failure(response, body)
     result = body.get("ResultCode")
     if isinstance(result, str) and re.fullmatch(r"-?[0-9]{1,9}", result):
         result = int(result)
     if isinstance(result, bool) or not isinstance(result, int):
-        raise GatewayError("STK Push Query answer without a ResultCode", provider="mpesa",
-                           retryable=False, status_code=response.status_code)
+        raise GatewayError(
+            "STK Push Query answer without a ResultCode",
+            provider="mpesa",
+            retryable=False,
+            status_code=response.status_code,
+        )
     answered = text_field(body, "CheckoutRequestID", 255)
     if answered is not None and answered != checkout_request_id:
         # The observation is about the push we asked for; an answer about another one is no answer.
-        raise GatewayError(f"STK Push Query answered for another CheckoutRequestID ({answered[:40]})",
-                           provider="mpesa", retryable=False, status_code=response.status_code)
+        raise GatewayError(
+            f"STK Push Query answered for another CheckoutRequestID ({answered[:40]})",
+            provider="mpesa",
+            retryable=False,
+            status_code=response.status_code,
+        )
     return StkQueryResult(
         checkout_request_id=checkout_request_id,
         result_code=result,
@@ -268,14 +310,16 @@ def _failure(response: httpx.Response, body: JsonObject) -> GatewayError:
     if status == 401 or code in INVALID_TOKEN_CODES or "invalid access token" in lowered:
         return TokenRejected(described, status_code=status)
     if status == 429 or code in (SPIKE_ARREST_CODE, QUOTA_CODE):
-        return RateLimited(described, provider="mpesa", retryable=True, status_code=status,
-                           retry_after=retry_after)
+        return RateLimited(
+            described, provider="mpesa", retryable=True, status_code=status, retry_after=retry_after
+        )
     if "lock subscriber" in lowered or "being processed" in lowered:
         return GatewayBusy(described, provider="mpesa", status_code=status, retry_after=retry_after)
     if status < 500 or any(words in lowered for words in _REFUSALS):
         return GatewayRejected(described, provider="mpesa", status_code=status, gateway_code=code)
-    return GatewayError(described, provider="mpesa", retryable=True, status_code=status,
-                        retry_after=retry_after)
+    return GatewayError(
+        described, provider="mpesa", retryable=True, status_code=status, retry_after=retry_after
+    )
 
 
 def _quiet_json(response: httpx.Response) -> dict[str, Any]:

@@ -16,8 +16,9 @@ _MAX_ID = 200  # PaymentObservation.observation_id's limit
 
 def reconcile_context(tenant: str, observed_at: datetime) -> ParseContext:
     """The context of an answer paysync asked a gateway for: verified by construction."""
-    return ParseContext(tenant=tenant, source=ObservationSource.RECONCILE, verified=True,
-                        observed_at=observed_at)
+    return ParseContext(
+        tenant=tenant, source=ObservationSource.RECONCILE, verified=True, observed_at=observed_at
+    )
 
 
 def observation_id(provider: Provider, reference: str, *parts: object) -> str:

@@ -53,19 +53,33 @@ TRANSACTION_STATUS = StatusTable(
     rows=(
         StatusRow("success", _as(adapter.EVENTS, "charge.success"), "the charge succeeded", _STATUSES),
         StatusRow("failed", S.FAILED, "the charge failed, e.g. declined by the bank", _STATUSES),
-        StatusRow("abandoned", S.PENDING,
-                  "the customer has not completed the transaction; a newly initialized one reports "
-                  "this until it is paid, so it is not an end", _STATUSES),
-        StatusRow("ongoing", S.REQUIRES_ACTION,
-                  "the customer is completing an action, e.g. entering an OTP", _STATUSES),
+        StatusRow(
+            "abandoned",
+            S.PENDING,
+            "the customer has not completed the transaction; a newly initialized one reports "
+            "this until it is paid, so it is not an end",
+            _STATUSES,
+        ),
+        StatusRow(
+            "ongoing",
+            S.REQUIRES_ACTION,
+            "the customer is completing an action, e.g. entering an OTP",
+            _STATUSES,
+        ),
         StatusRow("pending", S.PROCESSING, "the transaction is being processed", _STATUSES),
         StatusRow("processing", S.PROCESSING, "as pending, for direct debit", _STATUSES),
         StatusRow("queued", S.PROCESSING, "queued to be processed later", _STATUSES),
-        StatusRow("reversed", _as(adapter.REFUND_PROCESSED, "full"),
-                  "reversed: the money went back to the customer (as a full refund)", _STATUSES),
+        StatusRow(
+            "reversed",
+            _as(adapter.REFUND_PROCESSED, "full"),
+            "reversed: the money went back to the customer (as a full refund)",
+            _STATUSES,
+        ),
     ),
-    notes=("A reversed transaction reports its whole amount as refunded.",
-           "Any other status gives `(none)`: it never overwrites a known status."),
+    notes=(
+        "A reversed transaction reports its whole amount as refunded.",
+        "Any other status gives `(none)`: it never overwrites a known status.",
+    ),
 )
 
 
@@ -89,8 +103,10 @@ class PaystackGatewayClient:
         self.tenant = tenant
         self._clock = clock
         self._base = (credentials.api_base or DEFAULT_API_BASE).rstrip("/")
-        self._headers = {"Authorization": f"Bearer {credentials.secret_key.get_secret_value()}",
-                         "Accept": "application/json"}
+        self._headers = {
+            "Authorization": f"Bearer {credentials.secret_key.get_secret_value()}",
+            "Accept": "application/json",
+        }
         self._gateway = GatewayHttp(http, Provider.PAYSTACK, policy or RetryPolicy(), budget, timeout, sleep)
 
     # -- queries -------------------------------------------------------------------------
@@ -103,8 +119,12 @@ class PaystackGatewayClient:
         answered = data.get("reference")
         if answered is not None and answered != reference:
             # What we observe is the transaction we asked about; an answer about another is no answer.
-            raise GatewayError(f"verify answered for another reference ({str(answered)[:40]})",
-                               provider="paystack", retryable=False, status_code=200)
+            raise GatewayError(
+                f"verify answered for another reference ({str(answered)[:40]})",
+                provider="paystack",
+                retryable=False,
+                status_code=200,
+            )
         return data
 
     async def list_transactions(
@@ -126,22 +146,30 @@ class PaystackGatewayClient:
             if page > max_pages:
                 log.warning("paystack.transaction_list.truncated", tenant=self.tenant, pages=max_pages)
                 return
-            params: dict[str, str | int] = {"perPage": per_page, "page": page,
-                                            "from": _iso(start), "to": _iso(end, round_up=True)}
+            params: dict[str, str | int] = {
+                "perPage": per_page,
+                "page": page,
+                "from": _iso(start),
+                "to": _iso(end, round_up=True),
+            }
             if status:
                 params["status"] = status
             body = await self._get("/transaction", params, operation="transaction.list")
             items = body.get("data")
             if not isinstance(items, list):
-                raise GatewayError("list answer without a data array", provider="paystack",
-                                   retryable=False, status_code=200)
+                raise GatewayError(
+                    "list answer without a data array", provider="paystack", retryable=False, status_code=200
+                )
             for item in items:
                 if isinstance(item, dict):
                     yield item
             meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
             page_count = _int(meta.get("pageCount"))
-            if not items or (page_count is not None and page >= page_count) or (
-                    page_count is None and len(items) < per_page):
+            if (
+                not items
+                or (page_count is not None and page >= page_count)
+                or (page_count is None and len(items) < per_page)
+            ):
                 return
             page += 1
 
@@ -151,8 +179,9 @@ class PaystackGatewayClient:
         """The transaction's state now, as a verified observation."""
         return self.observation_for(await self.verify(reference))
 
-    async def observe_window(self, *, start: datetime, end: datetime,
-                             status: str | None = None) -> AsyncIterator[PaymentObservation]:
+    async def observe_window(
+        self, *, start: datetime, end: datetime, status: str | None = None
+    ) -> AsyncIterator[PaymentObservation]:
         """Observations of every transaction in the window (optionally of one status)."""
         async for transaction in self.list_transactions(start=start, end=end, status=status):
             yield self.observation_for(transaction)
@@ -162,17 +191,22 @@ class PaystackGatewayClient:
         facts, _ = adapter.transaction_facts(transaction, "charge.success")
         status = get_str(transaction, "status", "data.status", max_length=40)
         row = TRANSACTION_STATUS.row(status)
-        facts = replace(facts, status=row.status if row else None,
-                        mode=object_mode(Provider.PAYSTACK, transaction))
+        facts = replace(
+            facts, status=row.status if row else None, mode=object_mode(Provider.PAYSTACK, transaction)
+        )
         if row is not None and row.status is S.REFUNDED:
             facts = replace(facts, amount_refunded_minor=facts.amount_minor)
         observed_at = self._clock()
         # Money that moved has its own time; a state before that holds as of Paystack's answer.
         moved = facts.status is not None and facts.status.money_moved
         return observe_facts(
-            Provider.PAYSTACK, facts, tenant=self.tenant, observed_at=observed_at,
+            Provider.PAYSTACK,
+            facts,
+            tenant=self.tenant,
+            observed_at=observed_at,
             provider_time=first_time(transaction, _PAID_TIMES, observed_at) if moved else observed_at,
-            kind="transaction", id_parts=(status, facts.amount_minor),
+            kind="transaction",
+            id_parts=(status, facts.amount_minor),
         )
 
     # -- initiation ------------------------------------------------------------------------
@@ -193,7 +227,9 @@ class PaystackGatewayClient:
         if amount_minor <= 0:
             raise ValueError("amount_minor must be positive")
         payload: dict[str, Any] = {
-            "email": email, "amount": amount_minor, "reference": reference,
+            "email": email,
+            "amount": amount_minor,
+            "reference": reference,
             "callback_url": callback_url,
             "metadata": {**(metadata or {}), "paysync_domain": domain, "paysync_entity_id": entity_id},
         }
@@ -201,15 +237,21 @@ class PaystackGatewayClient:
             payload["currency"] = currency.upper()
 
         async def attempt() -> JsonObject:
-            response = await self._gateway.send("POST", f"{self._base}/transaction/initialize",
-                                                 headers=self._headers, json_body=payload)
+            response = await self._gateway.send(
+                "POST", f"{self._base}/transaction/initialize", headers=self._headers, json_body=payload
+            )
             return self._answer(response, reference=None)
 
         # Not idempotent: repeated only when Paystack cannot have acted on it.
         body = await self._gateway.retrying(attempt, operation="transaction.initialize", idempotent=False)
         data = _data_object(body)
-        log.info("paystack.transaction.initialized", tenant=self.tenant, reference=reference,
-                 domain=domain, entity_id=entity_id)
+        log.info(
+            "paystack.transaction.initialized",
+            tenant=self.tenant,
+            reference=reference,
+            domain=domain,
+            entity_id=entity_id,
+        )
         return Initiated(
             provider=Provider.PAYSTACK,
             provider_ref=get_str(data, "reference", "data.reference", required=False) or reference,
@@ -219,11 +261,18 @@ class PaystackGatewayClient:
 
     # -- plumbing ----------------------------------------------------------------------------
 
-    async def _get(self, path: str, params: Mapping[str, str | int] | None, *, operation: str,
-                   reference: str | None = None) -> JsonObject:
+    async def _get(
+        self,
+        path: str,
+        params: Mapping[str, str | int] | None,
+        *,
+        operation: str,
+        reference: str | None = None,
+    ) -> JsonObject:
         async def attempt() -> JsonObject:
-            response = await self._gateway.send("GET", f"{self._base}{path}", headers=self._headers,
-                                                params=params)
+            response = await self._gateway.send(
+                "GET", f"{self._base}{path}", headers=self._headers, params=params
+            )
             return self._answer(response, reference=reference)
 
         return await self._gateway.retrying(attempt, operation=operation)
@@ -235,11 +284,13 @@ class PaystackGatewayClient:
         if response.status_code < 300 and body.get("status") is True:
             return body
         if reference is not None and _is_not_found(response.status_code, body):
-            raise NotFoundAtGateway(f"{message}", provider="paystack", reference=reference,
-                                    status_code=response.status_code)
+            raise NotFoundAtGateway(
+                f"{message}", provider="paystack", reference=reference, status_code=response.status_code
+            )
         if response.status_code < 300:  # 200 with status false: Paystack refused it
-            raise GatewayError(message, provider="paystack", retryable=False,
-                               status_code=response.status_code)
+            raise GatewayError(
+                message, provider="paystack", retryable=False, status_code=response.status_code
+            )
         raise error_for_status(response, Provider.PAYSTACK, message)
 
 
@@ -267,8 +318,9 @@ def _is_not_found(status_code: int, body: JsonObject) -> bool:
 def _data_object(body: JsonObject) -> JsonObject:
     data = body.get("data")
     if not isinstance(data, dict):
-        raise GatewayError("answer without a data object", provider="paystack", retryable=False,
-                           status_code=200)
+        raise GatewayError(
+            "answer without a data object", provider="paystack", retryable=False, status_code=200
+        )
     return data
 
 

@@ -81,8 +81,9 @@ def safe_to_repeat(error: GatewayError) -> bool:
     return False
 
 
-async def take_budget(budget: RequestBudget | None, policy: RetryPolicy, provider: str,
-                      sleep: Sleep = asyncio.sleep) -> None:
+async def take_budget(
+    budget: RequestBudget | None, policy: RetryPolicy, provider: str, sleep: Sleep = asyncio.sleep
+) -> None:
     """Wait for one token from the caller's budget; BudgetExhausted when it would take too long."""
     if budget is None:
         return
@@ -90,8 +91,9 @@ async def take_budget(budget: RequestBudget | None, policy: RetryPolicy, provide
     while not budget.try_take():
         wait = max(budget.wait_time(), 0.001)
         if waited + wait > policy.max_budget_wait:
-            raise BudgetExhausted("request budget exhausted", provider=provider, retryable=True,
-                                  retry_after=wait)
+            raise BudgetExhausted(
+                "request budget exhausted", provider=provider, retryable=True, retry_after=wait
+            )
         await sleep(wait)
         waited += wait
 
@@ -130,7 +132,14 @@ async def with_retries(
                 delay = error.retry_after + (rng or random).uniform(0, policy.base_delay / 2)
             else:
                 delay = policy.backoff(number, rng)
-            log.info("gateway.retry", provider=provider, operation=operation, attempt=number,
-                     delay_s=round(delay, 3), status_code=error.status_code, error=error.code)
+            log.info(
+                "gateway.retry",
+                provider=provider,
+                operation=operation,
+                attempt=number,
+                delay_s=round(delay, 3),
+                status_code=error.status_code,
+                error=error.code,
+            )
             await sleep(delay)
     raise AssertionError("unreachable: the loop returns or raises")  # pragma: no cover

@@ -93,7 +93,7 @@ class StripeGatewayClient:
             created["lte"] = int(created_lte.timestamp())
         for start in range(0, len(names), _MAX_TYPES_PER_LIST):
             params: dict[str, Any] = {
-                "types": names[start:start + _MAX_TYPES_PER_LIST],
+                "types": names[start : start + _MAX_TYPES_PER_LIST],
                 "created": created,
                 "limit": max(1, min(page_size, 100)),
             }
@@ -119,37 +119,43 @@ class StripeGatewayClient:
     async def observe_checkout_session(self, session_id: str) -> PaymentObservation:
         """The Checkout Session's state now, as a verified observation."""
         session = await self.retrieve_checkout_session(session_id)
-        return stripe_objects.observe_checkout_session(session.to_dict(), tenant=self.tenant,
-                                                       observed_at=self._clock())
+        return stripe_objects.observe_checkout_session(
+            session.to_dict(), tenant=self.tenant, observed_at=self._clock()
+        )
 
     async def observe_payment_intent(self, intent_id: str) -> PaymentObservation:
         """The PaymentIntent's state now, as a verified observation."""
         intent = await self.retrieve_payment_intent(intent_id)
-        return stripe_objects.observe_payment_intent(intent.to_dict(), tenant=self.tenant,
-                                                     observed_at=self._clock())
+        return stripe_objects.observe_payment_intent(
+            intent.to_dict(), tenant=self.tenant, observed_at=self._clock()
+        )
 
     async def observe_invoice(self, invoice_id: str) -> PaymentObservation:
         """The Invoice's state now, as a verified observation."""
         invoice = await self.retrieve_invoice(invoice_id)
-        return stripe_objects.observe_invoice(invoice.to_dict(), tenant=self.tenant,
-                                              observed_at=self._clock())
+        return stripe_objects.observe_invoice(
+            invoice.to_dict(), tenant=self.tenant, observed_at=self._clock()
+        )
 
     def observation_for_event(self, event: stripe.Event | Mapping[str, Any]) -> PaymentObservation | None:
         """A listed Event read exactly as its webhook would be; None for types paysync ignores."""
         data = event.to_dict() if isinstance(event, stripe.StripeObject) else dict(event)
         body = json.dumps(data, default=str).encode()
-        ctx = ParseContext(tenant=self.tenant, source=ObservationSource.RECONCILE, verified=True,
-                           observed_at=self._clock())
+        ctx = ParseContext(
+            tenant=self.tenant, source=ObservationSource.RECONCILE, verified=True, observed_at=self._clock()
+        )
         parsed = _ADAPTER.parse(body, ctx)
         return parsed.observations[0] if parsed.observations else None
 
     async def observe_events(
-        self, *, created_gte: datetime, created_lte: datetime | None = None,
+        self,
+        *,
+        created_gte: datetime,
+        created_lte: datetime | None = None,
         types: Iterable[str] = MAPPED_EVENT_TYPES,
     ) -> AsyncIterator[PaymentObservation]:
         """Observations of every mapped event in the window: what webhooks said, or should have."""
-        async for event in self.list_events(created_gte=created_gte, created_lte=created_lte,
-                                            types=types):
+        async for event in self.list_events(created_gte=created_gte, created_lte=created_lte, types=types):
             observation = self.observation_for_event(event)
             if observation is not None:
                 yield observation
@@ -172,14 +178,25 @@ class StripeGatewayClient:
     ) -> Initiated:
         """POST /v1/checkout/sessions (mode=payment, one line item); the session id to register."""
         params = checkout_session_params(
-            amount_minor=amount_minor, currency=currency, product_name=product_name,
-            success_url=success_url, cancel_url=cancel_url, domain=domain, entity_id=entity_id,
-            metadata=metadata, customer_email=customer_email,
+            amount_minor=amount_minor,
+            currency=currency,
+            product_name=product_name,
+            success_url=success_url,
+            cancel_url=cancel_url,
+            domain=domain,
+            entity_id=entity_id,
+            metadata=metadata,
+            customer_email=customer_email,
         )
         options = {"idempotency_key": idempotency_key} if idempotency_key else None
         session = await _call(self._sdk.v1.checkout.sessions.create_async(params, options), None)
-        log.info("stripe.checkout_session.created", tenant=self.tenant, session_id=session.id,
-                 domain=domain, entity_id=entity_id)
+        log.info(
+            "stripe.checkout_session.created",
+            tenant=self.tenant,
+            session_id=session.id,
+            domain=domain,
+            entity_id=entity_id,
+        )
         fields = session.to_dict()
         intent = _id_of(fields.get("payment_intent"))
         return Initiated(
@@ -208,11 +225,16 @@ def checkout_session_params(
     tags = {**(metadata or {}), "paysync_domain": domain, "paysync_entity_id": entity_id}
     params: dict[str, Any] = {
         "mode": "payment",
-        "line_items": [{
-            "quantity": 1,
-            "price_data": {"currency": currency.lower(), "unit_amount": amount_minor,
-                           "product_data": {"name": product_name}},
-        }],
+        "line_items": [
+            {
+                "quantity": 1,
+                "price_data": {
+                    "currency": currency.lower(),
+                    "unit_amount": amount_minor,
+                    "product_data": {"name": product_name},
+                },
+            }
+        ],
         "success_url": success_url,
         "cancel_url": cancel_url,
         "client_reference_id": f"{domain}:{entity_id}"[:200],
@@ -237,8 +259,9 @@ def paysync_error(exc: stripe.StripeError, reference: str | None) -> PaysyncErro
     message = f"{type(exc).__name__}: {exc.user_message or exc.code or 'no message'}"[:300]
     if isinstance(exc, stripe.APIConnectionError):
         return GatewayUnreachable(message, provider="stripe", request_sent=True)
-    return stripe_answer_error(exc.http_status, exc.headers or {}, code=exc.code, message=message,
-                               reference=reference)
+    return stripe_answer_error(
+        exc.http_status, exc.headers or {}, code=exc.code, message=message, reference=reference
+    )
 
 
 def _id_of(value: object) -> str | None:

@@ -44,11 +44,17 @@ CHECKOUT_SESSION_STATUS = StatusTable(
     key_label="status",
     rows=(
         StatusRow("open", S.PENDING, "the customer has not completed the session yet", _SESSION),
-        StatusRow("expired", _as(adapter.EVENTS, "checkout.session.expired"),
-                  "the session expired unpaid (as `checkout.session.expired`)", _SESSION),
+        StatusRow(
+            "expired",
+            _as(adapter.EVENTS, "checkout.session.expired"),
+            "the session expired unpaid (as `checkout.session.expired`)",
+            _SESSION,
+        ),
     ),
-    notes=("A `complete` session maps by its payment_status, through "
-           "`stripe.checkout_session.payment_status` exactly as `checkout.session.completed` does.",),
+    notes=(
+        "A `complete` session maps by its payment_status, through "
+        "`stripe.checkout_session.payment_status` exactly as `checkout.session.completed` does.",
+    ),
 )
 
 PAYMENT_INTENT_STATUS = StatusTable(
@@ -56,22 +62,33 @@ PAYMENT_INTENT_STATUS = StatusTable(
     title="Stripe PaymentIntent retrieved by id, by its status",
     key_label="status",
     rows=(
-        StatusRow("requires_payment_method", S.PENDING, "no payment method attached or tried yet",
-                  _INTENT),
-        StatusRow("requires_payment_method:last_payment_error",
-                  _as(adapter.EVENTS, "payment_intent.payment_failed"),
-                  "the last attempt failed (as `payment_intent.payment_failed`)", _INTENT),
-        StatusRow("requires_confirmation", S.PENDING, "waiting for the integration to confirm",
-                  _INTENT),
-        StatusRow("requires_action", _as(adapter.EVENTS, "payment_intent.requires_action"),
-                  "the customer must act, e.g. 3D Secure", _INTENT),
-        StatusRow("processing", _as(adapter.EVENTS, "payment_intent.processing"),
-                  "the payment method is processing", _INTENT),
-        StatusRow("requires_capture", S.PROCESSING,
-                  "authorized; no money moves until it is captured", _INTENT),
+        StatusRow("requires_payment_method", S.PENDING, "no payment method attached or tried yet", _INTENT),
+        StatusRow(
+            "requires_payment_method:last_payment_error",
+            _as(adapter.EVENTS, "payment_intent.payment_failed"),
+            "the last attempt failed (as `payment_intent.payment_failed`)",
+            _INTENT,
+        ),
+        StatusRow("requires_confirmation", S.PENDING, "waiting for the integration to confirm", _INTENT),
+        StatusRow(
+            "requires_action",
+            _as(adapter.EVENTS, "payment_intent.requires_action"),
+            "the customer must act, e.g. 3D Secure",
+            _INTENT,
+        ),
+        StatusRow(
+            "processing",
+            _as(adapter.EVENTS, "payment_intent.processing"),
+            "the payment method is processing",
+            _INTENT,
+        ),
+        StatusRow(
+            "requires_capture", S.PROCESSING, "authorized; no money moves until it is captured", _INTENT
+        ),
         StatusRow("canceled", _as(adapter.EVENTS, "payment_intent.canceled"), "canceled", _INTENT),
-        StatusRow("succeeded", _as(adapter.EVENTS, "payment_intent.succeeded"),
-                  "the payment succeeded", _INTENT),
+        StatusRow(
+            "succeeded", _as(adapter.EVENTS, "payment_intent.succeeded"), "the payment succeeded", _INTENT
+        ),
     ),
 )
 
@@ -81,12 +98,15 @@ INVOICE_STATUS = StatusTable(
     key_label="status",
     rows=(
         StatusRow("draft", S.PENDING, "not finalized yet; it cannot be paid until it is", _INVOICE),
-        StatusRow("open", _as(adapter.EVENTS, "invoice.finalized"), "finalized, awaiting payment",
-                  _INVOICE),
+        StatusRow("open", _as(adapter.EVENTS, "invoice.finalized"), "finalized, awaiting payment", _INVOICE),
         StatusRow("paid", _as(adapter.EVENTS, "invoice.paid"), "paid", _INVOICE),
         StatusRow("void", _as(adapter.EVENTS, "invoice.voided"), "voided", _INVOICE),
-        StatusRow("uncollectible", _as(adapter.EVENTS, "invoice.marked_uncollectible"),
-                  "marked uncollectible", _INVOICE),
+        StatusRow(
+            "uncollectible",
+            _as(adapter.EVENTS, "invoice.marked_uncollectible"),
+            "marked uncollectible",
+            _INVOICE,
+        ),
     ),
 )
 
@@ -112,8 +132,9 @@ def observe_payment_intent(obj: JsonObject, *, tenant: str, observed_at: datetim
     """The observation a retrieved PaymentIntent stands for."""
     status = get_str(obj, "status", "status", max_length=40)
     key = status
-    if status == "requires_payment_method" and get_object(obj, "last_payment_error",
-                                                          "last_payment_error", required=False):
+    if status == "requires_payment_method" and get_object(
+        obj, "last_payment_error", "last_payment_error", required=False
+    ):
         key = f"{status}:last_payment_error"
     # Read as the adapter reads an event of the same state; amount_received counts once succeeded.
     as_event = "payment_intent.succeeded" if status == "succeeded" else "payment_intent.processing"
@@ -128,8 +149,12 @@ def observe_invoice(obj: JsonObject, *, tenant: str, observed_at: datetime) -> P
     as_event = "invoice.paid" if status == "paid" else "invoice.finalized"  # amount_paid vs amount_due
     facts = replace(adapter._invoice(obj, as_event), status=_mapped(INVOICE_STATUS, status))
     transitions = get_object(obj, "status_transitions", "status_transitions", required=False) or {}
-    moment = {"paid": "paid_at", "void": "voided_at", "uncollectible": "marked_uncollectible_at",
-              "open": "finalized_at"}.get(status)
+    moment = {
+        "paid": "paid_at",
+        "void": "voided_at",
+        "uncollectible": "marked_uncollectible_at",
+        "open": "finalized_at",
+    }.get(status)
     when = _time(transitions, moment) if moment and transitions.get(moment) else observed_at
     return _observe(facts, obj, "invoice", status, when, tenant, observed_at)
 
@@ -143,10 +168,16 @@ def _time(obj: JsonObject, key: str) -> datetime:
     return unix_time(obj.get(key), key)
 
 
-def _observe(facts: Facts, obj: JsonObject, kind: str, key: str, when: datetime, tenant: str,
-             observed_at: datetime) -> PaymentObservation:
+def _observe(
+    facts: Facts, obj: JsonObject, kind: str, key: str, when: datetime, tenant: str, observed_at: datetime
+) -> PaymentObservation:
     facts = replace(facts, mode=object_mode(Provider.STRIPE, obj))
     return observe_facts(
-        Provider.STRIPE, facts, tenant=tenant, observed_at=observed_at, provider_time=when,
-        kind=kind, id_parts=(key, facts.amount_minor if facts.amount_minor is not None else "-"),
+        Provider.STRIPE,
+        facts,
+        tenant=tenant,
+        observed_at=observed_at,
+        provider_time=when,
+        kind=kind,
+        id_parts=(key, facts.amount_minor if facts.amount_minor is not None else "-"),
     )

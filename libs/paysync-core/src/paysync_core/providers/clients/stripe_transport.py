@@ -28,8 +28,13 @@ class _RetryableAnswer(GatewayError):
     def __init__(self, response: httpx.Response) -> None:
         self.response = response
         status = response.status_code
-        super().__init__(f"HTTP {status} from Stripe", provider="stripe", retryable=True, status_code=status,
-                         retry_after=retry_after_seconds(response.headers))
+        super().__init__(
+            f"HTTP {status} from Stripe",
+            provider="stripe",
+            retryable=True,
+            status_code=status,
+            retry_after=retry_after_seconds(response.headers),
+        )
 
 
 class _RateLimitedAnswer(_RetryableAnswer, RateLimited):
@@ -52,7 +57,11 @@ def should_retry(status: int | None, headers: Mapping[str, str]) -> bool:
 
 
 def stripe_answer_error(
-    status: int | None, headers: Mapping[str, str], *, code: str | None, message: str,
+    status: int | None,
+    headers: Mapping[str, str],
+    *,
+    code: str | None,
+    message: str,
     reference: str | None,
 ) -> GatewayError:
     """The paysync error for one Stripe error answer; both Stripe read paths use this one rule.
@@ -63,15 +72,17 @@ def stripe_answer_error(
     """
     retry_after = retry_after_seconds(headers)
     if status == 429:
-        return RateLimited(message, provider="stripe", retryable=True, status_code=status,
-                           retry_after=retry_after)
+        return RateLimited(
+            message, provider="stripe", retryable=True, status_code=status, retry_after=retry_after
+        )
     if code == "resource_missing" and reference is not None:
         return NotFoundAtGateway(message, provider="stripe", reference=reference, status_code=status)
     retryable = should_retry(status, headers)
     if status is not None and 400 <= status < 500 and not retryable:
         return GatewayRejected(message, provider="stripe", status_code=status, gateway_code=code)
-    return GatewayError(message, provider="stripe", retryable=retryable, status_code=status,
-                        retry_after=retry_after)
+    return GatewayError(
+        message, provider="stripe", retryable=retryable, status_code=status, retry_after=retry_after
+    )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:
@@ -121,13 +132,15 @@ class PaysyncStripeHttpClient(stripe.HTTPClient):
     async def close_async(self) -> None:
         """Nothing to close: the AsyncClient belongs to the caller."""
 
-    def request(self, method: str, url: str, headers: Mapping[str, str] | None,
-                post_data: Any = None, **_: Any) -> NoReturn:
+    def request(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None, **_: Any
+    ) -> NoReturn:
         """paysync calls Stripe only with the SDK's `*_async` methods."""
         raise RuntimeError("PaysyncStripeHttpClient is async-only; use the *_async methods")
 
-    def request_stream(self, method: str, url: str, headers: Mapping[str, str] | None,
-                       post_data: Any = None, **_: Any) -> NoReturn:
+    def request_stream(
+        self, method: str, url: str, headers: Mapping[str, str] | None, post_data: Any = None, **_: Any
+    ) -> NoReturn:
         """paysync calls Stripe only with the SDK's `*_async` methods."""
         raise RuntimeError("PaysyncStripeHttpClient is async-only; use the *_async methods")
 

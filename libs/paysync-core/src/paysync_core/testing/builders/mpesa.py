@@ -10,8 +10,14 @@ from typing import Any
 from paysync_core.testing.builders import AUTO, random_token, resolve, to_body
 
 __all__ = [
-    "AUTO", "RESULT_DESCRIPTIONS", "checkout_request_id", "daraja_time", "merchant_request_id",
-    "mpesa_receipt", "stk_callback", "to_body",
+    "AUTO",
+    "RESULT_DESCRIPTIONS",
+    "checkout_request_id",
+    "daraja_time",
+    "merchant_request_id",
+    "mpesa_receipt",
+    "stk_callback",
+    "to_body",
 ]
 
 JsonDict = dict[str, Any]
@@ -74,13 +80,15 @@ def stk_callback(
     }
     if result_code == 0:
         receipt_number = resolve(receipt, mpesa_receipt)
-        callback["CallbackMetadata"] = {"Item": [
-            {"Name": "Amount", "Value": float(amount) if isinstance(amount, Decimal) else amount},
-            *([{"Name": "MpesaReceiptNumber", "Value": receipt_number}] if receipt_number else []),
-            {"Name": "Balance"},  # listed without a Value, as Daraja sends it
-            {"Name": "TransactionDate", "Value": daraja_time(transaction_date)},
-            {"Name": "PhoneNumber", "Value": phone},
-        ]}
+        callback["CallbackMetadata"] = {
+            "Item": [
+                {"Name": "Amount", "Value": float(amount) if isinstance(amount, Decimal) else amount},
+                *([{"Name": "MpesaReceiptNumber", "Value": receipt_number}] if receipt_number else []),
+                {"Name": "Balance"},  # listed without a Value, as Daraja sends it
+                {"Name": "TransactionDate", "Value": daraja_time(transaction_date)},
+                {"Name": "PhoneNumber", "Value": phone},
+            ]
+        }
     return {"Body": {"stkCallback": callback}}
 
 

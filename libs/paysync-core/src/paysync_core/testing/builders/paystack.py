@@ -10,8 +10,14 @@ from typing import Any, Literal
 from paysync_core.testing.builders import random_token, to_body
 
 __all__ = [
-    "paystack_charge_success", "paystack_dispute", "paystack_event", "paystack_reference",
-    "paystack_refund", "paystack_time", "paystack_transaction", "to_body",
+    "paystack_charge_success",
+    "paystack_dispute",
+    "paystack_event",
+    "paystack_reference",
+    "paystack_refund",
+    "paystack_time",
+    "paystack_transaction",
+    "to_body",
 ]
 
 JsonDict = dict[str, Any]
@@ -90,9 +96,17 @@ def paystack_charge_success(
     id: int | None = None,  # noqa: A002
 ) -> JsonDict:
     """A `charge.success` event."""
-    return paystack_event("charge.success", paystack_transaction(
-        reference=reference, amount=amount, currency=currency, paid_at=paid_at, metadata=metadata, id=id,
-    ))
+    return paystack_event(
+        "charge.success",
+        paystack_transaction(
+            reference=reference,
+            amount=amount,
+            currency=currency,
+            paid_at=paid_at,
+            metadata=metadata,
+            id=id,
+        ),
+    )
 
 
 def paystack_refund(
@@ -137,24 +151,29 @@ def paystack_dispute(
     resolved = event == "charge.dispute.resolve"
     created = paystack_time(created_at)
     transaction = paystack_transaction(
-        reference=reference, amount=amount, currency=currency,
+        reference=reference,
+        amount=amount,
+        currency=currency,
         status="reversed" if resolved and resolution != "declined" else "success",
         metadata=transaction_metadata,
     )
-    return paystack_event(event, {
-        "id": id or random.randint(10**5, 10**7),
-        "refund_amount": amount,
-        "currency": currency,
-        "status": "resolved" if resolved else "awaiting-merchant-feedback",
-        "resolution": resolution if resolved else None,
-        "domain": "test",
-        "transaction": transaction,
-        "transaction_reference": None,
-        "category": "chargeback",
-        "dueAt": created,
-        "resolvedAt": paystack_time(resolved_at) if resolved else None,
-        "evidence": None,
-        "history": [{"status": "pending", "by": "customer@example.com", "createdAt": created}],
-        "created_at": created,
-        "updated_at": paystack_time(resolved_at) if resolved else created,
-    })
+    return paystack_event(
+        event,
+        {
+            "id": id or random.randint(10**5, 10**7),
+            "refund_amount": amount,
+            "currency": currency,
+            "status": "resolved" if resolved else "awaiting-merchant-feedback",
+            "resolution": resolution if resolved else None,
+            "domain": "test",
+            "transaction": transaction,
+            "transaction_reference": None,
+            "category": "chargeback",
+            "dueAt": created,
+            "resolvedAt": paystack_time(resolved_at) if resolved else None,
+            "evidence": None,
+            "history": [{"status": "pending", "by": "customer@example.com", "createdAt": created}],
+            "created_at": created,
+            "updated_at": paystack_time(resolved_at) if resolved else created,
+        },
+    )

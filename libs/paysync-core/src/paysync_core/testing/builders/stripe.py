@@ -8,8 +8,16 @@ from typing import Any, Literal
 from paysync_core.testing.builders import AUTO, random_token, resolve, to_body
 
 __all__ = [
-    "API_VERSION", "AUTO", "charge", "checkout_session", "dispute", "invoice", "new_id",
-    "payment_intent", "stripe_event", "to_body",
+    "API_VERSION",
+    "AUTO",
+    "charge",
+    "checkout_session",
+    "dispute",
+    "invoice",
+    "new_id",
+    "payment_intent",
+    "stripe_event",
+    "to_body",
 ]
 
 API_VERSION = "2025-08-27.basil"
@@ -162,16 +170,18 @@ def invoice(
     elif payment_intent:
         obj["payments"] = {
             "object": "list",
-            "data": [{
-                "id": new_id("inpay"),
-                "object": "invoice_payment",
-                "amount_paid": amount_paid,
-                "currency": currency,
-                "invoice": invoice_id,
-                "is_default": True,
-                "payment": {"type": "payment_intent", "payment_intent": payment_intent},
-                "status": "paid" if status == "paid" else "open",
-            }],
+            "data": [
+                {
+                    "id": new_id("inpay"),
+                    "object": "invoice_payment",
+                    "amount_paid": amount_paid,
+                    "currency": currency,
+                    "invoice": invoice_id,
+                    "is_default": True,
+                    "payment": {"type": "payment_intent", "payment_intent": payment_intent},
+                    "status": "paid" if status == "paid" else "open",
+                }
+            ],
             "has_more": False,
             "url": "/v1/invoice_payments",
         }
