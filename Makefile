@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup dev try test test-unit infra down bench-ingest bench-projector clean
+.PHONY: setup dev try test test-unit lint infra down bench-ingest bench-projector clean
 
 $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
@@ -42,6 +42,11 @@ STRIPE_MOCK_VERSION := v0.203.0
 ## test: every test; the fixtures start a Kafka broker, PostgreSQL and stripe-mock
 test: setup .cache/bin/stripe-mock
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+## lint: ruff's checks and its formatting, over every package (CI runs this before the tests)
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 ## test-unit: only the tests that need no broker or database
 test-unit: setup
