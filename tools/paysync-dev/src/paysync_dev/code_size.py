@@ -1,6 +1,6 @@
 """Report modules over a line limit and functions over a line limit (issue 12: no god modules).
 
-    python tools/code-size/check_sizes.py [--module-lines 400] [--function-lines 60] PATH...
+    .venv/bin/python -m paysync_dev.code_size [--module-lines 400] [--function-lines 60] PATH...
 
 A function's length runs from its `def` (decorators excluded) to its last line, docstring included;
 nested functions are reported on their own and count in their parent too. Migrations and benchmarks
