@@ -117,26 +117,7 @@ def register_projector(
 ) -> None:
     """Subscribe to observations; offsets are committed only after the batch's transaction is."""
     commits = OffsetCommits()
-
-    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
-        await broker.publish(value, topics.PAYMENT_OBSERVATIONS.dlq.name, key=key)
-
-    async def guarded(record: ConsumerRecord, work: Callable) -> object:  # noqa: ANN401
-        return await with_retries(
-            record,
-            work,
-            send_dead_letter=send_dead_letter,
-            service="status-projector",
-            max_attempts=settings.max_attempts,
-        )
-
-    async def decode(record: ConsumerRecord) -> PaymentObservation:
-        return PaymentObservation.from_bytes(record.value)
-
-    async def raw_bodies(message: KafkaMessage) -> list[bytes]:
-        # Each record is parsed (and dead-lettered if need be) below, once: not as JSON by FastStream first.
-        return message.body  # type: ignore[return-value]
-
+    batches = ObservationBatches(broker, engine, domains, settings.max_attempts)
     subscriber = fresh_batches(
         broker.subscriber(
             topics.PAYMENT_OBSERVATIONS.name,
@@ -149,7 +130,7 @@ def register_projector(
             batch_timeout_ms=settings.batch_timeout_ms,
             auto_offset_reset=settings.auto_offset_reset,
             ack_policy=AckPolicy.MANUAL,  # acknowledged by `commits`, or rewound on error, below
-            decoder=raw_bodies,
+            decoder=_raw_bodies,
         ),
         settings.batch_top_up_ms,
     )
@@ -158,40 +139,82 @@ def register_projector(
     async def apply_observations(_: list[bytes], message: KafkaMessage) -> None:
         """Merge each observation into its payment's status and follow it in the domain rows."""
         try:
-            await apply_batch(message)
+            result = await batches.apply(message)
+            if result.status_changes or result.alerts:
+                on_committed()
         except Exception:
             await message.nack()  # each partition rewound to the batch's first record: redelivered
             raise
         commits.after(message)
 
-    async def apply_batch(message: KafkaMessage) -> None:
+
+async def _raw_bodies(message: KafkaMessage) -> list[bytes]:
+    # Each record is parsed (and dead-lettered if need be) below, once: not as JSON by FastStream first.
+    return message.body  # type: ignore[return-value]
+
+
+async def _decode(record: ConsumerRecord) -> PaymentObservation:
+    return PaymentObservation.from_bytes(record.value)
+
+
+class ObservationBatches:
+    """Applies one batch of observation records: decoded, projected, culprits dead-lettered, counted."""
+
+    def __init__(self, broker: KafkaBroker, engine: AsyncEngine, domains: Domains, max_attempts: int) -> None:
+        self._broker, self._engine, self._domains = broker, engine, domains
+        self._max_attempts = max_attempts
+
+    async def apply(self, message: KafkaMessage) -> BatchResult:
+        """Apply the batch's observations in one transaction (one by one if the database refuses one)."""
         decoded: list[tuple[ConsumerRecord, PaymentObservation]] = []
         for record in message.raw_message:
             try:
-                decoded.append((record, await guarded(record, lambda r=record: decode(r))))
+                decoded.append((record, await self._guarded(record, lambda r=record: _decode(r))))
             except DeadLettered:
                 OBSERVATIONS.labels("dead_lettered").inc()
         started = time.perf_counter()
         try:
-            result = await project(engine, [obs for _, obs in decoded], domains)
+            result = await project(self._engine, [obs for _, obs in decoded], self._domains)
         except Exception as exc:
             if is_outage(exc):
                 raise  # nothing committed: the batch is redelivered
             # One observation the database refuses must not block its partition: apply them one
             # by one, so only the culprit is retried and dead-lettered.
-            result = BatchResult()
-            for record, obs in decoded:
-                try:
-                    result.add(await guarded(record, lambda o=obs: project(engine, [o], domains)))
-                except DeadLettered:
-                    OBSERVATIONS.labels("dead_lettered").inc()
-        BATCH_SECONDS.observe(time.perf_counter() - started)
-        BATCH_SIZE.observe(len(decoded))
-        OBSERVATIONS.labels("applied").inc(result.applied)
-        OBSERVATIONS.labels("duplicate").inc(result.duplicates)
-        OBSERVATIONS.labels("parked").inc(result.parked)
-        ALERTS.labels("mismatch").inc(result.alerts)
-        for change in result.status_changes:
-            STATUS_CHANGES.labels(change.new_status.value).inc()
-        if result.status_changes or result.alerts:
-            on_committed()
+            result = await self._one_by_one(decoded)
+        _count(result, len(decoded), time.perf_counter() - started)
+        return result
+
+    async def _one_by_one(self, decoded: list[tuple[ConsumerRecord, PaymentObservation]]) -> BatchResult:
+        result = BatchResult()
+        for record, obs in decoded:
+            try:
+                result.add(
+                    await self._guarded(record, lambda o=obs: project(self._engine, [o], self._domains))
+                )
+            except DeadLettered:
+                OBSERVATIONS.labels("dead_lettered").inc()
+        return result
+
+    async def _guarded(self, record: ConsumerRecord, work: Callable) -> object:  # noqa: ANN401
+        return await with_retries(
+            record,
+            work,
+            send_dead_letter=self._send_dead_letter,
+            service="status-projector",
+            max_attempts=self._max_attempts,
+        )
+
+    async def _send_dead_letter(self, key: bytes | None, value: bytes) -> None:
+        await self._broker.publish(value, topics.PAYMENT_OBSERVATIONS.dlq.name, key=key)
+
+
+def _count(result: BatchResult, size: int, seconds: float) -> None:
+    """Record a batch's outcome in the metrics."""
+    BATCH_SECONDS.observe(seconds)
+    BATCH_SIZE.observe(size)
+    OBSERVATIONS.labels("applied").inc(result.applied)
+    OBSERVATIONS.labels("duplicate").inc(result.duplicates)
+    OBSERVATIONS.labels("parked").inc(result.parked)
+    ALERTS.labels("mismatch").inc(result.alerts)
+    for change in result.status_changes:
+        STATUS_CHANGES.labels(change.new_status.value).inc()
