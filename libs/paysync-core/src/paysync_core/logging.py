@@ -14,7 +14,9 @@ import structlog
 _SECRET_KEYS = re.compile(
     r"(secret|password|passkey|token|api_key|authorization|signature|card|cvc|pan)", re.I
 )
-_PHONE = re.compile(r"(?<!\d)(\+?\d{3})\d{4,}(\d{3})(?!\d)")
+#: A run of 10+ digits standing on its own (a phone or card number as a value), not one inside an
+#: identifier such as a hex tenant id `t-83723633106d`, which the mask would otherwise mangle.
+_PHONE = re.compile(r"(?<![\w-])(\+?\d{3})\d{4,}(\d{3})(?![\w-])")
 #: The M-Pesa callback URL's last segment is the tenant's callback token, a secret.
 _CALLBACK_TOKEN = re.compile(r"(/mpesa/)(?!\[sha256:)([^/?#\s\"'<>]+)")  # (not one already replaced)
 

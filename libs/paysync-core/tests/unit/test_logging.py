@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 
-from paysync_core.logging import token_fingerprint
+import pytest
+
+from paysync_core.logging import redact, token_fingerprint
 
 TOKEN = "cb_9f8e7d6c5b4a39281706f5e4d3c2b1a0"
 
@@ -33,3 +35,20 @@ def test_logged_exceptions_carry_their_stack_trace_and_no_callback_token() -> No
         assert line["exception"].endswith(f"RuntimeError: no route for {shown}")
     assert own["path"] == shown
     assert TOKEN not in run.stderr and "<traceback object" not in run.stderr
+
+
+@pytest.mark.parametrize(
+    ("logged", "shown"),
+    [
+        ("254712345678", "254***678"),
+        ("msisdn=254712345678 paid", "msisdn=254***678 paid"),
+        ("+254712345678", "+254***678"),
+        ("card 4242424242424242", "card 424***242"),
+        # Identifiers keep their digits: an id of random hex is not a phone number.
+        ("t-83723633106d", "t-83723633106d"),
+        ("ws_CO_05122026123456789", "ws_CO_05122026123456789"),
+        ("/webhooks/t-837236331065/stripe", "/webhooks/t-837236331065/stripe"),
+    ],
+)
+def test_phone_and_card_numbers_are_masked_and_identifiers_are_not(logged: str, shown: str) -> None:
+    assert redact(None, "info", {"event": "x", "detail": logged})["detail"] == shown
