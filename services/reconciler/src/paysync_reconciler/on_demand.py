@@ -11,6 +11,7 @@ import uuid
 from datetime import timedelta
 
 import structlog
+from pydantic import ValidationError
 
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.errors import GatewayError, ProviderNotConfigured
@@ -29,6 +30,9 @@ from paysync_reconciler.runner import TaskRunner
 from paysync_reconciler.schedule import resolved
 
 log = structlog.get_logger()
+
+#: The reason a follow-up link shows for a stored request no version of the check could read.
+UNREADABLE = "the stored request could not be read; ask for the check again"
 
 
 async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileRequest) -> str:
@@ -68,10 +72,24 @@ async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> i
         metrics.REQUESTS.labels("any", "failed").inc(given_up)
         log.warning("reconcile.request.abandoned", count=given_up, attempts=s.request_max_attempts)
     started = 0
-    for payload in found:
-        request = ReconcileRequest.model_validate(payload)
-        started += runner.start(request.request_id, lambda r=request: answer_request(deps, r))
+    for row in found:
+        request = await _readable(deps, row.request_id, row.request)
+        if request is not None:
+            started += runner.start(request.request_id, lambda r=request: answer_request(deps, r))
     return started
+
+
+async def _readable(deps: Deps, request_id: str, stored: object) -> ReconcileRequest | None:
+    """The stored request, or None after recording it failed: one that cannot be read (written by an
+    older version, or by hand) must not stop the recovery of every other tenant's requests."""
+    try:
+        return ReconcileRequest.model_validate(stored)
+    except ValidationError as exc:
+        async with deps.engine.begin() as conn:
+            await requests_repo.fail_unreadable_request(conn, request_id, deps.me, UNREADABLE)
+        metrics.REQUESTS.labels("any", "failed").inc()
+        log.warning("reconcile.request.unreadable", request_id=request_id, problems=exc.error_count())
+        return None
 
 
 async def forget_old_records(deps: Deps) -> int:

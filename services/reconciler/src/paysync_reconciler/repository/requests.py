@@ -86,7 +86,9 @@ async def claim_orphaned_requests(
     conn: AsyncConnection, owner: str, lease: float, limit: int, max_attempts: int
 ) -> list[Any]:
     """Take over running requests whose lease ran out (their worker died, or their last attempt
-    failed) and queued ones that no reconciler picked up from Kafka in time, while attempts are left."""
+    failed) and queued ones that no reconciler picked up from Kafka in time, while attempts are left.
+
+    Each row is its `request_id` and the stored `request` (not read here: it may not parse)."""
     stale = (
         select(reconcile_requests.c.request_id)
         .where(
@@ -106,9 +108,9 @@ async def claim_orphaned_requests(
             lease_until=func.now() + timedelta(seconds=lease),
             attempts=reconcile_requests.c.attempts + 1,
         )
-        .returning(reconcile_requests.c.request)
+        .returning(reconcile_requests.c.request_id, reconcile_requests.c.request)
     )
-    return [r.request for r in rows]
+    return list(rows)
 
 
 async def fail_request(
@@ -135,6 +137,15 @@ async def fail_request(
         .values(error=reason)
     )
     return False
+
+
+async def fail_unreadable_request(conn: AsyncConnection, request_id: str, owner: str, reason: str) -> None:
+    """End `failed` at once a request whose stored form cannot be read: no attempt could ever answer it."""
+    await conn.execute(
+        update(reconcile_requests)
+        .where(reconcile_requests.c.request_id == request_id, reconcile_requests.c.handled_by == owner)
+        .values(status="failed", error=reason, completed_at=func.now(), lease_until=None)
+    )
 
 
 async def fail_abandoned_requests(conn: AsyncConnection, max_attempts: int) -> int:
