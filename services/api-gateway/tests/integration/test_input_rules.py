@@ -10,24 +10,9 @@ import pytest
 
 from paysync_core.testing.builders.mpesa import checkout_request_id
 from paysync_core.testing.builders.paystack import paystack_reference
+from paysync_dev.fixtures import stripe_registration
 
 pytestmark = pytest.mark.integration
-
-
-def registration(**overrides: object) -> dict:
-    body = {
-        "provider": "stripe",
-        "provider_ref": f"cs_test_{uuid.uuid4().hex}",
-        "domain": "jobs",
-        "entity_id": f"job-{uuid.uuid4().hex[:6]}",
-        "amount_minor": 2500,
-        "currency": "USD",
-    }
-    return body | overrides
-
-
-def auth(tenant) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tenant.api_key}"}
 
 
 def assert_error_shape(response, status: int, error: str) -> list[dict[str, str]]:
@@ -40,13 +25,13 @@ def assert_error_shape(response, status: int, error: str) -> list[dict[str, str]
 
 
 async def nothing_registered_for(client, tenant, entity_id: str) -> bool:
-    listed = await client.get("/v1/payments", params={"entity_id": entity_id}, headers=auth(tenant))
+    listed = await client.get("/v1/payments", params={"entity_id": entity_id}, headers=tenant.auth)
     return listed.status_code == 200 and listed.json()["items"] == []
 
 
 async def test_a_body_over_the_limit_is_a_413_and_registers_nothing(client, tenant) -> None:
-    body = registration(metadata={"blob": "x" * 200_000})
-    response = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    body = stripe_registration(metadata={"blob": "x" * 200_000})
+    response = await client.post("/v1/payments", json=body, headers=tenant.auth)
     assert_error_shape(response, 413, "payload_too_large")
     assert await nothing_registered_for(client, tenant, body["entity_id"])
 
@@ -63,7 +48,7 @@ async def test_a_chunked_body_is_refused_while_it_is_read_not_after(client, tena
     response = await client.post(
         "/v1/payments",
         content=endless_metadata(),
-        headers=auth(tenant) | {"Content-Type": "application/json"},
+        headers=tenant.auth | {"Content-Type": "application/json"},
     )
     assert_error_shape(response, 413, "payload_too_large")
     assert len(sent) <= 3  # the server stopped reading just past its 64 KiB limit
@@ -75,8 +60,8 @@ async def test_a_chunked_body_is_refused_while_it_is_read_not_after(client, tena
     ids=["too-big", "too-deep"],
 )
 async def test_metadata_is_bounded_in_size_and_depth(client, tenant, metadata, problem) -> None:
-    body = registration(metadata=metadata)
-    response = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    body = stripe_registration(metadata=metadata)
+    response = await client.post("/v1/payments", json=body, headers=tenant.auth)
     problems = assert_error_shape(response, 422, "invalid_request")
     assert [p["field"].split(".")[0] for p in problems] == ["metadata"] and problem in problems[0]["problem"]
     assert await nothing_registered_for(client, tenant, body["entity_id"])
@@ -101,13 +86,13 @@ async def test_unstorable_or_non_integer_values_are_refused_naming_the_field(
     client, tenant, member, field
 ) -> None:
     entity_id = f"job-{uuid.uuid4().hex[:6]}"
-    defaults = registration(entity_id=entity_id)
+    defaults = stripe_registration(entity_id=entity_id)
     overridden = member.split(":", 1)[0].strip('"')
     rest = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in defaults.items() if k != overridden)
     response = await client.post(
         "/v1/payments",
         content=f"{{{rest}, {member}}}",
-        headers=auth(tenant) | {"Content-Type": "application/json"},
+        headers=tenant.auth | {"Content-Type": "application/json"},
     )
     problems = assert_error_shape(response, 422, "invalid_request")
     assert field in [p["field"] for p in problems]
@@ -124,13 +109,13 @@ async def test_unstorable_or_non_integer_values_are_refused_naming_the_field(
     ],
 )
 async def test_nul_in_a_path_id_or_filter_is_refused_naming_it(client, tenant, path, params, field) -> None:
-    response = await client.get(path, params=params, headers=auth(tenant))
+    response = await client.get(path, params=params, headers=tenant.auth)
     problems = assert_error_shape(response, 422, "invalid_request")
     assert [p["field"] for p in problems] == [field]
 
 
 async def test_nul_in_last_event_id_is_refused_before_the_stream_is_asked(client, tenant) -> None:
-    response = await client.get("/v1/stream", headers=auth(tenant) | {"Last-Event-ID": "41\x00"})
+    response = await client.get("/v1/stream", headers=tenant.auth | {"Last-Event-ID": "41\x00"})
     problems = assert_error_shape(response, 422, "invalid_request")
     assert [p["field"] for p in problems] == ["last-event-id"]
 
@@ -145,28 +130,28 @@ async def test_nul_in_last_event_id_is_refused_before_the_stream_is_asked(client
     ],
 )
 async def test_an_unknown_query_parameter_is_a_400_naming_it(client, tenant, path, params) -> None:
-    response = await client.get(path, params=params, headers=auth(tenant))
+    response = await client.get(path, params=params, headers=tenant.auth)
     problems = assert_error_shape(response, 400, "unknown_parameter")
     known = {"kind"}
     assert [p["field"] for p in problems] == [name for name in params if name not in known]
 
 
 async def test_starlettes_own_errors_use_the_one_error_shape(client, tenant) -> None:
-    assert_error_shape(await client.get("/v1/no-such-route", headers=auth(tenant)), 404, "not_found")
-    assert_error_shape(await client.delete("/v1/payments", headers=auth(tenant)), 405, "method_not_allowed")
+    assert_error_shape(await client.get("/v1/no-such-route", headers=tenant.auth), 404, "not_found")
+    assert_error_shape(await client.delete("/v1/payments", headers=tenant.auth), 405, "method_not_allowed")
     malformed = await client.post(
-        "/v1/payments", content=b'{"provider": ', headers=auth(tenant) | {"Content-Type": "application/json"}
+        "/v1/payments", content=b'{"provider": ', headers=tenant.auth | {"Content-Type": "application/json"}
     )
     assert [p["field"] for p in assert_error_shape(malformed, 400, "malformed_json")] == ["body"]
     assert_error_shape(await client.get("/v1/payments"), 401, "unauthenticated")
 
 
 async def test_a_lower_case_currency_is_stored_upper_case(client, tenant) -> None:
-    body = registration(currency="usd")
-    created = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    body = stripe_registration(currency="usd")
+    created = await client.post("/v1/payments", json=body, headers=tenant.auth)
     assert created.status_code == 201, created.text
     assert created.json()["currency"] == "USD"
-    again = await client.post("/v1/payments", json=body | {"currency": "USD"}, headers=auth(tenant))
+    again = await client.post("/v1/payments", json=body | {"currency": "USD"}, headers=tenant.auth)
     assert again.status_code == 200 and again.json()["id"] == created.json()["id"]
 
 
@@ -180,8 +165,8 @@ async def test_a_lower_case_currency_is_stored_upper_case(client, tenant) -> Non
     ],
 )
 async def test_each_gateways_references_register(client, tenant, provider, ref, aliases) -> None:
-    body = registration(provider=provider, provider_ref=ref, aliases=aliases)
-    response = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    body = stripe_registration(provider=provider, provider_ref=ref, aliases=aliases)
+    response = await client.post("/v1/payments", json=body, headers=tenant.auth)
     assert response.status_code == 201, response.text
 
 
@@ -199,8 +184,8 @@ async def test_each_gateways_references_register(client, tenant, provider, ref, 
 async def test_a_reference_of_the_wrong_form_for_its_gateway_is_refused(
     client, tenant, provider, ref, aliases, field
 ) -> None:
-    body = registration(provider=provider, provider_ref=ref, aliases=aliases)
-    response = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    body = stripe_registration(provider=provider, provider_ref=ref, aliases=aliases)
+    response = await client.post("/v1/payments", json=body, headers=tenant.auth)
     problems = assert_error_shape(response, 422, "invalid_request")
     assert [p["field"] for p in problems] == [field]
     assert await nothing_registered_for(client, tenant, body["entity_id"])

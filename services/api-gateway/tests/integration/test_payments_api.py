@@ -6,31 +6,15 @@ import uuid
 
 import pytest
 
-from paysync_dev.fixtures import create_tenant
+from paysync_dev.fixtures import create_tenant, stripe_registration
 
 pytestmark = pytest.mark.integration
 
 
-def registration(**overrides) -> dict:
-    body = {
-        "provider": "stripe",
-        "provider_ref": f"cs_test_{uuid.uuid4().hex}",
-        "domain": "jobs",
-        "entity_id": f"job-{uuid.uuid4().hex[:6]}",
-        "amount_minor": 2500,
-        "currency": "USD",
-    }
-    return body | overrides
-
-
-def auth(tenant) -> dict[str, str]:
-    return {"Authorization": f"Bearer {tenant.api_key}"}
-
-
 async def test_registration_is_idempotent_on_the_reference(client, tenant) -> None:
-    body = registration(aliases=["pi_abc123"])
-    first = await client.post("/v1/payments", json=body, headers=auth(tenant))
-    again = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    body = stripe_registration(aliases=["pi_abc123"])
+    first = await client.post("/v1/payments", json=body, headers=tenant.auth)
+    again = await client.post("/v1/payments", json=body, headers=tenant.auth)
     assert first.status_code == 201 and again.status_code == 200
     assert first.json()["id"] == again.json()["id"]
     assert first.json()["status"] == "pending"
@@ -39,20 +23,20 @@ async def test_registration_is_idempotent_on_the_reference(client, tenant) -> No
 
 
 async def test_registering_the_same_reference_with_another_amount_is_a_conflict(client, tenant) -> None:
-    body = registration()
-    await client.post("/v1/payments", json=body, headers=auth(tenant))
-    clash = await client.post("/v1/payments", json=body | {"amount_minor": 9999}, headers=auth(tenant))
+    body = stripe_registration()
+    await client.post("/v1/payments", json=body, headers=tenant.auth)
+    clash = await client.post("/v1/payments", json=body | {"amount_minor": 9999}, headers=tenant.auth)
     assert clash.status_code == 409
     assert clash.json()["error"] == "conflict"
     assert "amount_minor" in clash.json()["message"]
 
 
 async def test_an_alias_of_another_payment_is_a_conflict_and_changes_nothing(client, tenant) -> None:
-    await client.post("/v1/payments", json=registration(aliases=["pi_shared1"]), headers=auth(tenant))
-    body = registration(aliases=["pi_shared1"])
-    clash = await client.post("/v1/payments", json=body, headers=auth(tenant))
+    await client.post("/v1/payments", json=stripe_registration(aliases=["pi_shared1"]), headers=tenant.auth)
+    body = stripe_registration(aliases=["pi_shared1"])
+    clash = await client.post("/v1/payments", json=body, headers=tenant.auth)
     assert clash.status_code == 409
-    listed = await client.get("/v1/payments", params={"entity_id": body["entity_id"]}, headers=auth(tenant))
+    listed = await client.get("/v1/payments", params={"entity_id": body["entity_id"]}, headers=tenant.auth)
     assert listed.json()["items"] == []
 
 
@@ -66,7 +50,7 @@ async def test_an_alias_of_another_payment_is_a_conflict_and_changes_nothing(cli
     ],
 )
 async def test_invalid_registrations_say_which_field_is_wrong(client, tenant, change, field) -> None:
-    response = await client.post("/v1/payments", json=registration(**change), headers=auth(tenant))
+    response = await client.post("/v1/payments", json=stripe_registration(**change), headers=tenant.auth)
     assert response.status_code == 422
     assert [p["field"] for p in response.json()["problems"]] == [field]
 
@@ -81,16 +65,16 @@ async def test_a_tenant_cannot_read_another_tenants_payment(
     client, tenant, migrated_database, credentials_keys
 ) -> None:
     other = create_tenant(migrated_database, credentials_keys)
-    created = (await client.post("/v1/payments", json=registration(), headers=auth(tenant))).json()
-    assert (await client.get(f"/v1/payments/{created['id']}", headers=auth(other))).status_code == 404
+    created = (await client.post("/v1/payments", json=stripe_registration(), headers=tenant.auth)).json()
+    assert (await client.get(f"/v1/payments/{created['id']}", headers=other.auth)).status_code == 404
 
 
 async def test_etag_gives_304_while_unchanged(client, tenant) -> None:
-    created = (await client.post("/v1/payments", json=registration(), headers=auth(tenant))).json()
-    first = await client.get(f"/v1/payments/{created['id']}", headers=auth(tenant))
+    created = (await client.post("/v1/payments", json=stripe_registration(), headers=tenant.auth)).json()
+    first = await client.get(f"/v1/payments/{created['id']}", headers=tenant.auth)
     etag = first.headers["etag"]
     unchanged = await client.get(
-        f"/v1/payments/{created['id']}", headers=auth(tenant) | {"If-None-Match": etag}
+        f"/v1/payments/{created['id']}", headers=tenant.auth | {"If-None-Match": etag}
     )
     assert unchanged.status_code == 304
     assert unchanged.headers["cache-control"] == "no-store"
@@ -99,48 +83,50 @@ async def test_etag_gives_304_while_unchanged(client, tenant) -> None:
 async def test_listing_pages_through_every_payment_once(client, tenant) -> None:
     entity = f"job-{uuid.uuid4().hex[:6]}"
     made = {
-        (await client.post("/v1/payments", json=registration(entity_id=entity), headers=auth(tenant))).json()[
-            "id"
-        ]
+        (
+            await client.post("/v1/payments", json=stripe_registration(entity_id=entity), headers=tenant.auth)
+        ).json()["id"]
         for _ in range(5)
     }
     seen, cursor = [], None
     while True:
         params = {"entity_id": entity, "limit": 2} | ({"cursor": cursor} if cursor else {})
-        page = (await client.get("/v1/payments", params=params, headers=auth(tenant))).json()
+        page = (await client.get("/v1/payments", params=params, headers=tenant.auth)).json()
         seen += [p["id"] for p in page["items"]]
         cursor = page["next_cursor"]
         if not cursor:
             break
     assert sorted(seen) == sorted(made)
-    by_entity = await client.get(f"/v1/domains/jobs/{entity}/payments", headers=auth(tenant))
+    by_entity = await client.get(f"/v1/domains/jobs/{entity}/payments", headers=tenant.auth)
     assert {p["id"] for p in by_entity.json()["items"]} == made
 
 
 async def test_a_forged_cursor_is_a_clear_error(client, tenant) -> None:
-    response = await client.get("/v1/payments", params={"cursor": "bm9wZQ"}, headers=auth(tenant))
+    response = await client.get("/v1/payments", params={"cursor": "bm9wZQ"}, headers=tenant.auth)
     assert response.status_code == 400 and response.json()["error"] == "bad_cursor"
 
 
 async def test_stats_count_by_status_and_currency(client, tenant) -> None:
     for amount, currency in [(100, "USD"), (250, "USD"), (5000, "KES")]:
         await client.post(
-            "/v1/payments", json=registration(amount_minor=amount, currency=currency), headers=auth(tenant)
+            "/v1/payments",
+            json=stripe_registration(amount_minor=amount, currency=currency),
+            headers=tenant.auth,
         )
-    stats = (await client.get("/v1/stats", headers=auth(tenant))).json()
+    stats = (await client.get("/v1/stats", headers=tenant.auth)).json()
     assert stats["total"] == 3 and stats["by_status"] == {"pending": 3}
     assert stats["by_currency"]["USD"]["registered_minor"] == 350
     assert stats["by_currency"]["KES"]["registered_minor"] == 5000
 
 
 async def test_a_payment_is_found_by_its_reference_or_any_alias(client, tenant) -> None:
-    wanted = registration(aliases=[f"pi_{uuid.uuid4().hex}"])
-    other = registration(entity_id=wanted["entity_id"])
+    wanted = stripe_registration(aliases=[f"pi_{uuid.uuid4().hex}"])
+    other = stripe_registration(entity_id=wanted["entity_id"])
     for body in (wanted, other):
-        assert (await client.post("/v1/payments", json=body, headers=auth(tenant))).status_code == 201
+        assert (await client.post("/v1/payments", json=body, headers=tenant.auth)).status_code == 201
     for ref in (wanted["provider_ref"], wanted["aliases"][0]):
-        found = await client.get("/v1/payments", params={"provider_ref": ref}, headers=auth(tenant))
+        found = await client.get("/v1/payments", params={"provider_ref": ref}, headers=tenant.auth)
         assert [p["provider_ref"] for p in found.json()["items"]] == [wanted["provider_ref"]]
     unknown = {"provider_ref": "cs_test_unknown"}
-    nothing = await client.get("/v1/payments", params=unknown, headers=auth(tenant))
+    nothing = await client.get("/v1/payments", params=unknown, headers=tenant.auth)
     assert nothing.json()["items"] == []

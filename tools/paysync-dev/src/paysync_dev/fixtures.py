@@ -76,6 +76,24 @@ class TestTenant:
         """The simulator account of one gateway."""
         return self.accounts[provider]
 
+    @property
+    def auth(self) -> dict[str, str]:
+        """The headers of a request to the API made with this tenant's API key."""
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+
+def stripe_registration(**overrides: object) -> dict[str, Any]:
+    """A `POST /v1/payments` body for a new Stripe Checkout Session of a new workshop job."""
+    body: dict[str, Any] = {
+        "provider": "stripe",
+        "provider_ref": f"cs_test_{uuid.uuid4().hex}",
+        "domain": "jobs",
+        "entity_id": f"job-{uuid.uuid4().hex[:6]}",
+        "amount_minor": 2500,
+        "currency": "USD",
+    }
+    return body | overrides
+
 
 async def create_gateway_tenant(
     engine: AsyncEngine,
