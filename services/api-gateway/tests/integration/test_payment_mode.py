@@ -3,40 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
-from paysync_core.contracts import PaymentObservation
 from paysync_core.credentials import GatewayCredentials, StripeCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.schema import observations, workshop_jobs
-from paysync_core.domain.status import UnifiedStatus
-from paysync_dev.service_fixtures import fetch, publish_observation, unique, wait_until
+from paysync_dev.service_fixtures import fetch, publish_observation, stripe_paid, unique, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def paid(tenant: str, ref: str, mode: str) -> PaymentObservation:
-    """A verified Stripe "paid" for 125.00, seen in `mode`, as the normalizer would publish it."""
-    now = datetime.now(UTC)
-    return PaymentObservation(
-        observation_id=f"evt_{uuid.uuid4().hex}",
-        tenant=tenant,
-        provider="stripe",
-        provider_ref=ref,
-        status=UnifiedStatus.SUCCEEDED,
-        amount_minor=12500,
-        currency="USD",
-        provider_time=now,
-        source="webhook",
-        verified=True,
-        observed_at=now,
-        mode=mode,
-    )
 
 
 async def register(client, tenant, ref: str) -> dict:
@@ -94,7 +72,7 @@ async def test_a_live_observation_never_marks_a_test_payment_paid_and_is_visible
     ref = f"cs_test_{uuid.uuid4().hex}"
     payment = await register(client, tenant, ref)
     assert payment["mode"] == "test"
-    live = paid(tenant.id, ref, "live")
+    live = stripe_paid(tenant.id, ref, mode="live")
     await publish_observation(kafka_topics, live)
 
     async def refusal_listed() -> bool:
@@ -116,7 +94,7 @@ async def test_a_live_observation_never_marks_a_test_payment_paid_and_is_visible
     )
     assert (row.refused, row.status_after) == ("live_observation_for_test_payment", "pending")
 
-    await publish_observation(kafka_topics, paid(tenant.id, ref, "test"))  # its own mode applies
+    await publish_observation(kafka_topics, stripe_paid(tenant.id, ref, mode="test"))  # its own mode applies
 
     async def succeeded() -> bool:
         shown = await client.get(f"/v1/payments/{payment['id']}", headers=auth)

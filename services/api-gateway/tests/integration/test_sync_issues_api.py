@@ -3,35 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 import pytest
 
-from paysync_core.contracts import Evidence, PaymentObservation
-from paysync_core.domain.status import UnifiedStatus
 from paysync_dev.fixtures import create_tenant
-from paysync_dev.service_fixtures import publish_observation, unique, wait_until
+from paysync_dev.service_fixtures import publish_observation, stripe_paid, unique, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def paid(tenant: str, ref: str, amount_minor: int) -> PaymentObservation:
-    """A verified "paid" from the gateway, as the normalizer would publish it."""
-    now = datetime.now(UTC)
-    return PaymentObservation(
-        observation_id=f"evt_{uuid.uuid4().hex}",
-        tenant=tenant,
-        provider="stripe",
-        provider_ref=ref,
-        status=UnifiedStatus.SUCCEEDED,
-        amount_minor=amount_minor,
-        currency="USD",
-        provider_time=now,
-        source="webhook",
-        verified=True,
-        evidence=Evidence(),
-        observed_at=now,
-    )
 
 
 async def test_an_amount_mismatch_is_listed_for_its_tenant_only_with_filters_and_pages(
@@ -58,7 +36,7 @@ async def test_an_amount_mismatch_is_listed_for_its_tenant_only_with_filters_and
         assert registered.status_code == 201, registered.text
         ids.append(registered.json()["id"])
     for ref in refs:  # the gateway says 100.00 was paid for a 125.00 job
-        await publish_observation(kafka_topics, paid(shop.id, ref, 10000))
+        await publish_observation(kafka_topics, stripe_paid(shop.id, ref, 10000))
 
     async def all_three_listed() -> bool:
         listed = await client.get("/v1/sync-issues", headers=auth)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation, payment_key
 from paysync_core.db.engine import make_engine
+from paysync_core.domain.status import UnifiedStatus
 from paysync_core.kafka import DurableProducer
 from paysync_dev.stack import SERVICES, ServiceProcess, free_port
 
@@ -106,6 +108,27 @@ async def publish_observation(bootstrap: str, obs: PaymentObservation) -> None:
         topics.PAYMENT_OBSERVATIONS.name,
         payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
         obs.to_bytes(),
+    )
+
+
+def stripe_paid(
+    tenant: str, ref: str, amount_minor: int = 12500, mode: str | None = None
+) -> PaymentObservation:
+    """A verified Stripe "paid" in USD, seen now (in `mode`, if given), as the normalizer would publish it."""
+    now = datetime.now(UTC)
+    return PaymentObservation(
+        observation_id=f"evt_{uuid.uuid4().hex}",
+        tenant=tenant,
+        provider="stripe",
+        provider_ref=ref,
+        status=UnifiedStatus.SUCCEEDED,
+        amount_minor=amount_minor,
+        currency="USD",
+        provider_time=now,
+        source="webhook",
+        verified=True,
+        observed_at=now,
+        mode=mode,
     )
 
 
