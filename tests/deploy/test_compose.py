@@ -148,3 +148,14 @@ def test_the_dockerfile_copies_every_workspace_member_the_lock_names() -> None:
         for p in ROOT.glob(pattern)
     }
     assert copied == members  # `uv sync --frozen` checks the whole workspace against uv.lock
+
+
+def test_the_migrate_container_is_built_from_the_package_whose_command_it_runs(compose) -> None:
+    """`paysync db upgrade` needs the `paysync` script in that image: the package declaring it."""
+    args = compose["services"]["migrate"]["build"]["args"]
+    package = tomllib.loads((ROOT / args["SOURCE"] / "pyproject.toml").read_text())["project"]
+    assert package["name"] == f"paysync-{args['SERVICE']}"  # what the Dockerfile's `uv sync --package` takes
+    commands = {
+        word for word in " ".join(compose["services"]["migrate"]["command"]).split() if "paysync" in word
+    }
+    assert commands <= set(package["scripts"]), f"{commands} not all in {package['name']}'s scripts"
