@@ -41,6 +41,7 @@ from paysync_core.contracts import PaymentObservation, PaymentStatusChanged, pay
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.db.schema import observations, outbox, payment_refs, payments
+from paysync_core.domain.ids import payment_id_for
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.kafka import provision_topics
 from paysync_dev import postgres
@@ -53,7 +54,6 @@ from paysync_status_projector.settings import BUILTIN_DOMAINS
 
 DOMAINS = ("jobs", "bookings", "invoices", "referrals")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
 #: Each step of a payment's life changes its status: the sustained phase measures one change per observation.
 LIFE = (S.REQUIRES_ACTION, S.PROCESSING, S.SUCCEEDED, S.PARTIALLY_REFUNDED, S.REFUNDED)
 
@@ -66,7 +66,7 @@ async def register(url: str, tenant: str, count: int, tag: str) -> list[dict[str
         ref = f"cs_bench_{tag}_{i}"
         regs.append(
             {
-                "id": uuid.uuid5(_NAMESPACE, f"{tenant}:stripe:{ref}"),
+                "id": payment_id_for(tenant, "stripe", ref),
                 "tenant_id": tenant,
                 "provider": "stripe",
                 "provider_ref": ref,

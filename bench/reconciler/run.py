@@ -35,6 +35,7 @@ from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.db.schema import payment_refs, payments, reconcile_checks, reconcile_ticks
+from paysync_core.domain.ids import payment_id_for
 from paysync_core.kafka import DurableProducer, provision_topics
 from paysync_dev import kafka, paths, postgres
 from paysync_dev.procstat import cpu_seconds, peak_rss_mb
@@ -45,7 +46,6 @@ from paysync_reconciler.models import manual_tick
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "bench" / "results"
-NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")  # api-gateway's payment ids
 TOPICS = [
     topics.PAYMENT_OBSERVATIONS,
     topics.RECONCILE_TICKS,
@@ -65,7 +65,7 @@ async def register_all(url: str, tenant: str, refs: list[str]) -> None:
             chunk = refs[start : start + 2000]
             rows = [
                 {
-                    "id": uuid.uuid5(NAMESPACE, f"{tenant}:stripe:{ref}"),
+                    "id": payment_id_for(tenant, "stripe", ref),
                     "tenant_id": tenant,
                     "provider": "stripe",
                     "provider_ref": ref,

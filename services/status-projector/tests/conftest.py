@@ -19,13 +19,12 @@ from paysync_core.contracts import DisputeFact, Evidence, PaymentObservation
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.schema import payment_refs, payments
+from paysync_core.domain.ids import payment_id_for
 from paysync_core.domain.status import UnifiedStatus
 from paysync_status_projector.domains import Domains, load_domains
 from paysync_status_projector.settings import BUILTIN_DOMAINS
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-#: The namespace api-gateway derives payment ids in (paysync_api_gateway.repository.payment_id_for).
-_PAYMENT_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
 _counter = itertools.count()
 
 
@@ -93,7 +92,7 @@ async def register_payments(
         ref = spec.get("provider_ref") or f"cs_test_{uuid.uuid4().hex}"
         domain = spec.get("domain", "jobs")
         entity = spec.get("entity_id") or (f"e-{uuid.uuid4().hex[:10]}" if domain else None)
-        payment_id = uuid.uuid5(_PAYMENT_NAMESPACE, f"{tenant}:{provider}:{ref}")
+        payment_id = payment_id_for(tenant, provider, ref)
         registered.append(
             Registered(
                 payment_id,

@@ -14,13 +14,6 @@ from paysync_core.contracts import ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.schema import payment_refs, payments, reconcile_requests, sync_issues
 
-_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
-
-
-def payment_id_for(tenant: str, provider: str, provider_ref: str) -> uuid.UUID:
-    """Payment ids are derived from (tenant, provider, reference), so registration is idempotent."""
-    return uuid.uuid5(_NAMESPACE, f"{tenant}:{provider}:{provider_ref}")
-
 
 async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> bool:
     """Insert a payment; False if (tenant, provider, reference) is registered already."""

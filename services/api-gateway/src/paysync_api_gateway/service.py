@@ -17,6 +17,7 @@ from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, S
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db.tenants import load_credentials
+from paysync_core.domain.ids import payment_id_for
 from paysync_core.errors import PaysyncError
 from paysync_core.providers.modes import credentials_mode
 
@@ -56,7 +57,7 @@ async def register_payment(
     credentials keys configured, so no credentials can be read) the mode is not known.
     """
     provider = body.provider.value
-    payment_id = repo.payment_id_for(tenant, provider, body.provider_ref)
+    payment_id = payment_id_for(tenant, provider, body.provider_ref)
     async with engine.begin() as conn:
         mode = await _mode_of(conn, tenant, provider, cipher)
         created = await repo.insert_payment(

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_api_gateway.repository import payment_id_for
 from paysync_core.db.schema import payments, sync_issues
+from paysync_core.domain.ids import payment_id_for
 from paysync_dev.service_fixtures import unique
 
 pytestmark = pytest.mark.integration

@@ -7,6 +7,7 @@ from datetime import timedelta
 import structlog
 
 from paysync_core.contracts import PaymentObservation
+from paysync_core.domain.ids import payment_id_for
 from paysync_reconciler import drift
 from paysync_reconciler.alerts import raise_all
 from paysync_reconciler.list_sweep import ListWindow
@@ -46,7 +47,7 @@ async def record_orphaned_successes(deps: Deps, port: Port, window: ListWindow, 
 
 async def _create_unrecorded(deps: Deps, obs: PaymentObservation, stats: RunStats) -> bool:
     """Create the record a gateway success has no match for, from the gateway's data; alert once."""
-    pid = unrecorded_repo.payment_id_for(obs.tenant, obs.provider.value, obs.provider_ref)
+    pid = payment_id_for(obs.tenant, obs.provider.value, obs.provider_ref)
     entity = obs.entity
     values = {
         "id": pid,

@@ -17,6 +17,7 @@ from paysync_core import topics
 from paysync_core.contracts import Alert, ReconcileReply, ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.schema import payment_refs, payments
+from paysync_core.domain.ids import payment_id_for
 from paysync_dev.fixtures import TestTenant, create_gateway_tenant
 from paysync_dev.service_fixtures import fetch, publish, publish_observation, unique, wait_until
 from paysync_dev.topic_reader import read_topic
@@ -24,9 +25,6 @@ from paysync_gateway_sim import SimulatorClient
 
 #: Every webhook dropped: the case the reconciler exists for.
 LOST = {"webhooks": {"drop_ratio": 1.0}}
-
-#: The namespace api-gateway derives payment ids in (paysync_api_gateway.repository.payment_id_for).
-_PAYMENT_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
 
 
 async def register(
@@ -41,7 +39,7 @@ async def register(
     currency: str | None = "USD",
 ) -> uuid.UUID:
     """Insert payments + payment_refs and NOTIFY paysync_registered, as api-gateway's registration does."""
-    payment_id = uuid.uuid5(_PAYMENT_NAMESPACE, f"{tenant}:{provider}:{ref}")
+    payment_id = payment_id_for(tenant, provider, ref)
     async with engine.begin() as conn:
         await conn.execute(
             insert(payments)

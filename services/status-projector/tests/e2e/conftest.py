@@ -217,7 +217,9 @@ async def assert_projection_is_exact(kit: Any, engine: Any, bootstrap: str, stre
         for r in await kit.fetch(engine, select(payments).where(payments.c.tenant_id == stream.tenant))
     }
     for payment in stream.payments:
-        expected = merge_all(stream.distinct[payment.id].values(), Expectation(5000, payment.currency))
+        expected = merge_all(
+            [o.to_domain() for o in stream.distinct[payment.id].values()], Expectation(5000, payment.currency)
+        )
         row = rows[payment.id]
         assert (row.status, row.merge_state) == (expected.status.value, expected.to_json()), payment
         assert row.flags == sorted(expected.flags)

@@ -15,6 +15,7 @@ from paysync_core.contracts.common import (
     TenantId,
     UtcDatetime,
 )
+from paysync_core.domain.observation import Dispute, Observation
 from paysync_core.domain.status import UnifiedStatus
 
 Ref = Annotated[str, Field(min_length=1, max_length=255)]
@@ -85,3 +86,18 @@ class PaymentObservation(Contract):
     def refs(self) -> tuple[str, ...]:
         """Every reference this observation can be matched by."""
         return (self.provider_ref, *self.aliases)
+
+    def to_domain(self) -> Observation:
+        """What the status merge reads of this message (`paysync_core.domain.observation`)."""
+        evidence = self.evidence.model_dump(mode="json", exclude_none=True)
+        return Observation(
+            observation_id=self.observation_id,
+            provider_time=self.provider_time,
+            verified=self.verified,
+            status=self.status,
+            amount_minor=self.amount_minor,
+            currency=self.currency,
+            amount_refunded_minor=self.amount_refunded_minor,
+            dispute=Dispute(self.dispute.dispute_id, self.dispute.state) if self.dispute else None,
+            evidence=tuple(sorted((name, str(value)) for name, value in evidence.items())),
+        )

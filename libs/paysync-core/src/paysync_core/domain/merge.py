@@ -13,6 +13,9 @@ and the unified status is a pure function of that state. Rules (docs/status-mode
 
 Each fact also keeps the gateway's words that came with it (a failure's reason, a success's
 receipt and session ids), so what is shown about a payment is a function of the state too.
+
+The merge reads observations as the domain value `paysync_core.domain.observation.Observation`,
+not as the wire message (`PaymentObservation.to_domain()` converts).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from paysync_core.contracts.observation import PaymentObservation
+from paysync_core.domain.observation import Observation
 from paysync_core.domain.status import OPEN_OR_UNPAID, OPEN_RANK, UnifiedStatus
 
 AMOUNT_MISMATCH = "amount_mismatch"
@@ -195,7 +198,7 @@ class PaymentState:
         )
 
 
-def observe(obs: PaymentObservation, expected: Expectation) -> PaymentState:
+def observe(obs: Observation, expected: Expectation) -> PaymentState:
     """The state that one observation alone establishes."""
     if not obs.verified:
         return _NOTHING  # a hint: recorded in history, never enough to change status
@@ -203,7 +206,7 @@ def observe(obs: PaymentObservation, expected: Expectation) -> PaymentState:
     return PaymentState(**facts, as_of=obs.provider_time) if facts else _NOTHING
 
 
-def _establish(obs: PaymentObservation, expected: Expectation) -> dict[str, Any]:
+def _establish(obs: Observation, expected: Expectation) -> dict[str, Any]:
     """The fields of the state one verified observation establishes (none: it establishes nothing)."""
     facts: dict[str, Any] = {}
     if obs.dispute is not None:
@@ -213,20 +216,15 @@ def _establish(obs: PaymentObservation, expected: Expectation) -> dict[str, Any]
         return facts
     if status in OPEN_OR_UNPAID:
         facts["latest_open"] = OpenFact(
-            obs.provider_time, OPEN_RANK[status], obs.observation_id, status, obs.evidence.detail
+            obs.provider_time, OPEN_RANK[status], obs.observation_id, status, obs.detail
         )
     elif status is UnifiedStatus.SUCCEEDED:
         flags = _mismatches(obs, expected)
         if flags:
             facts["flags"] = flags
         else:
-            evidence = obs.evidence.model_dump(mode="json", exclude_none=True)
             facts["success"] = SuccessFact(
-                obs.provider_time,
-                obs.observation_id,
-                obs.amount_minor,
-                obs.currency,
-                tuple(sorted((k, str(v)) for k, v in evidence.items())),
+                obs.provider_time, obs.observation_id, obs.amount_minor, obs.currency, obs.evidence
             )
     elif status in (UnifiedStatus.PARTIALLY_REFUNDED, UnifiedStatus.REFUNDED):
         facts["refunded_minor"] = obs.amount_refunded_minor or 0
@@ -241,14 +239,14 @@ def _establish(obs: PaymentObservation, expected: Expectation) -> dict[str, Any]
 _NOTHING = PaymentState()
 
 
-def apply(state: PaymentState, obs: PaymentObservation, expected: Expectation) -> PaymentState:
+def apply(state: PaymentState, obs: Observation, expected: Expectation) -> PaymentState:
     """Fold one more observation into a payment's state."""
     seen = observe(obs, expected)
     return state if seen is _NOTHING else state.join(seen)  # joining nothing is the identity
 
 
 def merge_all(
-    observations: Iterable[PaymentObservation], expected: Expectation, start: PaymentState | None = None
+    observations: Iterable[Observation], expected: Expectation, start: PaymentState | None = None
 ) -> PaymentState:
     """Fold many observations; the result does not depend on their order or repetition."""
     state = start or PaymentState()
@@ -257,7 +255,7 @@ def merge_all(
     return state
 
 
-def _mismatches(obs: PaymentObservation, expected: Expectation) -> frozenset[str]:
+def _mismatches(obs: Observation, expected: Expectation) -> frozenset[str]:
     flags: set[str] = set()
     if expected.currency and obs.currency and obs.currency != expected.currency:
         flags.add(CURRENCY_MISMATCH)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paysync_core.contracts import DisputeFact, PaymentObservation
+from paysync_core.contracts import DisputeFact, Evidence, PaymentObservation
 from paysync_core.domain.merge import (
     AMOUNT_MISMATCH,
     CURRENCY_MISMATCH,
@@ -16,6 +17,7 @@ from paysync_core.domain.merge import (
     apply,
     merge_all,
 )
+from paysync_core.domain.observation import Dispute, Observation
 from paysync_core.domain.status import UnifiedStatus as S
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -31,26 +33,21 @@ def obs(
     amount: int | None = 5000,
     currency: str = "USD",
     refunded: int | None = None,
-    dispute: DisputeFact | None = None,
-) -> PaymentObservation:
-    return PaymentObservation(
+    dispute: Dispute | None = None,
+) -> Observation:
+    return Observation(
         observation_id=oid or f"o-{status}-{minute}-{amount}-{refunded}-{verified}",
-        tenant="acme",
-        provider="stripe",
-        provider_ref="cs_test_1",
+        provider_time=T0 + timedelta(minutes=minute),
+        verified=verified,
         status=status,
         amount_minor=amount,
         currency=currency,
         amount_refunded_minor=refunded,
         dispute=dispute,
-        provider_time=T0 + timedelta(minutes=minute),
-        source="webhook",
-        verified=verified,
-        observed_at=T0 + timedelta(minutes=minute),
     )
 
 
-def status_of(*observations: PaymentObservation, expected: Expectation = EXPECTED) -> S:
+def status_of(*observations: Observation, expected: Expectation = EXPECTED) -> S:
     return merge_all(observations, expected).status
 
 
@@ -106,9 +103,9 @@ def test_refunds_move_forward_from_success_even_when_seen_first() -> None:
 
 
 def test_dispute_open_then_won_is_succeeded_and_lost_is_disputed() -> None:
-    opened = obs(S.DISPUTED, 5, dispute=DisputeFact(dispute_id="dp_1", state="open"))
-    won = obs(S.SUCCEEDED, 9, dispute=DisputeFact(dispute_id="dp_1", state="won"))
-    lost = obs(S.DISPUTED, 9, dispute=DisputeFact(dispute_id="dp_1", state="lost"))
+    opened = obs(S.DISPUTED, 5, dispute=Dispute("dp_1", "open"))
+    won = obs(S.SUCCEEDED, 9, dispute=Dispute("dp_1", "won"))
+    lost = obs(S.DISPUTED, 9, dispute=Dispute("dp_1", "lost"))
     assert status_of(obs(S.SUCCEEDED, 1), opened) is S.DISPUTED
     assert status_of(won, opened) is S.SUCCEEDED
     assert status_of(opened, lost) is S.DISPUTED
@@ -125,7 +122,7 @@ def test_state_survives_its_json_form() -> None:
             obs(S.PROCESSING, 1),
             obs(S.SUCCEEDED, 2),
             obs(S.PARTIALLY_REFUNDED, 3, refunded=10),
-            obs(S.DISPUTED, 4, dispute=DisputeFact(dispute_id="dp", state="open")),
+            obs(S.DISPUTED, 4, dispute=Dispute("dp", "open")),
             obs(S.SUCCEEDED, 5, amount=1),
         ],
         EXPECTED,
@@ -145,7 +142,7 @@ observations = st.builds(
     refunded=st.none() | st.integers(0, 5000),
     dispute=st.none()
     | st.builds(
-        DisputeFact,
+        Dispute,
         dispute_id=st.sampled_from(["dp_1", "dp_2"]),
         state=st.sampled_from(["open", "won", "lost"]),
     ),
@@ -185,8 +182,8 @@ def test_money_once_moved_is_never_unseen(items) -> None:
 # -- what the projector shows beside the status (domain rows, status changes) ------------------
 
 
-def with_evidence(o: PaymentObservation, **evidence: str) -> PaymentObservation:
-    return o.model_copy(update={"evidence": o.evidence.model_copy(update=evidence)})
+def with_evidence(o: Observation, **evidence: str) -> Observation:
+    return replace(o, evidence=tuple(sorted({**dict(o.evidence), **evidence}.items())))
 
 
 def test_refunding_everything_received_is_a_full_refund_however_worded() -> None:
@@ -239,3 +236,38 @@ def test_the_new_facts_survive_the_json_form() -> None:
     assert again == state
     assert again.success.evidence == state.success.evidence and again.latest_open.detail == "declined"
     assert (again.as_of, again.refund_seen) == (state.as_of, True)
+
+
+# -- the wire message, read by the merge ------------------------------------------------------
+
+
+def test_the_wire_message_becomes_what_the_merge_reads() -> None:
+    message = PaymentObservation(
+        observation_id="evt_1",
+        tenant="acme",
+        provider="stripe",
+        provider_ref="cs_test_1",
+        status=S.SUCCEEDED,
+        amount_minor=5000,
+        currency="USD",
+        amount_refunded_minor=0,
+        dispute=DisputeFact(dispute_id="dp_1", state="won"),
+        provider_time=T0,
+        source="webhook",
+        verified=True,
+        evidence=Evidence(session_id="cs_test_1", raw_offset=7, detail="ok"),
+        observed_at=T0 + timedelta(seconds=1),
+    )
+    assert message.to_domain() == Observation(
+        observation_id="evt_1",
+        provider_time=T0,
+        verified=True,
+        status=S.SUCCEEDED,
+        amount_minor=5000,
+        currency="USD",
+        amount_refunded_minor=0,
+        dispute=Dispute("dp_1", "won"),
+        evidence=(("detail", "ok"), ("raw_offset", "7"), ("session_id", "cs_test_1")),
+    )
+    state = merge_all([message.to_domain()], EXPECTED)
+    assert (state.status, state.success.evidence_of("raw_offset")) == (S.SUCCEEDED, "7")

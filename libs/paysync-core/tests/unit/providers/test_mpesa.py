@@ -135,7 +135,7 @@ def test_a_successful_callback_is_an_unverified_success_hint(ctx):
 def test_a_hint_alone_never_changes_the_merged_status(ctx):
     obs = adapter.parse(to_body(mb.stk_callback()), ctx).observations[0]
     assert obs.status is S.SUCCEEDED
-    assert merge_all([obs], Expectation(100, "KES")).paid_at is None
+    assert merge_all([obs.to_domain()], Expectation(100, "KES")).paid_at is None
 
 
 def test_a_decimal_amount_like_1_00_is_whole_shillings(ctx):

@@ -261,8 +261,9 @@ def test_success_then_a_won_dispute_merges_back_to_succeeded(ctx):
             ctx,
         ),
     ]
-    assert merge_all(observations, Expectation(2000, "USD")).status is S.SUCCEEDED
-    assert merge_all(observations[:2], Expectation(2000, "USD")).status is S.DISPUTED
+    seen = [o.to_domain() for o in observations]
+    assert merge_all(seen, Expectation(2000, "USD")).status is S.SUCCEEDED
+    assert merge_all(seen[:2], Expectation(2000, "USD")).status is S.DISPUTED
 
 
 def test_a_partial_refund_after_success_merges_to_partially_refunded(ctx):
@@ -272,7 +273,7 @@ def test_a_partial_refund_after_success_merges_to_partially_refunded(ctx):
         _parse_one(_event("checkout.session.completed", session), ctx),
         _parse_one(_event("charge.refunded", ch), ctx),
     ]
-    state = merge_all(reversed(observations), Expectation(2000, "USD"))
+    state = merge_all(reversed([o.to_domain() for o in observations]), Expectation(2000, "USD"))
     assert (state.status, state.refunded_minor) == (S.PARTIALLY_REFUNDED, 500)
 
 

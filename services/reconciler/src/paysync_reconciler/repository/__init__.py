@@ -49,18 +49,15 @@ from paysync_reconciler.repository.ticks import (
     try_sweep_lock,
 )
 from paysync_reconciler.repository.unrecorded import (
-    PAYMENT_NAMESPACE,
     create_payment,
     orphaned_successes,
     parked_aliases,
-    payment_id_for,
 )
 
 __all__ = [
     "CHECK_COLUMNS",
     "OPEN",
     "PAYMENT_COLUMNS",
-    "PAYMENT_NAMESPACE",
     "Started",
     "TARGET_COLUMNS",
     "advance_watermark",
@@ -84,7 +81,6 @@ __all__ = [
     "open_payments",
     "orphaned_successes",
     "parked_aliases",
-    "payment_id_for",
     "payments_by_id",
     "payments_by_refs",
     "payments_of_entity",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -13,15 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.schema import parked_observations, payment_refs, payments
-
-#: The namespace api-gateway derives payment ids in, so a payment created here and one registered
-#: later for the same reference are the same payment.
-PAYMENT_NAMESPACE = uuid.UUID("6f6e6c79-2d70-6179-7379-6e632d706179")
-
-
-def payment_id_for(tenant: str, provider: str, provider_ref: str) -> uuid.UUID:
-    """The id api-gateway would give this payment."""
-    return uuid.uuid5(PAYMENT_NAMESPACE, f"{tenant}:{provider}:{provider_ref}")
 
 
 async def orphaned_successes(

@@ -28,7 +28,7 @@ async def raise_mismatch_alerts(conn: AsyncConnection, touched: list[Folded], no
                     o
                     for o in sorted(f.observations, key=lambda o: (o.provider_time, o.observation_id))
                     if o not in f.refused
-                    and flag in observe(o, Expectation(p.amount_minor, p.currency)).flags
+                    and flag in observe(o.to_domain(), Expectation(p.amount_minor, p.currency)).flags
                 ),
                 None,
             )

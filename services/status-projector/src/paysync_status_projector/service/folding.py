@@ -39,7 +39,7 @@ def fold(payment: Any, batch: list[PaymentObservation], now: datetime) -> Folded
             history.append(_history_row(payment.id, obs, status, refused=refusal))
             refused.append(obs)
             continue
-        state = apply(state, obs, expected)
+        state = apply(state, obs.to_domain(), expected)
         status_after = state.status.value
         history.append(_history_row(payment.id, obs, status_after))
         if status_after != status:
