@@ -7,15 +7,17 @@ import secrets
 import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from paysync_core.contracts import PaymentStatusChanged
+from paysync_core import topics
+from paysync_core.contracts import Alert, AlertKind, PaymentStatusChanged
 from paysync_core.contracts.observation import Evidence
 from paysync_core.kafka import DurableProducer
 from paysync_dev.live_stream import SseListener, publish_status_changes, status_change
-from paysync_dev.service_fixtures import Service, service_env, unique, wait_until
+from paysync_dev.service_fixtures import Service, publish, service_env, unique, wait_until
 from paysync_dev.stack import ServiceProcess, free_port
 
 pytestmark = pytest.mark.integration
@@ -188,3 +190,66 @@ async def test_a_client_that_never_reads_costs_no_other_client_an_event(
         tail += chunk
     stuck.close()
     assert b"event: stream.resync" in tail
+
+
+async def test_ping_answers_only_a_caller_with_the_internal_token(notifier: Notifier) -> None:
+    async with httpx.AsyncClient(timeout=5) as client:
+        url = f"{notifier.url}/internal/ping"
+        assert (await client.get(url)).status_code == 401
+        assert (await client.get(url, headers={"Authorization": "Bearer a-guess"})).status_code == 401
+        answer = await client.get(url, headers=notifier.auth())
+        assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+
+
+async def test_a_stream_carries_only_its_tenants_changes_and_resumes_after_last_event_id(
+    notifier: Notifier, producer: DurableProducer
+) -> None:
+    shop, other = unique("tenant"), unique("tenant")
+    changes = [status_change(shop) for _ in range(3)]
+    async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client:
+        mine = SseListener(client, notifier.stream_url(shop), notifier.auth()).start()
+        theirs = SseListener(client, notifier.stream_url(other), notifier.auth()).start()
+        await asyncio.gather(mine.opened.wait(), theirs.opened.wait())
+        await publish_status_changes(producer, [*changes, status_change(other)])
+
+        async def both_have_theirs() -> bool:
+            return len(mine.events) == 3 and len(theirs.events) == 1
+
+        await wait_until(both_have_theirs, 30, "each stream to get its tenant's changes")
+        await asyncio.gather(mine.stop(), theirs.stop())
+        # Changes of different payments have different keys, so they may arrive in any order.
+        assert mine.payment_ids() == {c.payment_id for c in changes}
+        assert {e["data"]["tenant"] for e in mine.events} == {shop}
+        assert [e["event"] for e in mine.events] == ["payment.status"] * 3
+        assert theirs.payment_ids().isdisjoint(mine.payment_ids())
+
+        # Reconnecting after the first event replays the two it missed, from the notifier's buffer.
+        headers = notifier.auth() | {"Last-Event-ID": mine.events[0]["id"]}
+        resumed = SseListener(client, notifier.stream_url(shop), headers).start()
+
+        async def replayed() -> bool:
+            return len(resumed.events) >= 2
+
+        await wait_until(replayed, 30, "the resumed stream to replay what it missed")
+        await resumed.stop()
+    assert [e["id"] for e in resumed.events] == [e["id"] for e in mine.events[1:]]
+
+
+async def test_an_alert_on_the_alerts_topic_is_received_and_logged(
+    notifier: Notifier, kafka_topics: str
+) -> None:
+    tenant = unique("tenant")
+    alert = Alert(
+        alert_id=f"al_{secrets.token_hex(8)}",
+        kind=AlertKind.AMOUNT_MISMATCH,
+        tenant=tenant,
+        detail="paid 4000 USD, expected 5000 USD",
+        raised_at=datetime.now(UTC),
+    )
+    await publish(kafka_topics, topics.ALERTS.name, tenant.encode(), alert.to_bytes())
+    log = notifier.service.process.log_path
+
+    async def logged() -> bool:
+        return any("alert.received" in line and tenant in line for line in log.read_text().splitlines())
+
+    await wait_until(logged, 60, "the notifier to log the alert", every=0.5)

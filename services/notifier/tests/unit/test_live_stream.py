@@ -33,3 +33,12 @@ async def test_a_subscriber_receives_only_its_tenants_events() -> None:
     event = stream.publish(status_change("shop"))
     assert drain(mine.queue) == [event.id] and theirs.queue.empty()
     assert [e.id for e in stream.since(0, "other")] == []
+
+
+async def test_the_replay_buffer_keeps_the_last_events_of_every_tenant_up_to_its_size() -> None:
+    stream = LiveStream(buffer=3)
+    ids = [stream.publish(status_change(tenant)).id for tenant in ("shop", "other", "shop", "shop", "shop")]
+    # Five published, three kept: the two oldest (one of each tenant) are gone.
+    assert [e.id for e in stream.since(0, "shop")] == ids[2:]
+    assert stream.since(0, "other") == []
+    assert [e.id for e in stream.since(ids[3], "shop")] == ids[4:]

@@ -1,91 +1,16 @@
-"""The reconciler tests' helpers (services as processes, tenants at the simulator: paysync-dev)."""
+"""The reconciler tests' fixtures; their helpers are plain functions in `paysync_dev.reconcile` and
+`paysync_dev.service_fixtures`, imported where used."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_core import topics
-from paysync_core.contracts import Alert, ReconcileReply, ReconcileRequest
-from paysync_core.db import REGISTERED_CHANNEL
-from paysync_core.db.schema import payment_refs, payments
-from paysync_core.domain.ids import payment_id_for
 from paysync_dev.fixtures import TestTenant, create_gateway_tenant
-from paysync_dev.service_fixtures import fetch, publish, publish_observation, unique, wait_until
-from paysync_dev.topic_reader import read_topic
+from paysync_dev.reconcile import LOST
 from paysync_gateway_sim import SimulatorClient
-
-#: Every webhook dropped: the case the reconciler exists for.
-LOST = {"webhooks": {"drop_ratio": 1.0}}
-
-
-async def register(
-    engine: AsyncEngine,
-    tenant: str,
-    provider: str,
-    ref: str,
-    *,
-    domain: str | None = None,
-    entity_id: str | None = None,
-    amount_minor: int | None = 2000,
-    currency: str | None = "USD",
-) -> uuid.UUID:
-    """Insert payments + payment_refs and NOTIFY paysync_registered, as api-gateway's registration does."""
-    payment_id = payment_id_for(tenant, provider, ref)
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(payments)
-            .values(
-                id=payment_id,
-                tenant_id=tenant,
-                provider=provider,
-                provider_ref=ref,
-                domain=domain,
-                entity_id=entity_id,
-                amount_minor=amount_minor,
-                currency=currency,
-                metadata={},
-            )
-            .on_conflict_do_nothing()
-        )
-        await conn.execute(
-            insert(payment_refs)
-            .values(tenant_id=tenant, provider=provider, ref=ref, payment_id=payment_id)
-            .on_conflict_do_nothing()
-        )
-        await conn.execute(text(f"NOTIFY {REGISTERED_CHANNEL}"))
-    return payment_id
-
-
-async def ask(
-    bootstrap: str, request: ReconcileRequest, timeout: float = 20.0
-) -> tuple[ReconcileReply, float]:
-    """Publish a request and wait for its reply on the replies topic; the reply and the seconds it took."""
-    started = time.monotonic()
-    await publish(bootstrap, topics.RECONCILE_REQUESTS.name, request.tenant.encode(), request.to_bytes())
-    deadline = started + timeout
-    while time.monotonic() < deadline:
-        for record in await read_topic(bootstrap, topics.RECONCILE_REPLIES.name):
-            if request.request_id.encode() in (record.value or b""):
-                reply = ReconcileReply.from_bytes(record.value)
-                if reply.request_id == request.request_id:
-                    return reply, time.monotonic() - started
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no reply to {request.request_id} within {timeout}s")
-
-
-async def alerts_of(bootstrap: str, tenant: str) -> list[Alert]:
-    """Every alert on the alerts topic about one tenant."""
-    records = await read_topic(bootstrap, topics.ALERTS.name)
-    return [Alert.from_bytes(r.value) for r in records if r.key == tenant.encode()]
 
 
 @pytest.fixture
@@ -115,20 +40,3 @@ def lost_webhooks_tenant(engine: AsyncEngine, credentials_keys: str, sim: Simula
         )
 
     return make
-
-
-@pytest.fixture(scope="session")
-def kit() -> SimpleNamespace:
-    """This module's helpers, for tests (a conftest is not importable under importlib mode)."""
-    return SimpleNamespace(
-        create_gateway_tenant=create_gateway_tenant,
-        register=register,
-        fetch=fetch,
-        wait_until=wait_until,
-        publish=publish,
-        publish_observation=publish_observation,
-        ask=ask,
-        alerts_of=alerts_of,
-        unique=unique,
-        select=select,
-    )

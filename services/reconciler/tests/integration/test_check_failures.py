@@ -10,6 +10,8 @@ from sqlalchemy import select
 
 from paysync_core.contracts import AlertKind
 from paysync_core.db.schema import payments, reconcile_checks, reconcile_ticks, sync_issues
+from paysync_dev.reconcile import alerts_of, register
+from paysync_dev.service_fixtures import fetch, unique, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -18,18 +20,18 @@ MALFORMED = "ORDER-1"
 
 
 async def test_a_payment_whose_check_raises_becomes_its_issue_and_the_sweep_recovers_the_others(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     tenant = await lost_webhooks_tenant(("stripe",))
     account = tenant.account("stripe").id
     paid = []
     for _ in range(3):
         ref = sim.create_payment(account, kind="checkout_session", amount_minor=2000, currency="usd").ref
-        await kit.register(engine, tenant.id, "stripe", ref, domain="jobs", entity_id=kit.unique("job"))
+        await register(engine, tenant.id, "stripe", ref, domain="jobs", entity_id=unique("job"))
         sim.pay(account, ref)  # its webhook is lost
         paid.append(ref)
-    job = kit.unique("job")
-    bad = await kit.register(engine, tenant.id, "stripe", MALFORMED, domain="jobs", entity_id=job)
+    job = unique("job")
+    bad = await register(engine, tenant.id, "stripe", MALFORMED, domain="jobs", entity_id=job)
     # The sweep's Events list starts after these payments' events (Stripe's `created` is whole seconds),
     # so only their own checks, made alongside the malformed one's, can find them paid.
     paid_by = time.time()
@@ -37,7 +39,7 @@ async def test_a_payment_whose_check_raises_becomes_its_issue_and_the_sweep_reco
     async def events_out_of_window() -> bool:
         return time.time() >= paid_by + 2.5
 
-    await kit.wait_until(events_out_of_window, 10, "the payments' events to fall before the list window")
+    await wait_until(events_out_of_window, 10, "the payments' events to fall before the list window")
     [reconciler] = await start_reconciler(
         scheduler_tenants=tenant.id,
         stripe_cadence_seconds=3600,
@@ -47,24 +49,24 @@ async def test_a_payment_whose_check_raises_becomes_its_issue_and_the_sweep_reco
 
     async def others_recovered() -> bool:
         mine = (payments.c.tenant_id == tenant.id) & payments.c.provider_ref.in_(paid)
-        rows = await kit.fetch(engine, select(payments.c.status).where(mine))
+        rows = await fetch(engine, select(payments.c.status).where(mine))
         return [r.status for r in rows] == ["succeeded"] * len(paid)
 
-    await kit.wait_until(others_recovered, 30, "the paid payments to be recovered by the sweep")
+    await wait_until(others_recovered, 30, "the paid payments to be recovered by the sweep")
 
     async def swept() -> list:
-        return await kit.fetch(
+        return await fetch(
             engine,
             select(reconcile_ticks.c.status).where(
                 reconcile_ticks.c.tenant_id == tenant.id, reconcile_ticks.c.completed_at.is_not(None)
             ),
         )
 
-    await kit.wait_until(swept, 15, "the sweep's tick to be finished")
+    await wait_until(swept, 15, "the sweep's tick to be finished")
     assert [r.status for r in await swept()] == ["completed"]
 
     # The malformed payment is an open sync issue naming it and why, alerted once.
-    issues = await kit.fetch(
+    issues = await fetch(
         engine,
         select(sync_issues).where(
             sync_issues.c.tenant_id == tenant.id, sync_issues.c.kind == AlertKind.CHECK_FAILED.value
@@ -72,11 +74,11 @@ async def test_a_payment_whose_check_raises_becomes_its_issue_and_the_sweep_reco
     )
     assert [(i.payment_id, i.resolved_at) for i in issues] == [(bad, None)]
     assert MALFORMED in issues[0].detail and issues[0].facts["reason"]
-    alerts = await kit.alerts_of(kafka_topics, tenant.id)
+    alerts = await alerts_of(kafka_topics, tenant.id)
     assert [(a.kind, a.provider_ref) for a in alerts] == [(AlertKind.CHECK_FAILED, MALFORMED)]
 
     # Its schedule backs off along the gateway's steps, not a retry every minute; still pending.
-    [check] = await kit.fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == bad))
+    [check] = await fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == bad))
     assert (check.step, check.last_error, check.done_at, check.gave_up_at) == (1, "check_failed", None, None)
     assert check.next_check_at - check.last_checked_at == timedelta(seconds=3600)
     # Counted on /metrics, logged once by its type.

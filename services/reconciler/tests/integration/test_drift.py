@@ -12,12 +12,14 @@ from sqlalchemy import select
 
 from paysync_core.contracts import AlertKind, Evidence, PaymentObservation
 from paysync_core.db.schema import payments, reconcile_ticks, workshop_jobs
+from paysync_dev.reconcile import alerts_of, register
+from paysync_dev.service_fixtures import fetch, publish_observation, unique, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     bootstrap = kafka_topics
     tenant = await lost_webhooks_tenant(
@@ -26,7 +28,7 @@ async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
     stripe, paystack = tenant.account("stripe").id, tenant.account("paystack").id
 
     # 1. Paid at the gateway, never registered: the session names its job in metadata.
-    job = kit.unique("job")
+    job = unique("job")
     unrecorded = sim.create_payment(
         stripe,
         kind="checkout_session",
@@ -37,11 +39,9 @@ async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
     sim.pay(stripe, unrecorded)
     # 2. Marked paid here (a bogus but verified webhook), while the customer never paid.
     unpaid = sim.create_payment(stripe, kind="checkout_session", amount_minor=2000, currency="usd").ref
-    unpaid_id = await kit.register(
-        engine, tenant.id, "stripe", unpaid, domain="jobs", entity_id=kit.unique("job")
-    )
+    unpaid_id = await register(engine, tenant.id, "stripe", unpaid, domain="jobs", entity_id=unique("job"))
     now = datetime.now(UTC)
-    await kit.publish_observation(
+    await publish_observation(
         bootstrap,
         PaymentObservation(
             observation_id=f"evt_bogus_{uuid.uuid4().hex}",
@@ -60,20 +60,18 @@ async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
     )
     # 3. Paid, but not what was registered.
     short = sim.create_payment(stripe, kind="checkout_session", amount_minor=1500, currency="usd").ref
-    short_id = await kit.register(
-        engine, tenant.id, "stripe", short, domain="jobs", entity_id=kit.unique("job")
-    )
+    short_id = await register(engine, tenant.id, "stripe", short, domain="jobs", entity_id=unique("job"))
     sim.pay(stripe, short)
     # 4. A gateway that keeps failing: Paystack answers every request with a server error.
     for _ in range(3):
         ref = sim.create_payment(paystack, amount_minor=50_000, currency="NGN").ref
-        await kit.register(engine, tenant.id, "paystack", ref, amount_minor=50_000, currency="NGN")
+        await register(engine, tenant.id, "paystack", ref, amount_minor=50_000, currency="NGN")
 
     async def marked_paid() -> bool:
-        rows = await kit.fetch(engine, select(payments.c.status).where(payments.c.id == unpaid_id))
+        rows = await fetch(engine, select(payments.c.status).where(payments.c.id == unpaid_id))
         return rows[0].status == "succeeded"
 
-    await kit.wait_until(marked_paid, 15, "the bogus success to be applied")
+    await wait_until(marked_paid, 15, "the bogus success to be applied")
 
     await start_reconciler(
         scheduler_tenants=tenant.id,
@@ -90,7 +88,7 @@ async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
     )
 
     async def many_ticks() -> bool:
-        rows = await kit.fetch(
+        rows = await fetch(
             engine,
             select(reconcile_ticks.c.tick_id).where(
                 reconcile_ticks.c.tenant_id == tenant.id,
@@ -100,18 +98,18 @@ async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
         )
         return len(rows) >= 12
 
-    await kit.wait_until(many_ticks, 40, "a dozen Stripe sweeps")
+    await wait_until(many_ticks, 40, "a dozen Stripe sweeps")
     await asyncio.sleep(1.0)  # let the last alerts land
 
-    alerts = await kit.alerts_of(bootstrap, tenant.id)
+    alerts = await alerts_of(bootstrap, tenant.id)
     kinds = Counter(a.kind for a in alerts)
-    created = await kit.fetch(
+    created = await fetch(
         engine,
         select(payments).where(payments.c.tenant_id == tenant.id, payments.c.provider_ref == unrecorded),
     )
     assert len(created) == 1 and not created[0].registered and created[0].status == "succeeded"
     assert (created[0].domain, created[0].entity_id, created[0].amount_minor) == ("jobs", job, 3000)
-    paid_job = await kit.fetch(
+    paid_job = await fetch(
         engine,
         select(workshop_jobs.c.payment_status).where(
             workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job
@@ -130,10 +128,10 @@ async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
     assert kinds[AlertKind.AMOUNT_MISMATCH] == 1
     assert next(a for a in alerts if a.kind is AlertKind.AMOUNT_MISMATCH).payment_id == str(short_id)
     assert kinds[AlertKind.GATEWAY_ERROR] == 1
-    short_row = await kit.fetch(engine, select(payments.c.status).where(payments.c.id == short_id))
+    short_row = await fetch(engine, select(payments.c.status).where(payments.c.id == short_id))
     assert short_row[0].status == "pending"  # a success for another amount is flagged, never accepted
     # The breaker stopped the hammering: far fewer Paystack requests than ticks times payments.
-    paystack_ticks = await kit.fetch(
+    paystack_ticks = await fetch(
         engine,
         select(reconcile_ticks.c.tick_id).where(
             reconcile_ticks.c.tenant_id == tenant.id, reconcile_ticks.c.provider == "paystack"

@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 
 from paysync_core.contracts import ReconcileRequest
 from paysync_core.db.schema import reconcile_requests, reconcile_ticks
+from paysync_dev.service_fixtures import fetch, wait_until
 from paysync_reconciler import repository as repo
 from paysync_reconciler.on_demand import UNREADABLE
 
@@ -108,7 +109,7 @@ async def test_a_check_api_gateway_queued_is_taken_as_new_or_run_from_its_record
 
 
 async def test_a_stored_request_that_cannot_be_read_ends_failed_and_other_checks_are_still_recovered(
-    engine, start_reconciler, lost_webhooks_tenant, kit
+    engine, start_reconciler, lost_webhooks_tenant
 ):
     # A check whose worker died, stored in a form this version cannot read (an older version's, or by
     # hand). Before: the recovery loop crashed on it and no reconciler answered any tenant's check again.
@@ -131,7 +132,7 @@ async def test_a_stored_request_that_cannot_be_read_ends_failed_and_other_checks
     await start_reconciler(scheduler_enabled="false", recovery_poll_seconds=0.2)
 
     async def state_of(request_id: str) -> tuple[str, str | None]:
-        [row] = await kit.fetch(
+        [row] = await fetch(
             engine,
             select(reconcile_requests.c.status, reconcile_requests.c.error).where(
                 reconcile_requests.c.request_id == request_id
@@ -142,7 +143,7 @@ async def test_a_stored_request_that_cannot_be_read_ends_failed_and_other_checks
     async def unreadable_failed() -> bool:
         return (await state_of(unreadable))[0] != "running"
 
-    await kit.wait_until(unreadable_failed, 30, "the unreadable request to stop running")
+    await wait_until(unreadable_failed, 30, "the unreadable request to stop running")
     assert await state_of(unreadable) == ("failed", UNREADABLE)
 
     # A check api-gateway queued that never came through Kafka: the same loop still runs it from its record.
@@ -164,5 +165,5 @@ async def test_a_stored_request_that_cannot_be_read_ends_failed_and_other_checks
     async def late_answered() -> bool:
         return (await state_of(late.request_id))[0] not in ("queued", "running")
 
-    await kit.wait_until(late_answered, 30, "the queued check to be answered by the recovery loop")
+    await wait_until(late_answered, 30, "the queued check to be answered by the recovery loop")
     assert await state_of(late.request_id) == ("completed", None)

@@ -13,18 +13,20 @@ from paysync_core import topics
 from paysync_core.contracts import ReconcileRequest
 from paysync_core.db.schema import payments
 from paysync_core.providers.clients import DarajaGatewayClient
+from paysync_dev.fixtures import create_gateway_tenant
+from paysync_dev.reconcile import LOST, register
+from paysync_dev.service_fixtures import fetch, publish, unique, wait_until
 from paysync_dev.simulator import simulator_credentials
 
 pytestmark = pytest.mark.integration
 
-LOST = {"webhooks": {"drop_ratio": 1.0}}  # the callback is confirmed by a query, whatever it said
-
 
 async def test_a_buy_goods_till_payment_is_confirmed_succeeded(
-    sim, engine, projector, start_reconciler, kit, credentials_keys, kafka_topics
+    sim, engine, projector, start_reconciler, credentials_keys, kafka_topics
 ):
+    # LOST: the callback is confirmed by a query, whatever it said.
     till = {"shortcode": "7654321", "till_number": "5123456"}  # the store number, and its till
-    tenant = await kit.create_gateway_tenant(
+    tenant = await create_gateway_tenant(
         engine, credentials_keys, sim, ("mpesa",), faults={"mpesa": LOST}, account_specs={"mpesa": till}
     )
     credentials = simulator_credentials(
@@ -42,13 +44,13 @@ async def test_a_buy_goods_till_payment_is_confirmed_succeeded(
             description="Groceries",
             callback_base_url="https://paysync.example",
         )
-    pid = await kit.register(
+    pid = await register(
         engine,
         tenant.id,
         "mpesa",
         started.provider_ref,
         domain="referrals",
-        entity_id=kit.unique("ref"),
+        entity_id=unique("ref"),
         amount_minor=2_500_00,
         currency="KES",
     )
@@ -65,10 +67,10 @@ async def test_a_buy_goods_till_payment_is_confirmed_succeeded(
         requested_at=datetime.now(UTC),
         reason="The service request is processed.",
     )
-    await kit.publish(kafka_topics, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), confirm.to_bytes())
+    await publish(kafka_topics, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), confirm.to_bytes())
 
     async def confirmed() -> bool:
-        rows = await kit.fetch(engine, select(payments.c.status).where(payments.c.id == pid))
+        rows = await fetch(engine, select(payments.c.status).where(payments.c.id == pid))
         return rows[0].status == "succeeded"
 
-    await kit.wait_until(confirmed, 15, "the till payment to show succeeded")
+    await wait_until(confirmed, 15, "the till payment to show succeeded")

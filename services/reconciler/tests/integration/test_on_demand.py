@@ -19,6 +19,8 @@ from paysync_core.db.schema import (
     sync_issues,
     workshop_jobs,
 )
+from paysync_dev.reconcile import ask, register
+from paysync_dev.service_fixtures import fetch, publish, unique, wait_until
 from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
@@ -47,22 +49,22 @@ def request(tenant: str, kind: str, **fields: object) -> ReconcileRequest:
 
 
 async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_paid(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     bootstrap = kafka_topics
     tenant = await lost_webhooks_tenant()
     stripe, paystack, mpesa = (tenant.account(p).id for p in ("stripe", "paystack", "mpesa"))
 
     # A job with two Checkout Sessions; elsewhere bookings paid through Paystack, referrals through M-Pesa.
-    job = kit.unique("job")
+    job = unique("job")
     first = sim.create_payment(stripe, kind="checkout_session", amount_minor=12500, currency="usd").ref
     second = sim.create_payment(stripe, kind="checkout_session", amount_minor=12500, currency="usd").ref
     for ref in (first, second):
-        await kit.register(engine, tenant.id, "stripe", ref, domain="jobs", entity_id=job, amount_minor=12500)
+        await register(engine, tenant.id, "stripe", ref, domain="jobs", entity_id=job, amount_minor=12500)
     booking_refs, referral_refs = [], []
     for i in range(3):
         ref = sim.create_payment(paystack, amount_minor=50_000, currency="NGN").ref
-        await kit.register(
+        await register(
             engine,
             tenant.id,
             "paystack",
@@ -75,7 +77,7 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
         booking_refs.append(ref)
     for i in range(2):
         ref = sim.create_payment(mpesa, amount_minor=10_000, phone=f"25470000{i:04d}").ref
-        await kit.register(
+        await register(
             engine,
             tenant.id,
             "mpesa",
@@ -89,8 +91,8 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
     # Twenty open PaymentIntents keep a slow sweep busy while people press the buttons.
     for _ in range(20):
         ref = sim.create_payment(stripe, kind="payment_intent", amount_minor=900, currency="usd").ref
-        await kit.register(
-            engine, tenant.id, "stripe", ref, domain="jobs", entity_id=kit.unique("busy"), amount_minor=900
+        await register(
+            engine, tenant.id, "stripe", ref, domain="jobs", entity_id=unique("busy"), amount_minor=900
         )
 
     (reconciler,) = await start_reconciler(
@@ -111,7 +113,7 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
             >= 4
         )
 
-    await kit.wait_until(sweeping, 20, "the Stripe sweep to be under way")
+    await wait_until(sweeping, 20, "the Stripe sweep to be under way")
     # Now customers pay (after the sweeps read the lists); every webhook is lost.
     sim.pay(stripe, second)
     for ref, outcome in zip(booking_refs, ("pay", "pay", "abandon"), strict=True):
@@ -120,9 +122,9 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
         sim.act(mpesa, ref, outcome)
 
     # "Check payment status" on the job: both sessions asked about, one found paid, the job paid on arrival.
-    ask = request(tenant.id, "entity", domain="jobs", entity_id=job)
-    reply, took = await kit.ask(bootstrap, ask, timeout=ENTITY_TIMEOUT)
-    rows = await kit.fetch(
+    entity = request(tenant.id, "entity", domain="jobs", entity_id=job)
+    reply, took = await ask(bootstrap, entity, timeout=ENTITY_TIMEOUT)
+    rows = await fetch(
         engine,
         select(workshop_jobs).where(workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job),
     )
@@ -143,20 +145,20 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
     assert sweep_calls < 20  # the sweep was still going: on-demand checks went first
 
     # The follow-up record holds the same reply, for a 202's `GET /v1/reconcile-requests/{id}`.
-    stored = await kit.fetch(
-        engine, select(reconcile_requests).where(reconcile_requests.c.request_id == ask.request_id)
+    stored = await fetch(
+        engine, select(reconcile_requests).where(reconcile_requests.c.request_id == entity.request_id)
     )
     assert stored[0].status == "completed" and ReconcileReply.model_validate(stored[0].reply) == reply
 
     # "Check payments": every unsettled payment of the tenant, counted.
     bulk = request(tenant.id, "bulk")
-    reply, took = await kit.ask(bootstrap, bulk, timeout=BULK_TIMEOUT)
+    reply, took = await ask(bootstrap, bulk, timeout=BULK_TIMEOUT)
     assert took < BULK_TIMEOUT
     open_before = 1 + 3 + 2 + 20  # the job's unpaid session, bookings, referrals, the busy intents
     assert reply.payments_checked <= open_before
     assert reply.payments_found_paid == 3  # two bookings and one referral
     assert reply.gateway_errors == 0
-    paid_bookings = await kit.fetch(
+    paid_bookings = await fetch(
         engine,
         select(bookings.c.booking_id).where(
             bookings.c.tenant_id == tenant.id, bookings.c.payment_status == "escrow"
@@ -165,7 +167,7 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
     assert len(paid_bookings) == 2
     statuses = {
         r.provider_ref: r.status
-        for r in await kit.fetch(
+        for r in await fetch(
             engine,
             select(payments.c.provider_ref, payments.c.status).where(payments.c.tenant_id == tenant.id),
         )
@@ -176,31 +178,31 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
 
     # Asking again with the same id replays the stored reply instead of asking the gateways again.
     first = ReconcileReply.model_validate(stored[0].reply)
-    await kit.publish(bootstrap, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), ask.to_bytes())
+    await publish(bootstrap, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), entity.to_bytes())
 
     async def replayed() -> bool:
-        return len(await replies_to(bootstrap, ask.request_id)) == 2
+        return len(await replies_to(bootstrap, entity.request_id)) == 2
 
-    await kit.wait_until(replayed, ENTITY_TIMEOUT, "the stored reply to be sent again")
-    assert await replies_to(bootstrap, ask.request_id) == [first, first]  # same reply, same completed_at
+    await wait_until(replayed, ENTITY_TIMEOUT, "the stored reply to be sent again")
+    assert await replies_to(bootstrap, entity.request_id) == [first, first]  # same reply, same completed_at
     for account in tenant.accounts.values():
         assert sim.account_stats(account.id).api.over_limit == 0
 
 
 async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     bootstrap = kafka_topics
     tenant = await lost_webhooks_tenant(("mpesa",))
     account = tenant.account("mpesa").id
     ref = sim.create_payment(account, amount_minor=5_000).ref
-    pid = await kit.register(
+    pid = await register(
         engine,
         tenant.id,
         "mpesa",
         ref,
         domain="referrals",
-        entity_id=kit.unique("ref"),
+        entity_id=unique("ref"),
         amount_minor=5_000,
         currency="KES",
     )
@@ -217,37 +219,37 @@ async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
         requested_at=datetime.now(UTC),
         reason="The service request is processed.",
     )
-    await kit.publish(bootstrap, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), confirm.to_bytes())
+    await publish(bootstrap, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), confirm.to_bytes())
 
     async def confirmed() -> bool:
-        rows = await kit.fetch(engine, select(payments.c.status).where(payments.c.id == pid))
+        rows = await fetch(engine, select(payments.c.status).where(payments.c.id == pid))
         return rows[0].status == "succeeded"
 
-    await kit.wait_until(confirmed, 15, "the confirmed payment to show succeeded")
+    await wait_until(confirmed, 15, "the confirmed payment to show succeeded")
     await asyncio.sleep(0.2)
-    check = await kit.fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == pid))
+    check = await fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == pid))
     assert check and check[0].done_at is not None  # confirmed: no scheduled query needed any more
 
 
 async def test_a_refresh_that_includes_a_payment_whose_check_raises_answers_for_the_others(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     bootstrap = kafka_topics
     tenant = await lost_webhooks_tenant(("stripe",))
     account = tenant.account("stripe").id
-    job = kit.unique("job")
+    job = unique("job")
     session = sim.create_payment(account, kind="checkout_session", amount_minor=2000, currency="usd").ref
     elsewhere = sim.create_payment(account, kind="checkout_session", amount_minor=2000, currency="usd").ref
-    await kit.register(engine, tenant.id, "stripe", session, domain="jobs", entity_id=job)
-    await kit.register(engine, tenant.id, "stripe", elsewhere, domain="jobs", entity_id=kit.unique("job"))
+    await register(engine, tenant.id, "stripe", session, domain="jobs", entity_id=job)
+    await register(engine, tenant.id, "stripe", elsewhere, domain="jobs", entity_id=unique("job"))
     # Not a Stripe id at all: a row registered before references were checked (or written by hand).
-    bad = await kit.register(engine, tenant.id, "stripe", "ORDER-1", domain="jobs", entity_id=job)
+    bad = await register(engine, tenant.id, "stripe", "ORDER-1", domain="jobs", entity_id=job)
     sim.pay(account, session)
     sim.pay(account, elsewhere)
     await start_reconciler(scheduler_enabled="false")
 
     # "Check payment status" on the job: answered, its session found paid, the malformed one an error.
-    reply, _ = await kit.ask(
+    reply, _ = await ask(
         bootstrap, request(tenant.id, "entity", domain="jobs", entity_id=job), timeout=ENTITY_TIMEOUT
     )
     assert (reply.payments_checked, reply.payments_found_paid, reply.gateway_errors) == (2, 1, 1)
@@ -256,9 +258,9 @@ async def test_a_refresh_that_includes_a_payment_whose_check_raises_answers_for_
     assert by_ref["ORDER-1"].status_after == "pending" and by_ref["ORDER-1"].error
 
     # "Check payments": the other unsettled payment found paid too, the malformed one counted as an error.
-    reply, _ = await kit.ask(bootstrap, request(tenant.id, "bulk"), timeout=BULK_TIMEOUT)
+    reply, _ = await ask(bootstrap, request(tenant.id, "bulk"), timeout=BULK_TIMEOUT)
     assert (reply.payments_checked, reply.payments_found_paid, reply.gateway_errors) == (2, 1, 1)
-    rows = await kit.fetch(
+    rows = await fetch(
         engine, select(payments.c.provider_ref, payments.c.status).where(payments.c.tenant_id == tenant.id)
     )
     assert {r.provider_ref: r.status for r in rows} == {
@@ -267,7 +269,7 @@ async def test_a_refresh_that_includes_a_payment_whose_check_raises_answers_for_
         "ORDER-1": "pending",
     }
     # The malformed payment is one open sync issue, however many times it was asked about.
-    issues = await kit.fetch(
+    issues = await fetch(
         engine,
         select(sync_issues.c.payment_id, sync_issues.c.kind).where(
             sync_issues.c.tenant_id == tenant.id, sync_issues.c.resolved_at.is_(None)

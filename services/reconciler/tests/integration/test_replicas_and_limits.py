@@ -17,13 +17,15 @@ from paysync_core import topics
 from paysync_core.contracts import AlertKind, Provider
 from paysync_core.db.schema import reconcile_checks, reconcile_ticks
 from paysync_core.kafka import DurableProducer
+from paysync_dev.reconcile import alerts_of, register
+from paysync_dev.service_fixtures import fetch, publish, unique, wait_until
 from paysync_reconciler.models import ReconcileTick, manual_tick, scheduled_tick
 
 pytestmark = pytest.mark.integration
 
 
 async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_per_step(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     bootstrap = kafka_topics
     tenants = [await lost_webhooks_tenant(("mpesa",), rate_limits={"mpesa": 30}) for _ in range(4)]
@@ -33,13 +35,13 @@ async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_pe
         for i in range(10):  # pushes nobody answers: pending at every query
             ref = sim.create_payment(account, amount_minor=1_000, phone=f"2547110{i:05d}").ref
             payment_ids.append(
-                await kit.register(
+                await register(
                     engine,
                     tenant.id,
                     "mpesa",
                     ref,
                     domain="referrals",
-                    entity_id=kit.unique("r"),
+                    entity_id=unique("r"),
                     amount_minor=1_000,
                     currency="KES",
                 )
@@ -70,7 +72,7 @@ async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_pe
             await producer.stop()
 
     async def all_gave_up() -> bool:
-        rows = await kit.fetch(
+        rows = await fetch(
             engine,
             select(reconcile_checks.c.gave_up_at).where(reconcile_checks.c.payment_id.in_(payment_ids)),
         )
@@ -78,11 +80,11 @@ async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_pe
 
     schedulers = asyncio.create_task(two_schedulers())
     try:
-        await kit.wait_until(all_gave_up, 60, "every push to be given up after its three checks")
+        await wait_until(all_gave_up, 60, "every push to be given up after its three checks")
     finally:
         done.set()
         await schedulers
-    checks = await kit.fetch(
+    checks = await fetch(
         engine, select(reconcile_checks.c.checks_made).where(reconcile_checks.c.payment_id.in_(payment_ids))
     )
     assert Counter(r.checks_made for r in checks) == Counter({3: len(payment_ids)})
@@ -99,8 +101,8 @@ async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_pe
         )
         return handled == len(published)
 
-    await kit.wait_until(every_copy_consumed, 20, "both replicas to consume every copy of every tick")
-    ticks = await kit.fetch(
+    await wait_until(every_copy_consumed, 20, "both replicas to consume every copy of every tick")
+    ticks = await fetch(
         engine,
         select(reconcile_ticks.c.tick_id, reconcile_ticks.c.handled_by).where(
             reconcile_ticks.c.tenant_id.in_([t.id for t in tenants])
@@ -116,13 +118,13 @@ async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_pe
     assert len({r.handled_by for r in ticks}) == 2  # and both replicas took some on
 
     stale = [
-        a for t in tenants for a in await kit.alerts_of(bootstrap, t.id) if a.kind is AlertKind.STUCK_PAYMENT
+        a for t in tenants for a in await alerts_of(bootstrap, t.id) if a.kind is AlertKind.STUCK_PAYMENT
     ]
     assert sorted(a.payment_id for a in stale) == sorted(str(p) for p in payment_ids)
 
 
 async def test_after_a_burst_of_429s_the_reconciler_slows_down_and_still_finishes(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     bootstrap = kafka_topics
     tenant = await lost_webhooks_tenant(("stripe",))
@@ -130,7 +132,7 @@ async def test_after_a_burst_of_429s_the_reconciler_slows_down_and_still_finishe
     payment_ids = []
     for _ in range(30):  # open PaymentIntents: no event answers for them, each needs its own retrieval
         ref = sim.create_payment(account, kind="payment_intent", amount_minor=700, currency="usd").ref
-        payment_ids.append(await kit.register(engine, tenant.id, "stripe", ref, amount_minor=700))
+        payment_ids.append(await register(engine, tenant.id, "stripe", ref, amount_minor=700))
     sim.burst(account, "rate_limit", 15)
     (reconciler,) = await start_reconciler(
         scheduler_enabled="false", stripe_schedule="0,0.5", recovery_seconds=3
@@ -148,20 +150,18 @@ async def test_after_a_burst_of_429s_the_reconciler_slows_down_and_still_finishe
     assert done.returncode == 0, done.stderr
 
     async def all_gave_up() -> bool:
-        rows = await kit.fetch(
+        rows = await fetch(
             engine,
             select(reconcile_checks.c.gave_up_at).where(reconcile_checks.c.payment_id.in_(payment_ids)),
         )
         if len(rows) == len(payment_ids) and all(r.gave_up_at for r in rows):
             return True
         tick: ReconcileTick = manual_tick(tenant.id, Provider.STRIPE, datetime.now(UTC))
-        await kit.publish(
-            bootstrap, topics.RECONCILE_TICKS.name, f"{tenant.id}:stripe".encode(), tick.to_bytes()
-        )
+        await publish(bootstrap, topics.RECONCILE_TICKS.name, f"{tenant.id}:stripe".encode(), tick.to_bytes())
         return False
 
-    await kit.wait_until(all_gave_up, 60, "both checks of every payment despite the 429s", every=1.0)
-    cli_ticks = await kit.fetch(
+    await wait_until(all_gave_up, 60, "both checks of every payment despite the 429s", every=1.0)
+    cli_ticks = await fetch(
         engine,
         select(reconcile_ticks.c.status).where(
             reconcile_ticks.c.tenant_id == tenant.id, reconcile_ticks.c.source == "cli"
@@ -173,7 +173,7 @@ async def test_after_a_burst_of_429s_the_reconciler_slows_down_and_still_finishe
     assert reconciler.metric("paysync_reconciler_gateway_throttled_total", provider="stripe") >= 1
     # It slowed down: the Stripe budget (24 requests/s) ran at a fraction of that after the 429s.
     assert reconciler.metric("paysync_reconciler_throttled_rate", provider="stripe") <= 12
-    checks = await kit.fetch(
+    checks = await fetch(
         engine, select(reconcile_checks.c.checks_made).where(reconcile_checks.c.payment_id.in_(payment_ids))
     )
     assert all(r.checks_made == 2 for r in checks)

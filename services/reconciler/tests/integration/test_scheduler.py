@@ -7,19 +7,20 @@ from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from paysync_core.db.schema import reconcile_ticks
-from paysync_dev.fixtures import create_tenant
+from paysync_dev.fixtures import create_gateway_tenant, create_tenant
+from paysync_dev.reconcile import register
 from paysync_dev.service_fixtures import fetch, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_tenant_whose_credentials_no_key_decrypts_is_reported_once_and_does_not_stop_the_rest(
-    start_reconciler, migrated_database, credentials_keys, engine, kit, gateway_sim
+    start_reconciler, migrated_database, credentials_keys, engine, gateway_sim
 ) -> None:
     lost_key = create_tenant(migrated_database, Fernet.generate_key().decode())  # a key the service lacks
-    readable = await kit.create_gateway_tenant(engine, credentials_keys, gateway_sim, providers=("stripe",))
+    readable = await create_gateway_tenant(engine, credentials_keys, gateway_sim, providers=("stripe",))
     ref = gateway_sim.create_payment(readable.account("stripe").id, kind="checkout_session").ref
-    await kit.register(engine, readable.id, "stripe", ref)
+    await register(engine, readable.id, "stripe", ref)
     [reconciler] = await start_reconciler(
         scheduler_tenants=f"{lost_key.id},{readable.id}", stripe_cadence_seconds=0.5
     )

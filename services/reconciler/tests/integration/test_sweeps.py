@@ -11,6 +11,8 @@ from sqlalchemy import select
 
 from paysync_core.contracts import AlertKind
 from paysync_core.db.schema import bookings, payments, reconcile_checks, referrals, sync_issues, workshop_jobs
+from paysync_dev.reconcile import alerts_of, register
+from paysync_dev.service_fixtures import fetch, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -65,7 +67,7 @@ def domain_value(provider: str, status: str) -> str:
 
 
 async def test_three_hundred_payments_end_right_with_every_webhook_lost(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
     tenant = await lost_webhooks_tenant(rate_limits={"stripe": 25, "paystack": 10, "mpesa": 20})
     cases: list[Case] = []
@@ -83,7 +85,7 @@ async def test_three_hundred_payments_end_right_with_every_webhook_lost(
             ref = sim.create_payment(
                 account.id, kind=kind, amount_minor=2000, currency=CURRENCIES[provider]
             ).ref
-            pid = await kit.register(
+            pid = await register(
                 engine,
                 tenant.id,
                 provider,
@@ -115,13 +117,13 @@ async def test_three_hundred_payments_end_right_with_every_webhook_lost(
     by_id = {c.payment_id: c for c in cases}
 
     async def all_right() -> bool:
-        rows = await kit.fetch(
+        rows = await fetch(
             engine, select(payments.c.id, payments.c.status).where(payments.c.tenant_id == tenant.id)
         )
         return len(rows) == len(cases) and all(by_id[r.id].expected == r.status for r in rows)
 
     async def schedules_finished() -> bool:
-        open_ = await kit.fetch(
+        open_ = await fetch(
             engine,
             select(reconcile_checks.c.payment_id).where(
                 reconcile_checks.c.tenant_id == tenant.id,
@@ -131,12 +133,12 @@ async def test_three_hundred_payments_end_right_with_every_webhook_lost(
         )
         return not open_
 
-    await kit.wait_until(all_right, 90, "every payment to show its gateway's truth")
-    await kit.wait_until(schedules_finished, 60, "every check schedule to end")
+    await wait_until(all_right, 90, "every payment to show its gateway's truth")
+    await wait_until(schedules_finished, 60, "every check schedule to end")
 
     rows = {
         r.id: r.status
-        for r in await kit.fetch(
+        for r in await fetch(
             engine, select(payments.c.id, payments.c.status).where(payments.c.tenant_id == tenant.id)
         )
     }
@@ -145,15 +147,15 @@ async def test_three_hundred_payments_end_right_with_every_webhook_lost(
 
     jobs = {
         r.job_id: r.payment_status
-        for r in await kit.fetch(engine, select(workshop_jobs).where(workshop_jobs.c.tenant_id == tenant.id))
+        for r in await fetch(engine, select(workshop_jobs).where(workshop_jobs.c.tenant_id == tenant.id))
     }
     booked = {
         r.booking_id: r.payment_status
-        for r in await kit.fetch(engine, select(bookings).where(bookings.c.tenant_id == tenant.id))
+        for r in await fetch(engine, select(bookings).where(bookings.c.tenant_id == tenant.id))
     }
     referred = {
         r.referral_id: r.status
-        for r in await kit.fetch(engine, select(referrals).where(referrals.c.tenant_id == tenant.id))
+        for r in await fetch(engine, select(referrals).where(referrals.c.tenant_id == tenant.id))
     }
     shown = {"stripe": jobs, "paystack": booked, "mpesa": referred}
     rows_wrong = [
@@ -165,7 +167,7 @@ async def test_three_hundred_payments_end_right_with_every_webhook_lost(
 
     # Payments still open at the gateway after their last check are stale: one alert each, none failed.
     still_open = {c.payment_id for c in cases if c.expected == "pending"}
-    stale = await kit.fetch(
+    stale = await fetch(
         engine,
         select(sync_issues.c.payment_id).where(
             sync_issues.c.tenant_id == tenant.id, sync_issues.c.kind == AlertKind.STUCK_PAYMENT.value
@@ -174,7 +176,7 @@ async def test_three_hundred_payments_end_right_with_every_webhook_lost(
     assert Counter(r.payment_id for r in stale) == Counter(still_open)
     alerts = [
         a
-        for a in await kit.alerts_of(projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"], tenant.id)
+        for a in await alerts_of(projector.process.env["PAYSYNC_KAFKA_BOOTSTRAP"], tenant.id)
         if a.kind is AlertKind.STUCK_PAYMENT
     ]
     assert sorted(a.payment_id for a in alerts) == sorted(str(p) for p in still_open)

@@ -9,53 +9,60 @@ import uuid
 import httpx
 import pytest
 
+from paysync_dev.projector_fleet import (
+    assert_projection_is_exact,
+    build_stream,
+    publish_records,
+    wait_until_settled,
+    work_left,
+)
 from paysync_dev.stack import ServiceProcess
 
 pytestmark = pytest.mark.e2e
 
 
 async def test_sigkill_at_random_points_loses_nothing_and_publishes_nothing_twice_differently(
-    engine, kit, e2e, tenant, fleet, kafka_topics, seed
+    engine, tenant, fleet, kafka_topics, seed
 ) -> None:
     rng = random.Random(seed)
-    stream = await e2e.build_stream(kit, engine, tenant.id, payments_count=500, size=10_000, seed=seed)
+    stream = await build_stream(engine, tenant.id, payments_count=500, size=10_000, seed=seed)
     # Static membership: a restarted projector takes its partitions back at once, no session timeout.
     instance = {"PAYSYNC_STATUS_PROJECTOR_GROUP_INSTANCE_ID": f"projector-{uuid.uuid4().hex[:8]}"}
     await asyncio.to_thread(fleet.start, "p", **instance)
     interrupted = []
     for start in range(0, len(stream.records), 2500):  # four kills: each restart costs seconds of imports
-        await e2e.publish(kafka_topics, stream.records[start : start + 2500])
+        await publish_records(kafka_topics, stream.records[start : start + 2500])
         # Somewhere in applying or relaying this chunk: 2,500 observations take the projector about
         # half a second on this machine, so a later kill would find its work done.
         await asyncio.sleep(rng.uniform(0.02, 0.3))
-        interrupted.append(await e2e.work_left(kit, engine, stream, upto=start + 2500))
+        interrupted.append(await work_left(engine, stream, upto=start + 2500))
         await asyncio.to_thread(fleet.kill, "p")
         await asyncio.to_thread(fleet.start, "p", **instance)
-    await e2e.wait_until_settled(kit, engine, stream, fleet, timeout=90)
+    await wait_until_settled(engine, stream, fleet, timeout=90)
 
-    await e2e.assert_projection_is_exact(kit, engine, kafka_topics, stream)
+    await assert_projection_is_exact(engine, kafka_topics, stream)
     assert any(interrupted), "every kill came after the work was done: the test proved nothing"
 
 
 async def test_two_projectors_through_rebalances_give_the_same_result(
-    engine, kit, e2e, tenant, fleet, kafka_topics, seed
+    engine, tenant, fleet, kafka_topics, seed
 ) -> None:
-    stream = await e2e.build_stream(kit, engine, tenant.id, payments_count=200, size=4000, seed=seed)
+    stream = await build_stream(engine, tenant.id, payments_count=200, size=4000, seed=seed)
     chunks = [stream.records[i : i + 1000] for i in range(0, len(stream.records), 1000)]
 
     await asyncio.to_thread(fleet.start, "a")
-    await e2e.publish(kafka_topics, chunks[0])
+    await publish_records(kafka_topics, chunks[0])
     await asyncio.to_thread(fleet.start, "b")  # b joins: partitions move while a is applying
-    await e2e.publish(kafka_topics, chunks[1])
+    await publish_records(kafka_topics, chunks[1])
     await asyncio.sleep(1.0)
     by_first_a = applied_by(fleet.procs["a"])
     await asyncio.to_thread(fleet.stop, "a")  # a leaves: b takes everything
-    await e2e.publish(kafka_topics, chunks[2])
+    await publish_records(kafka_topics, chunks[2])
     await asyncio.to_thread(fleet.start, "a")  # and back: another rebalance
-    await e2e.publish(kafka_topics, chunks[3])
-    await e2e.wait_until_settled(kit, engine, stream, fleet, timeout=90)
+    await publish_records(kafka_topics, chunks[3])
+    await wait_until_settled(engine, stream, fleet, timeout=90)
 
-    await e2e.assert_projection_is_exact(kit, engine, kafka_topics, stream)
+    await assert_projection_is_exact(engine, kafka_topics, stream)
     assert by_first_a > 0 and applied_by(fleet.procs["b"]) > 0, "one process did all the work"
 
 

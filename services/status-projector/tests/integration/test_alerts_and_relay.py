@@ -13,6 +13,7 @@ from sqlalchemy import text
 from paysync_core import topics
 from paysync_core.contracts import Alert, PaymentStatusChanged
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_dev.payments import observation, payment_row, register_payment
 from paysync_dev.topic_reader import read_topic
 from paysync_status_projector.service import check_drift, project_in, relay_outbox
 
@@ -55,7 +56,7 @@ async def set_job(engine: Any, tenant: str, job: str, payment_status: str) -> No
 
 
 async def test_a_row_marked_paid_without_a_payment_is_alerted_once(
-    engine, domains, kit, tenant, publish, kafka_topics
+    engine, domains, tenant, publish, kafka_topics
 ) -> None:
     job = f"job-{uuid.uuid4().hex[:8]}"
     await set_job(engine, tenant.id, job, "paid")
@@ -72,11 +73,11 @@ async def test_a_row_marked_paid_without_a_payment_is_alerted_once(
 
 
 async def test_a_succeeded_payment_whose_row_is_not_paid_is_alerted_once_per_drift(
-    engine, domains, kit, tenant, publish, kafka_topics
+    engine, domains, tenant, publish, kafka_topics
 ) -> None:
-    payment = await kit.register(engine, tenant.id, domain="jobs")
+    payment = await register_payment(engine, tenant.id, domain="jobs")
     async with engine.begin() as conn:
-        await project_in(conn, [kit.observation(payment, S.SUCCEEDED, 1)], domains)
+        await project_in(conn, [observation(payment, S.SUCCEEDED, 1)], domains)
     await check_drift(engine, domains)  # in step: nothing to say
 
     await set_job(engine, tenant.id, payment.entity_id, "unpaid")  # someone resets the row
@@ -98,13 +99,13 @@ async def test_a_succeeded_payment_whose_row_is_not_paid_is_alerted_once_per_dri
 
 
 async def test_a_mismatch_alert_and_the_status_changes_reach_their_topics(
-    engine, domains, kit, tenant, publish, kafka_topics
+    engine, domains, tenant, publish, kafka_topics
 ) -> None:
-    payment = await kit.register(engine, tenant.id, domain="jobs")
+    payment = await register_payment(engine, tenant.id, domain="jobs")
     async with engine.begin() as conn:
         await project_in(
             conn,
-            [kit.observation(payment, S.PROCESSING, 1), kit.observation(payment, S.SUCCEEDED, 2, amount=100)],
+            [observation(payment, S.PROCESSING, 1), observation(payment, S.SUCCEEDED, 2, amount=100)],
             domains,
         )
     await relay_all(engine, publish)
@@ -123,12 +124,12 @@ async def test_a_mismatch_alert_and_the_status_changes_reach_their_topics(
 
 
 async def test_a_change_rolled_back_is_never_published(
-    engine, domains, kit, tenant, publish, kafka_topics
+    engine, domains, tenant, publish, kafka_topics
 ) -> None:
-    payment = await kit.register(engine, tenant.id, domain="jobs")
+    payment = await register_payment(engine, tenant.id, domain="jobs")
     conn = await engine.connect()
     transaction = await conn.begin()
-    await project_in(conn, [kit.observation(payment, S.SUCCEEDED, 1)], domains)
+    await project_in(conn, [observation(payment, S.SUCCEEDED, 1)], domains)
     await relay_all(engine, publish)  # the relay runs while the batch is in flight ...
     await transaction.rollback()  # ... which then fails
     await conn.close()
@@ -136,13 +137,13 @@ async def test_a_change_rolled_back_is_never_published(
 
     records = await read_topic(kafka_topics, topics.PAYMENT_STATUS.name)
     assert [r for r in records if str(payment.id).encode() in r.value] == []
-    assert (await kit.payment_row(engine, payment)).status == "pending"
+    assert (await payment_row(engine, payment)).status == "pending"
 
 
 async def test_status_changes_are_published_in_commit_order_per_payment(
-    engine, domains, kit, tenant, publish, kafka_topics
+    engine, domains, tenant, publish, kafka_topics
 ) -> None:
-    payment = await kit.register(engine, tenant.id, domain="invoices")
+    payment = await register_payment(engine, tenant.id, domain="invoices")
     steps = [
         (S.PENDING, 1),
         (S.REQUIRES_ACTION, 2),
@@ -154,7 +155,7 @@ async def test_status_changes_are_published_in_commit_order_per_payment(
     for status, minute in steps:
         refunded = {S.PARTIALLY_REFUNDED: 1000, S.REFUNDED: 5000}.get(status)
         async with engine.begin() as conn:
-            await project_in(conn, [kit.observation(payment, status, minute, refunded=refunded)], domains)
+            await project_in(conn, [observation(payment, status, minute, refunded=refunded)], domains)
         if minute % 2:
             await relay_all(engine, publish)  # sometimes between commits, sometimes after several
     await relay_all(engine, publish)

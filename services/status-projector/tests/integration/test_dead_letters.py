@@ -15,7 +15,8 @@ from paysync_core import topics
 from paysync_core.contracts import DeadLetter, PaymentObservation, payment_key
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.settings import CommonSettings
-from paysync_dev.topic_reader import read_topic
+from paysync_dev.payments import observation, payment_row, register_payment
+from paysync_dev.topic_reader import commit_group_at_end, read_topic
 from paysync_status_projector.app import create_app
 from paysync_status_projector.settings import StatusProjectorSettings
 
@@ -39,14 +40,14 @@ state = "{status}"
 
 
 async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
-    engine, kit, tenant, kafka_topics, migrated_database, tmp_path: Path
+    engine, tenant, kafka_topics, migrated_database, tmp_path: Path
 ) -> None:
     async with engine.begin() as conn:
         await conn.execute(text(STRICT_TABLE))
     mapping = tmp_path / "strict.toml"
     mapping.write_text(STRICT_MAPPING)
     group = f"projector-dlq-{uuid.uuid4().hex[:8]}"
-    await kit.commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name)
+    await commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name)
     settings = StatusProjectorSettings(
         common=CommonSettings(kafka_bootstrap=kafka_topics, database_url=migrated_database, log_json=False),
         group_id=group,
@@ -54,13 +55,13 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
         max_attempts=2,
         drift_check_seconds=3600,
     )
-    good = await kit.register(engine, tenant.id, domain="jobs")
-    doomed = await kit.register(engine, tenant.id, domain="strict")
-    after = await kit.register(engine, tenant.id, domain="jobs")
+    good = await register_payment(engine, tenant.id, domain="jobs")
+    doomed = await register_payment(engine, tenant.id, domain="strict")
+    after = await register_payment(engine, tenant.id, domain="jobs")
     stream = [
-        kit.observation(good, S.SUCCEEDED, 1),
-        kit.observation(doomed, S.SUCCEEDED, 1),
-        kit.observation(after, S.PROCESSING, 2),
+        observation(good, S.SUCCEEDED, 1),
+        observation(doomed, S.SUCCEEDED, 1),
+        observation(after, S.PROCESSING, 2),
     ]
 
     app = create_app(settings)
@@ -68,11 +69,11 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
         await publish_to_one_partition(kafka_topics, stream)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if (await kit.payment_row(engine, after)).status == "processing":
+            if (await payment_row(engine, after)).status == "processing":
                 break
             await asyncio.sleep(0.1)
 
-    assert [(await kit.payment_row(engine, p)).status for p in (good, doomed, after)] == [
+    assert [(await payment_row(engine, p)).status for p in (good, doomed, after)] == [
         "succeeded",
         "pending",
         "processing",

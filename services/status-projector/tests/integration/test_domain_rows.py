@@ -12,6 +12,8 @@ from sqlalchemy import select, text
 
 from paysync_core.db.schema import outbox
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_dev.payments import T0, observation, payment_row, register_payment
+from paysync_dev.service_fixtures import fetch
 from paysync_status_projector.domains import DomainConfigError, Domains, load_domains
 from paysync_status_projector.service import project
 from paysync_status_projector.settings import BUILTIN_DOMAINS
@@ -80,32 +82,30 @@ async def all_domains(engine, tmp_path_factory) -> Domains:
     return domains
 
 
-def scenario_observations(kit: Any, payment: Any, scenario: str) -> list[Any]:
+def scenario_observations(payment: Any, scenario: str) -> list[Any]:
     """The observations a gateway would produce for each scenario."""
     amount, currency = payment.amount_minor, payment.currency
     success = {"session_id": payment.provider_ref, "charge_id": "ch_1", "receipt_number": "QK12ABC"}
     if scenario == "paid":
         return [
-            kit.observation(payment, S.PENDING, 0, currency=currency),
-            kit.observation(payment, S.PROCESSING, 1, currency=currency),
-            kit.observation(payment, S.SUCCEEDED, 2, amount=amount, currency=currency, evidence=success),
+            observation(payment, S.PENDING, 0, currency=currency),
+            observation(payment, S.PROCESSING, 1, currency=currency),
+            observation(payment, S.SUCCEEDED, 2, amount=amount, currency=currency, evidence=success),
         ]
     if scenario == "failed":
         return [
-            kit.observation(payment, S.PENDING, 0, currency=currency),
-            kit.observation(
+            observation(payment, S.PENDING, 0, currency=currency),
+            observation(
                 payment, S.FAILED, 1, currency=currency, evidence={"detail": "Request cancelled by user"}
             ),
         ]
     if scenario == "refunded":
         return [
-            kit.observation(payment, S.REFUNDED, 3, amount=amount, currency=currency, refunded=amount),
-            kit.observation(payment, S.SUCCEEDED, 1, amount=amount, currency=currency, evidence=success),
+            observation(payment, S.REFUNDED, 3, amount=amount, currency=currency, refunded=amount),
+            observation(payment, S.SUCCEEDED, 1, amount=amount, currency=currency, evidence=success),
         ]
     assert scenario == "mismatched"
-    return [
-        kit.observation(payment, S.SUCCEEDED, 1, amount=amount - 1000, currency=currency, evidence=success)
-    ]
+    return [observation(payment, S.SUCCEEDED, 1, amount=amount - 1000, currency=currency, evidence=success)]
 
 
 def expected_rows(domain: str, scenario: str, payment: Any, t0: Any) -> tuple[dict, list[dict]]:
@@ -244,17 +244,17 @@ def expected_rows(domain: str, scenario: str, payment: Any, t0: Any) -> tuple[di
     }[scenario]
 
 
-async def rows_of(kit: Any, engine: Any, domains: Domains, payment: Any) -> tuple[list[dict], list[dict]]:
+async def rows_of(engine: Any, domains: Domains, payment: Any) -> tuple[list[dict], list[dict]]:
     bound = domains.get(payment.domain)
     t, m = bound.main.table, bound.main.mapping
-    main = await kit.fetch(
+    main = await fetch(
         engine,
         select(t).where(t.c[m.tenant_column] == payment.tenant, t.c[m.key_column] == payment.entity_id),
     )
     children: list[Any] = []
     if bound.per_payment is not None:
         ct, cm = bound.per_payment.table, bound.per_payment.mapping
-        children = await kit.fetch(
+        children = await fetch(
             engine,
             select(ct).where(
                 ct.c[cm.tenant_column] == payment.tenant, ct.c[cm.entity_column] == payment.entity_id
@@ -263,8 +263,8 @@ async def rows_of(kit: Any, engine: Any, domains: Domains, payment: Any) -> tupl
     return [dict(r._mapping) for r in main], [dict(r._mapping) for r in children]
 
 
-async def alerts_about(kit: Any, engine: Any, payment: Any) -> list[dict]:
-    rows = await kit.fetch(
+async def alerts_about(engine: Any, payment: Any) -> list[dict]:
+    rows = await fetch(
         engine,
         select(outbox.c.payload).where(
             outbox.c.topic == "paysync.alerts.v1", outbox.c.payload["payment_id"].astext == str(payment.id)
@@ -275,9 +275,9 @@ async def alerts_about(kit: Any, engine: Any, payment: Any) -> list[dict]:
 
 @pytest.mark.parametrize("scenario", ["paid", "failed", "refunded", "mismatched"])
 @pytest.mark.parametrize("domain", ["jobs", "bookings", "invoices", "referrals", "enrolments"])
-async def test_each_domain_shows_the_right_rows(engine, all_domains, kit, tenant, domain, scenario) -> None:
+async def test_each_domain_shows_the_right_rows(engine, all_domains, tenant, domain, scenario) -> None:
     provider, currency = PROVIDERS[domain]
-    payment = await kit.register(
+    payment = await register_payment(
         engine,
         tenant.id,
         provider=provider,
@@ -285,24 +285,24 @@ async def test_each_domain_shows_the_right_rows(engine, all_domains, kit, tenant
         currency=currency,
         provider_ref=f"ref_{uuid.uuid4().hex[:16]}",
     )
-    observations = scenario_observations(kit, payment, scenario)
+    observations = scenario_observations(payment, scenario)
     await project(engine, observations, all_domains)
     await project(engine, observations[:1], all_domains)  # a redelivery changes nothing
 
-    main, children = await rows_of(kit, engine, all_domains, payment)
-    want_main, want_children = expected_rows(domain, scenario, payment, kit.T0)
+    main, children = await rows_of(engine, all_domains, payment)
+    want_main, want_children = expected_rows(domain, scenario, payment, T0)
     assert len(main) == 1
     assert {k: main[0][k] for k in want_main} == want_main
     assert [{k: c[k] for k in w} for c, w in zip(children, want_children, strict=True)] == want_children
 
-    row = await kit.payment_row(engine, payment)
+    row = await payment_row(engine, payment)
     assert (
         row.status
         == {"paid": "succeeded", "failed": "failed", "refunded": "refunded", "mismatched": "pending"}[
             scenario
         ]
     )
-    alerts = await alerts_about(kit, engine, payment)
+    alerts = await alerts_about(engine, payment)
     if scenario == "mismatched":
         assert row.flags == ["amount_mismatch"] and row.paid_at is None
         assert [(a["kind"], a["entity"]["domain"]) for a in alerts] == [("amount_mismatch", domain)]
@@ -313,26 +313,26 @@ async def test_each_domain_shows_the_right_rows(engine, all_domains, kit, tenant
         assert row.flags == [] and alerts == []
 
 
-async def test_a_mismatch_is_alerted_once_however_often_it_is_seen(engine, domains, kit, tenant) -> None:
-    payment = await kit.register(engine, tenant.id, domain="invoices")
-    short = kit.observation(payment, S.SUCCEEDED, 1, amount=4000)
+async def test_a_mismatch_is_alerted_once_however_often_it_is_seen(engine, domains, tenant) -> None:
+    payment = await register_payment(engine, tenant.id, domain="invoices")
+    short = observation(payment, S.SUCCEEDED, 1, amount=4000)
     await project(engine, [short], domains)
-    await project(engine, [short, kit.observation(payment, S.SUCCEEDED, 2, amount=3000)], domains)
-    await project(engine, [kit.observation(payment, S.SUCCEEDED, 3, currency="EUR")], domains)
+    await project(engine, [short, observation(payment, S.SUCCEEDED, 2, amount=3000)], domains)
+    await project(engine, [observation(payment, S.SUCCEEDED, 3, currency="EUR")], domains)
 
-    alerts = await alerts_about(kit, engine, payment)
+    alerts = await alerts_about(engine, payment)
     assert sorted(a["kind"] for a in alerts) == ["amount_mismatch", "currency_mismatch"]
     assert alerts[0]["facts"]["expected_amount_minor"] == 5000
-    assert (await kit.payment_row(engine, payment)).status == "pending"
+    assert (await payment_row(engine, payment)).status == "pending"
 
 
 async def test_a_referral_follows_its_successful_push_whatever_order_pushes_are_seen(
-    engine, domains, kit, tenant
+    engine, domains, tenant
 ) -> None:
     shown = []
     for order in ("failed first", "paid first"):
         referral = f"ref-{uuid.uuid4().hex[:8]}"
-        first = await kit.register(
+        first = await register_payment(
             engine,
             tenant.id,
             provider="mpesa",
@@ -341,7 +341,7 @@ async def test_a_referral_follows_its_successful_push_whatever_order_pushes_are_
             currency="KES",
             provider_ref=f"ws_CO_{uuid.uuid4().hex[:12]}",
         )
-        second = await kit.register(
+        second = await register_payment(
             engine,
             tenant.id,
             provider="mpesa",
@@ -350,18 +350,20 @@ async def test_a_referral_follows_its_successful_push_whatever_order_pushes_are_
             currency="KES",
             provider_ref=f"ws_CO_{uuid.uuid4().hex[:12]}",
         )
-        failed = [kit.observation(first, S.FAILED, 1, currency="KES", evidence={"detail": "DS timeout"})]
-        paid = [kit.observation(second, S.SUCCEEDED, 5, currency="KES", evidence={"receipt_number": "QK9"})]
+        failed = [observation(first, S.FAILED, 1, currency="KES", evidence={"detail": "DS timeout"})]
+        paid = [observation(second, S.SUCCEEDED, 5, currency="KES", evidence={"receipt_number": "QK9"})]
         for batch in (failed, paid) if order == "failed first" else (paid, failed):
             await project(engine, batch, domains)
-        main, _ = await rows_of(kit, engine, domains, first)
+        main, _ = await rows_of(engine, domains, first)
         shown.append({k: main[0][k] for k in ("status", "stk_pushes_sent", "last_error", "mpesa_receipt")})
     assert shown == [{"status": "paid", "stk_pushes_sent": 2, "last_error": None, "mpesa_receipt": "QK9"}] * 2
 
 
-async def test_an_escrow_the_app_released_is_never_taken_back(engine, domains, kit, tenant) -> None:
-    payment = await kit.register(engine, tenant.id, provider="paystack", domain="bookings", currency="NGN")
-    await project(engine, [kit.observation(payment, S.SUCCEEDED, 1, currency="NGN")], domains)
+async def test_an_escrow_the_app_released_is_never_taken_back(engine, domains, tenant) -> None:
+    payment = await register_payment(
+        engine, tenant.id, provider="paystack", domain="bookings", currency="NGN"
+    )
+    await project(engine, [observation(payment, S.SUCCEEDED, 1, currency="NGN")], domains)
     async with engine.begin() as conn:  # the service was delivered: the app releases the money
         await conn.execute(
             text(
@@ -370,11 +372,9 @@ async def test_an_escrow_the_app_released_is_never_taken_back(engine, domains, k
             ),
             {"t": tenant.id, "b": payment.entity_id},
         )
-    await project(
-        engine, [kit.observation(payment, S.SUCCEEDED, 9, currency="NGN")], domains
-    )  # a late re-check
+    await project(engine, [observation(payment, S.SUCCEEDED, 9, currency="NGN")], domains)  # a late re-check
 
-    main, _ = await rows_of(kit, engine, domains, payment)
+    main, _ = await rows_of(engine, domains, payment)
     assert (main[0]["status"], main[0]["payment_status"]) == ("completed", "released")
 
 

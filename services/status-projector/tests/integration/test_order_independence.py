@@ -13,6 +13,8 @@ from paysync_core.contracts import DisputeFact
 from paysync_core.db.schema import observations, payments
 from paysync_core.domain.merge import Expectation, merge_all
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_dev.payments import new_tenant, observation, register_payment
+from paysync_dev.service_fixtures import fetch
 from paysync_status_projector.service import project
 
 pytestmark = pytest.mark.integration
@@ -70,7 +72,7 @@ def deliveries(draw: st.DrawFn, count: int) -> list[list[list[int]]]:
     data=st.data(),
 )
 async def test_every_order_with_duplicates_gives_the_same_payment_and_domain_rows(
-    engine, domains, kit, items, domain, data
+    engine, domains, items, domain, data
 ) -> None:
     ways = data.draw(deliveries(len(items)))
     entity_id = "entity-1"
@@ -78,15 +80,15 @@ async def test_every_order_with_duplicates_gives_the_same_payment_and_domain_row
     results = []
     for way in ways:
         # One fresh payment per delivery: same reference, entity and observations, its own tenant.
-        tenant = await kit.new_tenant(engine)
-        payment = await kit.register(engine, tenant, provider_ref=ref, domain=domain, entity_id=entity_id)
-        built = [_observation(kit, payment, i, f) for i, f in enumerate(items)]
+        tenant = await new_tenant(engine)
+        payment = await register_payment(engine, tenant, provider_ref=ref, domain=domain, entity_id=entity_id)
+        built = [_observation(payment, i, f) for i, f in enumerate(items)]
         for batch in way:
             await project(engine, [built[i] for i in batch], domains)
-        results.append(await _observable(kit, engine, domains, payment))
+        results.append(await _observable(engine, domains, payment))
 
     expected_state = merge_all(
-        [_observation(kit, payment, i, f).to_domain() for i, f in enumerate(items)], Expectation(5000, "USD")
+        [_observation(payment, i, f) for i, f in enumerate(items)], Expectation(5000, "USD")
     )
     first = results[0]
     assert first["payment"]["status"] == expected_state.status.value
@@ -96,14 +98,14 @@ async def test_every_order_with_duplicates_gives_the_same_payment_and_domain_row
         assert other == first
 
 
-def _observation(kit: Any, payment: Any, index: int, f: dict[str, Any]) -> Any:
+def _observation(payment: Any, index: int, f: dict[str, Any]) -> Any:
     evidence = {
         "session_id": payment.provider_ref,
         "charge_id": f"ch_{index}",
         "receipt_number": f"R{index}",
         "detail": f"declined #{index}",
     }
-    return kit.observation(
+    return observation(
         payment,
         f["status"],
         f["minute"],
@@ -117,10 +119,10 @@ def _observation(kit: Any, payment: Any, index: int, f: dict[str, Any]) -> Any:
     )
 
 
-async def _observable(kit: Any, engine: Any, domains: Any, payment: Any) -> dict[str, Any]:
+async def _observable(engine: Any, domains: Any, payment: Any) -> dict[str, Any]:
     """What a user can see of the payment: its merged columns, its history, its domain rows."""
-    row = (await kit.fetch(engine, select(payments).where(payments.c.id == payment.id)))[0]
-    history = await kit.fetch(
+    row = (await fetch(engine, select(payments).where(payments.c.id == payment.id)))[0]
+    history = await fetch(
         engine,
         select(observations.c.observation_id).where(
             observations.c.tenant_id == payment.tenant, observations.c.payment_id == payment.id
@@ -128,7 +130,7 @@ async def _observable(kit: Any, engine: Any, domains: Any, payment: Any) -> dict
     )
     bound = domains.get(payment.domain)
     main_t, main_m = bound.main.table, bound.main.mapping
-    main = await kit.fetch(
+    main = await fetch(
         engine,
         select(main_t).where(
             main_t.c[main_m.tenant_column] == payment.tenant, main_t.c[main_m.key_column] == payment.entity_id
@@ -137,7 +139,7 @@ async def _observable(kit: Any, engine: Any, domains: Any, payment: Any) -> dict
     child = []
     if bound.per_payment is not None:
         child_t, child_m = bound.per_payment.table, bound.per_payment.mapping
-        child = await kit.fetch(
+        child = await fetch(
             engine,
             select(child_t).where(
                 child_t.c[child_m.tenant_column] == payment.tenant,

@@ -15,6 +15,8 @@ from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.db.schema import observations, parked_observations, workshop_jobs
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_dev.payments import observation, payment_row, register_payment
+from paysync_dev.service_fixtures import fetch
 from paysync_status_projector.relay import Wakeup, unpark_loop
 from paysync_status_projector.service import project
 
@@ -46,30 +48,30 @@ async def matcher(engine, domains, migrated_database) -> AsyncIterator[None]:
             await task
 
 
-async def wait_for_status(kit, engine, payment, status: str, timeout: float = 5.0) -> str:
+async def wait_for_status(engine, payment, status: str, timeout: float = 5.0) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        row = await kit.payment_row(engine, payment)
+        row = await payment_row(engine, payment)
         if row.status == status or time.monotonic() > deadline:
             return row.status
         await asyncio.sleep(0.05)
 
 
 async def test_an_observation_before_its_registration_is_applied_when_the_registration_arrives(
-    engine, domains, kit, tenant, matcher
+    engine, domains, tenant, matcher
 ) -> None:
     ref, job = f"cs_test_{uuid.uuid4().hex}", f"job-{uuid.uuid4().hex[:8]}"
-    early = kit.observation(None, S.SUCCEEDED, 1, tenant=tenant.id, ref=ref)
+    early = observation(None, S.SUCCEEDED, 1, tenant=tenant.id, ref=ref)
     result = await project(engine, [early, early], domains)
     assert (result.parked, result.applied) == (1, 0)
-    assert await kit.fetch(engine, select(workshop_jobs).where(workshop_jobs.c.job_id == job)) == []
+    assert await fetch(engine, select(workshop_jobs).where(workshop_jobs.c.job_id == job)) == []
 
-    payment = await kit.register(engine, tenant.id, provider_ref=ref, domain="jobs", entity_id=job)
+    payment = await register_payment(engine, tenant.id, provider_ref=ref, domain="jobs", entity_id=job)
 
-    assert await wait_for_status(kit, engine, payment, "succeeded") == "succeeded"
-    jobs = await kit.fetch(engine, select(workshop_jobs).where(workshop_jobs.c.job_id == job))
+    assert await wait_for_status(engine, payment, "succeeded") == "succeeded"
+    jobs = await fetch(engine, select(workshop_jobs).where(workshop_jobs.c.job_id == job))
     assert [(j.status, j.payment_note) for j in jobs] == [("paid", f"Paid via Stripe - Session: {ref}")]
-    left = await kit.fetch(
+    left = await fetch(
         engine,
         select(func.count())
         .select_from(parked_observations)
@@ -79,27 +81,27 @@ async def test_an_observation_before_its_registration_is_applied_when_the_regist
 
 
 async def test_an_observation_matches_its_payment_by_an_alias_given_at_registration(
-    engine, domains, kit, tenant, matcher
+    engine, domains, tenant, matcher
 ) -> None:
     intent, session = f"pi_{uuid.uuid4().hex[:20]}", f"cs_test_{uuid.uuid4().hex}"
-    await project(engine, [kit.observation(None, S.PROCESSING, 1, tenant=tenant.id, ref=intent)], domains)
+    await project(engine, [observation(None, S.PROCESSING, 1, tenant=tenant.id, ref=intent)], domains)
 
-    payment = await kit.register(engine, tenant.id, provider_ref=session, aliases=(intent,))
+    payment = await register_payment(engine, tenant.id, provider_ref=session, aliases=(intent,))
 
-    assert await wait_for_status(kit, engine, payment, "processing") == "processing"
+    assert await wait_for_status(engine, payment, "processing") == "processing"
 
 
-async def test_a_redelivered_early_observation_is_applied_once(engine, domains, kit, tenant, matcher) -> None:
+async def test_a_redelivered_early_observation_is_applied_once(engine, domains, tenant, matcher) -> None:
     ref = f"cs_test_{uuid.uuid4().hex}"
-    early = kit.observation(None, S.SUCCEEDED, 1, tenant=tenant.id, ref=ref)
+    early = observation(None, S.SUCCEEDED, 1, tenant=tenant.id, ref=ref)
     await project(engine, [early], domains)
     await project(engine, [early], domains)  # redelivered while still unregistered
-    payment = await kit.register(engine, tenant.id, provider_ref=ref)
-    assert await wait_for_status(kit, engine, payment, "succeeded") == "succeeded"
+    payment = await register_payment(engine, tenant.id, provider_ref=ref)
+    assert await wait_for_status(engine, payment, "succeeded") == "succeeded"
     await project(engine, [early], domains)  # and once more, after
 
-    history = await kit.fetch(
+    history = await fetch(
         engine, select(observations.c.observation_id).where(observations.c.tenant_id == tenant.id)
     )
     assert [h.observation_id for h in history] == [early.observation_id]
-    assert (await kit.payment_row(engine, payment)).sequence == 1
+    assert (await payment_row(engine, payment)).sequence == 1

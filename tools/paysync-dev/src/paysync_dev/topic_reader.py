@@ -1,4 +1,5 @@
-"""Read a whole topic from the beginning to its current end: what tests assert against."""
+"""Read a whole topic from the beginning to its current end (what tests assert against), or start a
+consumer group at its end."""
 
 from __future__ import annotations
 
@@ -28,6 +29,19 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 15.0) -> li
             for tp_records in batch.values():
                 records += [r for r in tp_records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
         return records
+    finally:
+        await consumer.stop()
+
+
+async def commit_group_at_end(bootstrap: str, group: str, topic: str, *, timeout: float = 15.0) -> None:
+    """Start a new consumer group where the topic ends now, so it does not re-read other tests' records."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic, timeout))]
+        ends = await consumer.end_offsets(partitions)
+        consumer.assign(partitions)
+        await consumer.commit({tp: ends[tp] for tp in partitions})
     finally:
         await consumer.stop()
 

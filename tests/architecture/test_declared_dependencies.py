@@ -1,4 +1,4 @@
-"""Each package declares what its tests import.
+"""Each package declares what its tests import, and what its code imports.
 
 A package's tests may import the package itself, the standard library, and the distributions the
 package declares: its `[project] dependencies` and its `test` dependency group (the workspace
@@ -7,6 +7,11 @@ package's dependencies (pytest through paysync-dev, sqlalchemy through paysync-c
 the package's tests would break when that other package drops it. Modules map to distributions with
 `importlib.metadata.packages_distributions()`, and the workspace's own packages with the `packages`
 their pyproject builds (an editable install names no top-level module).
+
+A package's code (`src/`) may import what its `[project] dependencies` declare and, one level down,
+what a workspace package it depends on declares: a service builds on paysync-core's pinned stack
+(pydantic, SQLAlchemy, structlog…), but typer, which only the CLI package declares, is not
+something a service gets by depending on paysync-core.
 """
 
 from __future__ import annotations
@@ -45,13 +50,9 @@ class Package:
     name: str
     directory: Path
     modules: frozenset[str]  # the top-level modules it builds
+    runtime: frozenset[str]  # normalized names of its [project] dependencies
     declared: frozenset[str]  # normalized names its tests may import
     test_group: tuple[str, ...]  # the names in its test group, normalized
-
-    @property
-    def tests(self) -> Path:
-        """Where its tests are."""
-        return self.directory / "tests"
 
 
 def load_package(directory: Path) -> Package:
@@ -69,6 +70,7 @@ def load_package(directory: Path) -> Package:
         name=normalized(project["name"]),
         directory=directory,
         modules=modules,
+        runtime=frozenset(runtime),
         declared=frozenset(runtime | set(test_group) | {normalized(project["name"])}),
         test_group=test_group,
     )
@@ -99,10 +101,18 @@ def imported_modules(path: Path) -> Iterator[tuple[int, str]]:
             yield node.lineno, node.module.partition(".")[0]
 
 
-def undeclared_imports(package: Package, distributions: Mapping[str, frozenset[str]]) -> list[str]:
-    """`file:line imports module (from dist)` for each import of its tests the package does not declare."""
+def undeclared_imports(
+    package: Package,
+    distributions: Mapping[str, frozenset[str]],
+    *,
+    where: str = "tests",
+    allowed: frozenset[str] | None = None,
+) -> list[str]:
+    """`file:line imports module (from dist)` for each import under `where` that `allowed` (the
+    package's test declarations unless given) does not name."""
+    allowed = package.declared if allowed is None else allowed
     problems = []
-    for path in sorted(package.tests.rglob("*.py")):
+    for path in sorted((package.directory / where).rglob("*.py")):
         for line, module in imported_modules(path):
             if module in sys.stdlib_module_names or module == "__future__" or module in package.modules:
                 continue
@@ -110,7 +120,7 @@ def undeclared_imports(package: Package, distributions: Mapping[str, frozenset[s
             providers = distributions.get(module)
             if not providers:
                 problems.append(f"{where}, which no installed distribution provides")
-            elif not providers & package.declared:
+            elif not providers & allowed:
                 problems.append(f"{where} (from {', '.join(sorted(providers))}), not declared")
     return problems
 
@@ -137,6 +147,24 @@ def test_what_a_test_group_names_is_installed(package: Package) -> None:
     assert not missing, f"{package.name}'s test group names what the workspace does not install: {missing}"
 
 
+def code_may_import(package: Package, packages: list[Package]) -> frozenset[str]:
+    """What a package's code may import: its own dependencies and theirs, for workspace packages."""
+    by_name = {p.name: p for p in packages}
+    allowed = set(package.runtime) | {package.name}
+    for dependency in package.runtime & by_name.keys():
+        allowed |= by_name[dependency].runtime
+    return frozenset(allowed)
+
+
+@pytest.mark.parametrize("package", PACKAGES[:-1], ids=lambda p: p.name)
+def test_a_packages_code_imports_only_what_it_or_its_workspace_dependencies_declare(package: Package) -> None:
+    allowed = code_may_import(package, PACKAGES)
+    problems = undeclared_imports(package, module_distributions(PACKAGES), where="src", allowed=allowed)
+    assert not problems, f"{package.name}: declare these in its [project] dependencies:\n" + "\n".join(
+        problems
+    )
+
+
 def test_the_check_finds_an_undeclared_import(tmp_path: Path) -> None:
     """A package whose tests import hypothesis and paysync_dev but declare only pytest is told so."""
     (tmp_path / "pyproject.toml").write_text(
@@ -157,3 +185,19 @@ def test_the_check_finds_an_undeclared_import(tmp_path: Path) -> None:
         "tests/test_x.py:8 imports paysync_dev",
         "tests/test_x.py:9 imports helpers_next_door",
     ]
+
+
+def test_the_check_finds_code_importing_what_only_another_package_declares() -> None:
+    """typer is declared by paysync-cli, not paysync-core: a service's code may not lean on it."""
+    reconciler = next(p for p in PACKAGES if p.name == "paysync-reconciler")
+    without_typer = Package(
+        reconciler.name,
+        reconciler.directory,
+        reconciler.modules,
+        reconciler.runtime - {"typer"},
+        reconciler.declared,
+        reconciler.test_group,
+    )
+    allowed = code_may_import(without_typer, PACKAGES)
+    problems = undeclared_imports(without_typer, module_distributions(PACKAGES), where="src", allowed=allowed)
+    assert [p.split(" (")[0] for p in problems] == ["src/paysync_reconciler/cli.py:9 imports typer"]
