@@ -15,7 +15,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 
 from paysync_core import topics
@@ -23,6 +22,7 @@ from paysync_core.contracts import Alert, DisputeFact, PaymentObservation, Payme
 from paysync_core.db.schema import observations, outbox, payments
 from paysync_core.domain.merge import Expectation, merge_all
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.kafka import DurableProducer
 from paysync_dev.stack import ServiceProcess, free_port
 from paysync_dev.topic_reader import read_topic
 
@@ -159,13 +159,10 @@ def _random_observation(rng: random.Random, kit: Any, payment: Any, oid: str) ->
 
 async def publish(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
     """Publish records as webhook-ingest does (idempotent, acks=all), waiting for every acknowledgement."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = DurableProducer(bootstrap, client_id="paysync-tests", linger_ms=5)
     await producer.start()
     try:
-        futures = [
-            await producer.send(topics.PAYMENT_OBSERVATIONS.name, value, key=key) for key, value in records
-        ]
-        await asyncio.gather(*futures)
+        await producer.send_all(topics.PAYMENT_OBSERVATIONS.name, records)
     finally:
         await producer.stop()
 
