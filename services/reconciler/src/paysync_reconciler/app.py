@@ -16,7 +16,7 @@ from paysync_core.db import TENANTS_CHANNEL
 from paysync_core.db.engine import make_engine
 from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.dead_letters import is_outage
-from paysync_core.kafka import durable_broker
+from paysync_core.kafka import DurableProducer, durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 from paysync_reconciler import service
@@ -47,7 +47,8 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     )
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-reconciler")
     gateways = GatewayDirectory(engine, cipher, settings)
-    outbound = KafkaOutbound(common.kafka_bootstrap)
+    producer = DurableProducer(common.kafka_bootstrap, client_id="paysync-reconciler", linger_ms=5)
+    outbound = KafkaOutbound(producer)
     reader = PoolReader(settings.list_read_workers) if settings.list_read_workers else None
     deps = Deps(
         engine=engine,

@@ -2,41 +2,31 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
-
-from aiokafka import AIOKafkaProducer
 
 from paysync_core import topics
 from paysync_core.contracts import Alert, PaymentObservation, ReconcileReply, payment_key
+from paysync_core.kafka import DurableProducer
 from paysync_reconciler.models import ReconcileTick
 
 
 class KafkaOutbound:
-    """A producer of its own (acks=all, idempotent): sweeps publish observations by the hundred thousand."""
+    """The reconciler's findings, each to its topic under its key, through the one `DurableProducer`."""
 
-    # aiokafka directly rather than the broker's publisher: half the CPU per record, and a list
-    # sweep spends it at the pace the gateway's Events pages arrive.
+    # Bytes through the bare producer rather than the broker's publisher: half the CPU per record,
+    # and a list sweep publishes observations by the hundred thousand, at the pace the gateway's
+    # Events pages arrive.
 
-    def __init__(self, bootstrap: str, *, client_id: str = "paysync-reconciler") -> None:
-        self._options = {
-            "bootstrap_servers": bootstrap,
-            "client_id": client_id,
-            "acks": "all",
-            "enable_idempotence": True,
-            "linger_ms": 5,
-        }
-        self._producer: AIOKafkaProducer | None = None
+    def __init__(self, producer: DurableProducer) -> None:
+        self._producer = producer
 
     async def start(self) -> None:
-        """Connect (aiokafka wants its producer made inside the running loop)."""
-        self._producer = AIOKafkaProducer(**self._options)
+        """Connect the producer."""
         await self._producer.start()
 
     async def stop(self) -> None:
         """Send what is pending, then disconnect."""
-        if self._producer is not None:
-            await self._producer.stop()
+        await self._producer.stop()
 
     async def observations(self, batch: Sequence[PaymentObservation]) -> None:
         """Publish a batch without waiting record by record, then wait until all are acknowledged."""
@@ -46,31 +36,18 @@ class KafkaOutbound:
 
     async def records(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Publish serialized observations (key, value); return once every one is acknowledged."""
-        if not records:
-            return
-        producer = self._ready()
-        pending = []
-        for n, (key, value) in enumerate(records, 1):
-            pending.append(await producer.send(topics.PAYMENT_OBSERVATIONS.name, value, key=key))
-            if n % 32 == 0:
-                await asyncio.sleep(0)  # a big batch must not hold the event loop
-        await asyncio.gather(*pending)
+        await self._producer.send_all(topics.PAYMENT_OBSERVATIONS.name, records)
 
     async def alert(self, alert: Alert) -> None:
         """Publish one alert, keyed by tenant."""
-        await self._ready().send_and_wait(topics.ALERTS.name, alert.to_bytes(), key=alert.tenant.encode())
+        await self._producer.send(topics.ALERTS.name, alert.tenant.encode(), alert.to_bytes())
 
     async def reply(self, topic: str, reply: ReconcileReply) -> None:
         """Publish a reply to the topic its request named, keyed by tenant."""
-        await self._ready().send_and_wait(topic, reply.to_bytes(), key=reply.tenant.encode())
+        await self._producer.send(topic, reply.tenant.encode(), reply.to_bytes())
 
     async def tick(self, tick: ReconcileTick) -> None:
         """Publish a tick, keyed by tenant:provider (one partition per account keeps them in order)."""
-        await self._ready().send_and_wait(
-            topics.RECONCILE_TICKS.name, tick.to_bytes(), key=f"{tick.tenant}:{tick.provider.value}".encode()
+        await self._producer.send(
+            topics.RECONCILE_TICKS.name, f"{tick.tenant}:{tick.provider.value}".encode(), tick.to_bytes()
         )
-
-    def _ready(self) -> AIOKafkaProducer:
-        if self._producer is None:
-            raise RuntimeError("start() the outbound producer first")
-        return self._producer

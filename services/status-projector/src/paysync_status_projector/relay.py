@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.dead_letters import is_outage
+from paysync_core.kafka import DurableProducer
 from paysync_status_projector.domains import Domains
 from paysync_status_projector.metrics import ALERTS, RELAYED
 from paysync_status_projector.service import Publish, check_drift, purge_outbox, relay_outbox, unpark
@@ -47,14 +47,9 @@ async def relay_with_producer(
     keep: timedelta,
     partitioner: Callable[..., int],
 ) -> None:
-    """The relay with a producer of its own: idempotent, acknowledged by every in-sync replica."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        client_id="paysync-status-projector-relay",
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=1,
-        partitioner=partitioner,
+    """The relay with a producer of its own (a `DurableProducer`), started once the broker answers."""
+    producer = DurableProducer(
+        bootstrap, client_id="paysync-status-projector-relay", linger_ms=1, partitioner=partitioner
     )
     while True:
         try:
@@ -63,12 +58,8 @@ async def relay_with_producer(
         except KafkaError as exc:
             log.warning("relay.producer_starting", error=str(exc))
             await asyncio.sleep(1)
-
-    async def publish(topic: str, key: bytes, value: bytes) -> Awaitable[object]:
-        return await producer.send(topic, value, key=key)
-
     try:
-        await relay_loop(engine, publish, wakeup, batch, poll, keep)
+        await relay_loop(engine, producer.submit, wakeup, batch, poll, keep)
     finally:
         await producer.stop()
 

@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from paysync_core import topics
 from paysync_core.contracts import Alert, PaymentStatusChanged
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.kafka import DurableProducer
 from paysync_dev.payments import observation, payment_row, register_payment
 from paysync_dev.topic_reader import read_topic
 from paysync_status_projector.service import check_drift, project_in, relay_outbox
@@ -22,14 +22,10 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def publish(kafka_topics: str) -> AsyncIterator[Any]:
-    """Publish as the projector's relay does: idempotent, acknowledged by every in-sync replica."""
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_topics, acks="all", enable_idempotence=True)
+    """Publish as the projector's relay does: through the one durable producer."""
+    producer = DurableProducer(kafka_topics, client_id="paysync-tests")
     await producer.start()
-
-    async def send(topic: str, key: bytes, value: bytes) -> object:
-        return await producer.send(topic, value, key=key)
-
-    yield send
+    yield producer.submit
     await producer.stop()
 
 

@@ -8,12 +8,12 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from paysync_core import topics
 from paysync_core.contracts import DeadLetter, PaymentObservation, payment_key
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.kafka import DurableProducer
 from paysync_core.settings import CommonSettings
 from paysync_dev.payments import observation, payment_row, register_payment
 from paysync_dev.topic_reader import commit_group_at_end, read_topic
@@ -90,13 +90,11 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
 
 async def publish_to_one_partition(bootstrap: str, observations: list[PaymentObservation]) -> None:
     """One partition, in this order: the refused one sits between two good ones."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = DurableProducer(bootstrap, client_id="paysync-tests", partitioner=lambda *_: 0)
     await producer.start()
     try:
         for obs in observations:
             key = payment_key(obs.tenant, obs.provider, obs.provider_ref).encode()
-            await producer.send_and_wait(
-                topics.PAYMENT_OBSERVATIONS.name, obs.to_bytes(), key=key, partition=0
-            )
+            await producer.send(topics.PAYMENT_OBSERVATIONS.name, key, obs.to_bytes())
     finally:
         await producer.stop()

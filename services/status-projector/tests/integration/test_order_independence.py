@@ -88,7 +88,7 @@ async def test_every_order_with_duplicates_gives_the_same_payment_and_domain_row
         results.append(await _observable(engine, domains, payment))
 
     expected_state = merge_all(
-        [_observation(payment, i, f) for i, f in enumerate(items)], Expectation(5000, "USD")
+        [_observation(payment, i, f).to_domain() for i, f in enumerate(items)], Expectation(5000, "USD")
     )
     first = results[0]
     assert first["payment"]["status"] == expected_state.status.value

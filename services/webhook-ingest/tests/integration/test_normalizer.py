@@ -8,10 +8,10 @@ import time
 import uuid
 
 import pytest
-from aiokafka import AIOKafkaProducer
 
 from paysync_core import topics
 from paysync_core.contracts import DeadLetter, PaymentObservation, ReconcileRequest
+from paysync_core.kafka import DurableProducer
 from paysync_core.testing.builders import to_body
 from paysync_core.testing.builders.mpesa import checkout_request_id, stk_callback
 from paysync_dev.topic_reader import read_topic
@@ -87,11 +87,11 @@ async def test_a_record_that_cannot_be_normalized_goes_to_the_dead_letter_topic_
     ingest, tenant, kafka_topics
 ) -> None:
     marker = uuid.uuid4().hex
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_topics, acks="all")
+    producer = DurableProducer(kafka_topics, client_id="paysync-tests")
     await producer.start()
     try:
-        await producer.send_and_wait(
-            topics.WEBHOOKS_RAW.name, f'{{"not a raw record": "{marker}"}}'.encode(), key=marker.encode()
+        await producer.send(
+            topics.WEBHOOKS_RAW.name, marker.encode(), f'{{"not a raw record": "{marker}"}}'.encode()
         )
     finally:
         await producer.stop()

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -22,6 +21,7 @@ from paysync_core.contracts import Alert, DisputeFact, PaymentObservation, Payme
 from paysync_core.db.schema import observations, outbox, payments
 from paysync_core.domain.merge import Expectation, merge_all
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.kafka import DurableProducer
 from paysync_dev.payments import Registered, observation, register_payments
 from paysync_dev.service_fixtures import fetch
 from paysync_dev.stack import ServiceProcess, free_port
@@ -138,13 +138,10 @@ def _random_observation(rng: random.Random, payment: Registered, oid: str) -> Pa
 
 async def publish_records(bootstrap: str, records: list[tuple[bytes, bytes]]) -> None:
     """Publish records as webhook-ingest does (idempotent, acks=all), waiting for every acknowledgement."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
+    producer = DurableProducer(bootstrap, client_id="paysync-tests", linger_ms=5)
     await producer.start()
     try:
-        futures = [
-            await producer.send(topics.PAYMENT_OBSERVATIONS.name, value, key=key) for key, value in records
-        ]
-        await asyncio.gather(*futures)
+        await producer.send_all(topics.PAYMENT_OBSERVATIONS.name, records)
     finally:
         await producer.stop()
 
@@ -195,7 +192,9 @@ async def assert_projection_is_exact(engine: AsyncEngine, bootstrap: str, stream
         r.id: r for r in await fetch(engine, select(payments).where(payments.c.tenant_id == stream.tenant))
     }
     for payment in stream.payments:
-        expected = merge_all(stream.distinct[payment.id].values(), Expectation(5000, payment.currency))
+        expected = merge_all(
+            [o.to_domain() for o in stream.distinct[payment.id].values()], Expectation(5000, payment.currency)
+        )
         row = rows[payment.id]
         assert (row.status, row.merge_state) == (expected.status.value, expected.to_json()), payment
         assert row.flags == sorted(expected.flags)
