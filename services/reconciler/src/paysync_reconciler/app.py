@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from functools import partial
 
 import structlog
@@ -61,6 +62,7 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     sweeps = TaskRunner(settings.max_concurrent_sweeps, "sweeps")
     checks = TaskRunner(settings.max_concurrent_requests, "checks")
     register_handlers(broker, deps, sweeps, checks)
+    lifecycle = _Lifecycle(outbound, reader, sweeps, checks, gateways)
 
     # Named closures: a background loop's task is named (and its crash logged) after its function.
     async def schedule_ticks() -> None:
@@ -72,14 +74,6 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     async def forget_changed_credentials() -> None:
         await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: gateways.forget})
 
-    async def stop_work() -> None:
-        await sweeps.close()
-        await checks.close()
-        await gateways.close()
-        await outbound.stop()
-        if reader is not None:
-            await asyncio.to_thread(reader.close)  # waits for the workers to exit
-
     loops = [recover_orphaned_requests, forget_changed_credentials]
     if settings.scheduler_enabled:
         loops.append(schedule_ticks)
@@ -88,9 +82,35 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
         broker=broker,
         engine=engine,
         background=loops,
-        before_start=outbound.start,
-        after_stop=stop_work,
+        before_start=lifecycle.start,
+        after_stop=lifecycle.stop,
     )
+
+
+@dataclass(frozen=True)
+class _Lifecycle:
+    """What the reconciler starts before consuming and stops after, in order."""
+
+    outbound: KafkaOutbound
+    reader: PoolReader | None
+    sweeps: TaskRunner
+    checks: TaskRunner
+    gateways: GatewayDirectory
+
+    async def start(self) -> None:
+        """Connect the producer; spawn the page readers (they warm up in the background)."""
+        await self.outbound.start()
+        if self.reader is not None:
+            self.reader.start()
+
+    async def stop(self) -> None:
+        """Finish the work in hand, close the gateway clients and the producer, stop the readers."""
+        await self.sweeps.close()
+        await self.checks.close()
+        await self.gateways.close()
+        await self.outbound.stop()
+        if self.reader is not None:
+            await asyncio.to_thread(self.reader.close)  # waits for the workers to exit
 
 
 async def _schedule_ticks(deps: Deps) -> None:

@@ -63,3 +63,14 @@ async def test_the_page_readers_are_gone_when_closed_and_none_starts_after() -> 
     assert multiprocessing.active_children() == []  # exited, not left to the interpreter's exit
     with pytest.raises(RuntimeError):
         await reader(Provider.STRIPE, "t-x", [page])
+
+
+async def test_started_page_readers_are_spawned_before_the_first_page_and_stop_when_closed() -> None:
+    reader = PoolReader(workers=1)
+    reader.start()  # the service's start-up: the first sweep does not wait for an interpreter to start
+    assert multiprocessing.active_children()
+    page, _ = events_page()
+    [listed] = await reader(Provider.STRIPE, "t-x", [page])
+    assert len(listed) == 2
+    reader.close()
+    assert multiprocessing.active_children() == []
