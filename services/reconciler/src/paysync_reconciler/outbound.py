@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from aiokafka import AIOKafkaProducer
 
 from paysync_core import topics
-from paysync_core.contracts import Alert, PaymentObservation, ReconcileReply, payment_key
+from paysync_core.contracts import Alert, PaymentObservation, ReconcileReply
 from paysync_reconciler.models import ReconcileTick
 
 
@@ -40,9 +40,7 @@ class KafkaOutbound:
 
     async def observations(self, batch: Sequence[PaymentObservation]) -> None:
         """Publish a batch without waiting record by record, then wait until all are acknowledged."""
-        await self.records(
-            [(payment_key(o.tenant, o.provider, o.provider_ref).encode(), o.to_bytes()) for o in batch]
-        )
+        await self.records([(topics.PAYMENT_OBSERVATIONS.key_for(o), o.to_bytes()) for o in batch])
 
     async def records(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Publish serialized observations (key, value); return once every one is acknowledged."""
@@ -58,16 +56,20 @@ class KafkaOutbound:
 
     async def alert(self, alert: Alert) -> None:
         """Publish one alert, keyed by tenant."""
-        await self._ready().send_and_wait(topics.ALERTS.name, alert.to_bytes(), key=alert.tenant.encode())
+        await self._ready().send_and_wait(
+            topics.ALERTS.name, alert.to_bytes(), key=topics.ALERTS.key_for(alert)
+        )
 
     async def reply(self, topic: str, reply: ReconcileReply) -> None:
         """Publish a reply to the topic its request named, keyed by tenant."""
-        await self._ready().send_and_wait(topic, reply.to_bytes(), key=reply.tenant.encode())
+        await self._ready().send_and_wait(
+            topic, reply.to_bytes(), key=topics.RECONCILE_REPLIES.key_for(reply)
+        )
 
     async def tick(self, tick: ReconcileTick) -> None:
         """Publish a tick, keyed by tenant:provider (one partition per account keeps them in order)."""
         await self._ready().send_and_wait(
-            topics.RECONCILE_TICKS.name, tick.to_bytes(), key=f"{tick.tenant}:{tick.provider.value}".encode()
+            topics.RECONCILE_TICKS.name, tick.to_bytes(), key=topics.RECONCILE_TICKS.key_for(tick)
         )
 
     def _ready(self) -> AIOKafkaProducer:
