@@ -92,6 +92,8 @@ def test_every_topic_is_documented() -> None:
         if not spec.name.endswith(".dlq"):
             row = next(line for line in text.splitlines() if line.startswith(f"| `{spec.name}` |"))
             assert f"| {spec.partitions} |" in row, f"docs/topics.md: wrong partitions for {spec.name}"
+            assert f"| {spec.key_description} |" in row, f"docs/topics.md: wrong key for {spec.name}"
+            assert f"`{spec.message.__name__}`" in row, f"docs/topics.md: wrong contract for {spec.name}"
 
 
 def test_every_table_and_channel_is_documented() -> None:

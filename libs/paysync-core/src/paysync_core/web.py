@@ -78,6 +78,7 @@ def service_app(
 
     docs = {} if public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
     app = FastAPI(title=title, lifespan=lifespan, **docs)
+    app.state.broker = broker  # its subscribers and publishers make the AsyncAPI document
     checks: dict[str, ReadinessCheck] = {}
     if broker is not None:
         checks["broker"] = lambda: broker.ping(timeout=2.0)

@@ -6,11 +6,12 @@ import hmac
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from paysync_api_gateway.auth import Unauthenticated
+from paysync_api_gateway.deps import Engine, Settings
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.service import Conflict, NotFound
 from paysync_core.credentials import MpesaCredentials, PaystackCredentials, StripeCredentials
@@ -23,10 +24,10 @@ _bearer = HTTPBearer(auto_error=False, description="The operator token: PAYSYNC_
 
 
 async def operator(
-    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
+    settings: Settings, credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)
 ) -> None:
     """Only the holder of the admin token; the admin API is off when no token is configured."""
-    expected = request.app.state.settings.admin_token.get_secret_value()
+    expected = settings.admin_token.get_secret_value()
     given = credentials.credentials if credentials else ""
     if not expected or not hmac.compare_digest(expected.encode(), given.encode()):
         raise Unauthenticated("admin token required")
@@ -52,14 +53,18 @@ class CredentialsUpdate(BaseModel):
     mpesa: MpesaCredentials | None = None
 
 
-def _cipher(request: Request) -> CredentialsCipher:
-    return CredentialsCipher(request.app.state.settings.common.credentials_keys.get_secret_value())
+def cipher(settings: Settings) -> CredentialsCipher:
+    """The cipher of tenants' gateway credentials; declare it after `Operator` (it fails without a key)."""
+    return CredentialsCipher(settings.common.credentials_keys.get_secret_value())
+
+
+Cipher = Annotated[CredentialsCipher, Depends(cipher)]
 
 
 @router.post("/tenants", status_code=201)
-async def create_tenant(body: NewTenant, request: Request, _: Operator) -> dict[str, str]:
+async def create_tenant(body: NewTenant, engine: Engine, _: Operator) -> dict[str, str]:
     """Create a tenant and its first API key (shown once)."""
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         if not await tenant_repo.create_tenant(conn, body.id, body.name):
             raise Conflict(f"tenant {body.id!r} exists already")
         key = await tenant_repo.issue_api_key(conn, body.id)
@@ -67,9 +72,9 @@ async def create_tenant(body: NewTenant, request: Request, _: Operator) -> dict[
 
 
 @router.post("/tenants/{tenant_id}/api-keys", status_code=201)
-async def issue_api_key(tenant_id: str, request: Request, _: Operator) -> dict[str, str]:
+async def issue_api_key(tenant_id: str, engine: Engine, _: Operator) -> dict[str, str]:
     """Another API key for the tenant (for rotation: issue, switch clients, revoke the old)."""
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         if not await tenant_repo.tenant_exists(conn, tenant_id):
             raise UnknownTenant(tenant_id)
         return {"id": tenant_id, "api_key": await tenant_repo.issue_api_key(conn, tenant_id)}
@@ -85,9 +90,9 @@ class ApiKeyInfo(BaseModel):
 
 
 @router.get("/tenants/{tenant_id}/api-keys")
-async def list_api_keys(tenant_id: str, request: Request, _: Operator) -> dict[str, object]:
+async def list_api_keys(tenant_id: str, engine: Engine, _: Operator) -> dict[str, object]:
     """The tenant's API keys (id, prefix, when issued, when revoked), oldest first."""
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         if not await tenant_repo.tenant_exists(conn, tenant_id):
             raise UnknownTenant(tenant_id)
         rows = await tenant_repo.list_api_keys(conn, tenant_id)
@@ -96,19 +101,20 @@ async def list_api_keys(tenant_id: str, request: Request, _: Operator) -> dict[s
 
 
 @router.delete("/tenants/{tenant_id}/api-keys/{key_id}", status_code=204)
-async def revoke_api_key(tenant_id: str, key_id: int, request: Request, _: Operator) -> Response:
+async def revoke_api_key(tenant_id: str, key_id: int, engine: Engine, _: Operator) -> Response:
     """Revoke one API key; requests with it are refused from the moment this answers (each one checks)."""
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         if not await tenant_repo.revoke_api_key(conn, tenant_id, key_id):
             raise NotFound(f"tenant {tenant_id!r} has no live API key {key_id}")
     return Response(status_code=204)
 
 
 @router.put("/tenants/{tenant_id}/credentials")
-async def set_credentials(tenant_id: str, body: CredentialsUpdate, request: Request, _: Operator) -> dict:
+async def set_credentials(
+    tenant_id: str, body: CredentialsUpdate, _: Operator, engine: Engine, cipher: Cipher
+) -> dict:
     """Set or rotate gateway credentials; the answer names what is configured, never a secret."""
-    cipher = _cipher(request)
-    async with request.app.state.engine.begin() as conn:
+    async with engine.begin() as conn:
         current = await tenant_repo.load_credentials(conn, tenant_id, cipher)
         changes = {name: value for name, value in body if value is not None}
         updated = current.model_copy(update=changes)
@@ -120,7 +126,7 @@ async def set_credentials(tenant_id: str, body: CredentialsUpdate, request: Requ
 
 
 @router.post("/credentials/reencrypt")
-async def reencrypt(request: Request, _: Operator) -> dict[str, int]:
+async def reencrypt(_: Operator, engine: Engine, cipher: Cipher) -> dict[str, int]:
     """Re-encrypt every tenant's credentials under the first configured key (after adding a key)."""
-    async with request.app.state.engine.begin() as conn:
-        return {"reencrypted": await tenant_repo.reencrypt_all(conn, _cipher(request))}
+    async with engine.begin() as conn:
+        return {"reencrypted": await tenant_repo.reencrypt_all(conn, cipher)}

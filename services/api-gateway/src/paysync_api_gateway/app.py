@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 from paysync_api_gateway import admin
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
-from paysync_api_gateway.handlers import register_reply_listener
+from paysync_api_gateway.handlers import replies_router
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
 from paysync_api_gateway.refresh import RefreshCoordinator
@@ -15,10 +15,10 @@ from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
 from paysync_api_gateway.stream import router as stream_router
 from paysync_core import topics
-from paysync_core.contracts import ReconcileRequest
 from paysync_core.db.engine import make_engine
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
+from paysync_core.publishers import TopicPublisher
 from paysync_core.web import service_app
 
 
@@ -30,13 +30,9 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     engine = make_engine(common.database_url, application_name="paysync-api-gateway")
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-api-gateway")
 
-    async def publish_request(request: ReconcileRequest) -> object:
-        return await broker.publish(
-            request.to_bytes(), topics.RECONCILE_REQUESTS.name, key=request.tenant.encode()
-        )
-
-    refresh = RefreshCoordinator(publish_request)
-    register_reply_listener(broker, refresh)
+    requests_out = TopicPublisher(broker, topics.RECONCILE_REQUESTS)
+    refresh = RefreshCoordinator(requests_out.publish)
+    broker.include_router(replies_router(refresh))
     notifier = notifier_client(settings.notifier_url, common.internal_token)
 
     async def replies_reach_us() -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from paysync_api_gateway.limits import FailedKeyThrottle
+from paysync_api_gateway.deps import Engine, FailedKeys
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.errors import PaysyncError
 
@@ -28,15 +28,11 @@ class TooManyFailedKeys(PaysyncError):
         super().__init__("too many requests with unknown or revoked API keys from this address; slow down")
 
 
-def failed_key_throttle(request: Request) -> FailedKeyThrottle:
-    """The app's throttle of failed API-key checks."""
-    return request.app.state.failed_keys
-
-
 async def current_tenant(
     request: Request,
+    engine: Engine,
+    throttle: FailedKeys,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-    throttle: FailedKeyThrottle = Depends(failed_key_throttle),
 ) -> str:
     """The tenant whose API key authorised this request.
 
@@ -50,7 +46,7 @@ async def current_tenant(
     wait = throttle.retry_after(address)
     if wait > 0:
         raise TooManyFailedKeys(wait)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         tenant = await tenant_repo.tenant_for_api_key(conn, credentials.credentials)
     if tenant is None:
         throttle.failed(address)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Response
 from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
 from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.deps import Engine, Refresh, Settings
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
@@ -26,14 +27,15 @@ PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
 
 @router.post("/payments", status_code=201, response_model=Payment)
-async def register_payment(body: RegisterPayment, tenant: Tenant, request: Request) -> JSONResponse:
+async def register_payment(
+    body: RegisterPayment, tenant: Tenant, engine: Engine, settings: Settings
+) -> JSONResponse:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
-    settings = request.app.state.settings
     bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
     require_storable_json(body.metadata, "metadata", **bounds)
     keys = settings.common.credentials_keys.get_secret_value()
     cipher = CredentialsCipher(keys) if keys else None
-    payment, created = await service.register_payment(request.app.state.engine, tenant, body, cipher)
+    payment, created = await service.register_payment(engine, tenant, body, cipher)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
     )
@@ -41,10 +43,10 @@ async def register_payment(body: RegisterPayment, tenant: Tenant, request: Reque
 
 @router.get("/payments/{payment_id}", response_model=Payment)
 async def get_payment(
-    payment_id: str, tenant: Tenant, request: Request, if_none_match: Annotated[str | None, Header()] = None
+    payment_id: str, tenant: Tenant, engine: Engine, if_none_match: Annotated[str | None, Header()] = None
 ) -> Response:
     """A payment's current status; `If-None-Match` with its ETag gives 304 while unchanged."""
-    payment = await service.get_payment(request.app.state.engine, tenant, payment_id)
+    payment = await service.get_payment(engine, tenant, payment_id)
     etag = service.etag_of(payment)
     headers = {**NO_STORE, "ETag": etag}
     if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
@@ -55,7 +57,8 @@ async def get_payment(
 @router.get("/payments", response_model=PaymentPage)
 async def list_payments(
     tenant: Tenant,
-    request: Request,
+    engine: Engine,
+    settings: Settings,
     status: UnifiedStatus | None = None,
     provider: Provider | None = None,
     domain: str | None = None,
@@ -80,11 +83,11 @@ async def list_payments(
         if v
     }
     page = await service.list_payments(
-        request.app.state.engine,
+        engine,
         tenant,
         filters,
         cursor,
-        limit or request.app.state.settings.page_size,
+        limit or settings.page_size,
         provider_ref=provider_ref,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
@@ -95,17 +98,18 @@ async def entity_payments(
     domain: str,
     entity_id: str,
     tenant: Tenant,
-    request: Request,
+    engine: Engine,
+    settings: Settings,
     cursor: str | None = None,
     limit: PageLimit = None,
 ) -> JSONResponse:
     """The payments of one domain entity (e.g. a workshop job), newest first; page with `cursor`."""
     page = await service.list_payments(
-        request.app.state.engine,
+        engine,
         tenant,
         {"domain": domain, "entity_id": entity_id},
         cursor,
-        limit or request.app.state.settings.page_size,
+        limit or settings.page_size,
     )
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
@@ -113,7 +117,8 @@ async def entity_payments(
 @router.get("/sync-issues", response_model=SyncIssuePage)
 async def sync_issues(
     tenant: Tenant,
-    request: Request,
+    engine: Engine,
+    settings: Settings,
     kind: AlertKind | None = None,
     domain: str | None = None,
     entity_id: str | None = None,
@@ -122,47 +127,43 @@ async def sync_issues(
 ) -> JSONResponse:
     """Open drift and stuck-payment issues, newest first, filtered; page with `cursor`."""
     filters = {k: str(v) for k, v in {"kind": kind, "domain": domain, "entity_id": entity_id}.items() if v}
-    page = await service.open_sync_issues(
-        request.app.state.engine, tenant, filters, cursor, limit or request.app.state.settings.page_size
-    )
+    page = await service.open_sync_issues(engine, tenant, filters, cursor, limit or settings.page_size)
     return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
 
 
 @router.get("/stats")
-async def stats(tenant: Tenant, request: Request) -> JSONResponse:
+async def stats(tenant: Tenant, engine: Engine) -> JSONResponse:
     """Totals by status and amounts by currency."""
-    return JSONResponse(await service.stats(request.app.state.engine, tenant), headers=NO_STORE)
+    return JSONResponse(await service.stats(engine, tenant), headers=NO_STORE)
 
 
 @router.post("/domains/{domain}/{entity_id}/payments/refresh")
-async def refresh_entity(domain: str, entity_id: str, tenant: Tenant, request: Request) -> JSONResponse:
+async def refresh_entity(
+    domain: str, entity_id: str, tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings
+) -> JSONResponse:
     """ "Check payment status": ask the gateways about every payment of this entity, now."""
-    state = request.app.state
-    ask = state.refresh.new_request(tenant, "entity", domain=domain, entity_id=entity_id)
-    reply = await service.check_now(state.engine, state.refresh, ask, state.settings.refresh_timeout_seconds)
+    ask = refresh.new_request(tenant, "entity", domain=domain, entity_id=entity_id)
+    reply = await service.check_now(engine, refresh, ask, settings.refresh_timeout_seconds)
     if reply is None:
         return _still_checking(ask.request_id)
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
 @router.post("/payments/refresh")
-async def refresh_all(tenant: Tenant, request: Request) -> JSONResponse:
+async def refresh_all(tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings) -> JSONResponse:
     """ "Check payments": ask the gateways about every unsettled payment of the tenant, now."""
-    state = request.app.state
-    ask = state.refresh.new_request(tenant, "bulk")
-    reply = await service.check_now(
-        state.engine, state.refresh, ask, state.settings.bulk_refresh_timeout_seconds
-    )
+    ask = refresh.new_request(tenant, "bulk")
+    reply = await service.check_now(engine, refresh, ask, settings.bulk_refresh_timeout_seconds)
     if reply is None:
         return _still_checking(ask.request_id)
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
 @router.get("/reconcile-requests/{request_id}")
-async def follow_up(request_id: str, tenant: Tenant, request: Request) -> JSONResponse:
+async def follow_up(request_id: str, tenant: Tenant, engine: Engine) -> JSONResponse:
     """The check a 202 answered for: `checking` until it completed, then the answer it would have given
     (or `failed` with the reason, once the reconciler gave up on it)."""
-    ask, reply, failure = await service.reconcile_request(request.app.state.engine, tenant, request_id)
+    ask, reply, failure = await service.reconcile_request(engine, tenant, request_id)
     if failure is not None:
         failed = {"request_id": request_id, "status": "failed", "reason": failure}
         return JSONResponse(failed, headers=NO_STORE)

@@ -6,7 +6,7 @@ import uuid
 
 from aiokafka.abc import ConsumerRebalanceListener
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaRouter
 
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_core import topics
@@ -27,10 +27,11 @@ class _Listening(ConsumerRebalanceListener):
         self._coordinator.listening.set()
 
 
-def register_reply_listener(broker: KafkaBroker, coordinator: RefreshCoordinator) -> None:
+def replies_router(coordinator: RefreshCoordinator) -> KafkaRouter:
     """Every instance reads every reply (own group, from now on) and keeps those it waits for."""
+    router = KafkaRouter()
 
-    @broker.subscriber(
+    @router.subscriber(
         topics.RECONCILE_REPLIES.name,
         group_id=f"paysync-api-gateway-{uuid.uuid4().hex[:12]}",
         auto_offset_reset="latest",
@@ -40,3 +41,5 @@ def register_reply_listener(broker: KafkaBroker, coordinator: RefreshCoordinator
     async def receive_reply(reply: ReconcileReply) -> None:
         """Hand a reconcile reply to the request waiting for it."""
         coordinator.deliver(reply)
+
+    return router

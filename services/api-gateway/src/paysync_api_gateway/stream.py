@@ -15,12 +15,13 @@ from typing import Annotated
 import anyio
 import httpx
 import structlog
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Header
 from fastapi.responses import StreamingResponse
 from prometheus_client import Gauge
 from pydantic import SecretStr
 
 from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.deps import Notifier, Slots
 from paysync_core.errors import PaysyncError
 
 log = structlog.get_logger()
@@ -103,19 +104,11 @@ async def notifier_answers(notifier: httpx.AsyncClient) -> bool:
     return True
 
 
-def _notifier(request: Request) -> httpx.AsyncClient:
-    return request.app.state.notifier
-
-
-def _slots(request: Request) -> StreamSlots:
-    return request.app.state.stream_slots
-
-
 @router.get("/stream", response_class=StreamingResponse)
 async def stream(
     tenant: Annotated[str, Depends(current_tenant)],
-    notifier: Annotated[httpx.AsyncClient, Depends(_notifier)],
-    slots: Annotated[StreamSlots, Depends(_slots)],
+    notifier: Notifier,
+    slots: Slots,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Live status changes; reconnect with `Last-Event-ID` to resume where the stream left off.

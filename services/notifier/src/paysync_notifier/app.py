@@ -8,7 +8,7 @@ from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 from paysync_notifier.endpoints import stream_router
-from paysync_notifier.handlers import register_handlers
+from paysync_notifier.handlers import notifier_router
 from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
 
@@ -20,7 +20,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     configure_logging("notifier", common.log_level, common.log_json)
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-notifier")
     stream = LiveStream(settings.replay_buffer, settings.subscriber_queue)
-    register_handlers(broker, stream, settings)
+    broker.include_router(notifier_router(stream, settings))
 
     app = service_app("paysync notifier", broker=broker)
     app.include_router(stream_router(stream, common.internal_token, settings.send_timeout_seconds))

@@ -6,11 +6,11 @@ import uuid
 
 import structlog
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker
+from faststream.kafka import KafkaRouter
 from prometheus_client import Counter
 
 from paysync_core import topics
-from paysync_core.contracts import PaymentStatusChanged
+from paysync_core.contracts import Alert, PaymentStatusChanged
 from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
 
@@ -18,10 +18,11 @@ log = structlog.get_logger()
 RECEIVED = Counter("paysync_notifier_events_total", "Events received by the notifier", ["topic"])
 
 
-def register_handlers(broker: KafkaBroker, stream: LiveStream, settings: NotifierSettings) -> None:
-    """Subscribe to status changes (for the live stream) and alerts."""
+def notifier_router(stream: LiveStream, settings: NotifierSettings) -> KafkaRouter:
+    """The notifier's subscribers: status changes (for the live stream) and alerts."""
+    router = KafkaRouter()
 
-    @broker.subscriber(
+    @router.subscriber(
         topics.PAYMENT_STATUS.name,
         # Every replica needs every change for the clients connected to it: a group of its own.
         group_id=f"{settings.group_id}-live-{uuid.uuid4().hex[:12]}",
@@ -33,13 +34,15 @@ def register_handlers(broker: KafkaBroker, stream: LiveStream, settings: Notifie
         RECEIVED.labels(topics.PAYMENT_STATUS.name).inc()
         stream.publish(change)
 
-    @broker.subscriber(
+    @router.subscriber(
         topics.ALERTS.name,
         group_id=f"{settings.group_id}-alerts",
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.ACK,
     )
-    async def receive_alert(alert: dict) -> None:
+    async def receive_alert(alert: Alert) -> None:
         """Record a sync alert (delivery by email and chat comes with the alerting rules)."""
         RECEIVED.labels(topics.ALERTS.name).inc()
-        log.info("alert.received", kind=alert.get("kind"), tenant=alert.get("tenant"))
+        log.info("alert.received", kind=alert.kind.value, tenant=alert.tenant)
+
+    return router

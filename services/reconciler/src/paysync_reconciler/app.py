@@ -22,7 +22,7 @@ from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 from paysync_reconciler import service
 from paysync_reconciler.gateways import GatewayDirectory
-from paysync_reconciler.handlers import register_handlers
+from paysync_reconciler.handlers import reconciler_router
 from paysync_reconciler.listing import PoolReader, read_inline
 from paysync_reconciler.outbound import KafkaOutbound
 from paysync_reconciler.runner import TaskRunner
@@ -61,7 +61,7 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     gateways.on_circuit = partial(service.circuit_changed, deps)
     sweeps = TaskRunner(settings.max_concurrent_sweeps, "sweeps")
     checks = TaskRunner(settings.max_concurrent_requests, "checks")
-    register_handlers(broker, deps, sweeps, checks)
+    broker.include_router(reconciler_router(deps, sweeps, checks))
     lifecycle = _Lifecycle(outbound, reader, sweeps, checks, gateways)
 
     # Named closures: a background loop's task is named (and its crash logged) after its function.

@@ -41,11 +41,11 @@ def tick(
 ) -> None:
     """Publish a tick now: one replica sweeps the tenant's payments at the gateway."""
     message = manual_tick(tenant, provider, datetime.now(UTC))
-    asyncio.run(_publish(message.to_bytes(), f"{tenant}:{provider.value}".encode()))
+    asyncio.run(_publish(message.to_bytes(), topics.RECONCILE_TICKS.key_for(message)))
     typer.echo(f"tick {message.tick_id} published")
 
 
-async def _publish(value: bytes, key: bytes) -> None:
+async def _publish(value: bytes, key: bytes | None) -> None:
     producer = DurableProducer(
         ReconcilerSettings().common.kafka_bootstrap, client_id="paysync-reconciler-cli"
     )

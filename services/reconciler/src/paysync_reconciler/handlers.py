@@ -6,36 +6,41 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaMessage, KafkaRouter
 
 from paysync_core import topics
 from paysync_core.contracts import ReconcileRequest
 from paysync_core.dead_letters import DeadLettered, with_retries
+from paysync_core.publishers import TopicPublisher
 from paysync_reconciler import metrics, service
 from paysync_reconciler.models import ReconcileTick
 from paysync_reconciler.runner import TaskRunner
 from paysync_reconciler.service import Deps
 
 
-def register_handlers(broker: KafkaBroker, deps: Deps, sweeps: TaskRunner, checks: TaskRunner) -> None:
+def reconciler_router(deps: Deps, sweeps: TaskRunner, checks: TaskRunner) -> KafkaRouter:
     """Ticks and requests each in their own consumer group, so each is handled by one replica."""
     settings = deps.settings
+    router = KafkaRouter()
 
-    def dead_letters_of(topic: str) -> Callable[[bytes | None, bytes], Awaitable[object]]:
-        async def send(key: bytes | None, value: bytes) -> object:
-            return await broker.publish(value, f"{topic}.dlq", key=key)
-
-        return send
+    dead_letters = {
+        t.name: TopicPublisher(router, t.dlq) for t in (topics.RECONCILE_TICKS, topics.RECONCILE_REQUESTS)
+    }
 
     async def guarded(record: ConsumerRecord, topic: str, work: Callable[[], Awaitable[str]]) -> str:
         try:
             return await with_retries(
-                record, work, send_dead_letter=dead_letters_of(topic), service="reconciler", max_attempts=3
+                record,
+                work,
+                send_dead_letter=dead_letters[topic].forward,
+                service="reconciler",
+                max_attempts=3,
             )
         except DeadLettered:
             return "dead_lettered"
 
-    @broker.subscriber(
+    # Reads bytes: a tick that does not parse is dead-lettered (with_retries), not redelivered forever.
+    @router.subscriber(
         topics.RECONCILE_TICKS.name,
         group_id=settings.group_id,
         auto_offset_reset=settings.auto_offset_reset,
@@ -50,7 +55,8 @@ def register_handlers(broker: KafkaBroker, deps: Deps, sweeps: TaskRunner, check
 
         metrics.TICKS.labels(await guarded(record, topics.RECONCILE_TICKS.name, work)).inc()
 
-    @broker.subscriber(
+    # Reads bytes: a request that does not parse is dead-lettered (with_retries), not redelivered forever.
+    @router.subscriber(
         topics.RECONCILE_REQUESTS.name,
         group_id=f"{settings.group_id}-requests",
         auto_offset_reset=settings.auto_offset_reset,
@@ -67,3 +73,5 @@ def register_handlers(broker: KafkaBroker, deps: Deps, sweeps: TaskRunner, check
             return outcome
 
         await guarded(record, topics.RECONCILE_REQUESTS.name, work)
+
+    return router

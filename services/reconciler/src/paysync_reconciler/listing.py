@@ -20,7 +20,8 @@ from multiprocessing import get_context
 import httpx
 import structlog
 
-from paysync_core.contracts import PaymentObservation, Provider, payment_key
+from paysync_core import topics
+from paysync_core.contracts import PaymentObservation, Provider
 from paysync_core.credentials import PaystackCredentials, StripeCredentials
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.errors import PaysyncError
@@ -46,7 +47,7 @@ class Listed:
     def of(cls, obs: PaymentObservation) -> Listed:
         """The listed form of an observation."""
         return cls(
-            key=payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
+            key=topics.PAYMENT_OBSERVATIONS.key_for(obs),
             value=obs.to_bytes(),
             observation_id=obs.observation_id,
             provider_ref=obs.provider_ref,

@@ -1,4 +1,4 @@
-"""The reconciler's own messages and the records its use cases pass around."""
+"""The records the reconciler's use cases pass around; its tick message is `contracts.ReconcileTick`."""
 
 from __future__ import annotations
 
@@ -7,26 +7,10 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from paysync_core.contracts import Contract, Provider
-from paysync_core.contracts.common import TenantId, UtcDatetime
+from paysync_core.contracts import Provider, ReconcileTick
 from paysync_core.domain.status import UnifiedStatus
-
-
-class ReconcileTick(Contract):
-    """Sweep one tenant's payments at one gateway now; `tick_id` makes duplicates recognisable."""
-
-    schema_version: Literal[1] = 1
-    tick_id: str = Field(
-        min_length=1, max_length=200, description="(tenant, provider, cadence slot), or manual"
-    )
-    tenant: TenantId
-    provider: Provider
-    scheduled_at: UtcDatetime
-    source: Literal["scheduler", "cli"] = "scheduler"
 
 
 def slot_of(moment: datetime, cadence_seconds: float) -> int:

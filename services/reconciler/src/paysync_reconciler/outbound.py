@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from paysync_core import topics
-from paysync_core.contracts import Alert, PaymentObservation, ReconcileReply, payment_key
+from paysync_core.contracts import Alert, PaymentObservation, ReconcileReply
 from paysync_core.kafka import DurableProducer
 from paysync_reconciler.models import ReconcileTick
 
@@ -30,9 +30,7 @@ class KafkaOutbound:
 
     async def observations(self, batch: Sequence[PaymentObservation]) -> None:
         """Publish a batch without waiting record by record, then wait until all are acknowledged."""
-        await self.records(
-            [(payment_key(o.tenant, o.provider, o.provider_ref).encode(), o.to_bytes()) for o in batch]
-        )
+        await self.records([(topics.PAYMENT_OBSERVATIONS.key_for(o), o.to_bytes()) for o in batch])
 
     async def records(self, records: Sequence[tuple[bytes, bytes]]) -> None:
         """Publish serialized observations (key, value); return once every one is acknowledged."""
@@ -40,14 +38,14 @@ class KafkaOutbound:
 
     async def alert(self, alert: Alert) -> None:
         """Publish one alert, keyed by tenant."""
-        await self._producer.send(topics.ALERTS.name, alert.tenant.encode(), alert.to_bytes())
+        await self._producer.send(topics.ALERTS.name, topics.ALERTS.key_for(alert), alert.to_bytes())
 
     async def reply(self, topic: str, reply: ReconcileReply) -> None:
         """Publish a reply to the topic its request named, keyed by tenant."""
-        await self._producer.send(topic, reply.tenant.encode(), reply.to_bytes())
+        await self._producer.send(topic, topics.RECONCILE_REPLIES.key_for(reply), reply.to_bytes())
 
     async def tick(self, tick: ReconcileTick) -> None:
         """Publish a tick, keyed by tenant:provider (one partition per account keeps them in order)."""
         await self._producer.send(
-            topics.RECONCILE_TICKS.name, f"{tick.tenant}:{tick.provider.value}".encode(), tick.to_bytes()
+            topics.RECONCILE_TICKS.name, topics.RECONCILE_TICKS.key_for(tick), tick.to_bytes()
         )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.crypto import CredentialsCipher
@@ -18,7 +20,7 @@ from paysync_core.web import service_app
 from paysync_webhook_ingest.credentials import CredentialsStore
 from paysync_webhook_ingest.endpoints import routes
 from paysync_webhook_ingest.errors import install_error_handlers
-from paysync_webhook_ingest.handlers import register_normalizer
+from paysync_webhook_ingest.handlers import normalizer_router
 from paysync_webhook_ingest.lag import watch_normalizer_lag
 from paysync_webhook_ingest.quarantine import Quarantine, expire_quarantine
 from paysync_webhook_ingest.settings import WebhookIngestSettings
@@ -32,14 +34,13 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     engine = make_engine(common.database_url, application_name="paysync-webhook-ingest")
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-webhook-ingest")
     if settings.run_normalizer:
-        register_normalizer(broker, settings)
+        broker.include_router(normalizer_router(settings))
     credentials = CredentialsStore(
         engine,
         CredentialsCipher(common.credentials_keys.get_secret_value()),
         settings.credentials_cache_seconds,
     )
     quarantine = Quarantine(engine)
-
     # The request path publishes with aiokafka directly: FastStream's publish machinery costs
     # more per call than the rest of the request, and acks=all + idempotence are the same.
     producer = DurableProducer(
@@ -49,6 +50,34 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     async def publish_raw(key: bytes, value: bytes) -> object:
         return await producer.send(topics.WEBHOOKS_RAW.name, key, value)
 
+    app = service_app(
+        "paysync webhook-ingest",
+        broker=broker,
+        engine=engine,
+        background=_background_loops(settings, engine, credentials, quarantine),
+        before_start=producer.start,
+        after_stop=producer.stop,
+    )
+    app.state.settings = settings
+    app.state.credentials = credentials
+    app.state.quarantine = quarantine
+    app.state.auth_failures = KeyedBuckets(settings.auth_failure_rate, settings.auth_failure_burst)
+    app.state.publish_raw = publish_raw
+    install_error_handlers(app, settings.retry_after_seconds)
+    app.router.routes.extend(routes)
+    return app
+
+
+def _background_loops(
+    settings: WebhookIngestSettings,
+    engine: AsyncEngine,
+    credentials: CredentialsStore,
+    quarantine: Quarantine,
+) -> list[Callable[[], Awaitable[None]]]:
+    """The loops that run beside the request path: quarantine, credentials, the normalizer's lag."""
+    common = settings.common
+
+    # Named closures: a background loop's task is named (and its crash logged) after its function.
     async def write_quarantine() -> None:
         await quarantine.run()
 
@@ -73,19 +102,4 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     loops = [write_quarantine, delete_expired_quarantine, forget_changed_credentials]
     if settings.run_normalizer:
         loops.append(report_normalizer_lag)
-    app = service_app(
-        "paysync webhook-ingest",
-        broker=broker,
-        engine=engine,
-        background=loops,
-        before_start=producer.start,
-        after_stop=producer.stop,
-    )
-    app.state.settings = settings
-    app.state.credentials = credentials
-    app.state.quarantine = quarantine
-    app.state.auth_failures = KeyedBuckets(settings.auth_failure_rate, settings.auth_failure_burst)
-    app.state.publish_raw = publish_raw
-    install_error_handlers(app, settings.retry_after_seconds)
-    app.router.routes.extend(routes)
-    return app
+    return loops

@@ -7,11 +7,12 @@ import asyncio
 import structlog
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
-from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.kafka import KafkaMessage, KafkaRouter
 
 from paysync_core import topics
-from paysync_core.contracts import PaymentObservation, RawWebhook, ReconcileRequest, payment_key
+from paysync_core.contracts import PaymentObservation, RawWebhook
 from paysync_core.dead_letters import DeadLettered, with_retries
+from paysync_core.publishers import TopicPublisher
 from paysync_webhook_ingest.metrics import CONFIRMATIONS, NORMALIZED
 from paysync_webhook_ingest.service import confirmations_for, normalize
 from paysync_webhook_ingest.settings import WebhookIngestSettings
@@ -19,21 +20,12 @@ from paysync_webhook_ingest.settings import WebhookIngestSettings
 log = structlog.get_logger()
 
 
-def register_normalizer(broker: KafkaBroker, settings: WebhookIngestSettings) -> None:
-    """Subscribe the normalizer to the raw topic; offsets commit after observations are acknowledged."""
-
-    async def publish_observation(obs: PaymentObservation) -> None:
-        await broker.publish(
-            obs.to_bytes(),
-            topics.PAYMENT_OBSERVATIONS.name,
-            key=payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
-        )
-
-    async def request_confirmation(request: ReconcileRequest) -> None:
-        await broker.publish(request.to_bytes(), topics.RECONCILE_REQUESTS.name, key=request.tenant.encode())
-
-    async def send_dead_letter(key: bytes | None, value: bytes) -> None:
-        await broker.publish(value, topics.WEBHOOKS_RAW.dlq.name, key=key)
+def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
+    """The normalizer's subscriber on the raw topic; offsets commit after observations are acknowledged."""
+    router = KafkaRouter()
+    observations_out = TopicPublisher(router, topics.PAYMENT_OBSERVATIONS)
+    confirmations_out = TopicPublisher(router, topics.RECONCILE_REQUESTS, "M-Pesa callbacks to confirm")
+    dead_letters_out = TopicPublisher(router, topics.WEBHOOKS_RAW.dlq)
 
     async def observations_of(record: ConsumerRecord) -> list[PaymentObservation]:
         raw = RawWebhook.from_bytes(record.value)
@@ -41,7 +33,8 @@ def register_normalizer(broker: KafkaBroker, settings: WebhookIngestSettings) ->
         NORMALIZED.labels(raw.provider.value, "unmapped" if parsed.unmapped else "mapped").inc()
         return list(parsed.observations)
 
-    @broker.subscriber(
+    # Reads bytes: the hot batch path parses each record itself, so one that does not parse is dead-lettered.
+    @router.subscriber(
         topics.WEBHOOKS_RAW.name,
         group_id=settings.normalizer_group,
         batch=True,
@@ -59,7 +52,7 @@ def register_normalizer(broker: KafkaBroker, settings: WebhookIngestSettings) ->
                 observations += await with_retries(
                     record,
                     lambda record=record: observations_of(record),
-                    send_dead_letter=send_dead_letter,
+                    send_dead_letter=dead_letters_out.forward,
                     service="webhook-ingest.normalizer",
                     max_attempts=settings.normalizer_max_attempts,
                 )
@@ -68,7 +61,9 @@ def register_normalizer(broker: KafkaBroker, settings: WebhookIngestSettings) ->
         confirmations = confirmations_for(observations)
         # Every record acknowledged before the batch's offsets are committed.
         await asyncio.gather(
-            *(publish_observation(o) for o in observations),
-            *(request_confirmation(r) for r in confirmations),
+            *(observations_out.publish(o) for o in observations),
+            *(confirmations_out.publish(r) for r in confirmations),
         )
         CONFIRMATIONS.inc(len(confirmations))
+
+    return router

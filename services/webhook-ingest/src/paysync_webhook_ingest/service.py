@@ -22,13 +22,13 @@ from paysync_core.contracts import (
     RawWebhook,
     ReconcileRequest,
     Verdict,
-    payment_key,
 )
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.errors import MalformedPayload, ModeMismatch, NotDurable, ProviderNotConfigured
 from paysync_core.providers import adapter_for
 from paysync_core.providers.base import ParseContext, Parsed, WebhookRequest
 from paysync_core.providers.modes import mode_mismatch
+from paysync_core.topics import raw_webhook_key
 
 log = structlog.get_logger()
 
@@ -76,11 +76,11 @@ async def accept_webhook(
             remote_addr=request.remote_addr,
         )
     ingest_id = str(uuid.uuid4())
-    ref = adapter.reference_hint(document)
-    key = payment_key(request.tenant, provider, ref) if ref else f"{request.tenant}:{provider.value}"
+    # The reference found in the already parsed body: `WEBHOOKS_RAW.key_for` would parse it again.
+    key = raw_webhook_key(request.tenant, provider, adapter.reference_hint(document))
     try:
         async with asyncio.timeout(timeout):  # not wait_for: that costs a task per webhook
-            await publish(key.encode(), raw_record(request, provider, verdict, ingest_id))
+            await publish(key, raw_record(request, provider, verdict, ingest_id))
     except (TimeoutError, OSError, ConnectionError, KafkaError) as exc:
         raise NotDurable(f"broker did not acknowledge within {timeout}s") from exc
     return Accepted(ingest_id, verdict)

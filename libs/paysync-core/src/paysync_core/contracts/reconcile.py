@@ -1,4 +1,4 @@
-"""Requests for the reconciler to check payments with their gateway now."""
+"""The reconciler's inputs: schedule ticks, and requests to check payments with their gateway now."""
 
 from __future__ import annotations
 
@@ -7,6 +7,19 @@ from typing import Literal
 from pydantic import Field
 
 from paysync_core.contracts.common import Contract, Provider, TenantId, UtcDatetime
+
+
+class ReconcileTick(Contract):
+    """Sweep one tenant's payments at one gateway now; `tick_id` makes duplicates recognisable."""
+
+    schema_version: Literal[1] = 1
+    tick_id: str = Field(
+        min_length=1, max_length=200, description="(tenant, provider, cadence slot), or manual"
+    )
+    tenant: TenantId
+    provider: Provider
+    scheduled_at: UtcDatetime
+    source: Literal["scheduler", "cli"] = "scheduler"
 
 
 class ReconcileRequest(Contract):

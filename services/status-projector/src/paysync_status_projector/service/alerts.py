@@ -80,7 +80,7 @@ async def raise_refusal_alerts(
     rows = [issue_row(a, subject=str(a.payment_id)) for a in candidates.values()]
     opened = await issues.open_issues(conn, rows)
     alerts = [a for aid, a in candidates.items() if aid in opened]
-    await outbox.enqueue(conn, [event_row(topics.ALERTS.name, a.tenant, a) for a in alerts])
+    await outbox.enqueue(conn, [event_row(topics.ALERTS, a) for a in alerts])
     return alerts
 
 

@@ -49,7 +49,7 @@ async def check_drift(engine: AsyncEngine, domains: Domains) -> int:
                     _unpaid_alert(domain, r, now, paid_col),
                 )
             alerts += await _sync_issues(conn, AlertKind.PAYMENT_SUCCEEDED_DOMAIN_UNPAID, domain, unpaid)
-        await outbox.enqueue(conn, [event_row(topics.ALERTS.name, a.tenant, a) for a in alerts])
+        await outbox.enqueue(conn, [event_row(topics.ALERTS, a) for a in alerts])
         return len(alerts)
 
 

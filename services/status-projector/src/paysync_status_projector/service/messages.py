@@ -5,17 +5,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from paysync_core.contracts import Alert, PaymentStatusChanged, payment_key
+from paysync_core.contracts import Alert, PaymentStatusChanged
+from paysync_core.topics import TopicSpec
 
 
-def event_row(topic: str, key: str, message: PaymentStatusChanged | Alert) -> dict[str, Any]:
-    """An outbox row for one message."""
-    return {"topic": topic, "key": key, "payload": message.to_bytes().decode()}  # JSON text, stored as is
-
-
-def key_of(payment: Any) -> str:
-    """The Kafka key of a payment's events."""
-    return payment_key(payment.tenant_id, payment.provider, payment.provider_ref)
+def event_row(spec: TopicSpec[Any], message: PaymentStatusChanged | Alert) -> dict[str, Any]:
+    """An outbox row for one message, keyed as its topic keys it."""
+    key = (spec.key_for(message) or b"").decode()
+    return {"topic": spec.name, "key": key, "payload": message.to_bytes().decode()}  # JSON text, stored as is
 
 
 def now() -> datetime:

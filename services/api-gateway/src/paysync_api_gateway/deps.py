@@ -1,0 +1,54 @@
+"""What an endpoint may declare it needs; `app.py` puts each one on the app once, at start."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import httpx
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paysync_api_gateway.limits import FailedKeyThrottle
+from paysync_api_gateway.refresh import RefreshCoordinator
+from paysync_api_gateway.settings import ApiGatewaySettings
+
+if TYPE_CHECKING:  # stream.py declares its endpoint with these aliases
+    from paysync_api_gateway.stream import StreamSlots
+
+
+def settings(request: Request) -> ApiGatewaySettings:
+    """The api-gateway's settings."""
+    return request.app.state.settings
+
+
+def engine(request: Request) -> AsyncEngine:
+    """The database engine."""
+    return request.app.state.engine
+
+
+def refresh(request: Request) -> RefreshCoordinator:
+    """The coordinator of on-demand checks and their replies."""
+    return request.app.state.refresh
+
+
+def failed_keys(request: Request) -> FailedKeyThrottle:
+    """The throttle of failed API-key checks."""
+    return request.app.state.failed_keys
+
+
+def notifier(request: Request) -> httpx.AsyncClient:
+    """The HTTP client of the notifier's internal live stream."""
+    return request.app.state.notifier
+
+
+def stream_slots(request: Request) -> StreamSlots:
+    """The live streams each tenant (and the instance) may hold at once."""
+    return request.app.state.stream_slots
+
+
+Settings = Annotated[ApiGatewaySettings, Depends(settings)]
+Engine = Annotated[AsyncEngine, Depends(engine)]
+Refresh = Annotated[RefreshCoordinator, Depends(refresh)]
+FailedKeys = Annotated[FailedKeyThrottle, Depends(failed_keys)]
+Notifier = Annotated[httpx.AsyncClient, Depends(notifier)]
+Slots = Annotated["StreamSlots", Depends(stream_slots)]
