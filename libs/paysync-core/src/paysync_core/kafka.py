@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -51,7 +52,7 @@ async def provision_topics(
         await admin.close()
 
 
-def durable_broker(bootstrap: str, *, client_id: str, **kwargs: object) -> KafkaBroker:
+def durable_broker(bootstrap: str, *, client_id: str, linger_ms: int = 1, **kwargs: Any) -> KafkaBroker:
     """A FastStream broker whose publishes return only once every in-sync replica has the record."""
     return KafkaBroker(
         bootstrap,
@@ -59,7 +60,7 @@ def durable_broker(bootstrap: str, *, client_id: str, **kwargs: object) -> Kafka
         acks="all",
         enable_idempotence=True,
         allow_auto_create_topics=False,
-        linger_ms=kwargs.pop("linger_ms", 1),
+        linger_ms=linger_ms,
         **kwargs,
     )
 

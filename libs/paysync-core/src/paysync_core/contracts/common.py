@@ -53,8 +53,8 @@ class Provider(StrEnum):
     MPESA = "mpesa"
 
     @property
-    def title(self) -> str:
-        """The gateway's name as people write it."""
+    def display_name(self) -> str:
+        """The gateway's name as people write it (not `title`: that is `str.title()` on a str enum)."""
         return {"stripe": "Stripe", "paystack": "Paystack", "mpesa": "M-Pesa"}[self.value]
 
 

@@ -128,7 +128,7 @@ class PaymentState:
     @property
     def _refunded_everything_received(self) -> bool:
         received = self.success.amount_minor if self.success else None
-        return bool(received) and self.refunded_minor >= received
+        return received is not None and received != 0 and self.refunded_minor >= received
 
     def join(self, other: PaymentState) -> PaymentState:
         """The least state that knows everything both states know."""

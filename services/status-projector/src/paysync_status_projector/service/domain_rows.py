@@ -113,7 +113,7 @@ def _precedence(view: PaymentView) -> tuple[int, datetime, str]:
     return _MOVED_PRECEDENCE.get(view.status, 0), view.state.as_of or _EPOCH, view.context["payment_id"]
 
 
-_TITLES = {p.value: p.title for p in Provider}
+_TITLES = {p.value: p.display_name for p in Provider}
 
 
 def payment_context(payment: Any, state: PaymentState, status: UnifiedStatus | None = None) -> dict[str, Any]:

@@ -225,13 +225,13 @@ class PaystackSim:
         return out
 
     def _dispute_body(
-        self, account: Account, txn: PaystackTransaction, event: str, resolution: str | None
+        self, account: Account, txn: PaystackTransaction, event: build.DisputeEvent, resolution: str | None
     ) -> JsonDict:
         now = account.clock.now()
         body = build.paystack_dispute(
             event,
             reference=txn.reference,
-            amount=txn.amount,  # type: ignore[arg-type]
+            amount=txn.amount,
             currency=txn.currency,
             resolution=resolution,
             id=txn.dispute_id,
