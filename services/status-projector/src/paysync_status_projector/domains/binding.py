@@ -137,7 +137,10 @@ def _bind_table(sync: Connection, mapping: TableMapping, extra: set[str], where:
     if missing := sorted(wanted - set(found)):
         raise DomainConfigError(f"{where}: table {name!r} has no column(s) {missing}")
     key = {mapping.tenant_column, mapping.key_column}
-    uniques = [set(inspector.get_pk_constraint(mapping.table, schema=mapping.schema)["constrained_columns"])]
+    # An index's column_names holds None for an expression, so such an index never equals `key`.
+    uniques: list[set[str | None]] = [
+        set(inspector.get_pk_constraint(mapping.table, schema=mapping.schema)["constrained_columns"])
+    ]
     uniques += [
         set(u["column_names"]) for u in inspector.get_unique_constraints(mapping.table, schema=mapping.schema)
     ]

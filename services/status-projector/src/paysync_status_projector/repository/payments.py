@@ -107,7 +107,7 @@ async def lock_for_batch(
     locked: dict[Any, Any] = {}
     for row in rows:  # unpacked by position: a thousand rows' names looked up one by one cost more
         *columns, merge_state, status_changed_at, matched_refs = row
-        payment = PaymentRow(*columns, orjson.loads(merge_state), status_changed_at)
+        payment = PaymentRow._make((*columns, orjson.loads(merge_state), status_changed_at))
         locked[payment.id] = payment
         for ref in matched_refs or ():
             found[(payment.tenant_id, payment.provider, ref)] = payment.id

@@ -69,7 +69,9 @@ async def follow_in_domains(
         if values:
             upserts[domain.main].append(domain.main.row(tenant, entity_id, values))
         child = domain.per_payment
-        for view in views[key] if child is not None else ():
+        if child is None:
+            continue
+        for view in views[key]:
             if view.row.id not in merged:
                 continue  # not touched by this batch: its row is as its last batch left it
             row_key = child.coerce[child.mapping.key_column](view.context["payment_id"])
