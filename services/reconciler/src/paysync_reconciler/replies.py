@@ -32,7 +32,8 @@ def build_reply(
         errors += error is not None
         updated += changed
         if (
-            changed
+            status_after is not None
+            and changed
             and UnifiedStatus(status_after).money_moved
             and not (target.status and target.status.money_moved)
         ):
