@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import structlog
 from aiokafka.structs import ConsumerRecord
@@ -58,7 +59,7 @@ def register_normalizer(broker: KafkaBroker, settings: WebhookIngestSettings) ->
             try:
                 observations += await with_retries(
                     record,
-                    lambda record=record: observations_of(record),
+                    functools.partial(observations_of, record),
                     send_dead_letter=send_dead_letter,
                     service="webhook-ingest.normalizer",
                     max_attempts=settings.normalizer_max_attempts,
