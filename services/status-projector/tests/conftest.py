@@ -187,7 +187,7 @@ async def commit_group_at_end(bootstrap: str, group: str, topic: str) -> None:
     await consumer.start()
     try:
         if not consumer.partitions_for_topic(topic):
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - no public call for this
+            await consumer._client.force_metadata_update()  # no public call for this
         partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
         ends = await consumer.end_offsets(partitions)
         consumer.assign(partitions)

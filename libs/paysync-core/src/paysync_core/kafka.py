@@ -93,5 +93,6 @@ class DurableProducer:
 
     async def send(self, topic: str, key: bytes | None, value: bytes) -> object:
         """Publish and return once every in-sync replica has the record."""
-        assert self._producer is not None, "start() the producer first"
+        if self._producer is None:
+            raise RuntimeError("start() the producer first")
         return await self._producer.send_and_wait(topic, value, key=key)

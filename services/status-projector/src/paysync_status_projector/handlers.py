@@ -105,7 +105,7 @@ class OffsetCommits:
             await previous  # never raises: a later commit must not be overtaken by an earlier one
         try:
             await consumer.commit(offsets)
-        except Exception as exc:  # whatever failed, the batch is redelivered: no harm
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the batch is redelivered: no harm
             log.warning("projector.offsets_not_committed", error=str(exc), partitions=len(offsets))
 
 

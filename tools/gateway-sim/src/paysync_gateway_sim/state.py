@@ -306,8 +306,8 @@ class Store:
             faults=spec.faults or faults.model_copy(deep=True),
             clock=SimClock(),
             # Seeded per account, so one account's decisions do not depend on another's traffic.
-            api_rng=random.Random(f"{seed}:{account_id}:api"),
-            webhook_rng=random.Random(f"{seed}:{account_id}:webhooks"),
+            api_rng=random.Random(f"{seed}:{account_id}:api"),  # noqa: S311 - seeded fault decisions of the simulator, not secrets
+            webhook_rng=random.Random(f"{seed}:{account_id}:webhooks"),  # noqa: S311 - seeded fault decisions of the simulator, not secrets
         )
         key = (account.provider, account.secret_key or account.consumer_key or "")
         if key in self._by_key:

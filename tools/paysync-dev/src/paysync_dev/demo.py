@@ -33,8 +33,8 @@ from paysync_gateway_sim.process import SimulatorProcess
 
 DEMO_TENANT = "demo"
 DEMO_API_KEY = "psk_demo_local_only_not_a_secret"
-DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only_not_a_secret"
-DEMO_MPESA_CALLBACK_TOKEN = "demo_callback_token_local_only"
+DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only_not_a_secret"  # noqa: S105 - the local demo's own value, documented in the README
+DEMO_MPESA_CALLBACK_TOKEN = "demo_callback_token_local_only"  # noqa: S105 - the local demo's own value, documented in the README
 INGEST = f"http://127.0.0.1:{SERVICES['webhook-ingest'][2]}"
 API = f"http://127.0.0.1:{SERVICES['api-gateway'][2]}"
 SIM = f"http://127.0.0.1:{SIM_PORT}"

@@ -100,7 +100,7 @@ def _placeholder_credentials(
 ) -> GatewayCredentials:
     """Credentials that verify webhooks and whose gateway calls go nowhere (never to a real gateway)."""
     return GatewayCredentials(
-        stripe=StripeCredentials(secret_key="sk_test_x", webhook_secrets=(webhook_secret,), api_base=NOWHERE)
+        stripe=StripeCredentials(secret_key="sk_test_x", webhook_secrets=(webhook_secret,), api_base=NOWHERE)  # noqa: S106 - a test placeholder whose calls go nowhere
         if "stripe" in providers
         else None,
         paystack=PaystackCredentials(secret_key=f"sk_test_{uuid.uuid4().hex}", api_base=NOWHERE)
@@ -108,7 +108,7 @@ def _placeholder_credentials(
         else None,
         mpesa=MpesaCredentials(
             consumer_key="ck_test",
-            consumer_secret="cs_test",
+            consumer_secret="cs_test",  # noqa: S106 - a test placeholder whose calls go nowhere
             shortcode="174379",
             passkey="passkey_test",
             callback_token=callback_token,

@@ -74,7 +74,7 @@ def probe(bootstrap: str, timeout: float = 5.0) -> dict[str, Any] | None:
     """Return the cluster description if a broker with a live node answers, else None."""
     try:
         described = run_sync(_describe_cluster(bootstrap, timeout))
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means no broker answers here
         log.debug("probe of %s failed: %r", bootstrap, exc)
         return None
     return described if described.get("brokers") else None

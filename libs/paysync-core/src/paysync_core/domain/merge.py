@@ -270,11 +270,11 @@ def _mismatches(obs: PaymentObservation, expected: Expectation) -> frozenset[str
     return frozenset(flags)
 
 
-def _max(a, b):  # noqa: ANN001, ANN202 - Optional-aware max of two facts
+def _max(a, b):  # Optional-aware max of two facts
     return b if a is None else a if b is None else max(a, b)
 
 
-def _min(a, b):  # noqa: ANN001, ANN202 - Optional-aware min of two facts
+def _min(a, b):  # Optional-aware min of two facts
     return b if a is None else a if b is None else min(a, b)
 
 

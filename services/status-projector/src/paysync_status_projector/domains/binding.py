@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -77,7 +77,7 @@ class Domains:
             raise RuntimeError("domains used before bind()")
         return self._bound.get(name)
 
-    def __iter__(self):  # noqa: ANN204 - iterator of BoundDomain
+    def __iter__(self) -> Iterator[BoundDomain]:
         return iter(self._bound.values())
 
     def tables(self) -> tuple[BoundTable, ...]:

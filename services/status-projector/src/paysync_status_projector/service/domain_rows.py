@@ -64,7 +64,8 @@ async def follow_in_domains(
     for key in keys:
         tenant, name, entity_id = key
         domain = domains.get(name)
-        assert domain is not None
+        if domain is None:
+            raise RuntimeError(f"domain {name!r} has rows to write but is not bound")
         values = entity_values(domain, views[key])
         if values:
             upserts[domain.main].append(domain.main.row(tenant, entity_id, values))

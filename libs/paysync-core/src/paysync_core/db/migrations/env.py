@@ -12,7 +12,7 @@ from paysync_core.db.schema import metadata
 config = context.config
 
 
-def _run(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_sync
+def _run(connection) -> None:  # a sync Connection inside run_sync
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
         # Serialise concurrent migrators (several services starting at once).
