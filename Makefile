@@ -43,10 +43,12 @@ STRIPE_MOCK_VERSION := v0.203.0
 test: setup .cache/bin/stripe-mock
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-## lint: ruff's checks and its formatting, over every package (CI runs this before the tests)
+## lint: ruff's checks and formatting, mypy's types and the size limits, over every package (CI runs this before the tests)
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/python -m paysync_dev.code_size libs services tools
 
 ## test-unit: only the tests that need no broker or database
 test-unit: setup

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from paysync_core.providers.mpesa import EAST_AFRICA_TIME
 from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.contracts import Account
 
@@ -44,7 +45,7 @@ class Daraja:
         return response.json()["access_token"]
 
     def credentials(self) -> dict[str, str]:
-        timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
+        timestamp = datetime.now(EAST_AFRICA_TIME).strftime("%Y%m%d%H%M%S")
         raw = f"{self.account.shortcode}{self.account.passkey}{timestamp}"
         return {
             "BusinessShortCode": self.account.shortcode or "",

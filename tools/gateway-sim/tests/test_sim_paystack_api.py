@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 
@@ -115,6 +115,6 @@ def test_list_pages_with_meta_and_filters_by_status_and_date(
     assert [t["reference"] for t in page(status="failed")["data"]] == [new[1]]
     assert {t["reference"] for t in page(status="abandoned")["data"]} == {old[1], new[2]}
 
-    two_days_in = (datetime.now() + timedelta(days=2)).date().isoformat()
+    two_days_in = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
     assert {t["reference"] for t in page(**{"from": two_days_in})["data"]} == set(new)
-    assert {t["reference"] for t in page(to=datetime.now().date().isoformat())["data"]} == set(old)
+    assert {t["reference"] for t in page(to=datetime.now(UTC).date().isoformat())["data"]} == set(old)

@@ -13,6 +13,7 @@ import httpx
 
 from paysync_core.contracts.common import Verdict
 from paysync_core.providers import adapter_for
+from paysync_core.providers.mpesa import EAST_AFRICA_TIME
 from paysync_core.testing.builders.requests import webhook_request
 from paysync_gateway_sim import SimulatorClient, SimulatorError
 from paysync_gateway_sim.contracts import Account
@@ -66,7 +67,7 @@ def _mpesa_states(sim: SimulatorClient, account: Account, refs: list[str], http:
         params={"grant_type": "client_credentials"},
         auth=(account.consumer_key or "", account.consumer_secret or ""),
     ).json()["access_token"]
-    timestamp = datetime.now().strftime("%Y%m%d%H%M%S")
+    timestamp = datetime.now(EAST_AFRICA_TIME).strftime("%Y%m%d%H%M%S")
     password = base64.b64encode(f"{account.shortcode}{account.passkey}{timestamp}".encode()).decode()
     codes = []
     for ref in refs:

@@ -42,12 +42,12 @@ async def with_retries(
         attempt += 1
         try:
             return await work()
-        except Exception as exc:  # noqa: BLE001 - every failure ends retried or dead-lettered
+        except Exception as exc:  # every failure ends retried or dead-lettered
             if is_outage(exc):
                 raise
             retryable = exc.retryable if isinstance(exc, PaysyncError) else not _is_data_error(exc)
             if retryable and attempt < max_attempts:
-                await asyncio.sleep(base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))
+                await asyncio.sleep(base_delay * 2 ** (attempt - 1) * (0.5 + random.random()))  # noqa: S311 - retry jitter, not a secret
                 continue
             letter = DeadLetter(
                 source_topic=record.topic,

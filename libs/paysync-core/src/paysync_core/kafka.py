@@ -59,13 +59,13 @@ async def provision_topics(
 DURABLE_PRODUCER_OPTIONS: dict[str, Any] = {"acks": "all", "enable_idempotence": True}
 
 
-def durable_broker(bootstrap: str, *, client_id: str, **kwargs: object) -> KafkaBroker:
+def durable_broker(bootstrap: str, *, client_id: str, linger_ms: int = 1, **kwargs: Any) -> KafkaBroker:
     """A FastStream broker whose publishes return only once every in-sync replica has the record."""
     return KafkaBroker(
         bootstrap,
         client_id=client_id,
         allow_auto_create_topics=False,
-        linger_ms=kwargs.pop("linger_ms", 1),
+        linger_ms=linger_ms,
         **DURABLE_PRODUCER_OPTIONS,
         **kwargs,
     )

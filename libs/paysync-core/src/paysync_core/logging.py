@@ -10,6 +10,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+from structlog.typing import Processor
 
 _SECRET_KEYS = re.compile(
     r"(secret|password|passkey|token|api_key|authorization|signature|card|cvc|pan)", re.I
@@ -57,7 +58,7 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
     """Route stdlib and structlog logs through one redacting pipeline to stderr."""
-    shared = [
+    shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -36,14 +36,14 @@ class TopicSpec(Generic[M]):
     name: str
     partitions: int
     message: type[M]
-    key: Callable[[M], bytes | None] = field(repr=False)
+    key: Callable[[M], bytes] = field(repr=False)
     configs: dict[str, str] = field(default_factory=dict)
     description: str = ""
     #: How the key is made, in words (docs/topics.md shows it).
     key_description: str = ""
 
-    def key_for(self, message: M) -> bytes | None:
-        """The Kafka key of a record of this topic (None only for a dead letter of a keyless record)."""
+    def key_for(self, message: M) -> bytes:
+        """The Kafka key of a record of this topic."""
         return self.key(message)
 
     @property
@@ -88,8 +88,9 @@ def _tick_key(tick: ReconcileTick) -> bytes:
     return f"{tick.tenant}:{tick.provider.value}".encode()
 
 
-def _source_key(letter: DeadLetter) -> bytes | None:
-    return letter.key
+def _source_key(letter: DeadLetter) -> bytes:
+    # Every paysync topic is keyed, so a dead letter always has its source record's key.
+    return letter.key or b""
 
 
 _PAYMENT_KEY = "payment key"  # `payment_key()`: `<tenant>:<provider>:<provider_ref>`

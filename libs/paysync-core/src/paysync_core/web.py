@@ -76,8 +76,13 @@ def service_app(
             if engine is not None:
                 await engine.dispose()
 
-    docs = {} if public_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}
-    app = FastAPI(title=title, lifespan=lifespan, **docs)
+    app = FastAPI(
+        title=title,
+        lifespan=lifespan,
+        docs_url="/docs" if public_docs else None,
+        redoc_url="/redoc" if public_docs else None,
+        openapi_url="/openapi.json" if public_docs else None,
+    )
     app.state.broker = broker  # its subscribers and publishers make the AsyncAPI document
     checks: dict[str, ReadinessCheck] = {}
     if broker is not None:
@@ -130,7 +135,8 @@ def serve(
         host=host,
         port=port,
         http=bounded_http_protocol(limits),
-        timeout_keep_alive=limits.keep_alive_seconds,
+        # uvicorn annotates this int, but only hands it to loop.call_later, which takes fractions.
+        timeout_keep_alive=limits.keep_alive_seconds,  # type: ignore[arg-type]
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=graceful_seconds,

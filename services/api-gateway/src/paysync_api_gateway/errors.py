@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from http import HTTPStatus
 
 import structlog
@@ -46,7 +47,7 @@ def problem(
     error: str,
     message: str,
     problems: list[dict[str, str]] | None = None,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     """An error answer in the API's one shape."""
     body = {"error": error, "message": message, "problems": problems or []}

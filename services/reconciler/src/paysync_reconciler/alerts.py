@@ -28,7 +28,7 @@ async def raise_all(deps: Deps, findings: Sequence[drift.Finding], stats: RunSta
     once = [f for f in findings if f.kind not in _REOPENABLE]
     if once:
         now = deps.clock()
-        alerts = {}
+        alerts: dict[str, tuple[drift.Finding, Alert]] = {}
         for finding in once:
             alert = finding.alert(now)
             alerts.setdefault(alert.alert_id, (finding, alert))

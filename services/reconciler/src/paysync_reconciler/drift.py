@@ -62,18 +62,24 @@ class Finding:
 class Answered(Protocol):
     """What drift checks read of a gateway's answer (an observation, or a listed item)."""
 
-    observation_id: str
-    provider_ref: str
-    status: UnifiedStatus | None
-    amount_minor: int | None
-    currency: str | None
+    # Read-only (properties), so frozen models and dataclasses satisfy it.
+    @property
+    def observation_id(self) -> str: ...
+    @property
+    def provider_ref(self) -> str: ...
+    @property
+    def status(self) -> UnifiedStatus | None: ...
+    @property
+    def amount_minor(self) -> int | None: ...
+    @property
+    def currency(self) -> str | None: ...
 
 
 def drift_between(target: Target, answer: Answered, *, current: bool) -> list[Finding]:
     """What a gateway's answer contradicts in what paysync shows; `current`: the answer is the state now."""
     found: list[Finding] = []
     local, seen = target.status, answer.status
-    title = Provider(target.provider).title
+    title = Provider(target.provider).display_name
     if current and local is not None and local.money_moved and seen is not None and not seen.money_moved:
         found.append(
             Finding(
@@ -116,7 +122,7 @@ def drift_between(target: Target, answer: Answered, *, current: bool) -> list[Fi
 
 def stale(target: Target, last_status: UnifiedStatus | None, checks: int, last_error: str | None) -> Finding:
     """A payment still unresolved after its last scheduled check: stale, never silently failed."""
-    title = Provider(target.provider).title
+    title = Provider(target.provider).display_name
     shown = last_status.value if last_status else "unknown"
     why = f" (last error: {last_error})" if last_error else ""
     return Finding(
@@ -131,7 +137,7 @@ def stale(target: Target, last_status: UnifiedStatus | None, checks: int, last_e
 
 def check_failed(target: Target, reason: str) -> Finding:
     """One payment's check failed for a reason of its own: its schedule backs off, the others go on."""
-    title = Provider(target.provider).title
+    title = Provider(target.provider).display_name
     return Finding(
         AlertKind.CHECK_FAILED,
         target,
@@ -144,7 +150,7 @@ def check_failed(target: Target, reason: str) -> Finding:
 
 def unrecorded(target: Target, answer: PaymentObservation) -> Finding:
     """Paid at the gateway, with no payment record: paysync created one from the gateway's data."""
-    title = Provider(target.provider).title
+    title = Provider(target.provider).display_name
     where = f" for {target.domain} {target.entity_id}" if target.domain and target.entity_id else ""
     return Finding(
         AlertKind.GATEWAY_PAYMENT_UNRECORDED,
@@ -163,7 +169,7 @@ def unrecorded(target: Target, answer: PaymentObservation) -> Finding:
 
 def circuit_opened(tenant: str, provider: Provider, failures: int, occurrence: int) -> Finding:
     """The tenant's circuit to a gateway opened: it kept failing, and paysync stopped asking for a while."""
-    title = Provider(provider).title
+    title = Provider(provider).display_name
     return Finding(
         AlertKind.GATEWAY_ERROR,
         Target(None, tenant, provider, ""),

@@ -121,7 +121,8 @@ class _Settling:
     def _unanswered(self, target: Target, answer: Answer) -> dict[str, Any]:
         """No answer from the gateway: counted, and the check is tried again later."""
         error = answer.error
-        assert error is not None
+        if error is None:
+            raise RuntimeError("an unanswered check carries its error")
         if not isinstance(error, BudgetExhausted):  # our own pacing is not the gateway's fault
             self.stats.gateway_errors += 1
             metrics.GATEWAY_ERRORS.labels(self.provider, error.code).inc()

@@ -48,7 +48,7 @@ def reconciler_router(deps: Deps, sweeps: TaskRunner, checks: TaskRunner) -> Kaf
     )
     async def take_tick(_: bytes, message: KafkaMessage) -> None:
         """Take a schedule tick on (once, however many replicas and schedulers) and start its sweep."""
-        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+        record: ConsumerRecord = message.raw_message
 
         async def work() -> str:
             return await service.handle_tick(deps, sweeps, ReconcileTick.from_bytes(record.value or b""))
@@ -64,7 +64,7 @@ def reconciler_router(deps: Deps, sweeps: TaskRunner, checks: TaskRunner) -> Kaf
     )
     async def take_request(_: bytes, message: KafkaMessage) -> None:
         """Start a targeted check with the gateways (or replay the reply of one already answered)."""
-        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]
+        record: ConsumerRecord = message.raw_message
 
         async def work() -> str:
             request = ReconcileRequest.from_bytes(record.value or b"")

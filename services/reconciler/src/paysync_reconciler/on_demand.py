@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 import uuid
 from datetime import timedelta
@@ -75,7 +76,7 @@ async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> i
     for row in found:
         request = await _readable(deps, row.request_id, row.request)
         if request is not None:
-            started += runner.start(request.request_id, lambda r=request: answer_request(deps, r))
+            started += runner.start(request.request_id, functools.partial(answer_request, deps, request))
     return started
 
 

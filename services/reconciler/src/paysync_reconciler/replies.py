@@ -28,11 +28,12 @@ def build_reply(
         changed = status_after is not None and status_after != before
         error = None if answer.answered else (str(answer.error) if answer.error else "no answer")[:300]
         if isinstance(answer.error, NotFoundAtGateway):
-            error = f"not found at {target.provider.title}"
+            error = f"not found at {target.provider.display_name}"
         errors += error is not None
         updated += changed
         if (
-            changed
+            status_after is not None
+            and changed
             and UnifiedStatus(status_after).money_moved
             and not (target.status and target.status.money_moved)
         ):

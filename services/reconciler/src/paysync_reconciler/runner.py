@@ -39,7 +39,7 @@ class TaskRunner:
                 await work()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a failed job is logged; its state in the database says the rest
+        except Exception as exc:  # a failed job is logged; its state in the database says the rest
             log.exception("reconcile.job.failed", runner=self._name, key=str(key), error=repr(exc))
         finally:
             self._running.pop(key, None)

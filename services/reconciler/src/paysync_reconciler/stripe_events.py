@@ -10,6 +10,7 @@ read by `StripeGatewayClient.observation_for_event`, exactly as its webhook woul
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import AsyncIterator, Iterable
 from datetime import datetime
@@ -63,7 +64,7 @@ class StripeEventPages:
             params |= {f"types[{i}]": name for i, name in enumerate(names[first : first + _MAX_TYPES])}
             while True:
                 body, page = await self._gateway.retrying(
-                    lambda p=dict(params): self._page(p), operation="GET /v1/events"
+                    functools.partial(self._page, dict(params)), operation="GET /v1/events"
                 )
                 data = page.get("data")
                 if not isinstance(data, list):

@@ -49,13 +49,14 @@ async def _create_unrecorded(deps: Deps, obs: PaymentObservation, stats: RunStat
     """Create the record a gateway success has no match for, from the gateway's data; alert once."""
     pid = payment_id_for(obs.tenant, obs.provider.value, obs.provider_ref)
     entity = obs.entity
+    domain, entity_id = (entity.domain, entity.entity_id) if entity else (None, None)
     values = {
         "id": pid,
         "tenant_id": obs.tenant,
         "provider": obs.provider.value,
         "provider_ref": obs.provider_ref,
-        "domain": entity.domain if entity else None,
-        "entity_id": entity.entity_id if entity else None,
+        "domain": domain,
+        "entity_id": entity_id,
         "amount_minor": obs.amount_minor,
         "currency": obs.currency,
         "registered": False,
@@ -77,8 +78,8 @@ async def _create_unrecorded(deps: Deps, obs: PaymentObservation, stats: RunStat
         None,
         obs.amount_minor,
         obs.currency,
-        values["domain"],
-        values["entity_id"],
+        domain,
+        entity_id,
     )
     log.warning(
         "reconcile.payment.unrecorded",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from itertools import chain
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer
@@ -27,6 +27,7 @@ from paysync_status_projector.service import BatchResult, project
 from paysync_status_projector.settings import StatusProjectorSettings
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -104,7 +105,7 @@ class OffsetCommits:
             await previous  # never raises: a later commit must not be overtaken by an earlier one
         try:
             await consumer.commit(offsets)
-        except Exception as exc:  # whatever failed, the batch is redelivered: no harm
+        except Exception as exc:  # noqa: BLE001 - whatever failed, the batch is redelivered: no harm
             log.warning("projector.offsets_not_committed", error=str(exc), partitions=len(offsets))
 
 
@@ -169,7 +170,7 @@ class ObservationBatches:
         decoded: list[tuple[ConsumerRecord, PaymentObservation]] = []
         for record in message.raw_message:
             try:
-                decoded.append((record, await self._guarded(record, lambda r=record: _decode(r))))
+                decoded.append((record, await self._guarded(record, functools.partial(_decode, record))))
             except DeadLettered:
                 OBSERVATIONS.labels("dead_lettered").inc()
         started = time.perf_counter()
@@ -189,13 +190,15 @@ class ObservationBatches:
         for record, obs in decoded:
             try:
                 result.add(
-                    await self._guarded(record, lambda o=obs: project(self._engine, [o], self._domains))
+                    await self._guarded(
+                        record, functools.partial(project, self._engine, [obs], self._domains)
+                    )
                 )
             except DeadLettered:
                 OBSERVATIONS.labels("dead_lettered").inc()
         return result
 
-    async def _guarded(self, record: ConsumerRecord, work: Callable) -> object:  # noqa: ANN401
+    async def _guarded(self, record: ConsumerRecord, work: Callable[[], Awaitable[T]]) -> T:
         return await with_retries(
             record,
             work,

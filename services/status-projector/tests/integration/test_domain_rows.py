@@ -76,7 +76,7 @@ async def all_domains(engine, tmp_path_factory) -> Domains:
     async with engine.begin() as conn:
         await conn.execute(text(ENROLMENTS_TABLE))
     extra: Path = tmp_path_factory.mktemp("config") / "enrolments.toml"
-    extra.write_text(ENROLMENTS_MAPPING)
+    extra.write_text(ENROLMENTS_MAPPING)  # noqa: ASYNC240 - a tiny config file written before anything runs
     domains = Domains(load_domains(BUILTIN_DOMAINS, extra))
     await domains.bind(engine)
     return domains

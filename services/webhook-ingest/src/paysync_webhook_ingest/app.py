@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -16,7 +15,7 @@ from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.kafka import DurableProducer, durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.ratelimit import KeyedBuckets
-from paysync_core.web import service_app
+from paysync_core.web import BackgroundLoop, service_app
 from paysync_webhook_ingest.credentials import CredentialsStore
 from paysync_webhook_ingest.endpoints import routes
 from paysync_webhook_ingest.errors import install_error_handlers
@@ -73,7 +72,7 @@ def _background_loops(
     engine: AsyncEngine,
     credentials: CredentialsStore,
     quarantine: Quarantine,
-) -> list[Callable[[], Awaitable[None]]]:
+) -> list[BackgroundLoop]:
     """The loops that run beside the request path: quarantine, credentials, the normalizer's lag."""
     common = settings.common
 

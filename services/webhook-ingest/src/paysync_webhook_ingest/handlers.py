@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 
 import structlog
 from aiokafka.structs import ConsumerRecord
@@ -51,7 +52,7 @@ def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
             try:
                 observations += await with_retries(
                     record,
-                    lambda record=record: observations_of(record),
+                    functools.partial(observations_of, record),
                     send_dead_letter=dead_letters_out.forward,
                     service="webhook-ingest.normalizer",
                     max_attempts=settings.normalizer_max_attempts,

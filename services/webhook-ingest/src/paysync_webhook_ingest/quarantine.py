@@ -77,7 +77,7 @@ class Quarantine:
                 async with self._engine.begin() as conn:
                     await conn.execute(webhook_quarantine.insert(), rows)
                 return
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - logged, counted; must not stop the webhook path
                 if not is_outage(exc) or attempt == 2:
                     log.error("quarantine.write_failed", rows=len(rows), error=str(exc))
                     QUARANTINE_DROPPED.inc(len(rows))
@@ -113,7 +113,7 @@ async def expire_quarantine(engine: AsyncEngine, retention: timedelta, every: fl
             deleted = await delete_expired(engine, retention, batch)
             if deleted:
                 log.info("quarantine.expired", rows=deleted, retention_days=retention.days)
-        except Exception as exc:  # noqa: BLE001 - housekeeping must not take the webhook path down
+        except Exception as exc:  # housekeeping must not take the webhook path down
             if is_outage(exc):
                 log.warning("quarantine.expiry_postponed", error=str(exc))
             else:

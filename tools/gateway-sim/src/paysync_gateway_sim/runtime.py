@@ -178,7 +178,7 @@ class Simulator:
             await asyncio.sleep(self.config.sweep_interval)
             try:
                 self.sweep()
-            except Exception:  # noqa: BLE001 - a bug in one expiry must not stop every later one
+            except Exception:  # a bug in one expiry must not stop every later one
                 log.exception("gateway_sim.sweep.failed")
 
     # --- reading and resetting ----------------------------------------------------------------

@@ -11,7 +11,7 @@ import string
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from paysync_core.contracts.common import Provider
 from paysync_gateway_sim.clock import SimClock
@@ -27,6 +27,10 @@ from paysync_gateway_sim.contracts import (
 )
 
 JsonDict = dict[str, Any]
+#: The values Stripe's API reference lists for each status field the simulator keeps.
+SessionStatus = Literal["open", "complete", "expired"]
+SessionPaymentStatus = Literal["unpaid", "paid", "no_payment_required"]
+InvoiceStatus = Literal["draft", "open", "paid", "void", "uncollectible"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +75,8 @@ class StripeSession:
     currency: str
     created: int
     expires_at: int
-    status: str = "open"  # open | complete | expired
-    payment_status: str = "unpaid"  # unpaid | paid | no_payment_required
+    status: SessionStatus = "open"
+    payment_status: SessionPaymentStatus = "unpaid"
     metadata: dict[str, str] = field(default_factory=dict)
     client_reference_id: str | None = None
     success_url: str | None = None
@@ -89,7 +93,7 @@ class StripeInvoice:
     amount_due: int
     currency: str
     created: int
-    status: str = "open"  # open | paid | void | uncollectible
+    status: InvoiceStatus = "open"
     amount_paid: int = 0
     metadata: dict[str, str] = field(default_factory=dict)
     payment_intent: str | None = None
@@ -302,8 +306,8 @@ class Store:
             faults=spec.faults or faults.model_copy(deep=True),
             clock=SimClock(),
             # Seeded per account, so one account's decisions do not depend on another's traffic.
-            api_rng=random.Random(f"{seed}:{account_id}:api"),
-            webhook_rng=random.Random(f"{seed}:{account_id}:webhooks"),
+            api_rng=random.Random(f"{seed}:{account_id}:api"),  # noqa: S311 - seeded fault decisions of the simulator, not secrets
+            webhook_rng=random.Random(f"{seed}:{account_id}:webhooks"),  # noqa: S311 - seeded fault decisions of the simulator, not secrets
         )
         key = (account.provider, account.secret_key or account.consumer_key or "")
         if key in self._by_key:

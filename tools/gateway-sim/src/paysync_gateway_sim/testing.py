@@ -106,7 +106,7 @@ class WebhookReceiver(_LocalServer):
         receiver: WebhookReceiver
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:  # http.server's naming
                 body = self.rfile.read(int(self.headers.get("content-length") or 0))
                 status = receiver._record(
                     ReceivedWebhook(
@@ -201,7 +201,7 @@ class ScriptedGateway(_LocalServer):
                 self.end_headers()
                 self.wfile.write(raw)
 
-            do_GET = do_POST = _answer  # noqa: N815 - http.server's naming
+            do_GET = do_POST = _answer  # http.server's naming
 
             def log_message(self, *_: object) -> None:
                 return

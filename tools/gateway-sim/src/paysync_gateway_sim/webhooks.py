@@ -277,7 +277,7 @@ class WebhookSender:
                 outcome=outcome,
                 attempt=attempt,
                 status_code=status,
-                error=error,  # type: ignore[arg-type]
+                error=error,
                 at=time.time(),
             )
         )

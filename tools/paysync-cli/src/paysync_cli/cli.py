@@ -81,10 +81,10 @@ def tenants_create(
     console.print(f"API key: {key}")
 
 
-def _run_on_database(work):  # noqa: ANN001, ANN202 - an async function of a connection, and its result
+def _run_on_database(work):  # an async function of a connection, and its result
     """Run `work(conn)` in one transaction on PAYSYNC_DATABASE_URL."""
 
-    async def run():  # noqa: ANN202
+    async def run():
         engine = db_engine.make_engine(CommonSettings().database_url, pool_size=1)
         try:
             async with engine.begin() as conn:

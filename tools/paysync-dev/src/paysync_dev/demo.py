@@ -25,7 +25,7 @@ from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.kafka import provision_topics
 from paysync_dev import kafka, paths, postgres
 from paysync_dev.simulator import simulator_credentials
-from paysync_dev.stack import SERVICES, start_stack, stop_stack
+from paysync_dev.stack import SERVICES, ServiceProcess, start_stack, stop_stack
 from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.cli import DEFAULT_PORT as SIM_PORT
 from paysync_gateway_sim.contracts import Account
@@ -33,8 +33,8 @@ from paysync_gateway_sim.process import SimulatorProcess
 
 DEMO_TENANT = "demo"
 DEMO_API_KEY = "psk_demo_local_only_not_a_secret"
-DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only_not_a_secret"
-DEMO_MPESA_CALLBACK_TOKEN = "demo_callback_token_local_only"
+DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only_not_a_secret"  # noqa: S105 - the local demo's own value, documented in the README
+DEMO_MPESA_CALLBACK_TOKEN = "demo_callback_token_local_only"  # noqa: S105 - the local demo's own value, documented in the README
 INGEST = f"http://127.0.0.1:{SERVICES['webhook-ingest'][2]}"
 API = f"http://127.0.0.1:{SERVICES['api-gateway'][2]}"
 SIM = f"http://127.0.0.1:{SIM_PORT}"
@@ -115,20 +115,7 @@ def run() -> None:
     except BaseException:
         simulator.stop()
         raise
-    console.print(
-        f"[green]paysync is up[/] in {time.monotonic() - started:.1f}s "
-        f"(Apache Kafka {kafka.version()} at {bootstrap}; "
-        f"PostgreSQL at {postgres.redact(database_url)})"
-    )
-    for name, proc in procs.items():
-        console.print(f"  {name:<17} {proc.url}   (log: {proc.log_path})")
-    console.print(f"  API docs          {API}/docs")
-    console.print(f"  gateway simulator {simulator.url}   (log: {simulator.log_path})")
-    console.print(
-        f"\nDemo tenant [bold]{DEMO_TENANT}[/], API key {DEMO_API_KEY}; its Stripe, Paystack and "
-        f"M-Pesa accounts at the simulator: {', '.join(DEMO_ACCOUNTS.values())}"
-    )
-    console.print("Try a payment (in another terminal):  [bold]make try[/]\nCtrl-C stops the services.")
+    _print_running(time.monotonic() - started, bootstrap, database_url, procs, simulator)
     watched = {**{name: proc.process for name, proc in procs.items()}, "gateway simulator": simulator.process}
     stop = asyncio.Event()
 
@@ -150,6 +137,30 @@ def run() -> None:
         console.print("stopping services…")
         stop_stack(procs)
         simulator.stop()
+
+
+def _print_running(
+    took: float,
+    bootstrap: str,
+    database_url: str,
+    procs: dict[str, ServiceProcess],
+    simulator: SimulatorProcess,
+) -> None:
+    """Where everything runs, the demo tenant, and what to try next."""
+    console.print(
+        f"[green]paysync is up[/] in {took:.1f}s "
+        f"(Apache Kafka {kafka.version()} at {bootstrap}; "
+        f"PostgreSQL at {postgres.redact(database_url)})"
+    )
+    for name, proc in procs.items():
+        console.print(f"  {name:<17} {proc.url}   (log: {proc.log_path})")
+    console.print(f"  API docs          {API}/docs")
+    console.print(f"  gateway simulator {simulator.url}   (log: {simulator.log_path})")
+    console.print(
+        f"\nDemo tenant [bold]{DEMO_TENANT}[/], API key {DEMO_API_KEY}; its Stripe, Paystack and "
+        f"M-Pesa accounts at the simulator: {', '.join(DEMO_ACCOUNTS.values())}"
+    )
+    console.print("Try a payment (in another terminal):  [bold]make try[/]\nCtrl-C stops the services.")
 
 
 @app.command("try")

@@ -95,6 +95,30 @@ def stripe_registration(**overrides: object) -> dict[str, Any]:
     return body | overrides
 
 
+def _placeholder_credentials(
+    providers: tuple[str, ...], webhook_secret: str, callback_token: str
+) -> GatewayCredentials:
+    """Credentials that verify webhooks and whose gateway calls go nowhere (never to a real gateway)."""
+    return GatewayCredentials(
+        stripe=StripeCredentials(secret_key="sk_test_x", webhook_secrets=(webhook_secret,), api_base=NOWHERE)  # noqa: S106 - a test placeholder whose calls go nowhere
+        if "stripe" in providers
+        else None,
+        paystack=PaystackCredentials(secret_key=f"sk_test_{uuid.uuid4().hex}", api_base=NOWHERE)
+        if "paystack" in providers
+        else None,
+        mpesa=MpesaCredentials(
+            consumer_key="ck_test",
+            consumer_secret="cs_test",  # noqa: S106 - a test placeholder whose calls go nowhere
+            shortcode="174379",
+            passkey="passkey_test",
+            callback_token=callback_token,
+            api_base=NOWHERE,
+        )
+        if "mpesa" in providers
+        else None,
+    )
+
+
 async def create_gateway_tenant(
     engine: AsyncEngine,
     keys: str,
@@ -133,26 +157,7 @@ async def create_gateway_tenant(
             sim, accounts, stripe_webhook_secret=webhook_secret, callback_token=callback_token
         )
     else:
-        credentials = GatewayCredentials(
-            stripe=StripeCredentials(
-                secret_key="sk_test_x", webhook_secrets=(webhook_secret,), api_base=NOWHERE
-            )
-            if "stripe" in providers
-            else None,
-            paystack=PaystackCredentials(secret_key=f"sk_test_{uuid.uuid4().hex}", api_base=NOWHERE)
-            if "paystack" in providers
-            else None,
-            mpesa=MpesaCredentials(
-                consumer_key="ck_test",
-                consumer_secret="cs_test",
-                shortcode="174379",
-                passkey="passkey_test",
-                callback_token=callback_token,
-                api_base=NOWHERE,
-            )
-            if "mpesa" in providers
-            else None,
-        )
+        credentials = _placeholder_credentials(providers, webhook_secret, callback_token)
     async with engine.begin() as conn:
         await tenant_repo.create_tenant(conn, tenant_id, "Test tenant")
         await tenant_repo.set_credentials(conn, tenant_id, credentials, CredentialsCipher(keys))

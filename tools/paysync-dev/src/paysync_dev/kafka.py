@@ -1,30 +1,33 @@
-"""A local single-node Apache Kafka broker (KRaft, combined mode) run from Maven Central jars."""
+"""A local single-node Apache Kafka broker (KRaft, combined mode) run from Maven Central jars.
+
+The jars and Java are found by `kafka_install.py`, a running broker is recognized by `kafka_probe.py`.
+"""
 
 from __future__ import annotations
 
 import base64
-import contextlib
-import fcntl
-import hashlib
 import logging
 import os
 import re
 import select
-import shutil
 import signal
-import socket
-import struct
 import subprocess
 import time
 import uuid
-import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from paysync_dev import paths
-from paysync_dev._aio import run_sync
+from paysync_dev.kafka_install import (
+    KafkaError,
+    ensure_jars,
+    file_lock,
+    java_executable,
+    java_major,
+    log4j_config_path,
+    version,
+)
+from paysync_dev.kafka_probe import free_port, port_open, probe, quiet_aiokafka, speaks_kafka
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +51,7 @@ DEFAULT_JVM_OPTIONS: tuple[str, ...] = (
 )
 START_TIMEOUT_S = 90.0
 STOP_GRACE_S = 30.0
-_JAR_RE = re.compile(r"^kafka_2\.13-(\d[\w.\-]*)\.jar$")
 _RUNNING_VERSION_RE = re.compile(r"Kafka version: (\S+)")
-_STAMP_NAME = ".pom.sha256"
-
-
-class KafkaError(RuntimeError):
-    """The local Kafka broker could not be prepared, started or stopped."""
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive advisory lock on path for the duration of the block."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -78,175 +63,9 @@ def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def _pom_path() -> Path:
-    """Return infra/kafka/pom.xml."""
-    return paths.kafka_infra_dir() / "pom.xml"
-
-
-def log4j_config_path() -> Path:
-    """Return infra/kafka/log4j2.properties."""
-    return paths.kafka_infra_dir() / "log4j2.properties"
-
-
-def _pom_digest() -> str:
-    """Return the sha256 of the pom, which decides whether the jars are current."""
-    return hashlib.sha256(_pom_path().read_bytes()).hexdigest()
-
-
-def _jars_current(libs: Path, digest: str) -> bool:
-    """Tell whether libs holds the jars of the pom with this digest."""
-    stamp = libs / _STAMP_NAME
-    return stamp.is_file() and stamp.read_text().strip() == digest
-
-
-def _copy_dependencies(target: Path) -> None:
-    """Gather the broker's runtime classpath into target with Maven."""
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise KafkaError("Maven (mvn) is not on PATH; install it (apt-get install -y maven)")
-    command = [
-        mvn, "-B", "-q", "-f", str(_pom_path()), "dependency:copy-dependencies",
-        "-DincludeScope=runtime", f"-DoutputDirectory={target}",
-    ]  # fmt: skip
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        output = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        raise KafkaError(f"{' '.join(command)} failed with exit code {result.returncode}:\n{output}")
-
-
-def ensure_jars() -> Path:
-    """Download the Kafka jars unless libs/ already matches the pom; return the libs dir."""
-    libs = paths.kafka_libs_dir()
-    digest = _pom_digest()
-    if _jars_current(libs, digest):
-        return libs
-    with file_lock(paths.kafka_dir() / ".jars.lock"):
-        if _jars_current(libs, digest):
-            return libs
-        staging = libs.with_name("libs.partial")
-        shutil.rmtree(staging, ignore_errors=True)
-        log.info("gathering Kafka jars with Maven into %s", libs)
-        _copy_dependencies(staging)
-        (staging / _STAMP_NAME).write_text(digest + "\n")
-        shutil.rmtree(libs, ignore_errors=True)
-        staging.rename(libs)
-    return libs
-
-
-def _pom_kafka_version() -> str:
-    """Return the kafka.version property of the pom."""
-    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
-    node = ET.parse(_pom_path()).getroot().find("m:properties/m:kafka.version", ns)
-    if node is None or not node.text:
-        raise KafkaError(f"{_pom_path()} has no <kafka.version> property")
-    return node.text.strip()
-
-
-def version() -> str:
-    """Return the Kafka version from the gathered jar's name, else from the pom."""
-    libs = paths.kafka_libs_dir()
-    if libs.is_dir():
-        for jar in libs.iterdir():
-            match = _JAR_RE.match(jar.name)
-            if match:
-                return match.group(1)
-    return _pom_kafka_version()
-
-
-def java_executable() -> str:
-    """Return the java binary ($JAVA_HOME/bin/java, else the one on PATH)."""
-    java_home = os.environ.get("JAVA_HOME")
-    if java_home and (Path(java_home) / "bin" / "java").is_file():
-        return str(Path(java_home) / "bin" / "java")
-    found = shutil.which("java")
-    if found is None:
-        raise KafkaError(
-            "java is not on PATH; Kafka 4 needs Java 17+ (apt-get install -y openjdk-17-jre-headless)"
-        )
-    return found
-
-
 def new_cluster_id() -> str:
     """Return a random Kafka cluster id (base64url of a UUID, unpadded)."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
-    """Tell whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def speaks_kafka(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Tell whether host:port answers a Kafka ApiVersions request (cheap; no client library)."""
-    client_id = b"paysync-dev"
-    body = struct.pack(">hhih", 18, 0, 7, len(client_id)) + client_id
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            header = _recv_exact(sock, 10)
-    except OSError:
-        return False
-    if header is None:
-        return False
-    _size, correlation_id, error_code = struct.unpack(">iih", header)
-    return correlation_id == 7 and error_code in (0, 35)  # 35: UNSUPPORTED_VERSION, still Kafka
-
-
-def _recv_exact(sock: socket.socket, count: int) -> bytes | None:
-    """Read exactly count bytes, or None if the peer closes first."""
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        if not chunk:
-            return None
-        data += chunk
-    return data
-
-
-async def _describe_cluster(bootstrap: str, timeout: float) -> dict[str, Any]:
-    """Ask the broker to describe its cluster with the aiokafka admin client."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    timeout_ms = max(int(timeout * 1000), 500)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
-    try:
-        await admin.start()
-        return dict(await admin.describe_cluster())
-    finally:
-        await admin.close()
-
-
-def probe(bootstrap: str, timeout: float = 5.0) -> dict[str, Any] | None:
-    """Return the cluster description if a broker with a live node answers, else None."""
-    try:
-        described = run_sync(_describe_cluster(bootstrap, timeout))
-    except Exception as exc:
-        log.debug("probe of %s failed: %r", bootstrap, exc)
-        return None
-    return described if described.get("brokers") else None
-
-
-@contextlib.contextmanager
-def _quiet_aiokafka() -> Iterator[None]:
-    """Silence aiokafka's connection errors while a starting broker is probed."""
-    logger = logging.getLogger("aiokafka")
-    previous = logger.level
-    logger.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        logger.setLevel(previous)
 
 
 def _process_state(pid: int) -> str | None:
@@ -286,16 +105,6 @@ def _wait_exit(pid: int, timeout: float, child: subprocess.Popen[bytes] | None) 
         return True
     finally:
         os.close(fd)
-
-
-def _java_major(java: str) -> int:
-    """Return the major version of a java binary."""
-    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr)
-    if not match:
-        raise KafkaError(f"cannot tell the version of {java}: {result.stderr.strip()}")
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
 
 
 @dataclass
@@ -452,7 +261,7 @@ class KafkaProcess:
         """Prepare jars, config and storage, then spawn the broker detached."""
         libs = ensure_jars()
         java = java_executable()
-        if _java_major(java) < 17:
+        if java_major(java) < 17:
             raise KafkaError(f"{java} is older than Java 17, which Kafka {version()} needs")
         self.write_config()
         self.logs_dir.mkdir(parents=True, exist_ok=True)
@@ -475,7 +284,7 @@ class KafkaProcess:
     def _wait_ready(self, timeout: float) -> None:
         """Probe the broker until it answers, it dies, or timeout passes."""
         deadline = time.monotonic() + timeout
-        with _quiet_aiokafka():
+        with quiet_aiokafka():
             while True:
                 pid = self.pid()
                 if pid is None:

@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 DATABASE_URL_ENV = "PAYSYNC_DATABASE_URL"
 ROLE = "paysync"
-PASSWORD = "paysync"
+PASSWORD = "paysync"  # noqa: S105 - the local development server's role password
 DATABASE = "paysync"
 _IDENTIFIER_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -209,10 +209,10 @@ def _psql(cluster: Cluster, sql: str, database: str = "postgres") -> str:
 
 def _ensure_role_and_database(cluster: Cluster) -> None:
     """Create or reset the paysync role and create the paysync database if missing."""
-    role_exists = _psql(cluster, f"SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}'") == "1"
+    role_exists = _psql(cluster, f"SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}'") == "1"  # noqa: S608 - constants of this module, or a literal with its quotes doubled
     verb = "ALTER" if role_exists else "CREATE"
     _psql(cluster, f"{verb} ROLE {ROLE} WITH LOGIN CREATEDB PASSWORD '{PASSWORD}'")
-    if _psql(cluster, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'") != "1":
+    if _psql(cluster, f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'") != "1":  # noqa: S608 - constants of this module, or a literal with its quotes doubled
         _psql(cluster, f"CREATE DATABASE {DATABASE} OWNER {ROLE}")
 
 
@@ -272,7 +272,7 @@ def drop_database(name: str, base_url: str | None = None) -> None:
     # database. Our own sessions are ended here; a plain DROP asks autovacuum to leave by itself.
     literal = name.replace("'", "''")
     disconnect = (
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"  # noqa: S608 - constants of this module, or a literal with its quotes doubled
         f" WHERE datname = '{literal}' AND pid <> pg_backend_pid() AND usename = current_user"
     )
     try:

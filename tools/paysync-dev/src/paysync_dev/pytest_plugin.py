@@ -98,7 +98,7 @@ def _obtain(what: str, get: Callable[[], T]) -> T:
     """Return get(), or fail the requesting test (never skip) if the server cannot be had."""
     try:
         return get()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure is reported by name and skips or fails the tests that need it
         failure = f"{what} is not available: {type(exc).__name__}: {exc}"
     pytest.fail(failure, pytrace=False)
 

@@ -26,7 +26,7 @@ from paysync_gateway_sim.process import free_port, stop_process_group
 VERSION = "v0.203.0"
 MODULE = "github.com/stripe/stripe-mock"
 #: stripe-mock takes any key that looks like a test-mode secret key (its own example).
-SECRET_KEY = "sk_test_123"
+SECRET_KEY = "sk_test_123"  # noqa: S105 - stripe-mock's own example key
 
 
 def binary() -> Path:

@@ -55,4 +55,4 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str, timeout: float) ->
             return found
         if loop.time() > deadline:
             raise TimeoutError(f"topic {topic} has no partitions (does it exist?)")
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - aiokafka has no public call for this
+        await consumer._client.force_metadata_update()  # aiokafka has no public call for this

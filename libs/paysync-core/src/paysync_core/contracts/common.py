@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
@@ -40,7 +40,7 @@ class Contract(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
     @classmethod
-    def from_bytes(cls, raw: bytes):  # noqa: ANN206 - returns cls
+    def from_bytes(cls, raw: bytes) -> Self:
         """Parse a message from a topic; raises pydantic.ValidationError on a bad one."""
         return cls.model_validate_json(raw)
 
@@ -53,8 +53,8 @@ class Provider(StrEnum):
     MPESA = "mpesa"
 
     @property
-    def title(self) -> str:
-        """The gateway's name as people write it."""
+    def display_name(self) -> str:
+        """The gateway's name as people write it (not `title`: that is `str.title()` on a str enum)."""
         return {"stripe": "Stripe", "paystack": "Paystack", "mpesa": "M-Pesa"}[self.value]
 
 

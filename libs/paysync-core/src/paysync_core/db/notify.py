@@ -30,13 +30,15 @@ async def listen(
     while True:
         try:
             conn = await asyncpg.connect(dsn)
+            # asyncpg calls termination listeners when the connection is lost or closed.
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda _conn, event=closed: event.set())
             try:
                 for channel, listener in listeners.items():
                     await conn.add_listener(channel, lambda _c, _pid, _ch, payload, f=listener: f(payload))
                 if on_connect is not None:
                     on_connect()
-                while not conn.is_closed():
-                    await asyncio.sleep(1)
+                await closed.wait()
             finally:
                 await conn.close()
         except (OSError, asyncpg.PostgresError) as exc:

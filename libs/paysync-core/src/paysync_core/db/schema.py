@@ -1,4 +1,9 @@
-"""paysync's tables, as SQLAlchemy Core metadata; Alembic migrations create them."""
+"""paysync's tables, as SQLAlchemy Core metadata; Alembic migrations create them.
+
+The payment tables are defined here; the built-in domains' tables are in `domain_tables.py` and the
+reconciler's in `reconciler_tables.py`. Every table is importable from this module, and `metadata`
+here holds them all.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
@@ -24,24 +28,44 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
-metadata = MetaData(
-    naming_convention={
-        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-        "ck": "ck_%(table_name)s_%(constraint_name)s",
-        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-        "pk": "pk_%(table_name)s",
-    }
+from paysync_core.db.domain_tables import (
+    bookings,
+    invoice_payments,
+    invoices,
+    referrals,
+    workshop_jobs,
+    workshop_payment_requests,
+)
+from paysync_core.db.metadata import created_at, metadata, updated_at
+from paysync_core.db.reconciler_tables import (
+    reconcile_checks,
+    reconcile_requests,
+    reconcile_ticks,
+    reconcile_watermarks,
 )
 
-
-def _created_at() -> Column:
-    return Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now())
-
-
-def _updated_at() -> Column:
-    return Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now())
-
+__all__ = [
+    "api_keys",
+    "bookings",
+    "invoice_payments",
+    "invoices",
+    "metadata",
+    "observations",
+    "outbox",
+    "parked_observations",
+    "payment_refs",
+    "payments",
+    "reconcile_checks",
+    "reconcile_requests",
+    "reconcile_ticks",
+    "reconcile_watermarks",
+    "referrals",
+    "sync_issues",
+    "tenants",
+    "webhook_quarantine",
+    "workshop_jobs",
+    "workshop_payment_requests",
+]
 
 tenants = Table(
     "tenants",
@@ -49,8 +73,8 @@ tenants = Table(
     Column("id", String(63), primary_key=True),
     Column("name", Text, nullable=False),
     Column("credentials_ciphertext", LargeBinary, nullable=True),
-    _created_at(),
-    _updated_at(),
+    created_at(),
+    updated_at(),
     CheckConstraint(r"id ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug"),
 )
 
@@ -61,7 +85,7 @@ api_keys = Table(
     Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
-    _created_at(),
+    created_at(),
     Column("revoked_at", DateTime(timezone=True)),
 )
 
@@ -88,8 +112,8 @@ payments = Table(
     Column("registered", Boolean, nullable=False, server_default="true"),
     # test or live, fixed at registration from the tenant's credentials; NULL: not known (older rows)
     Column("mode", String(4)),
-    _created_at(),
-    _updated_at(),
+    created_at(),
+    updated_at(),
     UniqueConstraint("tenant_id", "provider", "provider_ref"),
     CheckConstraint("amount_minor IS NULL OR amount_minor >= 0", name="amount_nonnegative"),
     CheckConstraint("mode IN ('test', 'live')", name="mode"),
@@ -127,7 +151,7 @@ observations = Table(
     Column("status_after", String(32), nullable=False),
     Column("mode", String(4)),  # the gateway's mode, where it said
     Column("refused", String(64)),  # why it was recorded but not applied (a mode mismatch)
-    _created_at(),
+    created_at(),
     UniqueConstraint("tenant_id", "observation_id"),
 )
 Index("ix_observations_payment", observations.c.payment_id, observations.c.id)
@@ -142,7 +166,7 @@ parked_observations = Table(
     Column("observation_id", String(200), nullable=False),
     Column("refs", JSONB, nullable=False),
     Column("payload", JSONB, nullable=False),
-    _created_at(),
+    created_at(),
     UniqueConstraint("tenant_id", "observation_id"),
 )
 
@@ -154,28 +178,10 @@ outbox = Table(
     Column("topic", String(255), nullable=False),
     Column("key", String(600), nullable=False),
     Column("payload", JSONB, nullable=False),
-    _created_at(),
+    created_at(),
     Column("published_at", DateTime(timezone=True)),
 )
 Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
-
-#: Built-in domain "jobs": a workshop's jobs, marked paid with a note (field report 000).
-workshop_jobs = Table(
-    "workshop_jobs",
-    metadata,
-    Column("tenant_id", String(63), nullable=False),
-    Column("job_id", String(200), nullable=False),
-    Column("status", String(32), nullable=False, server_default="open"),
-    Column("payment_status", String(32), nullable=False, server_default="unpaid"),
-    Column("amount_paid_minor", BigInteger),
-    Column("currency", String(3)),
-    Column("paid_at", DateTime(timezone=True)),
-    Column("payment_note", Text),
-    Column("transaction_ref", String(255)),
-    _created_at(),
-    _updated_at(),
-    PrimaryKeyConstraint("tenant_id", "job_id"),
-)
 
 #: Webhook requests that were refused: who sent what, and why; never the body itself.
 webhook_quarantine = Table(
@@ -194,103 +200,6 @@ webhook_quarantine = Table(
 )
 Index("ix_webhook_quarantine_tenant_time", webhook_quarantine.c.tenant, webhook_quarantine.c.received_at)
 Index("ix_webhook_quarantine_received_at", webhook_quarantine.c.received_at)  # retention deletes
-
-#: Built-in domain "jobs": one payment request per payment of a job (field report 000).
-workshop_payment_requests = Table(
-    "workshop_payment_requests",
-    metadata,
-    Column("tenant_id", String(63), nullable=False),
-    Column("payment_id", String(64), nullable=False),
-    Column("job_id", String(200), nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("session_id", String(255)),
-    Column("status", String(32), nullable=False, server_default="pending"),
-    Column("amount_minor", BigInteger),
-    Column("currency", String(3)),
-    Column("amount_received_minor", BigInteger),
-    Column("paid_at", DateTime(timezone=True)),
-    Column("transaction_details", Text),
-    _created_at(),
-    _updated_at(),
-    PrimaryKeyConstraint("tenant_id", "payment_id"),
-)
-Index(
-    "ix_workshop_payment_requests_job",
-    workshop_payment_requests.c.tenant_id,
-    workshop_payment_requests.c.job_id,
-)
-
-#: Built-in domain "bookings": a booking's payment, held in escrow once paid (field report 001).
-bookings = Table(
-    "bookings",
-    metadata,
-    Column("tenant_id", String(63), nullable=False),
-    Column("booking_id", String(200), nullable=False),
-    Column("status", String(32), nullable=False, server_default="pending"),
-    Column("payment_status", String(32), nullable=False, server_default="pending"),
-    Column("payment_reference", String(255)),
-    Column("amount_paid_minor", BigInteger),
-    Column("currency", String(3)),
-    Column("paid_at", DateTime(timezone=True)),
-    _created_at(),
-    _updated_at(),
-    PrimaryKeyConstraint("tenant_id", "booking_id"),
-)
-
-#: Built-in domain "invoices": status, amount paid, paid at (field reports 002, 003).
-invoices = Table(
-    "invoices",
-    metadata,
-    Column("tenant_id", String(63), nullable=False),
-    Column("invoice_id", String(200), nullable=False),
-    Column("status", String(16), nullable=False, server_default="draft"),
-    Column("amount_paid_minor", BigInteger, nullable=False, server_default="0"),
-    Column("currency", String(3)),
-    Column("paid_at", DateTime(timezone=True)),
-    _created_at(),
-    _updated_at(),
-    PrimaryKeyConstraint("tenant_id", "invoice_id"),
-    CheckConstraint("status IN ('draft', 'open', 'paid', 'void', 'uncollectible')", name="status"),
-)
-
-#: One payment record per successful payment of an invoice.
-invoice_payments = Table(
-    "invoice_payments",
-    metadata,
-    Column("tenant_id", String(63), nullable=False),
-    Column("payment_id", String(64), nullable=False),
-    Column("invoice_id", String(200), nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("provider_ref", String(255), nullable=False),
-    Column("status", String(32), nullable=False),
-    Column("amount_minor", BigInteger),
-    Column("amount_refunded_minor", BigInteger, nullable=False, server_default="0"),
-    Column("currency", String(3)),
-    Column("paid_at", DateTime(timezone=True)),
-    Column("receipt", String(255)),
-    _created_at(),
-    _updated_at(),
-    PrimaryKeyConstraint("tenant_id", "payment_id"),
-)
-Index("ix_invoice_payments_invoice", invoice_payments.c.tenant_id, invoice_payments.c.invoice_id)
-
-#: Built-in domain "referrals": paid by M-Pesa STK push (field report 004).
-referrals = Table(
-    "referrals",
-    metadata,
-    Column("tenant_id", String(63), nullable=False),
-    Column("referral_id", String(200), nullable=False),
-    Column("status", String(32), nullable=False, server_default="pending"),
-    Column("paid_at", DateTime(timezone=True)),
-    Column("amount_paid_minor", BigInteger),
-    Column("currency", String(3)),
-    Column("mpesa_receipt", String(64)),
-    Column("stk_pushes_sent", Integer, nullable=False, server_default="0"),
-    Column("last_error", Text),
-    _created_at(),
-    _updated_at(),
-    PrimaryKeyConstraint("tenant_id", "referral_id"),
-)
 
 #: Sync issues the projector raised, one open issue per (tenant, kind, subject): alerts go out once.
 sync_issues = Table(
@@ -320,87 +229,3 @@ Index(
 )
 Index("ix_sync_issues_tenant_opened", sync_issues.c.tenant_id, sync_issues.c.opened_at)
 Index("ix_outbox_published", outbox.c.published_at, postgresql_where=outbox.c.published_at.isnot(None))
-
-# -- reconciler -------------------------------------------------------------------------------
-
-#: Schedule ticks the reconciler has taken on; the unique id makes a duplicate tick a no-op.
-reconcile_ticks = Table(
-    "reconcile_ticks",
-    metadata,
-    Column("tick_id", String(200), primary_key=True),
-    Column("tenant_id", String(63), nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("scheduled_at", DateTime(timezone=True), nullable=False),
-    Column("source", String(16), nullable=False),
-    Column("status", String(16), nullable=False, server_default="running"),
-    Column("handled_by", String(200), nullable=False),
-    Column("stats", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
-    Column("received_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
-    Column("completed_at", DateTime(timezone=True)),
-)
-Index("ix_reconcile_ticks_tenant_received", reconcile_ticks.c.tenant_id, reconcile_ticks.c.received_at)
-
-#: One payment's check schedule: the step it is at, when that step is due, who holds it now.
-reconcile_checks = Table(
-    "reconcile_checks",
-    metadata,
-    Column("payment_id", ForeignKey("payments.id", ondelete="CASCADE"), primary_key=True),
-    Column("tenant_id", String(63), nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("step", Integer, nullable=False, server_default="0"),
-    Column("next_check_at", DateTime(timezone=True)),
-    Column("checks_made", Integer, nullable=False, server_default="0"),
-    Column("last_checked_at", DateTime(timezone=True)),
-    Column("last_status", String(32)),
-    Column("last_error", Text),
-    Column("listed_at", DateTime(timezone=True)),
-    Column("listed_status", String(32)),
-    Column("claimed_by", String(200)),
-    Column("claimed_until", DateTime(timezone=True)),
-    Column("done_at", DateTime(timezone=True)),
-    Column("gave_up_at", DateTime(timezone=True)),
-    _created_at(),
-)
-Index(
-    "ix_reconcile_checks_due",
-    reconcile_checks.c.tenant_id,
-    reconcile_checks.c.provider,
-    reconcile_checks.c.next_check_at,
-    postgresql_where=reconcile_checks.c.done_at.is_(None) & reconcile_checks.c.gave_up_at.is_(None),
-)
-
-#: How far each list sweep has read, advanced only after what it found was acknowledged.
-reconcile_watermarks = Table(
-    "reconcile_watermarks",
-    metadata,
-    Column("tenant_id", String(63), nullable=False),
-    Column("provider", String(16), nullable=False),
-    Column("sweep", String(32), nullable=False),
-    Column("watermark", DateTime(timezone=True), nullable=False),
-    _updated_at(),
-    PrimaryKeyConstraint("tenant_id", "provider", "sweep"),
-)
-
-#: On-demand checks: the request, who works on it (lease), and the reply once done (202 follow-ups).
-reconcile_requests = Table(
-    "reconcile_requests",
-    metadata,
-    Column("request_id", String(200), primary_key=True),
-    Column("tenant", String(63), nullable=False),
-    Column("kind", String(32), nullable=False),
-    Column("status", String(16), nullable=False, server_default="running"),
-    Column("request", JSONB, nullable=False),
-    Column("reply", JSONB),
-    Column("handled_by", String(200)),
-    Column("lease_until", DateTime(timezone=True)),
-    _created_at(),
-    Column("completed_at", DateTime(timezone=True)),
-    # How many times a reconciler took the check on; past `request_max_attempts` it ends `failed`.
-    Column("attempts", Integer, nullable=False, server_default="0"),
-    Column("error", Text),  # why it failed (status `failed`), shown by its follow-up link
-)
-Index(
-    "ix_reconcile_requests_running",
-    reconcile_requests.c.lease_until,
-    postgresql_where=reconcile_requests.c.status == "running",
-)

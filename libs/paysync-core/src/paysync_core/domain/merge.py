@@ -131,7 +131,7 @@ class PaymentState:
     @property
     def _refunded_everything_received(self) -> bool:
         received = self.success.amount_minor if self.success else None
-        return bool(received) and self.refunded_minor >= received
+        return received is not None and received != 0 and self.refunded_minor >= received
 
     def join(self, other: PaymentState) -> PaymentState:
         """The least state that knows everything both states know."""
@@ -268,11 +268,11 @@ def _mismatches(obs: Observation, expected: Expectation) -> frozenset[str]:
     return frozenset(flags)
 
 
-def _max(a, b):  # noqa: ANN001, ANN202 - Optional-aware max of two facts
+def _max(a, b):  # Optional-aware max of two facts
     return b if a is None else a if b is None else max(a, b)
 
 
-def _min(a, b):  # noqa: ANN001, ANN202 - Optional-aware min of two facts
+def _min(a, b):  # Optional-aware min of two facts
     return b if a is None else a if b is None else min(a, b)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
@@ -67,6 +67,11 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"non-standard JSON constant {name}")
 
 
+# The overloads tell callers that a required read never gives None (it raises instead).
+@overload
+def get_object(parent: JsonObject, key: str, path: str, *, required: Literal[True] = True) -> JsonObject: ...
+@overload
+def get_object(parent: JsonObject, key: str, path: str, *, required: bool) -> JsonObject | None: ...
 def get_object(parent: JsonObject, key: str, path: str, *, required: bool = True) -> JsonObject | None:
     """A nested object; None only when absent and not required."""
     value = parent.get(key)
@@ -79,6 +84,14 @@ def get_object(parent: JsonObject, key: str, path: str, *, required: bool = True
     return value
 
 
+@overload
+def get_str(
+    parent: JsonObject, key: str, path: str, *, required: Literal[True] = True, max_length: int = ...
+) -> str: ...
+@overload
+def get_str(
+    parent: JsonObject, key: str, path: str, *, required: bool, max_length: int = ...
+) -> str | None: ...
 def get_str(
     parent: JsonObject, key: str, path: str, *, required: bool = True, max_length: int = MAX_REF_LENGTH
 ) -> str | None:
@@ -106,6 +119,10 @@ def is_utf8(value: str) -> bool:
     return True
 
 
+@overload
+def get_id(parent: JsonObject, key: str, path: str, *, required: Literal[True] = True) -> str: ...
+@overload
+def get_id(parent: JsonObject, key: str, path: str, *, required: bool) -> str | None: ...
 def get_id(parent: JsonObject, key: str, path: str, *, required: bool = True) -> str | None:
     """An identifier that gateways send as a string or an integer, as a string."""
     value = parent.get(key)
@@ -124,6 +141,14 @@ def get_expandable(parent: JsonObject, key: str, path: str) -> str | None:
     return get_str(parent, key, path, required=False)
 
 
+@overload
+def get_amount(
+    parent: JsonObject, key: str, path: str, *, required: Literal[True] = True, allow_digit_string: bool = ...
+) -> int: ...
+@overload
+def get_amount(
+    parent: JsonObject, key: str, path: str, *, required: bool, allow_digit_string: bool = ...
+) -> int | None: ...
 def get_amount(
     parent: JsonObject, key: str, path: str, *, required: bool = True, allow_digit_string: bool = False
 ) -> int | None:
@@ -157,6 +182,10 @@ def whole_units_to_minor(value: object, path: str, exponent: int = 2) -> int:
     return int(minor)
 
 
+@overload
+def get_currency(parent: JsonObject, key: str, path: str, *, required: Literal[True] = True) -> str: ...
+@overload
+def get_currency(parent: JsonObject, key: str, path: str, *, required: bool) -> str | None: ...
 def get_currency(parent: JsonObject, key: str, path: str, *, required: bool = True) -> str | None:
     """An ISO 4217 code, upper-cased (Stripe sends lower case)."""
     value = get_str(parent, key, path, required=required, max_length=3)

@@ -53,8 +53,14 @@ class Parsed:
 class ProviderAdapter(Protocol):
     """One gateway's knowledge, the same shape for all three."""
 
-    provider: Provider
-    status_tables: tuple[StatusTable, ...]
+    # Read-only (properties), so an adapter's plain class attributes satisfy them.
+    @property
+    def provider(self) -> Provider:
+        """The gateway this adapter speaks for."""
+
+    @property
+    def status_tables(self) -> tuple[StatusTable, ...]:
+        """The tables that map the gateway's words to unified statuses (rendered into docs)."""
 
     def authenticate(self, request: WebhookRequest, credentials: ProviderCredentials) -> Verdict:
         """Verdict for the request, or raise AuthenticityError."""

@@ -44,7 +44,8 @@ def credentials_mode(credentials: ProviderCredentials | None) -> Mode | None:
     if hasattr(credentials, "consumer_key"):  # Daraja: the host it talks to decides
         base = getattr(credentials, "api_base", None)
         host = urlsplit(base).hostname if base else DARAJA_PRODUCTION_HOST
-        return {DARAJA_SANDBOX_HOST: "test", DARAJA_PRODUCTION_HOST: "live"}.get(host or "")
+        modes: dict[str, Mode] = {DARAJA_SANDBOX_HOST: "test", DARAJA_PRODUCTION_HOST: "live"}
+        return modes.get(host or "")
     return None
 
 

@@ -146,8 +146,8 @@ STATUS_TABLES = (EVENTS, REFUND_PROCESSED, DISPUTE_RESOLUTION)
 # Where each kind of event keeps the time its state held, best first.
 _CHARGE_TIMES = ("paid_at", "paidAt", "created_at", "createdAt")
 _REFUND_TIMES = ("refunded_at", "updated_at", "created_at", "createdAt")
-_DISPUTE_OPEN_TIMES = ("created_at", "createdAt")
-_DISPUTE_RESOLVED_TIMES = ("resolvedAt", "resolved_at", "updated_at", "updatedAt")
+_DISPUTE_OPEN_TIMES: tuple[str, ...] = ("created_at", "createdAt")
+_DISPUTE_RESOLVED_TIMES: tuple[str, ...] = ("resolvedAt", "resolved_at", "updated_at", "updatedAt")
 
 
 def sign_paystack(body: bytes, secret: str) -> str:
@@ -208,7 +208,8 @@ class PaystackAdapter:
         """The provider_ref `parse` would give, or None; never raises."""
         try:
             event = body if isinstance(body, dict) else load_object(body)
-            handler = _HANDLERS.get(event.get("event"))
+            event_type = event.get("event")
+            handler = _HANDLERS.get(event_type) if isinstance(event_type, str) else None
             return handler(event["data"], event["event"])[0].provider_ref if handler else None
         except Exception:  # noqa: BLE001 - a hint for a record key must never fail the request
             return None

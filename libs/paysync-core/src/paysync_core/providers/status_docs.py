@@ -13,7 +13,7 @@ def all_sections() -> tuple[tuple[str, tuple[StatusTable, ...]], ...]:
     """Every adapter's tables, titled by gateway."""
     from paysync_core.providers.clients import STATUS_TABLES as QUERY_TABLES
 
-    webhooks = tuple((adapter.provider.title, adapter.status_tables) for adapter in ADAPTERS.values())
+    webhooks = tuple((adapter.provider.display_name, adapter.status_tables) for adapter in ADAPTERS.values())
     return (*webhooks, ("Objects read by the query clients", QUERY_TABLES))
 
 

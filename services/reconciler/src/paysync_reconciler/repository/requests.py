@@ -28,7 +28,8 @@ async def start_request(
     )
     if inserted.first() is not None:
         return "new", None
-    for was, state in (("queued", "new"), ("running", "taken_over")):
+    transitions: tuple[tuple[str, Started], ...] = (("queued", "new"), ("running", "taken_over"))
+    for was, state in transitions:
         taken = await conn.execute(
             update(reconcile_requests)
             .where(

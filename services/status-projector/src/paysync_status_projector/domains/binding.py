@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
@@ -77,7 +77,7 @@ class Domains:
             raise RuntimeError("domains used before bind()")
         return self._bound.get(name)
 
-    def __iter__(self):  # noqa: ANN204 - iterator of BoundDomain
+    def __iter__(self) -> Iterator[BoundDomain]:
         return iter(self._bound.values())
 
     def tables(self) -> tuple[BoundTable, ...]:
@@ -137,7 +137,10 @@ def _bind_table(sync: Connection, mapping: TableMapping, extra: set[str], where:
     if missing := sorted(wanted - set(found)):
         raise DomainConfigError(f"{where}: table {name!r} has no column(s) {missing}")
     key = {mapping.tenant_column, mapping.key_column}
-    uniques = [set(inspector.get_pk_constraint(mapping.table, schema=mapping.schema)["constrained_columns"])]
+    # An index's column_names holds None for an expression, so such an index never equals `key`.
+    uniques: list[set[str | None]] = [
+        set(inspector.get_pk_constraint(mapping.table, schema=mapping.schema)["constrained_columns"])
+    ]
     uniques += [
         set(u["column_names"]) for u in inspector.get_unique_constraints(mapping.table, schema=mapping.schema)
     ]

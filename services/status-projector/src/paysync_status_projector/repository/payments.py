@@ -68,7 +68,7 @@ _SELECTED = [
     f"p.{c.name}::text AS {c.name}" if c.name == "merge_state" else f"p.{c.name}" for c in _PAYMENT_COLUMNS
 ]
 _LOCK_FOR_BATCH = text(
-    "WITH matched AS ("
+    "WITH matched AS ("  # noqa: S608 - column names from our own schema; every value is a bound parameter
     "  SELECT r.payment_id, array_agg(r.ref) AS refs FROM payment_refs r"
     "  JOIN unnest(CAST(:tenants AS text[]), CAST(:providers AS text[]), CAST(:refs AS text[]))"
     "    AS k(tenant_id, provider, ref)"
@@ -107,7 +107,7 @@ async def lock_for_batch(
     locked: dict[Any, Any] = {}
     for row in rows:  # unpacked by position: a thousand rows' names looked up one by one cost more
         *columns, merge_state, status_changed_at, matched_refs = row
-        payment = PaymentRow(*columns, orjson.loads(merge_state), status_changed_at)
+        payment = PaymentRow._make((*columns, orjson.loads(merge_state), status_changed_at))
         locked[payment.id] = payment
         for ref in matched_refs or ():
             found[(payment.tenant_id, payment.provider, ref)] = payment.id

@@ -61,7 +61,7 @@ async def raise_refusal_alerts(
         if culprit is None:
             continue
         detail = (
-            f"{Provider(p.provider).title} reported a {culprit.mode}-mode "
+            f"{Provider(p.provider).display_name} reported a {culprit.mode}-mode "
             f"{culprit.status or 'unknown'} status for {p.provider_ref}, a {p.mode}-mode payment; "
             "it was recorded and not applied"
         )
@@ -136,8 +136,8 @@ def _mismatch_detail(payment: Any, culprit: PaymentObservation | None) -> str:
     expected = _money(payment.amount_minor, payment.currency)
     seen = _money(culprit.amount_minor, culprit.currency) if culprit else "a different amount"
     return (
-        f"{provider.title} reported {seen} paid for {payment.provider_ref}, but {expected} was registered; "
-        "the payment is not marked paid"
+        f"{provider.display_name} reported {seen} paid for {payment.provider_ref}, "
+        f"but {expected} was registered; the payment is not marked paid"
     )
 
 

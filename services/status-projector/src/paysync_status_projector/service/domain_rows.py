@@ -64,12 +64,15 @@ async def follow_in_domains(
     for key in keys:
         tenant, name, entity_id = key
         domain = domains.get(name)
-        assert domain is not None
+        if domain is None:
+            raise RuntimeError(f"domain {name!r} has rows to write but is not bound")
         values = entity_values(domain, views[key])
         if values:
             upserts[domain.main].append(domain.main.row(tenant, entity_id, values))
         child = domain.per_payment
-        for view in views[key] if child is not None else ():
+        if child is None:
+            continue
+        for view in views[key]:
             if view.row.id not in merged:
                 continue  # not touched by this batch: its row is as its last batch left it
             row_key = child.coerce[child.mapping.key_column](view.context["payment_id"])
@@ -113,7 +116,7 @@ def _precedence(view: PaymentView) -> tuple[int, datetime, str]:
     return _MOVED_PRECEDENCE.get(view.status, 0), view.state.as_of or _EPOCH, view.context["payment_id"]
 
 
-_TITLES = {p.value: p.title for p in Provider}
+_TITLES = {p.value: p.display_name for p in Provider}
 
 
 def payment_context(payment: Any, state: PaymentState, status: UnifiedStatus | None = None) -> dict[str, Any]:

@@ -76,7 +76,7 @@ def _entity_alert(
 def _unpaid_alert(domain: BoundDomain, r: Any, now: datetime, paid_col: str) -> Callable[[int], Alert]:
     shown = "no row" if r.shown is None else f"{r.shown!r} ({paid_col})"
     detail = (
-        f"{Provider(r.provider).title} payment {r.provider_ref} succeeded but {domain.spec.name} "
+        f"{Provider(r.provider).display_name} payment {r.provider_ref} succeeded but {domain.spec.name} "
         f"{r.entity_id} shows {shown}"
     )
     row = _PaymentLike(r.id, r.tenant_id, r.provider, r.provider_ref, domain.spec.name, r.entity_id)

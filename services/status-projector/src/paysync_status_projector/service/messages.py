@@ -11,7 +11,7 @@ from paysync_core.topics import TopicSpec
 
 def event_row(spec: TopicSpec[Any], message: PaymentStatusChanged | Alert) -> dict[str, Any]:
     """An outbox row for one message, keyed as its topic keys it."""
-    key = (spec.key_for(message) or b"").decode()
+    key = spec.key_for(message).decode()
     return {"topic": spec.name, "key": key, "payload": message.to_bytes().decode()}  # JSON text, stored as is
 
 

@@ -49,7 +49,7 @@ class PaystackSim:
         if reference in account.paystack:
             raise conflict("Duplicate Transaction Reference")
         txn = PaystackTransaction(
-            id=random.randint(10**9, 10**10 - 1),
+            id=random.randint(10**9, 10**10 - 1),  # noqa: S311 - a simulated gateway's ids, not secrets
             reference=reference,
             amount=amount,
             currency=currency.upper(),
@@ -207,7 +207,7 @@ class PaystackSim:
             raise conflict("nothing has been paid")
         out: list[Outgoing] = []
         if txn.dispute_id is None:
-            txn.dispute_id = random.randint(10**5, 10**7)
+            txn.dispute_id = random.randint(10**5, 10**7)  # noqa: S311 - a simulated gateway's ids, not secrets
             opened = self._dispute_body(account, txn, "charge.dispute.create", None)
             out.append(self._send(account, txn, opened))
         elif outcome == "open":
@@ -225,13 +225,13 @@ class PaystackSim:
         return out
 
     def _dispute_body(
-        self, account: Account, txn: PaystackTransaction, event: str, resolution: str | None
+        self, account: Account, txn: PaystackTransaction, event: build.DisputeEvent, resolution: str | None
     ) -> JsonDict:
         now = account.clock.now()
         body = build.paystack_dispute(
             event,
             reference=txn.reference,
-            amount=txn.amount,  # type: ignore[arg-type]
+            amount=txn.amount,
             currency=txn.currency,
             resolution=resolution,
             id=txn.dispute_id,

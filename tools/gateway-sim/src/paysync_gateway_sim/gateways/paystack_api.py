@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -234,7 +235,7 @@ def _positive(value: str | None, default: int, name: str) -> int:
     return int(value)
 
 
-def _when(value: str | None, name: str, *, end_of_day: bool = False):  # noqa: ANN202 - datetime | None
+def _when(value: str | None, name: str, *, end_of_day: bool = False) -> datetime | None:
     if value is None:
         return None
     found = parse_time(value, end_of_day=end_of_day)

@@ -1,21 +1,27 @@
-"""Stripe's objects and their lives: rendering, scenario steps, the Events they leave, expiry."""
+"""Stripe's objects and their lives: scenario steps, the Events they leave, expiry.
+
+How each object looks is in `stripe_render.py`.
+"""
 
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable
 
 from paysync_core.contracts.common import Provider
 from paysync_core.testing.builders import stripe as build
 from paysync_gateway_sim.contracts import Action, ActionRequest, PaymentSpec, PaymentView
 from paysync_gateway_sim.errors import conflict, not_found
+from paysync_gateway_sim.gateways.stripe_charges import dispute, emit_event, paid_charge, refund
+from paysync_gateway_sim.gateways.stripe_render import (
+    render_charge,
+    render_intent,
+    render_invoice,
+    render_session,
+)
 from paysync_gateway_sim.state import (
     Account,
-    JsonDict,
     Outgoing,
-    StripeBook,
     StripeCharge,
-    StripeDispute,
     StripeIntent,
     StripeInvoice,
     StripeSession,
@@ -87,8 +93,8 @@ class StripeSim:
             return session.id, []
         if kind == "payment_intent":
             intent = self._new_intent(account, spec.amount_minor, currency, metadata)
-            obj = self.render_intent(account.stripe, intent)
-            created = self._emit(account, "payment_intent.created", obj, intent.id)
+            obj = render_intent(account.stripe, intent)
+            created = emit_event(account, "payment_intent.created", obj, intent.id)
             return intent.id, [created]
         if kind == "invoice":
             return self._new_invoice(account, spec.amount_minor, currency, metadata)
@@ -110,107 +116,12 @@ class StripeSim:
             build.new_id("in"), amount, currency, account.clock.timestamp(), status="draft", metadata=metadata
         )
         account.stripe.invoices[invoice.id] = invoice
-        created = self._emit(account, "invoice.created", self.render_invoice(invoice), invoice.id)
+        created = emit_event(account, "invoice.created", render_invoice(invoice), invoice.id)
         # Finalizing a charge_automatically invoice creates the PaymentIntent that will collect it.
         invoice.status, invoice.transitions["finalized_at"] = "open", account.clock.timestamp()
         invoice.payment_intent = self._new_intent(account, amount, currency, dict(metadata)).id
-        finalized = self._emit(account, "invoice.finalized", self.render_invoice(invoice), invoice.id)
+        finalized = emit_event(account, "invoice.finalized", render_invoice(invoice), invoice.id)
         return invoice.id, [created, finalized]
-
-    # --- rendering -----------------------------------------------------------------------------
-
-    def render_session(
-        self, book: StripeBook, session: StripeSession, expand: Iterable[str] = ()
-    ) -> JsonDict:
-        """The Checkout Session object as the API returns it."""
-        obj = build.checkout_session(
-            id=session.id,
-            payment_status=session.payment_status,
-            status=session.status,
-            amount_total=session.amount_total,
-            currency=session.currency,
-            payment_intent=session.payment_intent,
-            metadata=session.metadata,
-            client_reference_id=session.client_reference_id,
-            created=session.created,
-        )
-        obj.update(
-            expires_at=session.expires_at,
-            success_url=session.success_url,
-            cancel_url=session.cancel_url,
-            url=f"https://checkout.stripe.com/c/pay/{session.id}" if session.status == "open" else None,
-        )
-        if "payment_intent" in expand and session.payment_intent:
-            obj["payment_intent"] = self.render_intent(book, book.intents[session.payment_intent])
-        return obj
-
-    def render_intent(self, book: StripeBook, intent: StripeIntent, expand: Iterable[str] = ()) -> JsonDict:
-        """The PaymentIntent object."""
-        obj = build.payment_intent(
-            id=intent.id,
-            status=intent.status,
-            amount=intent.amount,
-            amount_received=intent.amount_received,
-            currency=intent.currency,
-            latest_charge=intent.latest_charge,
-            metadata=intent.metadata,
-            last_payment_error=intent.last_payment_error,
-            created=intent.created,
-        )
-        obj.update(canceled_at=intent.canceled_at, cancellation_reason=intent.cancellation_reason)
-        if "latest_charge" in expand and intent.latest_charge:
-            obj["latest_charge"] = self.render_charge(book.charges[intent.latest_charge])
-        return obj
-
-    def render_invoice(self, invoice: StripeInvoice, expand: Iterable[str] | None = None) -> JsonDict:
-        """The Invoice object; its PaymentIntent under `payments` as in current API versions.
-
-        On retrieval Stripe includes `payments` only when it is expanded (`expand[]=payments`);
-        `expand=None` renders it, as in the event payloads the simulator sends.
-        """
-        obj = build.invoice(
-            id=invoice.id,
-            status=invoice.status,
-            amount_due=invoice.amount_due,  # type: ignore[arg-type]
-            amount_paid=invoice.amount_paid,
-            currency=invoice.currency,
-            payment_intent=invoice.payment_intent,
-            next_payment_attempt=invoice.next_payment_attempt,
-            metadata=invoice.metadata,
-            created=invoice.created,
-        )
-        obj["attempt_count"] = invoice.attempt_count
-        obj["status_transitions"] = dict(invoice.transitions)  # always there, as at Stripe
-        if expand is not None and "payments" not in expand:
-            obj.pop("payments", None)
-        return obj
-
-    def render_charge(self, charge: StripeCharge) -> JsonDict:
-        """The Charge object."""
-        obj = build.charge(
-            id=charge.id,
-            amount=charge.amount,
-            amount_refunded=charge.amount_refunded,
-            currency=charge.currency,
-            payment_intent=charge.payment_intent,
-            metadata=charge.metadata,
-            created=charge.created,
-        )
-        obj["disputed"] = charge.dispute is not None
-        return obj
-
-    def render_dispute(self, dispute: StripeDispute) -> JsonDict:
-        """The Dispute object."""
-        return build.dispute(
-            id=dispute.id,
-            status=dispute.status,
-            amount=dispute.amount,
-            currency=dispute.currency,
-            charge=dispute.charge,
-            payment_intent=dispute.payment_intent,
-            reason=dispute.reason,
-            created=dispute.created,
-        )
 
     def view(self, account: Account, ref: str) -> PaymentView:
         """A payment's state for the control API."""
@@ -224,7 +135,7 @@ class StripeSim:
                 status=f"{s.status}/{s.payment_status}",
                 amount_minor=s.amount_total,
                 currency=s.currency.upper(),
-                object=self.render_session(book, s),
+                object=render_session(book, s),
             )
         if ref in book.intents:
             i = book.intents[ref]
@@ -235,7 +146,7 @@ class StripeSim:
                 status=i.status,
                 amount_minor=i.amount,
                 currency=i.currency.upper(),
-                object=self.render_intent(book, i),
+                object=render_intent(book, i),
             )
         if ref in book.invoices:
             inv = book.invoices[ref]
@@ -246,7 +157,7 @@ class StripeSim:
                 status=inv.status,
                 amount_minor=inv.amount_due,
                 currency=inv.currency.upper(),
-                object=self.render_invoice(inv),
+                object=render_invoice(inv),
             )
         raise not_found("payment")
 
@@ -264,10 +175,10 @@ class StripeSim:
         """Apply one step to a payment and return the events Stripe would send for it."""
         book = account.stripe
         if action in (Action.REFUND, Action.DISPUTE):
-            charge = self._paid_charge(book, ref)
+            charge = paid_charge(book, ref)
             if action is Action.REFUND:
-                return self._refund(account, charge, ref, req.amount_minor)
-            return self._dispute(account, charge, ref, req.outcome)
+                return refund(account, charge, ref, req.amount_minor)
+            return dispute(account, charge, ref, req.outcome)
         if ref in book.sessions:
             return self._session_step(account, book.sessions[ref], action)
         if ref in book.intents:
@@ -288,22 +199,22 @@ class StripeSim:
                 s.payment_status = "paid"
                 return [
                     *out,
-                    self._emit(
+                    emit_event(
                         account,
                         "checkout.session.async_payment_succeeded",
-                        self.render_session(book, s),
+                        render_session(book, s),
                         s.id,
                     ),
                 ]
             s.status, s.payment_status = "complete", "paid"
-            completed = self._emit(account, "checkout.session.completed", self.render_session(book, s), s.id)
+            completed = emit_event(account, "checkout.session.completed", render_session(book, s), s.id)
             return [*out, completed]
         if action is Action.FAIL:
             out = [self._fail_intent(account, self._session_intent(account, s), s.id)]
             if delayed:  # the delayed payment failed: the session stays complete and unpaid
                 out.append(
-                    self._emit(
-                        account, "checkout.session.async_payment_failed", self.render_session(book, s), s.id
+                    emit_event(
+                        account, "checkout.session.async_payment_failed", render_session(book, s), s.id
                     )
                 )
             return out  # an open session stays open: the customer may try another card
@@ -314,8 +225,8 @@ class StripeSim:
             intent.status = "processing"
             s.status = "complete"  # completed with payment_status unpaid until the funds clear
             return [
-                self._emit(account, "payment_intent.processing", self.render_intent(book, intent), s.id),
-                self._emit(account, "checkout.session.completed", self.render_session(book, s), s.id),
+                emit_event(account, "payment_intent.processing", render_intent(book, intent), s.id),
+                emit_event(account, "checkout.session.completed", render_session(book, s), s.id),
             ]
         if action in (Action.CANCEL, Action.EXPIRE):
             return self.expire_session(account, s)
@@ -328,7 +239,7 @@ class StripeSim:
         if s.status != "open":
             raise conflict(f"the Checkout Session is {s.status}")
         s.status = "expired"
-        out = [self._emit(account, "checkout.session.expired", self.render_session(account.stripe, s), s.id)]
+        out = [emit_event(account, "checkout.session.expired", render_session(account.stripe, s), s.id)]
         intent = account.stripe.intents.get(s.payment_intent or "")
         if intent is not None and intent.status in _OPEN_INTENT:
             out.append(self._cancel_intent(account, intent, "abandoned", s.id))
@@ -344,10 +255,10 @@ class StripeSim:
         if action is Action.PROCESS:
             intent.status = "processing"
             return [
-                self._emit(
+                emit_event(
                     account,
                     "payment_intent.processing",
-                    self.render_intent(account.stripe, intent),
+                    render_intent(account.stripe, intent),
                     intent.id,
                 )
             ]
@@ -368,33 +279,33 @@ class StripeSim:
             inv.status, inv.amount_paid, inv.next_payment_attempt = "paid", inv.amount_due, None
             inv.transitions["paid_at"] = account.clock.timestamp()
             inv.attempt_count += 1
-            obj = self.render_invoice(inv)
+            obj = render_invoice(inv)
             return [
                 *out,
-                self._emit(account, "invoice.paid", obj, inv.id),
-                self._emit(account, "invoice.payment_succeeded", obj, inv.id),
+                emit_event(account, "invoice.paid", obj, inv.id),
+                emit_event(account, "invoice.payment_succeeded", obj, inv.id),
             ]
         if action is Action.FAIL:
             inv.attempt_count += 1
             inv.next_payment_attempt = account.clock.timestamp() + INVOICE_RETRY_DELAY if req.retry else None
             return [
                 self._fail_intent(account, intent, inv.id),
-                self._emit(account, "invoice.payment_failed", self.render_invoice(inv), inv.id),
+                emit_event(account, "invoice.payment_failed", render_invoice(inv), inv.id),
             ]
         if action is Action.PROCESS:
             intent.status = "processing"
-            obj = self.render_intent(book, intent)
-            return [self._emit(account, "payment_intent.processing", obj, inv.id)]
+            obj = render_intent(book, intent)
+            return [emit_event(account, "payment_intent.processing", obj, inv.id)]
         if action is Action.CANCEL:
             inv.status, inv.transitions["voided_at"] = "void", account.clock.timestamp()
-            out = [self._emit(account, "invoice.voided", self.render_invoice(inv), inv.id)]
+            out = [emit_event(account, "invoice.voided", render_invoice(inv), inv.id)]
             if intent.status in _OPEN_INTENT:
                 out.append(self._cancel_intent(account, intent, "void_invoice", inv.id))
             return out
         if action is Action.EXPIRE:
             inv.status = "uncollectible"
             inv.transitions["marked_uncollectible_at"] = account.clock.timestamp()
-            return [self._emit(account, "invoice.marked_uncollectible", self.render_invoice(inv), inv.id)]
+            return [emit_event(account, "invoice.marked_uncollectible", render_invoice(inv), inv.id)]
         raise conflict(f"{action.value} does not apply to an invoice")
 
     # --- money movements -------------------------------------------------------------------------
@@ -414,92 +325,21 @@ class StripeSim:
         account.stripe.charges[charge.id] = charge
         intent.status, intent.amount_received, intent.latest_charge = "succeeded", intent.amount, charge.id
         intent.last_payment_error = None
-        intent_obj = self.render_intent(account.stripe, intent)
+        intent_obj = render_intent(account.stripe, intent)
         return [
-            self._emit(account, "charge.succeeded", self.render_charge(charge), ref),
-            self._emit(account, "payment_intent.succeeded", intent_obj, ref),
+            emit_event(account, "charge.succeeded", render_charge(charge), ref),
+            emit_event(account, "payment_intent.succeeded", intent_obj, ref),
         ]
 
     def _fail_intent(self, account: Account, intent: StripeIntent, ref: str) -> Outgoing:
         intent.status, intent.last_payment_error = "requires_payment_method", dict(_DECLINED)
-        obj = self.render_intent(account.stripe, intent)
-        return self._emit(account, "payment_intent.payment_failed", obj, ref)
+        obj = render_intent(account.stripe, intent)
+        return emit_event(account, "payment_intent.payment_failed", obj, ref)
 
     def _cancel_intent(self, account: Account, intent: StripeIntent, reason: str, ref: str) -> Outgoing:
         intent.status, intent.cancellation_reason = "canceled", reason
         intent.canceled_at = account.clock.timestamp()
-        return self._emit(account, "payment_intent.canceled", self.render_intent(account.stripe, intent), ref)
-
-    def _paid_charge(self, book: StripeBook, ref: str) -> StripeCharge:
-        if ref in book.sessions:
-            intent_id = book.sessions[ref].payment_intent
-        elif ref in book.invoices:
-            intent_id = book.invoices[ref].payment_intent
-        elif ref in book.intents:
-            intent_id = ref
-        else:
-            raise not_found("payment")
-        intent = book.intents.get(intent_id or "")
-        if intent is None or intent.status != "succeeded" or intent.latest_charge is None:
-            raise conflict("nothing has been paid")
-        return book.charges[intent.latest_charge]
-
-    def _refund(self, account: Account, charge: StripeCharge, ref: str, amount: int | None) -> list[Outgoing]:
-        remaining = charge.amount - charge.amount_refunded
-        amount = amount or remaining
-        if remaining == 0 or amount > remaining:
-            raise conflict(
-                f"Refund amount ({amount}) is greater than unrefunded amount on charge ({remaining})"
-            )
-        charge.amount_refunded += amount
-        refund = {
-            "id": build.new_id("re"),
-            "object": "refund",
-            "amount": amount,
-            "charge": charge.id,
-            "created": account.clock.timestamp(),
-            "currency": charge.currency,
-            "metadata": {},
-            "payment_intent": charge.payment_intent,
-            "reason": "requested_by_customer",
-            "status": "succeeded",
-        }
-        return [
-            self._emit(account, "charge.refunded", self.render_charge(charge), ref),
-            self._emit(account, "refund.created", refund, ref),
-        ]
-
-    def _dispute(self, account: Account, charge: StripeCharge, ref: str, outcome: str) -> list[Outgoing]:
-        book, out = account.stripe, []
-        if charge.dispute is None:
-            dispute = StripeDispute(
-                build.new_id("dp"),
-                charge.id,
-                charge.payment_intent,
-                charge.amount,
-                charge.currency,
-                account.clock.timestamp(),
-            )
-            book.disputes[dispute.id] = dispute
-            charge.dispute = dispute.id
-            obj = self.render_dispute(dispute)
-            out += [
-                self._emit(account, "charge.dispute.created", obj, ref),
-                self._emit(account, "charge.dispute.funds_withdrawn", obj, ref),
-            ]
-        elif outcome == "open":
-            raise conflict("the charge is already disputed")
-        dispute = book.disputes[charge.dispute]
-        if outcome == "open":
-            return out
-        if dispute.status in ("won", "lost"):
-            raise conflict(f"the dispute is already {dispute.status}")
-        dispute.status = outcome
-        obj = self.render_dispute(dispute)
-        out.append(self._emit(account, "charge.dispute.closed", obj, ref))
-        if outcome == "won":
-            out.append(self._emit(account, "charge.dispute.funds_reinstated", obj, ref))
-        return out
+        return emit_event(account, "payment_intent.canceled", render_intent(account.stripe, intent), ref)
 
     # --- time and events -----------------------------------------------------------------------
 
@@ -511,12 +351,3 @@ class StripeSim:
             if session.status == "open":
                 out += self.expire_session(account, session)
         return out
-
-    def _emit(self, account: Account, event_type: str, obj: JsonDict, ref: str) -> Outgoing:
-        """Record an Event (the Events API shows it whatever happens to the webhook) and send it."""
-        book = account.stripe
-        event = build.stripe_event(event_type, obj, created=account.clock.timestamp())
-        book.event_index[event["id"]] = len(book.events)
-        book.events.append(event)
-        body = build.to_body(event)
-        return Outgoing(account.id, self.provider, event_type, ref, body, event_id=event["id"])

@@ -6,35 +6,29 @@ JSON answers and `{"error": {"type", "code", "message", "param"}}` errors, as in
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fnmatch
 import json
 from typing import Any
-from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from paysync_core.contracts.common import Provider
-from paysync_gateway_sim import faults, forms
-from paysync_gateway_sim.errors import GatewayError
+from paysync_gateway_sim.gateways.stripe_render import render_intent, render_invoice, render_session
+from paysync_gateway_sim.gateways.stripe_requests import (
+    expand_of,
+    int_param,
+    missing,
+    read_form,
+    read_params,
+    stripe_account,
+    stripe_error,
+)
 from paysync_gateway_sim.runtime import Simulator, get_sim
 from paysync_gateway_sim.state import Account, JsonDict, StripeBook
 
 router = APIRouter(tags=["stripe"])
 
 EVENT_RETENTION = 30 * 24 * 3600  # the Events API guarantees 30 days
-_NO_KEY = (
-    "You did not provide an API key. You need to provide your API key in the Authorization header, "
-    "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY'). "
-    "See https://stripe.com/docs/api#authentication for details, or we can help at "
-    "https://support.stripe.com/."
-)
-_RATE_LIMITED = (
-    "Request rate limit exceeded. You can learn more about rate limits here "
-    "https://stripe.com/docs/rate-limits."
-)
 _IDEMPOTENCY_MISMATCH = (
     "Keys for idempotent requests can only be used with the same parameters they were first used with. "
     "Try using a key other than '{key}' if you meant to execute a different request."
@@ -85,111 +79,12 @@ _SESSION_PARAMS = frozenset(
 )
 
 
-def stripe_error(
-    status: int,
-    message: str,
-    *,
-    type_: str = "invalid_request_error",
-    code: str | None = None,
-    param: str | None = None,
-    headers: dict[str, str] | None = None,
-) -> GatewayError:
-    """An error in Stripe's shape."""
-    error: JsonDict = {"type": type_, "message": message}
-    if code:
-        error["code"] = code
-        error["doc_url"] = f"https://stripe.com/docs/error-codes/{code.replace('_', '-')}"
-    if param:
-        error["param"] = param
-    return GatewayError(status, {"error": error}, headers)
-
-
-def _api_key(authorization: str | None) -> str | None:
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() == "basic":
-        try:
-            return base64.b64decode(value.strip()).decode().partition(":")[0] or None
-        except (binascii.Error, UnicodeDecodeError):
-            return None
-    return None
-
-
-def _masked(key: str) -> str:
-    prefix, _, rest = key.rpartition("_")
-    return f"{prefix}_{'*' * max(len(rest) - 4, 0)}{rest[-4:]}" if prefix else f"{'*' * 8}{key[-4:]}"
-
-
-async def stripe_account(request: Request, sim: Simulator = Depends(get_sim)) -> Account:
-    """The account whose secret key authorizes the request, after its rate limit and faults."""
-    key = _api_key(request.headers.get("authorization"))
-    account = sim.store.by_secret_key(Provider.STRIPE, key) if key else None
-    if account is None:
-        sim.store.unauthenticated[Provider.STRIPE.value] += 1
-        raise stripe_error(401, f"Invalid API Key provided: {_masked(key)}" if key else _NO_KEY)
-    verdict = faults.check(account)
-    if verdict in (faults.Verdict.OVER_LIMIT, faults.Verdict.RATE_LIMIT, faults.Verdict.QUOTA):
-        # Refused before anything happened, so Stripe's libraries may safely retry.
-        raise stripe_error(429, _RATE_LIMITED, code="rate_limit", headers={"Stripe-Should-Retry": "true"})
-    if verdict is faults.Verdict.SERVER_ERROR:
-        # Stripe says on its error answers whether a retry is safe; nothing happened here, so it is.
-        raise stripe_error(
-            500, "An unknown error occurred", type_="api_error", headers={"Stripe-Should-Retry": "true"}
-        )
-    return account
-
-
-def _read_params(request: Request, allowed: frozenset[str]) -> dict[str, Any]:
-    """A read's query parameters; one Stripe does not define is a 400, as at Stripe."""
-    params = _params(request.query_params.multi_items())
-    unknown = sorted(set(params) - allowed)
-    if unknown:
-        raise stripe_error(400, f"Received unknown parameter: {unknown[0]}", param=unknown[0])
-    return params
-
-
-def _params(items: list[tuple[str, str]]) -> dict[str, Any]:
-    try:
-        return forms.decode(items)
-    except forms.FormError as exc:
-        raise stripe_error(400, f"Invalid array or hash: {exc.key}", param=exc.key) from exc
-
-
-async def _form(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if body and content_type != "application/x-www-form-urlencoded":
-        raise stripe_error(
-            400,
-            f"Invalid request: unsupported Content-Type {content_type or 'none'}. "
-            "Stripe accepts application/x-www-form-urlencoded request bodies.",
-        )
-    return _params(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-
-
-def _int(value: Any, param: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise stripe_error(400, f"Invalid integer: {value}", param=param) from None
-
-
-def _expand(params: dict[str, Any]) -> list[str]:
-    expand = params.get("expand", [])
-    return expand if isinstance(expand, list) else [expand]
-
-
-def _missing(kind: str, object_id: str, param: str) -> GatewayError:
-    return stripe_error(404, f"No such {kind}: '{object_id}'", code="resource_missing", param=param)
-
-
 @router.post("/v1/checkout/sessions")
 async def create_checkout_session(
     request: Request, account: Account = Depends(stripe_account), sim: Simulator = Depends(get_sim)
 ) -> JSONResponse:
     """Create a Checkout Session in payment mode from `line_items[n][price_data]`."""
-    params = await _form(request)
+    params = await read_form(request)
     book = account.stripe
     idempotency_key = request.headers.get("idempotency-key")
     fingerprint = json.dumps(params, sort_keys=True)
@@ -213,7 +108,7 @@ async def create_checkout_session(
         )
     amount, currency = _line_items(params.get("line_items"))
     now = account.clock.timestamp()
-    expires_at = _int(params["expires_at"], "expires_at") if "expires_at" in params else None
+    expires_at = int_param(params["expires_at"], "expires_at") if "expires_at" in params else None
     if expires_at is not None and not now + 1800 <= expires_at <= now + 86400:
         raise stripe_error(
             400,
@@ -233,7 +128,7 @@ async def create_checkout_session(
         expires_at=expires_at,
         intent_metadata=_metadata(intent_data.get("metadata"), "payment_intent_data[metadata]"),
     )
-    obj = sim.stripe.render_session(book, session, _expand(params))
+    obj = render_session(book, session, expand_of(params))
     if idempotency_key:
         book.idempotency[idempotency_key] = (fingerprint, obj)
     return JSONResponse(obj)
@@ -256,8 +151,8 @@ def _line_items(items: Any) -> tuple[int, str]:
             raise stripe_error(
                 400, f"Missing required param: {where}[price_data].", param=f"{where}[price_data]"
             )
-        quantity = _int(item.get("quantity", "1"), f"{where}[quantity]")
-        unit = _int(price["unit_amount"], f"{where}[price_data][unit_amount]")
+        quantity = int_param(item.get("quantity", "1"), f"{where}[quantity]")
+        unit = int_param(price["unit_amount"], f"{where}[price_data][unit_amount]")
         if quantity < 1 or unit < 0:
             raise stripe_error(400, f"Invalid {where}: amounts must be positive", param=where)
         total += unit * quantity
@@ -285,9 +180,9 @@ async def retrieve_checkout_session(
     """Retrieve a Checkout Session; `expand[]=payment_intent` inlines its PaymentIntent."""
     session = account.stripe.sessions.get(session_id)
     if session is None:
-        raise _missing("checkout.session", session_id, "session")
-    params = _read_params(request, _RETRIEVE_PARAMS)
-    return sim.stripe.render_session(account.stripe, session, _expand(params))
+        raise missing("checkout.session", session_id, "session")
+    params = read_params(request, _RETRIEVE_PARAMS)
+    return render_session(account.stripe, session, expand_of(params))
 
 
 @router.post("/v1/checkout/sessions/{session_id}/expire")
@@ -297,11 +192,11 @@ async def expire_checkout_session(
     """Expire an open Checkout Session; Stripe sends `checkout.session.expired`."""
     session = account.stripe.sessions.get(session_id)
     if session is None:
-        raise _missing("checkout.session", session_id, "session")
+        raise missing("checkout.session", session_id, "session")
     if session.status != "open":
         raise stripe_error(400, 'Only Checkout Sessions with a status in ["open"] can be expired.')
     sim.send(sim.stripe.expire_session(account, session))
-    return sim.stripe.render_session(account.stripe, session)
+    return render_session(account.stripe, session)
 
 
 @router.get("/v1/payment_intents/{intent_id}")
@@ -314,9 +209,9 @@ async def retrieve_payment_intent(
     """Retrieve a PaymentIntent; `expand[]=latest_charge` inlines its charge."""
     intent = account.stripe.intents.get(intent_id)
     if intent is None:
-        raise _missing("payment_intent", intent_id, "intent")
-    params = _read_params(request, _RETRIEVE_PARAMS)
-    return sim.stripe.render_intent(account.stripe, intent, _expand(params))
+        raise missing("payment_intent", intent_id, "intent")
+    params = read_params(request, _RETRIEVE_PARAMS)
+    return render_intent(account.stripe, intent, expand_of(params))
 
 
 @router.get("/v1/invoices/{invoice_id}")
@@ -329,9 +224,9 @@ async def retrieve_invoice(
     """Retrieve an Invoice; `payments` (its PaymentIntent) only with `expand[]=payments`, as Stripe."""
     invoice = account.stripe.invoices.get(invoice_id)
     if invoice is None:
-        raise _missing("invoice", invoice_id, "invoice")
-    params = _read_params(request, _RETRIEVE_PARAMS)
-    return sim.stripe.render_invoice(invoice, _expand(params))
+        raise missing("invoice", invoice_id, "invoice")
+    params = read_params(request, _RETRIEVE_PARAMS)
+    return render_invoice(invoice, expand_of(params))
 
 
 @router.get("/v1/events/{event_id}")
@@ -339,23 +234,23 @@ async def retrieve_event(
     event_id: str, request: Request, account: Account = Depends(stripe_account)
 ) -> JsonDict:
     """Retrieve an Event of the last 30 days."""
-    _read_params(request, _RETRIEVE_PARAMS)
+    read_params(request, _RETRIEVE_PARAMS)
     position = account.stripe.event_index.get(event_id)
     event = account.stripe.events[position] if position is not None else None
     if event is None or event["created"] < account.clock.timestamp() - EVENT_RETENTION:
-        raise _missing("event", event_id, "id")
+        raise missing("event", event_id, "id")
     return event
 
 
 @router.get("/v1/events")
 async def list_events(request: Request, account: Account = Depends(stripe_account)) -> JsonDict:
     """List Events newest first: `type` (with `*`), `types[]`, `created[gte|gt|lte|lt]`, cursors."""
-    params = _read_params(request, _EVENT_LIST_PARAMS)
+    params = read_params(request, _EVENT_LIST_PARAMS)
     return _event_page(account.stripe, params, account.clock.timestamp())
 
 
 def _event_page(book: StripeBook, params: dict[str, Any], now: int) -> JsonDict:
-    limit = _int(params.get("limit", 10), "limit")
+    limit = int_param(params.get("limit", 10), "limit")
     if not 1 <= limit <= 100:
         raise stripe_error(
             400, "This value must be greater than or equal to 1 and less than or equal to 100.", param="limit"
@@ -409,7 +304,7 @@ def _created_bounds(created: Any) -> list[Any]:
     if created is None:
         return []
     if not isinstance(created, dict):
-        exact = _int(created, "created")
+        exact = int_param(created, "created")
         return [lambda c: c == exact]
     checks = {
         "gt": lambda c, v: c > v,
@@ -421,7 +316,7 @@ def _created_bounds(created: Any) -> list[Any]:
     for op, value in created.items():
         if op not in checks:
             raise stripe_error(400, f"Received unknown parameter: created[{op}]", param=f"created[{op}]")
-        bound = _int(value, f"created[{op}]")
+        bound = int_param(value, f"created[{op}]")
         bounds.append(lambda c, test=checks[op], v=bound: test(c, v))
     return bounds
 

@@ -12,7 +12,7 @@ from paysync_core.db.schema import metadata
 config = context.config
 
 
-def _run(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_sync
+def _run(connection) -> None:  # a sync Connection inside run_sync
     context.configure(connection=connection, target_metadata=metadata, compare_type=True)
     with context.begin_transaction():
         # Serialise concurrent migrators (several services starting at once).
@@ -21,7 +21,10 @@ def _run(connection) -> None:  # noqa: ANN001 - a sync Connection inside run_syn
 
 
 async def _main() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("alembic: no sqlalchemy.url configured (migrate with `paysync db upgrade`)")
+    engine = create_async_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()

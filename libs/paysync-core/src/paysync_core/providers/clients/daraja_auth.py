@@ -16,7 +16,7 @@ from paysync_core.errors import GatewayError
 from paysync_core.providers.clients.errors import GatewayRejected
 from paysync_core.providers.clients.http import GatewayHttp, error_for_status, json_object, text_field
 
-TOKEN_PATH = "/oauth/v1/generate"
+TOKEN_PATH = "/oauth/v1/generate"  # noqa: S105 - a URL path, not a password
 #: Daraja's documented lifetime (3600 s) when an answer leaves `expires_in` out.
 DEFAULT_LIFETIME = 3600.0
 

@@ -114,6 +114,7 @@ class DarajaGatewayClient:
 
     def observation_for(self, result: StkQueryResult | StillProcessing) -> PaymentObservation:
         """A verified observation of a query answer; the id repeats for the same answer."""
+        status: S | None
         if isinstance(result, StillProcessing):
             status, key, detail = S.PENDING, "processing", result.detail
         else:

@@ -163,7 +163,8 @@ class PaystackGatewayClient:
             for item in items:
                 if isinstance(item, dict):
                     yield item
-            meta = body.get("meta") if isinstance(body.get("meta"), dict) else {}
+            meta = body.get("meta")
+            meta = meta if isinstance(meta, dict) else {}
             page_count = _int(meta.get("pageCount"))
             if (
                 not items

@@ -11,6 +11,9 @@ from typing import Any, TypeVar
 import httpx
 import stripe
 import structlog
+from stripe import RequestOptions
+from stripe.params import EventListParams, EventListParamsCreated, InvoiceRetrieveParams
+from stripe.params.checkout import SessionCreateParams
 
 from paysync_core.contracts.common import ObservationSource, Provider
 from paysync_core.contracts.observation import PaymentObservation
@@ -75,7 +78,7 @@ class StripeGatewayClient:
 
     async def retrieve_invoice(self, invoice_id: str) -> stripe.Invoice:
         """GET /v1/invoices/:id with its `payments` expanded: Stripe leaves them out otherwise."""
-        params: dict[str, Any] = {"expand": ["payments"]}  # where the invoice's PaymentIntent is named
+        params: InvoiceRetrieveParams = {"expand": ["payments"]}  # where the invoice's PaymentIntent is named
         return await _call(self._sdk.v1.invoices.retrieve_async(invoice_id, params), invoice_id)
 
     async def list_events(
@@ -88,11 +91,11 @@ class StripeGatewayClient:
     ) -> AsyncIterator[stripe.Event]:
         """Events of `types` created in the window, newest first per group of 20 types, every page."""
         names = list(dict.fromkeys(types))
-        created: dict[str, int] = {"gte": int(created_gte.timestamp())}
+        created: EventListParamsCreated = {"gte": int(created_gte.timestamp())}
         if created_lte is not None:
             created["lte"] = int(created_lte.timestamp())
         for start in range(0, len(names), _MAX_TYPES_PER_LIST):
-            params: dict[str, Any] = {
+            params: EventListParams = {
                 "types": names[start : start + _MAX_TYPES_PER_LIST],
                 "created": created,
                 "limit": max(1, min(page_size, 100)),
@@ -188,7 +191,7 @@ class StripeGatewayClient:
             metadata=metadata,
             customer_email=customer_email,
         )
-        options = {"idempotency_key": idempotency_key} if idempotency_key else None
+        options: RequestOptions | None = {"idempotency_key": idempotency_key} if idempotency_key else None
         session = await _call(self._sdk.v1.checkout.sessions.create_async(params, options), None)
         log.info(
             "stripe.checkout_session.created",
@@ -218,12 +221,12 @@ def checkout_session_params(
     entity_id: str,
     metadata: Mapping[str, str] | None = None,
     customer_email: str | None = None,
-) -> dict[str, Any]:
+) -> SessionCreateParams:
     """The parameters of POST /v1/checkout/sessions for one payment of one line item."""
     if amount_minor <= 0:
         raise ValueError("amount_minor must be positive")
     tags = {**(metadata or {}), "paysync_domain": domain, "paysync_entity_id": entity_id}
-    params: dict[str, Any] = {
+    params: SessionCreateParams = {
         "mode": "payment",
         "line_items": [
             {

@@ -39,7 +39,7 @@ def paystack_time(when: datetime | None = None) -> str:
 
 
 def _transaction_id() -> int:
-    return random.randint(10**8, 10**10)
+    return random.randint(10**8, 10**10)  # noqa: S311 - a test payload id, not a secret
 
 
 def paystack_event(event: str, data: JsonDict) -> JsonDict:
@@ -55,7 +55,7 @@ def paystack_transaction(
     status: str = "success",
     paid_at: datetime | None = None,
     metadata: JsonDict | str | None = None,
-    id: int | None = None,  # noqa: A002 - Paystack's own field name
+    id: int | None = None,  # Paystack's own field name
     channel: str = "card",
 ) -> JsonDict:
     """A Transaction resource, the `data` of `charge.success` (amount in subunits: kobo, pesewas…)."""
@@ -93,7 +93,7 @@ def paystack_charge_success(
     currency: str = "NGN",
     paid_at: datetime | None = None,
     metadata: JsonDict | str | None = None,
-    id: int | None = None,  # noqa: A002
+    id: int | None = None,
 ) -> JsonDict:
     """A `charge.success` event."""
     return paystack_event(
@@ -142,7 +142,7 @@ def paystack_dispute(
     amount: int = 10_000,
     currency: str = "NGN",
     resolution: str | None = None,
-    id: int | None = None,  # noqa: A002
+    id: int | None = None,
     created_at: datetime | None = None,
     resolved_at: datetime | None = None,
     transaction_metadata: JsonDict | str | None = None,
@@ -160,7 +160,7 @@ def paystack_dispute(
     return paystack_event(
         event,
         {
-            "id": id or random.randint(10**5, 10**7),
+            "id": id or random.randint(10**5, 10**7),  # noqa: S311 - a test payload id, not a secret
             "refund_amount": amount,
             "currency": currency,
             "status": "resolved" if resolved else "awaiting-merchant-feedback",

@@ -35,10 +35,10 @@ def _now() -> int:
 
 
 def stripe_event(
-    type: str,  # noqa: A002 - Stripe's own field name
+    type: str,  # Stripe's own field name
     obj: JsonDict,
     *,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     created: int | None = None,
     api_version: str = API_VERSION,
     livemode: bool = False,
@@ -63,7 +63,7 @@ def stripe_event(
 
 def checkout_session(
     *,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     payment_status: Literal["paid", "unpaid", "no_payment_required"] = "paid",
     status: Literal["open", "complete", "expired"] = "complete",
     amount_total: int | None = 2000,
@@ -100,7 +100,7 @@ def checkout_session(
 
 def payment_intent(
     *,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     status: str = "succeeded",
     amount: int = 2000,
     amount_received: int | None = None,
@@ -132,7 +132,7 @@ def payment_intent(
 
 def invoice(
     *,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     status: Literal["draft", "open", "paid", "uncollectible", "void"] = "paid",
     amount_due: int = 2000,
     amount_paid: int | None = None,
@@ -190,7 +190,7 @@ def invoice(
 
 def charge(
     *,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     amount: int = 2000,
     amount_refunded: int = 0,
     refunded: bool | None = None,
@@ -220,7 +220,7 @@ def charge(
 
 def dispute(
     *,
-    id: str | None = None,  # noqa: A002
+    id: str | None = None,
     status: str = "needs_response",
     amount: int = 2000,
     currency: str = "usd",
