@@ -10,12 +10,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_core.contracts import DisputeFact, Evidence, PaymentObservation
+from paysync_core import topics
+from paysync_core.contracts import DisputeFact, Evidence, PaymentObservation, payment_key
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.schema import payment_refs, payments
@@ -196,6 +197,22 @@ async def commit_group_at_end(bootstrap: str, group: str, topic: str) -> None:
         await consumer.stop()
 
 
+async def publish_observations(
+    bootstrap: str, batch: list[PaymentObservation], *, partition: int | None = None
+) -> None:
+    """Publish as webhook-ingest does (keyed by payment, acks=all), in order, each acknowledged."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for obs in batch:
+            key = payment_key(obs.tenant, obs.provider, obs.provider_ref).encode()
+            await producer.send_and_wait(
+                topics.PAYMENT_OBSERVATIONS.name, obs.to_bytes(), key=key, partition=partition
+            )
+    finally:
+        await producer.stop()
+
+
 async def fetch(engine: AsyncEngine, statement: Any) -> list[Any]:
     """Rows of a query."""
     async with engine.connect() as conn:
@@ -212,6 +229,7 @@ def kit() -> SimpleNamespace:
     """This module's builders, for tests (a conftest is not importable under importlib mode)."""
     return SimpleNamespace(
         commit_group_at_end=commit_group_at_end,
+        publish=publish_observations,
         register=register_payment,
         register_many=register_payments,
         observation=observation,

@@ -8,11 +8,10 @@ import uuid
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
 from paysync_core import topics
-from paysync_core.contracts import DeadLetter, PaymentObservation, payment_key
+from paysync_core.contracts import DeadLetter, PaymentObservation
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.settings import CommonSettings
 from paysync_dev.topic_reader import read_topic
@@ -65,7 +64,8 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        await publish_to_one_partition(kafka_topics, stream)
+        # One partition, in this order: the refused one sits between two good ones.
+        await kit.publish(kafka_topics, stream, partition=0)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if (await kit.payment_row(engine, after)).status == "processing":
@@ -85,17 +85,3 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
     assert len(mine) == 1
     assert PaymentObservation.from_bytes(mine[0].value).observation_id == stream[1].observation_id
     assert "customer" in mine[0].error and mine[0].attempts == 2 and mine[0].service == "status-projector"
-
-
-async def publish_to_one_partition(bootstrap: str, observations: list[PaymentObservation]) -> None:
-    """One partition, in this order: the refused one sits between two good ones."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
-    await producer.start()
-    try:
-        for obs in observations:
-            key = payment_key(obs.tenant, obs.provider, obs.provider_ref).encode()
-            await producer.send_and_wait(
-                topics.PAYMENT_OBSERVATIONS.name, obs.to_bytes(), key=key, partition=0
-            )
-    finally:
-        await producer.stop()
