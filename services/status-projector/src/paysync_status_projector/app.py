@@ -41,7 +41,7 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
     configure_logging("status-projector", common.log_level, common.log_json)
     domains = Domains(load_domains(settings.domains_file, *settings.extra_domains_files))
     engine = _engine(common.database_url)
-    # "Received"/"Processed" per batch at DEBUG: at a thousand observations a second they are noise.
+    # The broker only publishes dead letters (the consumer is `BatchConsumer`); its own logs at DEBUG.
     broker = durable_broker(
         common.kafka_bootstrap, client_id="paysync-status-projector", log_level=logging.DEBUG
     )
