@@ -22,7 +22,6 @@ READS_BYTES = {
     ("webhook-ingest", topics.WEBHOOKS_RAW.name): "hot batch path; a bad record is dead-lettered",
     ("reconciler", topics.RECONCILE_TICKS.name): "a tick that does not parse is dead-lettered",
     ("reconciler", topics.RECONCILE_REQUESTS.name): "a request that does not parse is dead-lettered",
-    ("status-projector", topics.PAYMENT_OBSERVATIONS.name): "hot batch path (its own consumer loop)",
 }
 
 

@@ -14,7 +14,7 @@ from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 from paysync_status_projector.domains import Domains, load_domains
-from paysync_status_projector.handlers import register_projector, same_partition_as_java_clients
+from paysync_status_projector.handlers import projector_consumer, same_partition_as_java_clients
 from paysync_status_projector.relay import Wakeup, drift_loop, relay_with_producer, unpark_loop
 from paysync_status_projector.settings import StatusProjectorSettings
 
@@ -41,12 +41,19 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
     configure_logging("status-projector", common.log_level, common.log_json)
     domains = Domains(load_domains(settings.domains_file, *settings.extra_domains_files))
     engine = _engine(common.database_url)
-    # "Received"/"Processed" per batch at DEBUG: at a thousand observations a second they are noise.
+    # The broker only publishes dead letters (the consumer is `BatchConsumer`); its own logs at DEBUG.
     broker = durable_broker(
         common.kafka_bootstrap, client_id="paysync-status-projector", log_level=logging.DEBUG
     )
     outbox_wakeup, registered_wakeup = Wakeup(), Wakeup()
-    register_projector(broker, engine, domains, settings, on_committed=outbox_wakeup.set)
+    consumer = projector_consumer(broker, engine, domains, settings, on_committed=outbox_wakeup.set)
+
+    async def check_domains_then_join() -> None:
+        await domains.bind(engine)
+        await consumer.start()  # as the subscriber did: a broker out of reach fails the start-up
+
+    async def apply_observations() -> None:
+        await consumer.run()
 
     def catch_up() -> None:
         outbox_wakeup.set()
@@ -77,8 +84,9 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
         "paysync status-projector",
         broker=broker,
         engine=engine,
-        before_start=lambda: domains.bind(engine),
+        before_start=check_domains_then_join,
         background=(
+            apply_observations,
             listen_for_wakeups,
             relay_status_changes,
             match_parked_observations,

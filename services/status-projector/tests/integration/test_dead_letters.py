@@ -11,11 +11,10 @@ import pytest
 from sqlalchemy import text
 
 from paysync_core import topics
-from paysync_core.contracts import DeadLetter, PaymentObservation, payment_key
+from paysync_core.contracts import DeadLetter, PaymentObservation
 from paysync_core.domain.status import UnifiedStatus as S
-from paysync_core.kafka import DurableProducer
 from paysync_core.settings import CommonSettings
-from paysync_dev.payments import observation, payment_row, register_payment
+from paysync_dev.payments import observation, payment_row, publish_observations, register_payment
 from paysync_dev.topic_reader import commit_group_at_end, read_topic
 from paysync_status_projector.app import create_app
 from paysync_status_projector.settings import StatusProjectorSettings
@@ -66,7 +65,8 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        await publish_to_one_partition(kafka_topics, stream)
+        # One partition, in this order: the refused one sits between two good ones.
+        await publish_observations(kafka_topics, stream, partition=0)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if (await payment_row(engine, after)).status == "processing":
@@ -86,15 +86,3 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
     assert len(mine) == 1
     assert PaymentObservation.from_bytes(mine[0].value).observation_id == stream[1].observation_id
     assert "customer" in mine[0].error and mine[0].attempts == 2 and mine[0].service == "status-projector"
-
-
-async def publish_to_one_partition(bootstrap: str, observations: list[PaymentObservation]) -> None:
-    """One partition, in this order: the refused one sits between two good ones."""
-    producer = DurableProducer(bootstrap, client_id="paysync-tests", partitioner=lambda *_: 0)
-    await producer.start()
-    try:
-        for obs in observations:
-            key = payment_key(obs.tenant, obs.provider, obs.provider_ref).encode()
-            await producer.send(topics.PAYMENT_OBSERVATIONS.name, key, obs.to_bytes())
-    finally:
-        await producer.stop()

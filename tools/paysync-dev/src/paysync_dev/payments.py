@@ -12,12 +12,14 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_core import topics
 from paysync_core.contracts import DisputeFact, Evidence, PaymentObservation
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.schema import payment_refs, payments
 from paysync_core.domain.ids import payment_id_for
 from paysync_core.domain.status import UnifiedStatus
+from paysync_core.kafka import DurableProducer
 from paysync_dev.service_fixtures import fetch
 
 #: When the observations `observation()` builds happened: minute 0.
@@ -172,3 +174,23 @@ def observation(
 async def payment_row(engine: AsyncEngine, payment: Registered) -> Any:
     """The payment's row as the projector left it."""
     return (await fetch(engine, select(payments).where(payments.c.id == payment.id)))[0]
+
+
+async def publish_observations(
+    bootstrap: str, batch: list[PaymentObservation], *, partition: int | None = None
+) -> None:
+    """Publish as webhook-ingest does (keyed by payment, acks=all), in order, each acknowledged.
+
+    `partition` puts every record on that partition instead of the key's, to fix their order.
+    """
+    producer = DurableProducer(
+        bootstrap, client_id="paysync-tests", partitioner=None if partition is None else lambda *_: partition
+    )
+    await producer.start()
+    try:
+        for obs in batch:
+            await producer.send(
+                topics.PAYMENT_OBSERVATIONS.name, topics.PAYMENT_OBSERVATIONS.key_for(obs), obs.to_bytes()
+            )
+    finally:
+        await producer.stop()

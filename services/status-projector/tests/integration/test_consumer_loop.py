@@ -1,0 +1,143 @@
+"""The projector's own consumer loop: a failed transaction redelivers its batch; a stop resumes after it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import REGISTRY
+from sqlalchemy import func, select, text
+
+from paysync_core import topics
+from paysync_core.db.schema import observations, outbox, payments
+from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.settings import CommonSettings
+from paysync_dev.payments import observation, payment_row, publish_observations, register_payment
+from paysync_dev.service_fixtures import fetch, wait_until
+from paysync_dev.topic_reader import commit_group_at_end
+from paysync_status_projector.app import create_app
+from paysync_status_projector.settings import StatusProjectorSettings
+
+pytestmark = pytest.mark.integration
+
+TOPIC = topics.PAYMENT_OBSERVATIONS.name
+#: Backends of the projector waiting for a row lock (the test holds it).
+LOCK_WAITERS = text(
+    "SELECT pid FROM pg_stat_activity WHERE application_name = 'paysync-status-projector'"
+    " AND wait_event_type = 'Lock'"
+)
+
+
+async def test_a_batch_whose_transaction_fails_is_redelivered_and_applied_once(
+    engine, tenant, kafka_topics, migrated_database
+) -> None:
+    settings = await projector_settings(kafka_topics, migrated_database)
+    payment = await register_payment(engine, tenant.id, domain="jobs")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), engine.connect() as holder:
+        # The payment's row locked: the projector's transaction waits, and is killed while it waits.
+        await holder.begin()
+        await holder.execute(select(payments.c.id).where(payments.c.id == payment.id).with_for_update())
+        await publish_observations(kafka_topics, [observation(payment, S.SUCCEEDED, 1)])
+        first = await lock_waiter(engine, other_than=None)
+        async with engine.connect() as admin:
+            await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        await lock_waiter(engine, other_than=first)  # the same batch, delivered again
+        await holder.rollback()
+        await wait_until(lambda: status_is(engine, payment, "succeeded"), 30, "the observation applied")
+        await wait_until(lambda: committed_to_end(kafka_topics, settings.group_id), 30, "offsets committed")
+
+    assert await count(engine, observations.c.tenant_id, tenant.id) == 1
+    assert await count(engine, outbox.c.payload["tenant"].astext, tenant.id) == 1
+    assert (await payment_row(engine, payment)).sequence == 1
+
+
+async def test_a_stopped_projector_resumes_from_its_committed_offsets(
+    engine, tenant, kafka_topics, migrated_database
+) -> None:
+    settings = await projector_settings(kafka_topics, migrated_database)
+    a, b, c = [await register_payment(engine, tenant.id, domain="jobs") for _ in range(3)]
+    b_paid = observation(b, S.SUCCEEDED, 1)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await publish_observations(kafka_topics, [observation(a, S.PROCESSING, 1), b_paid])
+        await wait_until(lambda: status_is(engine, b, "succeeded"), 30, "the first records applied")
+        await wait_until(lambda: committed_to_end(kafka_topics, settings.group_id), 30, "offsets committed")
+    before = seen()
+
+    # While it is stopped: a's next state, b's observation once more, and a new payment's.
+    await publish_observations(
+        kafka_topics, [observation(a, S.SUCCEEDED, 2), b_paid, observation(c, S.SUCCEEDED, 1)]
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await wait_until(lambda: status_is(engine, c, "succeeded"), 30, "the later records applied")
+        await wait_until(lambda: committed_to_end(kafka_topics, settings.group_id), 30, "offsets committed")
+
+    # Only what came while it was stopped was read again: two new, the one republished a duplicate.
+    assert {k: seen()[k] - before[k] for k in before} == {"applied": 2, "duplicate": 1}
+    assert [(await payment_row(engine, p)).status for p in (a, b, c)] == ["succeeded"] * 3
+    assert await count(engine, observations.c.tenant_id, tenant.id) == 4
+    assert await count(engine, outbox.c.payload["tenant"].astext, tenant.id) == 4
+
+
+async def projector_settings(bootstrap: str, database_url: str) -> StatusProjectorSettings:
+    """A projector of a consumer group of its own, starting at the observations' current end."""
+    group = f"projector-loop-{uuid.uuid4().hex[:8]}"
+    await commit_group_at_end(bootstrap, group, TOPIC)
+    return StatusProjectorSettings(
+        common=CommonSettings(kafka_bootstrap=bootstrap, database_url=database_url, log_json=False),
+        group_id=group,
+        drift_check_seconds=3600,
+    )
+
+
+async def lock_waiter(engine: Any, other_than: int | None) -> int:
+    """The pid of a projector backend waiting for the held lock (not `other_than`), once there is one."""
+    found: list[int] = []
+
+    async def waiting() -> bool:
+        found[:] = [pid for (pid,) in await fetch(engine, LOCK_WAITERS) if pid != other_than]
+        return bool(found)
+
+    await wait_until(waiting, 30, "the projector waiting for the locked row", every=0.05)
+    return found[0]
+
+
+async def status_is(engine: Any, payment: Any, status: str) -> bool:
+    """Whether the payment's row has this status now."""
+    return (await payment_row(engine, payment)).status == status
+
+
+async def committed_to_end(bootstrap: str, group: str) -> bool:
+    """Whether the group's committed offset is the end of every partition of the observations topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        # Every partition has a commit: the group started with one at each partition's end.
+        partitions = [tp for tp in committed if tp.topic == TOPIC]
+        ends = await consumer.end_offsets(partitions)
+        return bool(partitions) and all(committed[tp].offset == ends[tp] for tp in partitions)
+    finally:
+        await consumer.stop()
+        await admin.close()
+
+
+def seen() -> dict[str, float]:
+    """This process's projector counters of applied and duplicate observations (its /metrics)."""
+    return {
+        outcome: REGISTRY.get_sample_value("paysync_projector_observations_total", {"outcome": outcome})
+        or 0.0
+        for outcome in ("applied", "duplicate")
+    }
+
+
+async def count(engine: Any, column: Any, value: str) -> int:
+    """How many rows of `column`'s table have `value` there."""
+    return (await fetch(engine, select(func.count()).where(column == value)))[0][0]
