@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from paysync_api_gateway import admin
+from paysync_api_gateway import admin, evidence, overrides
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import register_reply_listener
@@ -15,10 +15,11 @@ from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
 from paysync_api_gateway.stream import router as stream_router
 from paysync_core import topics
-from paysync_core.contracts import ReconcileRequest
+from paysync_core.contracts import PaymentObservation, ReconcileRequest
 from paysync_core.db.engine import make_engine
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
+from paysync_core.overrides import override_record
 from paysync_core.web import service_app
 
 
@@ -34,6 +35,10 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
         return await broker.publish(
             request.to_bytes(), topics.RECONCILE_REQUESTS.name, key=request.tenant.encode()
         )
+
+    async def publish_observation(obs: PaymentObservation) -> object:
+        topic, key, value = override_record(obs)
+        return await broker.publish(value, topic, key=key)
 
     refresh = RefreshCoordinator(publish_request)
     register_reply_listener(broker, refresh)
@@ -56,6 +61,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.refresh = refresh
+    app.state.publish_observation = publish_observation
     app.state.notifier = notifier
     app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -64,4 +70,6 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
     app.include_router(admin.router)
+    app.include_router(evidence.router)
+    app.include_router(overrides.router)
     return app
