@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from paysync_cli import payments
+from paysync_cli import dlq, payments
 from paysync_core.credentials import (
     GatewayCredentials,
     MpesaCredentials,
@@ -30,6 +30,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(payments.app, name="payments")
+app.add_typer(dlq.app, name="dlq")
 console = Console()
 
 
