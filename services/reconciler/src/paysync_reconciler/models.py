@@ -7,26 +7,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import Field
-
-from paysync_core.contracts import Contract, Provider
-from paysync_core.contracts.common import TenantId, UtcDatetime
+from paysync_core.contracts import Provider
+from paysync_core.contracts.reconcile import ReconcileTick
 from paysync_core.domain.status import UnifiedStatus
-
-
-class ReconcileTick(Contract):
-    """Sweep one tenant's payments at one gateway now; `tick_id` makes duplicates recognisable."""
-
-    schema_version: Literal[1] = 1
-    tick_id: str = Field(
-        min_length=1, max_length=200, description="(tenant, provider, cadence slot), or manual"
-    )
-    tenant: TenantId
-    provider: Provider
-    scheduled_at: UtcDatetime
-    source: Literal["scheduler", "cli"] = "scheduler"
 
 
 def slot_of(moment: datetime, cadence_seconds: float) -> int:
@@ -86,6 +71,10 @@ class Phase(StrEnum):
     UNRECORDED = "unrecorded"
 
 
+#: Most payment ids a sweep's report lists as recovered (the count, `fixed`, is always whole).
+MAX_RECOVERED = 1000
+
+
 @dataclass(slots=True)
 class RunStats:
     """What one sweep or check did: the counts users know from a sync job's report."""
@@ -108,6 +97,9 @@ class RunStats:
     ended_unpaid: int = 0
     alerts_raised: int = 0
     window_start: datetime | None = None
+    # Payments whose status the list corrected (ids; the first `_MAX_RECOVERED` only): what a window
+    # sweep recovered.
+    recovered: list[str] = field(default_factory=list)
     # Why the list could not be read (the sweep is partial), why the sweep was skipped, why it failed.
     list_error: str | None = None
     reason: str | None = None
@@ -144,6 +136,8 @@ class RunStats:
             "alerts_raised": self.alerts_raised,
         }
         report |= {name: count for name, count in counts.items() if count}
+        if self.recovered:
+            report["recovered"] = list(self.recovered)
         return report | {f"{phase.value}_s": seconds for phase, seconds in self.phases.items()}
 
 

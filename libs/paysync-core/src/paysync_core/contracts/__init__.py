@@ -12,7 +12,7 @@ from paysync_core.contracts.common import (
 from paysync_core.contracts.dead_letter import DeadLetter
 from paysync_core.contracts.envelope import RawWebhook
 from paysync_core.contracts.observation import DisputeFact, Evidence, PaymentObservation
-from paysync_core.contracts.reconcile import CheckedPayment, ReconcileReply, ReconcileRequest
+from paysync_core.contracts.reconcile import CheckedPayment, ReconcileReply, ReconcileRequest, ReconcileTick
 from paysync_core.contracts.status_change import PaymentStatusChanged
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "RawWebhook",
     "ReconcileReply",
     "ReconcileRequest",
+    "ReconcileTick",
     "CheckedPayment",
     "Verdict",
     "alert_id",

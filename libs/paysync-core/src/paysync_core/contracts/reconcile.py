@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -53,3 +54,29 @@ class ReconcileReply(Contract):
     gateway_errors: int = 0
     payments: tuple[CheckedPayment, ...] = Field(default=(), description="Per payment (entity checks only)")
     completed_at: UtcDatetime
+
+
+class ReconcileTick(Contract):
+    """Sweep one tenant's payments at one gateway now; `tick_id` makes duplicates recognisable.
+
+    With `since` and `until` it is a window sweep (`paysync reconcile`): only the gateway's list for
+    that window is read (Stripe Events, Paystack transactions), published and compared, within the
+    gateway's rate budget; the list sweep's watermark and the payments' check schedules are left as
+    they are.
+    """
+
+    schema_version: Literal[1] = 1
+    tick_id: str = Field(
+        min_length=1, max_length=200, description="(tenant, provider, cadence slot), or manual"
+    )
+    tenant: TenantId
+    provider: Provider
+    scheduled_at: UtcDatetime
+    source: Literal["scheduler", "cli"] = "scheduler"
+    since: UtcDatetime | None = Field(default=None, description="A window sweep's start")
+    until: UtcDatetime | None = Field(default=None, description="A window sweep's end")
+
+    @property
+    def window(self) -> tuple[datetime, datetime] | None:
+        """(since, until) of a window sweep; None for a regular sweep."""
+        return (self.since, self.until) if self.since is not None and self.until is not None else None
