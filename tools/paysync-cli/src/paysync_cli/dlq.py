@@ -20,6 +20,7 @@ from rich.table import Table
 
 from paysync_cli._ops import JsonOption, console, database, fail, print_json, producer
 from paysync_cli.dead_letters import Letter, Selection, dlq_topics, read_letters
+from paysync_core.contracts import DeadLetter
 from paysync_core.db import redrives
 from paysync_core.settings import CommonSettings
 
@@ -180,43 +181,38 @@ def redrive(
 
 async def _redrive(selection: Selection, who: str, show_progress: bool) -> dict[str, Any]:
     letters = await _in_view(selection, show_progress)
-    readable = [x for x in letters if x.letter is not None]
+    readable = [(x, x.letter) for x in letters if x.letter is not None]
     done: list[dict[str, Any]] = []
     with _progress() as bar:
         task = bar.add_task("redriving", total=len(readable), rate="", visible=show_progress)
         async with producer("paysync-cli-redrive") as sender, database() as engine:
-            for x in readable:
-                sent = await sender.send(x.letter.source_topic, x.letter.key, x.letter.value)
-                row = _ledger_row(x, sent, who)
+            for x, letter in readable:
+                sent = await sender.send(letter.source_topic, letter.key, letter.value)
+                row = _ledger_row(x, letter, sent, who)
                 # Entered after the broker took the record: a crash in between redrives it again on the
                 # next run, which idempotent consumers make harmless; the reverse would lose it.
                 async with engine.begin() as conn:
                     await redrives.record_redrives(conn, [row])
-                done.append(
-                    {
-                        "id": x.id,
-                        "dlq_topic": x.dlq_topic,
-                        "to": f"{row['source_topic']}:{row['redriven_partition']}:{row['redriven_offset']}",
-                    }
-                )
+                to = f"{row['source_topic']}:{row['redriven_partition']}:{row['redriven_offset']}"
+                done.append({"id": x.id, "dlq_topic": x.dlq_topic, "to": to})
                 bar.update(task, advance=1)
-    after = [x for x in letters if x.letter is None]
+    unreadable = [x for x in letters if x.letter is None]
     return {
         "before": _counts(letters),
         "redriven": done,
-        "skipped": [x.id for x in after],
-        "after": _counts(after),
+        "skipped": [x.id for x in unreadable],
+        "after": _counts(unreadable),
     }
 
 
-def _ledger_row(x: Letter, sent: Any, who: str) -> dict[str, Any]:
-    assert x.letter is not None
+def _ledger_row(x: Letter, letter: DeadLetter, sent: Any, who: str) -> dict[str, Any]:
+    """The ledger row of a letter republished as `sent` (the broker's record metadata)."""
     return {
         "dlq_topic": x.dlq_topic,
         "partition": x.partition,
         "offset": x.offset,
-        "source_topic": x.letter.source_topic,
-        "error_type": x.letter.error_type[:200],
+        "source_topic": letter.source_topic,
+        "error_type": letter.error_type[:200],
         "redriven_partition": sent.partition,
         "redriven_offset": sent.offset,
         "redriven_by": who[:100],

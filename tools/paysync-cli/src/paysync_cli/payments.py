@@ -109,7 +109,7 @@ async def _override(
         "payment_id": str(key),
         "observation_id": obs.observation_id,
         "status_before": payment.status,
-        "status": after.status,
+        "status": after.status if after is not None else payment.status,
         "by": who,
         "reason": reason,
         "applied": done,
