@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_api_gateway.limits import FailedKeyThrottle
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_core.contracts import PaymentObservation
+from paysync_core.publishers import TopicPublisher
 
 if TYPE_CHECKING:  # stream.py declares its endpoint with these aliases
     from paysync_api_gateway.stream import StreamSlots
@@ -41,6 +43,11 @@ def notifier(request: Request) -> httpx.AsyncClient:
     return request.app.state.notifier
 
 
+def observations_out(request: Request) -> TopicPublisher[PaymentObservation]:
+    """The publisher of observations (an operator's override is one)."""
+    return request.app.state.observations_out
+
+
 def stream_slots(request: Request) -> StreamSlots:
     """The live streams each tenant (and the instance) may hold at once."""
     return request.app.state.stream_slots
@@ -52,3 +59,4 @@ Refresh = Annotated[RefreshCoordinator, Depends(refresh)]
 FailedKeys = Annotated[FailedKeyThrottle, Depends(failed_keys)]
 Notifier = Annotated[httpx.AsyncClient, Depends(notifier)]
 Slots = Annotated["StreamSlots", Depends(stream_slots)]
+Observations = Annotated[TopicPublisher[PaymentObservation], Depends(observations_out)]

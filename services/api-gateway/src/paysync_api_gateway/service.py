@@ -104,12 +104,17 @@ async def _mode_of(
     return credentials_mode(getattr(credentials, provider))
 
 
-async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
-    """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
+def payment_key_of(payment_id: str) -> uuid.UUID:
+    """A payment id from a path; NotFound for anything that cannot be one."""
     try:
-        key = uuid.UUID(payment_id)
+        return uuid.UUID(payment_id)
     except ValueError:
         raise NotFound(f"no payment {payment_id!r}") from None
+
+
+async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
+    """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
+    key = payment_key_of(payment_id)
     async with engine.connect() as conn:
         row = await repo.get_payment(conn, tenant, key)
     if row is None:

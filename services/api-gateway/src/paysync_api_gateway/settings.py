@@ -26,6 +26,12 @@ class ApiGatewaySettings(BaseSettings):
     stream_max_total: int = Field(
         default=1000, ge=1, description="Live streams one replica holds open in all; past it: 503"
     )
+    override_wait_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="How long `POST /admin/v1/payments/{id}/override` waits for the projector to apply the "
+        "override before answering 202 (applied later)",
+    )
     admin_token: SecretStr = Field(default=SecretStr(""), description="Enables /admin/v1 for its holder")
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413 while being read"

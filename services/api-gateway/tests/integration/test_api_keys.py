@@ -3,46 +3,18 @@ a client address sending wrong keys is throttled without slowing anyone else."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-
 import pytest
 
 from paysync_dev.fixtures import create_tenant
+from paysync_dev.operator import paysync
 
 pytestmark = pytest.mark.integration
 ADMIN_TOKEN = "admin-secret-for-key-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-PAYSYNC = Path(sys.executable).parent / "paysync"
 
 
 def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
-
-
-@dataclass
-class Ran:
-    """What a finished command said."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-async def paysync(database_url: str, *args: str) -> Ran:
-    """The operator's `paysync` command, as a process; the event loop (and the api-gateway running
-    in it, whose Kafka consumer must keep its group membership) goes on while it runs."""
-    env = os.environ | {"PAYSYNC_DATABASE_URL": database_url, "COLUMNS": "200"}
-    process = await asyncio.create_subprocess_exec(
-        str(PAYSYNC), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return Ran(process.returncode, out.decode(), err.decode())
 
 
 async def test_an_operator_revokes_a_key_over_the_admin_api(open_api, tenant) -> None:

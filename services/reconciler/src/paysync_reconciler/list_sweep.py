@@ -19,7 +19,7 @@ from paysync_core.errors import GatewayError
 from paysync_reconciler import drift, metrics
 from paysync_reconciler.alerts import raise_all
 from paysync_reconciler.listing import Listed
-from paysync_reconciler.models import ListedPage, RunStats
+from paysync_reconciler.models import MAX_RECOVERED, ListedPage, RunStats
 from paysync_reconciler.ports import Deps, Port, target_of
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.repository import listing as listing_repo
@@ -76,20 +76,23 @@ class ListSweep:
         window: ListWindow,
         stats: RunStats,
         fetched: asyncio.Event,
+        span: tuple[datetime, datetime] | None = None,
     ) -> None:
         self.deps, self.port, self.now, self.window, self.stats = deps, port, now, window, stats
         self.fetched = fetched
+        #: A window sweep's (since, until): read that, and leave the watermark where it is.
+        self.span = span
         self._queue: asyncio.Queue[_Fetched] = asyncio.Queue(maxsize=deps.settings.list_buffer_pages)
         # What stopped the list: a fetching error is kept until the pages before it are absorbed.
         self._error: Exception | None = None
 
     async def run(self) -> None:
         """Fetch, read and absorb the list; advance the watermark unless the list could not be read."""
-        start = await self._window_start()
+        start, end = self.span or (await self._window_start(), self.now)
         self.stats.window_start = start
         try:
             async with asyncio.TaskGroup() as stages:
-                fetching = stages.create_task(self._fetch(start))
+                fetching = stages.create_task(self._fetch(start, end))
                 stages.create_task(self._read_and_absorb(fetching))
         except BaseExceptionGroup as failed:
             # Only reading and absorbing raise (fetching keeps its error): that one error, unwrapped.
@@ -99,6 +102,8 @@ class ListSweep:
             return
         if self._error is not None:
             raise self._error
+        if self.span is not None:
+            return
         async with self.deps.engine.begin() as conn:
             await listing_repo.advance_watermark(
                 conn, self.port.tenant, self.port.provider.value, self.port.list_name, self.now
@@ -127,10 +132,10 @@ class ListSweep:
             start = now - overlap
         return max(start, now - timedelta(seconds=s.initial_lookback_seconds))
 
-    async def _fetch(self, start: datetime) -> None:
+    async def _fetch(self, start: datetime, end: datetime) -> None:
         """The fetch stage: queue each page with its payments, marked as touched by the list."""
         try:
-            async for page in self.port.list_pages(start, self.now):
+            async for page in self.port.list_pages(start, end):
                 known = await _touch_listed(self.deps, self.port, page, self.now, self.window)
                 await self._queue.put((page, known))
                 self.stats.pages += 1
@@ -263,6 +268,8 @@ async def _absorb_listed(
         target, item = targets[pid], newest[pid]
         if drift.is_fix(target.status, item.status):
             stats.fixed += 1
+            if len(stats.recovered) < MAX_RECOVERED:
+                stats.recovered.append(str(pid))
         findings += drift.drift_between(target, item, current=current)
     await raise_all(deps, findings, stats)
 

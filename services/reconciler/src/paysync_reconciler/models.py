@@ -70,6 +70,10 @@ class Phase(StrEnum):
     UNRECORDED = "unrecorded"
 
 
+#: Most payment ids a sweep's report lists as recovered (the count, `fixed`, is always whole).
+MAX_RECOVERED = 1000
+
+
 @dataclass(slots=True)
 class RunStats:
     """What one sweep or check did: the counts users know from a sync job's report."""
@@ -92,6 +96,9 @@ class RunStats:
     ended_unpaid: int = 0
     alerts_raised: int = 0
     window_start: datetime | None = None
+    # Payments whose status the list corrected (ids; the first `_MAX_RECOVERED` only): what a window
+    # sweep recovered.
+    recovered: list[str] = field(default_factory=list)
     # Why the list could not be read (the sweep is partial), why the sweep was skipped, why it failed.
     list_error: str | None = None
     reason: str | None = None
@@ -128,6 +135,8 @@ class RunStats:
             "alerts_raised": self.alerts_raised,
         }
         report |= {name: count for name, count in counts.items() if count}
+        if self.recovered:
+            report["recovered"] = list(self.recovered)
         return report | {f"{phase.value}_s": seconds for phase, seconds in self.phases.items()}
 
 

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -69,7 +70,10 @@ async def sweep(deps: Deps, tick: ReconcileTick) -> RunStats:
                 stats.reason = "another replica is sweeping this account"
             else:
                 with priority(Priority.SWEEP):
-                    await _sweep_locked(deps, tick.tenant, provider, stats)
+                    if tick.window is not None:
+                        await sweep_window(deps, tick.tenant, provider, tick.window, stats)
+                    else:
+                        await _sweep_locked(deps, tick.tenant, provider, stats)
                 if stats.list_error:
                     status = "partial"
     except ProviderNotConfigured:
@@ -126,6 +130,35 @@ async def _sweep_locked(deps: Deps, tenant: str, provider: Provider, stats: RunS
             await check_due(deps, port, schedule, now, stats)
         with _phase(stats, Phase.UNRECORDED):
             await record_orphaned_successes(deps, port, window, stats)
+    finally:
+        stats.gateway_calls = port.calls(Priority.SWEEP) - calls_before
+
+
+async def sweep_window(
+    deps: Deps, tenant: str, provider: Provider, span: tuple[datetime, datetime], stats: RunStats
+) -> None:
+    """An operator's window sweep (`paysync reconcile`): read the gateway's list for the window only.
+
+    New payments are enrolled and the list's answers noted on their checks, as by any sweep; its
+    observations are published (the projector applies them); each payment whose status the list
+    corrects is reported in `stats.recovered`. The list's watermark stays where it is, so the regular
+    sweeps read on from where they were.
+    """
+    port = await deps.gateways.port(tenant, provider)
+    if not port.can_list:
+        stats.reason = (
+            f"{provider.value} has no list to read a window from; its payments are checked one by one"
+        )
+        return
+    with _phase(stats, Phase.ENROLL):  # as every sweep does: the list's answers are noted on check rows
+        async with deps.engine.begin() as conn:
+            stats.enrolled = await checks_repo.enroll(
+                conn, tenant, provider.value, deps.schedules[provider].delays[0]
+            )
+    calls_before = port.calls(Priority.SWEEP)
+    try:
+        with _phase(stats, Phase.FETCH):
+            await ListSweep(deps, port, deps.clock(), ListWindow(), stats, asyncio.Event(), span).run()
     finally:
         stats.gateway_calls = port.calls(Priority.SWEEP) - calls_before
 

@@ -26,6 +26,8 @@ class AlertKind(StrEnum):
     CHECK_FAILED = "check_failed"
     # An observation from the other mode (live for a test payment, or the reverse): recorded, never applied.
     MODE_MISMATCH = "mode_mismatch"
+    # A gateway fact newer than an operator's override says something else; the override stands:
+    OVERRIDE_CONTRADICTED = "override_contradicted"
     # Drift only a gateway query reveals (the reconciler's checks):
     GATEWAY_PAYMENT_UNRECORDED = "gateway_payment_unrecorded"  # paid at the gateway, no payment record
     PAID_WITHOUT_GATEWAY_SUCCESS = "paid_without_gateway_success"  # paid here, no success at the gateway

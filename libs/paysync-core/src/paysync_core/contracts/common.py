@@ -65,6 +65,8 @@ class ObservationSource(StrEnum):
     RECONCILE = "reconcile"
     MANUAL = "manual"
     REPLAY = "replay"
+    #: An operator set the status by hand (`paysync payments override`, `/admin/v1`).
+    OVERRIDE = "override"
 
 
 class Verdict(StrEnum):

@@ -37,6 +37,8 @@ class Evidence(Contract):
     receipt_number: str | None = None
     phone_masked: str | None = None
     detail: str | None = Field(default=None, description="The gateway's own words, e.g. ResultDesc")
+    override_by: str | None = Field(default=None, description="Who overrode the status (an override)")
+    override_reason: str | None = Field(default=None, description="Why the status was overridden")
 
 
 class DisputeFact(Contract):
@@ -102,4 +104,5 @@ class PaymentObservation(Contract):
             amount_refunded_minor=self.amount_refunded_minor,
             dispute=Dispute(self.dispute.dispute_id, self.dispute.state) if self.dispute else None,
             evidence=evidence,
+            override=self.source is ObservationSource.OVERRIDE,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import Field
@@ -10,7 +11,13 @@ from paysync_core.contracts.common import Contract, Provider, TenantId, UtcDatet
 
 
 class ReconcileTick(Contract):
-    """Sweep one tenant's payments at one gateway now; `tick_id` makes duplicates recognisable."""
+    """Sweep one tenant's payments at one gateway now; `tick_id` makes duplicates recognisable.
+
+    With `since` and `until` it is a window sweep (`paysync reconcile`): only the gateway's list for
+    that window is read (Stripe Events, Paystack transactions), published and compared, within the
+    gateway's rate budget; the list sweep's watermark and the payments' check schedules are left as
+    they are.
+    """
 
     schema_version: Literal[1] = 1
     tick_id: str = Field(
@@ -20,6 +27,13 @@ class ReconcileTick(Contract):
     provider: Provider
     scheduled_at: UtcDatetime
     source: Literal["scheduler", "cli"] = "scheduler"
+    since: UtcDatetime | None = Field(default=None, description="A window sweep's start")
+    until: UtcDatetime | None = Field(default=None, description="A window sweep's end")
+
+    @property
+    def window(self) -> tuple[datetime, datetime] | None:
+        """(since, until) of a window sweep; None for a regular sweep."""
+        return (self.since, self.until) if self.since is not None and self.until is not None else None
 
 
 class ReconcileRequest(Contract):

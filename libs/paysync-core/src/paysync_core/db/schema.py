@@ -1,8 +1,8 @@
 """paysync's tables, as SQLAlchemy Core metadata; Alembic migrations create them.
 
-The payment tables are defined here; the built-in domains' tables are in `domain_tables.py` and the
-reconciler's in `reconciler_tables.py`. Every table is importable from this module, and `metadata`
-here holds them all.
+The payment tables are defined here; the built-in domains' tables are in `domain_tables.py`, the
+reconciler's in `reconciler_tables.py` and the operator's in `operator_tables.py`. Every table is
+importable from this module, and `metadata` here holds them all.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from paysync_core.db.domain_tables import (
     workshop_payment_requests,
 )
 from paysync_core.db.metadata import created_at, metadata, updated_at
+from paysync_core.db.operator_tables import dead_letter_redrives
 from paysync_core.db.reconciler_tables import (
     reconcile_checks,
     reconcile_requests,
@@ -47,6 +48,7 @@ from paysync_core.db.reconciler_tables import (
 __all__ = [
     "api_keys",
     "bookings",
+    "dead_letter_redrives",
     "invoice_payments",
     "invoices",
     "metadata",

@@ -9,7 +9,10 @@ and the unified status is a pure function of that state. Rules (docs/status-mode
 - money that has moved is never un-seen: success outranks every open or unpaid status;
 - refunds and disputes move forward from success;
 - a success whose amount or currency differs from the registered one is flagged, not accepted;
-- a refund of everything that was received is a full refund, however the gateway worded it.
+- a refund of everything that was received is a full refund, however the gateway worded it;
+- an operator's override (the newest one) is the status shown; gateway facts older than it never
+  undo it, and a newer gateway fact whose status disagrees marks it contradicted (the projector
+  opens a sync issue) without changing the status.
 
 Each fact also keeps the gateway's words that came with it (a failure's reason, a success's
 receipt and session ids), so what is shown about a payment is a function of the state too.
@@ -62,6 +65,15 @@ class SuccessFact:
         return dict(self.evidence).get(name)
 
 
+@dataclass(frozen=True, slots=True, order=True)
+class OverrideFact:
+    """The newest operator override: the status it set, and when; fields in comparison order."""
+
+    provider_time: datetime
+    observation_id: str
+    status: UnifiedStatus
+
+
 @dataclass(frozen=True, slots=True)
 class Expectation:
     """What the payment was registered for; None where nothing was registered."""
@@ -82,12 +94,26 @@ class PaymentState:
     flags: frozenset[str] = field(default_factory=frozenset)
     #: A partial refund was reported, even if without its amount.
     refund_seen: bool = False
-    #: The newest provider time of any verified observation that established something.
+    #: The newest provider time of any verified gateway observation that established something.
     as_of: datetime | None = None
+    #: The newest operator override; it never moves `as_of`, which stays the gateway's.
+    override: OverrideFact | None = None
 
     @property
     def status(self) -> UnifiedStatus:
-        """The unified status this state stands for."""
+        """The unified status this state stands for: an override's, else the gateway facts'."""
+        return self.override.status if self.override is not None else self.gateway_status
+
+    @property
+    def override_contradicted(self) -> bool:
+        """A gateway fact newer than the override says something else than the override set."""
+        if self.override is None or self.as_of is None:
+            return False
+        return self.as_of > self.override.provider_time and self.gateway_status is not self.override.status
+
+    @property
+    def gateway_status(self) -> UnifiedStatus:
+        """The status the gateways' facts alone stand for, whatever an operator set."""
         states = {state for _, state in self.disputes}
         if states & {"open", "lost"}:
             return UnifiedStatus.DISPUTED
@@ -149,6 +175,7 @@ class PaymentState:
             flags=self.flags | other.flags,
             refund_seen=self.refund_seen or other.refund_seen,
             as_of=_max(self.as_of, other.as_of),
+            override=_max(self.override, other.override),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +189,7 @@ class PaymentState:
             "flags": sorted(self.flags),
             "refund_seen": self.refund_seen,
             "as_of": self.as_of.isoformat() if self.as_of else None,
+            "override": _fact_json(self.override),
         }
 
     @classmethod
@@ -169,7 +197,7 @@ class PaymentState:
         """Rebuild a state stored with `to_json`."""
         if not data:
             return cls()
-        lo, su = data.get("latest_open"), data.get("success")
+        lo, su, ov = data.get("latest_open"), data.get("success"), data.get("override")
         return cls(
             latest_open=OpenFact(
                 datetime.fromisoformat(lo["provider_time"]),
@@ -195,6 +223,11 @@ class PaymentState:
             flags=frozenset(data.get("flags", [])),
             refund_seen=data.get("refund_seen", False),
             as_of=datetime.fromisoformat(data["as_of"]) if data.get("as_of") else None,
+            override=OverrideFact(
+                datetime.fromisoformat(ov["provider_time"]), ov["observation_id"], UnifiedStatus(ov["status"])
+            )
+            if ov
+            else None,
         )
 
 
@@ -202,6 +235,10 @@ def observe(obs: Observation, expected: Expectation) -> PaymentState:
     """The state that one observation alone establishes."""
     if not obs.verified:
         return _NOTHING  # a hint: recorded in history, never enough to change status
+    if obs.override:
+        if obs.status is None:
+            return _NOTHING
+        return PaymentState(override=OverrideFact(obs.provider_time, obs.observation_id, obs.status))
     facts = _establish(obs, expected)
     return PaymentState(**facts, as_of=obs.provider_time) if facts else _NOTHING
 
@@ -276,7 +313,7 @@ def _min(a, b):  # Optional-aware min of two facts
     return b if a is None else a if b is None else min(a, b)
 
 
-def _fact_json(fact: OpenFact | SuccessFact | None) -> dict[str, Any] | None:
+def _fact_json(fact: OpenFact | SuccessFact | OverrideFact | None) -> dict[str, Any] | None:
     if fact is None:
         return None
     out = {name: getattr(fact, name) for name in fact.__slots__}

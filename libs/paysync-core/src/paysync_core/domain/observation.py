@@ -42,6 +42,9 @@ class Observation:
     #: The gateway-side ids and words that came with it (session, charge, receipt, detail...), as
     #: sorted (name, value) pairs.
     evidence: tuple[tuple[str, str], ...] = ()
+    #: An operator's status override (source "override"): it sets the status shown until a newer one,
+    #: and no gateway fact older than it undoes it.
+    override: bool = False
 
     @property
     def detail(self) -> str | None:

@@ -271,3 +271,63 @@ def test_the_wire_message_becomes_what_the_merge_reads() -> None:
     )
     state = merge_all([message.to_domain()], EXPECTED)
     assert (state.status, state.success.evidence_of("raw_offset")) == (S.SUCCEEDED, "7")
+
+
+# -- operator overrides -----------------------------------------------------------------------
+
+
+def override(status: S, minute: int) -> Observation:
+    return replace(obs(status, minute, oid=f"override-{status}-{minute}", amount=None), override=True)
+
+
+def test_an_override_sets_the_status_and_older_gateway_facts_never_undo_it() -> None:
+    state = merge_all([obs(S.PENDING, 1), override(S.FAILED, 10), obs(S.SUCCEEDED, 5)], EXPECTED)
+    assert state.status is S.FAILED and state.gateway_status is S.SUCCEEDED
+    assert not state.override_contradicted
+
+
+def test_a_newer_gateway_fact_that_disagrees_contradicts_the_override_without_changing_it() -> None:
+    state = merge_all([override(S.SUCCEEDED, 10), obs(S.FAILED, 11)], EXPECTED)
+    assert state.status is S.SUCCEEDED and state.override_contradicted
+    agrees = merge_all([override(S.SUCCEEDED, 10), obs(S.SUCCEEDED, 11)], EXPECTED)
+    assert agrees.status is S.SUCCEEDED and not agrees.override_contradicted
+
+
+def test_the_newest_override_wins_and_the_state_keeps_it_through_json() -> None:
+    state = merge_all([override(S.SUCCEEDED, 20), override(S.CANCELED, 10), obs(S.PENDING, 1)], EXPECTED)
+    assert state.status is S.SUCCEEDED
+    assert PaymentState.from_json(state.to_json()) == state
+
+
+overrides = st.builds(override, status=st.sampled_from(list(S)), minute=st.integers(0, 30))
+with_overrides = st.lists(observations | overrides, min_size=1, max_size=12)
+
+
+@settings(max_examples=500)
+@given(with_overrides, st.data())
+def test_with_overrides_any_order_and_duplication_gives_the_same_state(items, data) -> None:
+    reference = merge_all(items, EXPECTED)
+    again = data.draw(st.permutations(items + data.draw(st.lists(st.sampled_from(items), max_size=4))))
+    assert merge_all(again, EXPECTED) == reference
+
+
+@settings(max_examples=500)
+@given(st.lists(observations, max_size=10), st.sampled_from(list(S)), st.lists(observations, max_size=6))
+def test_an_override_holds_against_every_older_observation(before, status, older_after) -> None:
+    """Observations older than the override, arriving before or after it, never change what it set."""
+    late = override(status, 31)  # newer than every generated observation (minutes 0..30)
+    state = merge_all([*before, late, *older_after], EXPECTED)
+    assert state.status is status and not state.override_contradicted
+
+
+@settings(max_examples=500)
+@given(st.lists(observations, max_size=10), st.sampled_from(list(S)), observations)
+def test_a_newer_verified_fact_contradicts_exactly_when_the_gateway_status_differs(
+    items, status, newer
+) -> None:
+    early = override(status, -1)  # older than every generated observation
+    state = merge_all([*items, early, newer], EXPECTED)
+    assert state.status is status
+    gateway = merge_all([*items, newer], EXPECTED)
+    moved = gateway.as_of is not None
+    assert state.override_contradicted == (moved and gateway.status is not status)

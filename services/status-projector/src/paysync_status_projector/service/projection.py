@@ -20,6 +20,7 @@ from paysync_status_projector.service.alerts import raise_mismatch_alerts, raise
 from paysync_status_projector.service.domain_rows import follow_in_domains
 from paysync_status_projector.service.folding import Folded, fold, payment_values
 from paysync_status_projector.service.messages import event_row, now
+from paysync_status_projector.service.overrides import raise_override_alerts
 
 
 @dataclass(slots=True)
@@ -91,7 +92,7 @@ async def project_in(
     if not changed:
         return result
     events = [event_row(topics.PAYMENT_STATUS, c) for f in changed for c in f.changes]
-    alerts = await raise_mismatch_alerts(conn, changed, at)
+    alerts = await raise_mismatch_alerts(conn, changed, at) + await raise_override_alerts(conn, changed, at)
     events += [event_row(topics.ALERTS, a) for a in alerts]
     await repo.write_merged(conn, [payment_values(f, at) for f in changed], events)
     await follow_in_domains(conn, changed, locked, domains)

@@ -1,0 +1,175 @@
+"""Reading the dead-letter topics and choosing letters: what `paysync dlq` lists, shows and redrives."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import ValidationError
+
+from paysync_core import topics
+from paysync_core.contracts import DeadLetter
+
+#: How long one fetch from the broker may wait before the reader looks at its positions again.
+_POLL_MS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    """One record of a `<topic>.dlq` topic, where it sits, and what it says (None: unreadable)."""
+
+    dlq_topic: str
+    partition: int
+    offset: int
+    written_at: datetime
+    letter: DeadLetter | None
+
+    @property
+    def id(self) -> str:
+        """`<dlq topic>:<partition>:<offset>`, how commands name one letter."""
+        return f"{self.dlq_topic}:{self.partition}:{self.offset}"
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        """The letter's own position: the redrive ledger's key."""
+        return self.dlq_topic, self.partition, self.offset
+
+    @property
+    def reason(self) -> str:
+        """The error type that stopped the record (`unreadable` for a letter that is not a DeadLetter)."""
+        return self.letter.error_type if self.letter else "unreadable"
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant named by the original record (observations, raw webhooks, requests carry one)."""
+        try:
+            original = json.loads(self.letter.value) if self.letter else None
+        except ValueError:
+            return None
+        return original.get("tenant") if isinstance(original, dict) else None
+
+    def summary(self) -> dict[str, Any]:
+        """What `dlq list` shows of it."""
+        d = self.letter
+        return {
+            "id": self.id,
+            "dlq_topic": self.dlq_topic,
+            "partition": self.partition,
+            "offset": self.offset,
+            "reason": self.reason,
+            "error": d.error if d else None,
+            "source_topic": d.source_topic if d else None,
+            "source_partition": d.partition if d else None,
+            "source_offset": d.offset if d else None,
+            "attempts": d.attempts if d else None,
+            "service": d.service if d else None,
+            "failed_at": (d.failed_at if d else self.written_at).isoformat(),
+            "tenant": self.tenant,
+        }
+
+    def details(self) -> dict[str, Any]:
+        """What `dlq show` prints: the summary and the original record (JSON if it is JSON, else text)."""
+        original: Any = None
+        if self.letter is not None:
+            try:
+                original = json.loads(self.letter.value)
+            except ValueError:
+                original = self.letter.value.decode("utf-8", "replace")
+        key = self.letter.key.decode("utf-8", "replace") if self.letter and self.letter.key else None
+        return {**self.summary(), "key": key, "original": original}
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which letters a command is about: by topic, reason, tenant and when they were written."""
+
+    dlq_topics: tuple[str, ...]
+    reason: str | None = None
+    tenant: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def matches(self, letter: Letter) -> bool:
+        """Whether the letter passes the reason, tenant and time filters."""
+        if self.until is not None and letter.written_at >= self.until:
+            return False
+        if self.tenant is not None and letter.tenant != self.tenant:
+            return False
+        if self.reason is None:
+            return True
+        wanted = self.reason.lower()
+        error = letter.letter.error.lower() if letter.letter else ""
+        return letter.reason.lower() == wanted or wanted in error
+
+
+def dlq_topics(topic: str | None) -> tuple[str, ...]:
+    """The dead-letter topics meant by `--topic` (a source topic or its `.dlq`; None: every one)."""
+    every = {spec.dlq.name: spec for spec in topics.WITH_DLQ}
+    if topic is None:
+        return tuple(every)
+    name = topic if topic.endswith(".dlq") else f"{topic}.dlq"
+    if name not in every:
+        known = ", ".join(spec.name for spec in topics.WITH_DLQ)
+        raise ValueError(f"{topic!r} has no dead-letter topic; topics that have one: {known}")
+    return (name,)
+
+
+def partitions_of(dlq_topic: str) -> int:
+    """How many partitions a dead-letter topic was provisioned with."""
+    return next(spec.dlq.partitions for spec in topics.WITH_DLQ if spec.dlq.name == dlq_topic)
+
+
+async def read_letters(
+    bootstrap: str, selection: Selection, progress: Callable[[int, int], None] | None = None
+) -> list[Letter]:
+    """Every letter of the selected topics from `since` (Kafka's offsets-for-times) to their end now.
+
+    The ends are taken once at the start, so letters written while reading are left for the next run.
+    `progress(done, total)` is told how far the reading has come, in records.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(t, p) for t in selection.dlq_topics for p in range(partitions_of(t))]
+        consumer.assign(parts)
+        starts, ends = await _range(consumer, parts, selection.since)
+        total = sum(ends[tp] - starts[tp] for tp in parts)
+        letters: list[Letter] = []
+        pending = {tp for tp in parts if starts[tp] < ends[tp]}
+        for tp in parts:
+            consumer.seek(tp, starts[tp])
+        while pending:
+            batches = await consumer.getmany(*pending, timeout_ms=_POLL_MS)
+            for tp, records in batches.items():
+                letters += [_letter(r) for r in records if r.offset < ends[tp]]
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+            if progress is not None:
+                progress(len(letters), total)
+        return [letter for letter in letters if selection.matches(letter)]
+    finally:
+        await consumer.stop()
+
+
+async def _range(
+    consumer: AIOKafkaConsumer, parts: list[TopicPartition], since: datetime | None
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Where reading starts (the first record at or after `since`, else the beginning) and ends (now)."""
+    ends = await consumer.end_offsets(parts)
+    starts = await consumer.beginning_offsets(parts)
+    if since is not None:
+        found = await consumer.offsets_for_times({tp: int(since.timestamp() * 1000) for tp in parts})
+        starts = {tp: found[tp].offset if found.get(tp) else ends[tp] for tp in parts}
+    return starts, ends
+
+
+def _letter(record: Any) -> Letter:
+    written_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+    try:
+        letter = DeadLetter.from_bytes(record.value)
+    except (ValidationError, ValueError):
+        letter = None  # shown as unreadable, never redriven
+    return Letter(record.topic, record.partition, record.offset, written_at, letter)
