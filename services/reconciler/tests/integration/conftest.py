@@ -4,65 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.contracts import Alert, ReconcileReply, ReconcileRequest
-from paysync_core.db import REGISTERED_CHANNEL
-from paysync_core.db.schema import payment_refs, payments
-from paysync_core.domain.ids import payment_id_for
 from paysync_dev.fixtures import TestTenant, create_gateway_tenant
-from paysync_dev.service_fixtures import fetch, publish, publish_observation, unique, wait_until
+from paysync_dev.service_fixtures import (
+    fetch,
+    publish,
+    publish_observation,
+    register_payment,
+    unique,
+    wait_until,
+)
 from paysync_dev.topic_reader import read_topic
 from paysync_gateway_sim import SimulatorClient
 
 #: Every webhook dropped: the case the reconciler exists for.
 LOST = {"webhooks": {"drop_ratio": 1.0}}
-
-
-async def register(
-    engine: AsyncEngine,
-    tenant: str,
-    provider: str,
-    ref: str,
-    *,
-    domain: str | None = None,
-    entity_id: str | None = None,
-    amount_minor: int | None = 2000,
-    currency: str | None = "USD",
-) -> uuid.UUID:
-    """Insert payments + payment_refs and NOTIFY paysync_registered, as api-gateway's registration does."""
-    payment_id = payment_id_for(tenant, provider, ref)
-    async with engine.begin() as conn:
-        await conn.execute(
-            insert(payments)
-            .values(
-                id=payment_id,
-                tenant_id=tenant,
-                provider=provider,
-                provider_ref=ref,
-                domain=domain,
-                entity_id=entity_id,
-                amount_minor=amount_minor,
-                currency=currency,
-                metadata={},
-            )
-            .on_conflict_do_nothing()
-        )
-        await conn.execute(
-            insert(payment_refs)
-            .values(tenant_id=tenant, provider=provider, ref=ref, payment_id=payment_id)
-            .on_conflict_do_nothing()
-        )
-        await conn.execute(text(f"NOTIFY {REGISTERED_CHANNEL}"))
-    return payment_id
 
 
 async def ask(
@@ -122,7 +86,7 @@ def kit() -> SimpleNamespace:
     """This module's helpers, for tests (a conftest is not importable under importlib mode)."""
     return SimpleNamespace(
         create_gateway_tenant=create_gateway_tenant,
-        register=register,
+        register=register_payment,
         fetch=fetch,
         wait_until=wait_until,
         publish=publish,

@@ -18,11 +18,16 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation, payment_key
+from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.engine import make_engine
+from paysync_core.db.schema import payment_refs, payments
+from paysync_core.domain.ids import payment_id_for
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.kafka import DurableProducer
 from paysync_dev.stack import SERVICES, ServiceProcess, free_port
@@ -109,6 +114,44 @@ async def publish_observation(bootstrap: str, obs: PaymentObservation) -> None:
         payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
         obs.to_bytes(),
     )
+
+
+async def register_payment(
+    engine: AsyncEngine,
+    tenant: str,
+    provider: str,
+    ref: str,
+    *,
+    domain: str | None = None,
+    entity_id: str | None = None,
+    amount_minor: int | None = 2000,
+    currency: str | None = "USD",
+) -> uuid.UUID:
+    """Insert payments + payment_refs and NOTIFY paysync_registered, as api-gateway's registration does."""
+    payment_id = payment_id_for(tenant, provider, ref)
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(payments)
+            .values(
+                id=payment_id,
+                tenant_id=tenant,
+                provider=provider,
+                provider_ref=ref,
+                domain=domain,
+                entity_id=entity_id,
+                amount_minor=amount_minor,
+                currency=currency,
+                metadata={},
+            )
+            .on_conflict_do_nothing()
+        )
+        await conn.execute(
+            insert(payment_refs)
+            .values(tenant_id=tenant, provider=provider, ref=ref, payment_id=payment_id)
+            .on_conflict_do_nothing()
+        )
+        await conn.execute(text(f"NOTIFY {REGISTERED_CHANNEL}"))
+    return payment_id
 
 
 def stripe_paid(
