@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from paysync_cli import replay, topics_describe
 from paysync_core.credentials import (
     GatewayCredentials,
     MpesaCredentials,
@@ -28,6 +29,8 @@ tenants_app = typer.Typer(help="Tenants, API keys and gateway credentials.", no_
 app.add_typer(db_app, name="db")
 app.add_typer(topics_app, name="topics")
 app.add_typer(tenants_app, name="tenants")
+app.command("replay")(replay.replay)
+topics_app.command("describe")(topics_describe.describe)
 console = Console()
 
 
