@@ -90,21 +90,20 @@ async def resolve_ids(
     An observation keeps the id today's adapter gives it unless the history holds that id saying
     something else (a mapping that was wrong): then it gets `replay_id`, so the projector applies it.
     """
-    variants = {(o.tenant, o.observation_id): replay_id(o) for o in batch}
-    keys = set(variants) | {(t, v) for (t, _), v in variants.items()}
-    history = await recorded(conn, keys)
+    history = await recorded(conn, {(o.tenant, o.observation_id) for o in batch})
+    # Only observations the history holds saying something else get a replay id (rare): looked up then.
+    mapped = [
+        (o, o.model_copy(update={"observation_id": replay_id(o)}))
+        for o in batch
+        if (held := history.get((o.tenant, o.observation_id))) is not None and not held.same_as(o)
+    ]
+    history |= await recorded(conn, {(v.tenant, v.observation_id) for _, v in mapped})
+    corrected = {id(o): v for o, v in mapped}
     fresh: dict[ObservationKey, PaymentObservation] = {}
-    for obs in batch:
+    for obs in (corrected.get(id(o), o) for o in batch):
         key = (obs.tenant, obs.observation_id)
-        held = history.get(key)
-        if held is not None and held.same_as(obs):
-            continue
-        if held is not None:
-            key = (obs.tenant, variants[key])
-            if key in history:
-                continue
-            obs = obs.model_copy(update={"observation_id": key[1]})
-        fresh[key] = obs
+        if key not in history:
+            fresh[key] = obs
     return list(fresh.values()), len(batch) - len(fresh)
 
 
