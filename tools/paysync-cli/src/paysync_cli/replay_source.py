@@ -107,10 +107,12 @@ async def explicit_ranges(
     unknown = sorted({p for p, _, _ in wanted} - set(known))
     if unknown:
         raise ValueError(f"{topic} has no partition {unknown} (it has 0..{max(known)})")
-    ends = await kafka.end_offsets([TopicPartition(topic, p) for p, _, _ in wanted])
+    parts = [TopicPartition(topic, p) for p, _, _ in wanted]
+    firsts, ends = await kafka.beginning_offsets(parts), await kafka.end_offsets(parts)
+    # Offsets already deleted by retention are skipped, not read as "start from the end".
     return [
-        OffsetRange(p, a, min(ends[TopicPartition(topic, p)], b + 1 if b is not None else 1 << 62))
-        for p, a, b in wanted
+        OffsetRange(p, max(a, firsts[tp]), min(ends[tp], b + 1 if b is not None else ends[tp]))
+        for tp, (p, a, b) in zip(parts, wanted, strict=True)
     ]
 
 
