@@ -147,7 +147,7 @@ async def test_dry_run_lists_the_mis_applied_payments_the_real_run_fixes_exactly
 
     again = cli(*args)
     assert again["payments"] == [] and again["counts"]["replayed"] == 0
-    assert again["counts"]["already_in_history"] == 4
+    assert again["counts"]["already_seen"] == 4
     assert cli(*args, "--dry-run")["payments"] == []
     assert await history_count(engine, tenant.id) == 5
 
@@ -193,5 +193,5 @@ async def test_replay_from_the_observations_topic_skips_what_the_history_has(
 
     await wait_until(projected, 60, "the observation projected")
     report = cli("replay", "--from", "observations", "--since", since, "--tenant", tenant.id, "--json")
-    assert report["counts"]["observations"] == 1 and report["counts"]["already_in_history"] == 1
+    assert report["counts"]["observations"] == 1 and report["counts"]["already_seen"] == 1
     assert report["payments"] == [] and await history_count(engine, tenant.id) == 1

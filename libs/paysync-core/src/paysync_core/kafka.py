@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -70,13 +71,16 @@ class DurableProducer:
     aiokafka wants its producer made inside the running event loop, hence start().
     """
 
-    def __init__(self, bootstrap: str, *, client_id: str, linger_ms: int = 2) -> None:
+    def __init__(
+        self, bootstrap: str, *, client_id: str, linger_ms: int = 2, max_batch_size: int = 16384
+    ) -> None:
         self._options = {
             "bootstrap_servers": bootstrap,
             "client_id": client_id,
             "acks": "all",
             "enable_idempotence": True,
             "linger_ms": linger_ms,
+            "max_batch_size": max_batch_size,
         }
         self._producer: AIOKafkaProducer | None = None
 
@@ -94,3 +98,22 @@ class DurableProducer:
         """Publish and return once every in-sync replica has the record."""
         assert self._producer is not None, "start() the producer first"
         return await self._producer.send_and_wait(topic, value, key=key)
+
+    async def send_batches(
+        self, topic: str, partition: int, records: Iterable[tuple[bytes | None, bytes]]
+    ) -> None:
+        """Publish records to one partition in full batches (bulk loads); return once all are acknowledged.
+
+        Much cheaper per record than `send`: no future per record, batches filled to their size limit.
+        """
+        assert self._producer is not None, "start() the producer first"
+        acknowledged = []
+        batch = self._producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
+                acknowledged.append(await self._producer.send_batch(batch, topic, partition=partition))
+                batch = self._producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        if batch.record_count():
+            acknowledged.append(await self._producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*acknowledged)

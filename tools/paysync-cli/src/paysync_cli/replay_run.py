@@ -41,7 +41,7 @@ class ReplayCounts:
     filtered_out: int = 0
     unreadable: int = 0
     observations: int = 0
-    already_in_history: int = 0
+    already_seen: int = 0  # in the history already, or repeated among the records replayed
     replayed: int = 0
     unmatched: int = 0  # no registered payment has their reference: the projector parks them
     payments_changed: int = 0
@@ -134,7 +134,7 @@ class Replayer:
             grouped, orphans = await payments_of(conn, fresh)
             seen = self._shadow.known() if self.producer is None else set(self._before)
             rows = await load_payments(conn, set(grouped) - seen)
-        counts.already_in_history += had
+        counts.already_seen += had
         counts.replayed += len(fresh)
         counts.unmatched += orphans
         if self.producer is None:

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from paysync_core import topics
 from paysync_core.settings import CommonSettings
@@ -63,7 +63,7 @@ def describe(
     if as_json:
         print(json.dumps([r.to_json() for r in reports], indent=2))
         return
-    table = Table("topic", "partitions", "retention", "end offsets (sum)", "consumer group: lag")
+    table = Table(Column("topic", no_wrap=True), "partitions", "retention", "end offsets (sum)", "group: lag")
     for r in reports:
         groups = "\n".join(f"{g.group}: {g.lag:,}" for g in r.groups) or "-"
         table.add_row(
