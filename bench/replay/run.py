@@ -91,18 +91,12 @@ async def produce_raw(bootstrap: str, records: list[tuple[bytes, bytes]], count:
     Through the one durable producer's bulk path, 20,000 records per call spread over the partitions.
     """
     producer = DurableProducer(bootstrap, client_id="bench-replay", linger_ms=20, max_batch_size=1 << 20)
-    partitions = topics.WEBHOOKS_RAW.partitions
     await producer.start()
     started = time.perf_counter()
     try:
         for start in range(0, count, 20_000):
             chunk = [records[n % len(records)] for n in range(start, min(start + 20_000, count))]
-            await asyncio.gather(
-                *(
-                    producer.send_batches(topics.WEBHOOKS_RAW.name, p, chunk[p::partitions])
-                    for p in range(partitions)
-                )
-            )
+            await producer.send_many(topics.WEBHOOKS_RAW.name, chunk)
     finally:
         await producer.stop()
     return count / (time.perf_counter() - started)

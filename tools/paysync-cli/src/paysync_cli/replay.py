@@ -138,7 +138,11 @@ async def _replay(
     common, settings = CommonSettings(), ReplaySettings()
     kafka = consumer(common.kafka_bootstrap)
     engine = db_engine.make_engine(common.database_url, pool_size=2, application_name="paysync-replay")
-    producer = None if dry_run else DurableProducer(common.kafka_bootstrap, client_id="paysync-replay")
+    producer = (
+        None
+        if dry_run
+        else DurableProducer(common.kafka_bootstrap, client_id="paysync-replay", max_batch_size=1 << 19)
+    )
     await kafka.start()
     try:
         if producer is not None:

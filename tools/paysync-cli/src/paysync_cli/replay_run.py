@@ -107,6 +107,7 @@ class Replayer:
     on_records: Callable[[int], None] = lambda n: None
     _shadow: ShadowProjection = field(default_factory=ShadowProjection)
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
+    _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
@@ -115,6 +116,7 @@ class Replayer:
         async for records in batches:
             await self._replay_batch(records, report.counts)
             self.on_records(len(records))
+        await self._previous_applied()
         changes = self._shadow_changes() if self.producer is None else await self._applied_changes()
         report.counts.payments_changed = len(changes)
         report.changes = changes[: self.settings.report_limit]
@@ -143,20 +145,20 @@ class Replayer:
             return
         self._before.update(rows)
         await self._publish(fresh)
-        await self._wait_until_applied({(o.tenant, o.observation_id) for o in fresh})
+        # The projector applies this batch while the next one is read and published: one batch ahead.
+        await self._previous_applied()
+        keys = {(o.tenant, o.observation_id) for o in fresh}
+        self._applying = asyncio.create_task(self._wait_until_applied(keys))
+
+    async def _previous_applied(self) -> None:
+        if self._applying is not None:
+            applying, self._applying = self._applying, None
+            await applying
 
     async def _publish(self, batch: list[PaymentObservation]) -> None:
         assert self.producer is not None
-        await asyncio.gather(
-            *(
-                self.producer.send(
-                    topics.PAYMENT_OBSERVATIONS.name,
-                    payment_key(o.tenant, o.provider, o.provider_ref).encode(),
-                    o.to_bytes(),
-                )
-                for o in batch
-            )
-        )
+        records = [(payment_key(o.tenant, o.provider, o.provider_ref).encode(), o.to_bytes()) for o in batch]
+        await self.producer.send_many(topics.PAYMENT_OBSERVATIONS.name, records)
 
     async def _wait_until_applied(self, keys: set[ObservationKey]) -> None:
         """Wait until the projector recorded (or parked) every observation published."""
