@@ -72,6 +72,11 @@ bench-ingest: setup .cache/bin/loadgen
 bench-projector: setup
 	$(VENV)/bin/python bench/projector/run.py $(BENCH_ARGS)
 
+## bench-replay: paysync replay of 1,000,000 raw records, dry run and real run: records/s and peak memory (bench/README.md)
+.PHONY: bench-replay
+bench-replay: setup
+	$(VENV)/bin/python bench/replay/run.py $(BENCH_ARGS)
+
 ## bench-reconciler: one sweep over 100,000 unsettled Stripe payments at the simulator's enforced 25 req/s (bench/README.md)
 .PHONY: bench-reconciler
 bench-reconciler: setup

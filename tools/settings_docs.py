@@ -15,6 +15,7 @@ from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings
 
 from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_cli.settings import ReplaySettings
 from paysync_core.server import ServerSettings
 from paysync_core.settings import CommonSettings
 from paysync_notifier.settings import NotifierSettings
@@ -31,6 +32,7 @@ SECTIONS: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("reconciler", ReconcilerSettings),
     ("notifier", NotifierSettings),
     ("api-gateway", ApiGatewaySettings),
+    ("paysync replay (the CLI)", ReplaySettings),
 )
 
 #: Defaults that depend on the machine they are computed on, shown as what they are.

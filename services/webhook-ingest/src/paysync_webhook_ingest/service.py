@@ -15,8 +15,6 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from paysync_core.contracts import (
-    Evidence,
-    ObservationSource,
     PaymentObservation,
     Provider,
     RawWebhook,
@@ -25,8 +23,9 @@ from paysync_core.contracts import (
 )
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.errors import MalformedPayload, ModeMismatch, NotDurable, ProviderNotConfigured
+from paysync_core.normalize import normalize_raw
 from paysync_core.providers import adapter_for
-from paysync_core.providers.base import ParseContext, Parsed, WebhookRequest
+from paysync_core.providers.base import Parsed, WebhookRequest
 from paysync_core.providers.modes import mode_mismatch
 from paysync_core.topics import raw_webhook_key
 
@@ -105,14 +104,7 @@ def raw_record(request: WebhookRequest, provider: Provider, verdict: Verdict, in
 
 def normalize(raw: RawWebhook, *, partition: int | None, offset: int | None) -> Parsed:
     """The observations a raw webhook record stands for (MalformedPayload if it has none)."""
-    ctx = ParseContext(
-        tenant=raw.tenant,
-        source=ObservationSource.WEBHOOK,
-        verified=raw.verdict is Verdict.VERIFIED,
-        observed_at=raw.received_at,
-        evidence=Evidence(ingest_id=raw.ingest_id, raw_partition=partition, raw_offset=offset),
-    )
-    return adapter_for(raw.provider).parse(raw.body, ctx)
+    return normalize_raw(raw, partition=partition, offset=offset)
 
 
 def confirmations_for(observations: list[PaymentObservation]) -> list[ReconcileRequest]:

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from paysync_cli import dlq, payments, reconcile
+from paysync_cli import dlq, payments, reconcile, replay, topics_describe
 from paysync_core.credentials import (
     GatewayCredentials,
     MpesaCredentials,
@@ -32,6 +32,8 @@ app.add_typer(tenants_app, name="tenants")
 app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
 app.command("reconcile")(reconcile.reconcile)
+app.command("replay")(replay.replay)
+topics_app.command("describe")(topics_describe.describe)
 console = Console()
 
 

@@ -1,0 +1,274 @@
+"""Benchmark of `paysync replay` from the raw webhook topic: records/s and peak memory, dry run and real run.
+
+Run with `make bench-replay` (or `.venv/bin/python bench/replay/run.py --help`). It starts a private
+Kafka broker on free ports and a fresh database on the local PostgreSQL, registers `--payments`
+Stripe payments (bookings), and produces signed `checkout.session.completed` raw records for them
+(as webhook-ingest writes them: `raw_record`, through the one durable producer, in batches): many
+events per payment, so memory can be seen to stay flat while the records grow. Then, each time with
+`paysync replay` as its own process (as an operator runs it), resident memory sampled from /proc:
+
+1. dry run over the first `--small` records, then over all `--records` (same payments): records/s and
+   peak RSS at both sizes;
+2. the projector alone: `--real` observations published straight to the observation topic for a second
+   set of payments, drained by the status-projector (its own process): observations applied per second;
+3. real run over the first `--real` raw records, with that projector applying them: records/s, and the
+   ratio to the projector's own rate measured minutes before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from paysync_core import topics
+from paysync_core.contracts import Provider, Verdict, payment_key
+from paysync_core.db.engine import make_engine, upgrade
+from paysync_core.db.schema import observations
+from paysync_core.kafka import DurableProducer, provision_topics
+from paysync_core.providers import sign_stripe
+from paysync_core.providers.base import WebhookRequest
+from paysync_core.testing.builders import to_body
+from paysync_core.testing.builders.stripe import checkout_session, stripe_event
+from paysync_dev import postgres
+from paysync_dev.kafka import KafkaProcess
+from paysync_dev.procstat import cpu_seconds
+from paysync_dev.service_fixtures import wait_for_groups
+from paysync_dev.stack import ServiceProcess, free_port
+from paysync_webhook_ingest.service import raw_record
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYSYNC = Path(sys.executable).with_name("paysync")
+SECRET = "whsec_bench_replay"
+
+# bench/projector/run.py registers payments in bulk and publishes observation backlogs: used, not copied.
+_spec = importlib.util.spec_from_file_location("bench_projector", ROOT / "bench" / "projector" / "run.py")
+assert _spec is not None and _spec.loader is not None
+projector_bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(projector_bench)
+
+
+def session_body(session_ref: str) -> bytes:
+    """A paid `checkout.session.completed` body for the session, its event id a placeholder."""
+    event = stripe_event("checkout.session.completed", checkout_session(id=session_ref), id="evt_BENCHID")
+    return to_body(event)
+
+
+def raw_webhook(tenant: str, session_ref: str, template: bytes, n: int) -> tuple[bytes, bytes]:
+    """(key, value) of one signed raw record, as webhook-ingest writes it (event id `evt_bench_<n>`)."""
+    body = template.replace(b"evt_BENCHID", f"evt_bench_{n}".encode())
+    now = datetime.now(UTC)
+    signature = sign_stripe(body, SECRET, int(now.timestamp()))
+    headers = {"stripe-signature": signature, "content-type": "application/json"}
+    request = WebhookRequest(
+        tenant=tenant, body=body, headers=headers, remote_addr="203.0.113.9", received_at=now
+    )
+    value = raw_record(request, Provider.STRIPE, Verdict.VERIFIED, f"ing-{n}")
+    return payment_key(tenant, "stripe", session_ref).encode(), value
+
+
+def distinct_records(tenant: str, refs: list[str], count: int) -> list[tuple[bytes, bytes]]:
+    """`count` distinct signed raw records (events `evt_bench_<n>`), round robin over the payments."""
+    templates = [session_body(ref) for ref in refs]
+    return [raw_webhook(tenant, refs[n % len(refs)], templates[n % len(refs)], n) for n in range(count)]
+
+
+async def produce_raw(bootstrap: str, records: list[tuple[bytes, bytes]], count: int) -> float:
+    """Produce `count` records, cycling through `records` (Stripe's redeliveries look the same), records/s.
+
+    Through the one durable producer's bulk path, 20,000 records per call spread over the partitions.
+    """
+    producer = DurableProducer(bootstrap, client_id="bench-replay", linger_ms=20, max_batch_size=1 << 20)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        for start in range(0, count, 20_000):
+            chunk = [records[n % len(records)] for n in range(start, min(start + 20_000, count))]
+            await producer.send_many(topics.WEBHOOKS_RAW.name, chunk)
+    finally:
+        await producer.stop()
+    return count / (time.perf_counter() - started)
+
+
+class RssSampler:
+    """The highest resident set size of a process and the CPU it used, sampled from /proc every 50 ms."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak_kib = 0
+        self.cpu_seconds = 0.0
+
+    async def run(self) -> None:
+        """Sample until the process is gone or the task is cancelled."""
+        while True:
+            try:
+                status = Path(f"/proc/{self.pid}/status").read_text()
+            except OSError:
+                return
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+            self.cpu_seconds = max(self.cpu_seconds, cpu_seconds(self.pid))
+            await asyncio.sleep(0.05)
+
+
+async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """`paysync replay … --json` as a process; its report, wall seconds and peak RSS."""
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        str(PAYSYNC), "replay", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE
+    )
+    sampler = RssSampler(process.pid)
+    sampling = asyncio.create_task(sampler.run())
+    out, _ = await process.communicate()
+    sampling.cancel()
+    assert process.returncode == 0, f"paysync replay {args} exited {process.returncode}"
+    report = json.loads(out)
+    report["wall_seconds"] = time.perf_counter() - started
+    report["records_per_second"] = report["counts"]["records"] / report["seconds"]
+    report["peak_rss_mib"] = sampler.peak_kib / 1024
+    # Records per CPU second of the replay process: what one free core would do, whatever the host's load.
+    report["cpu_seconds"] = sampler.cpu_seconds
+    report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
+    report["payments"] = len(report["payments"])  # the list itself is not a result
+    return report
+
+
+async def history_rows(url: str, tenant: str) -> int:
+    """The tenant's history rows."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            query = select(func.count()).select_from(observations).where(observations.c.tenant_id == tenant)
+            return (await conn.execute(query)).scalar_one()
+    finally:
+        await engine.dispose()
+
+
+async def projector_alone(
+    url: str, bootstrap: str, tenant: str, payments: int, count: int
+) -> dict[str, float]:
+    """The projector draining `count` observations published straight to its topic: observations/s."""
+    regs = await projector_bench.register(url, tenant, payments, "alone")
+    traffic = [
+        projector_bench.observation(
+            tenant, regs[n % payments], f"evt_alone_{n}", projector_bench.S.SUCCEEDED, n % 50
+        )
+        for n in range(count)
+    ]
+    started = time.perf_counter()
+    await projector_bench.publish_all(bootstrap, traffic)
+    while await history_rows(url, tenant) < count:
+        await asyncio.sleep(0.2)
+    return {"observations": count, "per_second": count / (time.perf_counter() - started)}
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    base = Path(tempfile.mkdtemp(prefix="paysync-bench-replay-"))
+    kafka = KafkaProcess.on_free_ports(base / "kafka")
+    print(f"starting a private Kafka broker in {base} ...", file=sys.stderr)
+    bootstrap = await asyncio.to_thread(kafka.start)
+    pg = await asyncio.to_thread(postgres.ensure_postgres)
+    name = f"paysync_bench_{uuid.uuid4().hex[:8]}"
+    url = await asyncio.to_thread(postgres.create_database, name, pg)
+    projector: ServiceProcess | None = None
+    try:
+        await asyncio.to_thread(upgrade, url)
+        await provision_topics(bootstrap)
+        for tenant in ("bench", "alone"):
+            await projector_bench.create_tenant(url, tenant)
+        env = {**os.environ, "PAYSYNC_KAFKA_BOOTSTRAP": bootstrap, "PAYSYNC_DATABASE_URL": url}
+        results: dict[str, Any] = {
+            "machine": {
+                "cpus": os.cpu_count(),
+                "python": platform.python_version(),
+                "load_average_at_start": os.getloadavg(),
+            },
+            "payments": args.payments,
+        }
+        regs = await projector_bench.register(url, "bench", args.payments, "replay")
+        refs = [r["provider_ref"] for r in regs]
+        print(f"building {args.small:,} distinct raw records ...", file=sys.stderr)
+        records = distinct_records("bench", refs, args.small)
+        since = datetime.now(UTC).isoformat()
+        results["produce_per_second"] = await produce_raw(bootstrap, records, args.small)
+        middle = datetime.now(UTC).isoformat()
+        print("dry run over the first records ...", file=sys.stderr)
+        results["dry_run_small"] = await run_replay(env, "--since", since, "--until", middle, "--dry-run")
+        print(f"  {results['dry_run_small']}", file=sys.stderr)
+        print(f"producing {args.records - args.small:,} more (the same events again) ...", file=sys.stderr)
+        await produce_raw(bootstrap, records, args.records - args.small)
+        del records
+        print("dry run over all records ...", file=sys.stderr)
+        results["dry_run_all"] = await run_replay(env, "--since", since, "--dry-run")
+        print(f"  {results['dry_run_all']}", file=sys.stderr)
+
+        projector = ServiceProcess(
+            "status-projector",
+            free_port(),
+            {
+                **env,
+                "PAYSYNC_LOG_LEVEL": "WARNING",
+                "PAYSYNC_STATUS_PROJECTOR_GROUP_ID": "bench-replay",
+                "PAYSYNC_STATUS_PROJECTOR_AUTO_OFFSET_RESET": "latest",
+                "PAYSYNC_STATUS_PROJECTOR_DRIFT_CHECK_SECONDS": "3600",
+            },
+            base / "projector.log",
+        )
+        projector.start()
+        await asyncio.to_thread(projector.wait_ready)
+        await wait_for_groups(bootstrap, {"bench-replay": 1})
+        print(f"the projector alone, {args.real:,} observations ...", file=sys.stderr)
+        results["projector_alone"] = await projector_alone(url, bootstrap, "alone", args.payments, args.real)
+        print(f"  {results['projector_alone']}", file=sys.stderr)
+        print(f"real run over the first {args.small:,} records ...", file=sys.stderr)
+        results["real_run"] = await run_replay(env, "--since", since, "--until", middle)
+        results["real_run"]["ratio_to_projector_alone"] = (
+            results["real_run"]["records_per_second"] / results["projector_alone"]["per_second"]
+        )
+        print(f"  {results['real_run']}", file=sys.stderr)
+        results["machine"]["load_average_at_end"] = os.getloadavg()
+        return results
+    finally:
+        if projector is not None:
+            projector.stop()
+        await asyncio.to_thread(kafka.stop)
+        await asyncio.to_thread(postgres.drop_database, name, pg)
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", type=int, default=1_000_000, help="raw records in all")
+    parser.add_argument(
+        "--small", type=int, default=100_000, help="the first records: small dry run and real run"
+    )
+    parser.add_argument("--payments", type=int, default=10_000, help="payments the records are about")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "bench" / "results" / "replay.json",
+        help="also write the results here",
+    )
+    args = parser.parse_args()
+    args.real = args.small
+    results = asyncio.run(main(args))
+    print(json.dumps(results, indent=2, default=str))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    cli()

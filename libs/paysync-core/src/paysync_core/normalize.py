@@ -1,0 +1,29 @@
+"""A raw webhook record read as payment observations: the normalizer's rule, shared with replay."""
+
+from __future__ import annotations
+
+from paysync_core.contracts import Evidence, ObservationSource, RawWebhook, Verdict
+from paysync_core.providers import adapter_for
+from paysync_core.providers.base import ParseContext, Parsed
+
+
+def normalize_raw(
+    raw: RawWebhook,
+    *,
+    partition: int | None,
+    offset: int | None,
+    source: ObservationSource = ObservationSource.WEBHOOK,
+) -> Parsed:
+    """The observations a raw record stands for, seen through `source` (MalformedPayload if it has none).
+
+    webhook-ingest's normalizer reads live records (`webhook`); `paysync replay` re-reads old ones with
+    today's adapters (`replay`). The record's position goes into each observation's evidence.
+    """
+    ctx = ParseContext(
+        tenant=raw.tenant,
+        source=source,
+        verified=raw.verdict is Verdict.VERIFIED,
+        observed_at=raw.received_at,
+        evidence=Evidence(ingest_id=raw.ingest_id, raw_partition=partition, raw_offset=offset),
+    )
+    return adapter_for(raw.provider).parse(raw.body, ctx)

@@ -1,0 +1,42 @@
+"""The `paysync` command as an operator runs it: a process against the session's broker and database."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from paysync_dev.service_fixtures import service_env
+
+PAYSYNC = Path(sys.executable).with_name("paysync")
+
+
+@pytest.fixture
+def paysync(
+    kafka_topics: str, migrated_database: str, credentials_keys: str
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run `paysync …` as a process; what it printed and its exit code."""
+    env = {**os.environ, **service_env(kafka_topics, migrated_database, credentials_keys)}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(PAYSYNC), *args], env=env, capture_output=True, text=True, timeout=300)
+
+    return run
+
+
+@pytest.fixture
+def cli(paysync: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., Any]:
+    """Run `paysync … --json`; its JSON output, after asserting it exited 0."""
+
+    def run(*args: str) -> Any:
+        done = paysync(*args)
+        assert done.returncode == 0, f"paysync {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+        return json.loads(done.stdout)
+
+    return run

@@ -1,0 +1,193 @@
+"""`paysync replay` run as an operator runs it, against webhook-ingest and the status-projector as processes.
+
+Webhooks arrive through webhook-ingest's HTTP endpoint (its normalizer off: the raw topic has them, nothing
+projected them), or were projected wrongly (a mapping bug: the normalizer published "failed" for a paid
+session). The replay's dry run lists exactly the payments that would change, the real run changes exactly
+those, and a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from paysync_core import topics
+from paysync_core.contracts import PaymentObservation, RawWebhook
+from paysync_core.db.schema import bookings, observations, payments
+from paysync_core.domain.status import UnifiedStatus
+from paysync_core.normalize import normalize_raw
+from paysync_core.providers import sign_stripe
+from paysync_core.testing.builders import to_body
+from paysync_core.testing.builders.stripe import checkout_session, stripe_event
+from paysync_dev.fixtures import TestTenant, create_tenant
+from paysync_dev.reconcile import register
+from paysync_dev.service_fixtures import fetch, publish_observation, wait_until
+from paysync_dev.stack import ServiceProcess
+from paysync_dev.topic_reader import read_topic
+
+pytestmark = pytest.mark.integration
+
+
+def post_paid_session(ingest: ServiceProcess, tenant: TestTenant, session_id: str) -> None:
+    """A signed `checkout.session.completed` (paid, 20.00 USD) through webhook-ingest; 200 once durable."""
+    body = to_body(stripe_event("checkout.session.completed", checkout_session(id=session_id)))
+    headers = {
+        "Stripe-Signature": sign_stripe(body, tenant.stripe_webhook_secret, int(time.time())),
+        "Content-Type": "application/json",
+    }
+    answer = httpx.post(
+        f"{ingest.url}/webhooks/{tenant.id}/stripe", content=body, headers=headers, timeout=30
+    )
+    assert answer.status_code == 200, answer.text
+
+
+async def raw_records_of(bootstrap: str, tenant: str) -> dict[str, tuple[int, int, PaymentObservation]]:
+    """Each of the tenant's raw records by session id: its partition, offset and today's observation of it."""
+    found = {}
+    for record in await read_topic(bootstrap, topics.WEBHOOKS_RAW.name):
+        try:
+            raw = RawWebhook.from_bytes(record.value)
+        except ValueError:
+            continue  # other tests put records that are not raw webhooks on the topic
+        if raw.tenant == tenant:
+            [obs] = normalize_raw(raw, partition=record.partition, offset=record.offset).observations
+            found[obs.provider_ref] = (record.partition, record.offset, obs)
+    return found
+
+
+async def statuses(engine, tenant: str) -> dict[str, str]:
+    """The tenant's payments: provider ref → status."""
+    rows = await fetch(
+        engine, select(payments.c.provider_ref, payments.c.status).where(payments.c.tenant_id == tenant)
+    )
+    return {r.provider_ref: r.status for r in rows}
+
+
+async def history_count(engine, tenant: str) -> int:
+    """How many observations the tenant's history holds."""
+    [row] = await fetch(engine, select(func.count()).where(observations.c.tenant_id == tenant))
+    return row[0]
+
+
+async def register_bookings(engine, tenant: str, refs: list[str]) -> None:
+    """Register one booking payment of 20.00 USD per session id."""
+    for ref in refs:
+        await register(
+            engine, tenant, "stripe", ref, domain="bookings", entity_id=f"bk-{ref[-8:]}", amount_minor=2000
+        )
+
+
+def changed(report: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """A replay report's payments: provider ref → (status before, status after)."""
+    return {p["provider_ref"]: (p["before"]["status"], p["after"]["status"]) for p in report["payments"]}
+
+
+async def test_dry_run_lists_the_mis_applied_payments_the_real_run_fixes_exactly_those_a_rerun_nothing(
+    webhook_ingest, projector, engine, kafka_topics, migrated_database, credentials_keys, tenant, cli
+):
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    lost = [f"cs_test_lost{n}{uuid.uuid4().hex}" for n in range(2)]  # received, never projected
+    right, wrong, quiet = (f"cs_test_{kind}{uuid.uuid4().hex}" for kind in ("right", "wrong", "quiet"))
+    await register_bookings(engine, tenant.id, [*lost, right, wrong, quiet])
+    other = create_tenant(migrated_database, credentials_keys, ("stripe",))
+    others = f"cs_test_other{uuid.uuid4().hex}"
+    await register_bookings(engine, other.id, [others])
+    for ref in (*lost, right, wrong):
+        post_paid_session(webhook_ingest, tenant, ref)
+    post_paid_session(webhook_ingest, other, others)
+
+    # What the normalizer published back then: `right` as today, `wrong` through a mapping bug.
+    raw = await raw_records_of(kafka_topics, tenant.id)
+    await publish_observation(kafka_topics, raw[right][2])
+    await publish_observation(kafka_topics, raw[wrong][2].model_copy(update={"status": UnifiedStatus.FAILED}))
+
+    async def both_projected() -> bool:
+        return await history_count(engine, tenant.id) == 2
+
+    await wait_until(both_projected, 60, "the two normalized observations in the history")
+    before = {**dict.fromkeys(lost, "pending"), right: "succeeded", wrong: "failed", quiet: "pending"}
+    assert await statuses(engine, tenant.id) == before
+
+    args = ("replay", "--since", since, "--tenant", tenant.id, "--json")
+    dry = cli(*args, "--dry-run")
+    expected = {ref: (before[ref], "succeeded") for ref in (*lost, wrong)}
+    assert dry["dry_run"] is True and changed(dry) == expected
+    assert {p["domain"] for p in dry["payments"]} == {"bookings"}
+    assert dry["counts"]["records"] >= 5 and dry["counts"]["filtered_out"] >= 1  # `other`'s record
+    assert await statuses(engine, tenant.id) == before and await history_count(engine, tenant.id) == 2
+
+    real = cli(*args)
+    assert real["dry_run"] is False and changed(real) == expected
+    assert [p["payment_id"] for p in real["payments"]] == [p["payment_id"] for p in dry["payments"]]
+    assert await statuses(engine, tenant.id) == {**before, **{ref: "succeeded" for ref in expected}}
+    assert await statuses(engine, other.id) == {others: "pending"}
+    replayed = await fetch(
+        engine,
+        select(observations.c.provider_ref).where(
+            observations.c.tenant_id == tenant.id, observations.c.source == "replay"
+        ),
+    )
+    assert sorted(r.provider_ref for r in replayed) == sorted(expected)
+    [booking] = await fetch(
+        engine,
+        select(bookings).where(bookings.c.tenant_id == tenant.id, bookings.c.payment_reference == wrong),
+    )
+    paid = ("confirmed", "escrow", 2000)
+    assert (booking.status, booking.payment_status, booking.amount_paid_minor) == paid
+
+    again = cli(*args)
+    assert again["payments"] == [] and again["counts"]["replayed"] == 0
+    assert again["counts"]["already_seen"] == 4
+    assert cli(*args, "--dry-run")["payments"] == []
+    assert await history_count(engine, tenant.id) == 5
+
+
+async def test_replay_by_partition_offsets_reads_only_those_records(
+    webhook_ingest, projector, engine, kafka_topics, tenant, cli
+):
+    first, second = (f"cs_test_{uuid.uuid4().hex}" for _ in range(2))
+    await register_bookings(engine, tenant.id, [first, second])
+    post_paid_session(webhook_ingest, tenant, first)
+    post_paid_session(webhook_ingest, tenant, second)
+    partition, offset, _ = (await raw_records_of(kafka_topics, tenant.id))[first]
+
+    where = ("--partition", str(partition), "--from-offset", str(offset), "--to-offset", str(offset))
+    one = cli("replay", *where, "--json")
+    assert one["counts"]["records"] == 1 and changed(one) == {first: ("pending", "succeeded")}
+    assert await statuses(engine, tenant.id) == {first: "succeeded", second: "pending"}
+
+
+async def test_replay_from_the_observations_topic_skips_what_the_history_has(
+    projector, engine, kafka_topics, tenant, cli
+):
+    ref = f"cs_test_{uuid.uuid4().hex}"
+    await register_bookings(engine, tenant.id, [ref])
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    obs = PaymentObservation(
+        observation_id=f"evt_{uuid.uuid4().hex}",
+        tenant=tenant.id,
+        provider="stripe",
+        provider_ref=ref,
+        status=UnifiedStatus.SUCCEEDED,
+        amount_minor=2000,
+        currency="USD",
+        provider_time=datetime.now(UTC),
+        source="webhook",
+        verified=True,
+        observed_at=datetime.now(UTC),
+    )
+    await publish_observation(kafka_topics, obs)
+
+    async def projected() -> bool:
+        return (await statuses(engine, tenant.id))[ref] == "succeeded"
+
+    await wait_until(projected, 60, "the observation projected")
+    report = cli("replay", "--from", "observations", "--since", since, "--tenant", tenant.id, "--json")
+    assert report["counts"]["observations"] == 1 and report["counts"]["already_seen"] == 1
+    assert report["payments"] == [] and await history_count(engine, tenant.id) == 1

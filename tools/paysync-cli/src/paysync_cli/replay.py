@@ -1,0 +1,209 @@
+"""`paysync replay`: re-derive observations from a topic and apply them, or first see what would change."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled
+from paysync_cli.replay_source import (
+    Filters,
+    OffsetRange,
+    ReplaySource,
+    consumer,
+    explicit_ranges,
+    read_ranges,
+    time_ranges,
+)
+from paysync_cli.settings import ReplaySettings
+from paysync_core.contracts import Provider
+from paysync_core.db import engine as db_engine
+from paysync_core.kafka import DurableProducer
+from paysync_core.settings import CommonSettings
+
+stdout = Console()
+stderr = Console(stderr=True)
+
+
+class RateColumn(ProgressColumn):
+    """Records per second so far."""
+
+    def render(self, task: Task) -> Text:
+        """The task's speed, as records/s."""
+        return Text(f"{task.speed or 0:,.0f} records/s", style="progress.data.speed")
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    """An ISO 8601 time; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _offset_ranges(
+    partition: list[int], from_offset: list[int], to_offset: list[int]
+) -> list[tuple[int, int, int | None]]:
+    """The --partition/--from-offset/--to-offset triples, checked."""
+    if len(from_offset) != len(partition) or len(to_offset) not in (0, len(partition)):
+        raise typer.BadParameter(
+            "give one --from-offset per --partition (and one --to-offset each, or none: to the end)",
+            param_hint="--partition",
+        )
+    ends: list[int | None] = list(to_offset) or [None] * len(partition)
+    for a, b in zip(from_offset, ends, strict=True):
+        if b is not None and b < a:
+            raise typer.BadParameter(f"--to-offset {b} is before --from-offset {a}", param_hint="--to-offset")
+    return list(zip(partition, from_offset, ends, strict=True))
+
+
+def replay(
+    source: Annotated[
+        ReplaySource, typer.Option("--from", help="raw: re-normalize webhooks; or observations")
+    ] = (ReplaySource.RAW),
+    since: Annotated[str | None, typer.Option(help="First record time, ISO 8601 (UTC if no zone)")] = None,
+    until: Annotated[str | None, typer.Option(help="Records before this time (default: up to now)")] = None,
+    partition: Annotated[
+        list[int] | None, typer.Option(help="A partition to read (repeatable)", min=0)
+    ] = None,
+    from_offset: Annotated[
+        list[int] | None, typer.Option(help="First offset, per --partition", min=0)
+    ] = None,
+    to_offset: Annotated[
+        list[int] | None, typer.Option(help="Last offset (inclusive), per --partition")
+    ] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's records")] = None,
+    gateway: Annotated[Provider | None, typer.Option(help="Only this gateway's records")] = None,
+    event_type: Annotated[
+        list[str] | None, typer.Option(help="Only these gateway event types (repeatable)")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Report what would change; change nothing")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+) -> None:
+    """Replay a topic's records (by time, or by partition offsets) as observations marked `replay`.
+
+    Reads assigned partitions (no consumer group, nothing committed), so live consumers are untouched.
+    Observations the history already has are skipped, so a second run changes nothing.
+    """
+    if partition and (since or until):
+        raise typer.BadParameter("give a time range or partition offsets, not both", param_hint="--since")
+    if not partition and since is None:
+        raise typer.BadParameter(
+            "say where to start: --since, or --partition with --from-offset", param_hint="--since"
+        )
+    offsets = _offset_ranges(partition or [], from_offset or [], to_offset or []) if partition else None
+    start, stop = _moment(since, "--since"), _moment(until, "--until")
+    filters = Filters(tenant, gateway.value if gateway else None, frozenset(event_type or ()))
+    try:
+        report = asyncio.run(_replay(source, filters, dry_run, offsets, start, stop))
+    except (ReplayStalled, ValueError, TimeoutError) as exc:
+        stderr.print(f"[red]replay stopped: {exc}[/]")
+        raise typer.Exit(1) from exc
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+
+
+async def _replay(
+    source: ReplaySource,
+    filters: Filters,
+    dry_run: bool,
+    offsets: list[tuple[int, int, int | None]] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> ReplayReport:
+    common, settings = CommonSettings(), ReplaySettings()
+    kafka = consumer(common.kafka_bootstrap)
+    engine = db_engine.make_engine(common.database_url, pool_size=2, application_name="paysync-replay")
+    producer = (
+        None
+        if dry_run
+        else DurableProducer(common.kafka_bootstrap, client_id="paysync-replay", max_batch_size=1 << 19)
+    )
+    await kafka.start()
+    try:
+        if producer is not None:
+            await producer.start()
+        ranges = await _ranges(kafka, source.topic, offsets, since, until)
+        with _progress(source, dry_run) as progress:
+            task = progress.add_task("replay", total=sum(r.size for r in ranges))
+            replayer = Replayer(
+                engine, settings, source, filters, producer, lambda n: progress.advance(task, n)
+            )
+            return await replayer.run(read_ranges(kafka, source.topic, ranges, settings.batch_records))
+    finally:
+        await kafka.stop()
+        if producer is not None:
+            await producer.stop()
+        await engine.dispose()
+
+
+async def _ranges(
+    kafka: AIOKafkaConsumer,
+    topic: str,
+    offsets: list[tuple[int, int, int | None]] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[OffsetRange]:
+    if offsets is not None:
+        return await explicit_ranges(kafka, topic, offsets)
+    return await time_ranges(kafka, topic, since, until)
+
+
+def _progress(source: ReplaySource, dry_run: bool) -> Progress:
+    verb = "dry run of" if dry_run else "replaying"
+    return Progress(
+        TextColumn(f"{verb} {source.topic}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+    )
+
+
+def _print_report(report: ReplayReport) -> None:
+    verb = "would change" if report.dry_run else "changed"
+    table = Table("payment", "tenant", "gateway ref", "domain row", "status", "received", "refunded")
+    for c in report.changes:
+        entity = f"{c.row.domain}/{c.row.entity_id}" if c.row.domain else "(none)"
+        table.add_row(
+            str(c.row.id),
+            c.row.tenant,
+            f"{c.row.provider} {c.row.provider_ref}",
+            entity,
+            f"{c.before.status} → [bold]{c.after.status}[/]",
+            f"{c.before.amount_received_minor} → {c.after.amount_received_minor}",
+            f"{c.before.amount_refunded_minor} → {c.after.amount_refunded_minor}",
+        )
+    if report.changes:
+        stdout.print(table)
+    summary = Table("", "count", title=f"{'dry run: ' if report.dry_run else ''}replay summary")
+    for name, value in report.to_json()["counts"].items():
+        summary.add_row(name.replace("_", " "), f"{value:,}")
+    stdout.print(summary)
+    more = " (more than listed)" if report.truncated else ""
+    stdout.print(f"{report.counts.payments_changed} payment(s) {verb}{more} in {report.seconds:.1f}s")

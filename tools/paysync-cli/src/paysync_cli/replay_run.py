@@ -1,0 +1,194 @@
+"""A replay's work: derive observations from the records read, then fold them in a shadow or publish them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from aiokafka.structs import ConsumerRecord
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from paysync_cli.replay_shadow import (
+    ObservationKey,
+    PaymentRow,
+    ShadowProjection,
+    Snapshot,
+    load_payments,
+    payments_of,
+    resolve_ids,
+    still_unapplied,
+)
+from paysync_cli.replay_source import Filters, ReplaySource, derive
+from paysync_cli.settings import ReplaySettings
+from paysync_core import topics
+from paysync_core.contracts import PaymentObservation
+from paysync_core.kafka import DurableProducer
+
+
+class ReplayStalled(Exception):
+    """The status-projector did not apply what the replay published within the timeout."""
+
+
+@dataclass(slots=True)
+class ReplayCounts:
+    """What a replay read, skipped and replayed."""
+
+    records: int = 0
+    filtered_out: int = 0
+    unreadable: int = 0
+    observations: int = 0
+    already_seen: int = 0  # in the history already, or repeated among the records replayed
+    replayed: int = 0
+    unmatched: int = 0  # no registered payment has their reference: the projector parks them
+    payments_changed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentChange:
+    """One payment whose state the replay changes (dry run: would change)."""
+
+    row: PaymentRow
+    before: Snapshot
+    after: Snapshot
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as JSON: the payment, the domain row it drives, its state before and after."""
+        row = self.row
+        return {
+            "payment_id": str(row.id),
+            "tenant": row.tenant,
+            "provider": row.provider,
+            "provider_ref": row.provider_ref,
+            "domain": row.domain,
+            "entity_id": row.entity_id,
+            "before": self.before.to_json(),
+            "after": self.after.to_json(),
+        }
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """The outcome of a replay, payment by payment (up to the report limit) and in counts."""
+
+    dry_run: bool
+    counts: ReplayCounts = field(default_factory=ReplayCounts)
+    changes: list[PaymentChange] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """Whether some changed payments are counted but not listed."""
+        return self.counts.payments_changed > len(self.changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as JSON (what `--json` prints)."""
+        return {
+            "dry_run": self.dry_run,
+            "counts": asdict(self.counts),
+            "seconds": round(self.seconds, 3),
+            "payments": [c.to_json() for c in self.changes],
+            "truncated": self.truncated,
+        }
+
+
+@dataclass
+class Replayer:
+    """Runs one replay over batches of records; `producer` None makes it a dry run."""
+
+    engine: AsyncEngine
+    settings: ReplaySettings
+    source: ReplaySource
+    filters: Filters
+    producer: DurableProducer | None = None
+    on_records: Callable[[int], None] = lambda n: None
+    _shadow: ShadowProjection = field(default_factory=ShadowProjection)
+    _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
+    _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
+
+    async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
+        """Replay every batch, then report what changed."""
+        started = time.monotonic()
+        report = ReplayReport(dry_run=self.producer is None)
+        async for records in batches:
+            await self._replay_batch(records, report.counts)
+            self.on_records(len(records))
+        await self._previous_applied()
+        changes = self._shadow_changes() if self.producer is None else await self._applied_changes()
+        report.counts.payments_changed = len(changes)
+        report.changes = changes[: self.settings.report_limit]
+        report.seconds = time.monotonic() - started
+        return report
+
+    async def _replay_batch(self, records: list[ConsumerRecord], counts: ReplayCounts) -> None:
+        derived = derive(records, self.source, self.filters)
+        counts.records += len(records)
+        counts.filtered_out += derived.filtered_out
+        counts.unreadable += derived.unreadable
+        counts.observations += len(derived.observations)
+        if not derived.observations:
+            return
+        async with self.engine.connect() as conn:
+            fresh, had = await resolve_ids(conn, derived.observations)
+            grouped, orphans = await payments_of(conn, fresh)
+            seen = self._shadow.known() if self.producer is None else set(self._before)
+            rows = await load_payments(conn, set(grouped) - seen)
+        counts.already_seen += had
+        counts.replayed += len(fresh)
+        counts.unmatched += orphans
+        if self.producer is None:
+            for pid, batch in grouped.items():
+                self._shadow.fold(rows.get(pid) or self._shadow.row(pid), batch)
+            return
+        self._before.update(rows)
+        await self._publish(fresh)
+        # The projector applies this batch while the next one is read and published: one batch ahead.
+        await self._previous_applied()
+        keys = {(o.tenant, o.observation_id) for o in fresh}
+        self._applying = asyncio.create_task(self._wait_until_applied(keys))
+
+    async def _previous_applied(self) -> None:
+        if self._applying is not None:
+            applying, self._applying = self._applying, None
+            await applying
+
+    async def _publish(self, batch: list[PaymentObservation]) -> None:
+        if self.producer is None:
+            raise RuntimeError("a dry run publishes nothing")
+        spec = topics.PAYMENT_OBSERVATIONS
+        await self.producer.send_many(spec.name, [(spec.key_for(o), o.to_bytes()) for o in batch])
+
+    async def _wait_until_applied(self, keys: set[ObservationKey]) -> None:
+        """Wait until the projector recorded (or parked) every observation published."""
+        deadline = time.monotonic() + self.settings.apply_timeout_seconds
+        while keys:
+            async with self.engine.connect() as conn:
+                keys = await still_unapplied(conn, keys)
+            if not keys:
+                return
+            if time.monotonic() > deadline:
+                raise ReplayStalled(
+                    f"the status-projector has not applied {len(keys)} replayed observation(s) within "
+                    f"{self.settings.apply_timeout_seconds:g}s: is it running (or dead-lettering them)?"
+                )
+            await asyncio.sleep(0.1)
+
+    def _shadow_changes(self) -> list[PaymentChange]:
+        changes = [PaymentChange(row, row.snapshot, after) for row, after in self._shadow.changed()]
+        return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))
+
+    async def _applied_changes(self) -> list[PaymentChange]:
+        ids = sorted(self._before)
+        changes: list[PaymentChange] = []
+        step = self.settings.batch_records
+        for start in range(0, len(ids), step):
+            async with self.engine.connect() as conn:
+                now = await load_payments(conn, ids[start : start + step])
+            for pid, row in now.items():
+                before = self._before[pid]
+                if row.snapshot != before.snapshot:
+                    changes.append(PaymentChange(before, before.snapshot, row.snapshot))
+        return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))

@@ -1,0 +1,245 @@
+"""What a replay would change, read from the live tables (never written): history, payments, a shadow fold."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paysync_core.contracts import PaymentObservation
+from paysync_core.db.schema import observations, parked_observations, payment_refs, payments
+from paysync_core.domain.merge import Expectation, PaymentState, apply
+from paysync_core.providers.modes import mode_refusal
+
+_MAX_ID = 200  # PaymentObservation.observation_id's limit
+
+#: (tenant, observation id): how the projector's history keys an observation.
+ObservationKey = tuple[str, str]
+
+
+def _strings(name: str, values: Iterable[str]) -> Any:
+    return any_(bindparam(name, sorted(set(values)), type_=ARRAY(String)))
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What the history holds of one observation (the fields a mapping decides)."""
+
+    status: str | None
+    amount_minor: int | None
+    currency: str | None
+    verified: bool
+    provider_time: datetime
+    mode: str | None
+
+    def same_as(self, obs: PaymentObservation) -> bool:
+        """Whether `obs` says what this history row says."""
+        return (
+            self.status,
+            self.amount_minor,
+            self.currency,
+            self.verified,
+            self.provider_time,
+            self.mode,
+        ) == (
+            obs.status.value if obs.status else None,
+            obs.amount_minor,
+            obs.currency,
+            obs.verified,
+            obs.provider_time,
+            obs.mode,
+        )
+
+
+def replay_id(obs: PaymentObservation) -> str:
+    """The id of a re-derived observation that differs from the one the history holds under its id.
+
+    A function of the observation's content, so replaying it again finds it in the history.
+    """
+    content = obs.model_dump_json(exclude={"observation_id", "source", "observed_at"}).encode()
+    suffix = f"~replay:{hashlib.sha256(content).hexdigest()[:20]}"
+    return obs.observation_id[: _MAX_ID - len(suffix)] + suffix
+
+
+async def recorded(conn: AsyncConnection, keys: set[ObservationKey]) -> dict[ObservationKey, Recorded]:
+    """The history rows of these observations."""
+    if not keys:
+        return {}
+    o = observations.c
+    rows = await conn.execute(
+        select(o.tenant_id, o.observation_id, o.status, o.amount_minor, o.currency, o.verified)
+        .add_columns(o.provider_time, o.mode)
+        .where(o.observation_id == _strings("ids", (k[1] for k in keys)))
+    )
+    return {(r[0], r[1]): Recorded(*r[2:]) for r in rows if (r[0], r[1]) in keys}
+
+
+async def resolve_ids(
+    conn: AsyncConnection, batch: list[PaymentObservation]
+) -> tuple[list[PaymentObservation], int]:
+    """The observations the history does not have yet, under their final ids; and how many it has.
+
+    An observation keeps the id today's adapter gives it unless the history holds that id saying
+    something else (a mapping that was wrong): then it gets `replay_id`, so the projector applies it.
+    """
+    history = await recorded(conn, {(o.tenant, o.observation_id) for o in batch})
+    # Only observations the history holds saying something else get a replay id (rare): looked up then.
+    mapped = [
+        (o, o.model_copy(update={"observation_id": replay_id(o)}))
+        for o in batch
+        if (held := history.get((o.tenant, o.observation_id))) is not None and not held.same_as(o)
+    ]
+    history |= await recorded(conn, {(v.tenant, v.observation_id) for _, v in mapped})
+    corrected = {id(o): v for o, v in mapped}
+    fresh: dict[ObservationKey, PaymentObservation] = {}
+    for obs in (corrected.get(id(o), o) for o in batch):
+        key = (obs.tenant, obs.observation_id)
+        if key not in history:
+            fresh[key] = obs
+    return list(fresh.values()), len(batch) - len(fresh)
+
+
+async def still_unapplied(conn: AsyncConnection, keys: set[ObservationKey]) -> set[ObservationKey]:
+    """The observations neither in the history nor parked (the projector has not taken them yet)."""
+    ids = _strings("ids", (k[1] for k in keys))
+    seen: set[ObservationKey] = set()
+    for table in (observations, parked_observations):
+        rows = await conn.execute(
+            select(table.c.tenant_id, table.c.observation_id).where(table.c.observation_id == ids)
+        )
+        seen |= {(r[0], r[1]) for r in rows}
+    return keys - seen
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What an operator sees of a payment's state."""
+
+    status: str
+    amount_received_minor: int | None
+    amount_refunded_minor: int
+    flags: tuple[str, ...]
+
+    @classmethod
+    def of_state(cls, state: PaymentState) -> Snapshot:
+        """A merged state as the projector would write it."""
+        return cls(
+            state.status.value,
+            state.amount_received_minor,
+            state.amount_refunded_minor,
+            tuple(sorted(state.flags)),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The snapshot as JSON."""
+        return {
+            "status": self.status,
+            "amount_received_minor": self.amount_received_minor,
+            "amount_refunded_minor": self.amount_refunded_minor,
+            "flags": list(self.flags),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentRow:
+    """A payment as the replay reads it."""
+
+    id: uuid.UUID
+    tenant: str
+    provider: str
+    provider_ref: str
+    domain: str | None
+    entity_id: str | None
+    amount_minor: int | None
+    currency: str | None
+    mode: str | None
+    merge_state: dict[str, Any]
+    snapshot: Snapshot
+
+
+async def load_payments(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, PaymentRow]:
+    """The payments with these ids, in one query."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await conn.execute(
+        select(payments).where(
+            payments.c.id == any_(bindparam("pids", wanted, type_=ARRAY(UUID(as_uuid=True))))
+        )
+    )
+    return {r.id: _payment_row(r) for r in rows}
+
+
+def _payment_row(r: Any) -> PaymentRow:
+    snapshot = Snapshot(
+        r.status, r.amount_received_minor, r.amount_refunded_minor or 0, tuple(sorted(r.flags or ()))
+    )
+    return PaymentRow(
+        r.id, r.tenant_id, r.provider, r.provider_ref, r.domain, r.entity_id, r.amount_minor, r.currency,
+        r.mode, r.merge_state or {}, snapshot,
+    )  # fmt: skip
+
+
+async def payments_of(
+    conn: AsyncConnection, batch: list[PaymentObservation]
+) -> tuple[dict[uuid.UUID, list[PaymentObservation]], int]:
+    """The observations grouped by the payment a reference of theirs names, and how many match none."""
+    rows = await conn.execute(
+        select(
+            payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref, payment_refs.c.payment_id
+        ).where(payment_refs.c.ref == _strings("refs", (r for o in batch for r in o.refs)))
+    )
+    by_ref = {(r[0], r[1], r[2]): r[3] for r in rows}
+    grouped: dict[uuid.UUID, list[PaymentObservation]] = defaultdict(list)
+    orphans = 0
+    for obs in batch:
+        found = next(
+            (by_ref[k] for k in ((obs.tenant, obs.provider.value, r) for r in obs.refs) if k in by_ref), None
+        )
+        if found is None:
+            orphans += 1
+        else:
+            grouped[found].append(obs)
+    return grouped, orphans
+
+
+class ShadowProjection:
+    """The projector's merge, in memory, over payments as they are now: nothing is written anywhere."""
+
+    def __init__(self) -> None:
+        self._rows: dict[uuid.UUID, PaymentRow] = {}
+        self._states: dict[uuid.UUID, PaymentState] = {}
+
+    def known(self) -> set[uuid.UUID]:
+        """The payments folded so far."""
+        return set(self._rows)
+
+    def row(self, payment_id: uuid.UUID) -> PaymentRow:
+        """A payment folded before, as it was read."""
+        return self._rows[payment_id]
+
+    def fold(self, row: PaymentRow, batch: list[PaymentObservation]) -> None:
+        """Fold a payment's replayed observations into its shadow state (its stored state, the first time)."""
+        self._rows.setdefault(row.id, row)
+        state = self._states.get(row.id) or PaymentState.from_json(row.merge_state)
+        expected = Expectation(row.amount_minor, row.currency)
+        for obs in batch:
+            # The projector records, but never applies, an observation of the other mode.
+            if mode_refusal(row.mode, obs.mode) is None:
+                state = apply(state, obs.to_domain(), expected)
+        self._states[row.id] = state
+
+    def changed(self) -> Iterable[tuple[PaymentRow, Snapshot]]:
+        """Each payment whose shadow differs from what is stored, with its shadow snapshot."""
+        for pid, row in self._rows.items():
+            after = Snapshot.of_state(self._states[pid])
+            if after != row.snapshot:
+                yield row, after

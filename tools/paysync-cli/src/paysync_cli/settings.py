@@ -1,0 +1,31 @@
+"""The CLI's own settings (env prefix `PAYSYNC_REPLAY_`); broker and database: `CommonSettings`."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ReplaySettings(BaseSettings):
+    """How `paysync replay` paces itself and how much it reports. Env prefix `PAYSYNC_REPLAY_`."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYSYNC_REPLAY_", extra="ignore")
+
+    batch_records: int = Field(
+        default=5000,
+        ge=1,
+        le=100_000,
+        description="Records read, looked up (one query per table) and published per step; memory grows"
+        " with it, not with the number of records replayed",
+    )
+    apply_timeout_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long a real replay waits for the status-projector to apply one step's observations"
+        " before it stops with an error (is the projector running?)",
+    )
+    report_limit: int = Field(
+        default=10_000,
+        ge=0,
+        description="Changed payments listed one by one (table and --json); past it only counted",
+    )
