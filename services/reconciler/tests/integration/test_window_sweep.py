@@ -10,13 +10,14 @@ from sqlalchemy import select
 
 from paysync_core.db.schema import payments
 from paysync_dev.operator import paysync
-from paysync_dev.service_fixtures import stripe_paid
+from paysync_dev.reconcile import register
+from paysync_dev.service_fixtures import fetch, publish_observation, stripe_paid, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_one_changes_nothing(
-    sim, engine, projector, start_reconciler, kit, lost_webhooks_tenant, kafka_topics, migrated_database
+    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics, migrated_database
 ) -> None:
     tenant = await lost_webhooks_tenant(("stripe",))  # every webhook of this account is dropped
     account = tenant.account("stripe")
@@ -25,7 +26,7 @@ async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_on
 
     async def payment(kind: str, step: str) -> tuple[str, object]:
         ref = sim.create_payment(account.id, kind=kind, amount_minor=2000, currency="USD").ref
-        pid = await kit.register(engine, tenant.id, "stripe", ref)
+        pid = await register(engine, tenant.id, "stripe", ref)
         sim.act(account.id, ref, step)
         return ref, pid
 
@@ -33,14 +34,14 @@ async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_on
     lost.append(await payment("payment_intent", "fail"))
     known_ref, known = await payment("checkout_session", "pay")
     # This one's webhook did arrive: paysync shows it paid already, so the sweep recovers nothing for it.
-    await kit.publish_observation(kafka_topics, stripe_paid(tenant.id, known_ref, 2000))
+    await publish_observation(kafka_topics, stripe_paid(tenant.id, known_ref, 2000))
     until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
     sim.advance(3600, account.id)  # what happens next falls after the window
     _, after = await payment("checkout_session", "pay")
     assert sim.wait_for_deliveries(account.id).webhooks.delivered == 0
 
     async def statuses() -> dict[object, str]:
-        rows = await kit.fetch(
+        rows = await fetch(
             engine, select(payments.c.id, payments.c.status).where(payments.c.tenant_id == tenant.id)
         )
         return {r.id: r.status for r in rows}
@@ -48,7 +49,7 @@ async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_on
     async def known_applied() -> bool:
         return (await statuses())[known] == "succeeded"
 
-    await kit.wait_until(known_applied, 30, "the delivered webhook applied")
+    await wait_until(known_applied, 30, "the delivered webhook applied")
     await start_reconciler(scheduler_enabled="false")
     window = ("--tenant", tenant.id, "--gateway", "stripe", "--since", since.isoformat())
     window += ("--until", until.isoformat(), "--json")
@@ -67,7 +68,7 @@ async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_on
         now = await statuses()
         return all(now[pid] == status for pid, status in expected.items())
 
-    await kit.wait_until(recovered, 60, "the recovered payments applied")
+    await wait_until(recovered, 60, "the recovered payments applied")
     second = await paysync(migrated_database, "reconcile", *window, **run)
     assert second.returncode == 0, second.stderr
     again = second.json()

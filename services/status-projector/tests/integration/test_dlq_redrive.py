@@ -18,7 +18,9 @@ from paysync_core import topics
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.settings import CommonSettings
 from paysync_dev.operator import paysync
+from paysync_dev.payments import observation, payment_row, register_payment
 from paysync_dev.service_fixtures import publish_observation, wait_until
+from paysync_dev.topic_reader import commit_group_at_end
 from paysync_status_projector.app import create_app
 from paysync_status_projector.settings import StatusProjectorSettings
 
@@ -40,7 +42,7 @@ def broken_domain(table: str) -> tuple[str, str]:
 
 
 async def test_dead_letters_are_listed_redriven_after_the_fix_and_one_failing_again_stays(
-    engine, kit, tenant, kafka_topics, migrated_database, tmp_path: Path
+    engine, tenant, kafka_topics, migrated_database, tmp_path: Path
 ) -> None:
     table = f"orders_{uuid.uuid4().hex[:8]}"
     ddl, mapping = broken_domain(table)
@@ -48,7 +50,7 @@ async def test_dead_letters_are_listed_redriven_after_the_fix_and_one_failing_ag
         await conn.execute(text(ddl))
     (tmp_path / "orders.toml").write_text(mapping)
     group = f"projector-redrive-{uuid.uuid4().hex[:8]}"
-    await kit.commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name)
+    await commit_group_at_end(kafka_topics, group, topics.PAYMENT_OBSERVATIONS.name)
     settings = StatusProjectorSettings(
         common=CommonSettings(kafka_bootstrap=kafka_topics, database_url=migrated_database, log_json=False),
         group_id=group,
@@ -56,8 +58,8 @@ async def test_dead_letters_are_listed_redriven_after_the_fix_and_one_failing_ag
         max_attempts=2,
         drift_check_seconds=3600,
     )
-    repaired = await kit.register(engine, tenant.id, domain=table)
-    refused_again = await kit.register(engine, tenant.id, domain=table)
+    repaired = await register_payment(engine, tenant.id, domain=table)
+    refused_again = await register_payment(engine, tenant.id, domain=table)
     run = {"kafka_bootstrap": kafka_topics}
     mine = ("--topic", topics.PAYMENT_OBSERVATIONS.name, "--tenant", tenant.id, "--json")
 
@@ -68,8 +70,8 @@ async def test_dead_letters_are_listed_redriven_after_the_fix_and_one_failing_ag
 
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        await publish_observation(kafka_topics, kit.observation(repaired, S.SUCCEEDED, 1))
-        await publish_observation(kafka_topics, kit.observation(refused_again, S.CANCELED, 1))
+        await publish_observation(kafka_topics, observation(repaired, S.SUCCEEDED, 1))
+        await publish_observation(kafka_topics, observation(refused_again, S.CANCELED, 1))
 
         async def two_letters() -> bool:
             return len(await in_view()) == 2
@@ -106,7 +108,7 @@ async def test_dead_letters_are_listed_redriven_after_the_fix_and_one_failing_ag
         assert (report["before"], len(report["redriven"]), report["after"]) == ({dlq: 2}, 2, {})
 
         async def repaired_and_refused_again() -> bool:
-            applied = (await kit.payment_row(engine, repaired)).status == "succeeded"
+            applied = (await payment_row(engine, repaired)).status == "succeeded"
             return applied and len(await in_view()) == 1
 
         await wait_until(repaired_and_refused_again, 90, "one applied, one dead-lettered again")
@@ -120,6 +122,6 @@ async def test_dead_letters_are_listed_redriven_after_the_fix_and_one_failing_ag
     assert original["provider_ref"] == refused_again.provider_ref
     old = (await paysync(migrated_database, "dlq", "show", letters[0]["id"], "--json", **run)).json()
     assert old["redriven"]["by"] == "ops-test"
-    assert (await kit.payment_row(engine, refused_again)).status == "pending"
+    assert (await payment_row(engine, refused_again)).status == "pending"
     unknown = await paysync(migrated_database, "dlq", "list", "--topic", "paysync.nothing.v1", **run)
     assert unknown.returncode == 2 and "has no dead-letter topic" in unknown.stderr
