@@ -537,6 +537,7 @@ def cli() -> None:
     results = asyncio.run(main(args))
     print(json.dumps(results, indent=2, default=str))
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)  # bench/results is not in a fresh clone
         args.json.write_text(json.dumps(results, indent=2, default=str))
 
 
