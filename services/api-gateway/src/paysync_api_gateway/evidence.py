@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.deps import Engine, Settings
 from paysync_api_gateway.inputs import strict_parameters
-from paysync_api_gateway.service import _decode_cursor, _encode_cursor, get_payment
+from paysync_api_gateway.service import decode_cursor, encode_cursor, get_payment
 from paysync_core.db import history as history_repo
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
@@ -68,7 +68,7 @@ async def payment_history(
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
 ) -> JSONResponse:
     """Every observation behind the payment's status, in the order applied, each with the status after it."""
-    after = _decode_cursor(cursor, int)[1] if cursor else None
+    after = decode_cursor(cursor, int)[1] if cursor else None
     size = limit or settings.page_size
     payment = await get_payment(engine, tenant, payment_id)  # NotFound for another tenant's
     async with engine.connect() as conn:
@@ -78,6 +78,6 @@ async def payment_history(
         payment_id=payment.id,
         status=payment.status,
         items=[HistoryEntry.model_validate(history_repo.history_entry(r)) for r in rows[:size]],
-        next_cursor=_encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if more else None,
+        next_cursor=encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if more else None,
     )
     return JSONResponse(page.model_dump(mode="json"), headers={"Cache-Control": "no-store"})

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_api_gateway.admin import Operator
 from paysync_api_gateway.deps import Engine, Observations, Settings
 from paysync_api_gateway.inputs import CleanText, strict_parameters
-from paysync_api_gateway.service import NotFound, payment_key_of
+from paysync_api_gateway.service import NotFound, parse_payment_id
 from paysync_core.contracts import PaymentObservation
 from paysync_core.db import history as history_repo
 from paysync_core.domain.status import UnifiedStatus
@@ -44,7 +44,7 @@ async def override_status(
     settings: Settings,
 ) -> JSONResponse:
     """Set the payment's status; 200 once the projector applied it, 202 if it has not within the wait."""
-    key = payment_key_of(payment_id)
+    key = parse_payment_id(payment_id)
     async with engine.connect() as conn:
         payment = await history_repo.find_payment(conn, key)
     if payment is None:

@@ -104,7 +104,7 @@ async def _mode_of(
     return credentials_mode(getattr(credentials, provider))
 
 
-def payment_key_of(payment_id: str) -> uuid.UUID:
+def parse_payment_id(payment_id: str) -> uuid.UUID:
     """A payment id from a path; NotFound for anything that cannot be one."""
     try:
         return uuid.UUID(payment_id)
@@ -114,7 +114,7 @@ def payment_key_of(payment_id: str) -> uuid.UUID:
 
 async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
     """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
-    key = payment_key_of(payment_id)
+    key = parse_payment_id(payment_id)
     async with engine.connect() as conn:
         row = await repo.get_payment(conn, tenant, key)
     if row is None:
@@ -131,26 +131,26 @@ async def list_payments(
     provider_ref: str | None = None,
 ) -> PaymentPage:
     """A page of the tenant's payments, newest first; `provider_ref` matches a reference or an alias."""
-    after = _decode_cursor(cursor, uuid.UUID) if cursor else None
+    after = decode_cursor(cursor, uuid.UUID) if cursor else None
     async with engine.connect() as conn:
         rows = await repo.list_payments(
             conn, tenant, filters=filters, after=after, limit=limit + 1, provider_ref=provider_ref
         )
     items = [to_payment(r) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
-    return PaymentPage(items=items, next_cursor=_encode_cursor(last.created_at, last.id) if last else None)
+    return PaymentPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
 
 
 async def open_sync_issues(
     engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
 ) -> SyncIssuePage:
     """A page of the tenant's open sync issues (drift, mismatches, stale payments), newest first."""
-    after = _decode_cursor(cursor, int) if cursor else None
+    after = decode_cursor(cursor, int) if cursor else None
     async with engine.connect() as conn:
         rows = await repo.open_sync_issues(conn, tenant, filters=filters, after=after, limit=limit + 1)
     items = [SyncIssue.model_validate(r, from_attributes=True) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
-    return SyncIssuePage(items=items, next_cursor=_encode_cursor(last.opened_at, last.id) if last else None)
+    return SyncIssuePage(items=items, next_cursor=encode_cursor(last.opened_at, last.id) if last else None)
 
 
 async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def etag_of(payment: Payment) -> str:
     return f'"{payment.id}.{payment.sequence}.{int(payment.updated_at.timestamp() * 1_000_000)}"'
 
 
-def _encode_cursor(at: datetime, ident: object) -> str:
+def encode_cursor(at: datetime, ident: object) -> str:
     return base64.urlsafe_b64encode(f"{at.isoformat()}|{ident}".encode()).decode()
 
 
@@ -247,8 +247,8 @@ def _encode_cursor(at: datetime, ident: object) -> str:
 _BIGINT = range(-(2**63), 2**63)
 
 
-def _decode_cursor(cursor: str, ident_type: Callable[[str], T]) -> tuple[datetime, T]:
-    """The (timestamp, id) of a cursor; BadCursor for anything `_encode_cursor` cannot have made."""
+def decode_cursor(cursor: str, ident_type: Callable[[str], T]) -> tuple[datetime, T]:
+    """The (timestamp, id) of a cursor; BadCursor for anything `encode_cursor` cannot have made."""
     try:
         at_text, ident_text = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
         at, ident = datetime.fromisoformat(at_text), ident_type(ident_text)

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import httpx
 
 from paysync_core import topics
-from paysync_core.contracts import PaymentStatusChanged, payment_key
+from paysync_core.contracts import PaymentStatusChanged
 from paysync_core.kafka import DurableProducer
 
 
@@ -44,7 +44,7 @@ async def publish_status_changes(producer: DurableProducer, changes: list[Paymen
         *(
             producer.send(
                 topics.PAYMENT_STATUS.name,
-                payment_key(c.tenant, c.provider, c.provider_ref).encode(),
+                topics.PAYMENT_STATUS.key_for(c),
                 c.to_bytes(),
             )
             for c in changes

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
-from paysync_core.contracts import Alert, DisputeFact, PaymentObservation, PaymentStatusChanged, payment_key
+from paysync_core.contracts import Alert, DisputeFact, PaymentObservation, PaymentStatusChanged
 from paysync_core.db.schema import observations, outbox, payments
 from paysync_core.domain.merge import Expectation, merge_all
 from paysync_core.domain.status import UnifiedStatus as S
@@ -107,8 +107,7 @@ async def build_stream(engine: AsyncEngine, tenant: str, payments_count: int, si
         else:
             obs = _random_observation(rng, payment, f"o-{seed}-{len(records)}")
             known[obs.observation_id] = obs
-        key = payment_key(payment.tenant, payment.provider, payment.provider_ref).encode()
-        records.append((key, obs.to_bytes()))
+        records.append((topics.PAYMENT_OBSERVATIONS.key_for(obs), obs.to_bytes()))
     return Stream(tenant, registered, records, distinct)
 
 

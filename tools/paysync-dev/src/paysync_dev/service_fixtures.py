@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
-from paysync_core.contracts import PaymentObservation, payment_key
+from paysync_core.contracts import PaymentObservation
 from paysync_core.db.engine import make_engine
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.kafka import DurableProducer
@@ -103,12 +103,8 @@ async def publish(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
 
 async def publish_observation(bootstrap: str, obs: PaymentObservation) -> None:
     """Put an observation on the observations topic, as the normalizer would."""
-    await publish(
-        bootstrap,
-        topics.PAYMENT_OBSERVATIONS.name,
-        payment_key(obs.tenant, obs.provider, obs.provider_ref).encode(),
-        obs.to_bytes(),
-    )
+    spec = topics.PAYMENT_OBSERVATIONS
+    await publish(bootstrap, spec.name, spec.key_for(obs), obs.to_bytes())
 
 
 def stripe_paid(
