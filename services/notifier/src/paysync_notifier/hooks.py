@@ -28,6 +28,7 @@ from paysync_core.app_webhooks import open_secrets, signature_header
 from paysync_core.contracts import Alert, AlertKind, PaymentStatusChanged
 from paysync_core.contracts.alert import alert_id
 from paysync_core.crypto import CredentialsCipher
+from paysync_core.dead_letters import is_outage
 from paysync_notifier import hooks_repository as repo
 from paysync_notifier.hooks_repository import Attempt, Claimed
 from paysync_notifier.hooks_settings import AppWebhookSettings
@@ -96,7 +97,7 @@ class AppWebhooks:
         )
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._gauge_at = 0.0
+        self._gauge_at = self._prune_at = 0.0
 
     async def take_in(self, change: PaymentStatusChanged) -> None:
         """Record the deliveries a status change makes (committed before the record is acknowledged)."""
@@ -109,19 +110,31 @@ class AppWebhooks:
         """Claim and send due deliveries until cancelled; woken early by intake and finished sends."""
         try:
             while True:
-                self._wake.clear()
-                free = self._settings.hooks_concurrency - len(self._in_flight)
-                claimed = await self._claim(free) if free > 0 else []
-                for delivery in claimed:
-                    task = asyncio.create_task(self._deliver(delivery))
-                    self._in_flight.add(task)
-                    task.add_done_callback(self._finished)
-                if free <= 0 or len(claimed) < free:
+                try:
+                    if await self._dispatch_due():
+                        continue
                     await self._idle()
+                except Exception as exc:
+                    # The database away: wait and go on (leases bring back what was in flight).
+                    if not is_outage(exc):
+                        raise
+                    log.warning("app_webhook.dispatch_retrying", error=str(exc))
+                    await asyncio.sleep(self._settings.hooks_poll_seconds)
         finally:
             for task in self._in_flight:
                 task.cancel()
             await self._client.aclose()
+
+    async def _dispatch_due(self) -> bool:
+        """Start sending what is due, as far as free slots go; True if there may be more due right now."""
+        self._wake.clear()
+        free = self._settings.hooks_concurrency - len(self._in_flight)
+        claimed = await self._claim(free) if free > 0 else []
+        for delivery in claimed:
+            task = asyncio.create_task(self._deliver(delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+        return free > 0 and len(claimed) == free
 
     async def _claim(self, free: int) -> list[Claimed]:
         async with self._engine.begin() as conn:
@@ -139,6 +152,12 @@ class AppWebhooks:
             async with self._engine.connect() as conn:
                 oldest = await repo.oldest_pending(conn)
             OLDEST_PENDING.set((datetime.now(UTC) - oldest).total_seconds() if oldest else 0)
+        if time.monotonic() >= self._prune_at:
+            self._prune_at = time.monotonic() + self._settings.hooks_prune_every_seconds
+            async with self._engine.begin() as conn:
+                pruned = await repo.prune_settled(conn, self._settings.hooks_keep_days)
+            if pruned:
+                log.info("app_webhook.pruned", deliveries=pruned)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), self._settings.hooks_poll_seconds)
 

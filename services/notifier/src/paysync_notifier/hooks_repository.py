@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, false, func, select, text, update
+from sqlalchemy import case, delete, false, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -188,6 +188,15 @@ async def disable_if_failing(
             .returning(e.id, e.tenant_id, e.url, e.failing_since, e.consecutive_failures, e.disabled_reason)
         )
     ).first()
+
+
+async def prune_settled(conn: AsyncConnection, keep_days: float, batch: int = 1000) -> int:
+    """Delete up to `batch` delivered or given-up deliveries settled `keep_days` ago (attempts go too)."""
+    d = webhook_deliveries.c
+    cutoff = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, keep_days * 86400)
+    old = select(d.id).where(d.status != "pending", d.updated_at < cutoff).limit(batch).scalar_subquery()
+    result = await conn.execute(delete(webhook_deliveries).where(d.id.in_(old)))
+    return result.rowcount
 
 
 async def oldest_pending(conn: AsyncConnection) -> datetime | None:

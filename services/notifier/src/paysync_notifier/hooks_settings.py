@@ -73,6 +73,17 @@ class AppWebhookSettings(BaseSettings):
         ge=0,
         description="Also disable an endpoint after this many failed attempts in a row (0: only by time)",
     )
+    hooks_keep_days: float = Field(
+        default=30.0,
+        ge=0,
+        description="Delivered and given-up deliveries (with their attempt log) are deleted this many days"
+        " after they settled; until then they can be redelivered",
+    )
+    hooks_prune_every_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How often each replica deletes settled deliveries past their keep time",
+    )
     hooks_offset_reset: Literal["earliest", "latest"] = Field(
         default="earliest",
         description="Where the shared consumer group of status changes starts when it has no offset yet",

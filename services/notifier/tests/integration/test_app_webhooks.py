@@ -177,6 +177,7 @@ async def test_every_change_arrives_once_in_payment_order_signed_after_the_recei
     attempts = log.json()
     assert attempts[-1]["status_code"] == 200 and all(a["duration_ms"] >= 0 for a in attempts)
     assert endpoint["secret"] not in log.stdout
+    assert endpoint["secret"] not in notifier.process.log_path.read_text(), "no secret in the notifier's log"
 
     # Redelivery by hand: the same webhook-id again (the receiver dedupes it), then a whole time range.
     before = len(http_receiver.snapshot())
@@ -266,7 +267,7 @@ async def test_an_endpoint_failing_too_long_is_disabled_with_an_alert_and_resume
     http_receiver: HttpReceiver,
 ) -> None:
     endpoint = await add_endpoint(migrated_database, tenant.id, f"{http_receiver.url}/hooks?token=tk_private")
-    await start_notifiers(hooks_disable_after_failures=3)
+    [notifier] = await start_notifiers(hooks_disable_after_failures=3)
     http_receiver.respond_with(503)
     change = status_change(tenant.id)
     await publish_status_changes(producer, [change])
@@ -299,3 +300,41 @@ async def test_an_endpoint_failing_too_long_is_disabled_with_an_alert_and_resume
     )
     assert enabled.json()["enabled"] and enabled.json()["consecutive_failures"] == 0
     await http_receiver.wait_for(lambda rs: event_ids(accepted(rs)) == {change.event_id})
+    assert "tk_private" not in notifier.process.log_path.read_text(), (
+        "the notifier never logs an endpoint's URL"
+    )
+
+
+async def test_the_command_refuses_an_endpoint_that_is_not_https_and_registers_nothing(
+    tenant: TestTenant, migrated_database: str, operator_env: None
+) -> None:
+    for url in ("http://example.com/hooks", "https://user:pw@example.com/hooks"):
+        ran = await paysync(migrated_database, "endpoints", "add", tenant.id, url, "--json")
+        assert ran.returncode == 2 and "invalid endpoint: url" in ran.stderr, ran.stderr
+    bad_status = await paysync(
+        migrated_database, "endpoints", "add", tenant.id, "https://a.example/", "--status", "paid"
+    )
+    assert bad_status.returncode == 2
+    assert (await paysync(migrated_database, "endpoints", "list", tenant.id, "--json")).json() == []
+    nobody = await paysync(migrated_database, "endpoints", "add", "nobody-here", "https://a.example/")
+    assert nobody.returncode == 1 and "nobody-here" in nobody.stderr
+
+
+async def test_settled_deliveries_are_deleted_after_the_keep_time(
+    tenant: TestTenant,
+    migrated_database: str,
+    operator_env: None,
+    start_notifiers: Callable[..., Awaitable[list[Service]]],
+    producer: DurableProducer,
+    http_receiver: HttpReceiver,
+) -> None:
+    await add_endpoint(migrated_database, tenant.id, f"{http_receiver.url}/hooks")
+    await start_notifiers(hooks_keep_days=0, hooks_prune_every_seconds=0.2)
+    change = status_change(tenant.id)
+    await publish_status_changes(producer, [change])
+    await http_receiver.wait_for(lambda rs: event_ids(accepted(rs)) == {change.event_id})
+
+    async def pruned() -> bool:
+        return (await paysync(migrated_database, "deliveries", "list", tenant.id, "--json")).json() == []
+
+    await wait_until(pruned, 60, "the delivered delivery to be deleted")

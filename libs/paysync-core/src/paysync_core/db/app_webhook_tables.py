@@ -80,6 +80,12 @@ Index(
     webhook_deliveries.c.payment_id,
     webhook_deliveries.c.sequence,
 )
+# Retention deletes settled deliveries by age.
+Index(
+    "ix_webhook_deliveries_settled",
+    webhook_deliveries.c.updated_at,
+    postgresql_where=webhook_deliveries.c.status != "pending",
+)
 Index(
     "ix_webhook_deliveries_endpoint_created",
     webhook_deliveries.c.endpoint_id,

@@ -90,6 +90,12 @@ def upgrade() -> None:
         postgresql_where=sa.text("status = 'pending'"),
     )
     op.create_index(
+        "ix_webhook_deliveries_settled",
+        "webhook_deliveries",
+        ["updated_at"],
+        postgresql_where=sa.text("status != 'pending'"),
+    )
+    op.create_index(
         "ix_webhook_deliveries_endpoint_payment",
         "webhook_deliveries",
         ["endpoint_id", "payment_id", "sequence"],
