@@ -11,6 +11,7 @@ import asyncio
 import json
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -338,3 +339,38 @@ async def test_settled_deliveries_are_deleted_after_the_keep_time(
         return (await paysync(migrated_database, "deliveries", "list", tenant.id, "--json")).json() == []
 
     await wait_until(pruned, 60, "the delivered delivery to be deleted")
+
+
+async def test_a_429_with_retry_after_puts_the_next_attempt_off_until_then(
+    tenant: TestTenant,
+    migrated_database: str,
+    operator_env: None,
+    start_notifiers: Callable[..., Awaitable[list[Service]]],
+    producer: DurableProducer,
+    http_receiver: HttpReceiver,
+) -> None:
+    await add_endpoint(migrated_database, tenant.id, f"{http_receiver.url}/hooks")
+    await start_notifiers()  # its own schedule retries after 0.2 s
+    http_receiver.respond_with(429, headers={"Retry-After": "1800"})
+    await publish_status_changes(producer, [status_change(tenant.id)])
+
+    async def deferred() -> list[dict]:
+        return (await paysync(migrated_database, "deliveries", "list", tenant.id, "--json")).json()
+
+    async def tried_once() -> bool:
+        return [d["attempts"] for d in await deferred()] == [1]
+
+    await wait_until(tried_once, 60, "the first attempt to be recorded")
+    [delivery] = await deferred()
+    attempts = await paysync(
+        migrated_database, "deliveries", "attempts", tenant.id, str(delivery["id"]), "--json"
+    )
+    [attempt] = attempts.json()
+    assert attempt["status_code"] == 429 and delivery["status"] == "pending"
+    wait = datetime.fromisoformat(delivery["next_attempt_at"]) - datetime.fromisoformat(
+        attempt["attempted_at"]
+    )
+    assert wait >= timedelta(seconds=1700), (
+        f"the next attempt is due after {wait}, not the receiver's 30 minutes"
+    )
+    assert len(http_receiver.snapshot()) == 1
