@@ -22,6 +22,8 @@ READS_BYTES = {
     ("webhook-ingest", topics.WEBHOOKS_RAW.name): "hot batch path; a bad record is dead-lettered",
     ("reconciler", topics.RECONCILE_TICKS.name): "a tick that does not parse is dead-lettered",
     ("reconciler", topics.RECONCILE_REQUESTS.name): "a request that does not parse is dead-lettered",
+    # (its live-stream subscriber is typed; the app-webhook intake reads bytes)
+    ("notifier", topics.PAYMENT_STATUS.name): "app-webhook intake: a bad change is dead-lettered",
 }
 
 

@@ -39,6 +39,17 @@ class CredentialsCipher:
         except InvalidToken as exc:
             raise CredentialsKeyError("no configured key decrypts these credentials") from exc
 
+    def seal(self, plain: bytes) -> bytes:
+        """Ciphertext of any other secret (an app-webhook endpoint's signing secrets) under the newest key."""
+        return self._fernet.encrypt(plain)
+
+    def unseal(self, token: bytes) -> bytes:
+        """The plaintext behind `seal`'s ciphertext, made with any configured key."""
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken as exc:
+            raise CredentialsKeyError("no configured key decrypts this secret") from exc
+
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt under the newest key."""
         return self._fernet.rotate(token)

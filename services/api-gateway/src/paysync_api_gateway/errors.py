@@ -18,6 +18,7 @@ from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
 from paysync_api_gateway.stream import StreamUnavailable, TooManyStreams
 from paysync_core.crypto import CredentialsKeyError
+from paysync_core.db.app_webhooks import UnknownDelivery, UnknownEndpoint
 from paysync_core.errors import PaysyncError, UnknownTenant
 
 log = structlog.get_logger()
@@ -27,6 +28,8 @@ _STATUS = {
     TooManyFailedKeys: 429,
     NotFound: 404,
     UnknownTenant: 404,
+    UnknownEndpoint: 404,
+    UnknownDelivery: 404,
     Conflict: 409,
     BadCursor: 400,
     UnknownParameter: 400,

@@ -95,3 +95,30 @@ async def test_an_operator_creates_a_tenant_configures_it_and_rotates_the_key(
     readable = CredentialsCipher(new_key).decrypt(after)  # the old key is no longer needed
     assert readable.stripe.webhook_secrets[1].get_secret_value() == "whsec_new"
     assert readable.paystack.secret_key.get_secret_value() == "sk_test_paystack"
+
+
+async def test_webhook_endpoint_secrets_move_to_the_new_key_with_the_credentials(
+    own_database, credentials_keys, kafka_topics
+) -> None:
+    app, client = make_client(own_database, credentials_keys, kafka_topics)
+    tenant_id = f"hooks-{uuid.uuid4().hex[:6]}"
+    async with app.router.lifespan_context(app), client:
+        await client.post("/admin/v1/tenants", json={"id": tenant_id, "name": "Hooks"}, headers=ADMIN)
+        created = await client.post(
+            f"/admin/v1/tenants/{tenant_id}/endpoints",
+            json={"url": "https://app.example.com/h"},
+            headers=ADMIN,
+        )
+        endpoint_id = created.json()["id"]
+
+    new_key = Fernet.generate_key().decode()
+    both_app, both = make_client(own_database, f"{new_key},{credentials_keys}", kafka_topics)
+    async with both_app.router.lifespan_context(both_app), both:
+        assert (await both.post("/admin/v1/credentials/reencrypt", headers=ADMIN)).status_code == 200
+
+    only_new_app, only_new = make_client(own_database, new_key, kafka_topics)  # the old key dropped
+    async with only_new_app.router.lifespan_context(only_new_app), only_new:
+        rotated = await only_new.post(
+            f"/admin/v1/tenants/{tenant_id}/endpoints/{endpoint_id}/rotate-secret", headers=ADMIN
+        )
+    assert rotated.status_code == 200, rotated.text

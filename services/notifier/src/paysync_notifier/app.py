@@ -9,6 +9,7 @@ from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 from paysync_notifier.endpoints import stream_router
 from paysync_notifier.handlers import notifier_router
+from paysync_notifier.hooks_wiring import app_webhooks
 from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
 
@@ -22,6 +23,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     stream = LiveStream(settings.replay_buffer, settings.subscriber_queue)
     broker.include_router(notifier_router(stream, settings))
 
-    app = service_app("paysync notifier", broker=broker)
+    hooks = app_webhooks(settings, broker)
+    app = service_app("paysync notifier", broker=broker, engine=hooks.engine, background=hooks.loops)
     app.include_router(stream_router(stream, common.internal_token, settings.send_timeout_seconds))
     return app

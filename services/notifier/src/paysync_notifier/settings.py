@@ -6,9 +6,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paysync_core.settings import CommonSettings
+from paysync_notifier.hooks_settings import AppWebhookSettings
 
 
-class NotifierSettings(BaseSettings):
+class NotifierSettings(AppWebhookSettings, BaseSettings):
     """Where the notifier listens, how many recent events it keeps, and how far a stream may lag."""
 
     model_config = SettingsConfigDict(env_prefix="PAYSYNC_NOTIFIER_", extra="ignore")

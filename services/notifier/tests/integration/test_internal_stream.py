@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -65,15 +65,6 @@ def notifier_process(
         yield Notifier(Service(process, "paysync-notifier"), token)
     finally:
         process.stop()
-
-
-@pytest.fixture
-async def producer(kafka_topics: str) -> AsyncIterator[DurableProducer]:
-    """A producer of status changes, as the projector's relay."""
-    producer = DurableProducer(kafka_topics, client_id="paysync-tests")
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 @pytest.fixture

@@ -20,6 +20,9 @@ from typing import TypeVar
 import pytest
 
 from paysync_dev import kafka, paths, postgres
+from paysync_dev.http_receiver import http_receiver
+
+__all__ = ["http_receiver"]  # a fixture: registered with this plugin
 
 log = logging.getLogger(__name__)
 

@@ -31,6 +31,8 @@ class AlertKind(StrEnum):
     # Drift only a gateway query reveals (the reconciler's checks):
     GATEWAY_PAYMENT_UNRECORDED = "gateway_payment_unrecorded"  # paid at the gateway, no payment record
     PAID_WITHOUT_GATEWAY_SUCCESS = "paid_without_gateway_success"  # paid here, no success at the gateway
+    # A tenant's own webhook endpoint failed for too long and the notifier stopped sending to it:
+    WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
 
 
 def alert_id(kind: AlertKind | str, tenant: str, subject: str, occurrence: int = 1) -> str:

@@ -1,7 +1,8 @@
 """paysync's tables, as SQLAlchemy Core metadata; Alembic migrations create them.
 
 The payment tables are defined here; the built-in domains' tables are in `domain_tables.py`, the
-reconciler's in `reconciler_tables.py` and the operator's in `operator_tables.py`. Every table is
+reconciler's in `reconciler_tables.py`, the operator's in `operator_tables.py` and the app webhooks' in
+`app_webhook_tables.py`. Every table is
 importable from this module, and `metadata` here holds them all.
 """
 
@@ -28,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from paysync_core.db.app_webhook_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paysync_core.db.domain_tables import (
     bookings,
     invoice_payments,
@@ -64,6 +66,9 @@ __all__ = [
     "referrals",
     "sync_issues",
     "tenants",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
     "webhook_quarantine",
     "workshop_jobs",
     "workshop_payment_requests",

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import TENANTS_CHANNEL
-from paysync_core.db.schema import api_keys, tenants
+from paysync_core.db.schema import api_keys, tenants, webhook_endpoints
 from paysync_core.errors import PaysyncError, UnknownTenant
 
 API_KEY_PREFIX = "psk_"
@@ -129,7 +129,10 @@ async def load_credentials(
 
 
 async def reencrypt_all(conn: AsyncConnection, cipher: CredentialsCipher) -> int:
-    """Re-encrypt every tenant's credentials under the newest key; returns how many."""
+    """Re-encrypt every tenant's credentials (and webhook-endpoint secrets) under the newest key.
+
+    Returns how many tenants' credentials were re-encrypted.
+    """
     rows = (
         await conn.execute(
             select(tenants.c.id, tenants.c.credentials_ciphertext)
@@ -143,4 +146,16 @@ async def reencrypt_all(conn: AsyncConnection, cipher: CredentialsCipher) -> int
             .where(tenants.c.id == row.id)
             .values(credentials_ciphertext=cipher.rotate(row.credentials_ciphertext), updated_at=func.now())
         )
+    await _reencrypt_endpoint_secrets(conn, cipher)
     return len(rows)
+
+
+async def _reencrypt_endpoint_secrets(conn: AsyncConnection, cipher: CredentialsCipher) -> None:
+    # Endpoint signing secrets are under the same keys: the old key may go only once they moved too.
+    e = webhook_endpoints.c
+    for endpoint in (await conn.execute(select(e.id, e.secrets_ciphertext).with_for_update())).all():
+        await conn.execute(
+            update(webhook_endpoints)
+            .where(e.id == endpoint.id)
+            .values(secrets_ciphertext=cipher.rotate(endpoint.secrets_ciphertext), updated_at=func.now())
+        )
