@@ -117,7 +117,14 @@ async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_on
 
 
 async def test_an_mpesa_window_sweep_checks_the_windows_unsettled_payments_one_by_one(
-    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics, migrated_database
+    sim,
+    engine,
+    projector,
+    start_reconciler,
+    lost_webhooks_tenant,
+    kafka_topics,
+    migrated_database,
+    monkeypatch,
 ) -> None:
     tenant = await lost_webhooks_tenant(("mpesa",))  # no callback reaches paysync
     at = Window(sim, engine, kafka_topics, tenant, "mpesa")
@@ -153,3 +160,19 @@ async def test_an_mpesa_window_sweep_checks_the_windows_unsettled_payments_one_b
         [],
     )
     assert (await at.statuses())[after] == "pending"  # outside the window
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # as in an operator's terminal: the bar is drawn
+    window = (
+        "--tenant",
+        tenant.id,
+        "--gateway",
+        "mpesa",
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+    )
+    shown = await paysync(migrated_database, "reconcile", *window, kafka_bootstrap=kafka_topics)
+    assert shown.returncode == 0, shown.stderr
+    assert "payments/s" in shown.stderr  # the bar: payments checked of those expected, rate, time left
+    assert "payments expected" in shown.stdout and "completed" in shown.stdout  # the summary table
