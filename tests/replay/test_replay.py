@@ -134,6 +134,13 @@ async def test_dry_run_lists_the_mis_applied_payments_the_real_run_fixes_exactly
         ),
     )
     assert sorted(r.provider_ref for r in replayed) == sorted(expected)
+    # The runbook's check: the evidence behind the fixed payment shows the replayed observation.
+    fixed = next(p["payment_id"] for p in real["payments"] if p["provider_ref"] == wrong)
+    evidence = cli("payments", "show", fixed, "--json")
+    assert [(h["source"], h["status_after"]) for h in evidence["history"]] == [
+        ("webhook", "failed"),
+        ("replay", "succeeded"),
+    ]
     [booking] = await fetch(
         engine,
         select(bookings).where(bookings.c.tenant_id == tenant.id, bookings.c.payment_reference == wrong),

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from paysync_api_gateway import admin, app_webhooks, evidence, overrides
+from paysync_api_gateway import (
+    admin,
+    admin_dead_letters,
+    admin_sweeps,
+    admin_topics,
+    app_webhooks,
+    evidence,
+    overrides,
+)
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import replies_router
@@ -34,6 +42,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     refresh = RefreshCoordinator(requests_out.publish)
     broker.include_router(replies_router(refresh))
     observations_out = TopicPublisher(broker, topics.PAYMENT_OBSERVATIONS, "Status overrides")
+    ticks_out = TopicPublisher(broker, topics.RECONCILE_TICKS, "Window sweeps an operator asked for")
     notifier = notifier_client(settings.notifier_url, common.internal_token)
 
     async def replies_reach_us() -> bool:
@@ -54,6 +63,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.refresh = refresh
     app.state.observations_out = observations_out
+    app.state.ticks_out = ticks_out
     app.state.notifier = notifier
     app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
@@ -65,4 +75,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(evidence.router)
     app.include_router(overrides.router)
     app.include_router(app_webhooks.router)
+    app.include_router(admin_sweeps.router)
+    app.include_router(admin_dead_letters.router)
+    app.include_router(admin_topics.router)
     return app

@@ -243,13 +243,16 @@ async def _absorb_listed(
         pid = window.payment_of(item.refs, known)
         if pid is not None and item.status is not None and pid not in newest:
             newest[pid] = item
+    # What paysync shows before the list's observations go out: the projector may apply them at once,
+    # and a payment read afterwards would look as if the list had told nothing new (no fix, no drift).
+    async with deps.engine.connect() as conn:
+        rows = await listing_repo.payments_by_id(conn, newest)
+    targets = {pid: target_of(row) for pid, row in rows.items()}
     # Every mapped observation goes out, as its webhook would have: the projector parks unknown ones.
     await deps.outbound.records([(item.key, item.value) for item in batch])
     metrics.OBSERVATIONS.labels(port.provider.value, "list").inc(len(batch))
     stats.observations += len(batch)
     async with deps.engine.begin() as conn:
-        rows = await listing_repo.payments_by_id(conn, newest)
-        targets = {pid: target_of(row) for pid, row in rows.items()}
         # A due check the list answers for good ends here, unless the answer would un-see money
         # paysync shows as moved: that one is for the gateway to confirm, by a direct check.
         answers = {

@@ -96,6 +96,9 @@ class RunStats:
     ended_unpaid: int = 0
     alerts_raised: int = 0
     window_start: datetime | None = None
+    # A window sweep's estimate of the payments it will answer for: those paysync registered in the
+    # window (only the unsettled ones where each is checked one by one, M-Pesa: then it is exact).
+    expected: int | None = None
     # Payments whose status the list corrected (ids; the first `_MAX_RECOVERED` only): what a window
     # sweep recovered.
     recovered: list[str] = field(default_factory=list)
@@ -120,6 +123,7 @@ class RunStats:
         }
         optional = {
             "enrolled": self.enrolled,
+            "expected": self.expected,
             "window_start": self.window_start.isoformat() if self.window_start else None,
             "list_error": self.list_error,
             "reason": self.reason,

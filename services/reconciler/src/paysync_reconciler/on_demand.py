@@ -14,7 +14,7 @@ from datetime import timedelta
 import structlog
 from pydantic import ValidationError
 
-from paysync_core.contracts import ReconcileReply, ReconcileRequest
+from paysync_core.contracts import PaymentObservation, ReconcileReply, ReconcileRequest
 from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_reconciler import drift, failures, metrics
 from paysync_reconciler.alerts import raise_all
@@ -202,20 +202,17 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
     observations = [a.observation for a in answers if a.observation is not None]
     await deps.outbound.observations(observations)
     metrics.OBSERVATIONS.labels("any", "on_demand").inc(len(observations))
-    stats = RunStats()
-    findings: list[drift.Finding] = []
-    ended: dict[uuid.UUID, str] = {}
-    for target, answer in zip(targets, answers, strict=True):
-        if target.payment_id is not None and isinstance(answer.error, CheckFailed):
-            findings.append(drift.check_failed(target, answer.error.reason))
-        if target.payment_id is None or answer.observation is None:
-            continue
-        findings += drift.drift_between(target, answer.observation, current=True)
-        if resolved(answer.status) and answer.status is not None:
-            ended[target.payment_id] = answer.status.value
-    await raise_all(deps, findings, stats)
-    async with deps.engine.begin() as conn:
-        await checks_repo.resolve_schedules(conn, ended, deps.clock())
+    failed = [
+        drift.check_failed(t, a.error.reason)
+        for t, a in zip(targets, answers, strict=True)
+        if t.payment_id is not None and isinstance(a.error, CheckFailed)
+    ]
+    answered = [
+        (t, a.observation)
+        for t, a in zip(targets, answers, strict=True)
+        if t.payment_id is not None and a.observation is not None
+    ]
+    await conclude(deps, answered, failed, RunStats())
     waited_for = {
         a.observation.observation_id
         for t, a in zip(targets, answers, strict=True)
@@ -225,6 +222,24 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
     async with deps.engine.connect() as conn:
         after = await payments_repo.statuses(conn, [t.payment_id for t in targets if t.payment_id])
     return build_reply(request, targets, answers, after, deps.clock())
+
+
+async def conclude(
+    deps: Deps,
+    answered: list[tuple[Target, PaymentObservation]],
+    findings: list[drift.Finding],
+    stats: RunStats,
+) -> None:
+    """Raise what the gateway's answers show drifted (and `findings` found on the way), and end the
+    check schedules of the payments the answers say have ended."""
+    ended: dict[uuid.UUID, str] = {}
+    for target, observation in answered:
+        findings = [*findings, *drift.drift_between(target, observation, current=True)]
+        if target.payment_id is not None and resolved(observation.status) and observation.status is not None:
+            ended[target.payment_id] = observation.status.value
+    await raise_all(deps, findings, stats)
+    async with deps.engine.begin() as conn:
+        await checks_repo.resolve_schedules(conn, ended, deps.clock())
 
 
 async def _ask_all(deps: Deps, targets: list[Target]) -> list[Answer]:

@@ -125,6 +125,12 @@ class ReconcilerSettings(BaseSettings):
         default=1, ge=0, description="Processes reading listed pages; 0: in-process"
     )
     max_concurrent_sweeps: int = Field(default=8, ge=1)
+    window_progress_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often a window sweep (`paysync reconcile`) writes its counts on its tick's row, "
+        "for the command's progress bar",
+    )
     unrecorded_grace_seconds: float = Field(
         default=300.0, ge=0, description="A gateway success unmatched this long is a payment with no record"
     )

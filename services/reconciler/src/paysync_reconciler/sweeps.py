@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -27,6 +26,7 @@ from paysync_reconciler.repository import tenants as tenants_repo
 from paysync_reconciler.repository import ticks as ticks_repo
 from paysync_reconciler.runner import TaskRunner
 from paysync_reconciler.unrecorded import record_orphaned_successes
+from paysync_reconciler.window_sweep import check_window, expected_in_window, progress_on_tick
 
 log = structlog.get_logger()
 
@@ -71,7 +71,7 @@ async def sweep(deps: Deps, tick: ReconcileTick) -> RunStats:
             else:
                 with priority(Priority.SWEEP):
                     if tick.window is not None:
-                        await sweep_window(deps, tick.tenant, provider, tick.window, stats)
+                        await sweep_window(deps, tick, provider, stats)
                     else:
                         await _sweep_locked(deps, tick.tenant, provider, stats)
                 if stats.list_error:
@@ -134,31 +134,36 @@ async def _sweep_locked(deps: Deps, tenant: str, provider: Provider, stats: RunS
         stats.gateway_calls = port.calls(Priority.SWEEP) - calls_before
 
 
-async def sweep_window(
-    deps: Deps, tenant: str, provider: Provider, span: tuple[datetime, datetime], stats: RunStats
-) -> None:
-    """An operator's window sweep (`paysync reconcile`): read the gateway's list for the window only.
+async def sweep_window(deps: Deps, tick: ReconcileTick, provider: Provider, stats: RunStats) -> None:
+    """An operator's window sweep (`paysync reconcile`): the window's payments at the gateway, only.
 
-    New payments are enrolled and the list's answers noted on their checks, as by any sweep; its
-    observations are published (the projector applies them); each payment whose status the list
-    corrects is reported in `stats.recovered`. The list's watermark stays where it is, so the regular
-    sweeps read on from where they were.
+    Stripe and Paystack: the gateway's list for the window is read; new payments are enrolled and the
+    list's answers noted on their checks, as by any sweep, and the list's watermark stays where it is,
+    so the regular sweeps read on from where they were. M-Pesa (no list): each payment registered in
+    the window that has not ended is checked one by one. Observations are published (the projector
+    applies them); each payment whose status is corrected is reported in `stats.recovered`; the counts
+    so far are on the tick's row while it runs.
     """
-    port = await deps.gateways.port(tenant, provider)
-    if not port.can_list:
-        stats.reason = (
-            f"{provider.value} has no list to read a window from; its payments are checked one by one"
-        )
-        return
+    span = tick.window
+    if span is None:
+        raise ValueError("a window sweep needs a window")
+    port = await deps.gateways.port(tick.tenant, provider)
     with _phase(stats, Phase.ENROLL):  # as every sweep does: the list's answers are noted on check rows
         async with deps.engine.begin() as conn:
             stats.enrolled = await checks_repo.enroll(
-                conn, tenant, provider.value, deps.schedules[provider].delays[0]
+                conn, tick.tenant, provider.value, deps.schedules[provider].delays[0]
             )
+    stats.expected = await expected_in_window(deps, port, span)
     calls_before = port.calls(Priority.SWEEP)
     try:
-        with _phase(stats, Phase.FETCH):
-            await ListSweep(deps, port, deps.clock(), ListWindow(), stats, asyncio.Event(), span).run()
+        async with progress_on_tick(deps, tick.tick_id, stats):
+            if port.can_list:
+                with _phase(stats, Phase.FETCH):
+                    listing = ListSweep(deps, port, deps.clock(), ListWindow(), stats, asyncio.Event(), span)
+                    await listing.run()
+            else:
+                with _phase(stats, Phase.CHECKS):
+                    await check_window(deps, port, span, stats)
     finally:
         stats.gateway_calls = port.calls(Priority.SWEEP) - calls_before
 

@@ -1,5 +1,6 @@
 """`paysync reconcile`: the simulator drops every webhook while payments complete; a sweep of the window
-recovers exactly the payments whose status was lost, and a second sweep changes nothing."""
+recovers exactly the payments whose status was lost, and a second sweep changes nothing. Stripe and
+Paystack through their lists, M-Pesa (no list) one payment at a time."""
 
 from __future__ import annotations
 
@@ -10,80 +11,168 @@ from sqlalchemy import select
 
 from paysync_core.db.schema import payments
 from paysync_dev.operator import paysync
+from paysync_dev.payments import observation
 from paysync_dev.reconcile import register
-from paysync_dev.service_fixtures import fetch, publish_observation, stripe_paid, wait_until
+from paysync_dev.service_fixtures import fetch, publish_observation, wait_until
 
 pytestmark = pytest.mark.integration
 
+#: gateway -> (simulator kind of a paid payment, of a failed one; currency)
+KINDS = {
+    "stripe": ("checkout_session", "payment_intent", "USD"),
+    "paystack": ("transaction", "transaction", "NGN"),
+    "mpesa": ("stk_push", "stk_push", "KES"),
+}
 
-async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_one_changes_nothing(
-    sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics, migrated_database
-) -> None:
-    tenant = await lost_webhooks_tenant(("stripe",))  # every webhook of this account is dropped
-    account = tenant.account("stripe")
-    # Stripe's Events carry whole seconds: the window starts a second before anything happens.
-    since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
 
-    async def payment(kind: str, step: str) -> tuple[str, object]:
-        ref = sim.create_payment(account.id, kind=kind, amount_minor=2000, currency="USD").ref
-        pid = await register(engine, tenant.id, "stripe", ref)
-        sim.act(account.id, ref, step)
+class Window:
+    """One tenant's account at the simulator whose webhooks are lost, and its payments."""
+
+    def __init__(self, sim, engine, kafka: str, tenant, gateway: str) -> None:
+        self.sim, self.engine, self.kafka, self.tenant, self.gateway = sim, engine, kafka, tenant, gateway
+        self.account = tenant.account(gateway)
+
+    async def payment(self, outcome: str) -> tuple[str, object]:
+        """A payment registered in paysync, then paid or failed at the gateway (its webhook lost)."""
+        paid_kind, failed_kind, currency = KINDS[self.gateway]
+        kind = paid_kind if outcome == "pay" else failed_kind
+        ref = self.sim.create_payment(self.account.id, kind=kind, amount_minor=2000, currency=currency).ref
+        pid = await register(self.engine, self.tenant.id, self.gateway, ref, currency=currency)
+        self.sim.act(self.account.id, ref, outcome)
         return ref, pid
 
-    lost = [await payment("checkout_session", "pay"), await payment("checkout_session", "pay")]
-    lost.append(await payment("payment_intent", "fail"))
-    known_ref, known = await payment("checkout_session", "pay")
-    # This one's webhook did arrive: paysync shows it paid already, so the sweep recovers nothing for it.
-    await publish_observation(kafka_topics, stripe_paid(tenant.id, known_ref, 2000))
-    until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
-    sim.advance(3600, account.id)  # what happens next falls after the window
-    _, after = await payment("checkout_session", "pay")
-    assert sim.wait_for_deliveries(account.id).webhooks.delivered == 0
+    async def delivered(self, ref: str) -> None:
+        """What a webhook that did arrive would have published: paysync shows the payment paid."""
+        currency = KINDS[self.gateway][2]
+        paid = observation(
+            tenant=self.tenant.id, provider=self.gateway, ref=ref, amount=2000, currency=currency
+        )
+        await publish_observation(self.kafka, paid)
 
-    async def statuses() -> dict[object, str]:
+    async def statuses(self) -> dict[object, str]:
+        """Each of the tenant's payments' status as paysync shows it."""
         rows = await fetch(
-            engine, select(payments.c.id, payments.c.status).where(payments.c.tenant_id == tenant.id)
+            self.engine,
+            select(payments.c.id, payments.c.status).where(payments.c.tenant_id == self.tenant.id),
         )
         return {r.id: r.status for r in rows}
 
-    async def known_applied() -> bool:
-        return (await statuses())[known] == "succeeded"
+    async def wait_for(self, expected: dict[object, str], what: str) -> None:
+        """Wait until these payments show these statuses."""
 
-    await wait_until(known_applied, 30, "the delivered webhook applied")
+        async def shown() -> bool:
+            now = await self.statuses()
+            return all(now.get(pid) == status for pid, status in expected.items())
+
+        await wait_until(shown, 60, what)
+
+
+async def sweep(database: str, kafka: str, tenant: str, gateway: str, since: datetime, until: datetime):
+    """`paysync reconcile … --json` for the window, as an operator runs it."""
+    window = ("--tenant", tenant, "--gateway", gateway, "--since", since.isoformat())
+    return await paysync(
+        database, "reconcile", *window, "--until", until.isoformat(), "--json", kafka_bootstrap=kafka
+    )
+
+
+@pytest.mark.parametrize("gateway", ["stripe", "paystack"])
+async def test_a_window_sweep_recovers_exactly_the_lost_payments_and_a_second_one_changes_nothing(
+    gateway, sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics, migrated_database
+) -> None:
+    tenant = await lost_webhooks_tenant((gateway,))  # every webhook of this account is dropped
+    at = Window(sim, engine, kafka_topics, tenant, gateway)
+    # Stripe's Events carry whole seconds: the window starts a second before anything happens.
+    since = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=1)
+    lost = [await at.payment("pay"), await at.payment("pay"), await at.payment("fail")]
+    known_ref, known = await at.payment("pay")
+    # This one's webhook did arrive: paysync shows it paid already, so the sweep recovers nothing for it.
+    await at.delivered(known_ref)
+    until = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=2)
+    sim.advance(3600, at.account.id)  # what happens next falls after the window
+    _, after = await at.payment("pay")
+    assert sim.wait_for_deliveries(at.account.id).webhooks.delivered == 0
+    await at.wait_for({known: "succeeded"}, "the delivered webhook applied")
     await start_reconciler(scheduler_enabled="false")
-    window = ("--tenant", tenant.id, "--gateway", "stripe", "--since", since.isoformat())
-    window += ("--until", until.isoformat(), "--json")
-    run = {"kafka_bootstrap": kafka_topics}
 
-    first = await paysync(migrated_database, "reconcile", *window, **run)
+    first = await sweep(migrated_database, kafka_topics, tenant.id, gateway, since, until)
     assert first.returncode == 0, first.stderr
     report = first.json()
     assert report["status"] == "completed"
-    assert {p["payment_id"] for p in report["recovered"]} == {str(pid) for _, pid in lost}
+    assert {p["payment_id"] for p in report["recovered"]} == {str(pid) for _, pid in lost}, str(report)
     assert report["payments_changed"] == 3 and report["payments_checked"] == 4
+    # The estimate: the payments paysync registered in the window (`after` too, by paysync's clock).
+    assert report["payments_expected"] >= 4
 
     expected = {lost[0][1]: "succeeded", lost[1][1]: "succeeded", lost[2][1]: "failed", known: "succeeded"}
-
-    async def recovered() -> bool:
-        now = await statuses()
-        return all(now[pid] == status for pid, status in expected.items())
-
-    await wait_until(recovered, 60, "the recovered payments applied")
-    second = await paysync(migrated_database, "reconcile", *window, **run)
+    await at.wait_for(expected, "the recovered payments applied")
+    second = await sweep(migrated_database, kafka_topics, tenant.id, gateway, since, until)
     assert second.returncode == 0, second.stderr
     again = second.json()
     assert (again["status"], again["payments_changed"], again["recovered"]) == ("completed", 0, [])
     assert again["payments_checked"] == 4
-    assert (await statuses())[after] == "pending"  # outside the window: left for the regular sweeps
+    assert (await at.statuses())[after] == "pending"  # outside the window: left for the regular sweeps
 
-    wrong = await paysync(
-        migrated_database,
-        "reconcile",
-        *window[:4],
-        "--since",
-        until.isoformat(),
-        "--until",
-        since.isoformat(),
-        **run,
-    )
+    wrong = await sweep(migrated_database, kafka_topics, tenant.id, gateway, until, since)
     assert wrong.returncode == 2 and "must be before" in wrong.stderr
+
+
+async def test_an_mpesa_window_sweep_checks_the_windows_unsettled_payments_one_by_one(
+    sim,
+    engine,
+    projector,
+    start_reconciler,
+    lost_webhooks_tenant,
+    kafka_topics,
+    migrated_database,
+    monkeypatch,
+) -> None:
+    tenant = await lost_webhooks_tenant(("mpesa",))  # no callback reaches paysync
+    at = Window(sim, engine, kafka_topics, tenant, "mpesa")
+    since = datetime.now(UTC)  # Daraja has no list: the window is when paysync registered the payments
+    lost = [await at.payment("pay"), await at.payment("pay"), await at.payment("fail")]
+    known_ref, known = await at.payment("pay")
+    await at.delivered(known_ref)  # its callback arrived: settled, so not asked about again
+    until = datetime.now(UTC)
+    _, after = await at.payment("pay")  # registered after the window
+    assert sim.wait_for_deliveries(at.account.id).webhooks.delivered == 0
+    await at.wait_for({known: "succeeded"}, "the delivered callback applied")
+    await start_reconciler(scheduler_enabled="false")
+
+    first = await sweep(migrated_database, kafka_topics, tenant.id, "mpesa", since, until)
+    assert first.returncode == 0, first.stderr
+    report = first.json()
+    assert report["status"] == "completed"
+    assert {p["payment_id"] for p in report["recovered"]} == {str(pid) for _, pid in lost}, str(report)
+    assert (report["payments_expected"], report["payments_checked"], report["payments_changed"]) == (3, 3, 3)
+    assert report["gateway_calls"] >= 3  # one STK query per payment (and the access token)
+
+    await at.wait_for(
+        {lost[0][1]: "succeeded", lost[1][1]: "succeeded", lost[2][1]: "failed", known: "succeeded"},
+        "the recovered payments applied",
+    )
+    second = await sweep(migrated_database, kafka_topics, tenant.id, "mpesa", since, until)
+    assert second.returncode == 0, second.stderr
+    again = second.json()
+    assert (again["status"], again["payments_checked"], again["payments_changed"], again["recovered"]) == (
+        "completed",
+        0,
+        0,
+        [],
+    )
+    assert (await at.statuses())[after] == "pending"  # outside the window
+
+    monkeypatch.setenv("TTY_COMPATIBLE", "1")  # as in an operator's terminal: the bar is drawn
+    window = (
+        "--tenant",
+        tenant.id,
+        "--gateway",
+        "mpesa",
+        "--since",
+        since.isoformat(),
+        "--until",
+        until.isoformat(),
+    )
+    shown = await paysync(migrated_database, "reconcile", *window, kafka_bootstrap=kafka_topics)
+    assert shown.returncode == 0, shown.stderr
+    assert "payments/s" in shown.stderr  # the bar: payments checked of those expected, rate, time left
+    assert "payments expected" in shown.stdout and "completed" in shown.stdout  # the summary table

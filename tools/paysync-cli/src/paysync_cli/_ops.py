@@ -1,4 +1,4 @@
-"""What the operator commands (payments, dlq, reconcile) share: a database, a producer, JSON output."""
+"""What the operator commands share: a database, a producer, a progress bar, JSON output."""
 
 from __future__ import annotations
 
@@ -11,6 +11,17 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.db import engine as db_engine
@@ -62,3 +73,28 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     """Say what went wrong on stderr; the caller raises the returned Exit."""
     Console(stderr=True).print(f"[red]{message}[/]")
     return typer.Exit(code)
+
+
+class RateColumn(ProgressColumn):
+    """How many a second so far, in the task's `unit` field (records unless it names another)."""
+
+    def render(self, task: Task) -> Text:
+        """The task's speed, as `<n> <unit>/s`."""
+        speed = task.finished_speed or task.speed or 0
+        unit = task.fields.get("unit", "records")
+        return Text(f"{speed:,.{1 if speed < 10 else 0}f} {unit}/s", style="progress.data.speed")
+
+
+def progress_bar(*, transient: bool = True) -> Progress:
+    """A bar with the count done of the total, the rate, the time left and the time taken, on stderr
+    (stdout stays clean for `--json`)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(),
+        TimeRemainingColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=transient,
+    )

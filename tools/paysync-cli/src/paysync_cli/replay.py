@@ -10,18 +10,10 @@ from typing import Annotated
 import typer
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    ProgressColumn,
-    Task,
-    TextColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
-from rich.text import Text
 
+from paysync_cli._ops import RateColumn
 from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled
 from paysync_cli.replay_source import (
     Filters,
@@ -40,14 +32,6 @@ from paysync_core.settings import CommonSettings
 
 stdout = Console()
 stderr = Console(stderr=True)
-
-
-class RateColumn(ProgressColumn):
-    """Records per second so far."""
-
-    def render(self, task: Task) -> Text:
-        """The task's speed, as records/s."""
-        return Text(f"{task.speed or 0:,.0f} records/s", style="progress.data.speed")
 
 
 def _moment(value: str | None, option: str) -> datetime | None:

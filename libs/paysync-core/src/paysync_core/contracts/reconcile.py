@@ -16,7 +16,8 @@ class ReconcileTick(Contract):
     With `since` and `until` it is a window sweep (`paysync reconcile`): only the gateway's list for
     that window is read (Stripe Events, Paystack transactions), published and compared, within the
     gateway's rate budget; the list sweep's watermark and the payments' check schedules are left as
-    they are.
+    they are. M-Pesa has no list: the payments registered in the window that have not ended are
+    checked one by one (STK query).
     """
 
     schema_version: Literal[1] = 1
@@ -26,7 +27,7 @@ class ReconcileTick(Contract):
     tenant: TenantId
     provider: Provider
     scheduled_at: UtcDatetime
-    source: Literal["scheduler", "cli"] = "scheduler"
+    source: Literal["scheduler", "cli", "admin"] = "scheduler"
     since: UtcDatetime | None = Field(default=None, description="A window sweep's start")
     until: UtcDatetime | None = Field(default=None, description="A window sweep's end")
 

@@ -1,8 +1,15 @@
-"""Reading the dead-letter topics and choosing letters: what `paysync dlq` lists, shows and redrives."""
+"""The dead-letter view: reading the dead-letter topics, choosing letters, redriving them after a fix.
+
+What `paysync dlq list|show|redrive` and `/admin/v1/dead-letters` share. Kafka records cannot be
+deleted, so a redriven letter leaves the view by its row in the redrive ledger
+(`dead_letter_redrives`, `db/redrives.py`); a redriven record that fails again is a new letter, with
+its new error, and is in the view again.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,9 +17,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.contracts import DeadLetter
+from paysync_core.db import redrives
+from paysync_core.db.redrives import Position
+from paysync_core.kafka import DurableProducer
 
 #: How long one fetch from the broker may wait before the reader looks at its positions again.
 _POLL_MS = 500
@@ -173,3 +184,94 @@ def _letter(record: Any) -> Letter:
     except (ValidationError, ValueError):
         letter = None  # shown as unreadable, never redriven
     return Letter(record.topic, record.partition, record.offset, written_at, letter)
+
+
+async def in_view(
+    bootstrap: str,
+    engine: AsyncEngine,
+    selection: Selection,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Letter]:
+    """The selected letters that were not redriven yet."""
+    letters = await read_letters(bootstrap, selection, progress)
+    async with engine.connect() as conn:
+        done = await redrives.redriven(conn, (x.position for x in letters))
+    return [x for x in letters if x.position not in done]
+
+
+def counts(letters: list[Letter]) -> dict[str, int]:
+    """Letters per dead-letter topic."""
+    return dict(sorted(Counter(x.dlq_topic for x in letters).items()))
+
+
+async def redrive(
+    letters: list[Letter],
+    sender: DurableProducer,
+    engine: AsyncEngine,
+    who: str,
+    advance: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Republish each readable letter's original key and value to its source topic and enter it in the
+    ledger (it leaves the view); the counts before and after, what went where, what was unreadable."""
+    done: list[dict[str, Any]] = []
+    for x in letters:
+        if x.letter is None:
+            continue
+        sent = await sender.send(x.letter.source_topic, x.letter.key, x.letter.value)
+        row = _ledger_row(x, x.letter, sent, who)
+        # Entered after the broker took the record: a crash in between redrives it again on the next
+        # run, which idempotent consumers make harmless; the reverse would lose it.
+        async with engine.begin() as conn:
+            await redrives.record_redrives(conn, [row])
+        to = f"{row['source_topic']}:{row['redriven_partition']}:{row['redriven_offset']}"
+        done.append({"id": x.id, "dlq_topic": x.dlq_topic, "to": to})
+        if advance is not None:
+            advance()
+    unreadable = [x for x in letters if x.letter is None]
+    return {
+        "before": counts(letters),
+        "redriven": done,
+        "skipped": [x.id for x in unreadable],
+        "after": counts(unreadable),
+    }
+
+
+def _ledger_row(x: Letter, letter: DeadLetter, sent: Any, who: str) -> dict[str, Any]:
+    """The ledger row of a letter republished as `sent` (the broker's record metadata)."""
+    return {
+        "dlq_topic": x.dlq_topic,
+        "partition": x.partition,
+        "offset": x.offset,
+        "source_topic": letter.source_topic,
+        "error_type": letter.error_type[:200],
+        "redriven_partition": sent.partition,
+        "redriven_offset": sent.offset,
+        "redriven_by": who[:100],
+    }
+
+
+def ledger_json(row: Any) -> dict[str, Any] | None:
+    """A ledger row as `dlq show` and the admin API show it (None: not redriven)."""
+    if row is None:
+        return None
+    return {
+        "by": row.redriven_by,
+        "at": row.redriven_at.isoformat(),
+        "to": f"{row.source_topic}:{row.redriven_partition}:{row.redriven_offset}",
+    }
+
+
+def parse_letter_id(letter_id: str) -> tuple[Selection, Position]:
+    """`<dlq topic>:<partition>:<offset>` as the selection of its topic and its position; ValueError."""
+    dlq_topic, partition, offset = letter_id.rsplit(":", 2)
+    return Selection(dlq_topics(dlq_topic)), (dlq_topic, int(partition), int(offset))
+
+
+async def find(bootstrap: str, engine: AsyncEngine, letter_id: str) -> tuple[Letter | None, Any]:
+    """One letter by its id, and its ledger row if it was redriven; ValueError for a malformed id."""
+    selection, position = parse_letter_id(letter_id)
+    letters = await read_letters(bootstrap, selection)
+    found = next((x for x in letters if x.position == position), None)
+    async with engine.connect() as conn:
+        ledger = await redrives.redriven(conn, [position])
+    return found, ledger.get(position)
