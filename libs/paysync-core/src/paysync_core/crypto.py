@@ -39,6 +39,17 @@ class CredentialsCipher:
         except InvalidToken as exc:
             raise CredentialsKeyError("no configured key decrypts these credentials") from exc
 
+    def encrypt_text(self, plain: str) -> bytes:
+        """Ciphertext of other secrets kept with a tenant (alert channels' URLs and signing secrets)."""
+        return self._fernet.encrypt(plain.encode())
+
+    def decrypt_text(self, token: bytes) -> str:
+        """The text behind a ciphertext of `encrypt_text`."""
+        try:
+            return self._fernet.decrypt(token).decode()
+        except InvalidToken as exc:
+            raise CredentialsKeyError("no configured key decrypts these secrets") from exc
+
     def rotate(self, token: bytes) -> bytes:
         """Re-encrypt under the newest key."""
         return self._fernet.rotate(token)

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-import structlog
 from faststream import AckPolicy
 from faststream.kafka import KafkaRouter
 from prometheus_client import Counter
 
 from paysync_core import topics
 from paysync_core.contracts import Alert, PaymentStatusChanged
+from paysync_notifier.delivery import AlertDelivery
 from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
 
-log = structlog.get_logger()
 RECEIVED = Counter("paysync_notifier_events_total", "Events received by the notifier", ["topic"])
 
 
-def notifier_router(stream: LiveStream, settings: NotifierSettings) -> KafkaRouter:
+def notifier_router(stream: LiveStream, settings: NotifierSettings, alerts: AlertDelivery) -> KafkaRouter:
     """The notifier's subscribers: status changes (for the live stream) and alerts."""
     router = KafkaRouter()
 
@@ -41,8 +40,8 @@ def notifier_router(stream: LiveStream, settings: NotifierSettings) -> KafkaRout
         ack_policy=AckPolicy.ACK,
     )
     async def receive_alert(alert: Alert) -> None:
-        """Record a sync alert (delivery by email and chat comes with the alerting rules)."""
+        """Enter a sync alert in the delivery log, for its tenant's admins (email, chat)."""
         RECEIVED.labels(topics.ALERTS.name).inc()
-        log.info("alert.received", kind=alert.kind.value, tenant=alert.tenant)
+        await alerts.record(alert)
 
     return router

@@ -20,6 +20,8 @@ from typing import TypeVar
 import pytest
 
 from paysync_dev import kafka, paths, postgres
+from paysync_dev.http_receiver import HttpReceiver
+from paysync_dev.smtp_sink import SmtpSink
 
 log = logging.getLogger(__name__)
 
@@ -214,3 +216,20 @@ def fresh_database(database_url: str) -> Iterator[str]:
     url = _obtain("a fresh database", lambda: postgres.create_database(name, database_url))
     yield url
     postgres.drop_database(name, database_url)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free port that keeps every message it receives."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def http_receiver() -> Iterator[HttpReceiver]:
+    """A real HTTP server on a free port that records every request and answers as told."""
+    receiver = HttpReceiver()
+    yield receiver
+    receiver.close()

@@ -1,8 +1,8 @@
 """paysync's tables, as SQLAlchemy Core metadata; Alembic migrations create them.
 
 The payment tables are defined here; the built-in domains' tables are in `domain_tables.py`, the
-reconciler's in `reconciler_tables.py` and the operator's in `operator_tables.py`. Every table is
-importable from this module, and `metadata` here holds them all.
+reconciler's in `reconciler_tables.py`, the operator's in `operator_tables.py` and the alerts' in
+`alert_tables.py`. Every table is importable from this module, and `metadata` here holds them all.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from paysync_core.db.alert_tables import alert_deliveries, alert_settings
 from paysync_core.db.domain_tables import (
     bookings,
     invoice_payments,
@@ -46,6 +47,8 @@ from paysync_core.db.reconciler_tables import (
 )
 
 __all__ = [
+    "alert_deliveries",
+    "alert_settings",
     "api_keys",
     "bookings",
     "dead_letter_redrives",
