@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from paysync_api_gateway import admin, evidence, overrides
+from paysync_api_gateway import admin, alert_admin, evidence, overrides
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import replies_router
@@ -64,4 +64,5 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(evidence.router)
     app.include_router(overrides.router)
+    app.include_router(alert_admin.router)
     return app
