@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
@@ -24,6 +24,10 @@ LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 _EMAIL = re.compile(r"^[^@\s,;<>]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251})\.[A-Za-z]{2,63}$")
 
 Channel = Literal["email", "slack", "webhook"]
+#: A delivery's status: waiting (pending), claimed by a sender under a lease (sending), sent, given up
+#: with its reason (dead), or not sent because its issue was resolved before its first try (skipped).
+DeliveryStatus = Literal["pending", "sending", "sent", "dead", "skipped"]
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 def _email(value: str) -> str:
@@ -85,6 +89,12 @@ class AlertConfig(BaseModel):
     reminder_after_seconds: float | None = Field(
         default=3600.0, gt=0, le=30 * 86400, description="One reminder while an issue stays open this long"
     )
+    quiet_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=86400,
+        description="Tell only about issues still open this long after the alert (0: at once)",
+    )
 
 
 @dataclass(frozen=True)
@@ -122,4 +132,5 @@ def public_view(tenant: str, config: AlertConfig) -> dict[str, object]:
         "webhooks": [target_name(hook.url) for hook in config.webhooks],
         "kinds": config.kinds,
         "reminder_after_seconds": config.reminder_after_seconds,
+        "quiet_seconds": config.quiet_seconds,
     }

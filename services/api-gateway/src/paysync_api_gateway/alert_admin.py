@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
 from paysync_api_gateway.admin import Cipher, Operator
 from paysync_api_gateway.deps import Engine
 from paysync_api_gateway.inputs import strict_parameters
-from paysync_core.alerting import AlertConfig, public_view
+from paysync_core.alerting import AlertConfig, DeliveryStatus, public_view
 from paysync_core.db import alerts as alert_repo
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.errors import UnknownTenant
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(strict_parameters)])
-DeliveryStatus = Literal["pending", "sending", "sent", "dead"]
 
 
 @router.get("/tenants/{tenant_id}/alert-settings")

@@ -53,6 +53,7 @@ async def test_an_operator_sets_alert_settings_and_reads_them_back_without_secre
         ({"webhooks": [{"url": HOOK, "secret": "short"}]}, "webhooks.0.secret", "at least 16"),
         ({"kinds": ["amount_mismatch", "typo_kind"]}, "kinds.1", "unknown alert kind 'typo_kind'"),
         ({"reminder_after_seconds": 0}, "reminder_after_seconds", "greater than 0"),
+        ({"quiet_seconds": -1}, "quiet_seconds", "greater than or equal to 0"),
         ({"pager": "x"}, "pager", "Extra inputs"),
     ],
 )

@@ -67,11 +67,10 @@ class AlertDelivery:
         config = await self._config(alert.tenant)
         targets = targets_of(config) if config is not None and wants(config, alert.kind.value) else []
         new = 0
-        if targets:
+        if config is not None and targets:
+            wait = max(self._settings.alerts_digest_window_seconds, config.quiet_seconds)
             async with self._engine.begin() as conn:
-                new = await repo.enter_opened(
-                    conn, alert, targets, self._settings.alerts_digest_window_seconds
-                )
+                new = await repo.enter_opened(conn, alert, targets, wait)
             self._wake.set()
         # No targets (no settings, or not this kind) is logged too: the alert is not lost silently.
         log.info(
@@ -99,7 +98,7 @@ class AlertDelivery:
         async with self._engine.begin() as conn:
             await repo.plan_follow_ups(conn, self._settings.alerts_digest_window_seconds)
         async with self._engine.begin() as conn:
-            claimed = await repo.claim_due(conn, self._me, self._settings.alerts_lease_seconds)
+            claimed = await repo.claim_due(conn, self._me, self._settings)
         groups: dict[tuple[str, str, str], list[repo.Claimed]] = defaultdict(list)
         for row in claimed:
             groups[(row.tenant_id, row.channel, row.recipient)].append(row)

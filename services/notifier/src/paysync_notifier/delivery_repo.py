@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paysync_core.alerting import Target
 from paysync_core.contracts import Alert
 from paysync_core.db.alert_tables import alert_deliveries
+from paysync_notifier.alert_settings import AlertDeliverySettings
 
 #: Most rows one claim takes (several digests of several targets).
 CLAIM_BATCH = 2000
@@ -76,8 +77,21 @@ _REMINDERS = _FOLLOW_UP.format(
 _RESOLUTIONS = _FOLLOW_UP.format(join="", condition="i.resolved_at IS NOT NULL")
 
 
+# An issue resolved before its opening was first tried (within the digest wait or the tenant's
+# quiet time) is not told at all: there is nothing left to act on.
+_SKIP_RESOLVED = text("""
+UPDATE alert_deliveries d SET status = 'skipped', last_error = 'resolved before it was sent'
+FROM sync_issues i
+WHERE i.alert_id = d.alert_id AND i.tenant_id = d.tenant_id AND i.resolved_at IS NOT NULL
+  AND d.step = 'opened' AND d.status = 'pending' AND d.attempts = 0
+""")
+
+
 async def plan_follow_ups(conn: AsyncConnection, wait_seconds: float) -> int:
-    """Enter due reminders and resolutions (watched in `sync_issues`); returns rows new."""
+    """Skip openings already resolved; enter due reminders and resolutions (watched in `sync_issues`).
+
+    Returns the rows entered."""
+    await conn.execute(_SKIP_RESOLVED)
     entered = 0
     for statement, step in ((_REMINDERS, "reminder"), (_RESOLUTIONS, "resolved")):
         result = await conn.execute(text(statement), {"step": step, "wait": float(wait_seconds)})
@@ -106,7 +120,8 @@ WITH due AS (
   WHERE (status = 'pending' AND next_attempt_at <= now()) OR (status = 'sending' AND lease_until < now())
 ), picked AS (
   SELECT d.id FROM alert_deliveries d JOIN due USING (tenant_id, channel, recipient)
-  WHERE (d.status = 'pending' AND (d.next_attempt_at <= now() OR d.attempts = 0))
+  WHERE (d.status = 'pending' AND (d.next_attempt_at <= now()
+         OR (d.attempts = 0 AND d.next_attempt_at <= now() + make_interval(secs => CAST(:window AS float)))))
      OR (d.status = 'sending' AND d.lease_until < now())
   ORDER BY d.id LIMIT :limit FOR UPDATE OF d SKIP LOCKED
 )
@@ -118,13 +133,20 @@ RETURNING a.id, a.tenant_id, a.alert_id, a.kind, a.step, a.channel, a.recipient,
 """).columns(alert=JSONB)
 
 
-async def claim_due(conn: AsyncConnection, me: str, lease_seconds: float) -> list[Claimed]:
+async def claim_due(conn: AsyncConnection, me: str, settings: AlertDeliverySettings) -> list[Claimed]:
     """Claim every due row of each target with one due row: a target's waiting alerts go out together.
 
-    A row never tried (attempts 0) joins its target's next message even before its own digest wait
-    is over; a row waiting for a retry goes only when its time comes.
+    A row never tried (attempts 0) joins its target's next message if its own digest wait would end
+    within one window (a row in a tenant's longer quiet time stays quiet); a row waiting for a retry
+    goes only when its time comes.
     """
-    result = await conn.execute(_CLAIM, {"limit": CLAIM_BATCH, "me": me, "lease": float(lease_seconds)})
+    values = {
+        "limit": CLAIM_BATCH,
+        "me": me,
+        "lease": settings.alerts_lease_seconds,
+        "window": settings.alerts_digest_window_seconds,
+    }
+    result = await conn.execute(_CLAIM, values)
     return [Claimed(**row._mapping) for row in result]
 
 

@@ -9,10 +9,11 @@ import json
 import re
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.alerting import AlertConfig
@@ -276,3 +277,64 @@ async def test_two_replicas_never_send_a_message_twice(
         for item in verified_payload(r)["items"]
     )
     assert set(hooks.values()) == {1} and len(hooks) == len(alerts) * 2
+
+
+async def test_a_claim_left_by_a_crashed_replica_is_sent_by_another_once_its_lease_ran_out(
+    start_notifiers, engine, credentials_keys, tenant, smtp_sink, http_receiver
+) -> None:
+    await configure(engine, credentials_keys, tenant, http_receiver, reminder_after_seconds=None)
+    alert = issue_alert(tenant.id, AlertKind.MODE_MISMATCH)
+    # What a replica killed between its claim and its send leaves behind: a claim whose lease ran out.
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(alert_deliveries).values(
+                tenant_id=tenant.id,
+                alert_id=alert.alert_id,
+                kind=alert.kind.value,
+                step="opened",
+                channel="email",
+                recipient="ops@example.com",
+                alert=alert.model_dump(mode="json", exclude_none=True),
+                status="sending",
+                attempts=1,
+                claimed_by="replica-that-crashed",
+                lease_until=func.now() - timedelta(seconds=1),
+            )
+        )
+    await start_notifiers()
+
+    await smtp_sink.wait_for(lambda m: len(m) >= 1)
+    (row,) = await log_rows(engine, tenant.id)
+    assert (row.status, row.attempts) == ("sent", 2) and row.claimed_by != "replica-that-crashed"
+    assert len(smtp_sink.messages) == 1 and alert.alert_id in smtp_sink.text_of(smtp_sink.messages[0])
+
+
+async def test_an_issue_resolved_before_its_quiet_time_is_over_is_never_told(
+    start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
+) -> None:
+    quiet = 2
+    await configure(
+        engine, credentials_keys, tenant, http_receiver, reminder_after_seconds=None, quiet_seconds=quiet
+    )
+    await start_notifiers()
+    cleared, still_open = (issue_alert(tenant.id, AlertKind.STUCK_PAYMENT) for _ in range(2))
+    # Resolved before the notifier even reads its alert (a lagging notifier): deterministic, no race.
+    await open_issues(engine, kafka_topics, [cleared])
+    await resolve_issue(engine, cleared)
+    await open_issues(engine, kafka_topics, [still_open])
+
+    async def settled() -> bool:
+        rows = await log_rows(engine, tenant.id)
+        return len(rows) == 6 and all(r.status in ("sent", "skipped") for r in rows)
+
+    await wait_until(settled, 60, "both alerts settled")
+    rows = await log_rows(engine, tenant.id)
+    assert {(r.alert_id, r.status) for r in rows} == {
+        (cleared.alert_id, "skipped"),
+        (still_open.alert_id, "sent"),
+    }
+    assert all(r.sent_at - r.created_at >= timedelta(seconds=quiet) for r in rows if r.status == "sent")
+    assert [ALERT_ID.findall(smtp_sink.text_of(m)) for m in smtp_sink.messages] == [[still_open.alert_id]]
+    assert [
+        verified_payload(r)["items"][0]["alert"]["alert_id"] for r in on("/hook", http_receiver.requests)
+    ] == [still_open.alert_id]

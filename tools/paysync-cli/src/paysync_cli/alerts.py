@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from paysync_cli._ops import JsonOption, console, database, fail, print_json
-from paysync_core.alerting import AlertConfig, public_view
+from paysync_core.alerting import DELIVERY_STATUSES, AlertConfig, public_view
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import alerts as alert_repo
 from paysync_core.db import tenants as tenant_repo
@@ -49,6 +49,7 @@ def _changes(
     all_kinds: bool,
     reminder_after: float | None,
     no_reminder: bool,
+    quiet_seconds: float | None = None,
 ) -> dict[str, Any]:
     """The fields the options set; a list option given replaces that list."""
     changes: dict[str, Any] = {}
@@ -64,6 +65,8 @@ def _changes(
         changes["kinds"] = None if all_kinds else kind
     if reminder_after is not None or no_reminder:
         changes["reminder_after_seconds"] = None if no_reminder else reminder_after
+    if quiet_seconds is not None:
+        changes["quiet_seconds"] = quiet_seconds
     return changes
 
 
@@ -95,6 +98,9 @@ def config(
     all_kinds: Annotated[bool, typer.Option("--all-kinds", help="Alert about every kind")] = False,
     reminder_after: Annotated[float | None, typer.Option(help="Remind after this many seconds open")] = None,
     no_reminder: Annotated[bool, typer.Option("--no-reminder", help="Never remind")] = False,
+    quiet_seconds: Annotated[
+        float | None, typer.Option(help="Tell only about issues still open this long (0: at once)")
+    ] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Show the tenant's alert settings, or change those the options name (the rest stay)."""
@@ -120,7 +126,7 @@ LOG_COLUMNS = ("created_at", "kind", "step", "channel", "recipient", "status", "
 @app.command("log")
 def log(
     tenant: str,
-    status: Annotated[str | None, typer.Option(help="pending, sending, sent or dead")] = None,
+    status: Annotated[str | None, typer.Option(help=", ".join(DELIVERY_STATUSES))] = None,
     kind: Annotated[str | None, typer.Option(help="Only this alert kind")] = None,
     since: Annotated[
         datetime | None, typer.Option(help="Entered at or after (ISO time; UTC if naive)")
@@ -129,8 +135,8 @@ def log(
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """The delivery log, newest first: what was sent, to whom, when, and what failed (and why)."""
-    if status is not None and status not in ("pending", "sending", "sent", "dead"):
-        raise typer.BadParameter("one of pending, sending, sent, dead", param_hint="--status")
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise typer.BadParameter(f"one of {', '.join(DELIVERY_STATUSES)}", param_hint="--status")
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
 

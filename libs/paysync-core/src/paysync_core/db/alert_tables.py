@@ -49,7 +49,7 @@ alert_deliveries = Table(
     Column("channel", String(16), nullable=False),  # email | slack | webhook
     Column("recipient", String(320), nullable=False),  # an address, or a URL's host and fingerprint
     Column("alert", JSONB, nullable=False),  # the Alert, as published
-    Column("status", String(16), nullable=False, server_default="pending"),  # pending|sending|sent|dead
+    Column("status", String(16), nullable=False, server_default="pending"),  # alerting.DELIVERY_STATUSES
     Column("attempts", Integer, nullable=False, server_default="0"),
     Column("next_attempt_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("lease_until", DateTime(timezone=True)),
