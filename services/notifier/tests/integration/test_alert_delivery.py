@@ -338,3 +338,38 @@ async def test_an_issue_resolved_before_its_quiet_time_is_over_is_never_told(
     assert [
         verified_payload(r)["items"][0]["alert"]["alert_id"] for r in on("/hook", http_receiver.requests)
     ] == [still_open.alert_id]
+
+
+async def test_smtp_login_is_used_and_a_refused_login_is_dead_with_the_reason_and_no_password_in_logs(
+    start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
+) -> None:
+    await configure(engine, credentials_keys, tenant, http_receiver, reminder_after_seconds=None)
+    smtp_sink.require_login("alerts", "right-password-1")
+    (good,) = await start_notifiers(smtp_username="alerts", smtp_password="right-password-1")
+    await open_issues(engine, kafka_topics, [issue_alert(tenant.id, AlertKind.AMOUNT_MISMATCH)])
+    await smtp_sink.wait_for(lambda m: len(m) == 1)
+    assert smtp_sink.logins == ["alerts"]
+    good.process.stop()
+
+    (bad,) = await start_notifiers(smtp_username="alerts", smtp_password="wrong-password-2")
+    refused = issue_alert(tenant.id, AlertKind.CHECK_FAILED)
+    await open_issues(engine, kafka_topics, [refused])
+
+    async def given_up() -> bool:
+        rows = await log_rows(engine, tenant.id)
+        return any(
+            r.alert_id == refused.alert_id and r.channel == "email" and r.status == "dead" for r in rows
+        )
+
+    await wait_until(given_up, 60, "the refused login to be given up")
+    (row,) = [
+        r
+        for r in await log_rows(engine, tenant.id)
+        if r.alert_id == refused.alert_id and r.channel == "email"
+    ]
+    assert row.last_error.startswith("smtp 535") and row.attempts == 1  # a refusal: not retried
+    assert len(smtp_sink.messages) == 1
+    for process in (good.process, bad.process):
+        log = process.log_path.read_text()
+        assert "right-password-1" not in log and "wrong-password-2" not in log
+        assert "/slack" not in log and "/hook" not in log and SECRET not in log  # chat URLs and secrets

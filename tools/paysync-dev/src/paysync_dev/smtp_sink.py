@@ -10,11 +10,13 @@ import asyncio
 import email
 import email.policy
 import time
+import warnings
 from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from paysync_dev.stack import free_port
 
@@ -41,13 +43,35 @@ class SmtpSink:
         self.port = free_port()
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
+        self.logins: list[str] = []  # the user names that logged in
+        self._login: tuple[str, str] | None = None
         self._controller: Controller | None = None
 
     def start(self) -> None:
         """Listen (again) on the same port."""
         if self._controller is None:
-            self._controller = Controller(_Keep(self), hostname=self.host, port=self.port)
+            auth: dict[str, Any] = {}
+            if self._login is not None:
+                # Plain-text AUTH is fine on loopback in a test; production uses STARTTLS or TLS.
+                auth = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
+            self._controller = Controller(_Keep(self), hostname=self.host, port=self.port, **auth)
             self._controller.start()
+
+    def require_login(self, user: str, password: str) -> None:
+        """From now on, accept mail only after AUTH with this user and password."""
+        # aiosmtpd warns on each connection that AUTH without TLS is unsafe: true, and meant here.
+        warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
+        self.stop()
+        self._login = (user, password)
+        self.start()
+
+    def _authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+    ) -> AuthResult:
+        if isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == self._login:
+            self.logins.append(data.login.decode())
+            return AuthResult(success=True)
+        return AuthResult(success=False, handled=False)
 
     def stop(self) -> None:
         """Stop listening: connections are refused until `start()`."""
