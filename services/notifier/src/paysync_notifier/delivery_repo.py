@@ -39,6 +39,7 @@ async def enter_opened(
             "alert_id": alert.alert_id,
             "kind": alert.kind.value,
             "step": "opened",
+            "watched": True,
             "channel": t.channel,
             "recipient": t.recipient,
             "alert": payload,
@@ -52,38 +53,59 @@ async def enter_opened(
     return len((await conn.execute(statement)).all())
 
 
-_FOLLOW_UP = """
+# A reminder once an issue has stayed open for the tenant's interval since its first message.
+_REMINDERS = text("""
 INSERT INTO alert_deliveries (tenant_id, alert_id, kind, step, channel, recipient, alert, next_attempt_at)
-SELECT d.tenant_id, d.alert_id, d.kind, CAST(:step AS varchar), d.channel, d.recipient,
-       d.alert || jsonb_build_object('opened_at', i.opened_at, 'resolved_at', i.resolved_at),
+SELECT d.tenant_id, d.alert_id, d.kind, 'reminder', d.channel, d.recipient,
+       d.alert || jsonb_build_object('opened_at', i.opened_at),
        now() + make_interval(secs => CAST(:wait AS float))
 FROM alert_deliveries d
-JOIN sync_issues i ON i.alert_id = d.alert_id AND i.tenant_id = d.tenant_id
-{join}
-WHERE d.step = 'opened' AND d.status = 'sent' AND {condition}
+JOIN sync_issues i ON i.alert_id = d.alert_id AND i.tenant_id = d.tenant_id AND i.resolved_at IS NULL
+JOIN alert_settings s ON s.tenant_id = d.tenant_id
+WHERE d.watched AND d.status = 'sent' AND s.config ->> 'reminder_after_seconds' IS NOT NULL
+  AND d.sent_at + make_interval(secs => (s.config ->> 'reminder_after_seconds')::float) <= now()
   AND NOT EXISTS (
     SELECT 1 FROM alert_deliveries f
-    WHERE f.tenant_id = d.tenant_id AND f.alert_id = d.alert_id AND f.step = CAST(:step AS varchar)
+    WHERE f.tenant_id = d.tenant_id AND f.alert_id = d.alert_id AND f.step = 'reminder'
       AND f.channel = d.channel AND f.recipient = d.recipient)
 ON CONFLICT DO NOTHING
-"""
-# A reminder once an issue has stayed open for the tenant's interval since its first message.
-_REMINDERS = _FOLLOW_UP.format(
-    join="JOIN alert_settings s ON s.tenant_id = d.tenant_id",
-    condition="i.resolved_at IS NULL AND s.config ->> 'reminder_after_seconds' IS NOT NULL"
-    " AND d.sent_at + make_interval(secs => (s.config ->> 'reminder_after_seconds')::float) <= now()",
-)
-# One message when an issue whose opening was told is resolved.
-_RESOLUTIONS = _FOLLOW_UP.format(join="", condition="i.resolved_at IS NOT NULL")
+""")
 
+# A resolved issue's settled openings stop being watched, and those that were sent get one
+# resolution message, in one statement.
+_RESOLUTIONS = text("""
+WITH resolved AS (
+  UPDATE alert_deliveries d SET watched = false
+  FROM sync_issues i
+  WHERE d.watched AND d.status IN ('sent', 'dead', 'skipped')
+    AND i.alert_id = d.alert_id AND i.tenant_id = d.tenant_id AND i.resolved_at IS NOT NULL
+  RETURNING d.tenant_id, d.alert_id, d.kind, d.channel, d.recipient, d.status, d.alert,
+            i.opened_at, i.resolved_at
+)
+INSERT INTO alert_deliveries (tenant_id, alert_id, kind, step, channel, recipient, alert, next_attempt_at)
+SELECT tenant_id, alert_id, kind, 'resolved', channel, recipient,
+       alert || jsonb_build_object('opened_at', opened_at, 'resolved_at', resolved_at),
+       now() + make_interval(secs => CAST(:wait AS float))
+FROM resolved WHERE status = 'sent'
+ON CONFLICT DO NOTHING
+""")
+
+# An alert with no sync issue (none today; a newer producer's) has no reminder or resolution: once
+# its opening is settled there is nothing to watch. Its issue row, when it has one, is written
+# before the alert is published, so it is there by the time the opening settles.
+_UNWATCH_ISSUELESS = text("""
+UPDATE alert_deliveries d SET watched = false
+WHERE d.watched AND d.status IN ('sent', 'dead', 'skipped')
+  AND NOT EXISTS (SELECT 1 FROM sync_issues i WHERE i.alert_id = d.alert_id AND i.tenant_id = d.tenant_id)
+""")
 
 # An issue resolved before its opening was first tried (within the digest wait or the tenant's
 # quiet time) is not told at all: there is nothing left to act on.
 _SKIP_RESOLVED = text("""
-UPDATE alert_deliveries d SET status = 'skipped', last_error = 'resolved before it was sent'
+UPDATE alert_deliveries d SET status = 'skipped', watched = false, last_error = 'resolved before it was sent'
 FROM sync_issues i
 WHERE i.alert_id = d.alert_id AND i.tenant_id = d.tenant_id AND i.resolved_at IS NOT NULL
-  AND d.step = 'opened' AND d.status = 'pending' AND d.attempts = 0
+  AND d.watched AND d.status = 'pending' AND d.attempts = 0
 """)
 
 
@@ -93,9 +115,10 @@ async def plan_follow_ups(conn: AsyncConnection, wait_seconds: float) -> int:
     Returns the rows entered."""
     await conn.execute(_SKIP_RESOLVED)
     entered = 0
-    for statement, step in ((_REMINDERS, "reminder"), (_RESOLUTIONS, "resolved")):
-        result = await conn.execute(text(statement), {"step": step, "wait": float(wait_seconds)})
+    for statement in (_REMINDERS, _RESOLUTIONS):
+        result = await conn.execute(statement, {"wait": float(wait_seconds)})
         entered += result.rowcount or 0
+    await conn.execute(_UNWATCH_ISSUELESS)
     return entered
 
 

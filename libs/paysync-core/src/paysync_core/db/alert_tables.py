@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     ForeignKey,
@@ -56,9 +57,18 @@ alert_deliveries = Table(
     Column("claimed_by", String(100)),
     Column("last_error", Text),
     Column("digest_size", Integer),  # how many alerts went out in the same message
+    # An opening whose issue may still need a reminder or a resolution message; cleared once its
+    # issue is resolved (or it has none), so that planning follow-ups reads only the live few.
+    Column("watched", Boolean, nullable=False, server_default=text("false")),
     created_at(),
     Column("sent_at", DateTime(timezone=True)),
     UniqueConstraint("tenant_id", "alert_id", "step", "channel", "recipient"),
 )
 Index("ix_alert_deliveries_due", alert_deliveries.c.status, alert_deliveries.c.next_attempt_at)
+Index(
+    "ix_alert_deliveries_watched",
+    alert_deliveries.c.tenant_id,
+    alert_deliveries.c.alert_id,
+    postgresql_where=alert_deliveries.c.watched,
+)
 Index("ix_alert_deliveries_tenant_created", alert_deliveries.c.tenant_id, alert_deliveries.c.created_at)

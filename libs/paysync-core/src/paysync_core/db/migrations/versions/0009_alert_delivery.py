@@ -52,6 +52,7 @@ def upgrade() -> None:
         sa.Column("claimed_by", sa.String(length=100), nullable=True),
         sa.Column("last_error", sa.Text(), nullable=True),
         sa.Column("digest_size", sa.Integer(), nullable=True),
+        sa.Column("watched", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_deliveries")),
@@ -66,9 +67,18 @@ def upgrade() -> None:
     )
     op.create_index("ix_alert_deliveries_due", "alert_deliveries", ["status", "next_attempt_at"])
     op.create_index("ix_alert_deliveries_tenant_created", "alert_deliveries", ["tenant_id", "created_at"])
+    op.create_index(
+        "ix_alert_deliveries_watched",
+        "alert_deliveries",
+        ["tenant_id", "alert_id"],
+        postgresql_where=sa.text("watched"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(
+        "ix_alert_deliveries_watched", table_name="alert_deliveries", postgresql_where=sa.text("watched")
+    )
     op.drop_index("ix_alert_deliveries_tenant_created", table_name="alert_deliveries")
     op.drop_index("ix_alert_deliveries_due", table_name="alert_deliveries")
     op.drop_table("alert_deliveries")
