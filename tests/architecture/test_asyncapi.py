@@ -22,6 +22,7 @@ READS_BYTES = {
     ("webhook-ingest", topics.WEBHOOKS_RAW.name): "hot batch path; a bad record is dead-lettered",
     ("reconciler", topics.RECONCILE_TICKS.name): "a tick that does not parse is dead-lettered",
     ("reconciler", topics.RECONCILE_REQUESTS.name): "a request that does not parse is dead-lettered",
+    ("notifier", topics.ALERTS.name): "an alert that does not parse is dead-lettered",
 }
 
 

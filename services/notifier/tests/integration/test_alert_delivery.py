@@ -13,18 +13,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_core import topics
 from paysync_core.alerting import AlertConfig
-from paysync_core.contracts import Alert, AlertKind
+from paysync_core.contracts import Alert, AlertKind, DeadLetter
 from paysync_core.db.schema import alert_deliveries
 from paysync_dev.alerts import configure_alerts, issue_alert, open_issues, resolve_issue
-from paysync_dev.fixtures import TestTenant
+from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
-from paysync_dev.service_fixtures import Service, fetch, service_env, unique, wait_until
+from paysync_dev.service_fixtures import Service, fetch, publish, service_env, unique, wait_until
 from paysync_dev.smtp_sink import SmtpSink
 from paysync_dev.stack import ServiceProcess, free_port
+from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -373,3 +376,45 @@ async def test_smtp_login_is_used_and_a_refused_login_is_dead_with_the_reason_an
         log = process.log_path.read_text()
         assert "right-password-1" not in log and "wrong-password-2" not in log
         assert "/slack" not in log and "/hook" not in log and SECRET not in log  # chat URLs and secrets
+
+
+async def test_an_alert_that_cannot_be_entered_is_dead_lettered_and_the_next_one_still_delivered(
+    start_notifiers,
+    engine,
+    migrated_database,
+    credentials_keys,
+    tenant,
+    kafka_topics,
+    smtp_sink,
+    http_receiver,
+) -> None:
+    # Settings encrypted under a key the notifier does not have: this tenant's alerts cannot be entered.
+    unreadable = create_tenant(migrated_database, credentials_keys, ())
+    other_key = Fernet.generate_key().decode()
+    await configure_alerts(
+        engine, other_key, unreadable.id, AlertConfig(slack_urls=[f"{http_receiver.url}/x"])
+    )
+    await configure(engine, credentials_keys, tenant, http_receiver, reminder_after_seconds=None)
+    await start_notifiers()
+    stuck = issue_alert(unreadable.id, AlertKind.AMOUNT_MISMATCH)
+    fine = issue_alert(tenant.id, AlertKind.AMOUNT_MISMATCH)
+    spec = topics.ALERTS
+    await publish(kafka_topics, spec.name, unreadable.id.encode(), b"{not an alert")
+    await open_issues(engine, kafka_topics, [stuck, fine])
+
+    await smtp_sink.wait_for(lambda m: any(fine.alert_id in smtp_sink.text_of(x) for x in m))
+
+    async def both_dead_lettered() -> bool:
+        letters = [DeadLetter.from_bytes(r.value) for r in await read_topic(kafka_topics, spec.dlq.name)]
+        ours = [x for x in letters if x.value == b"{not an alert" or stuck.alert_id.encode() in x.value]
+        return len(ours) >= 2
+
+    await wait_until(both_dead_lettered, 60, "both records on the alerts' dead-letter topic")
+    letters = [DeadLetter.from_bytes(r.value) for r in await read_topic(kafka_topics, spec.dlq.name)]
+    by_value = {x.value: x for x in letters if x.service == "notifier"}
+    assert by_value[b"{not an alert"].error_type == "ValidationError"
+    unreadable_letter = next(x for v, x in by_value.items() if stuck.alert_id.encode() in v)
+    assert (
+        unreadable_letter.error_type == "CredentialsKeyError" and unreadable_letter.source_topic == spec.name
+    )
+    assert not [r for r in await log_rows(engine, unreadable.id)]
