@@ -18,6 +18,7 @@ from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_cli.settings import ReplaySettings
 from paysync_core.server import ServerSettings
 from paysync_core.settings import CommonSettings
+from paysync_notifier.alert_settings import AlertDeliverySettings
 from paysync_notifier.settings import NotifierSettings
 from paysync_reconciler.settings import ReconcilerSettings
 from paysync_status_projector.settings import StatusProjectorSettings
@@ -31,6 +32,7 @@ SECTIONS: tuple[tuple[str, type[BaseSettings]], ...] = (
     ("status-projector", StatusProjectorSettings),
     ("reconciler", ReconcilerSettings),
     ("notifier", NotifierSettings),
+    ("notifier: admin alert delivery", AlertDeliverySettings),
     ("api-gateway", ApiGatewaySettings),
     ("paysync replay (the CLI)", ReplaySettings),
 )
@@ -61,11 +63,17 @@ def _default(cls: type[BaseSettings], name: str, field: FieldInfo) -> str:
     return f"`{json.dumps(value) if isinstance(value, bool) else value}`"
 
 
+def _is_section(field: FieldInfo) -> bool:
+    """A nested settings class (the notifier's `alerts`): listed as a section of its own."""
+    factory = field.default_factory
+    return isinstance(factory, type) and issubclass(factory, BaseSettings)
+
+
 def rows(cls: type[BaseSettings]) -> Iterator[tuple[str, str, str]]:
     """(environment variable, default, description) of each setting of one class, `common` left out."""
     prefix = cls.model_config.get("env_prefix", "")
     for name, field in cls.model_fields.items():
-        if name == "common":
+        if name == "common" or _is_section(field):
             continue
         description = (field.description or "").replace("|", "\\|").replace("\n", " ")
         yield f"`{prefix}{name.upper()}`", _default(cls, name, field), description

@@ -24,6 +24,7 @@ READS_BYTES = {
     ("reconciler", topics.RECONCILE_REQUESTS.name): "a request that does not parse is dead-lettered",
     # (its live-stream subscriber is typed; the app-webhook intake reads bytes)
     ("notifier", topics.PAYMENT_STATUS.name): "app-webhook intake: a bad change is dead-lettered",
+    ("notifier", topics.ALERTS.name): "an alert that does not parse is dead-lettered",
 }
 
 

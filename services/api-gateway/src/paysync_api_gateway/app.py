@@ -9,6 +9,7 @@ from paysync_api_gateway import (
     admin_dead_letters,
     admin_sweeps,
     admin_topics,
+    alert_admin,
     app_webhooks,
     evidence,
     overrides,
@@ -78,4 +79,5 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(admin_sweeps.router)
     app.include_router(admin_dead_letters.router)
     app.include_router(admin_topics.router)
+    app.include_router(alert_admin.router)
     return app

@@ -97,7 +97,7 @@ async def test_an_operator_creates_a_tenant_configures_it_and_rotates_the_key(
     assert readable.paystack.secret_key.get_secret_value() == "sk_test_paystack"
 
 
-async def test_webhook_endpoint_secrets_move_to_the_new_key_with_the_credentials(
+async def test_endpoint_and_alert_secrets_move_to_the_new_key_with_the_credentials(
     own_database, credentials_keys, kafka_topics
 ) -> None:
     app, client = make_client(own_database, credentials_keys, kafka_topics)
@@ -110,6 +110,11 @@ async def test_webhook_endpoint_secrets_move_to_the_new_key_with_the_credentials
             headers=ADMIN,
         )
         endpoint_id = created.json()["id"]
+        alert_channels = {"slack_urls": ["https://hooks.slack.com/services/T0/B0/secret-path"]}
+        put = await client.put(
+            f"/admin/v1/tenants/{tenant_id}/alert-settings", json=alert_channels, headers=ADMIN
+        )
+        assert put.status_code == 200, put.text
 
     new_key = Fernet.generate_key().decode()
     both_app, both = make_client(own_database, f"{new_key},{credentials_keys}", kafka_topics)
@@ -121,4 +126,8 @@ async def test_webhook_endpoint_secrets_move_to_the_new_key_with_the_credentials
         rotated = await only_new.post(
             f"/admin/v1/tenants/{tenant_id}/endpoints/{endpoint_id}/rotate-secret", headers=ADMIN
         )
+        alerts = await only_new.get(f"/admin/v1/tenants/{tenant_id}/alert-settings", headers=ADMIN)
     assert rotated.status_code == 200, rotated.text
+    # The alert channels' URLs moved with them: the new key alone still opens them.
+    assert alerts.status_code == 200, alerts.text
+    assert alerts.json()["slack"][0].startswith("hooks.slack.com[")

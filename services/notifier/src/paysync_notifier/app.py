@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
 
+from paysync_core.crypto import CredentialsCipher
+from paysync_core.db.engine import make_engine
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
+from paysync_notifier.alert_channels import AlertSender
+from paysync_notifier.delivery import AlertDelivery
 from paysync_notifier.endpoints import stream_router
 from paysync_notifier.handlers import notifier_router
 from paysync_notifier.hooks_wiring import app_webhooks
@@ -15,15 +20,32 @@ from paysync_notifier.settings import NotifierSettings
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
-    """The notifier: consumes status changes and serves them as server-sent events."""
+    """The notifier: serves status changes as server-sent events and delivers admin alerts."""
     settings = settings or NotifierSettings()
     common = settings.common
     configure_logging("notifier", common.log_level, common.log_json)
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-notifier")
     stream = LiveStream(settings.replay_buffer, settings.subscriber_queue)
-    broker.include_router(notifier_router(stream, settings))
+    # One pool for the alert and app-webhook senders: as many connections as deliveries in flight, and a few.
+    engine = make_engine(
+        common.database_url,
+        pool_size=min(settings.hooks_concurrency + 4, 24),
+        application_name="paysync-notifier",
+    )
+    http = httpx.AsyncClient(follow_redirects=False)
+    keys = common.credentials_keys.get_secret_value()
+    alerts = AlertDelivery(
+        engine, settings.alerts, CredentialsCipher(keys) if keys else None, AlertSender(settings.alerts, http)
+    )
+    broker.include_router(notifier_router(stream, settings, alerts))
 
-    hooks = app_webhooks(settings, broker)
-    app = service_app("paysync notifier", broker=broker, engine=hooks.engine, background=hooks.loops)
+    hooks = app_webhooks(settings, broker, engine)
+    app = service_app(
+        "paysync notifier",
+        broker=broker,
+        engine=engine,
+        background=[alerts.run, *hooks.loops],
+        after_stop=http.aclose,
+    )
     app.include_router(stream_router(stream, common.internal_token, settings.send_timeout_seconds))
     return app

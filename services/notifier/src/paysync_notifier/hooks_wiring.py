@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.crypto import CredentialsCipher
-from paysync_core.db.engine import make_engine
 from paysync_core.publishers import TopicPublisher
 from paysync_core.web import BackgroundLoop
 from paysync_notifier.hooks import AppWebhooks
@@ -26,12 +25,11 @@ log = structlog.get_logger()
 class AppWebhookWiring:
     """What the notifier's app runs for app webhooks (nothing when they are off)."""
 
-    engine: AsyncEngine | None = None
     loops: list[BackgroundLoop] = field(default_factory=list)
 
 
-def app_webhooks(settings: NotifierSettings, broker: KafkaBroker) -> AppWebhookWiring:
-    """Subscribe the intake on `broker` and build the dispatcher; off without a credentials key."""
+def app_webhooks(settings: NotifierSettings, broker: KafkaBroker, engine: AsyncEngine) -> AppWebhookWiring:
+    """Subscribe the intake on `broker`, build the dispatcher over `engine`; off without a credentials key."""
     keys = settings.common.credentials_keys.get_secret_value()
     if not settings.hooks_enabled:
         return AppWebhookWiring()
@@ -40,11 +38,6 @@ def app_webhooks(settings: NotifierSettings, broker: KafkaBroker) -> AppWebhookW
             "app_webhook.off", reason="PAYSYNC_CREDENTIALS_KEYS is empty: endpoint secrets cannot be opened"
         )
         return AppWebhookWiring()
-    engine = make_engine(
-        settings.common.database_url,
-        pool_size=min(settings.hooks_concurrency + 2, 20),
-        application_name="paysync-notifier",
-    )
     alerts = TopicPublisher(broker, topics.ALERTS, "Webhook endpoints disabled for failing")
     instance = f"{socket.gethostname()}-{os.getpid()}"
     hooks = AppWebhooks(engine, CredentialsCipher(keys), settings, alerts.publish, instance)
@@ -53,4 +46,4 @@ def app_webhooks(settings: NotifierSettings, broker: KafkaBroker) -> AppWebhookW
     async def deliver_app_webhooks() -> None:
         await hooks.run()
 
-    return AppWebhookWiring(engine, [deliver_app_webhooks])
+    return AppWebhookWiring([deliver_app_webhooks])

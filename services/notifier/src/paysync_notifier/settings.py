@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paysync_core.settings import CommonSettings
+from paysync_notifier.alert_settings import AlertDeliverySettings
 from paysync_notifier.hooks_settings import AppWebhookSettings
 
 
@@ -15,6 +16,7 @@ class NotifierSettings(AppWebhookSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYSYNC_NOTIFIER_", extra="ignore")
 
     common: CommonSettings = Field(default_factory=CommonSettings)
+    alerts: AlertDeliverySettings = Field(default_factory=AlertDeliverySettings)
     host: str = "127.0.0.1"
     port: int = 8004
     group_id: str = "paysync-notifier"

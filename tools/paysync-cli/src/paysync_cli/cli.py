@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from paysync_cli import deliveries, dlq, endpoints, payments, reconcile, replay, topics_describe
+from paysync_cli import alerts, deliveries, dlq, endpoints, payments, reconcile, replay, topics_describe
 from paysync_core.credentials import (
     GatewayCredentials,
     MpesaCredentials,
@@ -31,6 +31,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(tenants_app, name="tenants")
 app.add_typer(payments.app, name="payments")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(alerts.app, name="alerts")
 app.add_typer(endpoints.app, name="endpoints")
 app.add_typer(deliveries.app, name="deliveries")
 app.command("reconcile")(reconcile.reconcile)

@@ -28,18 +28,22 @@ class Ran:
 
 
 async def paysync(
-    database_url: str, *args: str, kafka_bootstrap: str | None = None, timeout: float = 120
+    database_url: str,
+    *args: str,
+    kafka_bootstrap: str | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
 ) -> Ran:
     """Run `paysync *args` against this database (and broker); the event loop goes on while it runs.
 
     The event loop keeps running so that what a test runs in it (an api-gateway whose Kafka consumer
     must keep its group membership) is not starved while the command works.
     """
-    env = os.environ | {"PAYSYNC_DATABASE_URL": database_url, "COLUMNS": "200"}
+    full = os.environ | {"PAYSYNC_DATABASE_URL": database_url, "COLUMNS": "200"} | (env or {})
     if kafka_bootstrap is not None:
-        env["PAYSYNC_KAFKA_BOOTSTRAP"] = kafka_bootstrap
+        full["PAYSYNC_KAFKA_BOOTSTRAP"] = kafka_bootstrap
     process = await asyncio.create_subprocess_exec(
-        str(PAYSYNC), *args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        str(PAYSYNC), *args, env=full, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     async with asyncio.timeout(timeout):
         out, err = await process.communicate()

@@ -21,6 +21,7 @@ import pytest
 
 from paysync_dev import kafka, paths, postgres
 from paysync_dev.http_receiver import http_receiver
+from paysync_dev.smtp_sink import SmtpSink
 
 __all__ = ["http_receiver"]  # a fixture: registered with this plugin
 
@@ -217,3 +218,12 @@ def fresh_database(database_url: str) -> Iterator[str]:
     url = _obtain("a fresh database", lambda: postgres.create_database(name, database_url))
     yield url
     postgres.drop_database(name, database_url)
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free port that keeps every message it receives."""
+    sink = SmtpSink()
+    sink.start()
+    yield sink
+    sink.stop()

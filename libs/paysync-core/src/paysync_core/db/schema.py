@@ -1,9 +1,9 @@
 """paysync's tables, as SQLAlchemy Core metadata; Alembic migrations create them.
 
 The payment tables are defined here; the built-in domains' tables are in `domain_tables.py`, the
-reconciler's in `reconciler_tables.py`, the operator's in `operator_tables.py` and the app webhooks' in
-`app_webhook_tables.py`. Every table is
-importable from this module, and `metadata` here holds them all.
+reconciler's in `reconciler_tables.py`, the operator's in `operator_tables.py`, the alerts' in
+`alert_tables.py` and the app webhooks' in `app_webhook_tables.py`. Every table is importable from
+this module, and `metadata` here holds them all.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
+from paysync_core.db.alert_tables import alert_deliveries, alert_settings
 from paysync_core.db.app_webhook_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paysync_core.db.domain_tables import (
     bookings,
@@ -48,6 +49,8 @@ from paysync_core.db.reconciler_tables import (
 )
 
 __all__ = [
+    "alert_deliveries",
+    "alert_settings",
     "api_keys",
     "bookings",
     "dead_letter_redrives",

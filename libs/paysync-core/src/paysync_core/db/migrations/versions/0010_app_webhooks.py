@@ -1,7 +1,7 @@
 """webhook_endpoints, webhook_deliveries, webhook_attempts: status changes sent to tenants' own endpoints
 
 Revision ID: 0010_app_webhooks
-Revises: 0008_dead_letter_redrives
+Revises: 0009_alert_delivery
 Create Date: 2026-12-05 18:00:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0010_app_webhooks"
-down_revision = "0008_dead_letter_redrives"
+down_revision = "0009_alert_delivery"
 branch_labels = None
 depends_on = None
 
