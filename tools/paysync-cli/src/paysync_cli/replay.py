@@ -22,6 +22,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
+from paysync_cli.replay_parallel import dry_run_in_workers, worker_count
 from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled
 from paysync_cli.replay_source import (
     Filters,
@@ -153,6 +154,10 @@ async def _replay(
             replayer = Replayer(
                 engine, settings, source, filters, producer, lambda n: progress.advance(task, n)
             )
+            # A dry run's parsing spreads over the cores; a real run is paced by the projector.
+            workers = worker_count(settings, ranges) if dry_run else 1
+            if workers > 1:
+                return await dry_run_in_workers(replayer, ranges, workers, replayer.on_records)
             return await replayer.run(read_ranges(kafka, source.topic, ranges, settings.batch_records))
     finally:
         await kafka.stop()
