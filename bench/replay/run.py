@@ -2,17 +2,19 @@
 
 Run with `make bench-replay` (or `.venv/bin/python bench/replay/run.py --help`). It starts a private
 Kafka broker on free ports and a fresh database on the local PostgreSQL, registers `--payments`
-Stripe payments (bookings), and produces signed `checkout.session.completed` raw records for them
-(as webhook-ingest writes them: `raw_record`, through the one durable producer, in batches): many
-events per payment, so memory can be seen to stay flat while the records grow. Then, each time with
-`paysync replay` as its own process (as an operator runs it), resident memory sampled from /proc:
+Stripe payments (bookings), and produces `--records` signed `checkout.session.completed` raw records
+for them (as webhook-ingest writes them: `raw_record`, through the one durable producer, in batches).
+Every record is distinct (its own event id, signature and ingest id: `--records / --payments` events
+per payment), so every one is parsed and folded: no redelivery the replay could skip. Then, each time
+with `paysync replay` as its own process (as an operator runs it; its worker processes included),
+resident memory and CPU sampled from /proc:
 
-1. dry run over the first `--small` records, then over all `--records` (same payments): records/s and
-   peak RSS at both sizes;
-2. the projector alone: `--real` observations published straight to the observation topic for a second
-   set of payments, drained by the status-projector (its own process): observations applied per second;
-3. real run over the first `--real` raw records, with that projector applying them: records/s, and the
-   ratio to the projector's own rate measured minutes before.
+1. dry run over the first `--small` records (every payment once at least), then over all `--records`
+   (same payments): records/s, records per CPU second and peak RSS at both sizes;
+2. the projector alone: `--small` observations published straight to the observation topic for a
+   second set of payments, drained by the status-projector (its own process): observations applied/s;
+3. real run over the first `--small` raw records, with that projector applying them: records/s, and
+   the ratio to the projector's own rate measured minutes before in the same run.
 """
 
 from __future__ import annotations
@@ -79,58 +81,95 @@ def raw_webhook(tenant: str, session_ref: str, template: bytes, n: int) -> tuple
     return payment_key(tenant, "stripe", session_ref).encode(), value
 
 
-def distinct_records(tenant: str, refs: list[str], count: int) -> list[tuple[bytes, bytes]]:
-    """`count` distinct signed raw records (events `evt_bench_<n>`), round robin over the payments."""
-    templates = [session_body(ref) for ref in refs]
-    return [raw_webhook(tenant, refs[n % len(refs)], templates[n % len(refs)], n) for n in range(count)]
+def distinct_records(tenant: str, refs: list[str], start: int, stop: int) -> list[tuple[bytes, bytes]]:
+    """Records `start` to `stop` of the run: distinct signed raw records (`evt_bench_<n>`), round robin."""
+    chosen = [refs[n % len(refs)] for n in range(start, stop)]
+    templates = {ref: session_body(ref) for ref in set(chosen)}
+    return [
+        raw_webhook(tenant, ref, templates[ref], n) for n, ref in zip(range(start, stop), chosen, strict=True)
+    ]
 
 
-async def produce_raw(bootstrap: str, records: list[tuple[bytes, bytes]], count: int) -> float:
-    """Produce `count` records, cycling through `records` (Stripe's redeliveries look the same), records/s.
+async def produce_raw(bootstrap: str, tenant: str, refs: list[str], start: int, stop: int) -> float:
+    """Build and produce records `start` to `stop` (20,000 at a time, never all in memory); records/s.
 
-    Through the one durable producer's bulk path, 20,000 records per call spread over the partitions.
+    Through the one durable producer's bulk path, spread over the partitions.
     """
     producer = DurableProducer(bootstrap, client_id="bench-replay", linger_ms=20, max_batch_size=1 << 20)
     await producer.start()
-    started = time.perf_counter()
+    elapsed = 0.0
     try:
-        for start in range(0, count, 20_000):
-            chunk = [records[n % len(records)] for n in range(start, min(start + 20_000, count))]
+        for first in range(start, stop, 20_000):
+            chunk = distinct_records(tenant, refs, first, min(first + 20_000, stop))
+            started = time.perf_counter()  # producing only: building the records is the bench's work
             await producer.send_many(topics.WEBHOOKS_RAW.name, chunk)
+            elapsed += time.perf_counter() - started
     finally:
         await producer.stop()
-    return count / (time.perf_counter() - started)
+    return (stop - start) / max(elapsed, 1e-9)
 
 
-class RssSampler:
-    """The highest resident set size of a process and the CPU it used, sampled from /proc every 50 ms."""
+class TreeSampler:
+    """A process and its descendants (the replay's worker processes): the highest sum of their resident
+    memory (proportional: shared pages split between the processes sharing them), and the CPU they
+    used, sampled from /proc every 50 ms."""
 
     def __init__(self, pid: int) -> None:
         self.pid = pid
         self.peak_kib = 0
-        self.cpu_seconds = 0.0
+        self._cpu: dict[int, float] = {}  # per process: the last CPU seconds seen
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of every process of the tree seen (a process's last 50 ms may be missed)."""
+        return sum(self._cpu.values())
 
     async def run(self) -> None:
         """Sample until the process is gone or the task is cancelled."""
         while True:
-            try:
-                status = Path(f"/proc/{self.pid}/status").read_text()
-            except OSError:
+            tree = _tree(self.pid)
+            if not tree:
                 return
-            for line in status.splitlines():
-                if line.startswith("VmRSS:"):
-                    self.peak_kib = max(self.peak_kib, int(line.split()[1]))
-            self.cpu_seconds = max(self.cpu_seconds, cpu_seconds(self.pid))
+            rss = 0
+            for pid in tree:
+                rss += _rss_kib(pid)
+                self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid))
+            self.peak_kib = max(self.peak_kib, rss)
             await asyncio.sleep(0.05)
 
 
+def _tree(pid: int) -> list[int]:
+    """The process and its descendants still running."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        found.append(current)
+        todo += [int(c) for c in children]
+    return found
+
+
+def _rss_kib(pid: int) -> int:
+    """The process's proportional share of resident memory (Pss): pages it shares with the other
+    processes of the tree (worker processes forked from one server) are not counted twice."""
+    try:
+        rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
+
+
 async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
-    """`paysync replay … --json` as a process; its report, wall seconds and peak RSS."""
+    """`paysync replay … --json` as a process; its report, wall seconds, CPU and peak RSS of its tree."""
+    load_before = os.getloadavg()
     started = time.perf_counter()
     process = await asyncio.create_subprocess_exec(
         str(PAYSYNC), "replay", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE
     )
-    sampler = RssSampler(process.pid)
+    sampler = TreeSampler(process.pid)
     sampling = asyncio.create_task(sampler.run())
     out, _ = await process.communicate()
     sampling.cancel()
@@ -139,9 +178,10 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     report["wall_seconds"] = time.perf_counter() - started
     report["records_per_second"] = report["counts"]["records"] / report["seconds"]
     report["peak_rss_mib"] = sampler.peak_kib / 1024
-    # Records per CPU second of the replay process: what one free core would do, whatever the host's load.
+    # Records per CPU second of the replay's processes: what the work costs, whatever the host's load.
     report["cpu_seconds"] = sampler.cpu_seconds
     report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
+    report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     report["payments"] = len(report["payments"])  # the list itself is not a result
     return report
 
@@ -200,17 +240,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         }
         regs = await projector_bench.register(url, "bench", args.payments, "replay")
         refs = [r["provider_ref"] for r in regs]
-        print(f"building {args.small:,} distinct raw records ...", file=sys.stderr)
-        records = distinct_records("bench", refs, args.small)
+        print(f"producing the first {args.small:,} distinct raw records ...", file=sys.stderr)
         since = datetime.now(UTC).isoformat()
-        results["produce_per_second"] = await produce_raw(bootstrap, records, args.small)
+        results["produce_per_second"] = await produce_raw(bootstrap, "bench", refs, 0, args.small)
         middle = datetime.now(UTC).isoformat()
         print("dry run over the first records ...", file=sys.stderr)
         results["dry_run_small"] = await run_replay(env, "--since", since, "--until", middle, "--dry-run")
         print(f"  {results['dry_run_small']}", file=sys.stderr)
-        print(f"producing {args.records - args.small:,} more (the same events again) ...", file=sys.stderr)
-        await produce_raw(bootstrap, records, args.records - args.small)
-        del records
+        print(f"producing {args.records - args.small:,} more distinct records ...", file=sys.stderr)
+        await produce_raw(bootstrap, "bench", refs, args.small, args.records)
         print("dry run over all records ...", file=sys.stderr)
         results["dry_run_all"] = await run_replay(env, "--since", since, "--dry-run")
         print(f"  {results['dry_run_all']}", file=sys.stderr)
@@ -254,7 +292,9 @@ def cli() -> None:
     parser.add_argument(
         "--small", type=int, default=100_000, help="the first records: small dry run and real run"
     )
-    parser.add_argument("--payments", type=int, default=10_000, help="payments the records are about")
+    parser.add_argument(
+        "--payments", type=int, default=100_000, help="payments the records are about (round robin)"
+    )
     parser.add_argument(
         "--json",
         type=Path,

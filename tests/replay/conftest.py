@@ -21,11 +21,13 @@ PAYSYNC = Path(sys.executable).with_name("paysync")
 def paysync(
     kafka_topics: str, migrated_database: str, credentials_keys: str
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `paysync …` as a process; what it printed and its exit code."""
+    """Run `paysync …` as a process (`settings`: environment variables to add); its output and exit code."""
     env = {**os.environ, **service_env(kafka_topics, migrated_database, credentials_keys)}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(PAYSYNC), *args], env=env, capture_output=True, text=True, timeout=300)
+    def run(*args: str, settings: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        command = [str(PAYSYNC), *args]
+        environment = {**env, **(settings or {})}
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
 
     return run
 
@@ -34,8 +36,8 @@ def paysync(
 def cli(paysync: Callable[..., subprocess.CompletedProcess[str]]) -> Callable[..., Any]:
     """Run `paysync … --json`; its JSON output, after asserting it exited 0."""
 
-    def run(*args: str) -> Any:
-        done = paysync(*args)
+    def run(*args: str, settings: dict[str, str] | None = None) -> Any:
+        done = paysync(*args, settings=settings)
         assert done.returncode == 0, f"paysync {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
         return json.loads(done.stdout)
 

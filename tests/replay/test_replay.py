@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation, RawWebhook
@@ -198,3 +198,104 @@ async def test_replay_from_the_observations_topic_skips_what_the_history_has(
     report = cli("replay", "--from", "observations", "--since", since, "--tenant", tenant.id, "--json")
     assert report["counts"]["observations"] == 1 and report["counts"]["already_seen"] == 1
     assert report["payments"] == [] and await history_count(engine, tenant.id) == 1
+
+
+async def history_rows_read(engine) -> int:
+    """Rows of the history and of the reference table read so far (by scans and by index), once every
+    `paysync replay` connection has closed (a backend hands in its statistics as it exits)."""
+
+    async def replay_gone() -> bool:
+        [row] = await fetch(
+            engine,
+            text(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND application_name = 'paysync-replay'"
+            ),
+        )
+        return row[0] == 0
+
+    await wait_until(replay_gone, 60, "the replay's database sessions to end")
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        read = await conn.execute(
+            text(
+                "SELECT (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables"
+                " WHERE relname = ANY(:t)) + (SELECT coalesce(sum(idx_tup_read), 0)"
+                " FROM pg_stat_user_indexes WHERE relname = ANY(:t))"
+            ),
+            {"t": ["observations", "payment_refs"]},
+        )
+        return int(read.scalar_one())
+
+
+async def test_a_replay_reads_the_history_by_key_not_whole(
+    webhook_ingest, projector, engine, migrated_database, credentials_keys, tenant, cli
+):
+    # Another tenant's 20,000 payments, each with its reference and one observation in the history.
+    other = create_tenant(migrated_database, credentials_keys, ("stripe",))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO payments (id, tenant_id, provider, provider_ref)"
+                " SELECT gen_random_uuid(), :tenant, 'stripe', 'cs_bulk_' || n"
+                " FROM generate_series(1, 20000) n"
+            ),
+            {"tenant": other.id},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO payment_refs (tenant_id, provider, ref, payment_id)"
+                " SELECT tenant_id, provider, provider_ref, id FROM payments WHERE tenant_id = :tenant"
+            ),
+            {"tenant": other.id},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO observations (tenant_id, observation_id, payment_id, provider_ref, status,"
+                " provider_time, source, verified, evidence, status_after)"
+                " SELECT tenant_id, 'evt_bulk_' || provider_ref, id, provider_ref, 'succeeded', now(),"
+                " 'webhook', true, '{}', 'succeeded' FROM payments WHERE tenant_id = :tenant"
+            ),
+            {"tenant": other.id},
+        )
+    async with engine.connect() as conn:  # a live database has its statistics (autovacuum)
+        await conn.execute(text("ANALYZE payments, payment_refs, observations"))
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    refs = [f"cs_test_{uuid.uuid4().hex}" for _ in range(2)]
+    await register_bookings(engine, tenant.id, refs)
+    for ref in refs:
+        post_paid_session(webhook_ingest, tenant, ref)
+    args = ("replay", "--since", since, "--tenant", tenant.id, "--json")
+    before = await history_rows_read(engine)
+
+    assert cli(*args, "--dry-run")["counts"]["replayed"] == 2
+    assert cli(*args)["counts"]["replayed"] == 2
+
+    # Two records replayed, twice: a few rows looked up each time, never the other tenant's 40,000.
+    assert await history_rows_read(engine) - before < 2_000
+    assert set((await statuses(engine, tenant.id)).values()) == {"succeeded"}
+
+
+async def test_a_dry_run_in_worker_processes_lists_what_one_process_lists(
+    webhook_ingest, engine, kafka_topics, migrated_database, credentials_keys, tenant, cli
+):
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    refs = [f"cs_test_{n}{uuid.uuid4().hex}" for n in range(6)]  # keys spread over the partitions
+    await register_bookings(engine, tenant.id, refs)
+    other = create_tenant(migrated_database, credentials_keys, ("stripe",))
+    for ref in refs[:4]:
+        post_paid_session(webhook_ingest, tenant, ref)
+        post_paid_session(webhook_ingest, tenant, ref)  # a redelivery: folded once or twice, the same
+    post_paid_session(webhook_ingest, other, f"cs_test_other{uuid.uuid4().hex}")
+    until = datetime.now(UTC).isoformat()  # both runs read the same records
+    args = ("replay", "--since", since, "--until", until, "--tenant", tenant.id, "--dry-run", "--json")
+
+    alone = cli(*args, settings={"PAYSYNC_REPLAY_WORKERS": "1"})
+    shared = cli(*args, settings={"PAYSYNC_REPLAY_WORKERS": "3", "PAYSYNC_REPLAY_PARALLEL_FROM_RECORDS": "0"})
+
+    assert changed(alone) == {ref: ("pending", "succeeded") for ref in refs[:4]}
+    assert shared["payments"] == alone["payments"]
+    assert shared["counts"]["records"] == alone["counts"]["records"] >= 9
+    assert shared["counts"]["observations"] == alone["counts"]["observations"] == 8
+    assert shared["counts"]["filtered_out"] == alone["counts"]["filtered_out"] >= 1
+    assert shared["counts"]["payments_changed"] == 4

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from paysync_cli._ops import RateColumn
+from paysync_cli.replay_parallel import dry_run_in_workers, worker_count
 from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled
 from paysync_cli.replay_source import (
     Filters,
@@ -137,6 +138,10 @@ async def _replay(
             replayer = Replayer(
                 engine, settings, source, filters, producer, lambda n: progress.advance(task, n)
             )
+            # A dry run's parsing spreads over the cores; a real run is paced by the projector.
+            workers = worker_count(settings, ranges) if dry_run else 1
+            if workers > 1:
+                return await dry_run_in_workers(replayer, ranges, workers, replayer.on_records)
             return await replayer.run(read_ranges(kafka, source.topic, ranges, settings.batch_records))
     finally:
         await kafka.stop()

@@ -112,11 +112,31 @@ class Replayer:
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
         started = time.monotonic()
-        report = ReplayReport(dry_run=self.producer is None)
+        counts = ReplayCounts()
+        await self.consume(batches, counts)
+        return await self.report(counts, started)
+
+    async def consume(self, batches: AsyncIterator[list[ConsumerRecord]], counts: ReplayCounts) -> None:
+        """Replay every batch (a real run: until the projector applied the last), counting into `counts`."""
         async for records in batches:
-            await self._replay_batch(records, report.counts)
+            await self._replay_batch(records, counts)
             self.on_records(len(records))
         await self._previous_applied()
+
+    def absorb(self, counts: ReplayCounts, into: ReplayCounts, shadow: ShadowProjection) -> None:
+        """Take in a dry run's share replayed elsewhere (`paysync_cli.replay_parallel`): counts, shadow."""
+        for name, value in asdict(counts).items():
+            setattr(into, name, getattr(into, name) + value)
+        self._shadow.absorb(shadow)
+
+    @property
+    def shadow(self) -> ShadowProjection:
+        """The dry run's shadow projection so far."""
+        return self._shadow
+
+    async def report(self, counts: ReplayCounts, started: float) -> ReplayReport:
+        """What changed (dry run: would change), for a replay begun at `started` (time.monotonic)."""
+        report = ReplayReport(dry_run=self.producer is None, counts=counts)
         changes = self._shadow_changes() if self.producer is None else await self._applied_changes()
         report.counts.payments_changed = len(changes)
         report.changes = changes[: self.settings.report_limit]

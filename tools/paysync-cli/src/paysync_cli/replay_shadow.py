@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, any_, bindparam, select
+from sqlalchemy import String, any_, bindparam, func, select, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,8 +25,19 @@ _MAX_ID = 200  # PaymentObservation.observation_id's limit
 ObservationKey = tuple[str, str]
 
 
-def _strings(name: str, values: Iterable[str]) -> Any:
-    return any_(bindparam(name, sorted(set(values)), type_=ARRAY(String)))
+def _keyed(columns: tuple[Any, ...], keys: Iterable[tuple[str, ...]]) -> Any:
+    """Rows whose `columns` are one of `keys`: each key looked up in the table's unique index.
+
+    The keys travel as one array per column, unnested into rows; matching on all the columns (not on
+    the last one alone) is what lets PostgreSQL use the index instead of reading the whole table.
+    """
+    rows = list(keys)
+    names = [f"k{n}" for n in range(len(columns))]
+    arrays = [
+        bindparam(f"keys_{n}", [row[n] for row in rows], type_=ARRAY(String)) for n in range(len(columns))
+    ]
+    wanted = select(func.unnest(*arrays).table_valued(*names).render_derived())
+    return tuple_(*columns).in_(wanted)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +88,7 @@ async def recorded(conn: AsyncConnection, keys: set[ObservationKey]) -> dict[Obs
     rows = await conn.execute(
         select(o.tenant_id, o.observation_id, o.status, o.amount_minor, o.currency, o.verified)
         .add_columns(o.provider_time, o.mode)
-        .where(o.observation_id == _strings("ids", (k[1] for k in keys)))
+        .where(_keyed((o.tenant_id, o.observation_id), keys))
     )
     return {(r[0], r[1]): Recorded(*r[2:]) for r in rows if (r[0], r[1]) in keys}
 
@@ -109,11 +120,12 @@ async def resolve_ids(
 
 async def still_unapplied(conn: AsyncConnection, keys: set[ObservationKey]) -> set[ObservationKey]:
     """The observations neither in the history nor parked (the projector has not taken them yet)."""
-    ids = _strings("ids", (k[1] for k in keys))
     seen: set[ObservationKey] = set()
     for table in (observations, parked_observations):
         rows = await conn.execute(
-            select(table.c.tenant_id, table.c.observation_id).where(table.c.observation_id == ids)
+            select(table.c.tenant_id, table.c.observation_id).where(
+                _keyed((table.c.tenant_id, table.c.observation_id), keys)
+            )
         )
         seen |= {(r[0], r[1]) for r in rows}
     return keys - seen
@@ -195,7 +207,12 @@ async def payments_of(
     rows = await conn.execute(
         select(
             payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref, payment_refs.c.payment_id
-        ).where(payment_refs.c.ref == _strings("refs", (r for o in batch for r in o.refs)))
+        ).where(
+            _keyed(
+                (payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref),
+                {(o.tenant, o.provider.value, r) for o in batch for r in o.refs},
+            )
+        )
     )
     by_ref = {(r[0], r[1], r[2]): r[3] for r in rows}
     grouped: dict[uuid.UUID, list[PaymentObservation]] = defaultdict(list)
@@ -236,6 +253,18 @@ class ShadowProjection:
             if mode_refusal(row.mode, obs.mode) is None:
                 state = apply(state, obs.to_domain(), expected)
         self._states[row.id] = state
+
+    def absorb(self, other: ShadowProjection) -> None:
+        """Take in another shadow's payments, folded from other records (another process's share).
+
+        Both started from the stored state, and the merge is a join (`PaymentState.join`): joining
+        the two is what folding all the records in one shadow would have given.
+        """
+        for pid, row in other._rows.items():
+            self._rows.setdefault(pid, row)
+            mine = self._states.get(pid)
+            theirs = other._states[pid]
+            self._states[pid] = theirs if mine is None else mine.join(theirs)
 
     def changed(self) -> Iterable[tuple[PaymentRow, Snapshot]]:
         """Each payment whose shadow differs from what is stored, with its shadow snapshot."""

@@ -29,3 +29,16 @@ class ReplaySettings(BaseSettings):
         ge=0,
         description="Changed payments listed one by one (table and --json); past it only counted",
     )
+    workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Processes a dry run parses and folds records in, each reading its share of the"
+        " partitions (0: one per CPU core this process may use; 1: this process only)",
+    )
+    parallel_from_records: int = Field(
+        default=50_000,
+        ge=0,
+        description="A dry run of fewer records stays in one process: starting a worker costs about a"
+        " second of CPU",
+    )

@@ -92,8 +92,10 @@ class PaymentObservation(Contract):
     def to_domain(self) -> Observation:
         """What the status merge reads of this message (`paysync_core.domain.observation`)."""
         # Evidence holds only str and int fields: str() of each is its JSON text, without a model dump
-        # per observation on the projector's hot path.
-        evidence = tuple(sorted((name, str(value)) for name, value in self.evidence if value is not None))
+        # per observation on the projector's hot path; its __dict__ is its fields (it keeps no extras).
+        evidence = tuple(
+            sorted((name, str(value)) for name, value in self.evidence.__dict__.items() if value is not None)
+        )
         return Observation(
             observation_id=self.observation_id,
             provider_time=self.provider_time,
