@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import Depends, FastAPI
 
-from paysync_api_gateway import admin, evidence, overrides
+from paysync_api_gateway import admin, evidence, overrides, stream_tokens
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import replies_router
@@ -58,9 +58,13 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.stream_slots = StreamSlots(settings.stream_max_per_tenant, settings.stream_max_total)
+    app.state.stream_tokens = stream_tokens.StreamTokens(
+        settings.stream_token_secret, settings.stream_token_ttl_seconds
+    )
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
+    app.include_router(stream_tokens.router)
     app.include_router(admin.router)
     app.include_router(evidence.router)
     app.include_router(overrides.router)
