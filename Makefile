@@ -72,6 +72,11 @@ bench-ingest: setup .cache/bin/loadgen
 bench-projector: setup
 	$(VENV)/bin/python bench/projector/run.py $(BENCH_ARGS)
 
+## bench-stream: webhook accepted → event on /v1/stream, p50/p95/p99 at 500/s with 1 client and with 200 (bench/README.md)
+.PHONY: bench-stream
+bench-stream: setup
+	$(VENV)/bin/python bench/stream/run.py $(BENCH_ARGS)
+
 ## bench-replay: paysync replay of 1,000,000 raw records, dry run and real run: records/s and peak memory (bench/README.md)
 .PHONY: bench-replay
 bench-replay: setup

@@ -22,6 +22,7 @@ from paysync_core import db, topics
 from paysync_core.db.schema import metadata
 from paysync_notifier.endpoints import stream_router
 from paysync_notifier.service import LiveStream
+from paysync_notifier.settings import NotifierSettings
 from paysync_webhook_ingest.endpoints import routes as webhook_routes
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +106,7 @@ def test_every_table_and_channel_is_documented() -> None:
 
 
 def _routes() -> Iterator[tuple[str, str]]:
-    notifier = stream_router(LiveStream(1), SecretStr("unused"), 1.0)
+    notifier = stream_router(LiveStream(1, 1.0), SecretStr("unused"), NotifierSettings())
     routers = (api_endpoints.router, api_stream.router, admin.router, evidence.router, overrides.router)
     for router in (*routers, notifier):
         for route in router.routes:

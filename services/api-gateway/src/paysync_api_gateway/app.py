@@ -13,6 +13,7 @@ from paysync_api_gateway import (
     app_webhooks,
     evidence,
     overrides,
+    stream_tokens,
 )
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
@@ -69,9 +70,13 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.stream_slots = StreamSlots(settings.stream_max_per_tenant, settings.stream_max_total)
+    app.state.stream_tokens = stream_tokens.StreamTokens(
+        settings.stream_token_secret, settings.stream_token_ttl_seconds
+    )
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
+    app.include_router(stream_tokens.router)
     app.include_router(admin.router)
     app.include_router(evidence.router)
     app.include_router(overrides.router)

@@ -17,6 +17,7 @@ from paysync_api_gateway.inputs import InvalidInput, UnknownParameter
 from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
 from paysync_api_gateway.stream import StreamUnavailable, TooManyStreams
+from paysync_api_gateway.stream_tokens import StreamTokensOff
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.db.app_webhooks import UnknownDelivery, UnknownEndpoint
 from paysync_core.errors import PaysyncError, UnknownTenant
@@ -38,6 +39,7 @@ _STATUS = {
     RequestNotSent: 503,
     TooManyStreams: 429,
     StreamUnavailable: 503,
+    StreamTokensOff: 503,
 }
 #: How to authenticate; when to try again.
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "5"}, 503: {"Retry-After": "5"}}

@@ -32,6 +32,17 @@ class ApiGatewaySettings(BaseSettings):
         description="How long `POST /admin/v1/payments/{id}/override` waits for the projector to apply the "
         "override before answering 202 (applied later)",
     )
+    stream_token_secret: SecretStr = Field(
+        default=SecretStr(""),
+        description="Signs stream tokens (`POST /v1/stream-tokens`, HMAC-SHA256); the same on every replica. "
+        "Empty: no tokens are issued (503) or accepted (401)",
+    )
+    stream_token_ttl_seconds: int = Field(
+        default=300,
+        ge=1,
+        le=86400,
+        description="How long a stream token lives, at most (a request may ask less)",
+    )
     admin_token: SecretStr = Field(default=SecretStr(""), description="Enables /admin/v1 for its holder")
     max_body_bytes: int = Field(
         default=64 * 1024, ge=1024, description="Larger request bodies are refused with 413 while being read"

@@ -20,8 +20,8 @@ from fastapi.responses import StreamingResponse
 from prometheus_client import Gauge
 from pydantic import SecretStr
 
-from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.deps import Notifier, Slots
+from paysync_api_gateway.stream_tokens import StreamAccess, stream_access
 from paysync_core.errors import PaysyncError
 
 log = structlog.get_logger()
@@ -106,19 +106,21 @@ async def notifier_answers(notifier: httpx.AsyncClient) -> bool:
 
 @router.get("/stream", response_class=StreamingResponse)
 async def stream(
-    tenant: Annotated[str, Depends(current_tenant)],
+    access: Annotated[StreamAccess, Depends(stream_access)],
     notifier: Notifier,
     slots: Slots,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
     """Live status changes; reconnect with `Last-Event-ID` to resume where the stream left off.
 
-    429 when the tenant holds too many streams; 503 when the stream cannot be served now.
-    Both carry `Retry-After`.
+    A tenant API key (`Authorization`) or a stream token (`?token=`, from `POST /v1/stream-tokens`)
+    authorises it; a token scoped to a domain or entity gets only its events. 429 when the tenant
+    holds too many streams; 503 when the stream cannot be served now. Both carry `Retry-After`.
     """
+    tenant = access.tenant
     slots.acquire(tenant)  # before any connection is made: a tenant at its cap costs nothing upstream
     try:
-        upstream = await _open_upstream(notifier, tenant, last_event_id)
+        upstream = await _open_upstream(notifier, access, last_event_id)
     except BaseException:
         slots.release(tenant)
         raise
@@ -140,10 +142,15 @@ async def stream(
 
 
 async def _open_upstream(
-    notifier: httpx.AsyncClient, tenant: str, last_event_id: str | None
+    notifier: httpx.AsyncClient, access: StreamAccess, last_event_id: str | None
 ) -> httpx.Response:
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
-    request = notifier.build_request("GET", f"/internal/stream/{tenant}", headers=headers)
+    scope = {
+        name: value for name, value in (("domain", access.domain), ("entity_id", access.entity_id)) if value
+    }
+    request = notifier.build_request(
+        "GET", f"/internal/stream/{access.tenant}", headers=headers, params=scope
+    )
     try:
         upstream = await notifier.send(request, stream=True)
     except httpx.TransportError as exc:

@@ -17,15 +17,25 @@ from paysync_notifier.handlers import notifier_router
 from paysync_notifier.hooks_wiring import app_webhooks
 from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
+from paysync_notifier.status_feed import StatusFeed
 
 
 def create_app(settings: NotifierSettings | None = None) -> FastAPI:
-    """The notifier: serves status changes as server-sent events and delivers admin alerts."""
+    """The notifier: serves status changes as server-sent events (its own feed), POSTs them to tenants'
+    endpoints and delivers admin alerts."""
     settings = settings or NotifierSettings()
     common = settings.common
     configure_logging("notifier", common.log_level, common.log_json)
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-notifier")
-    stream = LiveStream(settings.replay_buffer, settings.subscriber_queue)
+    stream = LiveStream(
+        settings.resume_events_per_partition, settings.resume_window_seconds, settings.subscriber_queue
+    )
+    feed = StatusFeed(
+        common.kafka_bootstrap,
+        stream,
+        window_seconds=settings.resume_window_seconds,
+        per_partition=settings.resume_events_per_partition,
+    )
     # One pool for the alert and app-webhook senders: as many connections as deliveries in flight, and a few.
     engine = make_engine(
         common.database_url,
@@ -37,15 +47,19 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
     alerts = AlertDelivery(
         engine, settings.alerts, CredentialsCipher(keys) if keys else None, AlertSender(settings.alerts, http)
     )
-    broker.include_router(notifier_router(stream, settings, alerts))
-
+    broker.include_router(notifier_router(settings, alerts))
     hooks = app_webhooks(settings, broker, engine)
+
+    async def feed_started() -> bool:
+        return stream.ready.is_set()
+
     app = service_app(
         "paysync notifier",
         broker=broker,
         engine=engine,
-        background=[alerts.run, *hooks.loops],
+        background=[feed.run, alerts.run, *hooks.loops],
+        readiness={"live_feed": feed_started},
         after_stop=http.aclose,
     )
-    app.include_router(stream_router(stream, common.internal_token, settings.send_timeout_seconds))
+    app.include_router(stream_router(stream, common.internal_token, settings))
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import uuid
 
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
@@ -11,32 +10,18 @@ from faststream.kafka import KafkaMessage, KafkaRouter
 from prometheus_client import Counter
 
 from paysync_core import topics
-from paysync_core.contracts import Alert, PaymentStatusChanged
+from paysync_core.contracts import Alert
 from paysync_core.dead_letters import DeadLettered, with_retries
 from paysync_core.publishers import TopicPublisher
 from paysync_notifier.delivery import AlertDelivery
-from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
 
 RECEIVED = Counter("paysync_notifier_events_total", "Events received by the notifier", ["topic"])
 
 
-def notifier_router(stream: LiveStream, settings: NotifierSettings, alerts: AlertDelivery) -> KafkaRouter:
-    """The notifier's subscribers: status changes (for the live stream) and alerts."""
+def notifier_router(settings: NotifierSettings, alerts: AlertDelivery) -> KafkaRouter:
+    """The notifier's alerts subscriber (status changes reach the live stream through `StatusFeed`)."""
     router = KafkaRouter()
-
-    @router.subscriber(
-        topics.PAYMENT_STATUS.name,
-        # Every replica needs every change for the clients connected to it: a group of its own.
-        group_id=f"{settings.group_id}-live-{uuid.uuid4().hex[:12]}",
-        auto_offset_reset="latest",
-        ack_policy=AckPolicy.ACK_FIRST,
-    )
-    async def push_status_change(change: PaymentStatusChanged) -> None:
-        """Send a payment's status change to the live stream."""
-        RECEIVED.labels(topics.PAYMENT_STATUS.name).inc()
-        stream.publish(change)
-
     dead_letters = TopicPublisher(router, topics.ALERTS.dlq)
 
     # Reads bytes: an alert that does not parse, or that fails for its own reason (its tenant's

@@ -20,7 +20,23 @@ class NotifierSettings(AppWebhookSettings, BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8004
     group_id: str = "paysync-notifier"
-    replay_buffer: int = 1000
+    resume_window_seconds: float = Field(
+        default=600.0,
+        gt=0,
+        description="How far back (by the record's time) a live stream resumes with `Last-Event-ID`; older "
+        "positions get `stream.resync`. Read back from Kafka on start",
+    )
+    resume_events_per_partition: int = Field(
+        default=5000,
+        ge=1,
+        description="Status changes kept in memory per partition of paysync.payment-status.v1 for resuming "
+        "(bounds memory; at high rates it shortens the window)",
+    )
+    heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="An idle live stream is sent a comment this often, so proxies do not close it",
+    )
     subscriber_queue: int = Field(
         default=1000,
         ge=1,

@@ -1,12 +1,90 @@
-"""Fixtures the notifier's integration tests share."""
+"""The notifier as its own process, a producer of status changes, and a way to start more replicas."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from paysync_core.kafka import DurableProducer
+from paysync_dev.service_fixtures import Service, service_env
+from paysync_dev.stack import ServiceProcess, free_port
+
+#: Small, so a client that stops reading fills its queue after a modest number of events.
+QUEUE = 20
+
+
+@dataclass
+class Notifier:
+    """A running notifier and the internal token it accepts."""
+
+    service: Service
+    token: str
+
+    @property
+    def url(self) -> str:
+        return self.service.process.url
+
+    def stream_url(self, tenant: str) -> str:
+        return f"{self.url}/internal/stream/{tenant}"
+
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def notifier_env(
+    kafka_topics: str, migrated_database: str, credentials_keys: str, token: str
+) -> dict[str, str]:
+    """A notifier's environment: the session's servers, an internal token, a small subscriber queue."""
+    return {
+        **service_env(kafka_topics, migrated_database, credentials_keys),
+        "PAYSYNC_INTERNAL_TOKEN": token,
+        "PAYSYNC_NOTIFIER_SUBSCRIBER_QUEUE": str(QUEUE),
+        # Long, so that what cuts a stalled client off here is its full queue, not its blocked send.
+        "PAYSYNC_NOTIFIER_SEND_TIMEOUT_SECONDS": "600",
+    }
+
+
+@pytest.fixture(scope="module")
+def notifier_process(
+    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Notifier]:
+    """A notifier with an internal token and a small subscriber queue, ready."""
+    token = secrets.token_urlsafe(32)
+    env = notifier_env(kafka_topics, migrated_database, credentials_keys, token)
+    log_path = tmp_path_factory.mktemp("notifier") / "notifier.log"
+    process = ServiceProcess("notifier", free_port(), env, log_path)
+    process.start()
+    try:
+        process.wait_ready()
+        yield Notifier(Service(process, "paysync-notifier"), token)
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def start_notifier(
+    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path: Path
+) -> Iterator[Callable[..., Awaitable[Notifier]]]:
+    """`await start_notifier(token, **settings)`: another notifier replica (settings as env), ready."""
+    started: list[ServiceProcess] = []
+
+    async def start(token: str, **settings: object) -> Notifier:
+        env = notifier_env(kafka_topics, migrated_database, credentials_keys, token)
+        env |= {f"PAYSYNC_NOTIFIER_{name.upper()}": str(value) for name, value in settings.items()}
+        process = ServiceProcess("notifier", free_port(), env, tmp_path / f"notifier-{len(started)}.log")
+        process.start()
+        started.append(process)
+        await asyncio.to_thread(process.wait_ready)
+        return Notifier(Service(process, "paysync-notifier"), token)
+
+    yield start
+    for process in started:
+        process.stop()
 
 
 @pytest.fixture

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import secrets
 import socket
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
@@ -17,59 +15,17 @@ from paysync_core.contracts import Alert, AlertKind, PaymentStatusChanged
 from paysync_core.contracts.observation import Evidence
 from paysync_core.kafka import DurableProducer
 from paysync_dev.live_stream import SseListener, publish_status_changes, status_change
-from paysync_dev.service_fixtures import Service, publish, service_env, unique, wait_until
+from paysync_dev.service_fixtures import publish, service_env, unique, wait_until
 from paysync_dev.stack import ServiceProcess, free_port
 
+from .conftest import QUEUE, Notifier
+
 pytestmark = pytest.mark.integration
-
-#: Small, so a client that stops reading fills its queue after a modest number of events.
-QUEUE = 20
-
-
-@dataclass
-class Notifier:
-    """A running notifier and the internal token it accepts."""
-
-    service: Service
-    token: str
-
-    @property
-    def url(self) -> str:
-        return self.service.process.url
-
-    def stream_url(self, tenant: str) -> str:
-        return f"{self.url}/internal/stream/{tenant}"
-
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-@pytest.fixture(scope="module")
-def notifier_process(
-    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Notifier]:
-    """A notifier with an internal token and a small subscriber queue, ready."""
-    token = secrets.token_urlsafe(32)
-    env = {
-        **service_env(kafka_topics, migrated_database, credentials_keys),
-        "PAYSYNC_INTERNAL_TOKEN": token,
-        "PAYSYNC_NOTIFIER_SUBSCRIBER_QUEUE": str(QUEUE),
-        # Long, so that what cuts a stalled client off here is its full queue, not its blocked send.
-        "PAYSYNC_NOTIFIER_SEND_TIMEOUT_SECONDS": "600",
-    }
-    log_path = tmp_path_factory.mktemp("notifier") / "notifier.log"
-    process = ServiceProcess("notifier", free_port(), env, log_path)
-    process.start()
-    try:
-        process.wait_ready()
-        yield Notifier(Service(process, "paysync-notifier"), token)
-    finally:
-        process.stop()
 
 
 @pytest.fixture
 async def notifier(notifier_process: Notifier, producer: DurableProducer) -> Notifier:
-    """The notifier once its live consumer has its partitions (it reads from the latest offset)."""
+    """The notifier, once an event published now reaches a stream opened now."""
     tenant = unique("warmup")
     async with httpx.AsyncClient(timeout=httpx.Timeout(5, read=None)) as client:
         probe = SseListener(client, notifier_process.stream_url(tenant), notifier_process.auth()).start()

@@ -97,6 +97,7 @@ class SseListener:
             self.opened.set()  # also when it failed: whoever waits for it looks at `status_code`
 
     async def _collect(self, response: httpx.Response) -> None:
+        """Append each event ended by a blank line; one cut off midway is dropped, as browsers do."""
         event: dict = {}
         async for line in response.aiter_lines():
             self.opened.set()
@@ -108,3 +109,39 @@ class SseListener:
             elif not line and event:
                 self.events.append(event)
                 event = {}
+
+
+@dataclass
+class ResumingListener(SseListener):
+    """An SSE reader that reconnects as `EventSource` does, sending the id of the last event it got.
+
+    A stream that ends or breaks, or an answer that is not 200 (503 while the notifier is away, 429
+    while the old connection's slot is still held), is retried after `retry_seconds`.
+    """
+
+    retry_seconds: float = 1.0
+    #: How many times the stream was opened again after the first.
+    reconnects: int = 0
+
+    def last_event_id(self) -> str | None:
+        """The id of the last event received (what `Last-Event-ID` carries on a reconnect)."""
+        return next((e["id"] for e in reversed(self.events) if "id" in e), None)
+
+    def of_kind(self, kind: str) -> list[dict]:
+        """The events received with this event name."""
+        return [e for e in self.events if e.get("event") == kind]
+
+    async def _read(self) -> None:
+        while True:
+            last = self.last_event_id()
+            headers = self.headers | ({"Last-Event-ID": last} if last else {})
+            try:
+                async with self.client.stream("GET", self.url, headers=headers) as response:
+                    self.status_code, self.response_headers = response.status_code, response.headers
+                    self.opened.set()
+                    if response.status_code == 200:
+                        await self._collect(response)
+            except httpx.HTTPError:
+                pass  # the connection broke: reconnect, as a browser would
+            self.reconnects += 1
+            await asyncio.sleep(self.retry_seconds)

@@ -118,6 +118,7 @@ def start_stack(
     wiring = {
         "PAYSYNC_API_GATEWAY_NOTIFIER_URL": f"http://127.0.0.1:{chosen['notifier']}",
         "PAYSYNC_INTERNAL_TOKEN": secrets.token_urlsafe(32),
+        "PAYSYNC_API_GATEWAY_STREAM_TOKEN_SECRET": secrets.token_urlsafe(32),
     }
     procs = {
         name: ServiceProcess(name, chosen[name], {**wiring, **env}, log_dir / f"{name}.log") for name in only
