@@ -69,7 +69,7 @@ def test_status_changes_arrive_live_for_the_right_tenant_only(
     ]
     for t in threads:
         t.start()
-    assert ready_mine.wait(10) and ready_theirs.wait(10)
+    assert ready_mine.wait(30) and ready_theirs.wait(30)
 
     session_id = f"cs_test_{uuid.uuid4().hex}"
     payment = register(stack, tenant, session_id, f"job-{uuid.uuid4().hex[:6]}")
@@ -77,7 +77,8 @@ def test_status_changes_arrive_live_for_the_right_tenant_only(
     event = stripe_event("checkout.session.completed", session)
     assert deliver(stack, tenant, event).status_code == 200
 
-    deadline = time.monotonic() + 15
+    # A bound, not a wait: webhook → normalizer → projector → outbox → notifier on a loaded 2-core host.
+    deadline = time.monotonic() + 60
     while not any(e.get("data", {}).get("payment_id") == payment["id"] for e in mine):
         assert time.monotonic() < deadline, f"no live event; got {mine}"
         time.sleep(0.05)

@@ -16,6 +16,7 @@ from paysync_core.db.engine import make_engine
 from paysync_core.db.schema import observations, workshop_jobs
 from paysync_core.providers.stripe import sign_stripe
 from paysync_core.testing.builders.stripe import checkout_session, stripe_event, to_body
+from paysync_dev.service_fixtures import metric
 from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,7 @@ def deliver(
     )
 
 
-def wait_for_status(stack, tenant, payment_id: str, status: str, timeout: float = 15.0) -> dict:
+def wait_for_status(stack, tenant, payment_id: str, status: str, timeout: float = 60.0) -> dict:
     deadline = time.monotonic() + timeout
     while True:
         body = httpx.get(
@@ -143,14 +144,15 @@ def test_the_same_event_delivered_twice_changes_nothing_the_second_time(
     wait_for_status(stack, tenant, payment["id"], "succeeded")
     job_before = query(migrated_database, select(workshop_jobs).where(workshop_jobs.c.job_id == job_id))[0]
 
+    projector = stack["status-projector"].url
+    duplicates_before = metric(projector, "paysync_projector_observations_total", outcome="duplicate")
     assert deliver(stack, tenant, event).status_code == 200  # the gateway retries: accepted again
-    # Both raw records reach the projector before we look: wait for the second to be normalized.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        raw = raw_webhooks_containing(kafka_topics, session_id)
-        if len(raw) == 2:
-            break
-    time.sleep(2.0)
+    # Look only once the projector has taken the redelivery in (and counted it a duplicate).
+    deadline = time.monotonic() + 60
+    while metric(projector, "paysync_projector_observations_total", outcome="duplicate") <= duplicates_before:
+        assert time.monotonic() < deadline, "the redelivered event never reached the projector"
+        time.sleep(0.05)
+    assert len(raw_webhooks_containing(kafka_topics, session_id)) == 2
 
     history = query(
         migrated_database,

@@ -67,24 +67,53 @@ def notifier_process(
 
 
 @pytest.fixture
-def start_notifier(
+def launch_notifiers(
     kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path: Path
-) -> Iterator[Callable[..., Awaitable[Notifier]]]:
-    """`await start_notifier(token, **settings)`: another notifier replica (settings as env), ready."""
+) -> Iterator[Callable[..., Awaitable[list[Service]]]]:
+    """`await launch_notifiers(count, env=…, **settings)`: notifier processes, ready, stopped at the end.
+
+    `settings` become `PAYSYNC_NOTIFIER_<NAME>` variables; `env` adds any other variable.
+    """
     started: list[ServiceProcess] = []
+
+    async def launch(
+        count: int = 1, *, env: dict[str, str] | None = None, **settings: object
+    ) -> list[Service]:
+        full = {
+            **service_env(kafka_topics, migrated_database, credentials_keys),
+            **(env or {}),
+            **{f"PAYSYNC_NOTIFIER_{name.upper()}": str(value) for name, value in settings.items()},
+        }
+        group = str(settings.get("group_id", "paysync-notifier"))
+        services = []
+        for _ in range(count):
+            process = ServiceProcess("notifier", free_port(), full, tmp_path / f"notifier-{len(started)}.log")
+            process.start()
+            started.append(process)
+            services.append(Service(process, group))
+        await asyncio.gather(*(asyncio.to_thread(s.process.wait_ready) for s in services))
+        return services
+
+    yield launch
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def start_notifier(
+    launch_notifiers: Callable[..., Awaitable[list[Service]]],
+    kafka_topics: str,
+    migrated_database: str,
+    credentials_keys: str,
+) -> Callable[..., Awaitable[Notifier]]:
+    """`await start_notifier(token, **settings)`: another notifier replica (settings as env), ready."""
 
     async def start(token: str, **settings: object) -> Notifier:
         env = notifier_env(kafka_topics, migrated_database, credentials_keys, token)
-        env |= {f"PAYSYNC_NOTIFIER_{name.upper()}": str(value) for name, value in settings.items()}
-        process = ServiceProcess("notifier", free_port(), env, tmp_path / f"notifier-{len(started)}.log")
-        process.start()
-        started.append(process)
-        await asyncio.to_thread(process.wait_ready)
-        return Notifier(Service(process, "paysync-notifier"), token)
+        [service] = await launch_notifiers(env=env, **settings)
+        return Notifier(service, token)
 
-    yield start
-    for process in started:
-        process.stop()
+    return start
 
 
 @pytest.fixture

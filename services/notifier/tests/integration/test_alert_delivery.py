@@ -8,9 +8,8 @@ import hmac
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
@@ -24,9 +23,8 @@ from paysync_core.db.schema import alert_deliveries
 from paysync_dev.alerts import configure_alerts, issue_alert, open_issues, resolve_issue
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
-from paysync_dev.service_fixtures import Service, fetch, publish, service_env, unique, wait_until
+from paysync_dev.service_fixtures import Service, fetch, publish, unique, wait_until
 from paysync_dev.smtp_sink import SmtpSink
-from paysync_dev.stack import ServiceProcess, free_port
 from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
@@ -37,15 +35,13 @@ ALERT_ID = re.compile(r"alert ([0-9a-f-]{36})")
 
 @pytest.fixture
 def start_notifiers(
-    kafka_topics: str, migrated_database: str, credentials_keys: str, smtp_sink: SmtpSink, tmp_path: Path
-) -> Iterator[Callable[..., Awaitable[list[Service]]]]:
+    launch_notifiers: Callable[..., Awaitable[list[Service]]], smtp_sink: SmtpSink
+) -> Callable[..., Awaitable[list[Service]]]:
     """Start N notifier replicas (one consumer group of this test's own) sending mail to the sink."""
-    started: list[ServiceProcess] = []
 
     async def start(count: int = 1, **settings: object) -> list[Service]:
-        group = unique("notifier")
         own = {
-            "group_id": group,
+            "group_id": unique("notifier"),
             "smtp_host": smtp_sink.host,
             "smtp_port": smtp_sink.port,
             "console_url": "https://console.example",
@@ -53,25 +49,10 @@ def start_notifiers(
             "alerts_digest_window_seconds": 0,
             "alerts_retry_base_seconds": 0.2,
             "alerts_retry_max_seconds": 1,
-            **settings,
         }
-        env = {
-            **service_env(kafka_topics, migrated_database, credentials_keys),
-            **{f"PAYSYNC_NOTIFIER_{name.upper()}": str(value) for name, value in own.items()},
-        }
-        services = []
-        for n in range(count):
-            process = ServiceProcess("notifier", free_port(), env, tmp_path / f"notifier-{n}.log")
-            process.start()
-            started.append(process)
-            services.append(Service(process, group))
-        for service in services:
-            service.process.wait_ready()
-        return services
+        return await launch_notifiers(count, **(own | settings))
 
-    yield start
-    for process in started:
-        process.stop()
+    return start
 
 
 async def configure(

@@ -7,12 +7,10 @@ with the operator's `paysync` command; the receiver is a real HTTP server that v
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
@@ -25,8 +23,7 @@ from paysync_dev.fixtures import TestTenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
 from paysync_dev.live_stream import publish_status_changes, status_change
 from paysync_dev.operator import paysync
-from paysync_dev.service_fixtures import Service, service_env, unique, wait_for_groups, wait_until
-from paysync_dev.stack import ServiceProcess, free_port
+from paysync_dev.service_fixtures import Service, unique, wait_for_groups, wait_until
 from paysync_dev.topic_reader import commit_group_at_end, read_topic
 
 pytestmark = pytest.mark.integration
@@ -38,31 +35,18 @@ LIFECYCLE = ("pending", "processing", "succeeded", "refunded")
 
 @pytest.fixture
 def start_notifiers(
-    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path: Path
-) -> Iterator[Callable[..., Awaitable[list[Service]]]]:
+    launch_notifiers: Callable[..., Awaitable[list[Service]]], kafka_topics: str
+) -> Callable[..., Awaitable[list[Service]]]:
     """Start N notifier replicas sharing one app-webhook consumer group (starting at the topic's end)."""
-    started: list[ServiceProcess] = []
 
     async def start(count: int = 1, **settings: object) -> list[Service]:
         group = unique("notifier")
         await commit_group_at_end(kafka_topics, f"{group}-app-webhooks", topics.PAYMENT_STATUS.name)
-        env = service_env(kafka_topics, migrated_database, credentials_keys)
-        own = {"group_id": group, **QUICK, **settings}
-        env |= {f"PAYSYNC_NOTIFIER_{k.upper()}": str(v) for k, v in own.items()}
-        services = []
-        for n in range(count):
-            process = ServiceProcess("notifier", free_port(), env, tmp_path / f"notifier-{n}.log")
-            process.start()
-            started.append(process)
-            services.append(Service(process, group))
-        for service in services:
-            await asyncio.to_thread(service.process.wait_ready)
+        services = await launch_notifiers(count, **({"group_id": group, **QUICK} | settings))
         await wait_for_groups(kafka_topics, {f"{group}-app-webhooks": count})
         return services
 
-    yield start
-    for process in started:
-        process.stop()
+    return start
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ async def test_a_payment_whose_check_raises_becomes_its_issue_and_the_sweep_reco
             ),
         )
 
-    await wait_until(swept, 15, "the sweep's tick to be finished")
+    await wait_until(swept, 60, "the sweep's tick to be finished")
     assert [r.status for r in await swept()] == ["completed"]
 
     # The malformed payment is an open sync issue naming it and why, alerted once.

@@ -73,4 +73,4 @@ async def test_a_buy_goods_till_payment_is_confirmed_succeeded(
         rows = await fetch(engine, select(payments.c.status).where(payments.c.id == pid))
         return rows[0].status == "succeeded"
 
-    await wait_until(confirmed, 15, "the till payment to show succeeded")
+    await wait_until(confirmed, 60, "the till payment to show succeeded")

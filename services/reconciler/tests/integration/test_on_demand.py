@@ -225,7 +225,7 @@ async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
         rows = await fetch(engine, select(payments.c.status).where(payments.c.id == pid))
         return rows[0].status == "succeeded"
 
-    await wait_until(confirmed, 15, "the confirmed payment to show succeeded")
+    await wait_until(confirmed, 60, "the confirmed payment to show succeeded")
     await asyncio.sleep(0.2)
     check = await fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == pid))
     assert check and check[0].done_at is not None  # confirmed: no scheduled query needed any more

@@ -16,6 +16,7 @@ from paysync_dev.projector_fleet import (
     wait_until_settled,
     work_left,
 )
+from paysync_dev.service_fixtures import wait_until
 from paysync_dev.stack import ServiceProcess
 
 pytestmark = pytest.mark.e2e
@@ -54,7 +55,11 @@ async def test_two_projectors_through_rebalances_give_the_same_result(
     await publish_records(kafka_topics, chunks[0])
     await asyncio.to_thread(fleet.start, "b")  # b joins: partitions move while a is applying
     await publish_records(kafka_topics, chunks[1])
-    await asyncio.sleep(1.0)
+
+    async def a_applied_some() -> bool:
+        return await asyncio.to_thread(applied_by, fleet.procs["a"]) > 0
+
+    await wait_until(a_applied_some, 60, "the first projector applying observations")
     by_first_a = applied_by(fleet.procs["a"])
     await asyncio.to_thread(fleet.stop, "a")  # a leaves: b takes everything
     await publish_records(kafka_topics, chunks[2])

@@ -10,6 +10,7 @@ from sqlalchemy import event
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db.engine import make_engine
 from paysync_core.errors import UnknownTenant
+from paysync_dev.service_fixtures import wait_until
 from paysync_webhook_ingest.credentials import CredentialsStore
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,11 @@ async def test_an_expired_entry_answers_at_once_while_one_reload_runs(store_and_
     got = [await store.get(tenant.id) for _ in range(50)]
     assert len(reads) == 1  # all 50 answered before the reload's query even ran
     assert all(g.stripe is not None for g in got)
-    await asyncio.sleep(0.2)
+
+    async def reloaded() -> bool:
+        return len(reads) >= 2
+
+    await wait_until(reloaded, 30, "the background reload", every=0.01)  # waited for, not timed
     assert len(reads) == 2  # the first read and one reload, not one per request
 
 

@@ -81,14 +81,19 @@ class Service:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of a metric's samples whose labels include `labels`."""
-        total = 0.0
-        for line in httpx.get(f"{self.process.url}/metrics", timeout=5).text.splitlines():
-            if not line.startswith(name) or line.startswith("#"):
-                continue
-            head, _, value = line.rpartition(" ")
-            if all(f'{k}="{v}"' in head for k, v in labels.items()) and head.split("{")[0] == name:
-                total += float(value)
-        return total
+        return metric(self.process.url, name, **labels)
+
+
+def metric(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of metric `name` whose labels include `labels`, read from `url`/metrics."""
+    total = 0.0
+    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+        if not line.startswith(name) or line.startswith("#"):
+            continue
+        head, _, value = line.rpartition(" ")
+        if all(f'{k}="{v}"' in head for k, v in labels.items()) and head.split("{")[0] == name:
+            total += float(value)
+    return total
 
 
 async def publish(bootstrap: str, topic: str, key: bytes, value: bytes) -> None:
