@@ -97,10 +97,12 @@ async def test_a_position_past_the_retained_window_gets_a_resync_then_the_live_c
         listener = SseListener(client, notifier.stream_url(tenant), notifier.auth()).start()
         await listener.opened.wait()
         await publish_status_changes(producer, [change(1)])
-        last_id = (await events_of(listener, 1))[-1]["id"]
-        await listener.stop()
+        last_id = (await events_of(listener, 1))[0]["id"]  # where a client that went away resumes
         for sequence in (2, 3, 4):  # three more on that partition: the first is no longer kept
             await publish_status_changes(producer, [change(sequence)])
+        # Resume only once the notifier has all three (it keeps 2 per partition): a condition, not a time.
+        await events_of(listener, 4)
+        await listener.stop()
 
         resumed = resumed_at(client, notifier, tenant, last_id)
         [resync] = await events_of(resumed, 1)
