@@ -52,17 +52,13 @@ def settings_class(service: str) -> type[BaseSettings]:
 
 
 def test_every_service_has_a_container_that_runs_its_own_command(compose) -> None:
-    built = {
-        name: spec["build"]["args"]["SERVICE"]
-        for name, spec in compose["services"].items()
-        if name in SERVICES
-    }
+    built = {name: spec["build"]["target"] for name, spec in compose["services"].items() if name in SERVICES}
     assert built == {s: s for s in SERVICES}
     for service in SERVICES:
         scripts = tomllib.loads((ROOT / "services" / service / "pyproject.toml").read_text())["project"][
             "scripts"
         ]
-        assert f"paysync-{service}" in scripts  # what the Dockerfile's CMD runs
+        assert f"paysync-{service}" in scripts  # what the target's CMD runs (test_images checks the CMD)
 
 
 def container_environment(compose, service: str, monkeypatch) -> dict[str, str]:
@@ -89,8 +85,6 @@ def test_each_containers_environment_is_read_by_its_settings_and_names_no_localh
     common = {f"PAYSYNC_{n}".upper(): n for n in CommonSettings.model_fields}
     server = {f"PAYSYNC_HTTP_{n}".upper(): n for n in ServerSettings.model_fields}  # read by `serve`
     for name, value in environment.items():
-        if name == "PORT":
-            continue  # read by the image's HEALTHCHECK
         if name in server:
             assert str(getattr(ServerSettings(), server[name])) == value, f"{service}: {name}"
             continue
@@ -99,7 +93,7 @@ def test_each_containers_environment_is_read_by_its_settings_and_names_no_localh
         shown = target.get_secret_value() if hasattr(target, "get_secret_value") else target
         assert str(shown) == value, f"{service}: {name} did not reach the settings"
     assert settings.host == "0.0.0.0"
-    assert str(settings.port) == environment["PORT"]
+    assert str(settings.port) == environment[f"{prefix}PORT"]
     if service in INTERNAL:
         assert "ports" not in spec, f"{service} is internal: its port must not be published on the host"
         assert [str(p) for p in spec["expose"]] == [f"{settings.port}"]
@@ -147,14 +141,25 @@ def test_the_dockerfile_copies_every_workspace_member_the_lock_names() -> None:
         for pattern in ("libs/*/pyproject.toml", "services/*/pyproject.toml", "tools/*/pyproject.toml")
         for p in ROOT.glob(pattern)
     }
-    assert copied == members  # `uv sync --frozen` checks the whole workspace against uv.lock
+    assert copied == members  # `uv sync --locked` checks the whole workspace against uv.lock
 
 
 def test_the_migrate_container_is_built_from_the_package_whose_command_it_runs(compose) -> None:
     """`paysync db upgrade` needs the `paysync` script in that image: the package declaring it."""
-    args = compose["services"]["migrate"]["build"]["args"]
-    package = tomllib.loads((ROOT / args["SOURCE"] / "pyproject.toml").read_text())["project"]
-    assert package["name"] == f"paysync-{args['SERVICE']}"  # what the Dockerfile's `uv sync --package` takes
+    target = compose["services"]["migrate"]["build"]["target"]
+    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
+    [name] = set(
+        re.findall(
+            r"^RUN uv sync .* --package (\S+)\n",
+            dockerfile.split(f" AS build-{target}\n")[1].split("\nFROM ")[0],
+            re.M,
+        )
+    )
+    [package] = [
+        project
+        for p in ROOT.glob("*/*/pyproject.toml")
+        if (project := tomllib.loads(p.read_text())["project"])["name"] == name
+    ]
     commands = {
         word for word in " ".join(compose["services"]["migrate"]["command"]).split() if "paysync" in word
     }
