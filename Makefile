@@ -39,8 +39,13 @@ STRIPE_MOCK_VERSION := v0.203.0
 .cache/bin/stripe-mock:
 	GOBIN=$(abspath .cache/bin) go install github.com/stripe/stripe-mock@$(STRIPE_MOCK_VERSION)
 
-## test: every test; the fixtures start a Kafka broker, PostgreSQL and stripe-mock
-test: setup .cache/bin/stripe-mock
+## kustomize: renders deploy/k8s for tests/deploy (built once with Go, like stripe-mock)
+KUSTOMIZE_VERSION := v5.8.0
+.cache/bin/kustomize:
+	GOBIN=$(abspath .cache/bin) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
+## test: every test; the fixtures start a Kafka broker, PostgreSQL and stripe-mock; tests/deploy checks deploy/
+test: setup .cache/bin/stripe-mock .cache/bin/kustomize
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## lint: ruff's checks and formatting, mypy's types and the size limits, over every package (CI runs this before the tests)

@@ -9,7 +9,17 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from paysync_cli import alerts, deliveries, dlq, endpoints, payments, reconcile, replay, topics_describe
+from paysync_cli import (
+    alerts,
+    db_wait,
+    deliveries,
+    dlq,
+    endpoints,
+    payments,
+    reconcile,
+    replay,
+    topics_describe,
+)
 from paysync_core.credentials import (
     GatewayCredentials,
     MpesaCredentials,
@@ -37,6 +47,7 @@ app.add_typer(deliveries.app, name="deliveries")
 app.command("reconcile")(reconcile.reconcile)
 app.command("replay")(replay.replay)
 topics_app.command("describe")(topics_describe.describe)
+db_app.command("wait")(db_wait.wait)
 console = Console()
 
 

@@ -9,8 +9,6 @@ Stripe's own fixture object, so our requests and our parsing are both checked ag
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from paysync_dev import paths
+from paysync_dev import go_tools
 from paysync_gateway_sim.process import free_port, stop_process_group
 
 VERSION = "v0.203.0"
@@ -31,33 +29,12 @@ SECRET_KEY = "sk_test_123"  # noqa: S105 - stripe-mock's own example key
 
 def binary() -> Path:
     """Where `make test` puts stripe-mock (`GOBIN=.cache/bin go install ...`)."""
-    return paths.repo_root() / ".cache" / "bin" / "stripe-mock"
+    return go_tools.binary("stripe-mock")
 
 
 def ensure_built() -> Path:
     """The stripe-mock binary, built with `go install` when missing; RuntimeError without Go."""
-    target = binary()
-    if target.is_file():
-        return target
-    go = shutil.which("go")
-    if go is None:
-        raise RuntimeError(
-            f"stripe-mock is not built ({target}) and `go` is not on PATH: install Go "
-            f"or run `make test`, which builds it with `go install {MODULE}@{VERSION}`"
-        )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "GOBIN": str(target.parent)}
-    result = subprocess.run(
-        [go, "install", f"{MODULE}@{VERSION}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=900,
-    )
-    if result.returncode != 0 or not target.is_file():
-        raise RuntimeError(f"`go install {MODULE}@{VERSION}` failed:\n{result.stderr[-2000:]}")
-    return target
+    return go_tools.ensure_installed("stripe-mock", MODULE, VERSION)
 
 
 @dataclass
