@@ -30,7 +30,7 @@ import kubernetes_validate
 import pytest
 import yaml
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_cli.settings import ReplaySettings
@@ -111,6 +111,12 @@ def secret_names() -> set[str]:
 def documented(settings_md: Path) -> set[str]:
     """The variables docs/settings.md has a row for."""
     return set(re.findall(r"^\| `([A-Z0-9_]+)` \|", settings_md.read_text(), re.M))
+
+
+def undocumented_settings(settings_md: Path) -> list[str]:
+    """Variables some image reads that docs/settings.md has no row for."""
+    known = documented(settings_md)
+    return sorted({name for image in SETTINGS for name in reads(image) if name not in known})
 
 
 # -- Kubernetes --------------------------------------------------------------------------------------
@@ -373,7 +379,11 @@ def compose_findings(compose_file: Path, settings_md: Path) -> list[str]:
         if target is None:
             continue  # the broker's and the database's own images
         readable = reads(target) if target in SETTINGS else {}
-        for variable, value in (spec.get("environment") or {}).items():
+        given = spec.get("environment") or {}
+        for variable, field in readable.items():
+            if field.is_required() and variable not in given:
+                findings.append(f"{name}: {variable} has no default and is not set")
+        for variable, value in given.items():
             if variable not in readable:
                 findings.append(f"{name}: {variable} is read by nothing that runs there")
             elif variable not in known:
@@ -440,6 +450,10 @@ def test_the_example_overlay_scales_the_projector_on_consumer_lag(kustomize: Pat
         d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "reconciler-settings"
     ]
     assert settings["data"]["PAYSYNC_RECONCILER_REPLICAS"] == str(reconciler["spec"]["replicas"])
+
+
+def test_every_setting_an_image_reads_is_documented() -> None:
+    assert undocumented_settings(SETTINGS_MD) == []
 
 
 def test_the_dockerfile_is_hadolint_clean() -> None:
@@ -511,6 +525,24 @@ def test_the_variables_check_refuses_an_undocumented_setting(kustomize, tmp_path
     settings_md = broken_copy(tmp_path, SETTINGS_MD, "| `PAYSYNC_RECONCILER_REPLICAS` |", "| `REPLICAS` |")
     assert "reconciler/reconciler: PAYSYNC_RECONCILER_REPLICAS is not documented in docs/settings.md" in (
         env_findings_k8s(docs, settings_md)
+    )
+    assert undocumented_settings(settings_md) == ["PAYSYNC_RECONCILER_REPLICAS"]
+
+
+class _NeedsAToken(BaseSettings):
+    """A setting with no default, as a service might add one."""
+
+    model_config = SettingsConfigDict(env_prefix="PAYSYNC_REPLAY_")
+    token: str
+
+
+def test_the_variables_check_refuses_a_setting_without_default_left_unset(kustomize, monkeypatch) -> None:
+    monkeypatch.setitem(SETTINGS, "cli", (ReplaySettings, _NeedsAToken))
+    docs = render(kustomize, ROOT / "deploy" / "k8s" / "overlays" / "example")
+    findings = env_findings_k8s(docs, SETTINGS_MD)
+    assert "paysync-migrate/migrate: PAYSYNC_REPLAY_TOKEN has no default and is not set" in findings
+    assert "migrate: PAYSYNC_REPLAY_TOKEN has no default and is not set" in compose_findings(
+        COMPOSE, SETTINGS_MD
     )
 
 
