@@ -4,6 +4,9 @@ the projector); a crash between the gateway call and the registration; M-Pesa re
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -247,3 +250,42 @@ def test_a_gateway_that_keeps_refusing_is_a_503_with_no_secret(stack, shop, gate
     assert refused.status_code == 503, refused.text
     assert refused.json()["error"] == "rate_limited" and "Retry-After" in refused.headers
     assert account.secret_key and account.secret_key not in refused.text
+
+
+def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", *args], capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("gateway", "outcome", "shown"), [("paystack", "pay", "succeeded"), ("stripe", "refund", "refunded")]
+)
+def test_make_try_starts_through_the_api_and_shows_the_outcome(
+    stack, shop, gateway_sim, gateway: str, outcome: str, shown: str
+) -> None:
+    api = stack["api-gateway"].url
+    done = run_tool(
+        "paysync_dev.demo", "try", "--gateway", gateway, "--outcome", outcome, "--api", api,
+        "--api-key", shop.api_key, "--sim", gateway_sim.base_url, "--account", shop.account(gateway).id,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "started through POST /v1/payments/checkout" in done.stdout
+    assert f"the API shows {shown}" in done.stdout
+    (payment,) = httpx.get(f"{api}/v1/payments", params={"provider": gateway}, headers=shop.auth).json()[
+        "items"
+    ]
+    assert payment["status"] == shown and payment["provider_ref"] in done.stdout
+
+
+async def test_a_scenario_for_the_demo_tenant_registers_its_payment(stack, shop, gateway_sim) -> None:
+    api = stack["api-gateway"].url
+    done = await asyncio.to_thread(
+        run_tool,
+        "paysync_gateway_sim", "scenario", "pay", "mpesa", "--account", shop.account("mpesa").id,
+        "--through-paysync", "--api", api, "--api-key", shop.api_key, "--url", gateway_sim.base_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (made,) = gateway_sim.payments(shop.account("mpesa").id)
+    (payment_id,) = registered_as(api, shop, made.ref)
+    await status_becomes(api, shop, payment_id, "succeeded")
