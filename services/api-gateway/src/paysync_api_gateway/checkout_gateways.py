@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 
 from paysync_api_gateway.checkout_schemas import StartCheckout
+from paysync_core.checkout import stripe_session_args
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.errors import PaysyncError, ProviderNotConfigured
 from paysync_core.providers.clients import (
@@ -57,19 +58,8 @@ class Gateways:
     async def _stripe(self, tenant: str, payment_id: uuid.UUID, body: StartCheckout) -> Initiated:
         credentials = self._configured(tenant, "stripe")
         client = StripeGatewayClient(tenant, credentials, self.http, policy=_POLICY)  # type: ignore[arg-type]
-        return await client.create_checkout_session(
-            amount_minor=body.amount_minor,
-            currency=body.currency,
-            product_name=body.product_name or f"{body.domain} {body.entity_id}",
-            success_url=body.success_url or "",
-            cancel_url=body.cancel_url or "",
-            domain=body.domain,
-            entity_id=body.entity_id,
-            metadata={"paysync_payment_id": str(payment_id)},
-            customer_email=body.email,
-            # Stripe answers a repeat of this key with the session it made the first time.
-            idempotency_key=f"paysync-checkout-{payment_id}",
-        )
+        # Stripe answers a repeat of the idempotency key with the session it made the first time.
+        return await client.create_checkout_session(**stripe_session_args(payment_id, body.replayable()))
 
     async def _paystack(self, tenant: str, body: StartCheckout, reference: str) -> Initiated:
         credentials = self._configured(tenant, "paystack")
