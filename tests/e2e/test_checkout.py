@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from paysync_core.db.schema import referrals
+from paysync_core.db.schema import reconcile_checks, referrals
 from paysync_dev.fixtures import TestTenant
 from paysync_dev.service_fixtures import fetch, service_env, wait_until
 from paysync_dev.stack import ServiceProcess, free_port, start_stack, stop_stack
@@ -94,7 +94,9 @@ def mpesa_body() -> dict:
     }
 
 
-async def status_becomes(api: str, tenant: TestTenant, payment_id: str, status: str) -> dict:
+async def status_becomes(
+    api: str, tenant: TestTenant, payment_id: str, status: str, timeout: float = 60
+) -> dict:
     seen: dict = {}
 
     async def reached() -> bool:
@@ -102,7 +104,7 @@ async def status_becomes(api: str, tenant: TestTenant, payment_id: str, status: 
             seen.update((await http.get(f"{api}/v1/payments/{payment_id}", headers=tenant.auth)).json())
         return seen["status"] == status
 
-    await wait_until(reached, 60, f"payment {payment_id} {status}")
+    await wait_until(reached, timeout, f"payment {payment_id} {status}")
     return seen
 
 
@@ -213,6 +215,33 @@ def crash_mid_checkout(stack, shop: TestTenant, body: dict, key: str, log_dir: P
         assert doomed.process is not None and doomed.process.wait(30) != 0
     finally:
         doomed.stop()
+
+
+async def test_a_retried_push_whose_callback_is_lost_is_found_paid_by_the_reconciler(
+    stack, shop, gateway_sim, engine
+) -> None:
+    api, account = stack["api-gateway"].url, shop.account("mpesa").id
+    first = (await asyncio.to_thread(start, api, shop, mpesa_body(), uuid.uuid4().hex)).json()
+    gateway_sim.cancel(account, first["checkout_request_id"])
+    await status_becomes(api, shop, first["payment_id"], "canceled")
+
+    async def checks_ended() -> bool:
+        rows = await fetch(
+            engine,
+            select(reconcile_checks.c.done_at).where(
+                reconcile_checks.c.payment_id == uuid.UUID(first["payment_id"])
+            ),
+        )
+        return bool(rows) and rows[0].done_at is not None
+
+    await wait_until(checks_ended, 60, "the reconciler's checks of the cancelled push to end")
+    gateway_sim.set_faults(account, webhooks={"drop_ratio": 1.0})  # the new push's callback is lost
+    second = (await push_again(api, shop, first["payment_id"])).json()
+    gateway_sim.pay(account, second["checkout_request_id"])
+    # found by the reconciler's checks of the new push (their next tick: a generous bound)
+    paid = await status_becomes(api, shop, first["payment_id"], "succeeded", timeout=180)
+    assert paid["provider_ref"] == second["checkout_request_id"]
+    assert paid["aliases"] == [first["checkout_request_id"]]
 
 
 @pytest.mark.parametrize("provider", ["stripe", "paystack"])

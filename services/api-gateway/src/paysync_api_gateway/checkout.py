@@ -13,7 +13,7 @@ from paysync_api_gateway import checkout_service as service
 from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.checkout_gateways import Gateways
 from paysync_api_gateway.checkout_schemas import CheckoutStarted, RetryPush, StartCheckout, phone_problem
-from paysync_api_gateway.deps import Engine, Settings
+from paysync_api_gateway.deps import Engine, Observations, Settings
 from paysync_api_gateway.inputs import InvalidInput, strict_parameters, text_problem
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db.tenants import load_credentials
@@ -78,9 +78,12 @@ async def retry_payment(
     engine: Engine,
     settings: Settings,
     gateways: TenantGateways,
+    observations: Observations,
 ) -> JSONResponse:
     """Send a failed or cancelled M-Pesa payment's STK push again, as a new attempt of the same payment."""
     if problem := phone_problem(body.phone):
         raise InvalidInput("the request is not valid", [{"field": "phone", "problem": problem}])
-    answer = await service.retry_push(engine, tenant, payment_id, body.phone, gateways, settings)
+    answer = await service.retry_push(
+        engine, tenant, payment_id, body.phone, gateways, settings, observations.publish
+    )
     return JSONResponse(answer.model_dump(mode="json"), headers=NO_STORE)

@@ -9,6 +9,7 @@ import httpx
 
 from paysync_api_gateway.checkout_schemas import StartCheckout
 from paysync_core.checkout import stripe_session_args
+from paysync_core.contracts import PaymentObservation
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.errors import PaysyncError, ProviderNotConfigured
 from paysync_core.providers.clients import (
@@ -17,6 +18,7 @@ from paysync_core.providers.clients import (
     Initiated,
     PaystackGatewayClient,
     RetryPolicy,
+    StillProcessing,
     StripeGatewayClient,
 )
 
@@ -39,6 +41,7 @@ class Gateways:
     mpesa_callback_base_url: str
 
     def _configured(self, tenant: str, provider: str) -> object:
+        """The tenant's credentials for `provider`; ProviderNotConfigured if it has none."""
         found = getattr(self.credentials, provider)
         if found is None:
             raise ProviderNotConfigured(tenant, provider)
@@ -92,6 +95,16 @@ class Gateways:
             if exc.status_code == 200:  # Daraja took the request and said no (ResponseCode not 0)
                 raise GatewayDeclined(str(exc)) from exc
             raise
+
+
+def push_pending(gateways: Gateways, tenant: str, checkout_request_id: str) -> PaymentObservation:
+    """What Daraja's acceptance of a push says: the push waits for the customer (pending, now).
+
+    The same observation an STK Push Query of the push gives while the customer has not answered.
+    """
+    credentials = gateways._configured(tenant, "mpesa")
+    client = DarajaGatewayClient(tenant, credentials, gateways.http)  # type: ignore[arg-type]
+    return client.observation_for(StillProcessing(checkout_request_id, "STK push sent again"))
 
 
 def paystack_reference(payment_id: uuid.UUID, attempt: int) -> str:

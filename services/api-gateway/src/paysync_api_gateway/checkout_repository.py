@@ -73,12 +73,18 @@ async def attempt_started(
     )
 
 
-async def count_send(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> tuple[int, int]:
-    """One more send of the payment (an M-Pesa push); its sends and sequence now."""
+async def count_send(
+    conn: AsyncConnection, tenant: str, payment_id: uuid.UUID, provider_ref: str
+) -> tuple[int, int]:
+    """One more send of the payment (an M-Pesa push), now its reference; its sends and sequence now.
+
+    The newest push is the payment's reference (the earlier ones stay aliases), so the reconciler's
+    checks ask Daraja about the push the customer may still answer.
+    """
     result = await conn.execute(
         update(payments)
         .where(payments.c.tenant_id == tenant, payments.c.id == payment_id)
-        .values(sends=payments.c.sends + 1)
+        .values(sends=payments.c.sends + 1, provider_ref=provider_ref, updated_at=func.now())
         .returning(payments.c.sends, payments.c.sequence)
     )
     row = result.one()

@@ -23,10 +23,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_api_gateway import checkout_repository as repo
 from paysync_api_gateway import repository as payments_repo
-from paysync_api_gateway.checkout_gateways import Gateways, paystack_reference
+from paysync_api_gateway.checkout_gateways import Gateways, paystack_reference, push_pending
 from paysync_api_gateway.checkout_schemas import CheckoutStarted, StartCheckout
 from paysync_api_gateway.service import Conflict, NotFound, parse_payment_id
 from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_core.contracts import PaymentObservation
 from paysync_core.contracts.common import Provider
 from paysync_core.domain.ids import payment_id_for
 from paysync_core.domain.status import MONEY_MOVED, UnifiedStatus
@@ -212,8 +213,14 @@ async def retry_push(
     phone: str,
     gateways: Gateways,
     settings: ApiGatewaySettings,
+    announce: Callable[[PaymentObservation], Awaitable[object]],
 ) -> CheckoutStarted:
-    """Send the M-Pesa STK push of a payment again, as a new attempt of the same payment."""
+    """Send the M-Pesa STK push of a payment again, as a new attempt of the same payment.
+
+    The new push is then announced as pending (`announce` publishes the observation): the payment
+    waits for the customer again, so the reconciler checks it instead of taking the earlier push's
+    failure as its end.
+    """
     payment_id = parse_payment_id(payment_id_text)
     async with engine.begin() as conn:
         payment = await repo.payment_for_update(conn, tenant, payment_id)
@@ -237,7 +244,7 @@ async def retry_push(
         taken = await payments_repo.bind_refs(conn, tenant, "mpesa", [initiated.provider_ref], payment_id)
         if taken:
             raise Conflict(f"the gateway's reference already belongs to another payment: {sorted(taken)}")
-        sends, sequence = await repo.count_send(conn, tenant, payment_id)
+        sends, sequence = await repo.count_send(conn, tenant, payment_id, initiated.provider_ref)
         row = await _payment_row(conn, tenant, payment_id)
         answer = _answer(payment_id, initiated, row.status, sends)
         await repo.attempt_started(
@@ -245,6 +252,10 @@ async def retry_push(
         )
         await payments_repo.announce_registration(conn)  # a callback parked meanwhile now matches
     log.info("checkout.push_resent", tenant=tenant, payment_id=str(payment_id), sends=sends)
+    try:
+        await announce(push_pending(gateways, tenant, initiated.provider_ref))
+    except Exception as exc:  # noqa: BLE001 - the push is sent and registered; its callback or a check will tell
+        log.warning("checkout.push_pending_not_published", tenant=tenant, error=type(exc).__name__)
     return answer
 
 

@@ -30,7 +30,14 @@ _BATCH = 100  # checkouts settled per round, at most
 
 
 async def settle_initiating_checkouts(deps: Deps) -> int:
-    """Finish or expire the checkouts left `initiating`, one transaction each; how many were settled."""
+    """Finish or expire the checkouts left `initiating`, one transaction each; how many were settled.
+
+    First, M-Pesa payments pushed again after their checks ended are checked again.
+    """
+    async with deps.engine.begin() as conn:
+        rearmed = await checkouts_repo.rearm_retried_pushes(conn)
+    if rearmed:
+        log.info("checkout.checks_rearmed", payments=rearmed)
     settled = 0
     while settled < _BATCH:
         async with deps.engine.begin() as conn:

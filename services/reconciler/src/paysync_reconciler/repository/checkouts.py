@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paysync_core.db.schema import checkouts
+from paysync_core.db.schema import checkouts, payments, reconcile_checks
+from paysync_core.domain.status import MONEY_MOVED
 
 
 async def claim_initiating(conn: AsyncConnection, older_than_seconds: float) -> Any | None:
@@ -41,3 +42,34 @@ async def settle(
         .where(checkouts.c.idempotency_key == checkout.idempotency_key)
         .values(**values)
     )
+
+
+async def rearm_retried_pushes(conn: AsyncConnection) -> int:
+    """Check again the M-Pesa payments pushed again after their checks ended; how many.
+
+    A retried push (`POST /v1/payments/{id}/retry`) is the payment's reference from then on; its
+    checks had ended with the earlier push's failure or cancellation, and without them a lost
+    callback of the new push would leave the payment as it was.
+    """
+    ended = func.coalesce(reconcile_checks.c.done_at, reconcile_checks.c.gave_up_at)
+    pushed_again = (
+        select(checkouts.c.payment_id)
+        .join(payments, payments.c.id == checkouts.c.payment_id)
+        .where(
+            checkouts.c.provider == "mpesa",
+            checkouts.c.payment_id == reconcile_checks.c.payment_id,
+            checkouts.c.last_sent_at > ended,
+            payments.c.status.not_in([s.value for s in MONEY_MOVED]),
+        )
+        .exists()
+    )
+    result = await conn.execute(
+        update(reconcile_checks)
+        .where(
+            reconcile_checks.c.provider == "mpesa",
+            or_(reconcile_checks.c.done_at.is_not(None), reconcile_checks.c.gave_up_at.is_not(None)),
+            pushed_again,
+        )
+        .values(done_at=None, gave_up_at=None, step=0, next_check_at=func.now(), claimed_until=None)
+    )
+    return result.rowcount or 0
