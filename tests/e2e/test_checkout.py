@@ -15,7 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from paysync_core.db.schema import reconcile_checks, referrals
+from paysync_core.db.schema import checkouts, reconcile_checks, referrals
 from paysync_dev.fixtures import TestTenant
 from paysync_dev.service_fixtures import fetch, service_env, wait_until
 from paysync_dev.stack import ServiceProcess, free_port, start_stack, stop_stack
@@ -353,3 +353,19 @@ async def test_a_scenario_for_the_demo_tenant_registers_its_payment(stack, shop,
     (made,) = gateway_sim.payments(shop.account("mpesa").id)
     (payment_id,) = registered_as(api, shop, made.ref)
     await status_becomes(api, shop, payment_id, "succeeded")
+
+
+async def test_no_full_phone_number_in_the_logs_or_the_checkouts(stack, shop, gateway_sim, engine) -> None:
+    """Runs after the M-Pesa tests of this module: what they sent is in the services' logs by now."""
+    api, account = stack["api-gateway"].url, shop.account("mpesa").id
+    first = (await asyncio.to_thread(start, api, shop, mpesa_body(), uuid.uuid4().hex)).json()
+    gateway_sim.cancel(account, first["checkout_request_id"])
+    await status_becomes(api, shop, first["payment_id"], "canceled")
+    assert (await push_again(api, shop, first["payment_id"])).status_code == 200
+    subscriber = PHONE[1:]  # 708374149: in 07…, 2547… and +2547… alike
+    for name, service in stack.items():
+        assert subscriber not in service.log_path.read_text(errors="replace"), name
+    stored = await fetch(
+        engine, select(checkouts.c.request, checkouts.c.answer).where(checkouts.c.tenant_id == shop.id)
+    )
+    assert stored and all(subscriber not in repr(tuple(row)) for row in stored)
