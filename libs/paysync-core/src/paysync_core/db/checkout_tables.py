@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, DateTime, ForeignKey, Integer, PrimaryKeyConstraint, String, Table, Text
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from paysync_core.db.metadata import created_at, metadata, updated_at
@@ -31,4 +42,10 @@ checkouts = Table(
     created_at(),
     updated_at(),
     PrimaryKeyConstraint("tenant_id", "idempotency_key"),
+)
+#: The retried M-Pesa pushes, newest last: what the reconciler looks through to check them again.
+Index(
+    "ix_checkouts_retried_pushes",
+    checkouts.c.last_sent_at,
+    postgresql_where=text("provider = 'mpesa' AND attempts > 1"),
 )

@@ -44,31 +44,26 @@ async def settle(
     )
 
 
-async def rearm_retried_pushes(conn: AsyncConnection) -> int:
+async def rearm_retried_pushes(conn: AsyncConnection, within_seconds: float = 86400.0) -> int:
     """Check again the M-Pesa payments pushed again after their checks ended; how many.
 
     A retried push (`POST /v1/payments/{id}/retry`) is the payment's reference from then on; its
     checks had ended with the earlier push's failure or cancellation, and without them a lost
-    callback of the new push would leave the payment as it was.
+    callback of the new push would leave the payment as it was. Only pushes of the last
+    `within_seconds` are looked at (a partial index holds the retried M-Pesa checkouts).
     """
     ended = func.coalesce(reconcile_checks.c.done_at, reconcile_checks.c.gave_up_at)
-    pushed_again = (
-        select(checkouts.c.payment_id)
-        .join(payments, payments.c.id == checkouts.c.payment_id)
-        .where(
-            checkouts.c.provider == "mpesa",
-            checkouts.c.payment_id == reconcile_checks.c.payment_id,
-            checkouts.c.last_sent_at > ended,
-            payments.c.status.not_in([s.value for s in MONEY_MOVED]),
-        )
-        .exists()
-    )
     result = await conn.execute(
         update(reconcile_checks)
         .where(
-            reconcile_checks.c.provider == "mpesa",
+            checkouts.c.provider == "mpesa",
+            checkouts.c.attempts > 1,
+            checkouts.c.last_sent_at > func.now() - timedelta(seconds=within_seconds),
+            reconcile_checks.c.payment_id == checkouts.c.payment_id,
             or_(reconcile_checks.c.done_at.is_not(None), reconcile_checks.c.gave_up_at.is_not(None)),
-            pushed_again,
+            checkouts.c.last_sent_at > ended,
+            payments.c.id == checkouts.c.payment_id,
+            payments.c.status.not_in([s.value for s in MONEY_MOVED]),
         )
         .values(done_at=None, gave_up_at=None, step=0, next_check_at=func.now(), claimed_until=None)
     )

@@ -42,8 +42,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("tenant_id", "idempotency_key", name=op.f("pk_checkouts")),
         sa.UniqueConstraint("payment_id", name=op.f("uq_checkouts_payment_id")),
     )
+    op.create_index(
+        "ix_checkouts_retried_pushes",
+        "checkouts",
+        ["last_sent_at"],
+        postgresql_where=sa.text("provider = 'mpesa' AND attempts > 1"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_checkouts_retried_pushes", table_name="checkouts")
     op.drop_table("checkouts")
     op.drop_column("payments", "sends")
