@@ -30,9 +30,12 @@ infra: setup
 dev: setup
 	$(VENV)/bin/python -m paysync_dev.demo run
 
-## try: register a payment, send its signed Stripe webhook, and read the status back
+## try: start a payment through the API (GATEWAY=stripe|paystack|mpesa), drive its OUTCOME at the
+## simulator (pay|fail|cancel|expire|refund|dispute), and print its status from the API as it changes
+GATEWAY ?= stripe
+OUTCOME ?= pay
 try: setup
-	$(VENV)/bin/python -m paysync_dev.demo try
+	$(VENV)/bin/python -m paysync_dev.demo try --gateway $(GATEWAY) --outcome $(OUTCOME)
 
 ## stripe-mock: Stripe's own OpenAPI-driven mock, the contract check of our Stripe clients (needs Go)
 STRIPE_MOCK_VERSION := v0.203.0

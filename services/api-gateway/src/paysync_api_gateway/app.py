@@ -11,6 +11,7 @@ from paysync_api_gateway import (
     admin_topics,
     alert_admin,
     app_webhooks,
+    checkout,
     evidence,
     overrides,
     stream_tokens,
@@ -75,6 +76,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(router)
+    app.include_router(checkout.router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
     app.include_router(stream_tokens.router)
     app.include_router(admin.router)

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from paysync_api_gateway.auth import TooManyFailedKeys, Unauthenticated
+from paysync_api_gateway.checkout_gateways import GatewayDeclined
 from paysync_api_gateway.inputs import InvalidInput, UnknownParameter
 from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
@@ -20,7 +21,8 @@ from paysync_api_gateway.stream import StreamUnavailable, TooManyStreams
 from paysync_api_gateway.stream_tokens import StreamTokensOff
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.db.app_webhooks import UnknownDelivery, UnknownEndpoint
-from paysync_core.errors import PaysyncError, UnknownTenant
+from paysync_core.errors import GatewayError, PaysyncError, ProviderNotConfigured, RateLimited, UnknownTenant
+from paysync_core.providers.clients import GatewayBusy, GatewayUnreachable
 
 log = structlog.get_logger()
 
@@ -40,6 +42,13 @@ _STATUS = {
     TooManyStreams: 429,
     StreamUnavailable: 503,
     StreamTokensOff: 503,
+    # Starting payments at gateways (checkout.py): the gateway's own words, never a secret.
+    ProviderNotConfigured: 422,
+    GatewayDeclined: 402,
+    RateLimited: 503,
+    GatewayBusy: 503,
+    GatewayUnreachable: 503,
+    GatewayError: 502,
 }
 #: How to authenticate; when to try again.
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "5"}, 503: {"Retry-After": "5"}}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -58,4 +60,22 @@ class ApiGatewaySettings(BaseSettings):
     )
     failed_key_rate: float = Field(
         default=0.5, gt=0, description="Failed API-key checks per second an address earns back; past it: 429"
+    )
+    mpesa_callback_base_url: str = Field(
+        default="http://127.0.0.1:8001",
+        description="webhook-ingest's public base URL: where Daraja sends the callbacks of STK pushes that "
+        "`POST /v1/payments/checkout` and `/retry` send",
+    )
+    mpesa_max_sends: int = Field(
+        default=3, ge=1, le=20, description="STK pushes one M-Pesa payment may have in all; past it: 409"
+    )
+    mpesa_attempt_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="An STK push with no known outcome counts as in flight this long (a retry gets 409)",
+    )
+    checkout_fault: Literal["", "crash_after_gateway_call"] = Field(
+        default="",
+        description="Tests only: `crash_after_gateway_call` kills the process between a checkout's gateway "
+        "call and its registration",
     )

@@ -21,6 +21,7 @@ from paysync_core.kafka import DurableProducer, durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 from paysync_reconciler import service
+from paysync_reconciler.checkouts import settle_initiating_checkouts
 from paysync_reconciler.gateways import GatewayDirectory
 from paysync_reconciler.handlers import reconciler_router
 from paysync_reconciler.listing import PoolReader, read_inline
@@ -74,7 +75,10 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     async def forget_changed_credentials() -> None:
         await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: gateways.forget})
 
-    loops = [recover_orphaned_requests, forget_changed_credentials]
+    async def settle_checkouts() -> None:
+        await _settle_checkouts(deps)
+
+    loops = [recover_orphaned_requests, forget_changed_credentials, settle_checkouts]
     if settings.scheduler_enabled:
         loops.append(schedule_ticks)
     return service_app(
@@ -143,3 +147,15 @@ async def _recover_orphaned_requests(deps: Deps, checks: TaskRunner) -> None:
             if not is_outage(exc):
                 raise
             log.warning("reconcile.recovery.retrying", error=str(exc))
+
+
+async def _settle_checkouts(deps: Deps) -> None:
+    """Finish or expire checkouts whose api-gateway died mid-call (`checkouts.py`), now and then."""
+    while True:
+        await asyncio.sleep(deps.settings.checkout_sweep_seconds)
+        try:
+            await settle_initiating_checkouts(deps)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning("checkout.settle.retrying", error=str(exc))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import time
 import uuid
@@ -190,7 +191,11 @@ async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
         if row is not None:
             if row.id not in seen:
                 seen.add(row.id)
-                targets.append(target_of(row))
+                target = target_of(row)
+                if request.kind == "confirm_callback":  # ask about the push the callback answers: a
+                    # retried M-Pesa payment's later pushes are aliases of it, each with its own outcome
+                    target = dataclasses.replace(target, provider_ref=ref)
+                targets.append(target)
         elif request.provider is not None:  # the gateway may know it even though paysync does not
             targets.append(Target(None, request.tenant, request.provider, ref))
     return targets

@@ -148,6 +148,16 @@ class ReconcilerSettings(BaseSettings):
         "ran out) before it is recorded as failed, with the reason its follow-up link shows",
     )
     recovery_poll_seconds: float = Field(default=15.0, gt=0)
+    checkout_grace_seconds: float = Field(
+        default=120.0,
+        ge=0,
+        description="A checkout (`POST /v1/payments/checkout`) still initiating this long after it was last "
+        "touched lost its answer: a Stripe one is finished (the session created again with the same "
+        "idempotency key, and registered), others expire",
+    )
+    checkout_sweep_seconds: float = Field(
+        default=30.0, gt=0, description="How often checkouts left initiating are looked for"
+    )
     credentials_ttl_seconds: float = Field(default=60.0, gt=0)
     keep_records_hours: float = Field(
         default=72.0, gt=0, description="Answered requests and ticks kept this long"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from paysync_gateway_sim import app_checkout
 from paysync_gateway_sim.client import URL_ENV, SimulatorClient, SimulatorError
 from paysync_gateway_sim.config import STRIPE_TEST_MODE_RATE, SimConfig
 from paysync_gateway_sim.contracts import Action, Faults, Provider, WebhookFaults
@@ -26,6 +28,24 @@ _URL = typer.Option(
     os.environ.get(URL_ENV, f"http://127.0.0.1:{DEFAULT_PORT}"),
     "--url",
     help=f"The running simulator (env {URL_ENV})",
+)
+
+_API = typer.Option(
+    os.environ.get("PAYSYNC_SIM_APP_API", app_checkout.DEMO_API),
+    "--api",
+    help="paysync's API, which starts the demo tenant's new payments (env PAYSYNC_SIM_APP_API)",
+)
+_API_KEY = typer.Option(
+    os.environ.get("PAYSYNC_SIM_APP_API_KEY", app_checkout.DEMO_API_KEY),
+    "--api-key",
+    help="The API key it is called with (env PAYSYNC_SIM_APP_API_KEY; default: the demo tenant's)",
+)
+
+_THROUGH = typer.Option(
+    None,
+    "--through-paysync/--direct",
+    help="Start a new payment through paysync's API, or make it at the simulator only "
+    "(default: through paysync for the demo accounts)",
 )
 
 
@@ -97,15 +117,27 @@ def run_step(
     outcome: str = typer.Option("open", help="dispute: open, won or lost"),
     refund_amount: int | None = typer.Option(None, help="refund: minor units (default: the rest)"),
     url: str = _URL,
+    api: str = _API,
+    api_key: str = _API_KEY,
+    through_paysync: bool | None = _THROUGH,
 ) -> None:
-    """Apply one step to a payment (creating the account and payment if needed) and print the result."""
+    """Apply one step to a payment (creating the account and payment if needed) and print the result.
+
+    A new payment of the demo tenant's account (`demo-<provider>`) is started the way an app starts
+    one, through paysync's `POST /v1/payments/checkout` (`--api`), so paysync knows it; other
+    accounts get theirs made at the simulator directly.
+    """
     with SimulatorClient(url) as client:
+        demo = account_id is None or account_id == f"demo-{provider.value}"
+        demo = demo if through_paysync is None else through_paysync
         account_id = account_id or f"demo-{provider.value}"
         try:
             client.account(account_id)
         except SimulatorError:
             client.create_account(provider, id=account_id)
-        if ref is None:
+        if ref is None and demo:
+            ref = _started_through_paysync(api, api_key, provider, amount)
+        elif ref is None:
             ref = client.create_payment(
                 account_id, amount_minor=amount, metadata=json.loads(metadata) if metadata else None
             ).ref
@@ -121,6 +153,20 @@ def run_step(
     console.print(f"webhooks: {', '.join(result.webhooks) or '(none: the gateway sends none for this)'}")
 
 
+def _started_through_paysync(api: str, api_key: str, provider: Provider, amount: int) -> str:
+    entity_id = f"sim-{uuid.uuid4().hex[:8]}"
+    try:
+        started = app_checkout.start_checkout(api, api_key, provider.value, amount, entity_id)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    console.print(
+        f"started through paysync: payment {started['payment_id']} "
+        f"({app_checkout.DEMO_DOMAINS[provider.value]} {entity_id})"
+    )
+    return str(started["provider_ref"])
+
+
 def _step_command(action: Action) -> None:
     """`scenario <action> <provider> --account … --ref …`: a shortcut of `scenario run <action>`."""
 
@@ -130,8 +176,13 @@ def _step_command(action: Action) -> None:
         ref: str | None = typer.Option(None, "--ref"),
         amount: int = typer.Option(2000),
         url: str = _URL,
+        api: str = _API,
+        api_key: str = _API_KEY,
+        through_paysync: bool | None = _THROUGH,
     ) -> None:
-        run_step(action, provider, account_id, ref, amount, None, "open", None, url)
+        run_step(
+            action, provider, account_id, ref, amount, None, "open", None, url, api, api_key, through_paysync
+        )
 
     command.__doc__ = f"The `{action.value}` step on a payment (a new one unless --ref)."
     scenario_app.command(action.value)(command)

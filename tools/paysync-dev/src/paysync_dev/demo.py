@@ -27,12 +27,12 @@ from paysync_dev import kafka, paths, postgres
 from paysync_dev.simulator import simulator_credentials
 from paysync_dev.stack import SERVICES, ServiceProcess, start_stack, stop_stack
 from paysync_gateway_sim import SimulatorClient
+from paysync_gateway_sim.app_checkout import DEMO_API_KEY, DEMO_DOMAINS, start_checkout
 from paysync_gateway_sim.cli import DEFAULT_PORT as SIM_PORT
 from paysync_gateway_sim.contracts import Account
 from paysync_gateway_sim.process import SimulatorProcess
 
 DEMO_TENANT = "demo"
-DEMO_API_KEY = "psk_demo_local_only_not_a_secret"
 DEMO_STRIPE_WEBHOOK_SECRET = "whsec_demo_local_only_not_a_secret"  # noqa: S105 - the local demo's own value, documented in the README
 DEMO_MPESA_CALLBACK_TOKEN = "demo_callback_token_local_only"  # noqa: S105 - the local demo's own value, documented in the README
 INGEST = f"http://127.0.0.1:{SERVICES['webhook-ingest'][2]}"
@@ -163,58 +163,109 @@ def _print_running(
     console.print("Try a payment (in another terminal):  [bold]make try[/]\nCtrl-C stops the services.")
 
 
-@app.command("try")
-def try_payment(amount_minor: int = 12500, currency: str = "USD") -> None:
-    """A customer pays a job's Checkout Session at the simulated Stripe; its signed webhook; the result."""
-    auth = {"Authorization": f"Bearer {DEMO_API_KEY}"}
-    account = DEMO_ACCOUNTS["stripe"]
-    job_id = f"job-{uuid.uuid4().hex[:6]}"
-    with SimulatorClient(SIM) as sim:
-        session = sim.create_payment(
-            account,
-            kind="checkout_session",
-            amount_minor=amount_minor,
-            currency=currency.lower(),
-            client_reference_id=job_id,
-        )
-        registered = httpx.post(
-            f"{API}/v1/payments",
-            headers=auth,
-            json={
-                "provider": "stripe",
-                "provider_ref": session.ref,
-                "domain": "jobs",
-                "entity_id": job_id,
-                "amount_minor": amount_minor,
-                "currency": currency,
-            },
-        )
-        registered.raise_for_status()
-        payment = registered.json()
-        console.print(
-            f"registered Checkout Session {session.ref} (payment {payment['id']}) "
-            f"for job {job_id}: [bold]{payment['status']}[/]"
-        )
+#: What each outcome does at the simulator (after a payment when money must have moved first), and the
+#: statuses it may end in (a cancelled Stripe Checkout Session is `expired`, as at Stripe).
+OUTCOMES: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {
+    "pay": (("pay",), frozenset({"succeeded"})),
+    "fail": (("fail",), frozenset({"failed"})),
+    "cancel": (("cancel",), frozenset({"canceled", "expired", "failed"})),
+    "expire": (("expire",), frozenset({"expired", "canceled", "failed"})),
+    "refund": (("pay", "refund"), frozenset({"refunded"})),
+    "dispute": (("pay", "dispute"), frozenset({"disputed"})),
+}
+_NO_MONEY_BACK = {"mpesa"}  # Daraja has no refund or dispute that paysync follows (nor does the simulator)
 
-        started = time.monotonic()
-        paid = sim.pay(account, session.ref)
-        console.print(f"the customer paid at the simulated Stripe; it sends {', '.join(paid.webhooks)}")
-        while True:
-            current = httpx.get(f"{API}/v1/payments/{payment['id']}", headers=auth).json()
-            elapsed = time.monotonic() - started
-            if current["status"] == "succeeded" or elapsed > 10:
-                break
-            time.sleep(0.02)
-        for delivery in sim.deliveries(account, label="checkout.session.completed"):
-            if delivery.ref == session.ref and delivery.outcome in ("delivered", "failed", "gave_up"):
+
+@app.command("try")
+def try_payment(
+    gateway: str = typer.Option("stripe", help="stripe, paystack or mpesa"),
+    outcome: str = typer.Option("pay", help="pay, fail, cancel, expire, refund or dispute"),
+    amount_minor: int = typer.Option(12500, help="Minor units (M-Pesa: whole shillings, a multiple of 100)"),
+    api: str = typer.Option(API, help="paysync's API"),
+    api_key: str = typer.Option(DEMO_API_KEY, help="The tenant's API key"),
+    sim_url: str = typer.Option(SIM, "--sim", help="The gateway simulator"),
+    account: str | None = typer.Option(None, help="The tenant's simulator account (default demo-<gateway>)"),
+    timeout: float = typer.Option(60.0, help="Seconds to wait for the outcome to show in the API"),
+) -> None:
+    """Start a payment through `POST /v1/payments/checkout`, drive its outcome at the simulator, and
+    print its status and its domain entity's payments from the API as they change."""
+    if gateway not in DEMO_ACCOUNTS or outcome not in OUTCOMES:
+        raise typer.BadParameter(
+            f"GATEWAY is one of {sorted(DEMO_ACCOUNTS)}, OUTCOME one of {sorted(OUTCOMES)}"
+        )
+    if gateway in _NO_MONEY_BACK and outcome in ("refund", "dispute"):
+        console.print(f"[red]{gateway} has no {outcome} in paysync (nor at the simulator)[/]")
+        raise typer.Exit(2)
+    steps, ends = OUTCOMES[outcome]
+    entity_id = f"demo-{uuid.uuid4().hex[:6]}"
+    try:
+        started = start_checkout(api, api_key, gateway, amount_minor, entity_id)
+    except RuntimeError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from exc
+    domain = DEMO_DOMAINS[gateway]
+    console.print(
+        f"started through POST /v1/payments/checkout: {gateway} {started['provider_ref']} "
+        f"(payment {started['payment_id']}, {domain} {entity_id}): [bold]{started['status']}[/]"
+    )
+    shown = {k: v for k, v in started.items() if k in _FRONT_END_FIELDS and v}
+    console.print(f"what the front end gets: {json.dumps(shown)}")
+    watch = _Watch(api, api_key, started["payment_id"], domain, entity_id)
+    watch.show()
+    with SimulatorClient(sim_url) as sim:
+        for step in steps:
+            result = sim.act(account or DEMO_ACCOUNTS[gateway], started["provider_ref"], step)
+            sent = ", ".join(result.webhooks) or "nothing"
+            console.print(f"at the simulated gateway: [bold]{step}[/] → it sends {sent}")
+            wanted = frozenset({"succeeded"}) if step != steps[-1] else ends
+            if not watch.until(wanted, timeout):
                 console.print(
-                    f"signed checkout.session.completed {delivery.outcome}: "
-                    f"HTTP {delivery.status_code or delivery.error}"
+                    f"[red]the API did not show {' or '.join(sorted(wanted))} within {timeout:.0f} s[/]"
                 )
-    console.print(f"after {elapsed * 1000:.0f} ms: [bold]{current['status']}[/]")
-    console.print_json(json.dumps(current))
-    if current["status"] != "succeeded":
-        raise typer.Exit(1)
+                raise typer.Exit(1)
+    console.print(f"[green]{gateway} {outcome}: the API shows {watch.status}[/]")
+
+
+_FRONT_END_FIELDS = ("checkout_url", "session_id", "access_code", "checkout_request_id", "customer_message")
+
+
+class _Watch:
+    """The payment and its entity as the API shows them; printed each time they change."""
+
+    def __init__(self, api: str, api_key: str, payment_id: str, domain: str, entity_id: str) -> None:
+        self._http = httpx.Client(base_url=api, headers={"Authorization": f"Bearer {api_key}"}, timeout=10)
+        self._payment = f"/v1/payments/{payment_id}"
+        self._entity = f"/v1/domains/{domain}/{entity_id}/payments"
+        self._label = f"{domain} {entity_id}"
+        self.status = ""
+        self._last: object = None
+
+    def show(self) -> None:
+        """Read both once; print what changed."""
+        payment = self._http.get(self._payment).json()
+        entity = [
+            {
+                k: p[k]
+                for k in ("provider_ref", "status", "amount_received_minor", "paid_at", "sends")
+                if k in p
+            }
+            for p in self._http.get(self._entity).json()["items"]
+        ]
+        seen = (payment["status"], payment["amount_received_minor"], payment["amount_refunded_minor"], entity)
+        if seen != self._last:
+            self._last, self.status = seen, payment["status"]
+            console.print(f"  payment: [bold]{payment['status']}[/]  {self._label}: {json.dumps(entity)}")
+
+    def until(self, statuses: frozenset[str], timeout: float) -> bool:
+        """Watch until the payment shows one of `statuses`; False after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.show()
+            if self.status in statuses:
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.2)
 
 
 def main() -> None:

@@ -119,6 +119,8 @@ def start_stack(
         "PAYSYNC_API_GATEWAY_NOTIFIER_URL": f"http://127.0.0.1:{chosen['notifier']}",
         "PAYSYNC_INTERNAL_TOKEN": secrets.token_urlsafe(32),
         "PAYSYNC_API_GATEWAY_STREAM_TOKEN_SECRET": secrets.token_urlsafe(32),
+        # STK pushes started through the API have their callbacks sent to this stack's webhook-ingest
+        "PAYSYNC_API_GATEWAY_MPESA_CALLBACK_BASE_URL": f"http://127.0.0.1:{chosen['webhook-ingest']}",
     }
     procs = {
         name: ServiceProcess(name, chosen[name], {**wiring, **env}, log_dir / f"{name}.log") for name in only

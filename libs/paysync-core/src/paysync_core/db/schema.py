@@ -31,6 +31,7 @@ from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 from paysync_core.db.alert_tables import alert_deliveries, alert_settings
 from paysync_core.db.app_webhook_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
+from paysync_core.db.checkout_tables import checkouts
 from paysync_core.db.domain_tables import (
     bookings,
     invoice_payments,
@@ -53,6 +54,7 @@ __all__ = [
     "alert_settings",
     "api_keys",
     "bookings",
+    "checkouts",
     "dead_letter_redrives",
     "invoice_payments",
     "invoices",
@@ -122,6 +124,8 @@ payments = Table(
     Column("registered", Boolean, nullable=False, server_default="true"),
     # test or live, fixed at registration from the tenant's credentials; NULL: not known (older rows)
     Column("mode", String(4)),
+    # times the payment was sent to the customer: M-Pesa STK pushes (`POST /v1/payments/{id}/retry`)
+    Column("sends", Integer, nullable=False, server_default="1"),
     created_at(),
     updated_at(),
     UniqueConstraint("tenant_id", "provider", "provider_ref"),

@@ -43,8 +43,9 @@ FIELDS: dict[str, tuple[type, str]] = {
     "changed_at": (datetime, "the newest provider time behind the state"),
     "error": (str, "the gateway's words for a failure, while failed, canceled or expired"),
     "flags": (str, "comma-separated flags (amount_mismatch, currency_mismatch)"),
+    "sends": (int, "times the payment was sent to the customer (M-Pesa STK pushes; 1 for the others)"),
 }
-SUMMABLE = ("amount_minor", "amount_received_minor", "amount_refunded_minor", "amount_net_minor")
+SUMMABLE = ("amount_minor", "amount_received_minor", "amount_refunded_minor", "amount_net_minor", "sends")
 
 
 class DomainConfigError(PaysyncError):

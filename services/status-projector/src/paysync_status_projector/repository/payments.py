@@ -43,6 +43,7 @@ class PaymentRow(NamedTuple):
     status: str
     sequence: int
     mode: str | None
+    sends: int
     merge_state: dict[str, Any]
     status_changed_at: Any
 
@@ -60,6 +61,7 @@ _PAYMENT_COLUMNS = (
     payments.c.status,
     payments.c.sequence,
     payments.c.mode,
+    payments.c.sends,
     payments.c.merge_state,
     payments.c.status_changed_at,
 )

@@ -151,4 +151,5 @@ def payment_context(payment: Any, state: PaymentState, status: UnifiedStatus | N
         "changed_at": state.as_of,
         "error": state.failure_detail if not status.money_moved else None,
         "flags": ",".join(sorted(state.flags)) or None,
+        "sends": getattr(payment, "sends", 1),  # rows read before payments.sends existed: one send
     }

@@ -218,7 +218,7 @@ class PaystackGatewayClient:
         email: str,
         amount_minor: int,
         reference: str,
-        callback_url: str,
+        callback_url: str | None,
         domain: str,
         entity_id: str,
         currency: str | None = None,
@@ -231,11 +231,12 @@ class PaystackGatewayClient:
             "email": email,
             "amount": amount_minor,
             "reference": reference,
-            "callback_url": callback_url,
             "metadata": {**(metadata or {}), "paysync_domain": domain, "paysync_entity_id": entity_id},
         }
         if currency:
             payload["currency"] = currency.upper()
+        if callback_url:  # else the callback URL set on Paystack's dashboard
+            payload["callback_url"] = callback_url
 
         async def attempt() -> JsonObject:
             response = await self._gateway.send(
