@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
 from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.conditional import NO_STORE, Conditional
 from paysync_api_gateway.deps import Engine, Refresh, Settings
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
@@ -21,7 +22,6 @@ from paysync_core.providers.modes import Mode
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
 Tenant = Annotated[str, Depends(current_tenant)]
-NO_STORE = {"Cache-Control": "no-store"}
 #: How many items a page holds, at most 500 (default: the `page_size` setting).
 PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
@@ -42,16 +42,9 @@ async def register_payment(
 
 
 @router.get("/payments/{payment_id}", response_model=Payment)
-async def get_payment(
-    payment_id: str, tenant: Tenant, engine: Engine, if_none_match: Annotated[str | None, Header()] = None
-) -> Response:
+async def get_payment(payment_id: str, tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """A payment's current status; `If-None-Match` with its ETag gives 304 while unchanged."""
-    payment = await service.get_payment(engine, tenant, payment_id)
-    etag = service.etag_of(payment)
-    headers = {**NO_STORE, "ETag": etag}
-    if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers=headers)
-    return JSONResponse(payment.model_dump(mode="json"), headers=headers)
+    return read.answer(await service.get_payment(engine, tenant, payment_id))
 
 
 @router.get("/payments", response_model=PaymentPage)
@@ -59,6 +52,7 @@ async def list_payments(
     tenant: Tenant,
     engine: Engine,
     settings: Settings,
+    read: Conditional,
     status: UnifiedStatus | None = None,
     provider: Provider | None = None,
     domain: str | None = None,
@@ -69,7 +63,7 @@ async def list_payments(
     provider_ref: Annotated[str | None, Query(description="A gateway reference or alias")] = None,
     cursor: str | None = None,
     limit: PageLimit = None,
-) -> JSONResponse:
+) -> Response:
     """The tenant's payments, newest first, filtered; page with `cursor`."""
     filters = {
         k: v.value if hasattr(v, "value") else v
@@ -90,7 +84,7 @@ async def list_payments(
         limit or settings.page_size,
         provider_ref=provider_ref,
     )
-    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+    return read.answer(page)
 
 
 @router.get("/domains/{domain}/{entity_id}/payments", response_model=PaymentPage)
@@ -100,9 +94,10 @@ async def entity_payments(
     tenant: Tenant,
     engine: Engine,
     settings: Settings,
+    read: Conditional,
     cursor: str | None = None,
     limit: PageLimit = None,
-) -> JSONResponse:
+) -> Response:
     """The payments of one domain entity (e.g. a workshop job), newest first; page with `cursor`."""
     page = await service.list_payments(
         engine,
@@ -111,7 +106,7 @@ async def entity_payments(
         cursor,
         limit or settings.page_size,
     )
-    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+    return read.answer(page)
 
 
 @router.get("/sync-issues", response_model=SyncIssuePage)
@@ -119,22 +114,23 @@ async def sync_issues(
     tenant: Tenant,
     engine: Engine,
     settings: Settings,
+    read: Conditional,
     kind: AlertKind | None = None,
     domain: str | None = None,
     entity_id: str | None = None,
     cursor: str | None = None,
     limit: PageLimit = None,
-) -> JSONResponse:
+) -> Response:
     """Open drift and stuck-payment issues, newest first, filtered; page with `cursor`."""
     filters = {k: str(v) for k, v in {"kind": kind, "domain": domain, "entity_id": entity_id}.items() if v}
     page = await service.open_sync_issues(engine, tenant, filters, cursor, limit or settings.page_size)
-    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+    return read.answer(page)
 
 
 @router.get("/stats")
-async def stats(tenant: Tenant, engine: Engine) -> JSONResponse:
+async def stats(tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """Totals by status and amounts by currency."""
-    return JSONResponse(await service.stats(engine, tenant), headers=NO_STORE)
+    return read.answer(await service.stats(engine, tenant))
 
 
 @router.post("/domains/{domain}/{entity_id}/payments/refresh")
@@ -160,16 +156,15 @@ async def refresh_all(tenant: Tenant, engine: Engine, refresh: Refresh, settings
 
 
 @router.get("/reconcile-requests/{request_id}")
-async def follow_up(request_id: str, tenant: Tenant, engine: Engine) -> JSONResponse:
+async def follow_up(request_id: str, tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """The check a 202 answered for: `checking` until it completed, then the answer it would have given
     (or `failed` with the reason, once the reconciler gave up on it)."""
     ask, reply, failure = await service.reconcile_request(engine, tenant, request_id)
     if failure is not None:
-        failed = {"request_id": request_id, "status": "failed", "reason": failure}
-        return JSONResponse(failed, headers=NO_STORE)
+        return read.answer({"request_id": request_id, "status": "failed", "reason": failure})
     if reply is None:
-        return JSONResponse({"request_id": request_id, "status": "checking"}, headers=NO_STORE)
-    return JSONResponse({"status": "completed", **_answer(ask, reply)}, headers=NO_STORE)
+        return read.answer({"request_id": request_id, "status": "checking"})
+    return read.answer({"status": "completed", **_answer(ask, reply)})
 
 
 def _answer(ask: ReconcileRequest, reply: ReconcileReply) -> dict[str, object]:

@@ -234,11 +234,6 @@ def to_payment(row: Any) -> Payment:
     )
 
 
-def etag_of(payment: Payment) -> str:
-    """Changes whenever anything shown about the payment changes."""
-    return f'"{payment.id}.{payment.sequence}.{int(payment.updated_at.timestamp() * 1_000_000)}"'
-
-
 def encode_cursor(at: datetime, ident: object) -> str:
     return base64.urlsafe_b64encode(f"{at.isoformat()}|{ident}".encode()).decode()
 
