@@ -12,6 +12,7 @@ from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.conditional import NO_STORE, Conditional
 from paysync_api_gateway.deps import Engine, Refresh, Settings
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
+from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.contracts.alert import AlertKind
@@ -28,14 +29,16 @@ PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
 @router.post("/payments", status_code=201, response_model=Payment)
 async def register_payment(
-    body: RegisterPayment, tenant: Tenant, engine: Engine, settings: Settings
+    body: RegisterPayment, tenant: Tenant, engine: Engine, settings: Settings, phone_key: PhoneKey
 ) -> JSONResponse:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
     bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
     require_storable_json(body.metadata, "metadata", **bounds)
+    refuse_phones_in_metadata(body.metadata)
+    phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
     keys = settings.common.credentials_keys.get_secret_value()
     cipher = CredentialsCipher(keys) if keys else None
-    payment, created = await service.register_payment(engine, tenant, body, cipher)
+    payment, created = await service.register_payment(engine, tenant, body, cipher, phone_hash)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
     )
@@ -53,6 +56,8 @@ async def list_payments(
     engine: Engine,
     settings: Settings,
     read: Conditional,
+    lookup: Lookup,
+    phone_key: PhoneKey,
     status: UnifiedStatus | None = None,
     provider: Provider | None = None,
     domain: str | None = None,
@@ -64,7 +69,8 @@ async def list_payments(
     cursor: str | None = None,
     limit: PageLimit = None,
 ) -> Response:
-    """The tenant's payments, newest first, filtered; page with `cursor`."""
+    """The tenant's payments, newest first, filtered (by status, time range, reference, entity, payer
+    phone…); page with `cursor`."""
     filters = {
         k: v.value if hasattr(v, "value") else v
         for k, v in {
@@ -83,6 +89,8 @@ async def list_payments(
         cursor,
         limit or settings.page_size,
         provider_ref=provider_ref,
+        times=lookup.times,
+        phone_hash=lookup.phone_hash(phone_key, tenant),
     )
     return read.answer(page)
 

@@ -21,6 +21,7 @@ from paysync_api_gateway.stream_tokens import StreamTokensOff
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.db.app_webhooks import UnknownDelivery, UnknownEndpoint
 from paysync_core.errors import PaysyncError, UnknownTenant
+from paysync_core.phones import PhoneLookupOff
 
 log = structlog.get_logger()
 
@@ -40,6 +41,7 @@ _STATUS = {
     TooManyStreams: 429,
     StreamUnavailable: 503,
     StreamTokensOff: 503,
+    PhoneLookupOff: 503,
 }
 #: How to authenticate; when to try again.
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "5"}, 503: {"Retry-After": "5"}}

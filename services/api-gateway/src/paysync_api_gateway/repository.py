@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, tuple_
+from sqlalchemy import and_, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -65,6 +65,23 @@ def _with_aliases():
     return select(payments, aliases)
 
 
+async def add_phone_hash(conn: AsyncConnection, payment_id: uuid.UUID, phone_hash: str) -> None:
+    """Keep the payer's phone hash on a payment registered without one (one given is never replaced)."""
+    await conn.execute(
+        update(payments)
+        .where(payments.c.id == payment_id, payments.c.phone_hash.is_(None))
+        .values(phone_hash=phone_hash)
+    )
+
+
+#: The time lookups of `GET /v1/payments`: since is inclusive, until exclusive.
+_TIME_BOUNDS = {
+    "created_since": lambda at: payments.c.created_at >= at,
+    "created_until": lambda at: payments.c.created_at < at,
+    "updated_since": lambda at: payments.c.updated_at >= at,
+}
+
+
 async def get_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> Any | None:
     """One of the tenant's payments, or None."""
     row = await conn.execute(
@@ -81,11 +98,18 @@ async def list_payments(
     after: tuple[Any, uuid.UUID] | None,
     limit: int,
     provider_ref: str | None = None,
+    times: dict[str, datetime] | None = None,
+    phone_hash: str | None = None,
 ) -> list[Any]:
-    """The tenant's payments, newest first, matching the filters and reference, after the cursor."""
+    """The tenant's payments, newest first, matching the filters, times, reference and payer phone hash,
+    after the cursor."""
     query = _with_aliases().where(payments.c.tenant_id == tenant)
     for column, value in filters.items():
         query = query.where(payments.c[column] == value)
+    for name, at in (times or {}).items():
+        query = query.where(_TIME_BOUNDS[name](at))
+    if phone_hash is not None:
+        query = query.where(payments.c.phone_hash == phone_hash)
     if provider_ref is not None:  # the payment's own reference or any alias: all are bound in payment_refs
         query = query.where(
             payments.c.id.in_(
