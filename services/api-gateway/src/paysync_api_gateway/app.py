@@ -14,6 +14,7 @@ from paysync_api_gateway import (
     evidence,
     overrides,
     stream_tokens,
+    sync_issues,
 )
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
@@ -77,6 +78,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
     app.include_router(stream_tokens.router)
+    app.include_router(sync_issues.router)
     app.include_router(admin.router)
     app.include_router(evidence.router)
     app.include_router(overrides.router)

@@ -13,9 +13,8 @@ from paysync_api_gateway.conditional import NO_STORE, Conditional
 from paysync_api_gateway.deps import Engine, Refresh, Settings
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
-from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
-from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Provider
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.domain.status import UnifiedStatus
@@ -114,24 +113,6 @@ async def entity_payments(
         cursor,
         limit or settings.page_size,
     )
-    return read.answer(page)
-
-
-@router.get("/sync-issues", response_model=SyncIssuePage)
-async def sync_issues(
-    tenant: Tenant,
-    engine: Engine,
-    settings: Settings,
-    read: Conditional,
-    kind: AlertKind | None = None,
-    domain: str | None = None,
-    entity_id: str | None = None,
-    cursor: str | None = None,
-    limit: PageLimit = None,
-) -> Response:
-    """Open drift and stuck-payment issues, newest first, filtered; page with `cursor`."""
-    filters = {k: str(v) for k, v in {"kind": kind, "domain": domain, "entity_id": entity_id}.items() if v}
-    page = await service.open_sync_issues(engine, tenant, filters, cursor, limit or settings.page_size)
     return read.answer(page)
 
 

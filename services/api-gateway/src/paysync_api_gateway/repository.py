@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.contracts import ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
-from paysync_core.db.schema import payment_refs, payments, reconcile_requests, sync_issues
+from paysync_core.db.schema import payment_refs, payments, reconcile_requests
 
 
 async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> bool:
@@ -123,19 +123,6 @@ async def list_payments(
         query = query.where(tuple_(payments.c.created_at, payments.c.id) < tuple_(*after))
     rows = await conn.execute(query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit))
     return list(rows)
-
-
-async def open_sync_issues(
-    conn: AsyncConnection, tenant: str, *, filters: dict[str, str], after: tuple[Any, int] | None, limit: int
-) -> list[Any]:
-    """The tenant's unresolved sync issues, newest first, matching the filters, after the cursor."""
-    query = select(sync_issues).where(sync_issues.c.tenant_id == tenant, sync_issues.c.resolved_at.is_(None))
-    for column, value in filters.items():
-        query = query.where(sync_issues.c[column] == value)
-    if after is not None:
-        query = query.where(tuple_(sync_issues.c.opened_at, sync_issues.c.id) < tuple_(*after))
-    newest_first = (sync_issues.c.opened_at.desc(), sync_issues.c.id.desc())
-    return list(await conn.execute(query.order_by(*newest_first).limit(limit)))
 
 
 async def stats(conn: AsyncConnection, tenant: str) -> list[Any]:

@@ -148,13 +148,6 @@ class SyncIssue(BaseModel):
     opened_at: datetime
 
 
-class SyncIssuePage(BaseModel):
-    """One page of open sync issues; pass `next_cursor` as `cursor` for the next."""
-
-    items: list[SyncIssue]
-    next_cursor: str | None
-
-
 class Problem(BaseModel):
     """An error answer: the one shape of every error, with a problem per field when fields are at fault."""
 

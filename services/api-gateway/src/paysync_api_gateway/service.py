@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_api_gateway import repository as repo
 from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
-from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssue, SyncIssuePage
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db.tenants import load_credentials
@@ -159,18 +159,6 @@ async def list_payments(
     items = [to_payment(r) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return PaymentPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
-
-
-async def open_sync_issues(
-    engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
-) -> SyncIssuePage:
-    """A page of the tenant's open sync issues (drift, mismatches, stale payments), newest first."""
-    after = decode_cursor(cursor, int) if cursor else None
-    async with engine.connect() as conn:
-        rows = await repo.open_sync_issues(conn, tenant, filters=filters, after=after, limit=limit + 1)
-    items = [SyncIssue.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return SyncIssuePage(items=items, next_cursor=encode_cursor(last.opened_at, last.id) if last else None)
 
 
 async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
