@@ -12,10 +12,17 @@ import hmac
 import re
 
 from paysync_core.errors import PaysyncError
-from paysync_core.providers._common import mask_phone
-from paysync_core.providers.clients.mpesa import normalize_msisdn
 
-__all__ = ["PhoneLookupOff", "looks_like_msisdn", "mask_phone", "phone_digits", "phone_hash"]
+__all__ = [
+    "PhoneLookupOff",
+    "looks_like_msisdn",
+    "mask_phone",
+    "normalize_msisdn",
+    "phone_digits",
+    "phone_hash",
+]
+
+_KENYAN_MSISDN = re.compile(r"254[17][0-9]{8}")
 
 #: A Kenyan mobile number written whole (with or without `+`), as it might hide in free-form metadata.
 _WHOLE_MSISDN = re.compile(r"\+?254[17][0-9]{8}|0[17][0-9]{8}")
@@ -25,6 +32,28 @@ class PhoneLookupOff(PaysyncError):
     """No `PAYSYNC_PHONE_HASH_KEY`: phones can be neither stored (as a hash) nor looked up."""
 
     code = "phone_lookup_disabled"
+
+
+def mask_phone(value: object) -> str | None:
+    """A phone number with its middle hidden (`254***149`); never the full number."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        return None
+    digits = "".join(ch for ch in str(value) if ch.isascii() and ch.isdigit())
+    if not digits:
+        return None
+    return f"{digits[:3]}***{digits[-3:]}" if len(digits) >= 7 else "***"
+
+
+def normalize_msisdn(phone: str) -> str:
+    """A Kenyan mobile number as Daraja wants it (2547XXXXXXXX / 2541XXXXXXXX); ValueError if not one."""
+    digits = "".join(ch for ch in phone if ch.isascii() and ch.isdigit())
+    if len(digits) == 10 and digits.startswith("0"):
+        digits = "254" + digits[1:]
+    elif len(digits) == 9 and digits[0] in "17":
+        digits = "254" + digits
+    if not _KENYAN_MSISDN.fullmatch(digits):
+        raise ValueError(f"not a Kenyan mobile number: {mask_phone(phone) or '***'}")
+    return digits
 
 
 def phone_digits(phone: str) -> str:

@@ -6,12 +6,16 @@ from __future__ import annotations
 import random
 import subprocess
 import uuid
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from paysync_core.contracts import PaymentObservation
+from paysync_core.domain.status import UnifiedStatus
+from paysync_core.phones import phone_hash
 from paysync_dev.fixtures import create_tenant, stripe_registration
+from paysync_dev.service_fixtures import publish_observation, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -128,3 +132,40 @@ async def test_without_a_phone_hash_key_phones_are_refused_not_stored(open_api, 
             "/v1/payments", params={"provider_ref": body["provider_ref"]}, headers=tenant.auth
         )
         assert listed.json()["items"] == []
+
+
+async def test_a_payment_is_found_by_the_phone_its_mpesa_callback_carried(
+    projector, open_api, migrated_database, credentials_keys, kafka_topics, monkeypatch
+) -> None:
+    key = uuid.uuid4().hex
+    monkeypatch.setenv("PAYSYNC_PHONE_HASH_KEY", key)
+    shop = create_tenant(migrated_database, credentials_keys)
+    subscriber = f"7{random.randrange(10**8):08d}"
+    async with open_api() as client:
+        body = _mpesa_registration(None)  # the app did not know the number
+        created = await client.post("/v1/payments", json=body, headers=shop.auth)
+        assert created.status_code == 201, created.text
+        # The callback's observation, as the normalizer publishes it: the number only as its hash.
+        now = datetime.now(UTC)
+        callback = PaymentObservation(
+            observation_id=f"mpesa:{uuid.uuid4().hex}",
+            tenant=shop.id,
+            provider="mpesa",
+            provider_ref=body["provider_ref"],
+            status=UnifiedStatus.SUCCEEDED,
+            amount_minor=10000,
+            currency="KES",
+            provider_time=now,
+            source="webhook",
+            verified=False,
+            observed_at=now,
+            phone_hash=phone_hash(key, shop.id, f"254{subscriber}"),
+        )
+        await publish_observation(kafka_topics, callback)
+
+        async def found() -> bool:
+            answer = await client.get("/v1/payments", params={"phone": f"0{subscriber}"}, headers=shop.auth)
+            return [p["id"] for p in answer.json()["items"]] == [created.json()["id"]]
+
+        await wait_until(found, 60, "the payment found by the callback's phone")
+    assert subscriber not in _dump(migrated_database)
