@@ -21,6 +21,7 @@ from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import replies_router
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
+from paysync_api_gateway.openapi_answers import document_answers
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
@@ -87,4 +88,5 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(admin_dead_letters.router)
     app.include_router(admin_topics.router)
     app.include_router(alert_admin.router)
+    document_answers(app)
     return app

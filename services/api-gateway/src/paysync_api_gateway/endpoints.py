@@ -8,8 +8,10 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
+from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, Stats, StillChecking
 from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.conditional import NO_STORE, Conditional
+from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Refresh, Settings
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
@@ -26,7 +28,17 @@ Tenant = Annotated[str, Depends(current_tenant)]
 PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
 
-@router.post("/payments", status_code=201, response_model=Payment)
+@router.post(
+    "/payments",
+    status_code=201,
+    response_model=Payment,
+    responses=errors(
+        409,
+        503,
+        answers={200: {"model": Payment, "description": "Registered already, the same"}},
+        e503="`phone` given while phone lookups are off (`phone_lookup_disabled`)",
+    ),
+)
 async def register_payment(
     body: RegisterPayment, tenant: Tenant, engine: Engine, settings: Settings, phone_key: PhoneKey
 ) -> JSONResponse:
@@ -49,7 +61,11 @@ async def get_payment(payment_id: str, tenant: Tenant, engine: Engine, read: Con
     return read.answer(await service.get_payment(engine, tenant, payment_id))
 
 
-@router.get("/payments", response_model=PaymentPage)
+@router.get(
+    "/payments",
+    response_model=PaymentPage,
+    responses=errors(503, e503="`phone` given while phone lookups are off (`phone_lookup_disabled`)"),
+)
 async def list_payments(
     tenant: Tenant,
     engine: Engine,
@@ -116,13 +132,19 @@ async def entity_payments(
     return read.answer(page)
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=Stats)
 async def stats(tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """Totals by status and amounts by currency."""
     return read.answer(await service.stats(engine, tenant))
 
 
-@router.post("/domains/{domain}/{entity_id}/payments/refresh")
+@router.post(
+    "/domains/{domain}/{entity_id}/payments/refresh",
+    response_model=EntityChecked,
+    responses=errors(
+        503, answers={202: {"model": StillChecking}}, e503="The check could not be sent (`not_sent`)"
+    ),
+)
 async def refresh_entity(
     domain: str, entity_id: str, tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings
 ) -> JSONResponse:
@@ -134,7 +156,13 @@ async def refresh_entity(
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
-@router.post("/payments/refresh")
+@router.post(
+    "/payments/refresh",
+    response_model=BulkChecked,
+    responses=errors(
+        503, answers={202: {"model": StillChecking}}, e503="The check could not be sent (`not_sent`)"
+    ),
+)
 async def refresh_all(tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings) -> JSONResponse:
     """ "Check payments": ask the gateways about every unsettled payment of the tenant, now."""
     ask = refresh.new_request(tenant, "bulk")
@@ -144,7 +172,7 @@ async def refresh_all(tenant: Tenant, engine: Engine, refresh: Refresh, settings
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
-@router.get("/reconcile-requests/{request_id}")
+@router.get("/reconcile-requests/{request_id}", response_model=CheckState)
 async def follow_up(request_id: str, tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """The check a 202 answered for: `checking` until it completed, then the answer it would have given
     (or `failed` with the reason, once the reconciler gave up on it)."""

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paysync_api_gateway import issues_repository as repo
 from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.conditional import NO_STORE, Conditional
+from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Settings
 from paysync_api_gateway.inputs import CleanText, strict_parameters
 from paysync_api_gateway.schemas import SyncIssue
@@ -124,7 +125,7 @@ async def get_sync_issue(issue_id: str, tenant: Tenant, engine: Engine, read: Co
         return read.answer(await _view(conn, await _issue(conn, tenant, issue_id)))
 
 
-@router.post("/sync-issues/{issue_id}/acknowledge", response_model=HandledSyncIssue)
+@router.post("/sync-issues/{issue_id}/acknowledge", response_model=HandledSyncIssue, responses=errors(409))
 async def acknowledge(
     issue_id: str, tenant: Tenant, engine: Engine, key: ActingKey, body: OptionalNote | None = None
 ) -> JSONResponse:
@@ -132,7 +133,7 @@ async def acknowledge(
     return await _change(engine, tenant, issue_id, "acknowledge", body.note if body else None, key)
 
 
-@router.post("/sync-issues/{issue_id}/resolve", response_model=HandledSyncIssue)
+@router.post("/sync-issues/{issue_id}/resolve", response_model=HandledSyncIssue, responses=errors(409))
 async def resolve(
     issue_id: str, body: RequiredNote, tenant: Tenant, engine: Engine, key: ActingKey
 ) -> JSONResponse:
@@ -140,7 +141,7 @@ async def resolve(
     return await _change(engine, tenant, issue_id, "resolve", body.note, key)
 
 
-@router.post("/sync-issues/{issue_id}/reopen", response_model=HandledSyncIssue)
+@router.post("/sync-issues/{issue_id}/reopen", response_model=HandledSyncIssue, responses=errors(409))
 async def reopen(
     issue_id: str, tenant: Tenant, engine: Engine, key: ActingKey, body: OptionalNote | None = None
 ) -> JSONResponse:
