@@ -169,3 +169,4 @@ async def test_a_payment_is_found_by_the_phone_its_mpesa_callback_carried(
 
         await wait_until(found, 60, "the payment found by the callback's phone")
     assert subscriber not in _dump(migrated_database)
+    assert subscriber not in projector.process.log_path.read_text()
