@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup dev try test test-unit lint infra down bench-ingest bench-projector clean
+.PHONY: setup dev try test test-unit lint openapi-docs infra down bench-ingest bench-projector clean
 
 $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
@@ -61,6 +61,10 @@ lint: setup
 ## test-unit: only the tests that need no broker or database
 test-unit: setup
 	$(VENV)/bin/pytest -m "not integration and not e2e" libs services/*/tests/unit $(PYTEST_ARGS)
+
+## openapi-docs: write docs/openapi/<service>.json from the HTTP services' routes (tests/docs/test_openapi.py checks them)
+openapi-docs: setup
+	$(VENV)/bin/python tools/openapi_docs.py
 
 ## down: stop the local broker and database started by `make infra` / `make dev`
 down: setup

@@ -13,11 +13,13 @@ def normalize_raw(
     partition: int | None,
     offset: int | None,
     source: ObservationSource = ObservationSource.WEBHOOK,
+    phone_key: str = "",
 ) -> Parsed:
     """The observations a raw record stands for, seen through `source` (MalformedPayload if it has none).
 
     webhook-ingest's normalizer reads live records (`webhook`); `paysync replay` re-reads old ones with
-    today's adapters (`replay`). The record's position goes into each observation's evidence.
+    today's adapters (`replay`). The record's position goes into each observation's evidence. With
+    `phone_key`, an M-Pesa payer's number becomes the observation's `phone_hash` (never the number).
     """
     ctx = ParseContext(
         tenant=raw.tenant,
@@ -25,5 +27,6 @@ def normalize_raw(
         verified=raw.verdict is Verdict.VERIFIED,
         observed_at=raw.received_at,
         evidence=Evidence(ingest_id=raw.ingest_id, raw_partition=partition, raw_offset=offset),
+        phone_key=phone_key,
     )
     return adapter_for(raw.provider).parse(raw.body, ctx)

@@ -24,3 +24,9 @@ class CommonSettings(BaseSettings):
         description="Shared secret of service-to-service calls (api-gateway to the notifier's live stream);"
         " services refuse their internal routes while it is empty",
     )
+    phone_hash_key: SecretStr = Field(
+        default=SecretStr(""),
+        description="Keys the HMAC-SHA256 under which payers' M-Pesa numbers are stored and looked up "
+        "(`payments.phone_hash`; the number itself is never stored); the same for every service, never "
+        "changed without rehashing. Empty: payments cannot be registered or found by phone (503)",
+    )

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from paysync_api_gateway.auth import Unauthenticated
+from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Settings
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.service import Conflict, NotFound
@@ -20,7 +21,11 @@ from paysync_core.db import tenants as tenant_repo
 from paysync_core.errors import UnknownTenant
 
 router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(strict_parameters)])
-_bearer = HTTPBearer(auto_error=False, description="The operator token: PAYSYNC_API_GATEWAY_ADMIN_TOKEN")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="OperatorToken",
+    description="The operator token: PAYSYNC_API_GATEWAY_ADMIN_TOKEN",
+)
 
 
 async def operator(
@@ -61,7 +66,7 @@ def cipher(settings: Settings) -> CredentialsCipher:
 Cipher = Annotated[CredentialsCipher, Depends(cipher)]
 
 
-@router.post("/tenants", status_code=201)
+@router.post("/tenants", status_code=201, responses=errors(409))
 async def create_tenant(body: NewTenant, engine: Engine, _: Operator) -> dict[str, str]:
     """Create a tenant and its first API key (shown once)."""
     async with engine.begin() as conn:

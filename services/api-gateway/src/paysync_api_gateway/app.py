@@ -15,12 +15,14 @@ from paysync_api_gateway import (
     evidence,
     overrides,
     stream_tokens,
+    sync_issues,
 )
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import replies_router
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
+from paysync_api_gateway.openapi_answers import document_answers
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
@@ -79,6 +81,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(checkout.router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
     app.include_router(stream_tokens.router)
+    app.include_router(sync_issues.router)
     app.include_router(admin.router)
     app.include_router(evidence.router)
     app.include_router(overrides.router)
@@ -87,4 +90,5 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(admin_dead_letters.router)
     app.include_router(admin_topics.router)
     app.include_router(alert_admin.router)
+    document_answers(app)
     return app

@@ -9,7 +9,11 @@ from paysync_api_gateway.deps import Engine, FailedKeys
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.errors import PaysyncError
 
-_bearer = HTTPBearer(auto_error=False, description="A tenant API key: `Authorization: Bearer psk_…`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="TenantApiKey",
+    description="A tenant API key: `Authorization: Bearer psk_…`",
+)
 
 
 class Unauthenticated(PaysyncError):

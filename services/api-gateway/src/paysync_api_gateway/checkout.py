@@ -13,6 +13,7 @@ from paysync_api_gateway import checkout_service as service
 from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.checkout_gateways import Gateways
 from paysync_api_gateway.checkout_schemas import CheckoutStarted, RetryPush, StartCheckout, phone_problem
+from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Observations, Settings
 from paysync_api_gateway.inputs import InvalidInput, strict_parameters, text_problem
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
@@ -55,7 +56,22 @@ def idempotency_key(
     return key
 
 
-@router.post("/payments/checkout", status_code=201, response_model=CheckoutStarted)
+_GATEWAY_AWAY = "Gateway unreachable or limiting (`gateway_unreachable`, `gateway_busy`, `rate_limited`)"
+
+
+@router.post(
+    "/payments/checkout",
+    status_code=201,
+    response_model=CheckoutStarted,
+    responses=errors(
+        402,
+        409,
+        502,
+        503,
+        e409="`idempotency_key_reused` (the key came with another request) or `attempt_in_flight`",
+        e503=_GATEWAY_AWAY,
+    ),
+)
 async def start_checkout(
     body: StartCheckout,
     tenant: Tenant,
@@ -70,7 +86,18 @@ async def start_checkout(
     return JSONResponse(answer.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE)
 
 
-@router.post("/payments/{payment_id}/retry", response_model=CheckoutStarted)
+@router.post(
+    "/payments/{payment_id}/retry",
+    response_model=CheckoutStarted,
+    responses=errors(
+        402,
+        409,
+        502,
+        503,
+        e409="`attempt_in_flight`, `too_many_attempts`, `already_paid` or `not_retryable`",
+        e503=_GATEWAY_AWAY,
+    ),
+)
 async def retry_payment(
     payment_id: str,
     body: RetryPush,

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
+from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, Stats, StillChecking
 from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.conditional import NO_STORE, Conditional
+from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Refresh, Settings
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
-from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssuePage
+from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
-from paysync_core.contracts.alert import AlertKind
 from paysync_core.contracts.common import Provider
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.domain.status import UnifiedStatus
@@ -21,44 +24,55 @@ from paysync_core.providers.modes import Mode
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
 Tenant = Annotated[str, Depends(current_tenant)]
-NO_STORE = {"Cache-Control": "no-store"}
 #: How many items a page holds, at most 500 (default: the `page_size` setting).
 PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
 
-@router.post("/payments", status_code=201, response_model=Payment)
+@router.post(
+    "/payments",
+    status_code=201,
+    response_model=Payment,
+    responses=errors(
+        409,
+        503,
+        answers={200: {"model": Payment, "description": "Registered already, the same"}},
+        e503="`phone` given while phone lookups are off (`phone_lookup_disabled`)",
+    ),
+)
 async def register_payment(
-    body: RegisterPayment, tenant: Tenant, engine: Engine, settings: Settings
+    body: RegisterPayment, tenant: Tenant, engine: Engine, settings: Settings, phone_key: PhoneKey
 ) -> JSONResponse:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
     bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
     require_storable_json(body.metadata, "metadata", **bounds)
+    refuse_phones_in_metadata(body.metadata)
+    phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
     keys = settings.common.credentials_keys.get_secret_value()
     cipher = CredentialsCipher(keys) if keys else None
-    payment, created = await service.register_payment(engine, tenant, body, cipher)
+    payment, created = await service.register_payment(engine, tenant, body, cipher, phone_hash)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
     )
 
 
 @router.get("/payments/{payment_id}", response_model=Payment)
-async def get_payment(
-    payment_id: str, tenant: Tenant, engine: Engine, if_none_match: Annotated[str | None, Header()] = None
-) -> Response:
+async def get_payment(payment_id: str, tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """A payment's current status; `If-None-Match` with its ETag gives 304 while unchanged."""
-    payment = await service.get_payment(engine, tenant, payment_id)
-    etag = service.etag_of(payment)
-    headers = {**NO_STORE, "ETag": etag}
-    if if_none_match and etag in {t.strip() for t in if_none_match.split(",")}:
-        return Response(status_code=304, headers=headers)
-    return JSONResponse(payment.model_dump(mode="json"), headers=headers)
+    return read.answer(await service.get_payment(engine, tenant, payment_id))
 
 
-@router.get("/payments", response_model=PaymentPage)
+@router.get(
+    "/payments",
+    response_model=PaymentPage,
+    responses=errors(503, e503="`phone` given while phone lookups are off (`phone_lookup_disabled`)"),
+)
 async def list_payments(
     tenant: Tenant,
     engine: Engine,
     settings: Settings,
+    read: Conditional,
+    lookup: Lookup,
+    phone_key: PhoneKey,
     status: UnifiedStatus | None = None,
     provider: Provider | None = None,
     domain: str | None = None,
@@ -69,8 +83,9 @@ async def list_payments(
     provider_ref: Annotated[str | None, Query(description="A gateway reference or alias")] = None,
     cursor: str | None = None,
     limit: PageLimit = None,
-) -> JSONResponse:
-    """The tenant's payments, newest first, filtered; page with `cursor`."""
+) -> Response:
+    """The tenant's payments, newest first, filtered (by status, time range, reference, entity, payer
+    phone…); page with `cursor`."""
     filters = {
         k: v.value if hasattr(v, "value") else v
         for k, v in {
@@ -89,8 +104,10 @@ async def list_payments(
         cursor,
         limit or settings.page_size,
         provider_ref=provider_ref,
+        times=lookup.times,
+        phone_hash=lookup.phone_hash(phone_key, tenant),
     )
-    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+    return read.answer(page)
 
 
 @router.get("/domains/{domain}/{entity_id}/payments", response_model=PaymentPage)
@@ -100,9 +117,10 @@ async def entity_payments(
     tenant: Tenant,
     engine: Engine,
     settings: Settings,
+    read: Conditional,
     cursor: str | None = None,
     limit: PageLimit = None,
-) -> JSONResponse:
+) -> Response:
     """The payments of one domain entity (e.g. a workshop job), newest first; page with `cursor`."""
     page = await service.list_payments(
         engine,
@@ -111,33 +129,22 @@ async def entity_payments(
         cursor,
         limit or settings.page_size,
     )
-    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
+    return read.answer(page)
 
 
-@router.get("/sync-issues", response_model=SyncIssuePage)
-async def sync_issues(
-    tenant: Tenant,
-    engine: Engine,
-    settings: Settings,
-    kind: AlertKind | None = None,
-    domain: str | None = None,
-    entity_id: str | None = None,
-    cursor: str | None = None,
-    limit: PageLimit = None,
-) -> JSONResponse:
-    """Open drift and stuck-payment issues, newest first, filtered; page with `cursor`."""
-    filters = {k: str(v) for k, v in {"kind": kind, "domain": domain, "entity_id": entity_id}.items() if v}
-    page = await service.open_sync_issues(engine, tenant, filters, cursor, limit or settings.page_size)
-    return JSONResponse(page.model_dump(mode="json"), headers=NO_STORE)
-
-
-@router.get("/stats")
-async def stats(tenant: Tenant, engine: Engine) -> JSONResponse:
+@router.get("/stats", response_model=Stats)
+async def stats(tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """Totals by status and amounts by currency."""
-    return JSONResponse(await service.stats(engine, tenant), headers=NO_STORE)
+    return read.answer(await service.stats(engine, tenant))
 
 
-@router.post("/domains/{domain}/{entity_id}/payments/refresh")
+@router.post(
+    "/domains/{domain}/{entity_id}/payments/refresh",
+    response_model=EntityChecked,
+    responses=errors(
+        503, answers={202: {"model": StillChecking}}, e503="The check could not be sent (`not_sent`)"
+    ),
+)
 async def refresh_entity(
     domain: str, entity_id: str, tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings
 ) -> JSONResponse:
@@ -149,7 +156,13 @@ async def refresh_entity(
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
-@router.post("/payments/refresh")
+@router.post(
+    "/payments/refresh",
+    response_model=BulkChecked,
+    responses=errors(
+        503, answers={202: {"model": StillChecking}}, e503="The check could not be sent (`not_sent`)"
+    ),
+)
 async def refresh_all(tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings) -> JSONResponse:
     """ "Check payments": ask the gateways about every unsettled payment of the tenant, now."""
     ask = refresh.new_request(tenant, "bulk")
@@ -159,17 +172,16 @@ async def refresh_all(tenant: Tenant, engine: Engine, refresh: Refresh, settings
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)
 
 
-@router.get("/reconcile-requests/{request_id}")
-async def follow_up(request_id: str, tenant: Tenant, engine: Engine) -> JSONResponse:
+@router.get("/reconcile-requests/{request_id}", response_model=CheckState)
+async def follow_up(request_id: str, tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """The check a 202 answered for: `checking` until it completed, then the answer it would have given
     (or `failed` with the reason, once the reconciler gave up on it)."""
     ask, reply, failure = await service.reconcile_request(engine, tenant, request_id)
     if failure is not None:
-        failed = {"request_id": request_id, "status": "failed", "reason": failure}
-        return JSONResponse(failed, headers=NO_STORE)
+        return read.answer({"request_id": request_id, "status": "failed", "reason": failure})
     if reply is None:
-        return JSONResponse({"request_id": request_id, "status": "checking"}, headers=NO_STORE)
-    return JSONResponse({"status": "completed", **_answer(ask, reply)}, headers=NO_STORE)
+        return read.answer({"request_id": request_id, "status": "checking"})
+    return read.answer({"status": "completed", **_answer(ask, reply)})
 
 
 def _answer(ask: ReconcileRequest, reply: ReconcileReply) -> dict[str, object]:

@@ -22,6 +22,7 @@ from paysync_api_gateway.stream_tokens import StreamTokensOff
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.db.app_webhooks import UnknownDelivery, UnknownEndpoint
 from paysync_core.errors import GatewayError, PaysyncError, ProviderNotConfigured, RateLimited, UnknownTenant
+from paysync_core.phones import PhoneLookupOff
 from paysync_core.providers.clients import GatewayBusy, GatewayUnreachable
 
 log = structlog.get_logger()
@@ -49,6 +50,7 @@ _STATUS = {
     GatewayBusy: 503,
     GatewayUnreachable: 503,
     GatewayError: 502,
+    PhoneLookupOff: 503,
 }
 #: How to authenticate; when to try again.
 _HEADERS = {401: {"WWW-Authenticate": "Bearer"}, 429: {"Retry-After": "5"}, 503: {"Retry-After": "5"}}

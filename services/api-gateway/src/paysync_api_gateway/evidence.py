@@ -6,11 +6,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, Field
 
 from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.conditional import Conditional
 from paysync_api_gateway.deps import Engine, Settings
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.service import decode_cursor, encode_cursor, get_payment
@@ -64,9 +64,10 @@ async def payment_history(
     tenant: Annotated[str, Depends(current_tenant)],
     engine: Engine,
     settings: Settings,
+    read: Conditional,
     cursor: str | None = None,
     limit: Annotated[int | None, Query(ge=1, le=500)] = None,
-) -> JSONResponse:
+) -> Response:
     """Every observation behind the payment's status, in the order applied, each with the status after it."""
     after = decode_cursor(cursor, int)[1] if cursor else None
     size = limit or settings.page_size
@@ -80,4 +81,4 @@ async def payment_history(
         items=[HistoryEntry.model_validate(history_repo.history_entry(r)) for r in rows[:size]],
         next_cursor=encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if more else None,
     )
-    return JSONResponse(page.model_dump(mode="json"), headers={"Cache-Control": "no-store"})
+    return read.answer(page)

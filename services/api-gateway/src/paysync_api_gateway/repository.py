@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, tuple_
+from sqlalchemy import and_, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.contracts import ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
-from paysync_core.db.schema import payment_refs, payments, reconcile_requests, sync_issues
+from paysync_core.db.schema import payment_refs, payments, reconcile_requests
 
 
 async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> bool:
@@ -65,6 +65,23 @@ def _with_aliases():
     return select(payments, aliases)
 
 
+async def add_phone_hash(conn: AsyncConnection, payment_id: uuid.UUID, phone_hash: str) -> None:
+    """Keep the payer's phone hash on a payment registered without one (one given is never replaced)."""
+    await conn.execute(
+        update(payments)
+        .where(payments.c.id == payment_id, payments.c.phone_hash.is_(None))
+        .values(phone_hash=phone_hash)
+    )
+
+
+#: The time lookups of `GET /v1/payments`: since is inclusive, until exclusive.
+_TIME_BOUNDS = {
+    "created_since": lambda at: payments.c.created_at >= at,
+    "created_until": lambda at: payments.c.created_at < at,
+    "updated_since": lambda at: payments.c.updated_at >= at,
+}
+
+
 async def get_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> Any | None:
     """One of the tenant's payments, or None."""
     row = await conn.execute(
@@ -81,11 +98,18 @@ async def list_payments(
     after: tuple[Any, uuid.UUID] | None,
     limit: int,
     provider_ref: str | None = None,
+    times: dict[str, datetime] | None = None,
+    phone_hash: str | None = None,
 ) -> list[Any]:
-    """The tenant's payments, newest first, matching the filters and reference, after the cursor."""
+    """The tenant's payments, newest first, matching the filters, times, reference and payer phone hash,
+    after the cursor."""
     query = _with_aliases().where(payments.c.tenant_id == tenant)
     for column, value in filters.items():
         query = query.where(payments.c[column] == value)
+    for name, at in (times or {}).items():
+        query = query.where(_TIME_BOUNDS[name](at))
+    if phone_hash is not None:
+        query = query.where(payments.c.phone_hash == phone_hash)
     if provider_ref is not None:  # the payment's own reference or any alias: all are bound in payment_refs
         query = query.where(
             payments.c.id.in_(
@@ -99,19 +123,6 @@ async def list_payments(
         query = query.where(tuple_(payments.c.created_at, payments.c.id) < tuple_(*after))
     rows = await conn.execute(query.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit))
     return list(rows)
-
-
-async def open_sync_issues(
-    conn: AsyncConnection, tenant: str, *, filters: dict[str, str], after: tuple[Any, int] | None, limit: int
-) -> list[Any]:
-    """The tenant's unresolved sync issues, newest first, matching the filters, after the cursor."""
-    query = select(sync_issues).where(sync_issues.c.tenant_id == tenant, sync_issues.c.resolved_at.is_(None))
-    for column, value in filters.items():
-        query = query.where(sync_issues.c[column] == value)
-    if after is not None:
-        query = query.where(tuple_(sync_issues.c.opened_at, sync_issues.c.id) < tuple_(*after))
-    newest_first = (sync_issues.c.opened_at.desc(), sync_issues.c.id.desc())
-    return list(await conn.execute(query.order_by(*newest_first).limit(limit)))
 
 
 async def stats(conn: AsyncConnection, tenant: str) -> list[Any]:

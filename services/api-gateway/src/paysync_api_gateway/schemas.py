@@ -64,7 +64,15 @@ class RegisterPayment(BaseModel):
         default_factory=list, max_length=20, description="More references of the same gateway"
     )
     metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Free-form JSON kept with the payment; size and depth are bounded"
+        default_factory=dict,
+        description="Free-form JSON kept with the payment; size and depth are bounded; no phone numbers "
+        "(send `phone`)",
+    )
+    phone: str | None = Field(
+        default=None,
+        max_length=32,
+        description="M-Pesa only: the payer's number (`+2547…`, `2547…`, `07…`), to find the payment by "
+        "(`GET /v1/payments?phone=`); kept only as a keyed hash, never in clear",
     )
 
     @field_validator("provider_ref")
@@ -74,6 +82,13 @@ class RegisterPayment(BaseModel):
         if provider is not None and (problem := reference_problem(provider, ref)):
             raise ValueError(problem)
         return ref
+
+    @field_validator("phone")
+    @classmethod
+    def _mpesa_phone(cls, phone: str | None, info: ValidationInfo) -> str | None:
+        if phone is not None and info.data.get("provider") not in (None, Provider.MPESA):
+            raise ValueError("only M-Pesa payments have a payer phone number")
+        return phone
 
     @field_validator("aliases")
     @classmethod
@@ -131,13 +146,6 @@ class SyncIssue(BaseModel):
     facts: dict[str, Any]
     occurrence: int = Field(description="How many times it was raised again after being resolved")
     opened_at: datetime
-
-
-class SyncIssuePage(BaseModel):
-    """One page of open sync issues; pass `next_cursor` as `cursor` for the next."""
-
-    items: list[SyncIssue]
-    next_cursor: str | None
 
 
 class Problem(BaseModel):

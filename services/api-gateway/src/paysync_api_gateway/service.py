@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_api_gateway import repository as repo
 from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
-from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment, SyncIssue, SyncIssuePage
+from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db.tenants import load_credentials
@@ -47,14 +47,19 @@ T = TypeVar("T")
 
 
 async def register_payment(
-    engine: AsyncEngine, tenant: str, body: RegisterPayment, cipher: CredentialsCipher | None
+    engine: AsyncEngine,
+    tenant: str,
+    body: RegisterPayment,
+    cipher: CredentialsCipher | None,
+    phone_hash: str | None = None,
 ) -> tuple[Payment, bool]:
     """Register a payment to track; idempotent on (tenant, provider, provider_ref).
 
     Returns the payment and whether it was new. Re-registering with other details is a Conflict.
     The payment's mode (test or live) is that of the tenant's credentials for its gateway now,
     and stays: observations of the other mode are never applied to it. Without `cipher` (no
-    credentials keys configured, so no credentials can be read) the mode is not known.
+    credentials keys configured, so no credentials can be read) the mode is not known. `phone_hash`
+    (the payer's, see paysync_core.phones) is kept on a payment that has none yet.
     """
     provider = body.provider.value
     payment_id = payment_id_for(tenant, provider, body.provider_ref)
@@ -73,11 +78,16 @@ async def register_payment(
                 "currency": body.currency,
                 "metadata": body.metadata,
                 "mode": mode,
+                "phone_hash": phone_hash,
             },
         )
+        if not created and phone_hash:
+            await repo.add_phone_hash(conn, payment_id, phone_hash)
         if not created:
             existing = await repo.get_payment(conn, tenant, payment_id)
             differing = [f for f in _SAME_FIELDS if getattr(existing, f) != getattr(body, f)]
+            if phone_hash and getattr(existing, "phone_hash", None) != phone_hash:
+                differing.append("phone")
             if differing:
                 raise Conflict(f"{body.provider_ref} is registered already with other {', '.join(differing)}")
         taken = await repo.bind_refs(conn, tenant, provider, [body.provider_ref, *body.aliases], payment_id)
@@ -129,28 +139,26 @@ async def list_payments(
     cursor: str | None,
     limit: int,
     provider_ref: str | None = None,
+    times: dict[str, datetime] | None = None,
+    phone_hash: str | None = None,
 ) -> PaymentPage:
-    """A page of the tenant's payments, newest first; `provider_ref` matches a reference or an alias."""
+    """A page of the tenant's payments, newest first; `provider_ref` matches a reference or an alias,
+    `times` bound `created_at` (`created_since`, `created_until`) and `updated_at` (`updated_since`)."""
     after = decode_cursor(cursor, uuid.UUID) if cursor else None
     async with engine.connect() as conn:
         rows = await repo.list_payments(
-            conn, tenant, filters=filters, after=after, limit=limit + 1, provider_ref=provider_ref
+            conn,
+            tenant,
+            filters=filters,
+            after=after,
+            limit=limit + 1,
+            provider_ref=provider_ref,
+            times=times or {},
+            phone_hash=phone_hash,
         )
     items = [to_payment(r) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return PaymentPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
-
-
-async def open_sync_issues(
-    engine: AsyncEngine, tenant: str, filters: dict[str, str], cursor: str | None, limit: int
-) -> SyncIssuePage:
-    """A page of the tenant's open sync issues (drift, mismatches, stale payments), newest first."""
-    after = decode_cursor(cursor, int) if cursor else None
-    async with engine.connect() as conn:
-        rows = await repo.open_sync_issues(conn, tenant, filters=filters, after=after, limit=limit + 1)
-    items = [SyncIssue.model_validate(r, from_attributes=True) for r in rows[:limit]]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return SyncIssuePage(items=items, next_cursor=encode_cursor(last.opened_at, last.id) if last else None)
 
 
 async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
@@ -232,11 +240,6 @@ def to_payment(row: Any) -> Payment:
         created_at=row.created_at,
         updated_at=row.updated_at,
     )
-
-
-def etag_of(payment: Payment) -> str:
-    """Changes whenever anything shown about the payment changes."""
-    return f'"{payment.id}.{payment.sequence}.{int(payment.updated_at.timestamp() * 1_000_000)}"'
 
 
 def encode_cursor(at: datetime, ident: object) -> str:

@@ -20,6 +20,7 @@ from fastapi.responses import StreamingResponse
 from prometheus_client import Gauge
 from pydantic import SecretStr
 
+from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Notifier, Slots
 from paysync_api_gateway.stream_tokens import StreamAccess, stream_access
 from paysync_core.errors import PaysyncError
@@ -104,7 +105,27 @@ async def notifier_answers(notifier: httpx.AsyncClient) -> bool:
     return True
 
 
-@router.get("/stream", response_class=StreamingResponse)
+#: The 200 of `GET /v1/stream`: server-sent events, described (docs/http-api.md#the-live-stream).
+_EVENTS = {
+    "description": "Server-sent events: `event: payment.status` with `id:` the stream position after "
+    "the change and `data:` the PaymentStatusChanged as JSON (docs/topics.md); `event: stream.resync` "
+    'with `data: {"reason", "last_event_id"}` (refetch what you show, then carry on); a `: ping` '
+    "comment on an idle stream. Send the last `id` as `Last-Event-ID` to resume after it",
+    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+}
+
+
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses=errors(
+        429,
+        503,
+        answers={200: _EVENTS},
+        e429="Too many live streams for this tenant (`too_many_streams`) or failed keys from this address",
+        e503="The live stream is at capacity or the notifier is away (`stream_unavailable`)",
+    ),
+)
 async def stream(
     access: Annotated[StreamAccess, Depends(stream_access)],
     notifier: Notifier,

@@ -24,12 +24,17 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from paysync_api_gateway.auth import Unauthenticated, current_tenant
+from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, FailedKeys
 from paysync_api_gateway.inputs import CleanText, InvalidInput, strict_parameters
 from paysync_core.errors import PaysyncError
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
-_bearer = HTTPBearer(auto_error=False, description="A tenant API key: `Authorization: Bearer psk_…`")
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="TenantApiKey",
+    description="A tenant API key: `Authorization: Bearer psk_…`",
+)
 _PREFIX = "pst_"
 #: Signed together with the payload, so a MAC made for anything else never verifies as a token.
 _CONTEXT = b"paysync-stream-token:v1:"
@@ -126,7 +131,11 @@ class StreamToken(BaseModel):
     entity_id: str | None
 
 
-@router.post("/stream-tokens", status_code=201)
+@router.post(
+    "/stream-tokens",
+    status_code=201,
+    responses=errors(503, e503="No stream-token secret is configured (`stream_tokens_disabled`)"),
+)
 async def issue_stream_token(
     tenant: Annotated[str, Depends(current_tenant)],
     tokens: Tokens,

@@ -21,6 +21,7 @@ from paysync_webhook_ingest.endpoints import routes
 from paysync_webhook_ingest.errors import install_error_handlers
 from paysync_webhook_ingest.handlers import normalizer_router
 from paysync_webhook_ingest.lag import watch_normalizer_lag
+from paysync_webhook_ingest.openapi import openapi_document
 from paysync_webhook_ingest.quarantine import Quarantine, expire_quarantine
 from paysync_webhook_ingest.settings import WebhookIngestSettings
 
@@ -64,6 +65,7 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     app.state.publish_raw = publish_raw
     install_error_handlers(app, settings.retry_after_seconds)
     app.router.routes.extend(routes)
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 
 

@@ -27,10 +27,11 @@ def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
     observations_out = TopicPublisher(router, topics.PAYMENT_OBSERVATIONS)
     confirmations_out = TopicPublisher(router, topics.RECONCILE_REQUESTS, "M-Pesa callbacks to confirm")
     dead_letters_out = TopicPublisher(router, topics.WEBHOOKS_RAW.dlq)
+    phone_key = settings.common.phone_hash_key.get_secret_value()
 
     async def observations_of(record: ConsumerRecord) -> list[PaymentObservation]:
         raw = RawWebhook.from_bytes(record.value)
-        parsed = normalize(raw, partition=record.partition, offset=record.offset)
+        parsed = normalize(raw, partition=record.partition, offset=record.offset, phone_key=phone_key)
         NORMALIZED.labels(raw.provider.value, "unmapped" if parsed.unmapped else "mapped").inc()
         return list(parsed.observations)
 

@@ -102,9 +102,10 @@ def raw_record(request: WebhookRequest, provider: Provider, verdict: Verdict, in
     )
 
 
-def normalize(raw: RawWebhook, *, partition: int | None, offset: int | None) -> Parsed:
-    """The observations a raw webhook record stands for (MalformedPayload if it has none)."""
-    return normalize_raw(raw, partition=partition, offset=offset)
+def normalize(raw: RawWebhook, *, partition: int | None, offset: int | None, phone_key: str = "") -> Parsed:
+    """The observations a raw webhook record stands for (MalformedPayload if it has none); an M-Pesa
+    payer's number becomes a hash under `phone_key` (`PAYSYNC_PHONE_HASH_KEY`), never published."""
+    return normalize_raw(raw, partition=partition, offset=offset, phone_key=phone_key)
 
 
 def confirmations_for(observations: list[PaymentObservation]) -> list[ReconcileRequest]:

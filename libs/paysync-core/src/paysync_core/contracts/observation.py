@@ -83,6 +83,11 @@ class PaymentObservation(Contract):
         description="The gateway's mode, where it says (Stripe `livemode`, Paystack `domain`); "
         "the projector never applies an observation to a payment of the other mode",
     )
+    phone_hash: str | None = Field(
+        default=None,
+        description="M-Pesa: the payer's number as its keyed hash (`paysync_core.phones`), never the number; "
+        "the projector keeps it on the payment for lookups by phone",
+    )
 
     @property
     def refs(self) -> tuple[str, ...]:

@@ -41,7 +41,7 @@ from paysync_core.db.domain_tables import (
     workshop_payment_requests,
 )
 from paysync_core.db.metadata import created_at, metadata, updated_at
-from paysync_core.db.operator_tables import dead_letter_redrives
+from paysync_core.db.operator_tables import dead_letter_redrives, sync_issue_actions
 from paysync_core.db.reconciler_tables import (
     reconcile_checks,
     reconcile_requests,
@@ -69,6 +69,7 @@ __all__ = [
     "reconcile_ticks",
     "reconcile_watermarks",
     "referrals",
+    "sync_issue_actions",
     "sync_issues",
     "tenants",
     "webhook_attempts",
@@ -126,6 +127,8 @@ payments = Table(
     Column("mode", String(4)),
     # times the payment was sent to the customer: M-Pesa STK pushes (`POST /v1/payments/{id}/retry`)
     Column("sends", Integer, nullable=False, server_default="1"),
+    # HMAC-SHA256 of tenant and payer number (paysync_core.phones); the number itself is never stored
+    Column("phone_hash", String(64)),
     created_at(),
     updated_at(),
     UniqueConstraint("tenant_id", "provider", "provider_ref"),
@@ -232,6 +235,7 @@ sync_issues = Table(
     Column("occurrence", Integer, nullable=False, server_default="1"),
     Column("opened_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("resolved_at", DateTime(timezone=True)),
+    Column("acknowledged_at", DateTime(timezone=True)),  # someone is on it (by hand); open still
 )
 Index(
     "uq_sync_issues_open",
@@ -242,4 +246,10 @@ Index(
     postgresql_where=sync_issues.c.resolved_at.is_(None),
 )
 Index("ix_sync_issues_tenant_opened", sync_issues.c.tenant_id, sync_issues.c.opened_at)
+Index(
+    "ix_payments_tenant_phone_hash",
+    payments.c.tenant_id,
+    payments.c.phone_hash,
+    postgresql_where=payments.c.phone_hash.isnot(None),
+)
 Index("ix_outbox_published", outbox.c.published_at, postgresql_where=outbox.c.published_at.isnot(None))

@@ -273,16 +273,6 @@ def entity_from_metadata(metadata: JsonObject | None) -> EntityRef | None:
         return None  # a tenant's bad metadata must not make the gateway's event unreadable
 
 
-def mask_phone(value: object) -> str | None:
-    """A phone number with its middle hidden (`254***149`); never the full number."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        return None
-    digits = "".join(ch for ch in str(value) if ch.isascii() and ch.isdigit())
-    if not digits:
-        return None
-    return f"{digits[:3]}***{digits[-3:]}" if len(digits) >= 7 else "***"
-
-
 def sha256_hex(*parts: bytes | str) -> str:
     """Hex SHA-256 of the parts, each length-prefixed so boundaries cannot shift."""
     digest = hashlib.sha256()

@@ -39,6 +39,9 @@ class ParseContext:
     verified: bool
     observed_at: datetime
     evidence: Evidence = field(default_factory=Evidence)
+    #: Keys the payer phone hash an M-Pesa callback's observation carries (`paysync_core.phones`);
+    #: empty: none is computed. Never shown (a secret).
+    phone_key: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True, slots=True)

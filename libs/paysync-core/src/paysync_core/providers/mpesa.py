@@ -14,6 +14,7 @@ from paysync_core.contracts.common import Provider, Verdict
 from paysync_core.credentials import MpesaCredentials
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.errors import AuthenticityError, MalformedPayload
+from paysync_core.phones import mask_phone, phone_hash
 from paysync_core.providers._common import (
     Facts,
     JsonObject,
@@ -25,7 +26,6 @@ from paysync_core.providers._common import (
     ip_in_allowlist,
     is_utf8,
     load_object,
-    mask_phone,
     sha256_hex,
     whole_units_to_minor,
 )
@@ -139,6 +139,9 @@ class MpesaAdapter:
             event_type=EVENT_TYPE,
             verified=False,  # unsigned content: only an STK Push Query can confirm it
         )
+        payer = _payer_hash(ctx, _metadata_items(callback).get("PhoneNumber"))
+        if payer is not None:
+            observation = observation.model_copy(update={"phone_hash": payer})
         return Parsed(EVENT_TYPE, (observation,))
 
     def reference_hint(self, body: bytes | JsonObject) -> str | None:
@@ -176,6 +179,16 @@ def _stk_facts(callback: JsonObject) -> tuple[Facts, int, str | None, datetime |
         },
     )
     return facts, code, receipt, transaction_time(items.get("TransactionDate"))
+
+
+def _payer_hash(ctx: ParseContext, phone: object) -> str | None:
+    """The payer number's lookup hash, when there is a key and a Kenyan mobile number (else None)."""
+    if not ctx.phone_key or isinstance(phone, bool) or not isinstance(phone, int | str):
+        return None
+    try:
+        return phone_hash(ctx.phone_key, ctx.tenant, str(phone))
+    except ValueError:
+        return None  # not a number it can be looked up by: the callback still counts
 
 
 def _receipt(value: object) -> str | None:

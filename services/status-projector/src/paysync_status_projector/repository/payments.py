@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Text, column, func, literal, select, text, update
+from sqlalchemy import Text, bindparam, column, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -157,6 +157,17 @@ async def add_refs(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> Non
     """Remember aliases; a reference already bound to a payment keeps its binding."""
     if rows:
         await conn.execute(insert(payment_refs).on_conflict_do_nothing(), list(rows))
+
+
+async def add_phone_hashes(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Keep each payer phone hash on its payment, if it has none yet (the registered one stays)."""
+    if rows:
+        await conn.execute(
+            update(payments)
+            .where(payments.c.id == bindparam("b_payment_id"), payments.c.phone_hash.is_(None))
+            .values(phone_hash=bindparam("b_phone_hash")),
+            [{"b_payment_id": r["payment_id"], "b_phone_hash": r["phone_hash"]} for r in rows],
+        )
 
 
 _MERGED_COLUMNS = ("id", *PAYMENT_UPDATE_COLUMNS)

@@ -81,6 +81,7 @@ async def project_in(
     result.alerts += len(refusals)
 
     await repo.add_refs(conn, _alias_rows(touched, fresh))
+    await repo.add_phone_hashes(conn, _phone_rows(touched, fresh))
     # New observations that establish nothing new (an unverified hint, a stale status) leave the
     # merged state, so the payment's row, its domain rows and its events, as they are; a payment's
     # first projected observation writes them whatever it says (one refused for its mode is not projected).
@@ -132,6 +133,16 @@ def _count_applied(folded: list[Folded], fresh: set[tuple[str, str]], result: Ba
         if applied:
             touched.append(f)
     return touched
+
+
+def _phone_rows(touched: list[Folded], fresh: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The payer phone hashes new M-Pesa observations carry (a lookup aid, not evidence: hints count)."""
+    return [
+        {"payment_id": f.payment.id, "phone_hash": o.phone_hash}
+        for f in touched
+        for o in f.observations
+        if o.phone_hash and (o.tenant, o.observation_id) in fresh
+    ]
 
 
 def _alias_rows(touched: list[Folded], fresh: set[tuple[str, str]]) -> list[dict[str, Any]]:

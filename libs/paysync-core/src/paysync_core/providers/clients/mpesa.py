@@ -19,7 +19,8 @@ from paysync_core.contracts.observation import PaymentObservation
 from paysync_core.credentials import MpesaCredentials
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.errors import GatewayError, RateLimited
-from paysync_core.providers._common import Facts, JsonObject, mask_phone
+from paysync_core.phones import mask_phone, normalize_msisdn
+from paysync_core.providers._common import Facts, JsonObject
 from paysync_core.providers.clients.daraja_auth import DarajaTokens, TokenRejected
 from paysync_core.providers.clients.errors import GatewayBusy, GatewayRejected, NotFoundAtGateway
 from paysync_core.providers.clients.http import DEFAULT_TIMEOUT, GatewayHttp, json_object, text_field
@@ -38,7 +39,6 @@ STILL_PROCESSING_CODE = "500.001.1001"  # with "The transaction is being process
 INVALID_TOKEN_CODES = frozenset({"404.001.03", "401.003.01"})
 SPIKE_ARREST_CODE = "500.003.02"
 QUOTA_CODE = "500.003.03"
-_KENYAN_MSISDN = re.compile(r"254[17][0-9]{8}")
 # 500.001.1001 also answers for bad till credentials: asking again will not fix those.
 _REFUSALS = ("merchant does not exist", "wrong credentials", "invalid credentials")
 
@@ -241,18 +241,6 @@ class DarajaGatewayClient:
             "Password": base64.b64encode(raw.encode()).decode(),
             "Timestamp": stamp,
         }
-
-
-def normalize_msisdn(phone: str) -> str:
-    """A Kenyan mobile number as Daraja wants it (2547XXXXXXXX / 2541XXXXXXXX); ValueError if not one."""
-    digits = "".join(ch for ch in phone if ch.isascii() and ch.isdigit())
-    if len(digits) == 10 and digits.startswith("0"):
-        digits = "254" + digits[1:]
-    elif len(digits) == 9 and digits[0] in "17":
-        digits = "254" + digits
-    if not _KENYAN_MSISDN.fullmatch(digits):
-        raise ValueError(f"not a Kenyan mobile number: {mask_phone(phone) or '***'}")
-    return digits
 
 
 def _bearer(token: str) -> dict[str, str]:

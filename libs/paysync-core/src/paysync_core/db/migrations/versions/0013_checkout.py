@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0013_checkout"
-down_revision = "0010_app_webhooks"
+down_revision = "0011_payment_phone_hash"
 branch_labels = None
 depends_on = None
 
