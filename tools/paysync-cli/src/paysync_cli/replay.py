@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import json
+import sys
 from datetime import UTC, datetime
 from typing import Annotated
 
+import orjson
 import typer
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
@@ -108,7 +109,8 @@ def replay(
         stderr.print(f"[red]replay stopped: {exc}[/]")
         raise typer.Exit(1) from exc
     if as_json:
-        print(json.dumps(report.to_json(), indent=2))
+        # orjson: the stdlib's indenting encoder is pure Python, seconds for 10,000 listed payments.
+        sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
     else:
         _print_report(report)
 

@@ -81,7 +81,7 @@ class PaymentChange:
         }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class ReplayReport:
     """The outcome of a replay, payment by payment (up to the report limit) and in counts."""
 
@@ -90,6 +90,12 @@ class ReplayReport:
     changes: list[PaymentChange] = field(default_factory=list)
     domain_rows: list[DomainRowChange] = field(default_factory=list)
     seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run reprs its finished main task (whose result this is) when it restores the
+        # SIGINT handler, and a repr of every listed change cost seconds of CPU at the end of a run.
+        listed = f"{len(self.changes)} payments, {len(self.domain_rows)} domain rows listed"
+        return f"ReplayReport(dry_run={self.dry_run}, counts={self.counts}, {listed})"
 
     @property
     def truncated(self) -> bool:
