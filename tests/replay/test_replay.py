@@ -352,6 +352,9 @@ async def test_dry_run_names_the_domain_rows_the_real_run_then_changes_exactly(
     job_ref, wrong, kept, right = (f"cs_test_{k}{uuid.uuid4().hex}" for k in kinds)
     job = f"J-{uuid.uuid4().hex[:8]}"
     job_payment = await register(engine, tenant.id, "stripe", job_ref, domain="jobs", entity_id=job)
+    # The job's first payment request, still open and not replayed: the job's row follows both.
+    first_request = f"cs_test_open{uuid.uuid4().hex}"
+    await register(engine, tenant.id, "stripe", first_request, domain="jobs", entity_id=job)
     await register_bookings(engine, tenant.id, [wrong, kept, right])
     for ref in (job_ref, wrong, kept, right):
         post_paid_session(webhook_ingest, tenant, ref)

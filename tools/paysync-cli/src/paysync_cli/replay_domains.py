@@ -7,6 +7,7 @@ and again once everything is applied. Both report the same way, so the two can b
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections import defaultdict
@@ -20,7 +21,7 @@ from sqlalchemy import inspect, select, tuple_
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paysync_cli.replay_shadow import PaymentRow, keyed, payment_row
+from paysync_cli.replay_shadow import PaymentRow, keyed, load_payments
 from paysync_core.db.schema import payments
 from paysync_core.domain.merge import PaymentState
 from paysync_core.domains import BoundDomain, BoundTable, Domains
@@ -44,6 +45,9 @@ class RowKey:
         mapping = self.table.mapping
         return f"{mapping.schema}.{mapping.table}" if mapping.schema else mapping.table
 
+
+#: A payment as read, with its merged state (the shadow's where it folded the payment).
+Folded = tuple[PaymentRow, PaymentState]
 
 #: A row's mapped columns as JSON-ready values; None: no such row.
 Row = dict[str, Any] | None
@@ -117,7 +121,7 @@ async def read_rows(conn: AsyncConnection, keys: Iterable[RowKey]) -> dict[RowKe
 async def expected_rows(
     conn: AsyncConnection,
     domains: Domains,
-    folded: Mapping[uuid.UUID, PaymentState],
+    folded: Mapping[uuid.UUID, Folded],
     before: Mapping[RowKey, Row],
 ) -> dict[RowKey, Row]:
     """The rows the projector would leave for these payments' merged states (`before`: rows as stored).
@@ -128,9 +132,9 @@ async def expected_rows(
     entities = {(k.tenant, k.domain, k.key) for k in before if k.table is _domain(domains, k.domain).main}
     by_entity: dict[tuple[str, str, Any], list[PaymentView]] = defaultdict(list)
     by_payment: dict[str, PaymentView] = {}
-    for row in await _payments_of_entities(conn, entities):
+    for row, state in await _payments_of_entities(conn, entities, folded):
         domain = _domain(domains, row.domain)
-        view = view_of(row, folded.get(row.id) or PaymentState.from_json(row.merge_state))
+        view = view_of(row, state)
         entity = domain.main.coerce[domain.main.mapping.key_column](row.entity_id)
         by_entity[(row.tenant, domain.spec.name, entity)].append(view)
         by_payment[str(row.id)] = view
@@ -220,21 +224,20 @@ def _constant(default: str | None) -> Any:
 
 
 async def _payments_of_entities(
-    conn: AsyncConnection, entities: set[tuple[str, str, Any]]
-) -> list[PaymentRow]:
-    if not entities:
-        return []
+    conn: AsyncConnection, entities: set[tuple[str, str, Any]], folded: Mapping[uuid.UUID, Folded]
+) -> list[Folded]:
+    """Every payment of these entities with its state: the shadow's, else as stored."""
     wanted = [(t, d, str(e)) for t, d, e in entities]
-    found: list[PaymentRow] = []
+    ids: list[uuid.UUID] = []
     p = payments.c
     for start in range(0, len(wanted), _READ_CHUNK):
-        rows = await conn.execute(
-            select(payments).where(
-                keyed((p.tenant_id, p.domain, p.entity_id), wanted[start : start + _READ_CHUNK])
-            )
-        )
-        found += [payment_row(r) for r in rows]
-    return found
+        chunk = wanted[start : start + _READ_CHUNK]
+        of_entities = select(p.id).where(keyed((p.tenant_id, p.domain, p.entity_id), chunk))
+        ids += (await conn.execute(of_entities)).scalars()
+    # The shadow has most of them already: only the entities' other payments are read whole.
+    stored = await load_payments(conn, [pid for pid in ids if pid not in folded])
+    found = [folded[pid] for pid in ids if pid in folded]
+    return found + [(row, PaymentState.from_json(row.merge_state)) for row in stored.values()]
 
 
 def _domain(domains: Domains, name: str | None) -> BoundDomain:
@@ -244,6 +247,7 @@ def _domain(domains: Domains, name: str | None) -> BoundDomain:
     return domain
 
 
+@functools.cache  # per bound table (compared by identity): asked for every row
 def _mapped(bound: BoundTable) -> list[str]:
     """The columns the mapping writes (its key aside), in table order."""
     ids = (bound.mapping.tenant_column, bound.mapping.key_column)

@@ -252,6 +252,6 @@ class Replayer:
         async with self.engine.connect() as conn:
             if self.producer is not None:
                 return changes(self._domain_before, await read_rows(conn, self._domain_before))
-            folded = self._shadow.states()
-            before = await read_rows(conn, row_keys(self.domains, map(self._shadow.row, folded)))
+            folded = {pid: (self._shadow.row(pid), state) for pid, state in self._shadow.states().items()}
+            before = await read_rows(conn, row_keys(self.domains, (row for row, _ in folded.values())))
             return changes(before, await expected_rows(conn, self.domains, folded, before))
