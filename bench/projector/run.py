@@ -43,12 +43,12 @@ from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.db.schema import observations, outbox, payment_refs, payments
 from paysync_core.domain.ids import payment_id_for
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.domains import Domains, load_domains
 from paysync_core.kafka import provision_topics
 from paysync_dev import postgres
 from paysync_dev.kafka import KafkaProcess
 from paysync_dev.stack import ServiceProcess, free_port
 from paysync_dev.topic_reader import read_topic
-from paysync_status_projector.domains import Domains, load_domains
 from paysync_status_projector.service import project
 from paysync_status_projector.settings import BUILTIN_DOMAINS
 

@@ -182,7 +182,8 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     report["cpu_seconds"] = sampler.cpu_seconds
     report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
-    report["payments"] = len(report["payments"])  # the list itself is not a result
+    report["payments"] = len(report["payments"])  # the lists themselves are not results
+    report["domain_rows"] = len(report["domain_rows"])
     return report
 
 

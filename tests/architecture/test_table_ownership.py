@@ -25,7 +25,7 @@ from paysync_core.db.schema import metadata
 ROOT = Path(__file__).resolve().parents[2]
 CORE = ROOT / "libs" / "paysync-core" / "src"
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").is_file())
-DOMAINS_TOML = ROOT / "services/status-projector/src/paysync_status_projector/domains.toml"
+DOMAINS_TOML = ROOT / "libs/paysync-core/src/paysync_core/domains/domains.toml"
 TABLES = frozenset(metadata.tables)
 #: The target of a write the source does not name (a table object chosen at run time).
 DYNAMIC = "<run time>"

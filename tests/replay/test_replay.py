@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select, text, update
 
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation, RawWebhook
-from paysync_core.db.schema import bookings, observations, payments
+from paysync_core.db.schema import bookings, observations, payments, workshop_jobs, workshop_payment_requests
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.normalize import normalize_raw
 from paysync_core.providers import sign_stripe
@@ -299,3 +299,110 @@ async def test_a_dry_run_in_worker_processes_lists_what_one_process_lists(
     assert shared["counts"]["observations"] == alone["counts"]["observations"] == 8
     assert shared["counts"]["filtered_out"] == alone["counts"]["filtered_out"] >= 1
     assert shared["counts"]["payments_changed"] == 4
+
+
+#: The built-in domains' tables a replay of Stripe sessions can touch, with their key columns.
+DOMAIN_TABLES = {
+    "bookings": (bookings, "booking_id"),
+    "workshop_jobs": (workshop_jobs, "job_id"),
+    "workshop_payment_requests": (workshop_payment_requests, "payment_id"),
+}
+
+
+def plain(value: Any) -> Any:
+    """A column value as `paysync replay --json` shows it."""
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
+
+
+async def domain_rows_of(engine, tenant: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The tenant's rows in the domain tables: (table, key) → columns (their timestamps of its own aside)."""
+    found = {}
+    for name, (table, key) in DOMAIN_TABLES.items():
+        for row in await fetch(engine, select(table).where(table.c.tenant_id == tenant)):
+            columns = {c: plain(v) for c, v in row._mapping.items() if c not in ("created_at", "updated_at")}
+            found[(name, columns.pop(key))] = columns
+    return found
+
+
+def row_changes(before: dict, after: dict) -> dict[tuple[str, str], dict[str, tuple[Any, Any]]]:
+    """What changed between two `domain_rows_of` snapshots: (table, key) → column → (before, after)."""
+    found = {}
+    for ident in before.keys() | after.keys():
+        old, new = before.get(ident, {}), after.get(ident, {})
+        columns = {c: (old.get(c), new.get(c)) for c in old.keys() | new.keys() if old.get(c) != new.get(c)}
+        columns.pop("tenant_id", None)
+        if columns:
+            found[ident] = columns
+    return found
+
+
+def reported(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, tuple[Any, Any]]]:
+    """A replay report's domain rows, as `row_changes` gives them."""
+    return {
+        (r["table"], r["key"]): {c: (v["before"], v["after"]) for c, v in r["columns"].items()}
+        for r in report["domain_rows"]
+    }
+
+
+async def test_dry_run_names_the_domain_rows_the_real_run_then_changes_exactly(
+    webhook_ingest, projector, engine, kafka_topics, tenant, cli, paysync
+):
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    kinds = ("job", "wrong", "kept", "right")
+    job_ref, wrong, kept, right = (f"cs_test_{k}{uuid.uuid4().hex}" for k in kinds)
+    job = f"J-{uuid.uuid4().hex[:8]}"
+    job_payment = await register(engine, tenant.id, "stripe", job_ref, domain="jobs", entity_id=job)
+    # The job's first payment request, still open and not replayed: the job's row follows both.
+    first_request = f"cs_test_open{uuid.uuid4().hex}"
+    await register(engine, tenant.id, "stripe", first_request, domain="jobs", entity_id=job)
+    await register_bookings(engine, tenant.id, [wrong, kept, right])
+    for ref in (job_ref, wrong, kept, right):
+        post_paid_session(webhook_ingest, tenant, ref)
+    # Projected back then: `right` as today, `wrong` and `kept` as failed (a mapping bug); `job_ref` never.
+    raw = await raw_records_of(kafka_topics, tenant.id)
+    await publish_observation(kafka_topics, raw[right][2])
+    for ref in (wrong, kept):
+        failed = raw[ref][2].model_copy(update={"status": UnifiedStatus.FAILED})
+        await publish_observation(kafka_topics, failed)
+
+    async def projected() -> bool:
+        return await history_count(engine, tenant.id) == 3
+
+    await wait_until(projected, 60, "the three normalized observations in the history")
+    async with engine.begin() as conn:  # the app released `kept`'s money: paysync never takes that back
+        await conn.execute(
+            update(bookings)
+            .where(bookings.c.tenant_id == tenant.id, bookings.c.payment_reference == kept)
+            .values(payment_status="released")
+        )
+    before = await domain_rows_of(engine, tenant.id)
+    args = ("replay", "--since", since, "--tenant", tenant.id, "--json")
+
+    dry = cli(*args, "--dry-run")
+    rows = reported(dry)
+    assert set(rows) == {
+        ("workshop_jobs", job),
+        ("workshop_payment_requests", str(job_payment)),
+        ("bookings", f"bk-{wrong[-8:]}"),
+        ("bookings", f"bk-{kept[-8:]}"),
+    }
+    assert dry["counts"]["domain_rows_changed"] == 4
+    assert rows[("bookings", f"bk-{wrong[-8:]}")]["payment_status"] == ("failed", "escrow")
+    assert rows[("bookings", f"bk-{wrong[-8:]}")]["status"] == ("pending", "confirmed")
+    assert "payment_status" not in rows[("bookings", f"bk-{kept[-8:]}")]  # the app's `released` stays
+    assert rows[("bookings", f"bk-{kept[-8:]}")]["amount_paid_minor"] == (None, 2000)
+    assert rows[("workshop_jobs", job)]["payment_status"] == (None, "paid")
+    assert rows[("workshop_jobs", job)]["payment_note"] == (None, f"Paid via Stripe - Session: {job_ref}")
+    assert {r["change"] for r in dry["domain_rows"] if r["table"] == "bookings"} == {"update"}
+    assert {r["change"] for r in dry["domain_rows"] if r["table"] != "bookings"} == {"insert"}
+    assert await domain_rows_of(engine, tenant.id) == before  # a dry run writes nothing
+
+    table = paysync(*args[:-1], "--dry-run", settings={"COLUMNS": "400"})
+    assert table.returncode == 0, table.stderr
+    assert f"bookings bk-{wrong[-8:]}" in table.stdout and "payment_status failed → escrow" in table.stdout
+    assert "4 domain row(s) would change" in table.stdout
+
+    real = cli(*args)
+    assert real["domain_rows"] == dry["domain_rows"]
+    assert row_changes(before, await domain_rows_of(engine, tenant.id)) == rows
+    assert cli(*args)["domain_rows"] == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_status_projector.domains import Domains, load_domains
+from paysync_core.domains import Domains, load_domains
 from paysync_status_projector.settings import BUILTIN_DOMAINS
 
 

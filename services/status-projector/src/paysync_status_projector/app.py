@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from paysync_core.db import OUTBOX_CHANNEL, REGISTERED_CHANNEL
 from paysync_core.db.notify import asyncpg_dsn, listen
+from paysync_core.domains import Domains, load_domains
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
-from paysync_status_projector.domains import Domains, load_domains
 from paysync_status_projector.handlers import projector_consumer, same_partition_as_java_clients
 from paysync_status_projector.relay import Wakeup, drift_loop, relay_with_producer, unpark_loop
 from paysync_status_projector.settings import StatusProjectorSettings

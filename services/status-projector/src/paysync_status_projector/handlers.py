@@ -15,9 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation
 from paysync_core.dead_letters import DeadLettered, is_outage, with_retries
+from paysync_core.domains import Domains
 from paysync_core.publishers import TopicPublisher
 from paysync_status_projector.consumer import BatchConsumer
-from paysync_status_projector.domains import Domains
 from paysync_status_projector.metrics import ALERTS, BATCH_SECONDS, BATCH_SIZE, OBSERVATIONS, STATUS_CHANGES
 from paysync_status_projector.service import BatchResult, project
 from paysync_status_projector.settings import StatusProjectorSettings

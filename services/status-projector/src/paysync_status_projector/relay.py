@@ -13,8 +13,8 @@ from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.dead_letters import is_outage
+from paysync_core.domains import Domains
 from paysync_core.kafka import DurableProducer
-from paysync_status_projector.domains import Domains
 from paysync_status_projector.metrics import ALERTS, RELAYED
 from paysync_status_projector.service import Publish, check_drift, purge_outbox, relay_outbox, unpark
 

@@ -8,9 +8,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from paysync_core.domains import BUILTIN_DOMAINS
 from paysync_core.settings import CommonSettings
-
-BUILTIN_DOMAINS = Path(__file__).parent / "domains.toml"
 
 
 class StatusProjectorSettings(BaseSettings):

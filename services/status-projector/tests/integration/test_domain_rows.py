@@ -12,9 +12,9 @@ from sqlalchemy import select, text
 
 from paysync_core.db.schema import outbox
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_core.domains import DomainConfigError, Domains, load_domains
 from paysync_dev.payments import T0, observation, payment_row, register_payment
 from paysync_dev.service_fixtures import fetch
-from paysync_status_projector.domains import DomainConfigError, Domains, load_domains
 from paysync_status_projector.service import project
 from paysync_status_projector.settings import BUILTIN_DOMAINS
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from paysync_core.domain.status import UnifiedStatus as S
-from paysync_status_projector.domains import DomainConfigError, load_domains
+from paysync_core.domains import DomainConfigError, load_domains
 from paysync_status_projector.settings import BUILTIN_DOMAINS
 
 HEAD = '[x]\ntable = "t"\nkey_column = "id"\ntenant_column = "tenant_id"\n'

@@ -12,6 +12,15 @@ from typing import Any
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_cli.replay_domains import (
+    DomainRowChange,
+    Row,
+    RowKey,
+    changes,
+    expected_rows,
+    read_rows,
+    row_keys,
+)
 from paysync_cli.replay_shadow import (
     ObservationKey,
     PaymentRow,
@@ -26,6 +35,7 @@ from paysync_cli.replay_source import Filters, ReplaySource, derive
 from paysync_cli.settings import ReplaySettings
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation
+from paysync_core.domains import Domains
 from paysync_core.kafka import DurableProducer
 
 
@@ -45,6 +55,7 @@ class ReplayCounts:
     replayed: int = 0
     unmatched: int = 0  # no registered payment has their reference: the projector parks them
     payments_changed: int = 0
+    domain_rows_changed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,19 +81,28 @@ class PaymentChange:
         }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False)
 class ReplayReport:
     """The outcome of a replay, payment by payment (up to the report limit) and in counts."""
 
     dry_run: bool
     counts: ReplayCounts = field(default_factory=ReplayCounts)
     changes: list[PaymentChange] = field(default_factory=list)
+    domain_rows: list[DomainRowChange] = field(default_factory=list)
     seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        # Short: asyncio.run reprs its finished main task (whose result this is) when it restores the
+        # SIGINT handler, and a repr of every listed change cost seconds of CPU at the end of a run.
+        listed = f"{len(self.changes)} payments, {len(self.domain_rows)} domain rows listed"
+        return f"ReplayReport(dry_run={self.dry_run}, counts={self.counts}, {listed})"
 
     @property
     def truncated(self) -> bool:
         """Whether some changed payments are counted but not listed."""
-        return self.counts.payments_changed > len(self.changes)
+        return self.counts.payments_changed > len(self.changes) or self.counts.domain_rows_changed > len(
+            self.domain_rows
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The report as JSON (what `--json` prints)."""
@@ -91,13 +111,17 @@ class ReplayReport:
             "counts": asdict(self.counts),
             "seconds": round(self.seconds, 3),
             "payments": [c.to_json() for c in self.changes],
+            "domain_rows": [c.to_json() for c in self.domain_rows],
             "truncated": self.truncated,
         }
 
 
 @dataclass
 class Replayer:
-    """Runs one replay over batches of records; `producer` None makes it a dry run."""
+    """Runs one replay over batches of records; `producer` None makes it a dry run.
+
+    With `domains` (bound), the report names the domain rows changed (dry run: that would change).
+    """
 
     engine: AsyncEngine
     settings: ReplaySettings
@@ -105,9 +129,11 @@ class Replayer:
     filters: Filters
     producer: DurableProducer | None = None
     on_records: Callable[[int], None] = lambda n: None
+    domains: Domains | None = None
     _shadow: ShadowProjection = field(default_factory=ShadowProjection)
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
     _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
+    _domain_before: dict[RowKey, Row] = field(default_factory=dict)  # a real run's, read before publishing
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
@@ -140,6 +166,9 @@ class Replayer:
         changes = self._shadow_changes() if self.producer is None else await self._applied_changes()
         report.counts.payments_changed = len(changes)
         report.changes = changes[: self.settings.report_limit]
+        rows = await self._domain_changes()
+        report.counts.domain_rows_changed = len(rows)
+        report.domain_rows = rows[: self.settings.report_limit]
         report.seconds = time.monotonic() - started
         return report
 
@@ -156,6 +185,9 @@ class Replayer:
             grouped, orphans = await payments_of(conn, fresh)
             seen = self._shadow.known() if self.producer is None else set(self._before)
             rows = await load_payments(conn, set(grouped) - seen)
+            if self.producer is not None and self.domains is not None:
+                unread = row_keys(self.domains, rows.values()) - self._domain_before.keys()
+                self._domain_before |= await read_rows(conn, unread)
         counts.already_seen += had
         counts.replayed += len(fresh)
         counts.unmatched += orphans
@@ -212,3 +244,14 @@ class Replayer:
                 if row.snapshot != before.snapshot:
                     changes.append(PaymentChange(before, before.snapshot, row.snapshot))
         return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))
+
+    async def _domain_changes(self) -> list[DomainRowChange]:
+        """The domain rows changed: a dry run's as the projector would write them, a real run's as read."""
+        if self.domains is None:
+            return []
+        async with self.engine.connect() as conn:
+            if self.producer is not None:
+                return changes(self._domain_before, await read_rows(conn, self._domain_before))
+            folded = {pid: (self._shadow.row(pid), state) for pid, state in self._shadow.states().items()}
+            before = await read_rows(conn, row_keys(self.domains, (row for row, _ in folded.values())))
+            return changes(before, await expected_rows(conn, self.domains, folded, before))

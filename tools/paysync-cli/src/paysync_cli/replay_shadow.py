@@ -25,7 +25,7 @@ _MAX_ID = 200  # PaymentObservation.observation_id's limit
 ObservationKey = tuple[str, str]
 
 
-def _keyed(columns: tuple[Any, ...], keys: Iterable[tuple[str, ...]]) -> Any:
+def keyed(columns: tuple[Any, ...], keys: Iterable[tuple[str, ...]]) -> Any:
     """Rows whose `columns` are one of `keys`: each key looked up in the table's unique index.
 
     The keys travel as one array per column, unnested into rows; matching on all the columns (not on
@@ -88,7 +88,7 @@ async def recorded(conn: AsyncConnection, keys: set[ObservationKey]) -> dict[Obs
     rows = await conn.execute(
         select(o.tenant_id, o.observation_id, o.status, o.amount_minor, o.currency, o.verified)
         .add_columns(o.provider_time, o.mode)
-        .where(_keyed((o.tenant_id, o.observation_id), keys))
+        .where(keyed((o.tenant_id, o.observation_id), keys))
     )
     return {(r[0], r[1]): Recorded(*r[2:]) for r in rows if (r[0], r[1]) in keys}
 
@@ -124,7 +124,7 @@ async def still_unapplied(conn: AsyncConnection, keys: set[ObservationKey]) -> s
     for table in (observations, parked_observations):
         rows = await conn.execute(
             select(table.c.tenant_id, table.c.observation_id).where(
-                _keyed((table.c.tenant_id, table.c.observation_id), keys)
+                keyed((table.c.tenant_id, table.c.observation_id), keys)
             )
         )
         seen |= {(r[0], r[1]) for r in rows}
@@ -187,10 +187,11 @@ async def load_payments(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict
             payments.c.id == any_(bindparam("pids", wanted, type_=ARRAY(UUID(as_uuid=True))))
         )
     )
-    return {r.id: _payment_row(r) for r in rows}
+    return {r.id: payment_row(r) for r in rows}
 
 
-def _payment_row(r: Any) -> PaymentRow:
+def payment_row(r: Any) -> PaymentRow:
+    """A `payments` row as the replay reads it."""
     snapshot = Snapshot(
         r.status, r.amount_received_minor, r.amount_refunded_minor or 0, tuple(sorted(r.flags or ()))
     )
@@ -208,7 +209,7 @@ async def payments_of(
         select(
             payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref, payment_refs.c.payment_id
         ).where(
-            _keyed(
+            keyed(
                 (payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref),
                 {(o.tenant, o.provider.value, r) for o in batch for r in o.refs},
             )
@@ -238,6 +239,10 @@ class ShadowProjection:
     def known(self) -> set[uuid.UUID]:
         """The payments folded so far."""
         return set(self._rows)
+
+    def states(self) -> dict[uuid.UUID, PaymentState]:
+        """Each payment folded so far, with its shadow state."""
+        return dict(self._states)
 
     def row(self, payment_id: uuid.UUID) -> PaymentRow:
         """A payment folded before, as it was read."""

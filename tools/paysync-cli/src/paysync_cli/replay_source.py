@@ -157,7 +157,11 @@ def derive(records: list[ConsumerRecord], source: ReplaySource, filters: Filters
     """The replayed observations (`source` "replay") the records stand for, with today's adapters."""
     derived = Derived()
     read = _from_raw if source is ReplaySource.RAW else _from_observation
+    by_origin = filters.tenant is not None or filters.gateway is not None
     for record in records:
+        if by_origin and not _key_keeps(record.key, filters):
+            derived.filtered_out += 1  # other tenants' or gateways' records are never decoded
+            continue
         try:
             kept = read(record, filters)
         except (ValidationError, PaysyncError, ValueError):
@@ -168,6 +172,17 @@ def derive(records: list[ConsumerRecord], source: ReplaySource, filters: Filters
         else:
             derived.observations += kept
     return derived
+
+
+def _key_keeps(key: bytes | None, filters: Filters) -> bool:
+    """Whether a record's key (`<tenant>:<provider>[:<ref>]`, both topics) passes the origin filters.
+
+    A key of another shape (not written by paysync) keeps the record: its decoded body decides.
+    """
+    parts = key.split(b":", 2) if key else []
+    if len(parts) < 2:
+        return True
+    return filters.keeps_origin(parts[0].decode(errors="replace"), parts[1].decode(errors="replace"))
 
 
 def _from_raw(record: ConsumerRecord, filters: Filters) -> list[PaymentObservation] | None:

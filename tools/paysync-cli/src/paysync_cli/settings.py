@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from paysync_core.domains import BUILTIN_DOMAINS
 
 
 class ReplaySettings(BaseSettings):
@@ -41,4 +45,14 @@ class ReplaySettings(BaseSettings):
         ge=0,
         description="A dry run of fewer records stays in one process: starting a worker costs about a"
         " second of CPU",
+    )
+    domains_file: Path = Field(
+        default=BUILTIN_DOMAINS,
+        description="The domain mapping the report's domain rows are computed with: the same file as the"
+        " status-projector's PAYSYNC_STATUS_PROJECTOR_DOMAINS_FILE",
+    )
+    extra_domains_files: list[Path] = Field(
+        default_factory=list,
+        description="More mapping files: the same as the status-projector's"
+        " PAYSYNC_STATUS_PROJECTOR_EXTRA_DOMAINS_FILES",
     )

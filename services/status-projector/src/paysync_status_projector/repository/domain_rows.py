@@ -10,7 +10,7 @@ from sqlalchemy import String, any_, case, cast, delete, literal, select
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from paysync_status_projector.domains import BoundTable
+from paysync_core.domains import BoundTable
 from paysync_status_projector.repository.statements import Compiled, bulk_rows, compile_once, records
 
 

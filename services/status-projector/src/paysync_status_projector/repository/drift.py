@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.db.schema import payments, tenants
 from paysync_core.domain.status import MONEY_MOVED, UnifiedStatus
-from paysync_status_projector.domains import BoundDomain
+from paysync_core.domains import BoundDomain
 
 #: Advisory-lock key of the drift scan.
 _DRIFT_LOCK = 7355610

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_core import topics
 from paysync_core.contracts import Alert, AlertKind, EntityRef, Provider, alert_id
-from paysync_status_projector.domains import BoundDomain, Domains
+from paysync_core.domains import BoundDomain, Domains
 from paysync_status_projector.repository import drift as repo
 from paysync_status_projector.repository import issues, outbox
 from paysync_status_projector.service.alerts import issue_row, payment_alert

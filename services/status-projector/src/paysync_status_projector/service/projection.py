@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation, PaymentStatusChanged
-from paysync_status_projector.domains import Domains
+from paysync_core.domains import Domains
 from paysync_status_projector.repository import parked
 from paysync_status_projector.repository import payments as repo
 from paysync_status_projector.service.alerts import raise_mismatch_alerts, raise_refusal_alerts

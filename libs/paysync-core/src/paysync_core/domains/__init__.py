@@ -5,12 +5,16 @@ table (upserted by tenant and key) and, optionally, one row per payment in a chi
 What a row shows is a function of the final merged states only, never of the order in which
 observations arrived; `load_domains` refuses a mapping that could make it depend on the path.
 spec.py holds the mapping, loader.py reads and validates it, binding.py checks it against the
-database; identifiers from the mapping are validated and always quoted in SQL.
+database, values.py computes what rows show; identifiers from the mapping are validated and always
+quoted in SQL. The status-projector writes the rows; `paysync replay --dry-run` computes the same
+values to say which rows a replay would change.
 """
 
-from paysync_status_projector.domains.binding import BoundDomain, BoundTable, Domains
-from paysync_status_projector.domains.loader import load_domains
-from paysync_status_projector.domains.spec import (
+from pathlib import Path
+
+from paysync_core.domains.binding import BoundDomain, BoundTable, Domains
+from paysync_core.domains.loader import load_domains
+from paysync_core.domains.spec import (
     FIELDS,
     SUMMABLE,
     Counter,
@@ -22,6 +26,7 @@ from paysync_status_projector.domains.spec import (
 )
 
 __all__ = [
+    "BUILTIN_DOMAINS",
     "FIELDS",
     "SUMMABLE",
     "BoundDomain",
@@ -35,3 +40,6 @@ __all__ = [
     "load_domains",
     "render",
 ]
+
+#: The built-in mapping (workshop jobs, bookings, invoices, referrals); its format is documented in it.
+BUILTIN_DOMAINS = Path(__file__).parent / "domains.toml"

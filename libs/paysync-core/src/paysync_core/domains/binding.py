@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import quoted_name
 
 from paysync_core.domain.status import UnifiedStatus
-from paysync_status_projector.domains.spec import FIELDS, WHOLE, DomainConfigError, DomainSpec, TableMapping
+from paysync_core.domains.spec import FIELDS, WHOLE, DomainConfigError, DomainSpec, TableMapping
 
 #: Which column types can take a value of each field type.
 _FITS: dict[type, tuple[type, ...]] = {

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from paysync_core.domain.status import MONEY_MOVED, UnifiedStatus
-from paysync_status_projector.domains.spec import (
+from paysync_core.domains.spec import (
     FIELDS,
     SUMMABLE,
     Counter,

@@ -1,0 +1,269 @@
+"""The domain rows a replay touches: each row's columns before → after.
+
+A dry run computes the rows the status-projector would write for the shadow's states, with the
+projector's own mapping code (`paysync_core.domains`); a real run reads the rows before it publishes
+and again once everything is applied. Both report the same way, so the two can be compared.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import inspect, select, tuple_
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from paysync_cli.replay_shadow import PaymentRow, keyed, load_payments
+from paysync_core.db.schema import payments
+from paysync_core.domain.merge import PaymentState
+from paysync_core.domains import BoundDomain, BoundTable, Domains
+from paysync_core.domains.values import PaymentView, entity_values, per_payment_values, view_of
+
+_READ_CHUNK = 1000  # keys per query
+
+
+@dataclass(frozen=True, slots=True)
+class RowKey:
+    """One domain row: its table (main or per-payment) and its (tenant, key)."""
+
+    domain: str
+    table: BoundTable
+    tenant: str
+    key: Any  # as the key column's type (the projector coerces it so)
+
+    @property
+    def table_name(self) -> str:
+        """The table's name as the mapping gives it (schema-qualified if it has one)."""
+        mapping = self.table.mapping
+        return f"{mapping.schema}.{mapping.table}" if mapping.schema else mapping.table
+
+
+#: A payment as read, with its merged state (the shadow's where it folded the payment).
+Folded = tuple[PaymentRow, PaymentState]
+
+#: A row's mapped columns as JSON-ready values; None: no such row.
+Row = dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRowChange:
+    """One domain row a replay changes (dry run: would change): insert, update or delete."""
+
+    key: RowKey
+    change: str
+    columns: tuple[tuple[str, Any, Any], ...]  # (column, before, after), changed columns only
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as JSON."""
+        return {
+            "domain": self.key.domain,
+            "table": self.key.table_name,
+            "tenant": self.key.tenant,
+            "key": _plain(self.key.key),
+            "change": self.change,
+            "columns": {c: {"before": b, "after": a} for c, b, a in self.columns},
+        }
+
+    def describe(self) -> str:
+        """One line: `workshop_jobs J-17: payment_status pending → paid`."""
+        shown = ", ".join(f"{c} {_shown(b)} → {_shown(a)}" for c, b, a in self.columns)
+        verb = "" if self.change == "update" else f" ({self.change})"
+        return f"{self.key.table_name} {self.key.key}{verb}: {shown}"
+
+
+def row_keys(domains: Domains, rows: Iterable[PaymentRow]) -> set[RowKey]:
+    """The domain rows these payments drive: their entities' rows and their own per-payment rows."""
+    keys: set[RowKey] = set()
+    for row in rows:
+        domain = domains.get(row.domain)
+        if domain is None or row.entity_id is None:
+            continue
+        main = domain.main
+        keys.add(
+            RowKey(domain.spec.name, main, row.tenant, main.coerce[main.mapping.key_column](row.entity_id))
+        )
+        if (child := domain.per_payment) is not None:
+            keys.add(
+                RowKey(
+                    domain.spec.name, child, row.tenant, child.coerce[child.mapping.key_column](str(row.id))
+                )
+            )
+    return keys
+
+
+async def read_rows(conn: AsyncConnection, keys: Iterable[RowKey]) -> dict[RowKey, Row]:
+    """The rows as stored now (None where there is none), one query per table and chunk of keys."""
+    by_table: dict[BoundTable, list[RowKey]] = defaultdict(list)
+    for key in keys:
+        by_table[key.table].append(key)
+    found: dict[RowKey, Row] = {}
+    for bound, wanted in by_table.items():
+        table, mapping = bound.table, bound.mapping
+        ids = (table.c[mapping.tenant_column], table.c[mapping.key_column])
+        for start in range(0, len(wanted), _READ_CHUNK):
+            chunk = {(k.tenant, k.key): k for k in wanted[start : start + _READ_CHUNK]}
+            rows = await conn.execute(select(table).where(tuple_(*ids).in_(list(chunk))))
+            stored = {(r._mapping[mapping.tenant_column], r._mapping[mapping.key_column]): r for r in rows}
+            for ident, key in chunk.items():
+                hit = stored.get(ident)
+                found[key] = None if hit is None else {c: _plain(hit._mapping[c]) for c in _mapped(bound)}
+    return found
+
+
+async def expected_rows(
+    conn: AsyncConnection,
+    domains: Domains,
+    folded: Mapping[uuid.UUID, Folded],
+    before: Mapping[RowKey, Row],
+) -> dict[RowKey, Row]:
+    """The rows the projector would leave for these payments' merged states (`before`: rows as stored).
+
+    An entity's row follows all its payments (the one that matters most, and counters over all), so
+    the entity's other payments are read too, as stored.
+    """
+    entities = {(k.tenant, k.domain, k.key) for k in before if k.table is _domain(domains, k.domain).main}
+    by_entity: dict[tuple[str, str, Any], list[PaymentView]] = defaultdict(list)
+    by_payment: dict[str, PaymentView] = {}
+    for row, state in await _payments_of_entities(conn, entities, folded):
+        domain = _domain(domains, row.domain)
+        view = view_of(row, state)
+        entity = domain.main.coerce[domain.main.mapping.key_column](row.entity_id)
+        by_entity[(row.tenant, domain.spec.name, entity)].append(view)
+        by_payment[str(row.id)] = view
+    defaults = await _column_defaults(conn, {k.table for k, row in before.items() if row is None})
+    after: dict[RowKey, Row] = {}
+    for key, stored in before.items():
+        domain = _domain(domains, key.domain)
+        if key.table is domain.main:
+            values = entity_values(domain.spec, by_entity[(key.tenant, key.domain, key.key)])
+        else:
+            values = per_payment_values(domain.spec, by_payment[str(key.key)])
+        after[key] = _written(key, stored if stored is not None else defaults[key.table], values)
+    return after
+
+
+def changes(before: Mapping[RowKey, Row], after: Mapping[RowKey, Row]) -> list[DomainRowChange]:
+    """The rows whose mapped columns differ between `before` and `after`, in a stable order."""
+    found = []
+    for key, old in before.items():
+        new = after.get(key)
+        if old is None and new is None:
+            continue
+        change = "insert" if old is None else "delete" if new is None else "update"
+        columns = tuple(
+            (c, (old or {}).get(c), (new or {}).get(c))
+            for c in _mapped(key.table)
+            if (old or {}).get(c) != (new or {}).get(c)
+        )
+        if columns:
+            found.append(DomainRowChange(key, change, columns))
+    return sorted(found, key=lambda c: (c.key.tenant, c.key.table_name, str(c.key.key)))
+
+
+def _written(key: RowKey, stored: Row | _New, values: dict[str, Any] | None) -> Row:
+    """The row after the projector's upsert of `values` (None: delete) over `stored`, honouring `[keep]`.
+
+    `stored` is a `_New` row (the columns' defaults) where there is no row yet.
+    """
+    bound = key.table
+    new = isinstance(stored, _New)
+    if values is None:
+        # An entity with no values is left alone; a per-payment row without a status mapping is deleted.
+        return None if new or key.table.mapping.entity_column is not None else stored
+    coerced = bound.row(key.tenant, key.key, values)
+    row = dict(stored or {})
+    for column in _mapped(bound):
+        if column not in coerced:
+            continue
+        kept = bound.mapping.keep.get(column, ())
+        if not new and row.get(column) is not None and str(row[column]) in kept:
+            continue  # the app's own value: the projector's upsert keeps it
+        row[column] = _plain(coerced[column])
+    return row
+
+
+class _New(dict[str, Any]):
+    """A row not written yet: each column's default (None where it has none, or one not a constant)."""
+
+
+#: A column default that is a constant: 'text'::type, a number, true or false.
+_LITERAL = re.compile(r"^(?:'((?:[^']|'')*)'(?:::[\w .\[\]]+)?|(-?\d+)|(true|false))$")
+
+
+async def _column_defaults(conn: AsyncConnection, tables: set[BoundTable]) -> dict[BoundTable, _New]:
+    """Each table's new row: what PostgreSQL puts in the mapped columns an insert does not name."""
+
+    def read(sync: Connection) -> dict[BoundTable, _New]:
+        inspector = inspect(sync)
+        found = {}
+        for bound in tables:
+            columns = inspector.get_columns(bound.mapping.table, schema=bound.mapping.schema)
+            given = {c["name"]: _constant(c.get("default")) for c in columns}
+            found[bound] = _New({c: given.get(c) for c in _mapped(bound)})
+        return found
+
+    return await conn.run_sync(read) if tables else {}
+
+
+def _constant(default: str | None) -> Any:
+    match = _LITERAL.match(default or "")
+    if match is None:
+        return None
+    text, number, flag = match.groups()
+    if text is not None:
+        return text.replace("''", "'")
+    return int(number) if number is not None else flag == "true"
+
+
+async def _payments_of_entities(
+    conn: AsyncConnection, entities: set[tuple[str, str, Any]], folded: Mapping[uuid.UUID, Folded]
+) -> list[Folded]:
+    """Every payment of these entities with its state: the shadow's, else as stored."""
+    wanted = [(t, d, str(e)) for t, d, e in entities]
+    ids: list[uuid.UUID] = []
+    p = payments.c
+    for start in range(0, len(wanted), _READ_CHUNK):
+        chunk = wanted[start : start + _READ_CHUNK]
+        of_entities = select(p.id).where(keyed((p.tenant_id, p.domain, p.entity_id), chunk))
+        ids += (await conn.execute(of_entities)).scalars()
+    # The shadow has most of them already: only the entities' other payments are read whole.
+    stored = await load_payments(conn, [pid for pid in ids if pid not in folded])
+    found = [folded[pid] for pid in ids if pid in folded]
+    return found + [(row, PaymentState.from_json(row.merge_state)) for row in stored.values()]
+
+
+def _domain(domains: Domains, name: str | None) -> BoundDomain:
+    domain = domains.get(name)
+    if domain is None:
+        raise RuntimeError(f"domain {name!r} is not bound")
+    return domain
+
+
+@functools.cache  # per bound table (compared by identity): asked for every row
+def _mapped(bound: BoundTable) -> list[str]:
+    """The columns the mapping writes (its key aside), in table order."""
+    ids = (bound.mapping.tenant_column, bound.mapping.key_column)
+    return [c.key for c in bound.table.columns if c.key not in ids]
+
+
+def _plain(value: Any) -> Any:
+    """A column value as JSON shows it (and as before/after compare)."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _shown(value: Any) -> str:
+    return "(none)" if value is None else str(value)
