@@ -272,7 +272,10 @@ async def test_a_replay_reads_the_history_by_key_not_whole(
     assert cli(*args)["counts"]["replayed"] == 2
 
     # Two records replayed, twice: a few rows looked up each time, never the other tenant's 40,000.
-    assert await history_rows_read(engine) - before < 2_000
+    # The counters are the database's, so the projector's own background reads (its relay and drift
+    # loops) count too: on a busy machine they fall inside the measurement (2,498 rows were seen once
+    # in a five-run CI check); a whole read of the other tenant's history is 40,000 on its own.
+    assert await history_rows_read(engine) - before < 10_000
     assert set((await statuses(engine, tenant.id)).values()) == {"succeeded"}
 
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 
 import httpx
 import pytest
 
 from paysync_dev.projector_fleet import (
+    applied_count,
     assert_projection_is_exact,
     build_stream,
     publish_records,
+    wait_for_progress,
     wait_until_settled,
     work_left,
 )
@@ -25,17 +26,18 @@ pytestmark = pytest.mark.e2e
 async def test_sigkill_at_random_points_loses_nothing_and_publishes_nothing_twice_differently(
     engine, tenant, fleet, kafka_topics, seed
 ) -> None:
-    rng = random.Random(seed)
     stream = await build_stream(engine, tenant.id, payments_count=500, size=10_000, seed=seed)
     # Static membership: a restarted projector takes its partitions back at once, no session timeout.
     instance = {"PAYSYNC_STATUS_PROJECTOR_GROUP_INSTANCE_ID": f"projector-{uuid.uuid4().hex[:8]}"}
     await asyncio.to_thread(fleet.start, "p", **instance)
     interrupted = []
     for start in range(0, len(stream.records), 2500):  # four kills: each restart costs seconds of imports
+        before = await applied_count(engine, tenant.id)
         await publish_records(kafka_topics, stream.records[start : start + 2500])
-        # Somewhere in applying or relaying this chunk: 2,500 observations take the projector about
-        # half a second on this machine, so a later kill would find its work done.
-        await asyncio.sleep(rng.uniform(0.02, 0.3))
+        # Killed as soon as the first batch of this chunk is in the history: the rest is then being
+        # applied or relayed (2,500 observations take the projector a good half second on a fast
+        # machine, longer on a slow one; a poll takes milliseconds), whatever the machine's speed.
+        await wait_for_progress(engine, tenant.id, past=before, timeout=60)
         interrupted.append(await work_left(engine, stream, upto=start + 2500))
         await asyncio.to_thread(fleet.kill, "p")
         await asyncio.to_thread(fleet.start, "p", **instance)

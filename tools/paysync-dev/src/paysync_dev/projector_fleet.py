@@ -152,6 +152,21 @@ async def work_left(engine: AsyncEngine, stream: Stream, upto: int) -> bool:
     return applied < len(published) or pending > 0
 
 
+async def applied_count(engine: AsyncEngine, tenant: str) -> int:
+    """Observations of the tenant in the history so far."""
+    return (await _progress(engine, tenant))[0]
+
+
+async def wait_for_progress(engine: AsyncEngine, tenant: str, past: int, timeout: float) -> None:
+    """Until the projector has applied more than `past` observations of the tenant: polled as fast as
+    the database answers, so a caller learns of the first applied batch while the rest is in flight."""
+    deadline = time.monotonic() + timeout
+    while await applied_count(engine, tenant) <= past:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the projector applied nothing past {past} observations in {timeout} s")
+        await asyncio.sleep(0.005)
+
+
 async def _progress(engine: AsyncEngine, tenant: str) -> tuple[int, int]:
     applied = (
         await fetch(
