@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -15,21 +12,13 @@ from jsonschema import Draft202012Validator
 
 from paysync_core import topics
 from paysync_core.contracts import Provider, ReconcileTick
+from paysync_dev import repo_tools
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "run `make asyncapi-docs` (.venv/bin/python tools/asyncapi_docs.py) and commit docs/asyncapi.json"
 
 
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("asyncapi_docs_tool", ROOT / "tools" / "asyncapi_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _tool()
+TOOL = repo_tools.load("asyncapi_docs.py")
 
 
 def _checked_in() -> dict[str, Any]:
