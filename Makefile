@@ -9,7 +9,7 @@ UV := $(shell command -v uv 2>/dev/null || echo $(BOOTSTRAP)/bin/uv)
 VENV := .venv
 PYTEST_ARGS ?=
 
-.PHONY: setup dev try test test-unit lint openapi-docs infra down bench-ingest bench-projector clean
+.PHONY: setup dev try test test-unit lint openapi-docs asyncapi-docs infra down bench-ingest bench-projector clean
 
 $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
@@ -65,6 +65,10 @@ test-unit: setup
 ## openapi-docs: write docs/openapi/<service>.json from the HTTP services' routes (tests/docs/test_openapi.py checks them)
 openapi-docs: setup
 	$(VENV)/bin/python tools/openapi_docs.py
+
+## asyncapi-docs: write docs/asyncapi.json from the topics and their contracts (tests/docs/test_asyncapi.py checks it)
+asyncapi-docs: setup
+	$(VENV)/bin/python tools/asyncapi_docs.py
 
 ## down: stop the local broker and database started by `make infra` / `make dev`
 down: setup

@@ -3,28 +3,18 @@ about errors and authentication."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
 
+from paysync_dev import repo_tools
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("openapi_docs_tool", ROOT / "tools" / "openapi_docs.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-TOOL = _tool()
+TOOL = repo_tools.load("openapi_docs.py")
 FIX = "run `make openapi-docs` (.venv/bin/python tools/openapi_docs.py) and commit docs/openapi/"
 
 
