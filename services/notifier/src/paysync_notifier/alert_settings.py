@@ -57,3 +57,20 @@ class AlertDeliverySettings(BaseSettings):
     alerts_retry_max_seconds: float = Field(
         default=900.0, gt=0, description="Longest delay between two tries"
     )
+    alert_rules_enabled: bool = Field(
+        default=True,
+        description="Evaluate the rules on status changes in this replica (one replica at a time does; "
+        "off: leave them to the other replicas)",
+    )
+    alert_rules_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the rules on status changes (deadlines per domain, failure rates, dead "
+        "letters) are evaluated; one replica at a time evaluates",
+    )
+    alert_rules_dead_letter_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the dead-letter rule reads the dead-letter topics (each read goes through "
+        "every letter they retain)",
+    )

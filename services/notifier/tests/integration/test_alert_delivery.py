@@ -8,7 +8,6 @@ import hmac
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -23,36 +22,13 @@ from paysync_core.db.schema import alert_deliveries
 from paysync_dev.alerts import configure_alerts, issue_alert, open_issues, resolve_issue
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
-from paysync_dev.service_fixtures import Service, fetch, publish, unique, wait_until
-from paysync_dev.smtp_sink import SmtpSink
+from paysync_dev.service_fixtures import fetch, publish, wait_until
 from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-alerts-test-0123456789"
 ALERT_ID = re.compile(r"alert ([0-9a-f-]{36})")
-
-
-@pytest.fixture
-def start_notifiers(
-    launch_notifiers: Callable[..., Awaitable[list[Service]]], smtp_sink: SmtpSink
-) -> Callable[..., Awaitable[list[Service]]]:
-    """Start N notifier replicas (one consumer group of this test's own) sending mail to the sink."""
-
-    async def start(count: int = 1, **settings: object) -> list[Service]:
-        own = {
-            "group_id": unique("notifier"),
-            "smtp_host": smtp_sink.host,
-            "smtp_port": smtp_sink.port,
-            "console_url": "https://console.example",
-            "alerts_poll_seconds": 0.2,
-            "alerts_digest_window_seconds": 0,
-            "alerts_retry_base_seconds": 0.2,
-            "alerts_retry_max_seconds": 1,
-        }
-        return await launch_notifiers(count, **(own | settings))
-
-    return start
 
 
 async def configure(
