@@ -311,7 +311,9 @@ async def test_smtp_login_is_used_and_a_refused_login_is_dead_with_the_reason_an
     assert smtp_sink.logins == ["alerts"]
     good.process.stop()
 
-    (bad,) = await start_notifiers(smtp_username="alerts", smtp_password="wrong-password-2")
+    (bad,) = await start_notifiers(
+        smtp_username="alerts", smtp_password="wrong-password-2", alerts_max_attempts=2
+    )
     refused = issue_alert(tenant.id, AlertKind.CHECK_FAILED)
     await open_issues(engine, kafka_topics, [refused])
 
@@ -327,7 +329,8 @@ async def test_smtp_login_is_used_and_a_refused_login_is_dead_with_the_reason_an
         for r in await log_rows(engine, tenant.id)
         if r.alert_id == refused.alert_id and r.channel == "email"
     ]
-    assert row.last_error.startswith("smtp 535") and row.attempts == 1  # a refusal: not retried
+    # Our credentials, not the message: retried (they may be fixed), then given up with the reason.
+    assert row.last_error.startswith("smtp login refused (535)") and row.attempts == 2
     assert len(smtp_sink.messages) == 1
     for process in (good.process, bad.process):
         log = process.log_path.read_text()
