@@ -40,7 +40,7 @@ class FailureRateRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
     min_failed: int = Field(default=5, ge=1, le=1000, description="Failed payments that open the alert")
     of_last: int = Field(
-        default=20, ge=1, le=1000, description="Among this many latest outcomes (settled statuses)"
+        default=20, ge=1, le=1000, description="Among this many latest outcomes (money moved, or never will)"
     )
     window_seconds: Annotated[Duration, Field(gt=0, le=7 * 86400)] = Field(
         default=3600.0, description="Only outcomes this recent count (a duration: '1h', '30m', seconds)"

@@ -11,20 +11,23 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
+import structlog
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.alert_rules import AlertRules, rules_of
 from paysync_core.db.alert_tables import alert_settings
 from paysync_core.db.schema import payments, sync_issues, tenants
-from paysync_core.domain.status import SETTLED, UnifiedStatus
+from paysync_core.domain.status import MONEY_MOVED, OPEN_OR_UNPAID, SETTLED, UnifiedStatus
 
+log = structlog.get_logger()
 #: Advisory-lock key of one round of rule evaluation: one replica at a time evaluates.
 _RULES_LOCK = 7355611
-#: Statuses a payment waits in before it settles (what a deadline applies to).
-UNSETTLED = tuple(s.value for s in UnifiedStatus if s not in SETTLED)
-#: Statuses that are a payment's outcome (what a failure rate is measured among).
-OUTCOMES = tuple(s.value for s in SETTLED)
+#: Statuses a payment waits in before it has an outcome (what a deadline applies to).
+UNSETTLED = tuple(sorted(s.value for s in OPEN_OR_UNPAID - SETTLED))
+#: A payment's outcomes (what a failure rate is measured among): money moved, or it never will.
+OUTCOMES = tuple(sorted(s.value for s in SETTLED | MONEY_MOVED))
 
 
 async def try_rules_lock(conn: AsyncConnection) -> bool:
@@ -39,7 +42,16 @@ async def tenant_rules(conn: AsyncConnection) -> dict[str, AlertRules]:
         row.tenant_id: row.config
         for row in await conn.execute(select(alert_settings.c.tenant_id, alert_settings.c.config))
     }
-    return {tenant: rules_of(stored.get(tenant)) for tenant in known}
+    return {tenant: _rules(tenant, stored.get(tenant)) for tenant in known}
+
+
+def _rules(tenant: str, config: dict[str, Any] | None) -> AlertRules:
+    """A tenant's stored rules; the defaults if they no longer validate (one tenant never stops the rest)."""
+    try:
+        return rules_of(config)
+    except ValidationError as exc:
+        log.warning("alert_rules.settings_unreadable", tenant=tenant, errors=exc.error_count())
+        return AlertRules()
 
 
 async def past_deadline(

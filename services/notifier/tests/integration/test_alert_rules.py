@@ -101,11 +101,25 @@ async def test_a_payment_pending_past_its_domains_deadline_is_told_once_and_its_
         http_receiver,
         pending_deadlines={"bookings": "1s", "invoices": "3d"},
     )
-    late, invoice, no_deadline = await register_payments(
+    late, invoice, no_deadline, refunded = await register_payments(
         engine,
         tenant.id,
-        [{"domain": "bookings", "entity_id": "b-42"}, {"domain": "invoices"}, {"domain": "jobs"}],
+        [
+            {"domain": "bookings", "entity_id": "b-42"},
+            {"domain": "invoices"},
+            {"domain": "jobs"},
+            {"domain": "bookings"},
+        ],
     )
+    # Paid, then partly refunded, before the rules first look: money moved, it waits for nothing.
+    await publish_observations(
+        kafka_topics, [observation(refunded, UnifiedStatus.PARTIALLY_REFUNDED, refunded=1000)]
+    )
+
+    async def partly_refunded() -> bool:
+        return (await payment_row(engine, refunded)).status == UnifiedStatus.PARTIALLY_REFUNDED.value
+
+    await wait_until(partly_refunded, 60, "the refund to be applied")
     (notifier,) = await start_notifiers(**QUICK_RULES)
 
     await wait_mails(smtp_sink, tenant.id, 1)
@@ -118,7 +132,7 @@ async def test_a_payment_pending_past_its_domains_deadline_is_told_once_and_its_
     text = smtp_sink.text_of(mails(smtp_sink, tenant.id)[0])
     assert "bookings b-42 is still pending" in text and "settle within 1s" in text
     assert f"https://console.example/v1/payments/{late.id}" in text
-    assert invoice.provider_ref not in text and no_deadline.provider_ref not in text
+    assert all(p.provider_ref not in text for p in (invoice, no_deadline, refunded))
 
     await settle(engine, kafka_topics, late, UnifiedStatus.SUCCEEDED)
     await wait_mails(smtp_sink, tenant.id, 2)
