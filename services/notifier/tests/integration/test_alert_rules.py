@@ -81,17 +81,22 @@ async def settle(engine: AsyncEngine, kafka: str, payment: Registered, status: U
     await wait_until(applied, 60, f"{payment.provider_ref} to be {status.value}")
 
 
-async def rounds_after_now(notifier: Service, rounds: int = 2) -> None:
-    """Wait for `rounds` more rule rounds: the last of them began after what is committed now."""
-    start = notifier.metric("paysync_notifier_alert_rule_rounds_total")
+def rounds(notifiers: list[Service]) -> float:
+    """Rule rounds evaluated so far, by every replica (one at a time holds the round's lock)."""
+    return sum(n.metric("paysync_notifier_alert_rule_rounds_total") for n in notifiers)
+
+
+async def rounds_after_now(notifiers: list[Service], more: int = 2) -> None:
+    """Wait for `more` rule rounds: the last of them began after what is committed now."""
+    start = rounds(notifiers)
 
     async def done() -> bool:
-        return notifier.metric("paysync_notifier_alert_rule_rounds_total") >= start + rounds
+        return rounds(notifiers) >= start + more
 
     await wait_until(done, 60, "rule rounds")
 
 
-async def test_a_payment_pending_past_its_domains_deadline_is_told_once_and_its_resolution_once(
+async def test_two_replicas_tell_a_payment_pending_past_its_domains_deadline_once_and_its_resolution_once(
     projector, start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
 ) -> None:
     await configure(
@@ -120,10 +125,10 @@ async def test_a_payment_pending_past_its_domains_deadline_is_told_once_and_its_
         return (await payment_row(engine, refunded)).status == UnifiedStatus.PARTIALLY_REFUNDED.value
 
     await wait_until(partly_refunded, 60, "the refund to be applied")
-    (notifier,) = await start_notifiers(**QUICK_RULES)
+    notifiers = await start_notifiers(2, **QUICK_RULES)  # two replicas: still one message per step
 
     await wait_mails(smtp_sink, tenant.id, 1)
-    await rounds_after_now(notifier)
+    await rounds_after_now(notifiers)
     (opened,) = await issues(engine, tenant.id, AlertKind.PAYMENT_PAST_DEADLINE)
     assert opened.payment_id == late.id and opened.resolved_at is None
     assert subjects(smtp_sink, tenant.id) == [
@@ -137,7 +142,7 @@ async def test_a_payment_pending_past_its_domains_deadline_is_told_once_and_its_
     await settle(engine, kafka_topics, late, UnifiedStatus.SUCCEEDED)
     await wait_mails(smtp_sink, tenant.id, 2)
     await http_receiver.wait_for(lambda r: len([x for x in r if x.path == f"/slack/{tenant.id}"]) >= 2)
-    await rounds_after_now(notifier)
+    await rounds_after_now(notifiers)
     assert subjects(smtp_sink, tenant.id) == [
         f"[paysync] Payment pending past its deadline: stripe {late.provider_ref}",
         f"[paysync] Resolved: Payment pending past its deadline: stripe {late.provider_ref}",
@@ -157,10 +162,10 @@ async def test_failures_above_the_tenants_rate_are_told_once_not_below_it_and_re
         tenant.id,
         [{"provider": "paystack", "provider_ref": f"ps_{uuid.uuid4().hex}"} for _ in range(5)],
     )
-    (notifier,) = await start_notifiers(**QUICK_RULES)
+    notifiers = await start_notifiers(**QUICK_RULES)
 
     await settle(engine, kafka_topics, first, UnifiedStatus.FAILED)
-    await rounds_after_now(notifier)
+    await rounds_after_now(notifiers)
     assert await issues(engine, tenant.id, AlertKind.GATEWAY_FAILURE_RATE) == []  # 1 failed: under 2
 
     await settle(engine, kafka_topics, second, UnifiedStatus.FAILED)
@@ -168,7 +173,7 @@ async def test_failures_above_the_tenants_rate_are_told_once_not_below_it_and_re
     for payment in later:  # three successes: the last three outcomes have no failure
         await settle(engine, kafka_topics, payment, UnifiedStatus.SUCCEEDED)
     await wait_mails(smtp_sink, tenant.id, 2)
-    await rounds_after_now(notifier)
+    await rounds_after_now(notifiers)
 
     assert subjects(smtp_sink, tenant.id) == [
         "[paysync] Many payments failing: paystack",
@@ -188,10 +193,10 @@ async def test_a_tenant_with_the_failure_rule_off_is_not_told(
 ) -> None:
     await configure(engine, credentials_keys, tenant.id, http_receiver, failure_rate=None)
     payments = await register_payments(engine, tenant.id, [{}] * 6)
-    (notifier,) = await start_notifiers(**QUICK_RULES)
+    notifiers = await start_notifiers(**QUICK_RULES)
     for payment in payments:
         await settle(engine, kafka_topics, payment, UnifiedStatus.FAILED)
-    await rounds_after_now(notifier)
+    await rounds_after_now(notifiers)
     assert await issues(engine, tenant.id, AlertKind.GATEWAY_FAILURE_RATE) == []
 
 
@@ -225,13 +230,13 @@ async def test_dead_letters_of_a_tenant_are_told_once_per_topic_and_resolved_whe
 ) -> None:
     await configure(engine, credentials_keys, tenant.id, http_receiver)
     dlq = topics.PAYMENT_OBSERVATIONS.dlq.name
-    (notifier,) = await start_notifiers(**QUICK_RULES)
+    notifiers = await start_notifiers(**QUICK_RULES)
     await publish(kafka_topics, dlq, tenant.id.encode(), dead_letter(tenant.id).to_bytes())
     await wait_mails(smtp_sink, tenant.id, 1)
 
     # More letters while the issue is open are the same burst: no new message.
     await publish(kafka_topics, dlq, tenant.id.encode(), dead_letter(tenant.id).to_bytes())
-    await rounds_after_now(notifier)
+    await rounds_after_now(notifiers)
     (issue,) = await issues(engine, tenant.id, AlertKind.DEAD_LETTERS)
     assert issue.subject == f"dlq:{dlq}" and issue.resolved_at is None
     assert subjects(smtp_sink, tenant.id) == [f"[paysync] Dead letters: {dlq}"]
@@ -247,7 +252,7 @@ async def test_dead_letters_of_a_tenant_are_told_once_per_topic_and_resolved_whe
     assert ran.returncode == 0, ran.stderr
     assert len(ran.json()["redriven"]) == 2
     await wait_mails(smtp_sink, tenant.id, 2)
-    await rounds_after_now(notifier)
+    await rounds_after_now(notifiers)
     assert subjects(smtp_sink, tenant.id) == [
         f"[paysync] Dead letters: {dlq}",
         f"[paysync] Resolved: Dead letters: {dlq}",
