@@ -70,13 +70,15 @@ class RuleEvaluator:
                 return 0
             now = datetime.now(UTC)
             rules = await repo.tenant_rules(conn)
-            late = await _past_deadline(conn, rules, now)
-            raised = await self._sync(conn, AlertKind.PAYMENT_PAST_DEADLINE, late)
-            raised += await self._sync(conn, AlertKind.GATEWAY_FAILURE_RATE, await _failing(conn, rules, now))
+            # Every finding first, then the issues and alerts: what is published commits right after.
+            found = {
+                AlertKind.PAYMENT_PAST_DEADLINE: await _past_deadline(conn, rules, now),
+                AlertKind.GATEWAY_FAILURE_RATE: await _failing(conn, rules, now),
+            }
             if time.monotonic() - self._letters_checked >= self._settings.alert_rules_dead_letter_seconds:
-                letters = await self._dead_letters(rules, now)
-                raised += await self._sync(conn, AlertKind.DEAD_LETTERS, letters)
+                found[AlertKind.DEAD_LETTERS] = await self._dead_letters(rules, now)
                 self._letters_checked = time.monotonic()
+            raised = sum([await self._sync(conn, kind, findings) for kind, findings in found.items()])
         ROUNDS.inc()
         return raised
 

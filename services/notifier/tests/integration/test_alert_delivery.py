@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core import topics
 from paysync_core.alerting import AlertConfig
 from paysync_core.contracts import Alert, AlertKind, DeadLetter
-from paysync_core.db.schema import alert_deliveries
+from paysync_core.db.schema import alert_deliveries, sync_issues
 from paysync_dev.alerts import configure_alerts, issue_alert, open_issues, resolve_issue
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
@@ -378,3 +378,37 @@ async def test_an_alert_that_cannot_be_entered_is_dead_lettered_and_the_next_one
         unreadable_letter.error_type == "CredentialsKeyError" and unreadable_letter.source_topic == spec.name
     )
     assert not [r for r in await log_rows(engine, unreadable.id)]
+
+
+async def test_an_alert_whose_issue_commits_after_its_opening_was_sent_still_gets_its_resolution(
+    start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
+) -> None:
+    await configure(engine, credentials_keys, tenant, http_receiver, reminder_after_seconds=None)
+    await start_notifiers()
+    slow, later = (issue_alert(tenant.id, AlertKind.GATEWAY_ERROR) for _ in range(2))
+    # As the reconciler and the notifier's rules raise an alert: the issue row is written in the
+    # transaction that publishes the alert, and commits after the broker took it.
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(sync_issues).values(
+                alert_id=slow.alert_id,
+                tenant_id=tenant.id,
+                kind=slow.kind.value,
+                subject=slow.alert_id,
+                detail=slow.detail,
+            )
+        )
+        await publish(kafka_topics, topics.ALERTS.name, tenant.id.encode(), slow.to_bytes())
+        await smtp_sink.wait_for(lambda m: any(slow.alert_id in smtp_sink.text_of(x) for x in m))
+        # Another alert told: delivery rounds went by after the opening was sent.
+        await open_issues(engine, kafka_topics, [later])
+        await smtp_sink.wait_for(lambda m: any(later.alert_id in smtp_sink.text_of(x) for x in m))
+    await resolve_issue(engine, slow)
+
+    await smtp_sink.wait_for(lambda m: len(m) >= 3)
+    told = [(subject(m).split(":")[0], ALERT_ID.findall(smtp_sink.text_of(m))) for m in smtp_sink.messages]
+    assert told == [
+        ("[paysync] Gateway unreachable", [slow.alert_id]),
+        ("[paysync] Gateway unreachable", [later.alert_id]),
+        ("[paysync] Resolved", [slow.alert_id]),
+    ]
