@@ -14,10 +14,17 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from prometheus_client import Counter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_api_gateway.access import KeyAccess
 from paysync_core.db import tenants as tenant_repo
+
+LOOKUPS = Counter(
+    "paysync_api_gateway_api_key_lookups",
+    "API-key checks that went to the database (the rest were answered from the cache), by result",
+    ["result"],
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +65,7 @@ class ApiKeyCache:
     async def _load(self, key_hash: str) -> KeyAccess | None:
         async with self._engine.connect() as conn:
             row = await tenant_repo.api_key_access(conn, key_hash)
+        LOOKUPS.labels("found" if row is not None else "unknown").inc()
         access = None
         if row is not None:
             access = KeyAccess(row.id, row.tenant_id, row.kind, frozenset(row.scopes), row.expires_at)

@@ -3,12 +3,14 @@ a client address sending wrong keys is throttled without slowing anyone else."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_dev.fixtures import create_tenant
 from paysync_dev.operator import paysync
-from paysync_dev.service_fixtures import wait_until
+from paysync_dev.service_fixtures import metric_in, wait_until
 
 pytestmark = pytest.mark.integration
 ADMIN_TOKEN = "admin-secret-for-key-tests"
@@ -82,3 +84,17 @@ async def test_wrong_keys_from_one_address_are_throttled_and_other_addresses_are
         # Everyone else is served as before, and gets 401 (not 429) for a wrong key of their own.
         assert (await shop.get("/v1/payments", headers=bearer(neighbour.api_key))).status_code == 200
         assert (await shop.get("/v1/payments", headers=bearer("psk_typo"))).status_code == 401
+
+
+async def test_a_burst_with_one_key_costs_one_lookup_and_later_requests_none(open_api, tenant) -> None:
+    async def lookups() -> float:
+        exposition = (await client.get("/metrics")).text
+        return metric_in(exposition, "paysync_api_gateway_api_key_lookups_total")
+
+    async with open_api(api_key_cache_seconds=3600) as client:
+        before = await lookups()
+        burst = await asyncio.gather(*(client.get("/v1/payments", headers=tenant.auth) for _ in range(20)))
+        assert [r.status_code for r in burst] == [200] * 20
+        for _ in range(5):
+            assert (await client.get("/v1/stats", headers=tenant.auth)).status_code == 200
+        assert await lookups() - before == 1

@@ -17,7 +17,7 @@ from paysync_core import topics
 from paysync_core.contracts import ReconcileReply
 from paysync_core.db.schema import reconcile_requests
 from paysync_dev.fixtures import stripe_registration
-from paysync_dev.service_fixtures import fetch, publish, wait_until
+from paysync_dev.service_fixtures import fetch, metric_in, publish, wait_until
 
 pytestmark = pytest.mark.integration
 ADMIN_TOKEN = "admin-secret-for-press-tests"
@@ -26,9 +26,7 @@ PRESSES = "paysync_api_gateway_refresh_presses_total"
 
 async def presses(client, outcome: str) -> float:
     """The api-gateway's count of presses with this outcome, read from its /metrics."""
-    lines = (await client.get("/metrics")).text.splitlines()
-    wanted = f'{PRESSES}{{outcome="{outcome}"}} '
-    return sum(float(line.removeprefix(wanted)) for line in lines if line.startswith(wanted))
+    return metric_in((await client.get("/metrics")).text, PRESSES, outcome=outcome)
 
 
 async def checks_of(engine, tenant: str) -> list[str]:
