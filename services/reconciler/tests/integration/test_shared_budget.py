@@ -81,11 +81,11 @@ async def _measured_rate(sim, account: str, requests: int) -> float:
 
 
 async def _three_replicas_at_work(
-    sim, engine, start_reconciler, lost_webhooks_tenant, bootstrap: str
+    sim, engine, start_reconciler, lost_webhooks_tenant, bootstrap: str, **settings: object
 ) -> tuple[str, list[Service]]:
     """Three replicas, each with bulk checks of one tenant's payments: the Stripe account and the replicas."""
     tenant, account = await _tenant_with_open_payments(sim, engine, lost_webhooks_tenant)
-    replicas = await start_reconciler(count=3, scheduler_enabled="false", stripe_rate=LIMIT)
+    replicas = await start_reconciler(count=3, scheduler_enabled="false", stripe_rate=LIMIT, **settings)
     await _bulk_check_on_every_partition(bootstrap, tenant)
     await wait_until(_all_calling(replicas), 60, "all three replicas to call Stripe")
     return account, replicas
@@ -109,8 +109,9 @@ async def test_three_replicas_together_keep_to_the_gateway_limit_and_close_to_it
 async def test_when_a_replica_dies_the_others_take_up_its_share(
     sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics
 ):
+    # Left over from when each replica took rate/REPLICAS: now ignored, with a warning.
     account, replicas = await _three_replicas_at_work(
-        sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics
+        sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics, replicas=3
     )
     replicas[0].process.kill()  # dies mid-run: its leased tokens and its share are gone with it
     await _measured_rate(sim, account, 20)  # past the requests already in flight
@@ -118,3 +119,4 @@ async def test_when_a_replica_dies_the_others_take_up_its_share(
 
     assert sim.account_stats(account).api.over_limit == 0
     assert LIMIT * 0.9 <= rate <= LIMIT * 1.1, rate
+    assert "reconcile.settings.replicas_ignored" in replicas[1].process.log_path.read_text()
