@@ -6,10 +6,12 @@ atomic statement, so PostgreSQL sees a few statements a second per replica and b
 Leased tokens not used within `lease_seconds` are dropped, never carried over.
 
 The bound: the bucket hands out at most `burst + rate * t` tokens in any `t` seconds, whatever the
-number of replicas, and a token is spent at most `lease_seconds` after it was granted; so the requests
-sent in any `t` seconds are at most `burst + rate * (t + lease_seconds)`. With the defaults
-(rate = 0.96 of the limit, burst 0.4 s, lease 0.25 s) that is below `limit * (1 + t)`, what a gateway
-that allows a second's burst accepts. Scaling from one replica to three changes nothing in this sum.
+number of replicas, and a token is spent at most `lease_seconds` after its lease's reply arrived; so
+the requests sent in any `t` seconds are at most `burst + rate * (t + lease_seconds + reply time)`.
+With the defaults (rate = 0.96 of the limit, burst 0.4 s, lease 0.25 s) that is
+`0.62 * limit + 0.96 * limit * t`: below `limit * (1 + t)`, what a gateway that allows a second's burst
+accepts, with a third of a second to spare for the database's reply and the network. Scaling from one
+replica to three changes nothing in this sum.
 The cost: a replica that stops calling drops at most one lease (`rate * lease_seconds` tokens).
 
 The interface is synchronous, like `TokenBucket`: `try_take` spends a leased token or starts a lease
