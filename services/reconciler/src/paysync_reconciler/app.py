@@ -40,6 +40,12 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     configure_logging("reconciler", common.log_level, common.log_json)
     # The stripe SDK logs every request at INFO; the reconciler's own logs say what each sweep did.
     logging.getLogger("stripe").setLevel(max(logging.WARNING, logging.getLogger().level))
+    if settings.replicas is not None:
+        log.warning(
+            "reconcile.settings.replicas_ignored",
+            detail="PAYSYNC_RECONCILER_REPLICAS is deprecated and ignored: replicas share each gateway "
+            "budget through PostgreSQL; remove it",
+        )
     keys = common.credentials_keys.get_secret_value()
     cipher = CredentialsCipher(keys) if keys else None
     engine = make_engine(

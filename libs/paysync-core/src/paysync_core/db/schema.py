@@ -43,6 +43,7 @@ from paysync_core.db.domain_tables import (
 from paysync_core.db.metadata import created_at, metadata, updated_at
 from paysync_core.db.operator_tables import dead_letter_redrives, sync_issue_actions
 from paysync_core.db.reconciler_tables import (
+    gateway_budgets,
     reconcile_checks,
     reconcile_requests,
     reconcile_ticks,
@@ -56,6 +57,7 @@ __all__ = [
     "bookings",
     "checkouts",
     "dead_letter_redrives",
+    "gateway_budgets",
     "invoice_payments",
     "invoices",
     "metadata",
