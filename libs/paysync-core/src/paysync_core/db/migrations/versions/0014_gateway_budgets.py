@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_gateway_budgets"
-down_revision = "0010_app_webhooks"
+down_revision = "0013_checkout"
 branch_labels = None
 depends_on = None
 
