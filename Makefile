@@ -84,6 +84,11 @@ clean:
 bench-ingest: setup .cache/bin/loadgen
 	$(VENV)/bin/python bench/webhook_ingest/run.py
 
+## bench-api: GET /v1/payments/{id} with the API-key check uncached and cached, in one run (bench/README.md)
+.PHONY: bench-api
+bench-api: setup .cache/bin/loadgen
+	$(VENV)/bin/python bench/api_reads/run.py $(BENCH_ARGS)
+
 ## bench-projector: status-projector observations/s into PostgreSQL and observation-to-change latency (bench/README.md)
 bench-projector: setup
 	$(VENV)/bin/python bench/projector/run.py $(BENCH_ARGS)

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
+from paysync_core.alert_rules import AlertRules, rules_view
 from paysync_core.contracts import AlertKind
 
 MAX_TARGETS = 20
@@ -76,8 +77,11 @@ class SignedWebhook(BaseModel):
     secret: SecretStr = Field(min_length=16, max_length=200, description="Shared with the receiver")
 
 
-class AlertConfig(BaseModel):
-    """A tenant's alert settings as written (PUT / `paysync alerts config`): the whole set, replaced."""
+class AlertConfig(AlertRules):
+    """A tenant's alert settings as written (PUT / `paysync alerts config`): the whole set, replaced.
+
+    With the rules on status changes it inherits (`alert_rules.py`): deadlines, failure rate, dead letters.
+    """
 
     model_config = ConfigDict(extra="forbid")
     emails: list[Email] = Field(default_factory=list, max_length=MAX_TARGETS)
@@ -133,4 +137,5 @@ def public_view(tenant: str, config: AlertConfig) -> dict[str, object]:
         "kinds": config.kinds,
         "reminder_after_seconds": config.reminder_after_seconds,
         "quiet_seconds": config.quiet_seconds,
+        **rules_view(config),
     }

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import hmac
-from datetime import datetime
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Body, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from paysync_api_gateway.access import SCOPES, Scope
 from paysync_api_gateway.auth import Unauthenticated
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import Engine, Settings
-from paysync_api_gateway.inputs import strict_parameters
+from paysync_api_gateway.deps import ApiKeys, Engine, Settings
+from paysync_api_gateway.inputs import InvalidInput, strict_parameters
 from paysync_api_gateway.service import Conflict, NotFound
 from paysync_core.credentials import MpesaCredentials, PaystackCredentials, StripeCredentials
 from paysync_core.crypto import CredentialsCipher
@@ -76,13 +77,39 @@ async def create_tenant(body: NewTenant, engine: Engine, _: Operator) -> dict[st
     return {"id": body.id, "api_key": key}
 
 
+class NewApiKey(BaseModel):
+    """What a new key may do: a secret key's scopes and expiry, or a publishable (read-only) key."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["secret", "publishable"] = "secret"
+    scopes: list[Scope] = Field(
+        default_factory=lambda: list(SCOPES),
+        min_length=1,
+        description="A secret key's scopes (`read`, `write`); a publishable key's access is fixed",
+    )
+    expires_at: AwareDatetime | None = Field(default=None, description="After it, the key is refused (401)")
+
+
 @router.post("/tenants/{tenant_id}/api-keys", status_code=201)
-async def issue_api_key(tenant_id: str, engine: Engine, _: Operator) -> dict[str, str]:
-    """Another API key for the tenant (for rotation: issue, switch clients, revoke the old)."""
+async def issue_api_key(
+    tenant_id: str, engine: Engine, _: Operator, body: Annotated[NewApiKey | None, Body()] = None
+) -> dict[str, object]:
+    """Another API key for the tenant (for rotation: issue, switch clients, revoke the old); shown once."""
+    body = body or NewApiKey()
+    if body.expires_at is not None and body.expires_at <= datetime.now(UTC):
+        raise InvalidInput("the request is not valid", [{"field": "expires_at", "problem": "is in the past"}])
+    if body.kind == "publishable" and "scopes" in body.model_fields_set:
+        fixed = "a publishable key's access is fixed (read one payment or entity); leave scopes out"
+        raise InvalidInput("the request is not valid", [{"field": "scopes", "problem": fixed}])
     async with engine.begin() as conn:
         if not await tenant_repo.tenant_exists(conn, tenant_id):
             raise UnknownTenant(tenant_id)
-        return {"id": tenant_id, "api_key": await tenant_repo.issue_api_key(conn, tenant_id)}
+        key = await tenant_repo.issue_api_key(
+            conn, tenant_id, kind=body.kind, scopes=body.scopes, expires_at=body.expires_at
+        )
+    scopes = ["read"] if body.kind == "publishable" else sorted(set(body.scopes))
+    expires_at = body.expires_at.isoformat() if body.expires_at else None
+    return {"id": tenant_id, "api_key": key, "kind": body.kind, "scopes": scopes, "expires_at": expires_at}
 
 
 class ApiKeyInfo(BaseModel):
@@ -90,7 +117,10 @@ class ApiKeyInfo(BaseModel):
 
     id: int
     prefix: str = Field(description="The key's first 12 characters, to tell keys apart")
+    kind: Literal["secret", "publishable"]
+    scopes: list[str]
     created_at: datetime
+    expires_at: datetime | None
     revoked_at: datetime | None
 
 
@@ -106,11 +136,13 @@ async def list_api_keys(tenant_id: str, engine: Engine, _: Operator) -> dict[str
 
 
 @router.delete("/tenants/{tenant_id}/api-keys/{key_id}", status_code=204)
-async def revoke_api_key(tenant_id: str, key_id: int, engine: Engine, _: Operator) -> Response:
-    """Revoke one API key; requests with it are refused from the moment this answers (each one checks)."""
+async def revoke_api_key(tenant_id: str, key_id: int, engine: Engine, keys: ApiKeys, _: Operator) -> Response:
+    """Revoke one API key: refused by this replica from the moment this answers, by the others within
+    `PAYSYNC_API_GATEWAY_API_KEY_CACHE_SECONDS` (their cached check of it expires)."""
     async with engine.begin() as conn:
         if not await tenant_repo.revoke_api_key(conn, tenant_id, key_id):
             raise NotFound(f"tenant {tenant_id!r} has no live API key {key_id}")
+    keys.forget_key(key_id)
     return Response(status_code=204)
 
 

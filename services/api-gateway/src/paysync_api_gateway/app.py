@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Depends, FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_api_gateway import (
     admin,
@@ -12,17 +13,21 @@ from paysync_api_gateway import (
     alert_admin,
     app_webhooks,
     checkout,
+    cors_admin,
     evidence,
     overrides,
     stream_tokens,
     sync_issues,
 )
+from paysync_api_gateway.cors import OriginDirectory, TenantCors
 from paysync_api_gateway.endpoints import router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import replies_router
 from paysync_api_gateway.inputs import strict_parameters
+from paysync_api_gateway.key_cache import ApiKeyCache
 from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
 from paysync_api_gateway.openapi_answers import document_answers
+from paysync_api_gateway.presses import RefreshPresses
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
@@ -71,6 +76,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.ticks_out = ticks_out
     app.state.notifier = notifier
     app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
+    _guard_keys(app, engine, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.stream_slots = StreamSlots(settings.stream_max_per_tenant, settings.stream_max_total)
     app.state.stream_tokens = stream_tokens.StreamTokens(
@@ -83,6 +89,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(stream_tokens.router)
     app.include_router(sync_issues.router)
     app.include_router(admin.router)
+    app.include_router(cors_admin.router)
     app.include_router(evidence.router)
     app.include_router(overrides.router)
     app.include_router(app_webhooks.router)
@@ -92,3 +99,16 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(alert_admin.router)
     document_answers(app)
     return app
+
+
+def _guard_keys(app: FastAPI, engine: AsyncEngine, settings: ApiGatewaySettings) -> None:
+    """API-key checks (cached), tenants' web origins (CORS) and the refresh presses' rates."""
+    app.state.api_keys = ApiKeyCache(
+        engine,
+        settings.api_key_cache_seconds,
+        settings.api_key_negative_cache_seconds,
+        settings.api_key_cache_max_entries,
+    )
+    app.state.cors_origins = OriginDirectory(engine, settings.api_key_cache_seconds)
+    app.state.refresh_presses = RefreshPresses(settings.refresh_press_rate, settings.refresh_press_burst)
+    app.add_middleware(TenantCors, origins=app.state.cors_origins, max_age=settings.cors_max_age_seconds)

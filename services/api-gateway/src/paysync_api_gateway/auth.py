@@ -1,23 +1,26 @@
-"""Bearer-token authentication: every request acts for exactly one tenant."""
+"""Bearer-token authentication: every request acts for exactly one tenant, with what its key allows."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from paysync_api_gateway.deps import Engine, FailedKeys
-from paysync_core.db import tenants as tenant_repo
+from paysync_api_gateway.access import KeyAccess, authorize
+from paysync_api_gateway.cors import check_origin
+from paysync_api_gateway.deps import ApiKeys, FailedKeys, Origins
 from paysync_core.errors import PaysyncError
 
 _bearer = HTTPBearer(
     auto_error=False,
     scheme_name="TenantApiKey",
-    description="A tenant API key: `Authorization: Bearer psk_…`",
+    description="A tenant API key: `Authorization: Bearer psk_…` (secret) or `ppk_…` (publishable)",
 )
 
 
 class Unauthenticated(PaysyncError):
-    """No API key, or one that is unknown or revoked."""
+    """No API key, or one that is unknown, revoked or expired."""
 
     code = "unauthenticated"
 
@@ -32,17 +35,18 @@ class TooManyFailedKeys(PaysyncError):
         super().__init__("too many requests with unknown or revoked API keys from this address; slow down")
 
 
-async def current_tenant(
+async def key_access(
     request: Request,
-    engine: Engine,
+    keys: ApiKeys,
     throttle: FailedKeys,
-    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
-) -> str:
-    """The tenant whose API key authorised this request.
+    origins: Origins,
+    credentials: HTTPAuthorizationCredentials | None,
+) -> KeyAccess:
+    """The key that authorised this request, once it is known, live, allowed this route and this origin.
 
-    Every request looks its key up in the database, so a revoked key stops working at once (the
-    next request after the revocation commits). An address past its budget of failed checks gets
-    429 without a lookup, for any key, until its budget refills.
+    Keys are checked through the in-process cache (`key_cache.py`: a revoked key is refused within
+    `api_key_cache_seconds`). An address past its budget of failed checks gets 429 without a
+    check, for any key, until its budget refills.
     """
     if credentials is None:
         raise Unauthenticated("missing bearer API key")
@@ -50,9 +54,29 @@ async def current_tenant(
     wait = throttle.retry_after(address)
     if wait > 0:
         raise TooManyFailedKeys(wait)
-    async with engine.connect() as conn:
-        tenant = await tenant_repo.tenant_for_api_key(conn, credentials.credentials)
-    if tenant is None:
+    access = await keys.lookup(credentials.credentials)
+    if access is None:
         throttle.failed(address)
         raise Unauthenticated("unknown or revoked API key")
-    return tenant
+    if access.expires_at is not None and access.expires_at <= datetime.now(UTC):
+        raise Unauthenticated(f"the API key expired at {access.expires_at.isoformat()}")
+    route = request.scope.get("route")
+    authorize(access, request.method, getattr(route, "path", request.url.path))
+    await check_origin(request, origins, access.tenant)
+    return access
+
+
+async def current_key(
+    request: Request,
+    keys: ApiKeys,
+    throttle: FailedKeys,
+    origins: Origins,
+    credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
+) -> KeyAccess:
+    """The key behind this request (see `key_access`), for routes that need more than its tenant."""
+    return await key_access(request, keys, throttle, origins, credentials)
+
+
+async def current_tenant(access: KeyAccess = Depends(current_key)) -> str:
+    """The tenant whose API key authorised this request."""
+    return access.tenant

@@ -20,6 +20,7 @@ ERRORS: dict[int, str] = {
     "a cursor this API did not hand out (`bad_cursor`)",
     401: "Missing, unknown or revoked credentials (`unauthenticated`)",
     402: "The gateway declined to start the payment (`gateway_declined`)",
+    403: "The key lacks the scope (`forbidden`) or the page's origin is not allowed (`origin_not_allowed`)",
     404: "No such resource for this tenant (`not_found`)",
     409: "Contradicts what is there (`conflict`)",
     413: "Body over the size limit (`payload_too_large`)",

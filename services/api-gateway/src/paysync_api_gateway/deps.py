@@ -8,7 +8,10 @@ import httpx
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_api_gateway.cors import OriginDirectory
+from paysync_api_gateway.key_cache import ApiKeyCache
 from paysync_api_gateway.limits import FailedKeyThrottle
+from paysync_api_gateway.presses import RefreshPresses
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_core.contracts import PaymentObservation
@@ -38,6 +41,21 @@ def failed_keys(request: Request) -> FailedKeyThrottle:
     return request.app.state.failed_keys
 
 
+def api_keys(request: Request) -> ApiKeyCache:
+    """The cache of API-key checks."""
+    return request.app.state.api_keys
+
+
+def cors_origins(request: Request) -> OriginDirectory:
+    """Every tenant's allowed web origins."""
+    return request.app.state.cors_origins
+
+
+def refresh_presses(request: Request) -> RefreshPresses:
+    """Refresh presses in flight, and each key's rate of them."""
+    return request.app.state.refresh_presses
+
+
 def notifier(request: Request) -> httpx.AsyncClient:
     """The HTTP client of the notifier's internal live stream."""
     return request.app.state.notifier
@@ -57,6 +75,9 @@ Settings = Annotated[ApiGatewaySettings, Depends(settings)]
 Engine = Annotated[AsyncEngine, Depends(engine)]
 Refresh = Annotated[RefreshCoordinator, Depends(refresh)]
 FailedKeys = Annotated[FailedKeyThrottle, Depends(failed_keys)]
+ApiKeys = Annotated[ApiKeyCache, Depends(api_keys)]
+Origins = Annotated[OriginDirectory, Depends(cors_origins)]
+Presses = Annotated[RefreshPresses, Depends(refresh_presses)]
 Notifier = Annotated[httpx.AsyncClient, Depends(notifier)]
 Slots = Annotated["StreamSlots", Depends(stream_slots)]
 Observations = Annotated[TopicPublisher[PaymentObservation], Depends(observations_out)]

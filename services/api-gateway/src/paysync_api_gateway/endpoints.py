@@ -8,11 +8,12 @@ from fastapi import APIRouter, Depends, Query, Response
 from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
+from paysync_api_gateway.access import KeyAccess
 from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, Stats, StillChecking
-from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.auth import current_key, current_tenant
 from paysync_api_gateway.conditional import NO_STORE, Conditional
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import Engine, Refresh, Settings
+from paysync_api_gateway.deps import Engine, Presses, Refresh, Settings
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
@@ -24,6 +25,7 @@ from paysync_core.providers.modes import Mode
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)])
 Tenant = Annotated[str, Depends(current_tenant)]
+Key = Annotated[KeyAccess, Depends(current_key)]
 #: How many items a page holds, at most 500 (default: the `page_size` setting).
 PageLimit = Annotated[int | None, Query(ge=1, le=500)]
 
@@ -146,11 +148,24 @@ async def stats(tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     ),
 )
 async def refresh_entity(
-    domain: str, entity_id: str, tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings
+    domain: str,
+    entity_id: str,
+    key: Key,
+    engine: Engine,
+    refresh: Refresh,
+    presses: Presses,
+    settings: Settings,
 ) -> JSONResponse:
-    """ "Check payment status": ask the gateways about every payment of this entity, now."""
-    ask = refresh.new_request(tenant, "entity", domain=domain, entity_id=entity_id)
-    reply = await service.check_now(engine, refresh, ask, settings.refresh_timeout_seconds)
+    """ "Check payment status": ask the gateways about every payment of this entity, now.
+
+    A press while this entity's check is in flight gets that check's answer; 429 past the key's rate.
+    """
+
+    async def check() -> tuple[ReconcileRequest, ReconcileReply | None]:
+        ask = refresh.new_request(key.tenant, "entity", domain=domain, entity_id=entity_id)
+        return ask, await service.check_now(engine, refresh, ask, settings.refresh_timeout_seconds)
+
+    ask, reply = await presses.press(key.key_id, ("entity", key.tenant, domain, entity_id), check)
     if reply is None:
         return _still_checking(ask.request_id)
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)
@@ -163,10 +178,19 @@ async def refresh_entity(
         503, answers={202: {"model": StillChecking}}, e503="The check could not be sent (`not_sent`)"
     ),
 )
-async def refresh_all(tenant: Tenant, engine: Engine, refresh: Refresh, settings: Settings) -> JSONResponse:
-    """ "Check payments": ask the gateways about every unsettled payment of the tenant, now."""
-    ask = refresh.new_request(tenant, "bulk")
-    reply = await service.check_now(engine, refresh, ask, settings.bulk_refresh_timeout_seconds)
+async def refresh_all(
+    key: Key, engine: Engine, refresh: Refresh, presses: Presses, settings: Settings
+) -> JSONResponse:
+    """ "Check payments": ask the gateways about every unsettled payment of the tenant, now.
+
+    A press while the tenant's bulk check is in flight gets that check's answer; 429 past the key's rate.
+    """
+
+    async def check() -> tuple[ReconcileRequest, ReconcileReply | None]:
+        ask = refresh.new_request(key.tenant, "bulk")
+        return ask, await service.check_now(engine, refresh, ask, settings.bulk_refresh_timeout_seconds)
+
+    ask, reply = await presses.press(key.key_id, ("bulk", key.tenant), check)
     if reply is None:
         return _still_checking(ask.request_id)
     return JSONResponse(_answer(ask, reply), headers=NO_STORE)

@@ -12,9 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from paysync_api_gateway.access import Forbidden
 from paysync_api_gateway.auth import TooManyFailedKeys, Unauthenticated
 from paysync_api_gateway.checkout_gateways import GatewayDeclined
+from paysync_api_gateway.cors import OriginNotAllowed
 from paysync_api_gateway.inputs import InvalidInput, UnknownParameter
+from paysync_api_gateway.presses import TooManyRefreshes
 from paysync_api_gateway.refresh import RequestNotSent
 from paysync_api_gateway.service import BadCursor, Conflict, NotFound
 from paysync_api_gateway.stream import StreamUnavailable, TooManyStreams
@@ -30,6 +33,9 @@ log = structlog.get_logger()
 _STATUS = {
     Unauthenticated: 401,
     TooManyFailedKeys: 429,
+    Forbidden: 403,
+    OriginNotAllowed: 403,
+    TooManyRefreshes: 429,
     NotFound: 404,
     UnknownTenant: 404,
     UnknownEndpoint: 404,
@@ -77,7 +83,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def paysync_error(_: Request, exc: PaysyncError) -> JSONResponse:
         status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 500)
         headers = _HEADERS.get(status)
-        if isinstance(exc, TooManyFailedKeys):
+        if isinstance(exc, TooManyFailedKeys | TooManyRefreshes):
             headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
         return problem(status, exc.code, str(exc), getattr(exc, "problems", None), headers)
 

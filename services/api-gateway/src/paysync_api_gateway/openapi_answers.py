@@ -10,7 +10,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from paysync_api_gateway.admin import operator
-from paysync_api_gateway.auth import current_tenant
+from paysync_api_gateway.auth import current_key, current_tenant
 from paysync_api_gateway.conditional import ConditionalRead
 from paysync_api_gateway.contract import NOT_MODIFIED, errors
 from paysync_api_gateway.stream_tokens import stream_access
@@ -27,8 +27,8 @@ def _codes_of(route: APIRoute) -> list[int]:
     calls = set(_calls(route.dependant))
     dependant = route.dependant
     codes = [400, 422, 500]  # every router refuses unknown or unstorable parameters (`strict_parameters`)
-    if calls & {current_tenant, stream_access}:  # API keys are throttled per address when they fail
-        codes += [401, 429]
+    if calls & {current_key, current_tenant, stream_access}:  # keys are throttled per address when they fail;
+        codes += [401, 403, 429]  # 403: a scope the key lacks, or a page's origin the tenant does not allow
     if operator in calls:
         codes += [401]
     if route.body_field is not None:

@@ -79,3 +79,29 @@ class ApiGatewaySettings(BaseSettings):
         description="Tests only: `crash_after_gateway_call` kills the process between a checkout's gateway "
         "call and its registration",
     )
+    api_key_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a replica trusts an API-key check (and a tenant's CORS origins) before "
+        "asking the database again: a key revoked elsewhere is refused within this; 0: every request asks",
+    )
+    api_key_negative_cache_seconds: float = Field(
+        default=1.0, ge=0, description="How long an unknown or revoked key's check is remembered"
+    )
+    api_key_cache_max_entries: int = Field(
+        default=10_000,
+        ge=1,
+        description="API-key checks one replica remembers at most (oldest dropped first)",
+    )
+    cors_max_age_seconds: int = Field(
+        default=600, ge=0, le=7200, description="How long a browser may reuse a CORS preflight's answer"
+    )
+    refresh_press_burst: float = Field(
+        default=3.0,
+        ge=1,
+        description="Checks one API key may start at once for one entity (or in bulk); joining a check "
+        "in flight takes none",
+    )
+    refresh_press_rate: float = Field(
+        default=0.1, gt=0, description="Checks per second a key earns back per entity (or bulk); past it: 429"
+    )

@@ -23,9 +23,11 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from paysync_api_gateway.auth import Unauthenticated, current_tenant
+from paysync_api_gateway.access import KeyAccess, require_entity_stream
+from paysync_api_gateway.auth import Unauthenticated, current_key, key_access
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import Engine, FailedKeys
+from paysync_api_gateway.cors import check_origin
+from paysync_api_gateway.deps import ApiKeys, FailedKeys, Origins
 from paysync_api_gateway.inputs import CleanText, InvalidInput, strict_parameters
 from paysync_core.errors import PaysyncError
 
@@ -137,18 +139,21 @@ class StreamToken(BaseModel):
     responses=errors(503, e503="No stream-token secret is configured (`stream_tokens_disabled`)"),
 )
 async def issue_stream_token(
-    tenant: Annotated[str, Depends(current_tenant)],
+    key: Annotated[KeyAccess, Depends(current_key)],
     tokens: Tokens,
     wanted: Annotated[StreamTokenRequest | None, Body()] = None,
 ) -> StreamToken:
     """A short-lived, read-only token for `GET /v1/stream?token=…`: `EventSource` sends no headers.
 
     422 for an `entity_id` without a `domain`, or a `ttl_seconds` over the configured maximum;
-    503 `stream_tokens_disabled` while no signing secret is configured.
+    403 for a publishable key that names no entity; 503 `stream_tokens_disabled` while no signing
+    secret is configured.
     """
     wanted = wanted or StreamTokenRequest()
     if wanted.entity_id is not None and wanted.domain is None:
         raise InvalidInput("the request is not valid", [{"field": "entity_id", "problem": "needs a domain"}])
+    require_entity_stream(key, wanted.entity_id)
+    tenant = key.tenant
     ttl = wanted.ttl_seconds or tokens.max_ttl_seconds
     if ttl > tokens.max_ttl_seconds:
         too_long = f"is more than the {tokens.max_ttl_seconds} seconds a token may live"
@@ -159,21 +164,26 @@ async def issue_stream_token(
 
 async def stream_access(
     request: Request,
-    engine: Engine,
+    keys: ApiKeys,
     throttle: FailedKeys,
+    origins: Origins,
     tokens: Tokens,
     token: Annotated[
         str | None, Query(description="A stream token, for clients that cannot send headers")
     ] = None,
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> StreamAccess:
-    """Who may read `/v1/stream`: the holder of a stream token (`?token=`), or of a tenant API key."""
+    """Who may read `/v1/stream`: the holder of a stream token (`?token=`), or of a tenant API key.
+
+    A browser's `EventSource` from another origin is let in only from an origin the tenant allows.
+    """
     if token is None:
-        return StreamAccess(await current_tenant(request, engine, throttle, credentials))
+        return StreamAccess((await key_access(request, keys, throttle, origins, credentials)).tenant)
     access = tokens.verify(token)
     if (
         credentials is not None
-        and await current_tenant(request, engine, throttle, credentials) != access.tenant
+        and (await key_access(request, keys, throttle, origins, credentials)).tenant != access.tenant
     ):
         raise Unauthenticated("the stream token belongs to another tenant")
+    await check_origin(request, origins, access.tenant)
     return access

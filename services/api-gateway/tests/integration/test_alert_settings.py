@@ -55,6 +55,13 @@ async def test_an_operator_sets_alert_settings_and_reads_them_back_without_secre
         ({"reminder_after_seconds": 0}, "reminder_after_seconds", "greater than 0"),
         ({"quiet_seconds": -1}, "quiet_seconds", "greater than or equal to 0"),
         ({"pager": "x"}, "pager", "Extra inputs"),
+        ({"pending_deadlines": {"bookings": "soon"}}, "pending_deadlines.bookings", "not a duration: 'soon'"),
+        ({"pending_deadlines": {"Bookings!": "30m"}}, "pending_deadlines.Bookings!.[key]", "should match"),
+        ({"pending_deadlines": {"bookings": "0s"}}, "pending_deadlines.bookings", "greater than 0"),
+        ({"failure_rate": {"min_failed": 30, "of_last": 20}}, "failure_rate", "cannot exceed of_last"),
+        ({"failure_rate": {"min_failed": 0}}, "failure_rate.min_failed", "greater than or equal to 1"),
+        ({"failure_rate": {"window_seconds": "8d"}}, "failure_rate.window_seconds", "less than or equal"),
+        ({"dead_letters": "sometimes"}, "dead_letters", "valid boolean"),
     ],
 )
 async def test_bad_alert_settings_are_refused_with_the_field_and_change_nothing(
@@ -73,6 +80,73 @@ async def test_bad_alert_settings_are_refused_with_the_field_and_change_nothing(
     assert words in answer["problems"][0]["problem"]
     assert SECRET not in refused.text
     assert after.json()["emails"] == ["ops@example.com"] and after.json()["slack"][0].startswith("127.0.0.1[")
+
+
+async def test_the_rules_on_status_changes_are_set_over_the_api_with_defaults_until_then(
+    open_api, tenant
+) -> None:
+    url = f"/admin/v1/tenants/{tenant.id}/alert-settings"
+    async with open_api(admin_token=ADMIN_TOKEN) as client:
+        defaults = (await client.get(url, headers=ADMIN)).json()
+        body = {
+            "emails": ["ops@example.com"],
+            "pending_deadlines": {"bookings": "30m", "invoices": "3d", "referrals": 600},
+            "failure_rate": {"min_failed": 3, "of_last": 10, "window_seconds": "2h"},
+            "dead_letters": False,
+        }
+        put = await client.put(url, json=body, headers=ADMIN)
+        got = (await client.get(url, headers=ADMIN)).json()
+        off = await client.put(url, json={"emails": ["ops@example.com"], "failure_rate": None}, headers=ADMIN)
+    assert defaults["pending_deadlines"] == {} and defaults["dead_letters"] is True
+    assert defaults["failure_rate"] == {"min_failed": 5, "of_last": 20, "window_seconds": 3600.0}
+    assert put.status_code == 200 and got == put.json()
+    assert got["pending_deadlines"] == {"bookings": 1800.0, "invoices": 259200.0, "referrals": 600.0}
+    assert got["failure_rate"] == {"min_failed": 3, "of_last": 10, "window_seconds": 7200.0}
+    assert got["dead_letters"] is False
+    assert off.status_code == 200 and off.json()["failure_rate"] is None
+
+
+async def test_the_cli_sets_the_rules_and_quiet_time_and_refuses_bad_ones_changing_nothing(
+    tenant, migrated_database, credentials_keys
+) -> None:
+    env = {"PAYSYNC_CREDENTIALS_KEYS": credentials_keys}
+
+    async def alerts_config(*args: str):
+        return await paysync(migrated_database, "alerts", "config", tenant.id, *args, "--json", env=env)
+
+    ran = await alerts_config(
+        "--email", "ops@example.com",
+        "--pending-deadline", "bookings=30m", "--pending-deadline", "invoices=3d",
+        "--failure-rate", "2/10", "--failure-window", "30m",
+        "--no-dead-letters", "--quiet-seconds", "120",
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    view = ran.json()
+    assert view["pending_deadlines"] == {"bookings": 1800.0, "invoices": 259200.0}
+    assert view["failure_rate"] == {"min_failed": 2, "of_last": 10, "window_seconds": 1800.0}
+    assert view["dead_letters"] is False and view["quiet_seconds"] == 120.0
+
+    window_only = await alerts_config("--failure-window", "2h")  # keeps 2/10
+    assert window_only.json()["failure_rate"] == {"min_failed": 2, "of_last": 10, "window_seconds": 7200.0}
+
+    for bad, words in [
+        (("--pending-deadline", "bookings=soon"), "pending_deadlines.bookings: Value error, not a duration"),
+        (("--pending-deadline", "bookings"), "DOMAIN=DURATION"),
+        (("--failure-rate", "20/10"), "min_failed (20) cannot exceed of_last (10)"),
+        (("--failure-rate", "lots"), "FAILED/OF_LAST"),
+    ]:
+        refused = await alerts_config(*bad)
+        assert refused.returncode == 2, (bad, refused.stdout)
+        assert words in " ".join(refused.stderr.split()), (bad, refused.stderr)
+    after = (await alerts_config()).json()
+    assert after["pending_deadlines"] == view["pending_deadlines"] and after["failure_rate"]["of_last"] == 10
+
+    off = await alerts_config("--no-failure-rate", "--pending-deadline", "", "--dead-letters")
+    assert (off.json()["failure_rate"], off.json()["pending_deadlines"], off.json()["dead_letters"]) == (
+        None,
+        {},
+        True,
+    )
 
 
 async def test_unknown_tenant_is_404(open_api) -> None:
@@ -183,3 +257,12 @@ async def test_an_operator_configures_alerts_with_the_cli(
     async with open_api(admin_token=ADMIN_TOKEN) as client:
         api_view = (await client.get(f"/admin/v1/tenants/{tenant.id}/alert-settings", headers=ADMIN)).json()
     assert api_view == view
+
+
+async def test_the_cli_sets_the_quiet_time_it_is_given(tenant, migrated_database, credentials_keys) -> None:
+    env = {"PAYSYNC_CREDENTIALS_KEYS": credentials_keys}
+    args = ("alerts", "config", tenant.id, "--email", "ops@example.com", "--quiet-seconds", "300", "--json")
+    ran = await paysync(migrated_database, *args, env=env)
+    assert ran.returncode == 0, ran.stderr
+    shown = await paysync(migrated_database, "alerts", "config", tenant.id, "--json", env=env)
+    assert ran.json()["quiet_seconds"] == shown.json()["quiet_seconds"] == 300.0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import ssl
 import time
 from email.message import EmailMessage
 from email.utils import make_msgid, parsedate_to_datetime
@@ -54,6 +55,14 @@ def email_of(message: Message, sender: str, to: str) -> EmailMessage:
     return mail
 
 
+def _cause(exc: BaseException) -> str:
+    """What stopped a connection, by type (a TLS failure wrapped in a connect error says so)."""
+    inner = exc.__cause__ or exc.__context__
+    if isinstance(inner, ssl.SSLError):
+        return f"TLS failed: {inner.reason or type(inner).__name__}"
+    return type(exc).__name__
+
+
 def _retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (seconds or an HTTP date); None if absent or unreadable."""
     if not value:
@@ -95,13 +104,21 @@ class AlertSender:
                 password=s.smtp_password.get_secret_value() or None,
                 use_tls=s.smtp_tls,
                 start_tls=s.smtp_starttls,
+                cert_bundle=s.smtp_ca_file or None,
                 timeout=s.smtp_timeout_seconds,
             )
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            # Our credentials, not the message: retried (an operator may fix them), then dead with this.
+            reason = f"smtp login refused ({exc.code}): check PAYSYNC_NOTIFIER_SMTP_USERNAME and _PASSWORD"
+            raise SendFailed(reason, retryable=True) from None
         except aiosmtplib.SMTPResponseException as exc:
             # 4xx is "try again later"; 5xx is a refusal that will not change by itself.
             raise SendFailed(f"smtp {exc.code}: {exc.message}"[:500], retryable=exc.code < 500) from None
+        except ssl.SSLError as exc:
+            # The handshake failed (an untrusted or mismatched certificate): fixable on either side.
+            raise SendFailed(f"smtp TLS failed: {exc.reason or type(exc).__name__}", retryable=True) from None
         except (aiosmtplib.SMTPException, OSError) as exc:
-            raise SendFailed(f"smtp unreachable: {type(exc).__name__}", retryable=True) from None
+            raise SendFailed(f"smtp unreachable: {_cause(exc)}", retryable=True) from None
 
     async def _signed(self, target: Target, payload: dict[str, Any]) -> None:
         body = json.dumps(payload, separators=(",", ":"), default=str).encode()

@@ -24,6 +24,10 @@ TITLES = {
     AlertKind.OVERRIDE_CONTRADICTED: "Override contradicted by the gateway",
     AlertKind.GATEWAY_PAYMENT_UNRECORDED: "Paid at the gateway, not recorded here",
     AlertKind.PAID_WITHOUT_GATEWAY_SUCCESS: "Paid here, no success at the gateway",
+    AlertKind.WEBHOOK_ENDPOINT_DISABLED: "Webhook endpoint disabled",
+    AlertKind.PAYMENT_PAST_DEADLINE: "Payment pending past its deadline",
+    AlertKind.GATEWAY_FAILURE_RATE: "Many payments failing",
+    AlertKind.DEAD_LETTERS: "Dead letters",
 }
 STEP_PREFIX = {"opened": "", "reminder": "Still open: ", "resolved": "Resolved: "}
 #: Digest lines shown in chat (Slack allows 50 blocks); email and JSON list every item.
@@ -67,6 +71,8 @@ def headline(item: Item) -> str:
     entity = alert.get("entity") or {}
     if not about and entity:
         about = f"{entity.get('domain')} {entity.get('entity_id')}"
+    if not about:  # an alert about a topic (dead letters), not a payment
+        about = str((alert.get("facts") or {}).get("dlq_topic") or "")
     return f"{STEP_PREFIX.get(item.step, '')}{title(alert['kind'])}{': ' + about if about else ''}"
 
 

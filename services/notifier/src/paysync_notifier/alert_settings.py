@@ -19,6 +19,11 @@ class AlertDeliverySettings(BaseSettings):
     smtp_port: int = Field(default=25, ge=1, le=65535, description="Its port (587 for STARTTLS, 465 for TLS)")
     smtp_starttls: bool = Field(default=False, description="Upgrade the connection with STARTTLS (port 587)")
     smtp_tls: bool = Field(default=False, description="Implicit TLS from the first byte (port 465)")
+    smtp_ca_file: str = Field(
+        default="",
+        description="PEM file of the CA certificates the SMTP server's certificate may be signed by (a "
+        "private CA); empty: the system's trust store. The server's name must match its certificate",
+    )
     smtp_username: str = Field(default="", description="SMTP login; empty: no authentication")
     smtp_password: SecretStr = Field(default=SecretStr(""), description="SMTP password (never logged)")
     smtp_from: str = Field(default="paysync <alerts@localhost>", description="From address of alert emails")
@@ -56,4 +61,21 @@ class AlertDeliverySettings(BaseSettings):
     )
     alerts_retry_max_seconds: float = Field(
         default=900.0, gt=0, description="Longest delay between two tries"
+    )
+    alert_rules_enabled: bool = Field(
+        default=True,
+        description="Evaluate the rules on status changes in this replica (one replica at a time does; "
+        "off: leave them to the other replicas)",
+    )
+    alert_rules_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often the rules on status changes (deadlines per domain, failure rates, dead "
+        "letters) are evaluated; one replica at a time evaluates",
+    )
+    alert_rules_dead_letter_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the dead-letter rule reads the dead-letter topics (each read goes through "
+        "every letter they retain)",
     )

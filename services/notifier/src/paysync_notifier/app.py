@@ -15,6 +15,7 @@ from paysync_notifier.delivery import AlertDelivery
 from paysync_notifier.endpoints import stream_router
 from paysync_notifier.handlers import notifier_router
 from paysync_notifier.hooks_wiring import app_webhooks
+from paysync_notifier.rules import RuleEvaluator
 from paysync_notifier.service import LiveStream
 from paysync_notifier.settings import NotifierSettings
 from paysync_notifier.status_feed import StatusFeed
@@ -48,6 +49,9 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         engine, settings.alerts, CredentialsCipher(keys) if keys else None, AlertSender(settings.alerts, http)
     )
     broker.include_router(notifier_router(settings, alerts))
+    rules = [RuleEvaluator(engine, settings.alerts, common.kafka_bootstrap).run]
+    if not settings.alerts.alert_rules_enabled:
+        rules = []
     hooks = app_webhooks(settings, broker, engine)
 
     async def feed_started() -> bool:
@@ -57,7 +61,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         "paysync notifier",
         broker=broker,
         engine=engine,
-        background=[feed.run, alerts.run, *hooks.loops],
+        background=[feed.run, alerts.run, *rules, *hooks.loops],
         readiness={"live_feed": feed_started},
         after_stop=http.aclose,
     )

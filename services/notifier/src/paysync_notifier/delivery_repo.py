@@ -91,11 +91,13 @@ ON CONFLICT DO NOTHING
 """)
 
 # An alert with no sync issue (none today; a newer producer's) has no reminder or resolution: once
-# its opening is settled there is nothing to watch. Its issue row, when it has one, is written
-# before the alert is published, so it is there by the time the opening settles.
+# its opening is settled there is nothing to watch. Its issue row, when it has one, is written in the
+# transaction that publishes the alert (the reconciler, the notifier's rules), which commits a moment
+# after the broker took it: the opening may be read and sent before then, so an issue is looked for
+# until the row is some minutes old, not only once.
 _UNWATCH_ISSUELESS = text("""
 UPDATE alert_deliveries d SET watched = false
-WHERE d.watched AND d.status IN ('sent', 'dead', 'skipped')
+WHERE d.watched AND d.status IN ('sent', 'dead', 'skipped') AND d.created_at < now() - interval '5 minutes'
   AND NOT EXISTS (SELECT 1 FROM sync_issues i WHERE i.alert_id = d.alert_id AND i.tenant_id = d.tenant_id)
 """)
 

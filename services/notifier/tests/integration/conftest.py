@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from paysync_core.kafka import DurableProducer
-from paysync_dev.service_fixtures import Service, service_env
+from paysync_dev.service_fixtures import Service, service_env, unique
+from paysync_dev.smtp_sink import SmtpSink
 from paysync_dev.stack import ServiceProcess, free_port
 
 #: Small, so a client that stops reading fills its queue after a modest number of events.
@@ -123,3 +124,31 @@ async def producer(kafka_topics: str) -> AsyncIterator[DurableProducer]:
     await producer.start()
     yield producer
     await producer.stop()
+
+
+@pytest.fixture
+def start_notifiers(
+    launch_notifiers: Callable[..., Awaitable[list[Service]]], smtp_sink: SmtpSink
+) -> Callable[..., Awaitable[list[Service]]]:
+    """Start N notifier replicas (one consumer group of this test's own) sending mail to the sink.
+
+    The rules on status changes are off unless a test turns them on (`alert_rules_enabled=True`):
+    they resolve the open issues of their kinds they do not find, which tests that open issues of
+    every kind by hand would see as a race.
+    """
+
+    async def start(count: int = 1, **settings: object) -> list[Service]:
+        own = {
+            "group_id": unique("notifier"),
+            "smtp_host": smtp_sink.host,
+            "smtp_port": smtp_sink.port,
+            "console_url": "https://console.example",
+            "alerts_poll_seconds": 0.2,
+            "alerts_digest_window_seconds": 0,
+            "alerts_retry_base_seconds": 0.2,
+            "alerts_retry_max_seconds": 1,
+            "alert_rules_enabled": False,
+        }
+        return await launch_notifiers(count, **(own | settings))
+
+    return start

@@ -8,7 +8,6 @@ import hmac
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import pytest
@@ -19,40 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core import topics
 from paysync_core.alerting import AlertConfig
 from paysync_core.contracts import Alert, AlertKind, DeadLetter
-from paysync_core.db.schema import alert_deliveries
+from paysync_core.db.schema import alert_deliveries, sync_issues
 from paysync_dev.alerts import configure_alerts, issue_alert, open_issues, resolve_issue
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
-from paysync_dev.service_fixtures import Service, fetch, publish, unique, wait_until
-from paysync_dev.smtp_sink import SmtpSink
+from paysync_dev.service_fixtures import fetch, publish, wait_until
 from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
 
 SECRET = "whsec-alerts-test-0123456789"
 ALERT_ID = re.compile(r"alert ([0-9a-f-]{36})")
-
-
-@pytest.fixture
-def start_notifiers(
-    launch_notifiers: Callable[..., Awaitable[list[Service]]], smtp_sink: SmtpSink
-) -> Callable[..., Awaitable[list[Service]]]:
-    """Start N notifier replicas (one consumer group of this test's own) sending mail to the sink."""
-
-    async def start(count: int = 1, **settings: object) -> list[Service]:
-        own = {
-            "group_id": unique("notifier"),
-            "smtp_host": smtp_sink.host,
-            "smtp_port": smtp_sink.port,
-            "console_url": "https://console.example",
-            "alerts_poll_seconds": 0.2,
-            "alerts_digest_window_seconds": 0,
-            "alerts_retry_base_seconds": 0.2,
-            "alerts_retry_max_seconds": 1,
-        }
-        return await launch_notifiers(count, **(own | settings))
-
-    return start
 
 
 async def configure(
@@ -335,7 +311,9 @@ async def test_smtp_login_is_used_and_a_refused_login_is_dead_with_the_reason_an
     assert smtp_sink.logins == ["alerts"]
     good.process.stop()
 
-    (bad,) = await start_notifiers(smtp_username="alerts", smtp_password="wrong-password-2")
+    (bad,) = await start_notifiers(
+        smtp_username="alerts", smtp_password="wrong-password-2", alerts_max_attempts=2
+    )
     refused = issue_alert(tenant.id, AlertKind.CHECK_FAILED)
     await open_issues(engine, kafka_topics, [refused])
 
@@ -351,7 +329,8 @@ async def test_smtp_login_is_used_and_a_refused_login_is_dead_with_the_reason_an
         for r in await log_rows(engine, tenant.id)
         if r.alert_id == refused.alert_id and r.channel == "email"
     ]
-    assert row.last_error.startswith("smtp 535") and row.attempts == 1  # a refusal: not retried
+    # Our credentials, not the message: retried (they may be fixed), then given up with the reason.
+    assert row.last_error.startswith("smtp login refused (535)") and row.attempts == 2
     assert len(smtp_sink.messages) == 1
     for process in (good.process, bad.process):
         log = process.log_path.read_text()
@@ -399,3 +378,37 @@ async def test_an_alert_that_cannot_be_entered_is_dead_lettered_and_the_next_one
         unreadable_letter.error_type == "CredentialsKeyError" and unreadable_letter.source_topic == spec.name
     )
     assert not [r for r in await log_rows(engine, unreadable.id)]
+
+
+async def test_an_alert_whose_issue_commits_after_its_opening_was_sent_still_gets_its_resolution(
+    start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
+) -> None:
+    await configure(engine, credentials_keys, tenant, http_receiver, reminder_after_seconds=None)
+    await start_notifiers()
+    slow, later = (issue_alert(tenant.id, AlertKind.GATEWAY_ERROR) for _ in range(2))
+    # As the reconciler and the notifier's rules raise an alert: the issue row is written in the
+    # transaction that publishes the alert, and commits after the broker took it.
+    async with engine.begin() as conn:
+        await conn.execute(
+            insert(sync_issues).values(
+                alert_id=slow.alert_id,
+                tenant_id=tenant.id,
+                kind=slow.kind.value,
+                subject=slow.alert_id,
+                detail=slow.detail,
+            )
+        )
+        await publish(kafka_topics, topics.ALERTS.name, tenant.id.encode(), slow.to_bytes())
+        await smtp_sink.wait_for(lambda m: any(slow.alert_id in smtp_sink.text_of(x) for x in m))
+        # Another alert told: delivery rounds went by after the opening was sent.
+        await open_issues(engine, kafka_topics, [later])
+        await smtp_sink.wait_for(lambda m: any(later.alert_id in smtp_sink.text_of(x) for x in m))
+    await resolve_issue(engine, slow)
+
+    await smtp_sink.wait_for(lambda m: len(m) >= 3)
+    told = [(subject(m).split(":")[0], ALERT_ID.findall(smtp_sink.text_of(m))) for m in smtp_sink.messages]
+    assert told == [
+        ("[paysync] Gateway unreachable", [slow.alert_id]),
+        ("[paysync] Gateway unreachable", [later.alert_id]),
+        ("[paysync] Resolved", [slow.alert_id]),
+    ]

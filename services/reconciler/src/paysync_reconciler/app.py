@@ -40,6 +40,7 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     configure_logging("reconciler", common.log_level, common.log_json)
     # The stripe SDK logs every request at INFO; the reconciler's own logs say what each sweep did.
     logging.getLogger("stripe").setLevel(max(logging.WARNING, logging.getLogger().level))
+    _warn_deprecated(settings)
     keys = common.credentials_keys.get_secret_value()
     cipher = CredentialsCipher(keys) if keys else None
     engine = make_engine(
@@ -89,6 +90,16 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
         before_start=lifecycle.start,
         after_stop=lifecycle.stop,
     )
+
+
+def _warn_deprecated(settings: ReconcilerSettings) -> None:
+    """Say so when a setting that no longer does anything is still set."""
+    if settings.replicas is not None:
+        log.warning(
+            "reconcile.settings.replicas_ignored",
+            detail="PAYSYNC_RECONCILER_REPLICAS is deprecated and ignored: replicas share each gateway "
+            "budget through PostgreSQL; remove it",
+        )
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,9 @@
 
 On-demand checks go first: a caller of lower priority takes no token while one of higher
 priority has wanted one in the last moment. A 429 from the gateway halves the rate and pauses
-the bucket for the gateway's `Retry-After`; the rate then climbs back linearly. The budget is
-per process: with N replicas each should get rate/N (settings.replicas does that).
+the bucket for the gateway's `Retry-After`; the rate then climbs back linearly. With a `shared`
+bucket (`budget_lease.SharedBucket`), every token must also come from the tenant's bucket in
+PostgreSQL, which all replicas share: the process's own bucket then only paces this replica after a 429.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import IntEnum
 
+from paysync_core.providers.clients.retry import RequestBudget
 from paysync_core.ratelimit import TokenBucket
 
 #: Seconds between two cuts of the rate: 429s answering requests already in flight are one signal.
@@ -53,6 +55,7 @@ class GatewayBudget:
     recovery_seconds: float = 30.0
     clock: Callable[[], float] = time.monotonic
     on_take: Callable[[Priority], None] | None = None
+    shared: RequestBudget | None = None
     _bucket: TokenBucket = field(init=False)
     _wanted: dict[Priority, float] = field(init=False, default_factory=dict)
     _paused_until: float = field(init=False, default=0.0)
@@ -87,7 +90,8 @@ class GatewayBudget:
         if now < self._paused_until or self._outranked(level, now):
             self._wanted[level] = now
             return False
-        if self._bucket.try_take(tokens):
+        if self._bucket.wait_time(tokens) == 0.0 and self._take_shared(tokens):
+            self._bucket.try_take(tokens)
             self.taken[level] = self.taken.get(level, 0) + 1
             if self.on_take is not None:
                 self.on_take(level)
@@ -100,6 +104,8 @@ class GatewayBudget:
         level = current_priority.get()
         now = self.clock()
         wait = max(self._bucket.wait_time(tokens), self._paused_until - now)
+        if self.shared is not None:
+            wait = max(wait, self.shared.wait_time(tokens))
         if self._outranked(level, now):
             wait = max(wait, 1.0 / self._current_rate)
         return max(wait, 0.0)
@@ -117,6 +123,9 @@ class GatewayBudget:
         self._last_429 = now  # no climbing back while the gateway still says 429
         pause = retry_after if retry_after is not None else 1.0 / self._current_rate
         self._paused_until = max(self._paused_until, now + pause)
+
+    def _take_shared(self, tokens: float) -> bool:
+        return self.shared is None or self.shared.try_take(tokens)
 
     def _outranked(self, level: Priority, now: float) -> bool:
         return any(p < level and now - at < self._hold for p, at in self._wanted.items())

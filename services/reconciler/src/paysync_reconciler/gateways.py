@@ -32,7 +32,10 @@ from paysync_core.providers.clients import (
 from paysync_reconciler import metrics
 from paysync_reconciler.breaker import CircuitBreaker, CircuitOpen
 from paysync_reconciler.budget import GatewayBudget, Priority, current_priority
+from paysync_reconciler.budget_lease import LeaseFn, SharedBucket
 from paysync_reconciler.models import ListedPage
+from paysync_reconciler.repository import budgets as budgets_repo
+from paysync_reconciler.repository.budgets import Lease
 from paysync_reconciler.settings import ReconcilerSettings
 from paysync_reconciler.stripe_events import StripeEventPages
 from paysync_reconciler.stripe_events import refs_of as stripe_refs
@@ -196,7 +199,7 @@ class GatewayDirectory:
             return entry.port
 
     def budget(self, tenant: str, provider: Provider) -> GatewayBudget:
-        """The process's budget for one tenant's gateway account."""
+        """The budget for one tenant's gateway account: this process's, drawing on the shared one."""
         key = (tenant, Provider(provider))
         budget = self._budgets.get(key)
         if budget is None:
@@ -206,14 +209,27 @@ class GatewayDirectory:
             def counted(level: Priority) -> None:
                 metrics.GATEWAY_CALLS.labels(label, level.name.lower()).inc()
 
+            burst = max(1.0, rate * self.settings.budget_burst_seconds)
             budget = self._budgets[key] = GatewayBudget(
                 rate=rate,
-                burst=max(1.0, rate * self.settings.budget_burst_seconds),
+                burst=burst,
                 slowdown_factor=self.settings.slowdown_factor,
                 recovery_seconds=self.settings.recovery_seconds,
                 on_take=counted,
+                shared=SharedBucket(
+                    rate, self.settings.budget_lease_seconds, self._leaser(tenant, label, rate, burst)
+                ),
             )
         return budget
+
+    def _leaser(self, tenant: str, provider: str, rate: float, burst: float) -> LeaseFn:
+        """Leases from the tenant's bucket in PostgreSQL, the one all replicas share."""
+
+        async def lease(want: int) -> Lease:
+            async with self.engine.begin() as conn:
+                return await budgets_repo.lease(conn, tenant, provider, rate=rate, burst=burst, want=want)
+
+        return lease
 
     async def credentials(self, tenant: str) -> GatewayCredentials:
         """The tenant's gateway credentials, cached for a little while."""

@@ -78,12 +78,22 @@ class ReconcilerSettings(BaseSettings):
     paystack_cadence_seconds: float = Field(default=900.0, gt=0)
     mpesa_cadence_seconds: float = Field(default=60.0, gt=0)
 
-    # -- gateway budgets: per process; with N replicas give each rate/N (or set replicas) --------
+    # -- gateway budgets: per tenant and gateway, shared by every replica through PostgreSQL -----
     stripe_mode: Literal["test", "live"] = "test"
     stripe_rate: float | None = Field(default=None, gt=0, description="Overrides the mode's documented limit")
     paystack_rate: float = Field(default=10.0, gt=0, description="Conservative: Paystack documents no number")
     mpesa_rate: float = Field(default=5.0, gt=0, description="Conservative: Daraja throttles by spike arrest")
-    replicas: int = Field(default=1, ge=1, description="Each replica takes rate/replicas of every budget")
+    replicas: int | None = Field(
+        default=None,
+        description="Deprecated and ignored: the replicas share each budget through PostgreSQL",
+    )
+    budget_lease_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        le=0.5,
+        description="A replica leases this many seconds' worth of a shared budget at a time; unused "
+        "leased tokens are dropped after it (at most 0.5 s, so the budget never crosses the limit)",
+    )
     budget_headroom: float = Field(
         default=0.96, gt=0, le=1, description="Share of the limit used, so network jitter never crosses it"
     )
@@ -182,7 +192,7 @@ class ReconcilerSettings(BaseSettings):
         }[provider]
 
     def rate_for(self, provider: Provider) -> float:
-        """This replica's requests per second to one gateway, per tenant."""
+        """Requests per second to one gateway, per tenant, for all replicas together."""
         provider = Provider(provider)
         if provider is Provider.STRIPE:
             limit = self.stripe_rate or (
@@ -192,4 +202,4 @@ class ReconcilerSettings(BaseSettings):
             limit = self.paystack_rate
         else:
             limit = self.mpesa_rate
-        return limit * self.budget_headroom / self.replicas
+        return limit * self.budget_headroom

@@ -48,7 +48,6 @@ async def test_two_replicas_handle_each_tick_once_and_check_each_payment_once_pe
             )
     replicas = await start_reconciler(
         count=2,
-        replicas=2,
         scheduler_enabled="false",
         mpesa_schedule="0.3,0.3,0.3",
         mpesa_rate=15,

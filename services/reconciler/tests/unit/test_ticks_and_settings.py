@@ -30,11 +30,11 @@ def test_manual_ticks_always_run_and_round_trip():
 def test_settings_read_schedules_and_budgets_from_the_environment(monkeypatch):
     monkeypatch.setenv("PAYSYNC_RECONCILER_MPESA_SCHEDULE", "60,120,300")
     monkeypatch.setenv("PAYSYNC_RECONCILER_SCHEDULER_TENANTS", "acme,globex")
-    monkeypatch.setenv("PAYSYNC_RECONCILER_REPLICAS", "2")
+    monkeypatch.setenv("PAYSYNC_RECONCILER_REPLICAS", "2")  # deprecated: ignored
     settings = ReconcilerSettings()
     assert settings.schedule_for(Provider.MPESA) == [60.0, 120.0, 300.0]
     assert settings.scheduler_tenants == ["acme", "globex"]
-    # Stripe's test-mode limit, 25/s, with headroom, shared by two replicas.
-    assert settings.rate_for(Provider.STRIPE) == 25 * settings.budget_headroom / 2
+    # Stripe's test-mode limit, 25/s, with headroom, for all replicas together: REPLICAS is ignored.
+    assert settings.rate_for(Provider.STRIPE) == 25 * settings.budget_headroom
     monkeypatch.setenv("PAYSYNC_RECONCILER_STRIPE_MODE", "live")
-    assert ReconcilerSettings().rate_for(Provider.STRIPE) == 100 * settings.budget_headroom / 2
+    assert ReconcilerSettings().rate_for(Provider.STRIPE) == 100 * settings.budget_headroom

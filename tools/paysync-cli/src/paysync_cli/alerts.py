@@ -70,11 +70,45 @@ def _changes(
     return changes
 
 
+def _rule_changes(
+    pending_deadline: list[str] | None,
+    failure_rate: str | None,
+    failure_window: str | None,
+    no_failure_rate: bool,
+    dead_letters: bool | None,
+) -> dict[str, Any]:
+    """The rules the options set (`--pending-deadline ''` clears the deadlines)."""
+    changes: dict[str, Any] = {}
+    if pending_deadline is not None:
+        pairs = [item.partition("=") for item in pending_deadline if item]
+        if any(not sep or not domain for domain, sep, _ in pairs):
+            raise typer.BadParameter("DOMAIN=DURATION, e.g. bookings=30m", param_hint="--pending-deadline")
+        changes["pending_deadlines"] = {domain.strip(): value.strip() for domain, _, value in pairs}
+    if no_failure_rate:
+        changes["failure_rate"] = None
+    elif failure_rate is not None or failure_window is not None:
+        rule: dict[str, Any] = {}
+        if failure_rate is not None:
+            failed, sep, of_last = failure_rate.partition("/")
+            if not sep:
+                raise typer.BadParameter("FAILED/OF_LAST, e.g. 5/20", param_hint="--failure-rate")
+            rule |= {"min_failed": failed.strip(), "of_last": of_last.strip()}
+        if failure_window is not None:
+            rule["window_seconds"] = failure_window
+        changes["failure_rate"] = rule
+    if dead_letters is not None:
+        changes["dead_letters"] = dead_letters
+    return changes
+
+
 def _validated(current: AlertConfig | None, changes: dict[str, Any]) -> AlertConfig:
     """The settings after the changes, or exit 2 naming each problem (nothing is stored)."""
     base = current.model_dump() if current else {}
     if current is not None:  # secrets as values, so that an unchanged webhook keeps its secret
         base["webhooks"] = [{"url": h.url, "secret": h.secret.get_secret_value()} for h in current.webhooks]
+    if isinstance(changes.get("failure_rate"), dict) and base.get("failure_rate"):
+        # `--failure-rate` or `--failure-window` alone keeps the other half of the rule.
+        changes = {**changes, "failure_rate": {**base["failure_rate"], **changes["failure_rate"]}}
     try:
         return AlertConfig.model_validate({**base, **changes})
     except ValidationError as exc:
@@ -101,12 +135,24 @@ def config(
     quiet_seconds: Annotated[
         float | None, typer.Option(help="Tell only about issues still open this long (0: at once)")
     ] = None,
+    pending_deadline: Annotated[
+        list[str] | None, typer.Option(help="DOMAIN=DURATION (30m, 3d): alert a payment unsettled that long")
+    ] = None,
+    failure_rate: Annotated[
+        str | None,
+        typer.Option(help="FAILED/OF_LAST: alert when that many of a gateway's last outcomes failed"),
+    ] = None,
+    failure_window: Annotated[str | None, typer.Option(help="Outcomes this recent count (1h, 30m)")] = None,
+    no_failure_rate: Annotated[
+        bool, typer.Option("--no-failure-rate", help="No failure-rate alerts")
+    ] = False,
+    dead_letters: Annotated[bool | None, typer.Option(help="Alert on dead letters of the tenant")] = None,
     as_json: Annotated[bool, JsonOption] = False,
 ) -> None:
     """Show the tenant's alert settings, or change those the options name (the rest stay)."""
     changes = _changes(
-        email, slack_url, webhook, webhook_secret, kind, all_kinds, reminder_after, no_reminder
-    )
+        email, slack_url, webhook, webhook_secret, kind, all_kinds, reminder_after, no_reminder, quiet_seconds
+    ) | _rule_changes(pending_deadline, failure_rate, failure_window, no_failure_rate, dead_letters)
     current = asyncio.run(_load(tenant))
     settings = current
     if changes:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from paysync_cli import (
     alerts,
@@ -117,12 +117,14 @@ def _run_on_database(work):  # an async function of a connection, and its result
 
 @tenants_app.command("keys")
 def tenants_keys(tenant_id: str) -> None:
-    """List the tenant's API keys: id, prefix, when issued and when revoked (never the keys)."""
+    """List the tenant's API keys: id, prefix, kind or scopes, issued, expires, revoked (never a key)."""
     rows = _run_on_database(lambda conn: tenant_repo.list_api_keys(conn, tenant_id))
-    table = Table("id", "prefix", "created", "revoked")
+    table = Table("id", Column("prefix", no_wrap=True), "access", "created", "expires", "revoked")
     for row in rows:
-        revoked = f"[red]{row.revoked_at:%Y-%m-%d %H:%M:%S}[/]" if row.revoked_at else ""
-        table.add_row(str(row.id), row.prefix, f"{row.created_at:%Y-%m-%d %H:%M:%S}", revoked)
+        revoked = f"[red]{row.revoked_at:%Y-%m-%d %H:%M}[/]" if row.revoked_at else ""
+        expires = f"{row.expires_at:%Y-%m-%d %H:%M}" if row.expires_at else ""
+        access = "publishable" if row.kind == "publishable" else ",".join(row.scopes)
+        table.add_row(str(row.id), row.prefix, access, f"{row.created_at:%Y-%m-%d %H:%M}", expires, revoked)
     console.print(table)
 
 
@@ -131,7 +133,7 @@ def tenants_revoke_key(
     tenant_id: str,
     key: Annotated[str, typer.Argument(help="The key's id (from `tenants keys`) or its 12-character prefix")],
 ) -> None:
-    """Revoke one API key; requests with it are refused from the next one on (every request checks)."""
+    """Revoke one API key; api-gateway refuses it within PAYSYNC_API_GATEWAY_API_KEY_CACHE_SECONDS (5 s)."""
     which: int | str = int(key) if key.isdigit() else key
     try:
         revoked = _run_on_database(lambda conn: tenant_repo.revoke_api_key(conn, tenant_id, which))

@@ -86,8 +86,13 @@ class Service:
 
 def metric(url: str, name: str, **labels: str) -> float:
     """The sum of the samples of metric `name` whose labels include `labels`, read from `url`/metrics."""
+    return metric_in(httpx.get(f"{url}/metrics", timeout=5).text, name, **labels)
+
+
+def metric_in(exposition: str, name: str, **labels: str) -> float:
+    """The sum of the samples of metric `name` whose labels include `labels`, in a `/metrics` text."""
     total = 0.0
-    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
+    for line in exposition.splitlines():
         if not line.startswith(name) or line.startswith("#"):
             continue
         head, _, value = line.rpartition(" ")

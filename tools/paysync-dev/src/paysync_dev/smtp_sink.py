@@ -1,7 +1,9 @@
 """A real SMTP server for tests (aiosmtpd) on 127.0.0.1 and a free port, keeping what it receives.
 
 `stop()` and `start()` take it down and bring it back on the same port: the "SMTP server down"
-of a test. Messages are parsed into `email.message.EmailMessage`, in arrival order.
+of a test. `require_login` and `require_tls` (STARTTLS, or TLS from the first byte) make it the kind
+of server production sends through. Messages are parsed into `email.message.EmailMessage`, in
+arrival order.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 import time
 import warnings
 from collections.abc import Callable
@@ -45,16 +48,30 @@ class SmtpSink:
         self.recipients: list[list[str]] = []
         self.logins: list[str] = []  # the user names that logged in
         self._login: tuple[str, str] | None = None
+        self._tls: tuple[ssl.SSLContext, bool] | None = None  # (context, implicit)
         self._controller: Controller | None = None
 
     def start(self) -> None:
         """Listen (again) on the same port."""
         if self._controller is None:
-            auth: dict[str, Any] = {}
+            options: dict[str, Any] = {}
+            if self._tls is not None:
+                context, implicit = self._tls
+                options = (
+                    {"ssl_context": context}
+                    if implicit
+                    else {"tls_context": context, "require_starttls": True}
+                )
             if self._login is not None:
-                # Plain-text AUTH is fine on loopback in a test; production uses STARTTLS or TLS.
-                auth = {"authenticator": self._authenticate, "auth_required": True, "auth_require_tls": False}
-            self._controller = Controller(_Keep(self), hostname=self.host, port=self.port, **auth)
+                # Without TLS, plain-text AUTH is fine on loopback in a test; with STARTTLS, AUTH is
+                # refused until the upgrade (aiosmtpd cannot see implicit TLS, so it is not asked to check).
+                starttls = self._tls is not None and not self._tls[1]
+                options |= {
+                    "authenticator": self._authenticate,
+                    "auth_required": True,
+                    "auth_require_tls": starttls,
+                }
+            self._controller = Controller(_Keep(self), hostname=self.host, port=self.port, **options)
             self._controller.start()
 
     def require_login(self, user: str, password: str) -> None:
@@ -63,6 +80,12 @@ class SmtpSink:
         warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
         self.stop()
         self._login = (user, password)
+        self.start()
+
+    def require_tls(self, context: ssl.SSLContext, *, implicit: bool = False) -> None:
+        """From now on, speak TLS: STARTTLS before anything else, or (`implicit`) TLS from the first byte."""
+        self.stop()
+        self._tls = (context, implicit)
         self.start()
 
     def _authenticate(

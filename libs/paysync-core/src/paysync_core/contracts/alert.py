@@ -33,6 +33,10 @@ class AlertKind(StrEnum):
     PAID_WITHOUT_GATEWAY_SUCCESS = "paid_without_gateway_success"  # paid here, no success at the gateway
     # A tenant's own webhook endpoint failed for too long and the notifier stopped sending to it:
     WEBHOOK_ENDPOINT_DISABLED = "webhook_endpoint_disabled"
+    # Rules on status changes, evaluated by the notifier against each tenant's alert settings:
+    PAYMENT_PAST_DEADLINE = "payment_past_deadline"  # unsettled longer than its domain's deadline
+    GATEWAY_FAILURE_RATE = "gateway_failure_rate"  # too many of a gateway's latest payments failed
+    DEAD_LETTERS = "dead_letters"  # a dead-letter topic holds records of the tenant
 
 
 def alert_id(kind: AlertKind | str, tenant: str, subject: str, occurrence: int = 1) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -99,4 +100,15 @@ Index(
     "ix_reconcile_requests_running",
     reconcile_requests.c.lease_until,
     postgresql_where=reconcile_requests.c.status == "running",
+)
+
+#: Each tenant's gateway budget, one token bucket shared by every reconciler replica (`budget_lease.py`).
+gateway_budgets = Table(
+    "gateway_budgets",
+    metadata,
+    Column("tenant_id", String(63), ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("provider", String(16), nullable=False),
+    Column("tokens", Float, nullable=False),
+    Column("refilled_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("tenant_id", "provider"),
 )

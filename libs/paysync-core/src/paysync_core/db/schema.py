@@ -27,7 +27,7 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
 from paysync_core.db.alert_tables import alert_deliveries, alert_settings
 from paysync_core.db.app_webhook_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
@@ -43,6 +43,7 @@ from paysync_core.db.domain_tables import (
 from paysync_core.db.metadata import created_at, metadata, updated_at
 from paysync_core.db.operator_tables import dead_letter_redrives, sync_issue_actions
 from paysync_core.db.reconciler_tables import (
+    gateway_budgets,
     reconcile_checks,
     reconcile_requests,
     reconcile_ticks,
@@ -56,6 +57,7 @@ __all__ = [
     "bookings",
     "checkouts",
     "dead_letter_redrives",
+    "gateway_budgets",
     "invoice_payments",
     "invoices",
     "metadata",
@@ -86,6 +88,8 @@ tenants = Table(
     Column("id", String(63), primary_key=True),
     Column("name", Text, nullable=False),
     Column("credentials_ciphertext", LargeBinary, nullable=True),
+    # Web origins whose pages may call /v1 with this tenant's keys (CORS); empty: none.
+    Column("cors_origins", ARRAY(String(255)), nullable=False, server_default=text("'{}'")),
     created_at(),
     updated_at(),
     CheckConstraint(r"id ~ '^[a-z0-9][a-z0-9-]{0,62}$'", name="slug"),
@@ -98,8 +102,13 @@ api_keys = Table(
     Column("tenant_id", ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
+    # secret (server side, `scopes` apply) or publishable (read-only routes a web page needs).
+    Column("kind", String(16), nullable=False, server_default="secret"),
+    Column("scopes", ARRAY(String(16)), nullable=False, server_default=text("'{read,write}'")),
+    Column("expires_at", DateTime(timezone=True)),
     created_at(),
     Column("revoked_at", DateTime(timezone=True)),
+    CheckConstraint("kind IN ('secret', 'publishable')", name="kind"),
 )
 
 payments = Table(

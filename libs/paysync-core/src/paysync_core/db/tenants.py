@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
 
 from sqlalchemy import and_, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -17,6 +19,9 @@ from paysync_core.db.schema import alert_settings, api_keys, tenants, webhook_en
 from paysync_core.errors import PaysyncError, UnknownTenant
 
 API_KEY_PREFIX = "psk_"
+#: Publishable keys (safe in a web page) start with this, so nobody mistakes one for a secret key.
+PUBLISHABLE_KEY_PREFIX = "ppk_"
+KeyKind = Literal["secret", "publishable"]
 
 
 class AmbiguousKey(PaysyncError):
@@ -38,11 +43,30 @@ async def create_tenant(conn: AsyncConnection, tenant_id: str, name: str) -> boo
     return result.first() is not None
 
 
-async def issue_api_key(conn: AsyncConnection, tenant_id: str) -> str:
-    """A new API key for the tenant; only its hash is kept, so show it once."""
-    key = API_KEY_PREFIX + secrets.token_urlsafe(32)
+async def issue_api_key(
+    conn: AsyncConnection,
+    tenant_id: str,
+    *,
+    kind: KeyKind = "secret",
+    scopes: Sequence[str] = ("read", "write"),
+    expires_at: datetime | None = None,
+) -> str:
+    """A new API key for the tenant; only its hash is kept, so show it once.
+
+    A publishable key's access is fixed by its kind (api-gateway's `access.py`), so it stores `read`.
+    """
+    prefix = PUBLISHABLE_KEY_PREFIX if kind == "publishable" else API_KEY_PREFIX
+    key = prefix + secrets.token_urlsafe(32)
+    stored_scopes = ["read"] if kind == "publishable" else sorted(set(scopes))
     await conn.execute(
-        api_keys.insert().values(tenant_id=tenant_id, key_hash=hash_api_key(key), prefix=key[:12])
+        api_keys.insert().values(
+            tenant_id=tenant_id,
+            key_hash=hash_api_key(key),
+            prefix=key[:12],
+            kind=kind,
+            scopes=stored_scopes,
+            expires_at=expires_at,
+        )
     )
     return key
 
@@ -62,9 +86,11 @@ async def tenant_exists(conn: AsyncConnection, tenant_id: str) -> bool:
 
 
 async def list_api_keys(conn: AsyncConnection, tenant_id: str) -> list[Any]:
-    """The tenant's API keys, oldest first: id, prefix (the first 12 characters), created_at, revoked_at."""
+    """The tenant's API keys, oldest first: id, prefix (the first 12 characters), kind, scopes, created_at,
+    expires_at, revoked_at."""
+    k = api_keys.c
     rows = await conn.execute(
-        select(api_keys.c.id, api_keys.c.prefix, api_keys.c.created_at, api_keys.c.revoked_at)
+        select(k.id, k.prefix, k.kind, k.scopes, k.created_at, k.expires_at, k.revoked_at)
         .where(api_keys.c.tenant_id == tenant_id)
         .order_by(api_keys.c.id)
     )
@@ -87,14 +113,45 @@ async def revoke_api_key(conn: AsyncConnection, tenant_id: str, key: int | str) 
     return ids
 
 
-async def tenant_for_api_key(conn: AsyncConnection, key: str) -> str | None:
-    """The tenant an unrevoked API key belongs to, or None."""
+async def api_key_access(conn: AsyncConnection, key_hash: str) -> Any | None:
+    """An unrevoked key's id, tenant_id, kind, scopes and expires_at, or None.
+
+    Expiry is left to the caller, which may cache the row and must refuse the key once it expires.
+    """
+    k = api_keys.c
     row = await conn.execute(
-        select(api_keys.c.tenant_id).where(
-            api_keys.c.key_hash == hash_api_key(key), api_keys.c.revoked_at.is_(None)
+        select(k.id, k.tenant_id, k.kind, k.scopes, k.expires_at).where(
+            k.key_hash == key_hash, k.revoked_at.is_(None)
         )
     )
-    return row.scalar_one_or_none()
+    return row.first()
+
+
+async def set_cors_origins(conn: AsyncConnection, tenant_id: str, origins: Sequence[str]) -> None:
+    """Replace the web origins allowed to call the API with the tenant's keys; UnknownTenant if none."""
+    result = await conn.execute(
+        update(tenants)
+        .where(tenants.c.id == tenant_id)
+        .values(cors_origins=list(origins), updated_at=func.now())
+    )
+    if result.rowcount == 0:
+        raise UnknownTenant(tenant_id)
+
+
+async def cors_origins(conn: AsyncConnection, tenant_id: str) -> list[str]:
+    """The web origins the tenant allows; UnknownTenant if there is no such tenant."""
+    row = (await conn.execute(select(tenants.c.cors_origins).where(tenants.c.id == tenant_id))).first()
+    if row is None:
+        raise UnknownTenant(tenant_id)
+    return list(row.cors_origins)
+
+
+async def tenants_cors_origins(conn: AsyncConnection) -> dict[str, list[str]]:
+    """Each tenant that allows any web origin, with its origins."""
+    rows = await conn.execute(
+        select(tenants.c.id, tenants.c.cors_origins).where(func.cardinality(tenants.c.cors_origins) > 0)
+    )
+    return {row.id: list(row.cors_origins) for row in rows}
 
 
 async def set_credentials(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paysync_core.db.issues import open_issues
 from paysync_core.db.schema import sync_issues
+
+__all__ = ["issues_so_far", "open_issue", "open_issues", "resolve_issue"]
 
 
 async def open_issue(conn: AsyncConnection, row: dict[str, Any]) -> bool:
@@ -18,16 +20,6 @@ async def open_issue(conn: AsyncConnection, row: dict[str, Any]) -> bool:
         insert(sync_issues).values(**row).on_conflict_do_nothing().returning(sync_issues.c.alert_id)
     )
     return result.first() is not None
-
-
-async def open_issues(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> set[str]:
-    """Open the issues not open (or alerted) already; the alert ids of those that are new."""
-    if not rows:
-        return set()
-    result = await conn.execute(
-        insert(sync_issues).values(list(rows)).on_conflict_do_nothing().returning(sync_issues.c.alert_id)
-    )
-    return set(result.scalars())
 
 
 async def issues_so_far(conn: AsyncConnection, tenant: str, kind: str, subject: str) -> int:

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core import topics
 from paysync_core.contracts import Alert, AlertKind, EntityRef, PaymentObservation, Provider, alert_id
+from paysync_core.db.issues import issue_row
 from paysync_core.domain.merge import Expectation, observe
 from paysync_core.domain.money import Money
 from paysync_status_projector.repository import issues, outbox
@@ -113,22 +114,6 @@ def payment_alert(
         occurrence=occurrence,
         raised_at=now,
     )
-
-
-def issue_row(alert: Alert, *, subject: str) -> dict[str, Any]:
-    """The sync issue an alert opens, about `subject`."""
-    return {
-        "alert_id": alert.alert_id,
-        "tenant_id": alert.tenant,
-        "kind": alert.kind.value,
-        "subject": subject,
-        "payment_id": alert.payment_id,
-        "domain": alert.entity.domain if alert.entity else None,
-        "entity_id": alert.entity.entity_id if alert.entity else None,
-        "detail": alert.detail,
-        "facts": alert.facts,
-        "occurrence": alert.occurrence,
-    }
 
 
 def _mismatch_detail(payment: Any, culprit: PaymentObservation | None) -> str:

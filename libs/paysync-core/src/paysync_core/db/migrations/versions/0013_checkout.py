@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0013_checkout"
-down_revision = "0011_payment_phone_hash"
+down_revision = "0012_api_key_scopes"
 branch_labels = None
 depends_on = None
 

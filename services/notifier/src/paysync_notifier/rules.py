@@ -1,0 +1,139 @@
+"""Alert rules on status changes: payments past their domain's deadline, failure rates, dead letters.
+
+Every replica runs `RuleEvaluator.run`; one round at a time is evaluated, by whichever replica holds
+the advisory lock for that round's transaction. A round compares what each rule finds now with the
+open sync issues of its kind: a new finding opens an issue and publishes its alert to
+`paysync.alerts.v1` (inside the transaction, so no issue is recorded without its alert having gone
+out); an open issue no longer found is resolved. The delivery path then tells it once, reminds,
+and tells the resolution, as for every other kind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from prometheus_client import Counter
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from paysync_core import dlq_view, topics
+from paysync_core.alert_rules import AlertRules
+from paysync_core.contracts import Alert, AlertKind
+from paysync_core.db import issues
+from paysync_core.kafka import DurableProducer
+from paysync_notifier import rule_alerts
+from paysync_notifier import rules_repo as repo
+from paysync_notifier.alert_settings import AlertDeliverySettings
+
+log = structlog.get_logger()
+ROUNDS = Counter("paysync_notifier_alert_rule_rounds_total", "Rounds of alert-rule evaluation completed")
+RAISED = Counter("paysync_notifier_alert_rule_alerts_total", "Alerts raised by the rules", ["kind"])
+#: Longest failure-rate window a tenant may set: the widest look for failed payments.
+_MAX_WINDOW = timedelta(days=7)
+
+Findings = dict[tuple[str, str], rule_alerts.Build]
+
+
+class RuleEvaluator:
+    """Evaluates every tenant's rules now and then; publishes what opens, resolves what cleared."""
+
+    def __init__(self, engine: AsyncEngine, settings: AlertDeliverySettings, bootstrap: str) -> None:
+        self._engine = engine
+        self._settings = settings
+        self._bootstrap = bootstrap
+        self._producer = DurableProducer(bootstrap, client_id="paysync-notifier-rules")
+        self._letters_checked = float("-inf")
+
+    async def run(self) -> None:
+        """Forever: one round, then wait for the next (a failed round is logged and tried again)."""
+        started = False
+        try:
+            while True:
+                try:
+                    if not started:
+                        await self._producer.start()
+                        started = True
+                    await self.evaluate()
+                except Exception:  # a database or broker blip must not end the rules; the next round retries
+                    log.exception("alert_rules.round_failed")
+                await asyncio.sleep(self._settings.alert_rules_seconds)
+        finally:
+            await self._producer.stop()
+
+    async def evaluate(self) -> int:
+        """One round, if no other replica is in one; returns the alerts raised."""
+        async with self._engine.begin() as conn:
+            if not await repo.try_rules_lock(conn):
+                return 0
+            now = datetime.now(UTC)
+            rules = await repo.tenant_rules(conn)
+            # Every finding first, then the issues and alerts: what is published commits right after.
+            found = {
+                AlertKind.PAYMENT_PAST_DEADLINE: await _past_deadline(conn, rules, now),
+                AlertKind.GATEWAY_FAILURE_RATE: await _failing(conn, rules, now),
+            }
+            if time.monotonic() - self._letters_checked >= self._settings.alert_rules_dead_letter_seconds:
+                found[AlertKind.DEAD_LETTERS] = await self._dead_letters(rules, now)
+                self._letters_checked = time.monotonic()
+            raised = sum([await self._sync(conn, kind, findings) for kind, findings in found.items()])
+        ROUNDS.inc()
+        return raised
+
+    async def _sync(self, conn: AsyncConnection, kind: AlertKind, found: Findings) -> int:
+        """Resolve the open issues of `kind` not found any more; open and publish those newly found."""
+        open_now = await repo.open_subjects(conn, kind.value)
+        await issues.resolve_issues(conn, [issue for key, issue in open_now.items() if key not in found])
+        new = sorted(key for key in found if key not in open_now)
+        seen = await issues.occurrences(conn, kind.value, new)
+        alerts = {key: found[key](seen.get(key, 0) + 1) for key in new}
+        rows = [issues.issue_row(a, subject=key[1]) for key, a in alerts.items()]
+        opened = await issues.open_issues(conn, rows)
+        fresh = [a for a in alerts.values() if a.alert_id in opened]
+        await asyncio.gather(*(self._publish(a) for a in fresh))
+        if fresh:
+            RAISED.labels(kind.value).inc(len(fresh))
+            log.info("alert_rules.raised", kind=kind.value, alerts=len(fresh))
+        return len(fresh)
+
+    async def _publish(self, alert: Alert) -> None:
+        await self._producer.send(topics.ALERTS.name, topics.ALERTS.key_for(alert), alert.to_bytes())
+
+    async def _dead_letters(self, rules: dict[str, AlertRules], now: datetime) -> Findings:
+        """Per tenant (that wants it) and dead-letter topic, the letters still in the view."""
+        selection = dlq_view.Selection(dlq_view.dlq_topics(None))
+        grouped: dict[tuple[str, str], list[dlq_view.Letter]] = defaultdict(list)
+        for letter in await dlq_view.in_view(self._bootstrap, self._engine, selection):
+            tenant = letter.tenant
+            if tenant in rules and rules[tenant].dead_letters:
+                grouped[(tenant, letter.dlq_topic)].append(letter)
+        return {
+            (tenant, f"dlq:{topic}"): rule_alerts.dead_letters(tenant, topic, letters, now)
+            for (tenant, topic), letters in grouped.items()
+        }
+
+
+async def _past_deadline(conn: AsyncConnection, rules: dict[str, AlertRules], now: datetime) -> Findings:
+    found: Findings = {}
+    for tenant, rule in rules.items():
+        for domain, deadline in rule.pending_deadlines.items():
+            for row in await repo.past_deadline(conn, tenant, domain, deadline):
+                found[(tenant, str(row.id))] = rule_alerts.past_deadline(row, deadline, now)
+    return found
+
+
+async def _failing(conn: AsyncConnection, rules: dict[str, AlertRules], now: datetime) -> Findings:
+    found: Findings = {}
+    for tenant, provider in await repo.gateways_with_failures(conn, _MAX_WINDOW):
+        rule = rules[tenant].failure_rate if tenant in rules else None
+        if rule is None:
+            continue
+        window = timedelta(seconds=rule.window_seconds)
+        failed, outcomes = await repo.latest_outcomes(conn, tenant, provider, rule.of_last, window)
+        if failed >= rule.min_failed:
+            found[(tenant, f"failures:{provider}")] = rule_alerts.failure_rate(
+                tenant, provider, failed, outcomes, rule, now
+            )
+    return found

@@ -1,0 +1,99 @@
+"""The share of a tenant's gateway budget this replica holds: tokens leased from PostgreSQL, a few at a time.
+
+Every replica leases from the one token bucket row of the tenant's gateway (`gateway_budgets`): `rate`
+tokens a second, at most `burst` banked. A lease takes up to `lease_seconds` worth of the rate in one
+atomic statement, so PostgreSQL sees a few statements a second per replica and budget, not one per call.
+Leased tokens not used within `lease_seconds` are dropped, never carried over.
+
+The bound: the bucket hands out at most `burst + rate * t` tokens in any `t` seconds, whatever the
+number of replicas, and a token is spent at most `lease_seconds` after its lease's reply arrived; so
+the requests sent in any `t` seconds are at most `burst + rate * (t + lease_seconds + reply time)`.
+With the defaults (rate = 0.96 of the limit, burst 0.4 s, lease 0.25 s) that is
+`0.62 * limit + 0.96 * limit * t`: below `limit * (1 + t)`, what a gateway that allows a second's burst
+accepts, with a third of a second to spare for the database's reply and the network. Scaling from one
+replica to three changes nothing in this sum.
+The cost: a replica that stops calling drops at most one lease (`rate * lease_seconds` tokens).
+
+The interface is synchronous, like `TokenBucket`: `try_take` spends a leased token or starts a lease
+in the background, and `wait_time` says when to ask again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from paysync_reconciler.repository.budgets import Lease
+
+log = structlog.get_logger()
+
+#: The shortest wait a caller is told: many callers waiting never spin.
+_POLL_SECONDS = 0.01
+#: After PostgreSQL failed a lease: the budget gives nothing for this long.
+_ERROR_PAUSE_SECONDS = 1.0
+
+LeaseFn = Callable[[int], Awaitable[Lease]]
+
+
+@dataclass(slots=True)
+class SharedBucket:
+    """This replica's leased tokens of one shared bucket; `lease(want)` asks PostgreSQL for more."""
+
+    rate: float
+    lease_seconds: float
+    lease: LeaseFn
+    clock: Callable[[], float] = time.monotonic
+    _tokens: int = field(init=False, default=0)
+    _expires: float = field(init=False, default=0.0)
+    _next_at: float = field(init=False, default=0.0)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
+
+    @property
+    def batch(self) -> int:
+        """Tokens asked for in one lease."""
+        return max(1, math.ceil(self.rate * self.lease_seconds))
+
+    def try_take(self, tokens: float = 1.0) -> bool:
+        """Spend leased tokens if there are enough now; otherwise start a lease and take none."""
+        now = self.clock()
+        if now >= self._expires:
+            self._tokens = 0
+        if self._tokens >= tokens:
+            self._tokens -= math.ceil(tokens)
+            return True
+        self._start_lease(now)
+        return False
+
+    def wait_time(self, tokens: float = 1.0) -> float:
+        """Seconds until it is worth asking again."""
+        now = self.clock()
+        if now < self._expires and self._tokens >= tokens:
+            return 0.0
+        if self._task is not None:  # a lease is on its way: look again about when a token would come
+            return max(_POLL_SECONDS, min(1.0 / self.rate, self.lease_seconds / 2))
+        return max(self._next_at - now, _POLL_SECONDS)
+
+    def _start_lease(self, now: float) -> None:
+        if self._task is None and now >= self._next_at:
+            self._task = asyncio.get_running_loop().create_task(self._lease())
+
+    async def _lease(self) -> None:
+        try:
+            got = await self.lease(self.batch)
+        except Exception:  # the database is away: no tokens, callers wait or give up
+            log.warning("reconcile.budget.lease_failed", exc_info=True)
+            self._next_at = self.clock() + _ERROR_PAUSE_SECONDS
+            return
+        finally:
+            self._task = None
+        now = self.clock()
+        if got.granted:
+            self._tokens = got.granted  # leases start only once the last one is spent
+            self._expires = now + self.lease_seconds
+        else:  # empty: the next whole token is there in (1 - left over) / rate seconds
+            self._next_at = now + max(0.0, 1.0 - got.left_over) / self.rate
