@@ -14,14 +14,30 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import update
 
 from paysync_core import topics
 from paysync_core.contracts import Provider, ReconcileRequest
+from paysync_core.db.schema import payments
 from paysync_core.kafka import DurableProducer
 from paysync_dev.reconcile import register
 from paysync_dev.service_fixtures import Service, wait_until
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def leave_no_open_payments(engine):
+    """The tenants whose payments are closed after the test. Its bulk checks stay on the requests topic,
+    and a reconciler started later in the session in a consumer group of its own reads that topic from
+    the start: with the payments open it would spend a minute of its checks (at this test's low limit)
+    on them, and another test's callback confirmation would wait behind them."""
+    tenants: list[str] = []
+    yield tenants
+    async with engine.begin() as conn:
+        closing = update(payments).where(payments.c.tenant_id.in_(tenants)).values(status="canceled")
+        await conn.execute(closing)
+
 
 LIMIT = 20.0  # requests per second the simulator allows the tenant's Stripe account
 PAYMENTS = 150  # each replica checks them all: 450 retrievals, over 20 s of work at the limit
@@ -81,10 +97,11 @@ async def _measured_rate(sim, account: str, requests: int) -> float:
 
 
 async def _three_replicas_at_work(
-    sim, engine, start_reconciler, lost_webhooks_tenant, bootstrap: str, **settings: object
+    sim, engine, start_reconciler, lost_webhooks_tenant, bootstrap: str, closed: list[str], **settings: object
 ) -> tuple[str, list[Service]]:
     """Three replicas, each with bulk checks of one tenant's payments: the Stripe account and the replicas."""
     tenant, account = await _tenant_with_open_payments(sim, engine, lost_webhooks_tenant)
+    closed.append(tenant)
     replicas = await start_reconciler(count=3, scheduler_enabled="false", stripe_rate=LIMIT, **settings)
     await _bulk_check_on_every_partition(bootstrap, tenant)
     await wait_until(_all_calling(replicas), 60, "all three replicas to call Stripe")
@@ -92,10 +109,10 @@ async def _three_replicas_at_work(
 
 
 async def test_three_replicas_together_keep_to_the_gateway_limit_and_close_to_it(
-    sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics
+    sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics, leave_no_open_payments
 ):
     account, replicas = await _three_replicas_at_work(
-        sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics
+        sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics, leave_no_open_payments
     )
     await _measured_rate(sim, account, 20)  # past the first burst (both buckets start full)
     rate = await _measured_rate(sim, account, 200)
@@ -107,11 +124,11 @@ async def test_three_replicas_together_keep_to_the_gateway_limit_and_close_to_it
 
 
 async def test_when_a_replica_dies_the_others_take_up_its_share(
-    sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics
+    sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics, leave_no_open_payments
 ):
     # Left over from when each replica took rate/REPLICAS: now ignored, with a warning.
     account, replicas = await _three_replicas_at_work(
-        sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics, replicas=3
+        sim, engine, start_reconciler, lost_webhooks_tenant, kafka_topics, leave_no_open_payments, replicas=3
     )
     replicas[0].process.kill()  # dies mid-run: its leased tokens and its share are gone with it
     await _measured_rate(sim, account, 20)  # past the requests already in flight
