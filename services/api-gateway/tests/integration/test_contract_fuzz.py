@@ -18,8 +18,8 @@ from schemathesis.checks import (
 )
 
 from paysync_dev.fixtures import TestTenant, create_tenant
-from paysync_dev.service_fixtures import service_env
-from paysync_dev.stack import ServiceProcess, free_port
+from paysync_dev.service_fixtures import running, service_env
+from paysync_dev.stack import ServiceProcess
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[4]
@@ -39,14 +39,8 @@ def api_process(
         "PAYSYNC_PHONE_HASH_KEY": uuid.uuid4().hex,
         "PAYSYNC_API_GATEWAY_STREAM_TOKEN_SECRET": uuid.uuid4().hex,
     }
-    log = tmp_path_factory.mktemp("api-gateway") / "api-gateway.log"
-    process = ServiceProcess("api-gateway", free_port(), env, log)
-    process.start()
-    try:
-        process.wait_ready()
+    with running("api-gateway", env, tmp_path_factory.mktemp("api-gateway") / "api-gateway.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

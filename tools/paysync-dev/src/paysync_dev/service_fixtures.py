@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -155,6 +156,18 @@ def consumer_env(service: str, group: str, shared: dict[str, str], **settings: o
     return {**shared, **{f"{prefix}{name.upper()}": str(value) for name, value in own.items()}}
 
 
+@contextmanager
+def running(name: str, env: dict[str, str], log: Path) -> Iterator[ServiceProcess]:
+    """A service as its own process on a free port, ready when entered and stopped on exit."""
+    process = ServiceProcess(name, free_port(), env, log)
+    process.start()
+    try:
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
 @pytest.fixture(scope="session")
 async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
     """An engine on the session's migrated database."""
@@ -171,16 +184,10 @@ def projector(
     group = unique("projector-for-tests")
     shared = service_env(kafka_topics, migrated_database, credentials_keys)
     env = consumer_env("status-projector", group, shared, unpark_poll_seconds=0.5, drift_check_seconds=3600)
-    process = ServiceProcess(
-        "status-projector", free_port(), env, tmp_path_factory.mktemp("projector") / "status-projector.log"
-    )
-    process.start()
-    try:
-        process.wait_ready()
+    log = tmp_path_factory.mktemp("projector") / "status-projector.log"
+    with running("status-projector", env, log) as process:
         asyncio.run(wait_for_groups(kafka_topics, {group: 1}))
         yield Service(process, group)
-    finally:
-        process.stop()
 
 
 #: Server limits short enough that tests of idle and slow connections finish quickly.
@@ -203,14 +210,10 @@ def webhook_ingest(
         "PAYSYNC_WEBHOOK_INGEST_QUARANTINE_EXPIRY_EVERY_SECONDS": "0.5",
         "PAYSYNC_WEBHOOK_INGEST_QUARANTINE_EXPIRY_BATCH": "2",
     }
-    log = tmp_path_factory.mktemp("webhook-ingest") / "webhook-ingest.log"
-    process = ServiceProcess("webhook-ingest", free_port(), env, log)
-    process.start()
-    try:
-        process.wait_ready()
+    with running(
+        "webhook-ingest", env, tmp_path_factory.mktemp("webhook-ingest") / "webhook-ingest.log"
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
