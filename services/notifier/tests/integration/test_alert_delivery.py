@@ -93,6 +93,12 @@ async def test_each_kind_is_told_once_by_email_chat_and_signed_webhook(
             ("opened", alert.alert_id, kind.value)
         ]
     kinds = len(AlertKind)
+
+    async def all_marked_sent() -> bool:  # the log row is marked after the server took the message
+        rows = await log_rows(engine, tenant.id)
+        return len(rows) == kinds * 3 and all(r.status == "sent" for r in rows)
+
+    await wait_until(all_marked_sent, 60, "every delivery marked sent")
     assert len(smtp_sink.messages) == kinds
     assert len(on("/slack", http_receiver.requests)) == len(on("/hook", http_receiver.requests)) == kinds
     rows = await log_rows(engine, tenant.id)
@@ -264,6 +270,11 @@ async def test_a_claim_left_by_a_crashed_replica_is_sent_by_another_once_its_lea
     await start_notifiers()
 
     await smtp_sink.wait_for(lambda m: len(m) >= 1)
+
+    async def marked_sent() -> bool:  # marked after the SMTP server took the message, not before
+        return [r.status for r in await log_rows(engine, tenant.id)] == ["sent"]
+
+    await wait_until(marked_sent, 60, "the taken-over delivery to be marked sent")
     (row,) = await log_rows(engine, tenant.id)
     assert (row.status, row.attempts) == ("sent", 2) and row.claimed_by != "replica-that-crashed"
     assert len(smtp_sink.messages) == 1 and alert.alert_id in smtp_sink.text_of(smtp_sink.messages[0])

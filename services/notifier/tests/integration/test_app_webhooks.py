@@ -154,8 +154,12 @@ async def test_every_change_arrives_once_in_payment_order_signed_after_the_recei
     with pytest.raises(WebhookVerificationError):
         receiver.verify(json.dumps(forged).encode(), tampered.headers)
 
+    async def all_delivered() -> bool:  # marked after the receiver's 200 came back, not before
+        listed = (await paysync(migrated_database, "deliveries", "list", tenant.id, "--json")).json()
+        return {d["status"] for d in listed} == {"delivered"} and len(listed) == len(changes)
+
+    await wait_until(all_delivered, 60, "every delivery marked delivered")
     listed = (await paysync(migrated_database, "deliveries", "list", tenant.id, "--json")).json()
-    assert {d["status"] for d in listed} == {"delivered"} and len(listed) == len(changes)
     log = await paysync(
         migrated_database, "deliveries", "attempts", tenant.id, str(listed[-1]["id"]), "--json"
     )
