@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import insert
 
+from paysync_core.app_webhooks import new_secret
 from paysync_core.db.engine import make_engine
 from paysync_core.db.schema import alert_deliveries
 from paysync_dev.operator import paysync
@@ -14,7 +15,7 @@ ADMIN_TOKEN = "admin-secret-for-alert-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETPATH"
 HOOK = "https://alerts.example.com/paysync?token=also-secret"
-SECRET = "whsec-0123456789abcdef"
+SECRET = new_secret()
 
 
 async def test_an_operator_sets_alert_settings_and_reads_them_back_without_secrets(open_api, tenant) -> None:
@@ -50,7 +51,14 @@ async def test_an_operator_sets_alert_settings_and_reads_them_back_without_secre
         ({"emails": ["a@b.com\nBcc: x@evil.com"]}, "emails.0", "not an email address"),
         ({"slack_urls": ["http://hooks.example.com/x"]}, "slack_urls.0", "https"),
         ({"webhooks": [{"url": "ftp://x.example.com", "secret": SECRET}]}, "webhooks.0.url", "https"),
-        ({"webhooks": [{"url": HOOK, "secret": "short"}]}, "webhooks.0.secret", "at least 16"),
+        ({"webhooks": [{"url": HOOK, "secret": "whsec-0123456789abcdef"}]}, "webhooks.0.secret", "whsec_"),
+        ({"webhooks": [{"url": HOOK, "secret": "whsec_c2hvcnQ="}]}, "webhooks.0.secret", "16 to 256 bytes"),
+        ({"webhooks": [{"url": HOOK, "secret": "whsec_not base64!"}]}, "webhooks.0.secret", "base64"),
+        (
+            {"webhooks": [{"url": HOOK, "secret": SECRET, "previous_secrets": ["old-plain-secret-1234"]}]},
+            "webhooks.0.previous_secrets.0",
+            "whsec_",
+        ),
         ({"kinds": ["amount_mismatch", "typo_kind"]}, "kinds.1", "unknown alert kind 'typo_kind'"),
         ({"reminder_after_seconds": 0}, "reminder_after_seconds", "greater than 0"),
         ({"quiet_seconds": -1}, "quiet_seconds", "greater than or equal to 0"),
