@@ -12,7 +12,6 @@ from typing import Any
 
 from paysync_core.alert_rules import FailureRateRule
 from paysync_core.contracts import Alert, AlertKind, EntityRef, Provider, alert_id
-from paysync_core.dlq_view import Letter
 
 #: A finding: the alert of its n-th occurrence.
 Build = Callable[[int], Alert]
@@ -81,19 +80,21 @@ def failure_rate(
     )
 
 
-def dead_letters(tenant: str, dlq_topic: str, letters: list[Letter], now: datetime) -> Build:
-    """Records of the tenant on a dead-letter topic: something failed for good and waits for a redrive."""
-    reasons = sorted({x.reason for x in letters})
+def dead_letters(row: Any, now: datetime) -> Build:
+    """Records of the tenant on a dead-letter topic: something failed for good and waits for a redrive.
+
+    `row`: tenant_id, dlq_topic, letters (how many), reasons, first_letter (the oldest one's id)."""
+    tenant, dlq_topic, reasons = row.tenant_id, row.dlq_topic, sorted(row.reasons)
     detail = (
-        f"{len(letters)} record(s) of this tenant are on the dead-letter topic {dlq_topic} "
+        f"{row.letters} record(s) of this tenant are on the dead-letter topic {dlq_topic} "
         f"({', '.join(reasons)}): they failed after retries and were not applied. Look at them with "
         f"`paysync dlq list --topic {dlq_topic} --tenant {tenant}`, fix the cause, then redrive them."
     )
     facts = {
         "dlq_topic": dlq_topic,
-        "letters": len(letters),
+        "letters": row.letters,
         "reasons": ", ".join(reasons)[:300],
-        "first_letter": min(letters, key=lambda x: x.written_at).id,
+        "first_letter": row.first_letter,
     }
     return _subject_alert(AlertKind.DEAD_LETTERS, tenant, f"dlq:{dlq_topic}", detail, facts, now)
 

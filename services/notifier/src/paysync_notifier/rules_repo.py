@@ -13,12 +13,14 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import func, select
+from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.alert_rules import AlertRules, rules_of
-from paysync_core.db.alert_tables import alert_settings
+from paysync_core.db.alert_tables import alert_settings, dead_letter_index, dead_letter_positions
 from paysync_core.db.schema import payments, sync_issues, tenants
+from paysync_core.dlq_view import Letter, NewLetters, Partition
 from paysync_core.domain.status import MONEY_MOVED, OPEN_OR_UNPAID, SETTLED, UnifiedStatus
 
 log = structlog.get_logger()
@@ -116,3 +118,71 @@ async def open_subjects(conn: AsyncConnection, kind: str) -> dict[tuple[str, str
         )
     )
     return {(r.tenant_id, r.subject): r.id for r in rows}
+
+
+async def dead_letter_read_positions(conn: AsyncConnection) -> dict[Partition, int]:
+    """The next offset the dead-letter rule reads, per dead-letter partition it has read."""
+    rows = await conn.execute(select(dead_letter_positions))
+    return {(r.dlq_topic, r.partition): r.next_offset for r in rows}
+
+
+def _index_row(letter: Letter) -> dict[str, Any] | None:
+    tenant = letter.tenant
+    if not isinstance(tenant, str) or not 0 < len(tenant) <= 63:
+        return None  # no tenant to tell (or not one of ours): nothing for the rule to index
+    topic, partition, offset = letter.position
+    return {
+        "dlq_topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "tenant_id": tenant,
+        "reason": letter.reason[:200],
+        "written_at": letter.written_at,
+    }
+
+
+async def index_dead_letters(conn: AsyncConnection, read: NewLetters) -> None:
+    """Index the letters read that name a tenant, move each partition's position to its end, and drop
+    the index rows of letters retention removed from the topic."""
+    rows = [row for row in map(_index_row, read.letters) if row is not None]
+    if rows:  # SQLAlchemy sends many rows in batches of one statement each ("insertmanyvalues")
+        await conn.execute(insert(dead_letter_index).on_conflict_do_nothing(), rows)
+    if read.spans:
+        positions = [
+            {"dlq_topic": topic, "partition": partition, "next_offset": end}
+            for (topic, partition), (_, end) in read.spans.items()
+        ]
+        upsert = insert(dead_letter_positions).values(positions)
+        await conn.execute(
+            upsert.on_conflict_do_update(
+                index_elements=["dlq_topic", "partition"],
+                set_={"next_offset": upsert.excluded.next_offset, "updated_at": func.now()},
+            )
+        )
+    t = dead_letter_index.c
+    gone = [
+        and_(t.dlq_topic == topic, t.partition == partition, t.offset < first)
+        for (topic, partition), (first, _) in read.spans.items()
+        if first > 0
+    ]
+    if gone:
+        await conn.execute(delete(dead_letter_index).where(or_(*gone)))
+
+
+# Per tenant and dead-letter topic: the indexed letters not in the redrive ledger.
+_UNREDRIVEN = text("""
+SELECT i.tenant_id, i.dlq_topic, count(*) AS letters, array_agg(DISTINCT i.reason) AS reasons,
+       (array_agg(i.dlq_topic || ':' || i.partition || ':' || i."offset"
+                  ORDER BY i.written_at, i.partition, i."offset"))[1] AS first_letter
+FROM dead_letter_index i
+WHERE NOT EXISTS (
+  SELECT 1 FROM dead_letter_redrives r
+  WHERE r.dlq_topic = i.dlq_topic AND r.partition = i.partition AND r."offset" = i."offset")
+GROUP BY i.tenant_id, i.dlq_topic
+""")
+
+
+async def unredriven_letters(conn: AsyncConnection) -> Sequence[Any]:
+    """(tenant_id, dlq_topic, letters, reasons, first_letter) for each tenant and topic with letters
+    that were not redriven yet: the dead-letter view, from the index."""
+    return (await conn.execute(_UNREDRIVEN)).all()

@@ -18,12 +18,15 @@ from paysync_core.alerting import AlertConfig
 from paysync_core.contracts import AlertKind, DeadLetter
 from paysync_core.db.schema import sync_issues
 from paysync_core.domain.status import UnifiedStatus
+from paysync_core.kafka import DurableProducer
 from paysync_dev.alerts import configure_alerts
+from paysync_dev.fixtures import create_tenant
 from paysync_dev.http_receiver import HttpReceiver
 from paysync_dev.operator import paysync
 from paysync_dev.payments import Registered, observation, payment_row, publish_observations, register_payments
 from paysync_dev.service_fixtures import Service, fetch, publish, wait_until
 from paysync_dev.smtp_sink import SmtpSink
+from paysync_dev.topic_reader import records_held
 
 pytestmark = pytest.mark.integration
 #: Quick rounds, so a test waits seconds, not the production half-minute.
@@ -32,6 +35,7 @@ QUICK_RULES = {
     "alert_rules_seconds": 0.3,
     "alert_rules_dead_letter_seconds": 0.3,
 }
+LETTERS_READ = "paysync_notifier_dead_letters_read_total"
 
 
 async def configure(
@@ -258,3 +262,53 @@ async def test_dead_letters_of_a_tenant_are_told_once_per_topic_and_resolved_whe
         f"[paysync] Resolved: Dead letters: {dlq}",
     ]
     assert len(slack_texts(http_receiver, tenant.id)) == 2
+
+
+async def test_a_dead_letter_backlog_is_read_once_new_letters_still_alert_and_a_restart_does_not_re_alert(
+    start_notifiers,
+    engine,
+    migrated_database,
+    credentials_keys,
+    tenant,
+    kafka_topics,
+    smtp_sink,
+    http_receiver,
+) -> None:
+    other = create_tenant(migrated_database, credentials_keys, ())
+    for who in (tenant.id, other.id):
+        await configure(engine, credentials_keys, who, http_receiver)
+    dlq = topics.PAYMENT_OBSERVATIONS.dlq.name
+    backlog = 2000
+    producer = DurableProducer(kafka_topics, client_id="paysync-tests")
+    await producer.start()
+    try:
+        letters = [(tenant.id.encode(), dead_letter(tenant.id).to_bytes()) for _ in range(backlog)]
+        await producer.send_many(dlq, letters)
+    finally:
+        await producer.stop()
+    # What the first read goes through: this backlog, and earlier tests' letters on every dead-letter topic.
+    on_topics = await records_held(kafka_topics, [spec.dlq.name for spec in topics.WITH_DLQ])
+
+    (first,) = await start_notifiers(**QUICK_RULES)
+    await wait_mails(smtp_sink, tenant.id, 1)
+    await rounds_after_now([first], 3)
+    # Every record read once, however many rounds went by since.
+    assert first.metric(LETTERS_READ) == on_topics
+    assert f"{backlog} record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, tenant.id)[0])
+
+    # A letter after the backlog, of another tenant: read (alone), and its alert opens.
+    await publish(kafka_topics, dlq, other.id.encode(), dead_letter(other.id).to_bytes())
+    await wait_mails(smtp_sink, other.id, 1)
+    await rounds_after_now([first], 3)
+    assert first.metric(LETTERS_READ) == on_topics + 1
+    assert "1 record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, other.id)[0])
+
+    # Restarted, the notifier reads from where the rule stopped: nothing again, and no alert again.
+    first.process.stop()
+    (second,) = await start_notifiers(**QUICK_RULES)
+    await rounds_after_now([second], 3)
+    assert second.metric(LETTERS_READ) == 0
+    for who in (tenant.id, other.id):
+        (issue,) = await issues(engine, who, AlertKind.DEAD_LETTERS)
+        assert issue.resolved_at is None
+    assert (len(mails(smtp_sink, tenant.id)), len(mails(smtp_sink, other.id))) == (1, 1)

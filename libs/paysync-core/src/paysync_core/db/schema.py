@@ -29,7 +29,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-from paysync_core.db.alert_tables import alert_deliveries, alert_settings
+from paysync_core.db.alert_tables import (
+    alert_deliveries,
+    alert_settings,
+    dead_letter_index,
+    dead_letter_positions,
+)
 from paysync_core.db.app_webhook_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paysync_core.db.checkout_tables import checkouts
 from paysync_core.db.domain_tables import (
@@ -56,6 +61,8 @@ __all__ = [
     "api_keys",
     "bookings",
     "checkouts",
+    "dead_letter_index",
+    "dead_letter_positions",
     "dead_letter_redrives",
     "gateway_budgets",
     "invoice_payments",
