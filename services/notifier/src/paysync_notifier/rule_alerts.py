@@ -25,18 +25,20 @@ def _duration(seconds: float) -> str:
 
 
 def past_deadline(row: Any, deadline_seconds: float, now: datetime) -> Build:
-    """A payment of a domain with a deadline, still unsettled past it."""
+    """A payment of a domain with a deadline, unsettled past it since its status last changed."""
     title = Provider(row.provider).display_name
-    waited = int((now - row.created_at).total_seconds())
+    waited = int((now - row.status_since).total_seconds())
+    since = "it was registered" if row.status_since == row.created_at else f"it became {row.status}"
     detail = (
         f"{title} payment {row.provider_ref} for {row.domain} {row.entity_id} is still {row.status} "
-        f"{_duration(waited)} after it was registered; this tenant expects {row.domain} payments to settle "
+        f"{_duration(waited)} after {since}; this tenant expects {row.domain} payments to settle "
         f"within {_duration(deadline_seconds)}. Check it with the gateway, or with the customer."
     )
     facts = {
         "status": row.status,
         "deadline_seconds": int(deadline_seconds),
         "registered_at": row.created_at.isoformat(),
+        "status_since": row.status_since.isoformat(),
     }
 
     def build(occurrence: int) -> Alert:

@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from pydantic import ValidationError
-from sqlalchemy import and_, delete, func, or_, select, text
+from sqlalchemy import Select, and_, delete, func, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -56,11 +56,11 @@ def _rules(tenant: str, config: dict[str, Any] | None) -> AlertRules:
         return AlertRules()
 
 
-async def past_deadline(
-    conn: AsyncConnection, tenant: str, domain: str, deadline_seconds: float
-) -> Sequence[Any]:
-    """The tenant's payments of `domain` still unsettled longer than the deadline after registration."""
-    query = select(
+def past_deadline_query(tenant: str, domain: str, deadline_seconds: float) -> Select:
+    """The tenant's payments of `domain` unsettled for longer than the deadline since their status last
+    changed (registration, for one whose status never did): a change starts the deadline again."""
+    since = func.coalesce(payments.c.status_changed_at, payments.c.created_at)
+    return select(
         payments.c.id,
         payments.c.tenant_id,
         payments.c.provider,
@@ -69,30 +69,40 @@ async def past_deadline(
         payments.c.entity_id,
         payments.c.status,
         payments.c.created_at,
+        since.label("status_since"),
     ).where(
         payments.c.tenant_id == tenant,
         payments.c.domain == domain,
         payments.c.status.in_(UNSETTLED),
-        payments.c.created_at < func.now() - timedelta(seconds=deadline_seconds),
+        since < func.now() - timedelta(seconds=deadline_seconds),
     )
-    return (await conn.execute(query)).all()
 
 
-async def gateways_with_failures(conn: AsyncConnection, since: timedelta) -> list[tuple[str, str]]:
-    """(tenant, provider) pairs with a payment that failed within `since`: the only ones that can be over."""
-    query = (
+async def past_deadline(
+    conn: AsyncConnection, tenant: str, domain: str, deadline_seconds: float
+) -> Sequence[Any]:
+    """The rows of `past_deadline_query`."""
+    return (await conn.execute(past_deadline_query(tenant, domain, deadline_seconds))).all()
+
+
+def failures_query(since: timedelta) -> Select:
+    """(tenant, provider) pairs with a payment that failed within `since` (`ix_payments_status_changed`)."""
+    return (
         select(payments.c.tenant_id, payments.c.provider)
         .where(payments.c.status == UnifiedStatus.FAILED.value)
         .where(payments.c.status_changed_at >= func.now() - since)
         .distinct()
     )
-    return [(row.tenant_id, row.provider) for row in await conn.execute(query)]
 
 
-async def latest_outcomes(
-    conn: AsyncConnection, tenant: str, provider: str, of_last: int, window: timedelta
-) -> tuple[int, int]:
-    """(failed, outcomes) among the tenant's latest `of_last` outcomes at `provider` within `window`."""
+async def gateways_with_failures(conn: AsyncConnection, since: timedelta) -> list[tuple[str, str]]:
+    """(tenant, provider) pairs with a payment that failed within `since`: the only ones that can be over."""
+    return [(row.tenant_id, row.provider) for row in await conn.execute(failures_query(since))]
+
+
+def latest_outcomes_query(tenant: str, provider: str, of_last: int, window: timedelta) -> Select:
+    """(failed, outcomes) among the tenant's latest `of_last` outcomes at `provider` within `window`, newest
+    first down `ix_payments_gateway_changed` (no sort, however many payments the tenant has)."""
     latest = (
         select(payments.c.status)
         .where(
@@ -106,7 +116,14 @@ async def latest_outcomes(
         .subquery()
     )
     failed = func.count().filter(latest.c.status == UnifiedStatus.FAILED.value)
-    row = (await conn.execute(select(failed, func.count()).select_from(latest))).one()
+    return select(failed, func.count()).select_from(latest)
+
+
+async def latest_outcomes(
+    conn: AsyncConnection, tenant: str, provider: str, of_last: int, window: timedelta
+) -> tuple[int, int]:
+    """(failed, outcomes) of `latest_outcomes_query`."""
+    row = (await conn.execute(latest_outcomes_query(tenant, provider, of_last, window))).one()
     return int(row[0]), int(row[1])
 
 

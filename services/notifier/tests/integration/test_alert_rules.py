@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.alerting import AlertConfig
 from paysync_core.contracts import AlertKind, DeadLetter
-from paysync_core.db.schema import sync_issues
+from paysync_core.db.schema import payments, sync_issues
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.kafka import DurableProducer
 from paysync_dev.alerts import configure_alerts
@@ -154,6 +154,64 @@ async def test_two_replicas_tell_a_payment_pending_past_its_domains_deadline_onc
     assert len(slack_texts(http_receiver, tenant.id)) == 2
     (resolved,) = await issues(engine, tenant.id, AlertKind.PAYMENT_PAST_DEADLINE)
     assert resolved.resolved_at is not None
+
+
+async def test_the_pending_deadline_runs_from_the_last_status_change_not_from_registration(
+    projector, start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
+) -> None:
+    await configure(engine, credentials_keys, tenant.id, http_receiver, pending_deadlines={"bookings": "30m"})
+    waiting, acted, back_to_pending, stalled = await register_payments(
+        engine, tenant.id, [{"domain": "bookings"} for _ in range(4)]
+    )
+    await settle(engine, kafka_topics, acted, UnifiedStatus.REQUIRES_ACTION)  # the customer must act: now
+    await settle(engine, kafka_topics, stalled, UnifiedStatus.PROCESSING)
+    await publish_observations(
+        kafka_topics,
+        [
+            observation(back_to_pending, UnifiedStatus.REQUIRES_ACTION, 1),
+            observation(back_to_pending, UnifiedStatus.PENDING, 2),
+        ],
+    )
+
+    async def back_and_pending() -> bool:
+        row = await payment_row(engine, back_to_pending)
+        return row.status == "pending" and row.sequence == 2
+
+    await wait_until(back_and_pending, 60, "the payment to go back to pending")
+    # All four were registered an hour ago; `stalled` has been processing for 45 minutes.
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(payments)
+            .where(payments.c.tenant_id == tenant.id)
+            .values(created_at=func.now() - timedelta(hours=1))
+        )
+        await conn.execute(
+            update(payments)
+            .where(payments.c.id == stalled.id)
+            .values(status_changed_at=func.now() - timedelta(minutes=45))
+        )
+    notifiers = await start_notifiers(**QUICK_RULES)
+
+    def told(received: list[EmailMessage]) -> str:
+        return " ".join(smtp_sink.text_of(m) for m in received)
+
+    await smtp_sink.wait_for(lambda m: waiting.provider_ref in told(m) and stalled.provider_ref in told(m))
+    await rounds_after_now(notifiers)
+    opened = await issues(engine, tenant.id, AlertKind.PAYMENT_PAST_DEADLINE)
+    assert {i.payment_id for i in opened} == {waiting.id, stalled.id}
+    by_ref = {
+        p.provider_ref: smtp_sink.text_of(m)
+        for m in mails(smtp_sink, tenant.id)
+        for p in (waiting, stalled)
+        if p.provider_ref in smtp_sink.text_of(m)
+    }
+    assert (
+        "is still pending" in by_ref[waiting.provider_ref]
+        and "after it was registered" in by_ref[waiting.provider_ref]
+    )
+    assert "after it became processing" in by_ref[stalled.provider_ref]
+    texts = told(mails(smtp_sink, tenant.id))
+    assert acted.provider_ref not in texts and back_to_pending.provider_ref not in texts
 
 
 async def test_failures_above_the_tenants_rate_are_told_once_not_below_it_and_resolved_when_back_under(

@@ -153,6 +153,10 @@ payments = Table(
 )
 Index("ix_payments_tenant_status", payments.c.tenant_id, payments.c.status)
 Index("ix_payments_tenant_entity", payments.c.tenant_id, payments.c.domain, payments.c.entity_id)
+# The notifier's failure-rate rule: a tenant's latest outcomes at a gateway, newest first, and which
+# gateways had a failure lately (`services/notifier/src/paysync_notifier/rules_repo.py`).
+Index("ix_payments_gateway_changed", payments.c.tenant_id, payments.c.provider, payments.c.status_changed_at)
+Index("ix_payments_status_changed", payments.c.status, payments.c.status_changed_at)
 
 #: Every reference a payment can be matched by: its own, and aliases learned later.
 payment_refs = Table(

@@ -2,7 +2,9 @@
 
 `dead_letter_positions` and `dead_letter_index`: the dead-letter rule reads each dead-letter
 partition from where it stopped, and keeps the letters that name a tenant, instead of re-reading
-every dead-letter topic each round.
+every dead-letter topic each round. `ix_payments_gateway_changed` and `ix_payments_status_changed`:
+the failure-rate rule's window queries (a tenant's latest outcomes at a gateway; the gateways with a
+recent failure) read an index, not the whole payments table.
 
 Revision ID: 0015_notifier_rule_indexes
 Revises: 0014_gateway_budgets
@@ -42,9 +44,14 @@ def upgrade() -> None:
     op.create_index(
         "ix_dead_letter_index_tenant_topic", "dead_letter_index", ["tenant_id", "dlq_topic"], unique=False
     )
+    gateway_changed = ["tenant_id", "provider", "status_changed_at"]
+    op.create_index("ix_payments_gateway_changed", "payments", gateway_changed, unique=False)
+    op.create_index("ix_payments_status_changed", "payments", ["status", "status_changed_at"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_payments_status_changed", table_name="payments")
+    op.drop_index("ix_payments_gateway_changed", table_name="payments")
     op.drop_index("ix_dead_letter_index_tenant_topic", table_name="dead_letter_index")
     op.drop_table("dead_letter_index")
     op.drop_table("dead_letter_positions")
