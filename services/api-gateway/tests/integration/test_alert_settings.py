@@ -274,3 +274,28 @@ async def test_the_cli_sets_the_quiet_time_it_is_given(tenant, migrated_database
     assert ran.returncode == 0, ran.stderr
     shown = await paysync(migrated_database, "alerts", "config", tenant.id, "--json", env=env)
     assert ran.json()["quiet_seconds"] == shown.json()["quiet_seconds"] == 300.0
+
+
+async def test_the_cli_takes_the_old_webhook_secret_after_the_new_one_during_a_rotation(
+    tenant, migrated_database, credentials_keys
+) -> None:
+    env = {"PAYSYNC_CREDENTIALS_KEYS": credentials_keys}
+    args = ("alerts", "config", tenant.id, "--webhook", HOOK, "--json")
+    old, new = new_secret(), new_secret()
+    refused = await paysync(
+        migrated_database, *args, "--webhook-secret", new, "--webhook-secret", "old-plain-secret", env=env
+    )
+    assert refused.returncode == 2
+    assert "webhooks.0.previous_secrets.0: Value error, must be a Standard Webhooks secret" in " ".join(
+        refused.stderr.split()
+    )
+    assert "old-plain-secret" not in refused.stdout + refused.stderr
+    unchanged = await paysync(migrated_database, "alerts", "config", tenant.id, "--json", env=env)
+    assert unchanged.json()["configured"] is False
+
+    ran = await paysync(migrated_database, *args, "--webhook-secret", new, "--webhook-secret", old, env=env)
+    assert ran.returncode == 0, ran.stderr
+    (hook,) = ran.json()["webhooks"]
+    assert hook.startswith("alerts.example.com[sha256:")
+    for secret in (old, new):
+        assert secret not in ran.stdout + ran.stderr
