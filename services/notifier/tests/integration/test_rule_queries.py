@@ -42,6 +42,5 @@ async def test_the_failure_rate_rules_window_queries_read_an_index(
 
     latest = await plan_of(engine, latest_outcomes_query(tenant.id, "paystack", 20, timedelta(hours=1)))
     assert "ix_payments_gateway_changed" in latest and "Seq Scan on payments" not in latest, latest
-    assert "Sort" not in latest, latest  # newest first straight from the index
     failing = await plan_of(engine, failures_query(timedelta(days=7)))
     assert "ix_payments_status_changed" in failing and "Seq Scan on payments" not in failing, failing
