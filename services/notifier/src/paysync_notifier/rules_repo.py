@@ -101,8 +101,8 @@ async def gateways_with_failures(conn: AsyncConnection, since: timedelta) -> lis
 
 
 def latest_outcomes_query(tenant: str, provider: str, of_last: int, window: timedelta) -> Select:
-    """(failed, outcomes) among the tenant's latest `of_last` outcomes at `provider` within `window`, newest
-    first down `ix_payments_gateway_changed` (no sort, however many payments the tenant has)."""
+    """(failed, outcomes) among the tenant's latest `of_last` outcomes at `provider` within `window`, read
+    down `ix_payments_gateway_changed` however many payments the tenant has."""
     latest = (
         select(payments.c.status)
         .where(
