@@ -344,21 +344,23 @@ async def test_a_dead_letter_backlog_is_read_once_new_letters_still_alert_and_a_
         await producer.send_many(dlq, letters)
     finally:
         await producer.stop()
-    # What the first read goes through: this backlog, and earlier tests' letters on every dead-letter topic.
     on_topics = await records_held(kafka_topics, [spec.dlq.name for spec in topics.WITH_DLQ])
 
     (first,) = await start_notifiers(**QUICK_RULES)
     await wait_mails(smtp_sink, tenant.id, 1)
     await rounds_after_now([first], 3)
-    # Every record read once, however many rounds went by since.
-    assert first.metric(LETTERS_READ) == on_topics
+    # The backlog, and what earlier tests' notifiers left unread (the database is the session's).
+    read = first.metric(LETTERS_READ)
+    assert backlog <= read <= on_topics
+    await rounds_after_now([first], 3)
+    assert first.metric(LETTERS_READ) == read  # more rounds went by: nothing read again
     assert f"{backlog} record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, tenant.id)[0])
 
     # A letter after the backlog, of another tenant: read (alone), and its alert opens.
     await publish(kafka_topics, dlq, other.id.encode(), dead_letter(other.id).to_bytes())
     await wait_mails(smtp_sink, other.id, 1)
     await rounds_after_now([first], 3)
-    assert first.metric(LETTERS_READ) == on_topics + 1
+    assert first.metric(LETTERS_READ) == read + 1
     assert "1 record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, other.id)[0])
 
     # Restarted, the notifier reads from where the rule stopped: nothing again, and no alert again.
