@@ -17,9 +17,12 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr
 
 from paysync_core.alert_rules import AlertRules, rules_view
+from paysync_core.app_webhooks import check_secret
 from paysync_core.contracts import AlertKind
 
 MAX_TARGETS = 20
+#: Older secrets a signed webhook may keep signing with during a rotation.
+MAX_PREVIOUS_SECRETS = 4
 LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # Deliberately plain: one @, no spaces or line breaks (a header-injection guard), a dot in the domain.
 _EMAIL = re.compile(r"^[^@\s,;<>]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251})\.[A-Za-z]{2,63}$")
@@ -63,6 +66,15 @@ ChatUrl = Annotated[str, Field(max_length=2000), AfterValidator(_chat_url)]
 Kind = Annotated[str, AfterValidator(_kind)]
 
 
+def _secret(value: SecretStr) -> SecretStr:
+    check_secret(value.get_secret_value())
+    return value
+
+
+#: A signing secret in the Standard Webhooks form: `whsec_` and the base64 of random bytes.
+WebhookSecret = Annotated[SecretStr, Field(max_length=400), AfterValidator(_secret)]
+
+
 def target_name(url: str) -> str:
     """How a chat URL is shown and logged: its host and a fingerprint, never its path or query."""
     digest = hashlib.sha256(url.encode()).hexdigest()[:10]
@@ -70,11 +82,26 @@ def target_name(url: str) -> str:
 
 
 class SignedWebhook(BaseModel):
-    """A generic JSON webhook, signed with HMAC-SHA256 of `timestamp.body` under `secret`."""
+    """A generic JSON webhook signed the Standard Webhooks way (`webhook-id`, `webhook-timestamp`,
+    `webhook-signature`: HMAC-SHA256 under `secret` and each of `previous_secrets`)."""
 
     model_config = ConfigDict(extra="forbid")
     url: ChatUrl
-    secret: SecretStr = Field(min_length=16, max_length=200, description="Shared with the receiver")
+    secret: WebhookSecret = Field(description="whsec_ and base64 of 32 random bytes; the receiver has it")
+    previous_secrets: list[WebhookSecret] = Field(
+        default_factory=list,
+        max_length=MAX_PREVIOUS_SECRETS,
+        description="Secrets that still sign too during a rotation, until the receiver checks `secret`",
+    )
+
+    def signing_secrets(self) -> tuple[str, ...]:
+        """Every secret a message is signed with: the current one first."""
+        return tuple(s.get_secret_value() for s in (self.secret, *self.previous_secrets))
+
+    def stored(self) -> dict[str, object]:
+        """The webhook with its secrets as values: how it is kept (encrypted) and written back."""
+        current, *previous = self.signing_secrets()
+        return {"url": self.url, "secret": current, "previous_secrets": previous}
 
 
 class AlertConfig(AlertRules):
@@ -108,7 +135,7 @@ class Target:
     channel: Channel
     recipient: str  # an email address, or `target_name(url)`
     address: str  # the email address or the full URL
-    secret: str | None = None
+    secrets: tuple[str, ...] = ()  # a signed webhook's signing secrets
 
 
 def targets_of(config: AlertConfig) -> list[Target]:
@@ -116,8 +143,7 @@ def targets_of(config: AlertConfig) -> list[Target]:
     found = [Target("email", email, email) for email in config.emails]
     found += [Target("slack", target_name(url), url) for url in config.slack_urls]
     found += [
-        Target("webhook", target_name(hook.url), hook.url, hook.secret.get_secret_value())
-        for hook in config.webhooks
+        Target("webhook", target_name(hook.url), hook.url, hook.signing_secrets()) for hook in config.webhooks
     ]
     return found
 

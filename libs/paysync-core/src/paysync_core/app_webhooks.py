@@ -3,7 +3,8 @@
 The rules every writer shares: what an endpoint may be (https, or http on the local machine), how
 signing secrets look (`whsec_` + base64 of 32 random bytes) and rotate, and how a message is
 signed (`v1,` + base64 HMAC-SHA256 of `{webhook-id}.{webhook-timestamp}.{body}`, one signature per
-valid secret), so receivers verify with the `standardwebhooks` or Svix libraries.
+valid secret), so receivers verify with the `standardwebhooks` or Svix libraries. The notifier's
+signed alert webhooks use the same secrets and signing.
 """
 
 from __future__ import annotations
@@ -74,11 +75,30 @@ class SigningSecret(BaseModel):
 
 
 _SECRETS = TypeAdapter(list[SigningSecret])
+#: Bytes a secret's key may hold: the spec generates 24 to 64; 16 (128 bits) is the least we accept.
+SECRET_BYTES = (16, 256)
 
 
 def new_secret() -> str:
     """A fresh signing secret in the spec's form: `whsec_` and base64 of 32 random bytes."""
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def check_secret(value: str) -> str:
+    """`value` if it is a secret in the spec's form (`whsec_` and base64 of 16 to 256 bytes); ValueError.
+
+    The message never repeats the value: it is a secret even when malformed.
+    """
+    if not value.startswith(SECRET_PREFIX):
+        raise ValueError("must be a Standard Webhooks secret: whsec_ and the base64 of random bytes")
+    try:
+        key = base64.b64decode(value.removeprefix(SECRET_PREFIX), validate=True)
+    except ValueError:
+        raise ValueError("must be whsec_ and then base64 (A-Z a-z 0-9 + / =)") from None
+    least, most = SECRET_BYTES
+    if not least <= len(key) <= most:
+        raise ValueError(f"must hold {least} to {most} bytes of key (32 recommended), not {len(key)}")
+    return value
 
 
 def seal_secrets(cipher: CredentialsCipher, keys: list[SigningSecret]) -> bytes:
@@ -116,9 +136,14 @@ def signature_header(keys: list[SigningSecret], webhook_id: str, at: datetime, b
     return {"webhook-id": webhook_id, "webhook-timestamp": str(timestamp), "webhook-signature": signatures}
 
 
+def webhook_id_of(*parts: object) -> str:
+    """A `webhook-id` named by `parts`: the same parts, the same id, so receivers dedupe retries by it."""
+    return "msg_" + uuid.uuid5(_NAMESPACE, "|".join(str(part) for part in parts)).hex
+
+
 def webhook_id_for(endpoint_id: int, event_id: str) -> str:
     """The `webhook-id` of one event sent to one endpoint: stable, so receivers dedupe retries by it."""
-    return "msg_" + uuid.uuid5(_NAMESPACE, f"{endpoint_id}|{event_id}").hex
+    return webhook_id_of(endpoint_id, event_id)
 
 
 def event_body(change: PaymentStatusChanged) -> str:

@@ -149,18 +149,63 @@ async def read_letters(
         consumer.assign(parts)
         starts, ends = await _range(consumer, parts, selection.since)
         total = sum(ends[tp] - starts[tp] for tp in parts)
-        letters: list[Letter] = []
-        pending = {tp for tp in parts if starts[tp] < ends[tp]}
-        for tp in parts:
-            consumer.seek(tp, starts[tp])
-        while pending:
-            batches = await consumer.getmany(*pending, timeout_ms=_POLL_MS)
-            for tp, records in batches.items():
-                letters += [_letter(r) for r in records if r.offset < ends[tp]]
-            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
-            if progress is not None:
-                progress(len(letters), total)
+        told = None if progress is None else lambda done: progress(done, total)
+        letters = await _read(consumer, starts, ends, told)
         return [letter for letter in letters if selection.matches(letter)]
+    finally:
+        await consumer.stop()
+
+
+async def _read(
+    consumer: AIOKafkaConsumer,
+    starts: dict[TopicPartition, int],
+    ends: dict[TopicPartition, int],
+    progress: Callable[[int], object] | None = None,
+) -> list[Letter]:
+    """The letters of each assigned partition from its start up to (not including) its end."""
+    letters: list[Letter] = []
+    pending = {tp for tp in starts if starts[tp] < ends[tp]}
+    for tp in pending:
+        consumer.seek(tp, starts[tp])
+    while pending:
+        batches = await consumer.getmany(*pending, timeout_ms=_POLL_MS)
+        for tp, records in batches.items():
+            letters += [_letter(r) for r in records if r.offset < ends[tp]]
+        pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+        if progress is not None:
+            progress(len(letters))
+    return letters
+
+
+#: A dead-letter partition: (dlq topic, partition).
+Partition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class NewLetters:
+    """What `read_new` read, and each partition's retained span now: [first, end) offsets."""
+
+    letters: list[Letter]
+    spans: dict[Partition, tuple[int, int]]
+
+
+async def read_new(bootstrap: str, dlq_topics: tuple[str, ...], after: dict[Partition, int]) -> NewLetters:
+    """The letters of `dlq_topics` from the next offset `after` names per partition (from the first one
+    retained where it names none, or names one retention removed) to their end now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = [TopicPartition(t, p) for t in dlq_topics for p in range(partitions_of(t))]
+        consumer.assign(parts)
+        firsts = await consumer.beginning_offsets(parts)
+        ends = await consumer.end_offsets(parts)
+        starts = {}
+        for tp in parts:
+            stored = after.get((tp.topic, tp.partition), firsts[tp])
+            # Behind the first retained offset (retention), or past the end (a topic made again): re-read.
+            starts[tp] = stored if firsts[tp] <= stored <= ends[tp] else firsts[tp]
+        letters = await _read(consumer, starts, ends)
+        return NewLetters(letters, {(tp.topic, tp.partition): (firsts[tp], ends[tp]) for tp in parts})
     finally:
         await consumer.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import insert
 
+from paysync_core.app_webhooks import new_secret
 from paysync_core.db.engine import make_engine
 from paysync_core.db.schema import alert_deliveries
 from paysync_dev.operator import paysync
@@ -14,7 +15,7 @@ ADMIN_TOKEN = "admin-secret-for-alert-tests"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SLACK = "https://hooks.slack.com/services/T000/B000/XXXXSECRETPATH"
 HOOK = "https://alerts.example.com/paysync?token=also-secret"
-SECRET = "whsec-0123456789abcdef"
+SECRET = new_secret()
 
 
 async def test_an_operator_sets_alert_settings_and_reads_them_back_without_secrets(open_api, tenant) -> None:
@@ -50,7 +51,14 @@ async def test_an_operator_sets_alert_settings_and_reads_them_back_without_secre
         ({"emails": ["a@b.com\nBcc: x@evil.com"]}, "emails.0", "not an email address"),
         ({"slack_urls": ["http://hooks.example.com/x"]}, "slack_urls.0", "https"),
         ({"webhooks": [{"url": "ftp://x.example.com", "secret": SECRET}]}, "webhooks.0.url", "https"),
-        ({"webhooks": [{"url": HOOK, "secret": "short"}]}, "webhooks.0.secret", "at least 16"),
+        ({"webhooks": [{"url": HOOK, "secret": "whsec-0123456789abcdef"}]}, "webhooks.0.secret", "whsec_"),
+        ({"webhooks": [{"url": HOOK, "secret": "whsec_c2hvcnQ="}]}, "webhooks.0.secret", "16 to 256 bytes"),
+        ({"webhooks": [{"url": HOOK, "secret": "whsec_not base64!"}]}, "webhooks.0.secret", "base64"),
+        (
+            {"webhooks": [{"url": HOOK, "secret": SECRET, "previous_secrets": ["old-plain-secret-1234"]}]},
+            "webhooks.0.previous_secrets.0",
+            "whsec_",
+        ),
         ({"kinds": ["amount_mismatch", "typo_kind"]}, "kinds.1", "unknown alert kind 'typo_kind'"),
         ({"reminder_after_seconds": 0}, "reminder_after_seconds", "greater than 0"),
         ({"quiet_seconds": -1}, "quiet_seconds", "greater than or equal to 0"),
@@ -266,3 +274,28 @@ async def test_the_cli_sets_the_quiet_time_it_is_given(tenant, migrated_database
     assert ran.returncode == 0, ran.stderr
     shown = await paysync(migrated_database, "alerts", "config", tenant.id, "--json", env=env)
     assert ran.json()["quiet_seconds"] == shown.json()["quiet_seconds"] == 300.0
+
+
+async def test_the_cli_takes_the_old_webhook_secret_after_the_new_one_during_a_rotation(
+    tenant, migrated_database, credentials_keys
+) -> None:
+    env = {"PAYSYNC_CREDENTIALS_KEYS": credentials_keys}
+    args = ("alerts", "config", tenant.id, "--webhook", HOOK, "--json")
+    old, new = new_secret(), new_secret()
+    refused = await paysync(
+        migrated_database, *args, "--webhook-secret", new, "--webhook-secret", "old-plain-secret", env=env
+    )
+    assert refused.returncode == 2
+    assert "webhooks.0.previous_secrets.0: Value error, must be a Standard Webhooks secret" in " ".join(
+        refused.stderr.split()
+    )
+    assert "old-plain-secret" not in refused.stdout + refused.stderr
+    unchanged = await paysync(migrated_database, "alerts", "config", tenant.id, "--json", env=env)
+    assert unchanged.json()["configured"] is False
+
+    ran = await paysync(migrated_database, *args, "--webhook-secret", new, "--webhook-secret", old, env=env)
+    assert ran.returncode == 0, ran.stderr
+    (hook,) = ran.json()["webhooks"]
+    assert hook.startswith("alerts.example.com[sha256:")
+    for secret in (old, new):
+        assert secret not in ran.stdout + ran.stderr

@@ -1,5 +1,11 @@
 """Sending one alert message: email over SMTP, Slack-compatible chat, a signed generic JSON webhook.
 
+The generic webhook is signed the Standard Webhooks way, with the app webhooks' signing code
+(`paysync_core.app_webhooks`): `webhook-id` names the message (the same on every retry of it),
+`webhook-timestamp` the attempt, `webhook-signature` one `v1,` signature per secret of the target.
+Slack-compatible chat is sent unsigned: Slack's incoming webhooks have no signature to check, the
+URL itself is the credential.
+
 A failed send raises `SendFailed` saying whether a retry may help (the server was down, answered
 5xx or 429) and, for 429/503, how long the receiver asked us to wait. Errors name what failed, never
 a URL (a chat webhook's URL is its secret) or a password.
@@ -7,11 +13,11 @@ a URL (a chat webhook's URL is its secret) or a password.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import ssl
 import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import make_msgid, parsedate_to_datetime
 from typing import Any
@@ -20,11 +26,9 @@ import aiosmtplib
 import httpx
 
 from paysync_core.alerting import Target
+from paysync_core.app_webhooks import SigningSecret, signature_header, webhook_id_of
 from paysync_notifier.alert_messages import Message
 from paysync_notifier.alert_settings import AlertDeliverySettings
-
-TIMESTAMP_HEADER = "X-Paysync-Timestamp"
-SIGNATURE_HEADER = "X-Paysync-Signature"
 
 
 class SendFailed(Exception):
@@ -37,10 +41,9 @@ class SendFailed(Exception):
         self.retry_after = retry_after
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """`v1=` and the hex HMAC-SHA256 of `<timestamp>.<body>` under the shared secret."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"v1={mac.hexdigest()}"
+def message_id(delivery_ids: Iterable[int]) -> str:
+    """The `webhook-id` of a message carrying these delivery-log rows: a retry of it has the same id."""
+    return webhook_id_of("alerts", *sorted(delivery_ids))
 
 
 def email_of(message: Message, sender: str, to: str) -> EmailMessage:
@@ -84,14 +87,14 @@ class AlertSender:
         self._settings = settings
         self._http = http
 
-    async def send(self, target: Target, message: Message) -> None:
-        """Deliver, or raise `SendFailed`."""
+    async def send(self, target: Target, message: Message, webhook_id: str) -> None:
+        """Deliver, or raise `SendFailed`; `webhook_id` names the message to a signed webhook's receiver."""
         if target.channel == "email":
             await self._email(target.address, message)
         elif target.channel == "slack":
             await self._post(target, message.slack, {})
         else:
-            await self._signed(target, message.payload)
+            await self._signed(target, message.payload, webhook_id)
 
     async def _email(self, to: str, message: Message) -> None:
         s = self._settings
@@ -120,11 +123,10 @@ class AlertSender:
         except (aiosmtplib.SMTPException, OSError) as exc:
             raise SendFailed(f"smtp unreachable: {_cause(exc)}", retryable=True) from None
 
-    async def _signed(self, target: Target, payload: dict[str, Any]) -> None:
+    async def _signed(self, target: Target, payload: dict[str, Any], webhook_id: str) -> None:
         body = json.dumps(payload, separators=(",", ":"), default=str).encode()
-        stamp = int(time.time())
-        headers = {TIMESTAMP_HEADER: str(stamp), SIGNATURE_HEADER: sign(target.secret or "", stamp, body)}
-        await self._post(target, body, headers)
+        keys = [SigningSecret(secret=secret) for secret in target.secrets]
+        await self._post(target, body, signature_header(keys, webhook_id, datetime.now(UTC), body))
 
     async def _post(self, target: Target, payload: dict[str, Any] | bytes, headers: dict[str, str]) -> None:
         body = payload if isinstance(payload, bytes) else json.dumps(payload, default=str).encode()

@@ -76,6 +76,6 @@ class AlertDeliverySettings(BaseSettings):
     alert_rules_dead_letter_seconds: float = Field(
         default=60.0,
         gt=0,
-        description="How often the dead-letter rule reads the dead-letter topics (each read goes through "
-        "every letter they retain)",
+        description="How often the dead-letter rule reads the dead-letter topics (each read takes only "
+        "the letters written since the last one)",
     )

@@ -24,7 +24,7 @@ from paysync_core.contracts import Alert
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import alerts as settings_repo
 from paysync_notifier import delivery_repo as repo
-from paysync_notifier.alert_channels import AlertSender, SendFailed
+from paysync_notifier.alert_channels import AlertSender, SendFailed, message_id
 from paysync_notifier.alert_messages import Item, compose
 from paysync_notifier.alert_settings import AlertDeliverySettings
 
@@ -99,9 +99,11 @@ class AlertDelivery:
             await repo.plan_follow_ups(conn, self._settings.alerts_digest_window_seconds)
         async with self._engine.begin() as conn:
             claimed = await repo.claim_due(conn, self._me, self._settings)
-        groups: dict[tuple[str, str, str], list[repo.Claimed]] = defaultdict(list)
-        for row in claimed:
-            groups[(row.tenant_id, row.channel, row.recipient)].append(row)
+        # Retries apart from first tries: a failed message is sent again as the same rows, so a signed
+        # webhook's receiver sees the same `webhook-id` (rows are sorted: the same split into digests).
+        groups: dict[tuple[str, str, str, bool], list[repo.Claimed]] = defaultdict(list)
+        for row in sorted(claimed, key=lambda row: row.id):
+            groups[(row.tenant_id, row.channel, row.recipient, row.attempts > 1)].append(row)
         configs = {tenant: await self._config(tenant) for tenant in {key[0] for key in groups}}
         size = self._settings.alerts_digest_max
         await asyncio.gather(
@@ -114,9 +116,9 @@ class AlertDelivery:
         return len(claimed)
 
     async def _send(
-        self, config: AlertConfig | None, key: tuple[str, str, str], rows: Sequence[repo.Claimed]
+        self, config: AlertConfig | None, key: tuple[str, str, str, bool], rows: Sequence[repo.Claimed]
     ) -> None:
-        tenant, channel, recipient = key
+        tenant, channel, recipient, _ = key
         target = _find_target(config, channel, recipient)
         ids = [row.id for row in rows]
         if target is None:
@@ -127,7 +129,7 @@ class AlertDelivery:
         message = compose(tenant, [Item(row.step, row.alert) for row in rows], self._settings.console_url)
         async with self._slots:
             try:
-                await self._sender.send(target, message)
+                await self._sender.send(target, message, message_id(ids))
             except SendFailed as failure:
                 await self._failed(ids, channel, failure)
                 return

@@ -12,7 +12,6 @@ from typing import Any
 
 from paysync_core.alert_rules import FailureRateRule
 from paysync_core.contracts import Alert, AlertKind, EntityRef, Provider, alert_id
-from paysync_core.dlq_view import Letter
 
 #: A finding: the alert of its n-th occurrence.
 Build = Callable[[int], Alert]
@@ -26,18 +25,20 @@ def _duration(seconds: float) -> str:
 
 
 def past_deadline(row: Any, deadline_seconds: float, now: datetime) -> Build:
-    """A payment of a domain with a deadline, still unsettled past it."""
+    """A payment of a domain with a deadline, unsettled past it since its status last changed."""
     title = Provider(row.provider).display_name
-    waited = int((now - row.created_at).total_seconds())
+    waited = int((now - row.status_since).total_seconds())
+    since = "it was registered" if row.status_since == row.created_at else f"it became {row.status}"
     detail = (
         f"{title} payment {row.provider_ref} for {row.domain} {row.entity_id} is still {row.status} "
-        f"{_duration(waited)} after it was registered; this tenant expects {row.domain} payments to settle "
+        f"{_duration(waited)} after {since}; this tenant expects {row.domain} payments to settle "
         f"within {_duration(deadline_seconds)}. Check it with the gateway, or with the customer."
     )
     facts = {
         "status": row.status,
         "deadline_seconds": int(deadline_seconds),
         "registered_at": row.created_at.isoformat(),
+        "status_since": row.status_since.isoformat(),
     }
 
     def build(occurrence: int) -> Alert:
@@ -81,19 +82,21 @@ def failure_rate(
     )
 
 
-def dead_letters(tenant: str, dlq_topic: str, letters: list[Letter], now: datetime) -> Build:
-    """Records of the tenant on a dead-letter topic: something failed for good and waits for a redrive."""
-    reasons = sorted({x.reason for x in letters})
+def dead_letters(row: Any, now: datetime) -> Build:
+    """Records of the tenant on a dead-letter topic: something failed for good and waits for a redrive.
+
+    `row`: tenant_id, dlq_topic, letters (how many), reasons, first_letter (the oldest one's id)."""
+    tenant, dlq_topic, reasons = row.tenant_id, row.dlq_topic, sorted(row.reasons)
     detail = (
-        f"{len(letters)} record(s) of this tenant are on the dead-letter topic {dlq_topic} "
+        f"{row.letters} record(s) of this tenant are on the dead-letter topic {dlq_topic} "
         f"({', '.join(reasons)}): they failed after retries and were not applied. Look at them with "
         f"`paysync dlq list --topic {dlq_topic} --tenant {tenant}`, fix the cause, then redrive them."
     )
     facts = {
         "dlq_topic": dlq_topic,
-        "letters": len(letters),
+        "letters": row.letters,
         "reasons": ", ".join(reasons)[:300],
-        "first_letter": min(letters, key=lambda x: x.written_at).id,
+        "first_letter": row.first_letter,
     }
     return _subject_alert(AlertKind.DEAD_LETTERS, tenant, f"dlq:{dlq_topic}", detail, facts, now)
 

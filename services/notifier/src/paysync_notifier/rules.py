@@ -6,13 +6,16 @@ open sync issues of its kind: a new finding opens an issue and publishes its ale
 `paysync.alerts.v1` (inside the transaction, so no issue is recorded without its alert having gone
 out); an open issue no longer found is resolved. The delivery path then tells it once, reminds,
 and tells the resolution, as for every other kind.
+
+The dead-letter rule reads only what is new: a position per dead-letter partition and an index of the
+letters that name a tenant are kept in PostgreSQL, moved in the round's transaction, so each letter is
+read once across replicas and restarts; the redrive ledger says which indexed letters are gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -31,6 +34,10 @@ from paysync_notifier.alert_settings import AlertDeliverySettings
 log = structlog.get_logger()
 ROUNDS = Counter("paysync_notifier_alert_rule_rounds_total", "Rounds of alert-rule evaluation completed")
 RAISED = Counter("paysync_notifier_alert_rule_alerts_total", "Alerts raised by the rules", ["kind"])
+LETTERS_READ = Counter(
+    "paysync_notifier_dead_letters_read_total",
+    "Records the dead-letter rule read from the dead-letter topics (each once: it reads only what is new)",
+)
 #: Longest failure-rate window a tenant may set: the widest look for failed payments.
 _MAX_WINDOW = timedelta(days=7)
 
@@ -76,7 +83,7 @@ class RuleEvaluator:
                 AlertKind.GATEWAY_FAILURE_RATE: await _failing(conn, rules, now),
             }
             if time.monotonic() - self._letters_checked >= self._settings.alert_rules_dead_letter_seconds:
-                found[AlertKind.DEAD_LETTERS] = await self._dead_letters(rules, now)
+                found[AlertKind.DEAD_LETTERS] = await self._dead_letters(conn, rules, now)
                 self._letters_checked = time.monotonic()
             raised = sum([await self._sync(conn, kind, findings) for kind, findings in found.items()])
         ROUNDS.inc()
@@ -101,17 +108,21 @@ class RuleEvaluator:
     async def _publish(self, alert: Alert) -> None:
         await self._producer.send(topics.ALERTS.name, topics.ALERTS.key_for(alert), alert.to_bytes())
 
-    async def _dead_letters(self, rules: dict[str, AlertRules], now: datetime) -> Findings:
-        """Per tenant (that wants it) and dead-letter topic, the letters still in the view."""
-        selection = dlq_view.Selection(dlq_view.dlq_topics(None))
-        grouped: dict[tuple[str, str], list[dlq_view.Letter]] = defaultdict(list)
-        for letter in await dlq_view.in_view(self._bootstrap, self._engine, selection):
-            tenant = letter.tenant
-            if tenant in rules and rules[tenant].dead_letters:
-                grouped[(tenant, letter.dlq_topic)].append(letter)
+    async def _dead_letters(
+        self, conn: AsyncConnection, rules: dict[str, AlertRules], now: datetime
+    ) -> Findings:
+        """Per tenant (that wants it) and dead-letter topic, the letters not redriven yet.
+
+        Reads the letters written since the last read into the index first; the position moves in this
+        round's transaction, so a round that fails reads them again (the index takes each once)."""
+        after = await repo.dead_letter_read_positions(conn)
+        read = await dlq_view.read_new(self._bootstrap, dlq_view.dlq_topics(None), after)
+        await repo.index_dead_letters(conn, read)
+        LETTERS_READ.inc(len(read.letters))
         return {
-            (tenant, f"dlq:{topic}"): rule_alerts.dead_letters(tenant, topic, letters, now)
-            for (tenant, topic), letters in grouped.items()
+            (row.tenant_id, f"dlq:{row.dlq_topic}"): rule_alerts.dead_letters(row, now)
+            for row in await repo.unredriven_letters(conn)
+            if row.tenant_id in rules and rules[row.tenant_id].dead_letters
         }
 
 

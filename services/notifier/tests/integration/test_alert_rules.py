@@ -6,24 +6,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.alerting import AlertConfig
 from paysync_core.contracts import AlertKind, DeadLetter
-from paysync_core.db.schema import sync_issues
+from paysync_core.db.schema import payments, sync_issues
 from paysync_core.domain.status import UnifiedStatus
+from paysync_core.kafka import DurableProducer
 from paysync_dev.alerts import configure_alerts
+from paysync_dev.fixtures import create_tenant
 from paysync_dev.http_receiver import HttpReceiver
 from paysync_dev.operator import paysync
 from paysync_dev.payments import Registered, observation, payment_row, publish_observations, register_payments
 from paysync_dev.service_fixtures import Service, fetch, publish, wait_until
 from paysync_dev.smtp_sink import SmtpSink
+from paysync_dev.topic_reader import records_held
 
 pytestmark = pytest.mark.integration
 #: Quick rounds, so a test waits seconds, not the production half-minute.
@@ -32,6 +35,7 @@ QUICK_RULES = {
     "alert_rules_seconds": 0.3,
     "alert_rules_dead_letter_seconds": 0.3,
 }
+LETTERS_READ = "paysync_notifier_dead_letters_read_total"
 
 
 async def configure(
@@ -152,6 +156,64 @@ async def test_two_replicas_tell_a_payment_pending_past_its_domains_deadline_onc
     assert resolved.resolved_at is not None
 
 
+async def test_the_pending_deadline_runs_from_the_last_status_change_not_from_registration(
+    projector, start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
+) -> None:
+    await configure(engine, credentials_keys, tenant.id, http_receiver, pending_deadlines={"bookings": "30m"})
+    waiting, acted, back_to_pending, stalled = await register_payments(
+        engine, tenant.id, [{"domain": "bookings"} for _ in range(4)]
+    )
+    await settle(engine, kafka_topics, acted, UnifiedStatus.REQUIRES_ACTION)  # the customer must act: now
+    await settle(engine, kafka_topics, stalled, UnifiedStatus.PROCESSING)
+    await publish_observations(
+        kafka_topics,
+        [
+            observation(back_to_pending, UnifiedStatus.REQUIRES_ACTION, 1),
+            observation(back_to_pending, UnifiedStatus.PENDING, 2),
+        ],
+    )
+
+    async def back_and_pending() -> bool:
+        row = await payment_row(engine, back_to_pending)
+        return row.status == "pending" and row.sequence == 2
+
+    await wait_until(back_and_pending, 60, "the payment to go back to pending")
+    # All four were registered an hour ago; `stalled` has been processing for 45 minutes.
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(payments)
+            .where(payments.c.tenant_id == tenant.id)
+            .values(created_at=func.now() - timedelta(hours=1))
+        )
+        await conn.execute(
+            update(payments)
+            .where(payments.c.id == stalled.id)
+            .values(status_changed_at=func.now() - timedelta(minutes=45))
+        )
+    notifiers = await start_notifiers(**QUICK_RULES)
+
+    def told(received: list[EmailMessage]) -> str:
+        return " ".join(smtp_sink.text_of(m) for m in received)
+
+    await smtp_sink.wait_for(lambda m: waiting.provider_ref in told(m) and stalled.provider_ref in told(m))
+    await rounds_after_now(notifiers)
+    opened = await issues(engine, tenant.id, AlertKind.PAYMENT_PAST_DEADLINE)
+    assert {i.payment_id for i in opened} == {waiting.id, stalled.id}
+    by_ref = {
+        p.provider_ref: smtp_sink.text_of(m)
+        for m in mails(smtp_sink, tenant.id)
+        for p in (waiting, stalled)
+        if p.provider_ref in smtp_sink.text_of(m)
+    }
+    assert (
+        "is still pending" in by_ref[waiting.provider_ref]
+        and "after it was registered" in by_ref[waiting.provider_ref]
+    )
+    assert "after it became processing" in by_ref[stalled.provider_ref]
+    texts = told(mails(smtp_sink, tenant.id))
+    assert acted.provider_ref not in texts and back_to_pending.provider_ref not in texts
+
+
 async def test_failures_above_the_tenants_rate_are_told_once_not_below_it_and_resolved_when_back_under(
     projector, start_notifiers, engine, credentials_keys, tenant, kafka_topics, smtp_sink, http_receiver
 ) -> None:
@@ -258,3 +320,55 @@ async def test_dead_letters_of_a_tenant_are_told_once_per_topic_and_resolved_whe
         f"[paysync] Resolved: Dead letters: {dlq}",
     ]
     assert len(slack_texts(http_receiver, tenant.id)) == 2
+
+
+async def test_a_dead_letter_backlog_is_read_once_new_letters_still_alert_and_a_restart_does_not_re_alert(
+    start_notifiers,
+    engine,
+    migrated_database,
+    credentials_keys,
+    tenant,
+    kafka_topics,
+    smtp_sink,
+    http_receiver,
+) -> None:
+    other = create_tenant(migrated_database, credentials_keys, ())
+    for who in (tenant.id, other.id):
+        await configure(engine, credentials_keys, who, http_receiver)
+    dlq = topics.PAYMENT_OBSERVATIONS.dlq.name
+    backlog = 2000
+    producer = DurableProducer(kafka_topics, client_id="paysync-tests")
+    await producer.start()
+    try:
+        letters = [(tenant.id.encode(), dead_letter(tenant.id).to_bytes()) for _ in range(backlog)]
+        await producer.send_many(dlq, letters)
+    finally:
+        await producer.stop()
+    on_topics = await records_held(kafka_topics, [spec.dlq.name for spec in topics.WITH_DLQ])
+
+    (first,) = await start_notifiers(**QUICK_RULES)
+    await wait_mails(smtp_sink, tenant.id, 1)
+    await rounds_after_now([first], 3)
+    # The backlog, and what earlier tests' notifiers left unread (the database is the session's).
+    read = first.metric(LETTERS_READ)
+    assert backlog <= read <= on_topics
+    await rounds_after_now([first], 3)
+    assert first.metric(LETTERS_READ) == read  # more rounds went by: nothing read again
+    assert f"{backlog} record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, tenant.id)[0])
+
+    # A letter after the backlog, of another tenant: read (alone), and its alert opens.
+    await publish(kafka_topics, dlq, other.id.encode(), dead_letter(other.id).to_bytes())
+    await wait_mails(smtp_sink, other.id, 1)
+    await rounds_after_now([first], 3)
+    assert first.metric(LETTERS_READ) == read + 1
+    assert "1 record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, other.id)[0])
+
+    # Restarted, the notifier reads from where the rule stopped: nothing again, and no alert again.
+    first.process.stop()
+    (second,) = await start_notifiers(**QUICK_RULES)
+    await rounds_after_now([second], 3)
+    assert second.metric(LETTERS_READ) == 0
+    for who in (tenant.id, other.id):
+        (issue,) = await issues(engine, who, AlertKind.DEAD_LETTERS)
+        assert issue.resolved_at is None
+    assert (len(mails(smtp_sink, tenant.id)), len(mails(smtp_sink, other.id))) == (1, 1)

@@ -1,11 +1,8 @@
-"""What an alert message says, and the webhook signature receivers check."""
+"""What an alert message says, and the id a signed webhook's receiver dedupes it by."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
-from paysync_notifier.alert_channels import sign
+from paysync_notifier.alert_channels import message_id
 from paysync_notifier.alert_messages import Item, compose
 
 
@@ -54,8 +51,7 @@ def test_a_digest_lists_every_alert_in_email_and_json_and_bounds_chat_blocks() -
     assert len(message.slack["blocks"]) <= 50
 
 
-def test_the_signature_is_hmac_sha256_of_timestamp_dot_body() -> None:
-    body = b'{"type":"paysync.alerts"}'
-    expected = hmac.new(b"s3cret", b"1700000000." + body, hashlib.sha256).hexdigest()
-    assert sign("s3cret", 1700000000, body) == f"v1={expected}"
-    assert sign("other", 1700000000, body) != f"v1={expected}"
+def test_a_message_id_is_the_same_for_the_same_rows_in_any_order_and_differs_otherwise() -> None:
+    assert message_id([3, 1, 2]) == message_id([1, 2, 3])
+    assert message_id([1, 2, 3]).startswith("msg_")
+    assert len({message_id([1]), message_id([1, 2]), message_id([12]), message_id([2, 1, 3, 4])}) == 4

@@ -44,7 +44,7 @@ def _changes(
     email: list[str] | None,
     slack_url: list[str] | None,
     webhook: list[str] | None,
-    webhook_secret: str | None,
+    webhook_secret: list[str] | None,
     kind: list[str] | None,
     all_kinds: bool,
     reminder_after: float | None,
@@ -60,7 +60,10 @@ def _changes(
     if webhook is not None:
         if any(webhook) and not webhook_secret:
             raise typer.BadParameter("a signed webhook needs --webhook-secret", param_hint="--webhook")
-        changes["webhooks"] = [{"url": u, "secret": webhook_secret} for u in webhook if u]
+        current, *previous = webhook_secret or [""]
+        changes["webhooks"] = [
+            {"url": u, "secret": current, "previous_secrets": previous} for u in webhook if u
+        ]
     if kind is not None or all_kinds:
         changes["kinds"] = None if all_kinds else kind
     if reminder_after is not None or no_reminder:
@@ -105,7 +108,7 @@ def _validated(current: AlertConfig | None, changes: dict[str, Any]) -> AlertCon
     """The settings after the changes, or exit 2 naming each problem (nothing is stored)."""
     base = current.model_dump() if current else {}
     if current is not None:  # secrets as values, so that an unchanged webhook keeps its secret
-        base["webhooks"] = [{"url": h.url, "secret": h.secret.get_secret_value()} for h in current.webhooks]
+        base["webhooks"] = [hook.stored() for hook in current.webhooks]
     if isinstance(changes.get("failure_rate"), dict) and base.get("failure_rate"):
         # `--failure-rate` or `--failure-window` alone keeps the other half of the rule.
         changes = {**changes, "failure_rate": {**base["failure_rate"], **changes["failure_rate"]}}
@@ -125,8 +128,11 @@ def config(
     slack_url: Annotated[list[str] | None, typer.Option(help="Slack-compatible webhook URL (repeat)")] = None,
     webhook: Annotated[list[str] | None, typer.Option(help="Signed JSON webhook URL (repeat)")] = None,
     webhook_secret: Annotated[
-        str | None,
-        typer.Option(envvar="PAYSYNC_ALERTS_WEBHOOK_SECRET", help="HMAC secret of the --webhook URLs"),
+        list[str] | None,
+        typer.Option(
+            envvar="PAYSYNC_ALERTS_WEBHOOK_SECRET",
+            help="whsec_ signing secret of the --webhook URLs; repeat during a rotation: new first, then old",
+        ),
     ] = None,
     kind: Annotated[list[str] | None, typer.Option(help="Alert only about this kind (repeat)")] = None,
     all_kinds: Annotated[bool, typer.Option("--all-kinds", help="Alert about every kind")] = False,

@@ -1,9 +1,10 @@
 """A real HTTP receiver for tests: a tiny Starlette app served by uvicorn on 127.0.0.1 and a free port.
 
 It records every request it gets (in arrival order) and answers as told: 200 by default, or the
-status (and headers) `respond_with` sets for the next N requests. `stop()`/`start()` take the port
-down and up again, so a sender sees "connection refused" in between. The server runs in a thread
-of its own, so it answers while the test's event loop waits.
+status (and headers) `respond_with` sets for the next N requests. `verify_with` makes it check each
+request as a receiver of signed webhooks does: one that fails the check is answered 401.
+`stop()`/`start()` take the port down and up again, so a sender sees "connection refused" in between.
+The server runs in a thread of its own, so it answers while the test's event loop waits.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 import uvicorn
@@ -44,6 +45,7 @@ class HttpReceiver:
         self._lock = threading.Lock()
         self._status, self._headers = 200, dict[str, str]()
         self._times: int | None = None
+        self._verify: Callable[[ReceivedRequest], bool] | None = None
         listener = socket.socket()
         listener.bind(("127.0.0.1", 0))
         self.port: int = listener.getsockname()[1]
@@ -59,6 +61,11 @@ class HttpReceiver:
         """Answer the next `times` requests (None: all, until changed) with `status` and `headers`."""
         with self._lock:
             self._status, self._headers, self._times = status, dict(headers or {}), times
+
+    def verify_with(self, check: Callable[[ReceivedRequest], bool] | None) -> None:
+        """Answer 401 to every request `check` refuses (None: check nothing), before `respond_with`."""
+        with self._lock:
+            self._verify = check
 
     async def wait_for(
         self, predicate: Callable[[list[ReceivedRequest]], bool], timeout: float = 60.0
@@ -116,17 +123,13 @@ class HttpReceiver:
     def _app(self) -> Starlette:
         async def receive(request: Request) -> Response:
             body = await request.body()
+            received = ReceivedRequest(
+                request.method, request.url.path, {k.lower(): v for k, v in request.headers.items()}, body
+            )
             with self._lock:
-                status, headers = self._answer()
-                self.requests.append(
-                    ReceivedRequest(
-                        request.method,
-                        request.url.path,
-                        {k.lower(): v for k, v in request.headers.items()},
-                        body,
-                        status,
-                    )
-                )
+                refused = self._verify is not None and not self._verify(received)
+                status, headers = (401, {}) if refused else self._answer()
+                self.requests.append(replace(received, answered=status))
             return Response(status_code=status, headers=headers)
 
         return Starlette(routes=[Route("/{path:path}", receive, methods=_METHODS)])

@@ -1,5 +1,5 @@
-"""Read a whole topic from the beginning to its current end (what tests assert against), or start a
-consumer group at its end."""
+"""Read a whole topic from the beginning to its current end (what tests assert against), count what
+topics hold, or start a consumer group at its end."""
 
 from __future__ import annotations
 
@@ -29,6 +29,20 @@ async def read_topic(bootstrap: str, topic: str, *, timeout: float = 15.0) -> li
             for tp_records in batch.values():
                 records += [r for r in tp_records if r.offset < ends[TopicPartition(r.topic, r.partition)]]
         return records
+    finally:
+        await consumer.stop()
+
+
+async def records_held(bootstrap: str, topics: list[str], *, timeout: float = 15.0) -> int:
+    """How many records the topics hold now (from each partition's first retained offset to its end)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    try:
+        partitions = [
+            TopicPartition(topic, p) for topic in topics for p in await _partitions(consumer, topic, timeout)
+        ]
+        ends, firsts = await consumer.end_offsets(partitions), await consumer.beginning_offsets(partitions)
+        return sum(ends[tp] - firsts[tp] for tp in partitions)
     finally:
         await consumer.stop()
 

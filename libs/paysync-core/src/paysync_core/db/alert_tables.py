@@ -1,4 +1,5 @@
-"""Tables of admin alerts: each tenant's alert settings and the delivery log of every message."""
+"""Tables of admin alerts: each tenant's alert settings, the delivery log of every message, and what
+the notifier's dead-letter rule has read of the dead-letter topics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -72,3 +74,32 @@ Index(
     postgresql_where=alert_deliveries.c.watched,
 )
 Index("ix_alert_deliveries_tenant_created", alert_deliveries.c.tenant_id, alert_deliveries.c.created_at)
+
+#: How far the notifier's dead-letter rule has read each dead-letter partition (the next offset to
+#: read), moved in the transaction that opens the issues of what it read: replicas and restarts
+#: read each letter once.
+dead_letter_positions = Table(
+    "dead_letter_positions",
+    metadata,
+    Column("dlq_topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("next_offset", BigInteger, nullable=False),
+    updated_at(),
+    PrimaryKeyConstraint("dlq_topic", "partition"),
+)
+
+#: The dead letters the rule has read that name a tenant, by their own position (as the redrive
+#: ledger keys them): the rule's view of who has letters not redriven, without reading the topics
+#: again. Rows go when their letter leaves the topic (retention).
+dead_letter_index = Table(
+    "dead_letter_index",
+    metadata,
+    Column("dlq_topic", String(255), nullable=False),
+    Column("partition", Integer, nullable=False),
+    Column("offset", BigInteger, nullable=False),
+    Column("tenant_id", String(63), nullable=False),
+    Column("reason", String(200), nullable=False),  # the error type (or `unreadable`)
+    Column("written_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("dlq_topic", "partition", "offset"),
+)
+Index("ix_dead_letter_index_tenant_topic", dead_letter_index.c.tenant_id, dead_letter_index.c.dlq_topic)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.alerting import AlertConfig
+from paysync_core.app_webhooks import SECRET_PREFIX
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db.alert_tables import alert_deliveries, alert_settings
 
@@ -41,7 +43,7 @@ async def save_alert_settings(
     plain = config.model_dump(mode="json", exclude=set(_SECRET_FIELDS))
     secrets = {
         "slack_urls": list(config.slack_urls),
-        "webhooks": [{"url": h.url, "secret": h.secret.get_secret_value()} for h in config.webhooks],
+        "webhooks": [hook.stored() for hook in config.webhooks],
     }
     values = {"config": plain, "secrets_ciphertext": cipher.seal(json.dumps(secrets).encode())}
     await conn.execute(
@@ -59,7 +61,17 @@ def _config_of(row: Any, cipher: CredentialsCipher | None) -> AlertConfig:
         if cipher is None:
             raise CredentialsKeyError("PAYSYNC_CREDENTIALS_KEYS is empty: the alert channels cannot be read")
         secrets = json.loads(cipher.unseal(row.secrets_ciphertext).decode())
+        secrets["webhooks"] = [_current(hook) for hook in secrets.get("webhooks", [])]
     return AlertConfig.model_validate({**row.config, **secrets})
+
+
+def _current(hook: dict[str, Any]) -> dict[str, Any]:
+    """A stored webhook in today's form. One saved before secrets took the `whsec_` form (any string of
+    16+ characters, signing `timestamp.body`) keeps its key: the secret's UTF-8 bytes, as `whsec_`."""
+    secret = hook.get("secret", "")
+    if secret.startswith(SECRET_PREFIX):
+        return hook
+    return {**hook, "secret": SECRET_PREFIX + base64.b64encode(secret.encode()).decode()}
 
 
 async def load_alert_settings(

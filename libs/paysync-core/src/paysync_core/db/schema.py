@@ -29,7 +29,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 
-from paysync_core.db.alert_tables import alert_deliveries, alert_settings
+from paysync_core.db.alert_tables import (
+    alert_deliveries,
+    alert_settings,
+    dead_letter_index,
+    dead_letter_positions,
+)
 from paysync_core.db.app_webhook_tables import webhook_attempts, webhook_deliveries, webhook_endpoints
 from paysync_core.db.checkout_tables import checkouts
 from paysync_core.db.domain_tables import (
@@ -56,6 +61,8 @@ __all__ = [
     "api_keys",
     "bookings",
     "checkouts",
+    "dead_letter_index",
+    "dead_letter_positions",
     "dead_letter_redrives",
     "gateway_budgets",
     "invoice_payments",
@@ -146,6 +153,10 @@ payments = Table(
 )
 Index("ix_payments_tenant_status", payments.c.tenant_id, payments.c.status)
 Index("ix_payments_tenant_entity", payments.c.tenant_id, payments.c.domain, payments.c.entity_id)
+# The notifier's failure-rate rule: a tenant's latest outcomes at a gateway, newest first, and which
+# gateways had a failure lately (`services/notifier/src/paysync_notifier/rules_repo.py`).
+Index("ix_payments_gateway_changed", payments.c.tenant_id, payments.c.provider, payments.c.status_changed_at)
+Index("ix_payments_status_changed", payments.c.status, payments.c.status_changed_at)
 
 #: Every reference a payment can be matched by: its own, and aliases learned later.
 payment_refs = Table(
