@@ -22,6 +22,7 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import report
@@ -78,7 +79,9 @@ def main(
     mix: str = typer.Option("stripe=45,paystack=45,mpesa=10", help="Shares of the gateways' webhooks"),
     mpesa_rate: float = typer.Option(50, help="The reconciler's Daraja budget per tenant, requests/s"),
     poll_per_second: int = typer.Option(20, help="Payments per second the poller follows"),
-    poll_every_ms: int = typer.Option(10, help="Time between two reads of one payment"),
+    poll_every_ms: int = typer.Option(
+        10, help="Time between two reads of one payment (then a tenth of the wait)"
+    ),
     sustained_p99_ms: float = typer.Option(
         100, help="A rate counts as sustained if due → 200 p99 is at most this"
     ),
@@ -114,15 +117,9 @@ def main(
     )
     work = paths.local_dir() / "bench" / f"e2e-{uuid.uuid4().hex[:6]}"
     settings = stacks.Settings(tenants, mpesa_rate, max(clients, 1), kafka_bootstrap, database_url)
-    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    running = stacks.start(settings, work / "logs")
-    try:
-        results = asyncio.run(_run(running, plan, opts, work, warm_up))
-    finally:
-        stacks.stop(running)
     body = {
-        "started": started,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "load_average_at_start": os.getloadavg(),
         "cores": os.cpu_count(),
         "preset": preset,
         "tenants": tenants,
@@ -130,16 +127,31 @@ def main(
         "reconciler_mpesa_rate": mpesa_rate,
         "poll": {"payments_per_s": poll_per_second, "every_ms": poll_every_ms},
         "sustained_p99_ms": sustained_p99_ms,
-        "results": results,
+        "results": [],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(body, indent=2))
+
+    def save(results: list[dict]) -> None:
+        """Write the results so far (a run stopped midway keeps its finished phases)."""
+        body.update(results=results, finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(body, indent=2))
+
+    running = stacks.start(settings, work / "logs")
+    try:
+        results = asyncio.run(_run(running, plan, opts, work, warm_up, save))
+    finally:
+        stacks.stop(running)
     print(report.render(results))
     print(f"\nresults: {out}; logs: {work / 'logs'}")
 
 
 async def _run(
-    running: stacks.Stack, plan: list[Phase], opts: Options, work: Path, warm_up: bool
+    running: stacks.Stack,
+    plan: list[Phase],
+    opts: Options,
+    work: Path,
+    warm_up: bool,
+    save: Callable[[list[dict]], None],
 ) -> list[dict]:
     engine = stacks.bench_engine(running)
     try:
@@ -153,6 +165,7 @@ async def _run(
         for n, phase in enumerate(plan, start=1):
             results.append(await run_phase(running, engine, phase, opts, work / f"phase-{n}", n))
             print(report.main_table(results)[-1], flush=True)
+            save(results)
         return results
     finally:
         await engine.dispose()

@@ -2,8 +2,8 @@ package main
 
 // `loadgen poll`: the front end that polls a payment until its status changed, for the end-to-end
 // benchmark. Each payment in the polls file is read from when its webhook is due, every -every,
-// with the ETag of the last answer in If-None-Match (unchanged: 304, no body), until it shows the
-// wanted status or -timeout passes. It writes, per payment, when the wanted status was first read
+// with the ETag of the last answer in If-None-Match (unchanged: 304, no body), backing off to a tenth
+// of the time waited so far, until it shows the wanted status or -timeout passes. It writes, per payment, when the wanted status was first read
 // (unix µs; 0 if never) and how many requests and 304s it took, prints `done` and waits for its
 // standard input to close (so the benchmark can read its CPU time first).
 
@@ -95,9 +95,17 @@ func pollOne(client *http.Client, t *pollTarget, every, timeout time.Duration) p
 		default:
 			r.errors++
 		}
-		time.Sleep(every)
+		time.Sleep(pause(every, time.Since(due)))
 	}
 	return r
+}
+
+// pause is the time until the next read: -every, or a tenth of the time since the payment was due
+// once that is longer (at most a second), as a front end backs off. Each reading is then within 10%
+// of the true time, and a slow path does not make the poller flood the API it measures (a payment
+// still unchanged after 2 s costs ~40 reads, not 200).
+func pause(every, waited time.Duration) time.Duration {
+	return min(max(every, waited/10), time.Second)
 }
 
 // getStatus makes one conditional read; the payment's status and ETag (on a 200) and the HTTP status.
