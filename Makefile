@@ -48,7 +48,7 @@ KUSTOMIZE_VERSION := v5.8.0
 	GOBIN=$(abspath .cache/bin) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
 ## test: every test; the fixtures start a Kafka broker, PostgreSQL and stripe-mock; tests/deploy checks deploy/
-test: setup .cache/bin/stripe-mock .cache/bin/kustomize
+test: setup .cache/bin/stripe-mock .cache/bin/kustomize .cache/bin/loadgen
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## lint: ruff's checks and formatting, mypy's types and the size limits, over every package (CI runs this before the tests)
@@ -78,7 +78,7 @@ clean:
 	rm -rf $(VENV) .cache .pytest_cache
 
 ## bench-ingest: webhook-ingest throughput and latency next to a bare endpoint (report in bench/README.md)
-.cache/bin/loadgen: bench/loadgen/main.go bench/loadgen/go.mod
+.cache/bin/loadgen: $(wildcard bench/loadgen/*.go) bench/loadgen/go.mod
 	cd bench/loadgen && go build -o ../../.cache/bin/loadgen .
 
 bench-ingest: setup .cache/bin/loadgen
@@ -93,10 +93,16 @@ bench-api: setup .cache/bin/loadgen
 bench-projector: setup
 	$(VENV)/bin/python bench/projector/run.py $(BENCH_ARGS)
 
-## bench-stream: webhook accepted → event on /v1/stream, p50/p95/p99 at 500/s with 1 client and with 200 (bench/README.md)
+## bench-e2e: the whole path, signed webhooks of the three gateways at 200, 500, 1,000/s and the maximum →
+## status readable through the API and event on the stream clients; then 1 stream client against 200 (bench/README.md)
+.PHONY: bench-e2e
+bench-e2e: setup .cache/bin/loadgen
+	$(VENV)/bin/python bench/e2e/run.py $(BENCH_ARGS)
+
+## bench-stream: bench-e2e's stream comparison alone: webhook accepted → event on /v1/stream at 500/s, 1 client and 200
 .PHONY: bench-stream
-bench-stream: setup
-	$(VENV)/bin/python bench/stream/run.py $(BENCH_ARGS)
+bench-stream: setup .cache/bin/loadgen
+	$(VENV)/bin/python bench/e2e/run.py --preset stream $(BENCH_ARGS)
 
 ## bench-replay: paysync replay of 1,000,000 raw records, dry run and real run: records/s and peak memory (bench/README.md)
 .PHONY: bench-replay

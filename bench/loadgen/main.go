@@ -4,6 +4,10 @@
 // latency is measured from when it was due, so a stalled server cannot hide its stall
 // (no coordinated omission). Closed loop (-rate 0): -workers connections send back to back, for
 // the maximum sustained throughput. Targets are JSON lines {"method","url","body"(base64),"header"}.
+//
+// Two more programs for the end-to-end benchmark share the binary: `loadgen sse` (server-sent-events
+// clients noting when each payment's event arrived, sse.go) and `loadgen poll` (a client polling
+// payments with If-None-Match until their status changed, poll.go).
 package main
 
 import (
@@ -35,15 +39,29 @@ type result struct {
 	latency time.Duration
 	status  int
 	err     string
+	index   int // which target it sent
 }
 
 func main() {
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "sse":
+			runSSE(os.Args[2:])
+			return
+		case "poll":
+			runPoll(os.Args[2:])
+			return
+		}
+	}
 	targetsPath := flag.String("targets", "", "JSON-lines targets file")
 	rate := flag.Int("rate", 0, "requests per second (0: closed loop)")
 	duration := flag.Duration("duration", 10*time.Second, "how long to send")
 	workers := flag.Int("workers", 32, "closed loop: connections; open loop: max in flight")
 	timeout := flag.Duration("timeout", 10*time.Second, "per-request timeout")
 	timeline := flag.String("timeline", "", "also write each request's start (ms), latency (ms) and status here (CSV)")
+	acks := flag.String("acks", "", "also write each request's target index, due and answer times (unix µs) and status here (CSV)")
+	startAt := flag.Int64("start-at", 0, "start at this wall-clock time (unix ms), so others know when each request is due")
+	once := flag.Bool("once", false, "send each target at most once (stop early when they run out)")
 	flag.Parse()
 
 	targets, err := load(*targetsPath)
@@ -55,7 +73,13 @@ func main() {
 		MaxIdleConns: *workers * 2, MaxIdleConnsPerHost: *workers * 2, MaxConnsPerHost: *workers * 2,
 	}}
 	var next atomic.Int64
-	pick := func() *target { return &targets[int(next.Add(1)-1)%len(targets)] }
+	pick := func() (int, *target) {
+		i := int(next.Add(1) - 1)
+		if *once && i >= len(targets) {
+			return i, nil
+		}
+		return i, &targets[i%len(targets)]
+	}
 
 	results := make(chan result, 1<<16)
 	var collected []result
@@ -67,7 +91,13 @@ func main() {
 		close(done)
 	}()
 
+	if *startAt > 0 {
+		time.Sleep(time.Until(time.UnixMilli(*startAt)))
+	}
 	start := time.Now()
+	if *startAt > 0 {
+		start = time.UnixMilli(*startAt) // due times counted from the agreed start, not from waking up
+	}
 	var wg sync.WaitGroup
 	if *rate == 0 {
 		for w := 0; w < *workers; w++ {
@@ -75,9 +105,13 @@ func main() {
 			go func() {
 				defer wg.Done()
 				for time.Since(start) < *duration {
+					i, t := pick()
+					if t == nil {
+						return
+					}
 					sent := time.Now()
-					status, err := send(client, pick())
-					results <- result{sent.Sub(start), time.Since(sent), status, err}
+					status, err := send(client, t)
+					results <- result{sent.Sub(start), time.Since(sent), status, err, i}
 				}
 			}()
 		}
@@ -85,6 +119,9 @@ func main() {
 		interval := time.Second / time.Duration(*rate)
 		inFlight := make(chan struct{}, *workers)
 		total := int(duration.Seconds() * float64(*rate))
+		if *once && total > len(targets) {
+			total = len(targets)
+		}
 		for i := 0; i < total; i++ {
 			due := start.Add(time.Duration(i) * interval)
 			if wait := time.Until(due); wait > 0 {
@@ -92,12 +129,13 @@ func main() {
 			}
 			inFlight <- struct{}{}
 			wg.Add(1)
-			go func(due time.Time, t *target) {
+			index, t := pick()
+			go func(due time.Time, index int, t *target) {
 				defer wg.Done()
 				status, err := send(client, t)
 				<-inFlight
-				results <- result{due.Sub(start), time.Since(due), status, err}
-			}(due, pick())
+				results <- result{due.Sub(start), time.Since(due), status, err, index}
+			}(due, index, t)
 		}
 	}
 	wg.Wait()
@@ -107,6 +145,23 @@ func main() {
 	report(collected, elapsed, *rate)
 	if *timeline != "" {
 		writeTimeline(*timeline, collected)
+	}
+	if *acks != "" {
+		writeAcks(*acks, start, collected)
+	}
+}
+
+// writeAcks writes, per request, the target it sent, when it was due (open loop; closed loop: sent)
+// and answered, on the wall clock in unix microseconds, and the status: the end-to-end benchmark
+// joins them with when each payment's change was seen.
+func writeAcks(path string, start time.Time, rs []result) {
+	err := writeCSV(path, "index,due_us,answered_us,status", len(rs), func(w io.Writer, i int) {
+		due := start.Add(rs[i].at)
+		fmt.Fprintf(w, "%d,%d,%d,%d\n", rs[i].index, due.UnixMicro(), due.Add(rs[i].latency).UnixMicro(), rs[i].status)
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(1)
 	}
 }
 

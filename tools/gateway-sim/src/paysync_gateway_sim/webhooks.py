@@ -32,6 +32,21 @@ _USER_AGENTS = {
 }
 
 
+def signed_headers(item: Outgoing, account: Account, timestamp: int) -> dict[str, str]:
+    """The headers the gateway sends `item` with: its signature (Stripe's made at `timestamp`), type, agent.
+
+    The benchmarks sign the webhooks they send themselves with this too, so they are signed exactly as
+    the simulator signs them. M-Pesa callbacks carry no signature (the token is in their URL).
+    """
+    headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENTS[item.provider]}
+    if item.provider is Provider.STRIPE and account.webhook_secret:
+        headers["Stripe-Signature"] = sign_stripe(item.body, account.webhook_secret, timestamp)
+        headers["Content-Type"] = "application/json; charset=utf-8"
+    elif item.provider is Provider.PAYSTACK and account.secret_key:
+        headers["x-paystack-signature"] = sign_paystack(item.body, account.secret_key)
+    return headers
+
+
 @dataclass(order=True, slots=True)
 class Delivery:
     """One copy of a webhook on its way; ordered by when it is due, then by release order."""
@@ -184,13 +199,8 @@ class WebhookSender:
     async def _post(
         self, client: httpx.AsyncClient, url: str, item: Outgoing, account: Account
     ) -> tuple[int | None, str | None]:
-        headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENTS[item.provider]}
-        if item.provider is Provider.STRIPE and account.webhook_secret:
-            # Signed with the wall clock: receivers check the timestamp against their own clock.
-            headers["Stripe-Signature"] = sign_stripe(item.body, account.webhook_secret, int(time.time()))
-            headers["Content-Type"] = "application/json; charset=utf-8"
-        elif item.provider is Provider.PAYSTACK and account.secret_key:
-            headers["x-paystack-signature"] = sign_paystack(item.body, account.secret_key)
+        # Signed with the wall clock: receivers check the timestamp against their own clock.
+        headers = signed_headers(item, account, int(time.time()))
         try:
             response = await client.post(url, content=item.body, headers=headers)
         except httpx.HTTPError as exc:
