@@ -13,6 +13,7 @@ from paysync_api_gateway import (
     alert_admin,
     app_webhooks,
     checkout,
+    console,
     cors_admin,
     evidence,
     overrides,
@@ -97,6 +98,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(admin_dead_letters.router)
     app.include_router(admin_topics.router)
     app.include_router(alert_admin.router)
+    app.include_router(console.router)
     document_answers(app)
     return app
 
