@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from paysync_api_gateway import admin, console, evidence, overrides
+from paysync_api_gateway import admin, console, evidence, overrides, own_key
 from paysync_api_gateway import endpoints as api_endpoints
 from paysync_api_gateway import stream as api_stream
 from paysync_core import db, topics
@@ -113,6 +113,8 @@ def _routes() -> Iterator[tuple[str, str]]:
         admin.router,
         evidence.router,
         overrides.router,
+        overrides.tenant_router,
+        own_key.router,
         console.router,
     )
     for router in (*routers, notifier):

@@ -15,7 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_core.db import tenants as tenant_repo
 from paysync_core.testing.builders.stripe import checkout_session, stripe_event
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.service_fixtures import publish_observation, service_env, stripe_paid
@@ -47,10 +49,10 @@ def stack(
     stop_stack(procs)
 
 
-async def sign_in(browsing: Browsing, stack: dict[str, ServiceProcess], tenant: TestTenant) -> Page:
-    """The console, signed in with the tenant's key, its live stream online."""
+async def sign_in(browsing: Browsing, stack: dict[str, ServiceProcess], key: str) -> Page:
+    """The console, signed in with a tenant's key, its live stream online."""
     page = await browsing.page(f"{stack['api-gateway'].url}/console")
-    await page.get_by_label("Tenant API key").fill(tenant.api_key)
+    await page.get_by_label("Tenant API key").fill(key)
     await page.get_by_role("button", name="Sign in").click()
     await expect(page.locator("#connection")).to_have_text("Online: live", timeout=SLOW_MS)
     return page
@@ -68,18 +70,18 @@ def row(page: Page, payment_id: str):
     return page.locator(f'tr[data-payment-id="{payment_id}"]')
 
 
-def no_key_anywhere(browsing: Browsing, stack: dict[str, ServiceProcess], tenant: TestTenant) -> None:
-    """The tenant's key is in no URL the browser requested and in no service's log."""
+def no_key_anywhere(browsing: Browsing, stack: dict[str, ServiceProcess], key: str) -> None:
+    """The key is in no URL the browser requested and in no service's log."""
     assert browsing.urls, "the page made requests"
-    assert not [url for url in browsing.urls if tenant.api_key in url]
-    logs_without([p.log_path for p in stack.values()], (tenant.api_key,))
+    assert not [url for url in browsing.urls if key in url]
+    logs_without([p.log_path for p in stack.values()], (key,))
 
 
 async def test_a_payment_flips_from_pending_to_succeeded_on_screen_within_a_second_of_its_webhook(
     stack: dict[str, ServiceProcess], tenant: TestTenant, browsing: Browsing
 ) -> None:
     session_id, job = f"cs_test_{uuid.uuid4().hex}", f"job-{uuid.uuid4().hex[:8]}"
-    page = await sign_in(browsing, stack, tenant)
+    page = await sign_in(browsing, stack, tenant.api_key)
     payment = await asyncio.to_thread(register, stack, tenant, session_id, job)
     await show_reference(page, session_id)
     status = row(page, payment["id"]).locator(".status")
@@ -116,8 +118,9 @@ async def test_a_payment_flips_from_pending_to_succeeded_on_screen_within_a_seco
     await expect(evidence).to_have_count(1)
     await expect(evidence.first).to_contain_text("webhook (verified) said succeeded")
     await expect(evidence.first).to_contain_text("checkout.session.completed")
+    await expect(detail.locator("#override-form")).to_be_hidden()  # this key has no override scope
     await screenshot(page, "console-detail", secrets=(tenant.api_key,))
-    no_key_anywhere(browsing, stack, tenant)
+    no_key_anywhere(browsing, stack, tenant.api_key)
 
 
 async def test_check_payment_status_finds_a_payment_whose_webhook_was_lost_paid(
@@ -127,7 +130,7 @@ async def test_check_payment_status_finds_a_payment_whose_webhook_was_lost_paid(
     session = gateway_sim.create_payment(account, kind="checkout_session", amount_minor=12500, currency="usd")
     gateway_sim.pay(account, session.ref)
     payment = await asyncio.to_thread(register, stack, tenant, session.ref, f"job-{uuid.uuid4().hex[:8]}")
-    page = await sign_in(browsing, stack, tenant)
+    page = await sign_in(browsing, stack, tenant.api_key)
     shown = row(page, payment["id"])
     await expect(shown.locator(".status")).to_have_text("pending")
 
@@ -139,7 +142,7 @@ async def test_check_payment_status_finds_a_payment_whose_webhook_was_lost_paid(
     await expect(shown.locator(".spinner")).to_be_hidden()
     await screenshot(page, "console-check-payment-status", secrets=(tenant.api_key,))
     assert gateway_sim.account_stats(account).webhooks.delivered == 0
-    no_key_anywhere(browsing, stack, tenant)
+    no_key_anywhere(browsing, stack, tenant.api_key)
 
 
 async def test_check_payments_shows_the_summary_of_the_bulk_check(
@@ -158,7 +161,7 @@ async def test_check_payments_shows_the_summary_of_the_bulk_check(
     gateway_sim.pay(account, paid.ref)  # its webhooks are lost; the other customer has not paid yet
     for session in (paid, unpaid):
         await asyncio.to_thread(register, stack, shop, session.ref, f"job-{uuid.uuid4().hex[:8]}")
-    page = await sign_in(browsing, stack, shop)
+    page = await sign_in(browsing, stack, shop.api_key)
     await expect(page.locator('[data-count="pending"]')).to_have_text("2")
 
     await page.get_by_role("button", name="Check payments").click()
@@ -169,13 +172,13 @@ async def test_check_payments_shows_the_summary_of_the_bulk_check(
     await expect(page.locator('[data-count="pending"]')).to_have_text("1")
     await expect(page.locator('#stats-currencies tr[data-currency="USD"] td').nth(1)).to_have_text("$9.00")
     await screenshot(page, "console-check-payments", secrets=(shop.api_key,))
-    no_key_anywhere(browsing, stack, shop)
+    no_key_anywhere(browsing, stack, shop.api_key)
 
 
 async def test_a_sync_issue_is_acknowledged_and_resolved_with_a_note_from_the_console(
     stack: dict[str, ServiceProcess], tenant: TestTenant, browsing: Browsing, kafka_topics: str
 ) -> None:
-    page = await sign_in(browsing, stack, tenant)
+    page = await sign_in(browsing, stack, tenant.api_key)
     payment = await asyncio.to_thread(register, stack, tenant, f"cs_test_{uuid.uuid4().hex}", "job-1")
     # Paid 100.00 of the 125.00 registered: the projector flags it and opens an amount mismatch.
     await publish_observation(kafka_topics, stripe_paid(tenant.id, payment["provider_ref"], 10000))
@@ -192,7 +195,33 @@ async def test_a_sync_issue_is_acknowledged_and_resolved_with_a_note_from_the_co
     await issue.get_by_role("button", name="Resolve").click()
     await expect(page.locator("#issues-empty")).to_be_visible()
     await screenshot(page, "console-sync-issue-resolved", secrets=(tenant.api_key,))
-    no_key_anywhere(browsing, stack, tenant)
+    no_key_anywhere(browsing, stack, tenant.api_key)
+
+
+async def test_a_key_with_the_override_scope_sets_a_status_from_the_payment_detail(
+    stack: dict[str, ServiceProcess], tenant: TestTenant, browsing: Browsing, engine: AsyncEngine
+) -> None:
+    async with engine.begin() as conn:
+        key = await tenant_repo.issue_api_key(conn, tenant.id, scopes=("read", "write", "override"))
+    payment = await asyncio.to_thread(register, stack, tenant, f"cs_test_{uuid.uuid4().hex}", "job-transfer")
+    page = await sign_in(browsing, stack, key)
+    await expect(page.locator("#signed-in-as")).to_have_text(f"Tenant {tenant.id} (override, read, write)")
+    await row(page, payment["id"]).get_by_role("button", name="Details").click()
+    form = page.locator("#override-form")
+    await form.get_by_label("New status").select_option("succeeded")
+    await form.get_by_label("Reason").fill("paid by bank transfer, receipt 4471")
+    await form.get_by_label("Decided by").fill("ops-amina")
+    await form.get_by_role("button", name="Override status").click()
+    await expect(page.locator("#override-result")).to_have_text(
+        "Status set: pending → succeeded", timeout=SLOW_MS
+    )
+    entry = page.locator("#detail-history li")
+    await expect(entry).to_have_count(1)
+    await expect(entry).to_contain_text("override (verified) said succeeded")
+    await expect(entry).to_contain_text("override by ops-amina (API key #")
+    await expect(row(page, payment["id"]).locator(".status")).to_have_text("succeeded", timeout=SLOW_MS)
+    await screenshot(page, "console-override", secrets=(key, tenant.api_key))
+    no_key_anywhere(browsing, stack, key)
 
 
 async def test_a_key_that_is_refused_is_said_so_and_not_kept(
@@ -210,7 +239,7 @@ async def test_the_console_is_usable_at_phone_width(
     stack: dict[str, ServiceProcess], tenant: TestTenant, browsing: Browsing
 ) -> None:
     await asyncio.to_thread(register, stack, tenant, f"cs_test_{uuid.uuid4().hex}", "job-phone")
-    page = await sign_in(browsing, stack, tenant)
+    page = await sign_in(browsing, stack, tenant.api_key)
     await page.set_viewport_size({"width": 390, "height": 844})
     check = page.get_by_role("button", name="Check payment status").first
     await expect(check).to_be_visible()

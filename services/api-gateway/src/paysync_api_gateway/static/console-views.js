@@ -154,7 +154,7 @@ export function showPayments(page, actions) {
   $("#payments-empty").hidden = rows.length > 0;
 }
 
-/** The list of unresolved sync issues, each with the buttons its state allows. */
+/** The list of unresolved sync issues, each with the buttons its state allows (none without `actions`). */
 export function showIssues(issues, actions) {
   $("#issues-empty").hidden = issues.length > 0;
   $("#issues-list").replaceChildren(
@@ -162,18 +162,22 @@ export function showIssues(issues, actions) {
       const note = el("input", { name: "note", "aria-label": `Note for issue ${issue.id}`, autocomplete: "off" });
       const message = el("p", { class: "result", role: "status", "aria-live": "polite" });
       const act = (name) => () => actions.act(issue, name, note.value, message);
+      const buttons = actions
+        ? el(
+            "div",
+            { class: "issue-actions" },
+            el("label", {}, "Note ", note),
+            issue.state === "open" ? el("button", { type: "button", onclick: act("acknowledge") }, "Acknowledge") : null,
+            el("button", { type: "button", onclick: act("resolve") }, "Resolve"),
+          )
+        : null;
+      const where = issue.entity_id ? ` · ${issue.domain} / ${issue.entity_id}` : "";
       return el(
         "li",
         { dataset: { issueId: issue.id, state: issue.state } },
         el("p", {}, el("strong", {}, issue.kind), ` (${issue.state}) `, issue.detail),
-        el("p", { class: "meta" }, `Opened ${when(issue.opened_at)}`, issue.entity_id ? ` · ${issue.domain} / ${issue.entity_id}` : ""),
-        el(
-          "div",
-          { class: "issue-actions" },
-          el("label", {}, "Note ", note),
-          issue.state === "open" ? el("button", { type: "button", onclick: act("acknowledge") }, "Acknowledge") : null,
-          el("button", { type: "button", onclick: act("resolve") }, "Resolve"),
-        ),
+        el("p", { class: "meta" }, `Opened ${when(issue.opened_at)}${where}`),
+        buttons,
         message,
       );
     }),

@@ -39,6 +39,7 @@ async function api(path, { method = "GET", body } = {}) {
 }
 
 const enc = encodeURIComponent;
+const may = (scope) => Boolean(state.access?.scopes.includes(scope));
 
 function explain(error) {
   if (!(error instanceof ApiError)) return `Could not reach the API (${error.message})`;
@@ -58,7 +59,7 @@ function soon(name, work, ms = 300) {
 async function signIn(key) {
   state.key = key;
   try {
-    await api("v1/stats");
+    state.access = (await api("v1/key")).data;
   } catch (error) {
     state.key = null;
     sessionStorage.removeItem(KEY_ITEM);
@@ -70,6 +71,12 @@ async function signIn(key) {
   $("#sign-in").hidden = true;
   $("#app").hidden = false;
   $("#sign-out").hidden = false;
+  const { tenant, scopes } = state.access;
+  $("#signed-in-as").hidden = false;
+  $("#signed-in-as").textContent = `Tenant ${tenant} (${scopes.join(", ")})`;
+  // Offer only what the key may do; the API decides again on every call.
+  $("#bulk-check").hidden = !may("write");
+  $("#override-form").hidden = !may("override");
   await Promise.all([loadStats(), loadPayments(), loadIssues()]);
   await goLive(key);
 }
@@ -152,7 +159,7 @@ async function loadPayments() {
 async function loadIssues() {
   try {
     const page = (await api("v1/sync-issues?limit=50")).data;
-    view.showIssues(page.items, { act: actOnIssue });
+    view.showIssues(page.items, may("write") ? { act: actOnIssue } : null);
   } catch (error) {
     $("#issues-list").replaceChildren(view.el("li", { class: "error" }, explain(error)));
   }
@@ -186,6 +193,25 @@ async function openDetail(payment) {
   if (panel.hidden) {
     panel.hidden = false;
     panel.focus();
+  }
+}
+
+async function override(event) {
+  event.preventDefault();
+  const form = event.target;
+  const decision = Object.fromEntries(new FormData(form));
+  const result = $("#override-result");
+  result.textContent = "Setting the status…";
+  try {
+    const answer = await api(`v1/payments/${enc(state.detail)}/override`, { method: "POST", body: decision });
+    result.textContent =
+      answer.status === 202
+        ? `Sent: ${decision.status}, not applied yet; it shows here once it is`
+        : `Status set: ${answer.data.status_before} → ${answer.data.status}`;
+    form.reset();
+    await openDetail({ id: state.detail });
+  } catch (error) {
+    result.textContent = explain(error);
   }
 }
 
@@ -272,6 +298,9 @@ function wire() {
   });
   $("#bulk-check").addEventListener("click", checkAll);
   $("#close-detail").addEventListener("click", closeDetail);
+  $("#override-form").addEventListener("submit", override);
+  const statuses = [...document.querySelectorAll('#filters select[name="status"] option')].filter((o) => o.value);
+  $('#override-form select[name="status"]').append(...statuses.map((option) => option.cloneNode(true)));
   const saved = sessionStorage.getItem(KEY_ITEM);
   if (saved) signIn(saved);
 }
