@@ -48,10 +48,13 @@ function explain(error) {
   return `${error.message}${problems ? ` (${problems})` : ""}.${wait}`;
 }
 
-/** Run `work` at most once per `ms` for a burst of calls under `name` (live events come in bursts). */
+/** Run `work` `ms` from now, once for all the calls under `name` until then (live events come in bursts). */
 function soon(name, work, ms = 300) {
-  clearTimeout(state.timers[name]);
-  state.timers[name] = setTimeout(work, ms);
+  if (state.timers[name]) return;
+  state.timers[name] = setTimeout(() => {
+    state.timers[name] = null;
+    work();
+  }, ms);
 }
 
 // Sign-in -------------------------------------------------------------------------------------
