@@ -243,6 +243,12 @@ async def test_the_console_is_usable_at_phone_width(
     assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, "the button is on screen"
     overflow = await page.evaluate("() => document.documentElement.scrollWidth")
     assert overflow <= 390, "no sideways scrolling at phone width"
+    unlabelled = await page.evaluate(
+        """() => [...document.querySelectorAll("input, select, button")]
+            .filter((e) => !e.labels?.length && !e.getAttribute("aria-label") && !e.textContent.trim())
+            .map((e) => e.outerHTML)"""
+    )
+    assert unlabelled == [], "every control has a label or a name"
     # Keyboard only: the filters, the bulk check and the rows are reachable with Tab.
     await page.get_by_label("Status").focus()
     await page.keyboard.press("Tab")

@@ -104,7 +104,8 @@ class Connection {
 
   lead(lockName) {
     if (!navigator.locks) {
-      // No Web Locks (very old browsers): each tab keeps a stream of its own.
+      // No Web Locks (an old browser, or a page not served over https or from localhost): each
+      // tab keeps a stream of its own.
       this.becomeLeader();
       return;
     }
@@ -134,8 +135,8 @@ class Connection {
     try {
       const minted = await this.getToken();
       token = typeof minted === "string" ? minted : minted.token;
-    } catch (error) {
-      this.retry();
+    } catch {
+      this.retry(); // the page's backend (or the network) is away: try again later
       return;
     }
     if (this.closed) return;
