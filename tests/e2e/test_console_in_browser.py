@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.testing.builders.stripe import checkout_session, stripe_event
 from paysync_dev.fixtures import TestTenant, create_tenant
-from paysync_dev.service_fixtures import publish_observation, service_env, stripe_paid
+from paysync_dev.service_fixtures import publish_observation, service_env, stripe_paid, wait_until
 from paysync_dev.stack import ServiceProcess, start_stack, stop_stack
 from paysync_gateway_sim import SimulatorClient
 
@@ -43,6 +44,7 @@ def stack(
     """The five services; the reconciler checks a gateway only when an operator presses a button."""
     env = service_env(kafka_topics, migrated_database, credentials_keys) | {
         "PAYSYNC_RECONCILER_SCHEDULER_ENABLED": "false",
+        "PAYSYNC_API_GATEWAY_OVERRIDE_WAIT_SECONDS": "60",  # an override is answered once applied
     }
     procs = start_stack(env, tmp_path_factory.mktemp("console-logs"))
     yield procs
@@ -178,8 +180,10 @@ async def test_a_sync_issue_is_acknowledged_and_resolved_with_a_note_from_the_co
     payment = await asyncio.to_thread(register, stack, tenant, f"cs_test_{uuid.uuid4().hex}", "job-1")
     # Paid 100.00 of the 125.00 registered: the projector flags it and opens an amount mismatch.
     await publish_observation(kafka_topics, stripe_paid(tenant.id, payment["provider_ref"], 10000))
+    await wait_until(lambda: _issues_open(stack, tenant, 1), 60, "the amount-mismatch issue")
+    await page.get_by_role("button", name="Refresh issues").click()  # issues are not on the stream
     issue = page.locator("#issues-list li")
-    await expect(issue).to_have_count(1, timeout=SLOW_MS)
+    await expect(issue).to_have_count(1)
     await expect(issue).to_contain_text("amount_mismatch (open)")
 
     await issue.get_by_role("button", name="Acknowledge").click()
@@ -192,6 +196,12 @@ async def test_a_sync_issue_is_acknowledged_and_resolved_with_a_note_from_the_co
     await expect(page.locator("#issues-empty")).to_be_visible()
     await screenshot(page, "console-sync-issue-resolved", secrets=(tenant.api_key,))
     no_key_anywhere(browsing, stack, tenant.api_key)
+
+
+async def _issues_open(stack: dict[str, ServiceProcess], tenant: TestTenant, count: int) -> bool:
+    async with httpx.AsyncClient() as client:
+        listed = await client.get(f"{stack['api-gateway'].url}/v1/sync-issues", headers=tenant.auth)
+    return len(listed.json()["items"]) == count
 
 
 async def test_a_key_with_the_override_scope_sets_a_status_from_the_payment_detail(
@@ -250,7 +260,7 @@ async def test_the_console_is_usable_at_phone_width(
     )
     assert unlabelled == [], "every control has a label or a name"
     # Keyboard only: the filters, the bulk check and the rows are reachable with Tab.
-    await page.get_by_label("Status").focus()
+    await page.locator('#filters select[name="status"]').focus()
     await page.keyboard.press("Tab")
     assert await page.evaluate("() => document.activeElement.name") == "provider"
     await screenshot(page, "console-phone", secrets=(tenant.api_key,))

@@ -156,10 +156,18 @@ export function showPayments(page, actions) {
 
 /** The list of unresolved sync issues, each with the buttons its state allows (none without `actions`). */
 export function showIssues(issues, actions) {
+  // The list is read again every so often: a note being typed survives it.
+  const typed = new Map(
+    [...document.querySelectorAll("#issues-list li[data-issue-id]")].map((li) => [
+      li.dataset.issueId,
+      li.querySelector('input[name="note"]')?.value ?? "",
+    ]),
+  );
   $("#issues-empty").hidden = issues.length > 0;
   $("#issues-list").replaceChildren(
     ...issues.map((issue) => {
       const note = el("input", { name: "note", "aria-label": `Note for issue ${issue.id}`, autocomplete: "off" });
+      note.value = typed.get(String(issue.id)) ?? "";
       const message = el("p", { class: "result", role: "status", "aria-live": "polite" });
       const act = (name) => () => actions.act(issue, name, note.value, message);
       const buttons = actions

@@ -11,6 +11,8 @@ const KEY_ITEM = "paysync.console.key";
 const FOLLOW_UP_EVERY_MS = 2000;
 const FOLLOW_UP_TIMES = 30;
 const PAGE_SIZE = 25;
+// Sync issues are not on the stream: they are read again this often (and on every status change).
+const ISSUES_EVERY_MS = 30000;
 
 const state = { key: null, filters: {}, cursors: [null], next: null, live: null, timers: {} };
 
@@ -81,6 +83,7 @@ async function signIn(key) {
   $("#bulk-check").hidden = !may("write");
   $("#override-form").hidden = !may("override");
   await Promise.all([loadStats(), loadPayments(), loadIssues()]);
+  setInterval(loadIssues, ISSUES_EVERY_MS);
   await goLive(key);
 }
 
@@ -300,6 +303,7 @@ function wire() {
     loadPayments();
   });
   $("#bulk-check").addEventListener("click", checkAll);
+  $("#refresh-issues").addEventListener("click", loadIssues);
   $("#close-detail").addEventListener("click", closeDetail);
   $("#override-form").addEventListener("submit", override);
   const statuses = [...document.querySelectorAll('#filters select[name="status"] option')].filter((o) => o.value);
