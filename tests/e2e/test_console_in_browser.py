@@ -153,7 +153,7 @@ async def test_check_payments_shows_the_summary_of_the_bulk_check(
     shop = create_tenant(migrated_database, credentials_keys, sim=gateway_sim)
     account = shop.account("stripe").id
     paid, unpaid = (
-        gateway_sim.create_payment(account, kind="checkout_session", amount_minor=900, currency="usd")
+        gateway_sim.create_payment(account, kind="checkout_session", amount_minor=12500, currency="usd")
         for _ in range(2)
     )
     gateway_sim.pay(account, paid.ref)  # its webhooks are lost; the other customer has not paid yet
@@ -168,7 +168,7 @@ async def test_check_payments_shows_the_summary_of_the_bulk_check(
     )
     await expect(page.locator('[data-count="succeeded"]')).to_have_text("1")
     await expect(page.locator('[data-count="pending"]')).to_have_text("1")
-    await expect(page.locator('#stats-currencies tr[data-currency="USD"] td').nth(1)).to_have_text("$9.00")
+    await expect(page.locator('#stats-currencies tr[data-currency="USD"] td').nth(1)).to_have_text("$125.00")
     await screenshot(page, "console-check-payments", secrets=(shop.api_key,))
     no_key_anywhere(browsing, stack, shop.api_key)
 
