@@ -47,8 +47,16 @@ KUSTOMIZE_VERSION := v5.8.0
 .cache/bin/kustomize:
 	GOBIN=$(abspath .cache/bin) go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
 
+## chromium: Debian's Chromium for the browser tests (tests/e2e/test_*_in_browser.py), installed when missing.
+## Never a browser download (no `playwright install`); where it cannot be installed those tests skip, saying so.
+.PHONY: chromium
+chromium:
+	@test -x /usr/bin/chromium || apt-get install -y --no-install-recommends chromium \
+		|| (apt-get update && apt-get install -y --no-install-recommends chromium) \
+		|| echo "make: chromium could not be installed; the browser tests will skip"
+
 ## test: every test; the fixtures start a Kafka broker, PostgreSQL and stripe-mock; tests/deploy checks deploy/
-test: setup .cache/bin/stripe-mock .cache/bin/kustomize .cache/bin/loadgen
+test: setup .cache/bin/stripe-mock .cache/bin/kustomize .cache/bin/loadgen chromium
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 ## lint: ruff's checks and formatting, mypy's types and the size limits, over every package (CI runs this before the tests)

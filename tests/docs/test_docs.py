@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from paysync_api_gateway import admin, evidence, overrides
+from paysync_api_gateway import admin, console, evidence, overrides, own_key
 from paysync_api_gateway import endpoints as api_endpoints
 from paysync_api_gateway import stream as api_stream
 from paysync_core import db, topics
@@ -107,7 +107,16 @@ def test_every_table_and_channel_is_documented() -> None:
 
 def _routes() -> Iterator[tuple[str, str]]:
     notifier = stream_router(LiveStream(1, 1.0), SecretStr("unused"), NotifierSettings())
-    routers = (api_endpoints.router, api_stream.router, admin.router, evidence.router, overrides.router)
+    routers = (
+        api_endpoints.router,
+        api_stream.router,
+        admin.router,
+        evidence.router,
+        overrides.router,
+        overrides.tenant_router,
+        own_key.router,
+        console.router,
+    )
     for router in (*routers, notifier):
         for route in router.routes:
             yield from ((method, route.path) for method in route.methods)

@@ -8,6 +8,7 @@ import json
 import httpx
 import pytest
 
+from paysync_core.contracts import PaymentStatusChanged
 from paysync_core.kafka import DurableProducer
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.live_stream import SseListener, publish_status_changes, status_change
@@ -148,3 +149,54 @@ async def test_stream_token_requests_are_checked(
             assert answer.status_code == 422, answer.text
             assert answer.json()["error"] == "invalid_request"
             assert [p["field"] for p in answer.json()["problems"]] == [field]
+
+
+async def test_a_new_event_source_resumes_after_the_id_it_passes_as_last_event_id(
+    stack: dict[str, ServiceProcess], tenant: TestTenant, kafka_topics: str
+) -> None:
+    """A browser tab taking over a stream opens a new `EventSource`, which cannot send `Last-Event-ID`:
+    `?last_event_id=` resumes it after that event, as the header does."""
+    api = stack["api-gateway"].url
+    producer = DurableProducer(kafka_topics, client_id="paysync-tests")
+    await producer.start()
+    listeners: list[SseListener] = []
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10, read=None)) as client:
+        try:
+            first = browser(client, api, await issue(client, api, tenant))
+            listeners.append(first)
+            await first.opened.wait()
+            seen = await _published_and_seen(producer, first, status_change(tenant.id))
+            await first.stop()  # the tab closes
+            [position] = [e["id"] for e in first.events if e["data"]["payment_id"] == seen.payment_id]
+            missed = [status_change(tenant.id) for _ in range(2)]  # made while no tab listened
+            await publish_status_changes(producer, missed)
+            token = await issue(client, api, tenant)
+            resumed = SseListener(client, f"{api}/v1/stream?token={token}&last_event_id={position}", {})
+            fresh = browser(client, api, token)  # without a position a stream starts at the end
+            listeners += [resumed.start(), fresh]
+            await wait_until(
+                lambda: _all_arrived(resumed, [c.payment_id for c in missed]), 30, "the missed changes"
+            )
+            await fresh.opened.wait()
+            marker = await _published_and_seen(producer, fresh, status_change(tenant.id))
+        finally:
+            await producer.stop()
+            for listener in listeners:
+                await listener.stop()
+    assert resumed.status_code == 200, resumed.error
+    assert {e["data"]["payment_id"] for e in resumed.events[:2]} == {c.payment_id for c in missed}
+    assert seen.payment_id not in resumed.payment_ids()
+    assert fresh.payment_ids() == {marker.payment_id}
+
+
+async def _all_arrived(listener: SseListener, payment_ids: list[str]) -> bool:
+    return set(payment_ids) <= listener.payment_ids()
+
+
+async def _published_and_seen(
+    producer: DurableProducer, listener: SseListener, change: PaymentStatusChanged
+) -> PaymentStatusChanged:
+    """`change`, published, once `listener` has received it."""
+    await publish_status_changes(producer, [change])
+    await wait_until(lambda: _arrived(listener, change.payment_id), 30, f"{change.payment_id} on the stream")
+    return change

@@ -2,9 +2,11 @@
 
 - **Secret keys** (`psk_…`, kept on servers) carry scopes: `read` for every `GET`, `write` for
   everything that registers, changes or starts work (`POST`, `PUT`, `PATCH`, `DELETE`), with the
-  exceptions in `_SCOPE_OF` (asking for a stream token or checking one entity only reads). A key
-  without the scope a route needs is refused 403 `forbidden`, naming the scope. Keys issued before
-  scopes existed have both. Operator routes (`/admin/v1`) take the operator token, never a tenant key.
+  exceptions in `_SCOPE_OF` (asking for a stream token or checking one entity only reads), and
+  `override` for setting a payment's status by hand (`POST /v1/payments/{id}/override`), given only
+  when asked for by name. A key without the scope a route needs is refused 403 `forbidden`, naming
+  the scope. Keys issued before scopes existed have `read` and `write`. Operator routes
+  (`/admin/v1`) take the operator token, never a tenant key.
 - **Publishable keys** (`ppk_…`, safe to ship in a web page) reach only `_PUBLISHABLE`: what a page
   showing one payment or one entity's payments needs. Anyone can read a web page's key, so a
   publishable key cannot list or count the tenant's payments (`GET /v1/payments`, `/v1/stats`),
@@ -22,13 +24,16 @@ from typing import Literal
 
 from paysync_core.errors import PaysyncError
 
-Scope = Literal["read", "write"]
-SCOPES: tuple[Scope, ...] = ("read", "write")
+Scope = Literal["read", "write", "override"]
+SCOPES: tuple[Scope, ...] = ("read", "write", "override")
+#: What a secret key issued without `scopes` may do: an override is a decision, never a default.
+DEFAULT_SCOPES: tuple[Scope, ...] = ("read", "write")
 
 #: Routes (method, path template) whose scope is not the one their method implies.
 _SCOPE_OF: dict[tuple[str, str], Scope] = {
     ("POST", "/v1/stream-tokens"): "read",
     ("POST", "/v1/domains/{domain}/{entity_id}/payments/refresh"): "read",
+    ("POST", "/v1/payments/{payment_id}/override"): "override",
 }
 
 #: Everything a publishable key may call: one payment, one entity's payments, that entity's check

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from paysync_api_gateway.access import SCOPES, Scope
+from paysync_api_gateway.access import DEFAULT_SCOPES, Scope
 from paysync_api_gateway.auth import Unauthenticated
 from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import ApiKeys, Engine, Settings
@@ -83,9 +83,10 @@ class NewApiKey(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Literal["secret", "publishable"] = "secret"
     scopes: list[Scope] = Field(
-        default_factory=lambda: list(SCOPES),
+        default_factory=lambda: list(DEFAULT_SCOPES),
         min_length=1,
-        description="A secret key's scopes (`read`, `write`); a publishable key's access is fixed",
+        description="A secret key's scopes (`read`, `write`, `override`: setting a payment's status by "
+        "hand); default `read` and `write`; a publishable key's access is fixed",
     )
     expires_at: AwareDatetime | None = Field(default=None, description="After it, the key is refused (401)")
 

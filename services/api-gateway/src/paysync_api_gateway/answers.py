@@ -56,6 +56,7 @@ class CurrencyTotals(BaseModel):
 
     registered_minor: int
     received_minor: int
+    refunded_minor: int = Field(description="Refunded so far (partial and full refunds)")
 
 
 class Stats(BaseModel):

@@ -13,9 +13,11 @@ from paysync_api_gateway import (
     alert_admin,
     app_webhooks,
     checkout,
+    console,
     cors_admin,
     evidence,
     overrides,
+    own_key,
     stream_tokens,
     sync_issues,
 )
@@ -97,6 +99,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(admin_dead_letters.router)
     app.include_router(admin_topics.router)
     app.include_router(alert_admin.router)
+    _include_console(app)
     document_answers(app)
     return app
 
@@ -112,3 +115,10 @@ def _guard_keys(app: FastAPI, engine: AsyncEngine, settings: ApiGatewaySettings)
     app.state.cors_origins = OriginDirectory(engine, settings.api_key_cache_seconds)
     app.state.refresh_presses = RefreshPresses(settings.refresh_press_rate, settings.refresh_press_burst)
     app.add_middleware(TenantCors, origins=app.state.cors_origins, max_age=settings.cors_max_age_seconds)
+
+
+def _include_console(app: FastAPI) -> None:
+    """The operator console and `paysync.js`, and the `/v1` routes only the console needs so far."""
+    app.include_router(overrides.tenant_router)
+    app.include_router(own_key.router)
+    app.include_router(console.router)

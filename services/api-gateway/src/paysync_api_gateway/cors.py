@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -79,13 +80,26 @@ class OriginDirectory:
 async def check_origin(request: Request, origins: OriginDirectory, tenant: str) -> None:
     """Let a browser request through only from an origin `tenant` allows (no `Origin`: not a browser's)."""
     origin = request.headers.get("origin")
-    if origin is None:
+    if origin is None or same_origin(request, origin):
         return
     if not await origins.allows(tenant, origin):
         raise OriginNotAllowed(f"pages on {origin} may not call this API with this tenant's keys")
     allowed: dict[str, str] | None = request.scope.get(_ALLOWED)
     if allowed is not None:
         allowed["origin"] = origin
+
+
+def same_origin(request: Request, origin: str) -> bool:
+    """Whether a browser request comes from a page of this API's own origin (the console, `/console`).
+
+    Browsers send `Origin` on same-origin `POST`s too. `Sec-Fetch-Site` is set by the browser alone
+    (no script can set it); a browser without it is recognised by an `Origin` naming the host it
+    called. A page elsewhere can forge neither, and a client that is not a browser needs neither.
+    """
+    if request.headers.get("sec-fetch-site") == "same-origin":
+        return True
+    host = request.headers.get("host")
+    return host is not None and urlsplit(origin).netloc.lower() == host.lower()
 
 
 class TenantCors:

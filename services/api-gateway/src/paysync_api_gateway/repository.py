@@ -134,6 +134,7 @@ async def stats(conn: AsyncConnection, tenant: str) -> list[Any]:
             func.count().label("count"),
             func.coalesce(func.sum(payments.c.amount_minor), 0).label("amount_minor"),
             func.coalesce(func.sum(payments.c.amount_received_minor), 0).label("received_minor"),
+            func.coalesce(func.sum(payments.c.amount_refunded_minor), 0).label("refunded_minor"),
         )
         .where(payments.c.tenant_id == tenant)
         .group_by(payments.c.status, payments.c.currency)

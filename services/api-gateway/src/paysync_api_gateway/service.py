@@ -169,9 +169,12 @@ async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
     by_currency: dict[str, dict[str, int]] = {}
     for r in rows:
         by_status[r.status] = by_status.get(r.status, 0) + r.count
-        cur = by_currency.setdefault(r.currency or "unknown", {"registered_minor": 0, "received_minor": 0})
+        cur = by_currency.setdefault(
+            r.currency or "unknown", {"registered_minor": 0, "received_minor": 0, "refunded_minor": 0}
+        )
         cur["registered_minor"] += int(r.amount_minor)
         cur["received_minor"] += int(r.received_minor)
+        cur["refunded_minor"] += int(r.refunded_minor)
     return {"total": sum(by_status.values()), "by_status": by_status, "by_currency": by_currency}
 
 

@@ -105,3 +105,15 @@ class ApiGatewaySettings(BaseSettings):
     refresh_press_rate: float = Field(
         default=0.1, gt=0, description="Checks per second a key earns back per entity (or bulk); past it: 429"
     )
+    console_enabled: bool = Field(
+        default=True,
+        description="Serve the operator console (`/console`) and the browser helper (`/paysync.js`); both "
+        "use only the public `/v1` API. false: both are 404",
+    )
+    helper_max_age_seconds: int = Field(
+        default=300,
+        ge=0,
+        le=86400,
+        description="How long browsers and shared caches may keep `/paysync.js` before revalidating it "
+        "(its `ETag` makes that a 304); the console's own files are always revalidated",
+    )

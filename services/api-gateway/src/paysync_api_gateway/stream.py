@@ -15,7 +15,7 @@ from typing import Annotated
 import anyio
 import httpx
 import structlog
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import StreamingResponse
 from prometheus_client import Gauge
 from pydantic import SecretStr
@@ -131,6 +131,15 @@ async def stream(
     notifier: Notifier,
     slots: Slots,
     last_event_id: Annotated[str | None, Header()] = None,
+    resume_from: Annotated[
+        str | None,
+        Query(
+            alias="last_event_id",
+            max_length=4096,
+            description="Resume after this event id, for a client that cannot send `Last-Event-ID` "
+            "(a new `EventSource`); the header wins when both are sent",
+        ),
+    ] = None,
 ) -> StreamingResponse:
     """Live status changes; reconnect with `Last-Event-ID` to resume where the stream left off.
 
@@ -141,7 +150,8 @@ async def stream(
     tenant = access.tenant
     slots.acquire(tenant)  # before any connection is made: a tenant at its cap costs nothing upstream
     try:
-        upstream = await _open_upstream(notifier, access, last_event_id)
+        # The header is the newer of the two: EventSource's own reconnect sends it and keeps the URL.
+        upstream = await _open_upstream(notifier, access, last_event_id or resume_from)
     except BaseException:
         slots.release(tenant)
         raise
