@@ -26,8 +26,9 @@ from paysync_core.testing.builders.stripe import checkout_session, stripe_event,
 from paysync_dev.fixtures import TestTenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
 from paysync_dev.live_stream import SseListener
-from paysync_dev.service_fixtures import service_env, wait_until
+from paysync_dev.service_fixtures import consumer_env, service_env, unique, wait_for_groups, wait_until
 from paysync_dev.stack import ServiceProcess, start_stack, stop_stack
+from paysync_gateway_sim import SimulatorClient
 
 from .test_stripe_payment_end_to_end import register
 
@@ -36,16 +37,20 @@ pytestmark = pytest.mark.e2e
 #: The services one webhook passes through on its way to a browser's live stream.
 ON_THE_WAY = ("webhook-ingest", "status-projector", "notifier", "api-gateway")
 
-#: Spans the webhook's trace passes through, in order, from its request to the stream event.
+#: Spans the webhook's trace passes through, in order, from its request to the stream event (FastStream's
+#: publish puts its "create" span's context in the record, so that span is the consumer's parent).
 PATH = (
     "paysync.webhooks.raw.v1 publish",
     "paysync.webhooks.raw.v1 process",
-    "paysync.payment-observations.v1 publish",
+    "paysync.payment-observations.v1 create",
     "paysync.payment-observations.v1 process",
     "paysync.payment-status.v1 publish",
     "paysync.payment-status.v1 process",
     "payment.status send",
 )
+
+#: OTLP span kinds.
+SERVER, CLIENT = 2, 3
 
 #: Where the OTLP exporter sends with no endpoint configured (the specification's default).
 OTLP_DEFAULT_PORT = 4318
@@ -229,7 +234,7 @@ def test_one_webhook_is_one_trace_from_its_request_to_the_stream_event(
         # One tree: a single root, the webhook's HTTP request, and every other span's parent in the trace.
         by_id = {s.span_id: s for s in trace}
         roots = [s for s in trace if not s.parent_id]
-        assert [(r.service, r.kind) for r in roots] == [("paysync-webhook-ingest", 2)]  # 2: SERVER
+        assert [(r.service, r.kind) for r in roots] == [("paysync-webhook-ingest", SERVER)]
         assert all(s.parent_id in by_id for s in trace if s.parent_id)
         assert chain[0] is roots[0]
         # The path from the request to the stream event crosses the topics, in order, and three processes.
@@ -253,6 +258,84 @@ def test_one_webhook_is_one_trace_from_its_request_to_the_stream_event(
             lines = log_lines(procs[name], *needles)
             assert lines, f"{name} logged nothing about the payment"
             assert {line.get("trace_id") for line in lines} == {trace_id}, (name, lines)
+    finally:
+        stop_stack(procs)
+
+
+def refresh_trace(spans: list[ExportedSpan]) -> list[ExportedSpan]:
+    """The spans of the trace rooted at api-gateway's `POST /v1/payments/refresh` (the test's only one)."""
+    roots = [
+        s
+        for s in spans
+        if s.service == "paysync-api-gateway" and s.attributes.get("http.route") == "/v1/payments/refresh"
+    ]
+    return [s for s in spans if roots and s.trace_id == roots[0].trace_id and not roots[0].parent_id]
+
+
+def checked_at_the_gateway(trace: list[ExportedSpan]) -> bool:
+    """The reconciler took the request on in the API call's trace and asked the gateway in it."""
+    took = [
+        s
+        for s in trace
+        if s.service == "paysync-reconciler" and s.name == "paysync.reconcile.requests.v1 process"
+    ]
+    asked = [s for s in trace if s.service == "paysync-reconciler" and s.kind == CLIENT]
+    return bool(took and asked) and all(
+        ancestry(trace, s)[0].service == "paysync-api-gateway" for s in took + asked
+    )
+
+
+def tick_traces(spans: list[ExportedSpan], tenant: str) -> list[list[ExportedSpan]]:
+    """Traces rooted at the reconciler's publish of one of `tenant`'s ticks, that reached its consumer."""
+    roots = [
+        s
+        for s in spans
+        if s.name == "paysync.reconcile.ticks.v1 publish"
+        and not s.parent_id
+        and str(s.attributes.get("messaging.kafka.message.key", "")).startswith(f"{tenant}:")
+    ]
+    traces = [[s for s in spans if s.trace_id == root.trace_id] for root in roots]
+    return [t for t in traces if any(s.name == "paysync.reconcile.ticks.v1 process" for s in t)]
+
+
+def test_an_api_call_and_a_reconciler_tick_each_start_a_trace(
+    clean_environment,
+    receiver,
+    tenant,
+    gateway_sim: SimulatorClient,
+    kafka_topics,
+    migrated_database,
+    credentials_keys,
+    tmp_path: Path,
+):
+    group = unique("reconciler-traced")
+    shared = traced_env(kafka_topics, migrated_database, credentials_keys, receiver.url)
+    env = consumer_env("reconciler", group, shared, scheduler_tenants=tenant.id)
+    procs = start_stack(env, tmp_path, only=("api-gateway", "reconciler"))
+    try:
+        asyncio.run(wait_for_groups(kafka_topics, {group: 1, f"{group}-requests": 1}))
+        account = tenant.account("stripe").id  # register() registers 12500 USD
+        session = gateway_sim.create_payment(
+            account, kind="checkout_session", amount_minor=12500, currency="usd"
+        )
+        register(procs, tenant, session.ref, f"job-{uuid.uuid4().hex[:8]}")
+        response = httpx.post(
+            f"{procs['api-gateway'].url}/v1/payments/refresh",
+            headers={"Authorization": f"Bearer {tenant.api_key}"},
+            timeout=60,
+        )
+        assert response.status_code in (200, 202), response.text
+
+        def both_traced(requests: list[ReceivedRequest]) -> bool:
+            spans = exported_spans(requests)
+            return checked_at_the_gateway(refresh_trace(spans)) and bool(tick_traces(spans, tenant.id))
+
+        asyncio.run(receiver.wait_for(both_traced, timeout=90))
+        spans = exported_spans(receiver.snapshot())
+        api_call = refresh_trace(spans)
+        assert {s.service for s in api_call} >= {"paysync-api-gateway", "paysync-reconciler"}
+        [tick, *_] = tick_traces(spans, tenant.id)
+        assert {s.service for s in tick} == {"paysync-reconciler"}
     finally:
         stop_stack(procs)
 
