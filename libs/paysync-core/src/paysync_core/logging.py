@@ -95,7 +95,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "faststream", "uvicorn.access", "httpx"):
+    # sse_starlette's debug lines repeat every chunk a stream sends (payment data, pings).
+    for noisy in ("aiokafka", "kafka", "faststream", "uvicorn.access", "httpx", "sse_starlette"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)
     tracing.configure_tracing(service)
