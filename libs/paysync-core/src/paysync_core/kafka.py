@@ -14,7 +14,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 from faststream.kafka import KafkaBroker
 
-from paysync_core import topics
+from paysync_core import topics, tracing
 from paysync_core.topics import TopicSpec
 
 #: How aiokafka picks a keyed record's partition (murmur2, as the Java client): `send_many` does the same.
@@ -65,12 +65,16 @@ DURABLE_PRODUCER_OPTIONS: dict[str, Any] = {"acks": "all", "enable_idempotence":
 
 
 def durable_broker(bootstrap: str, *, client_id: str, linger_ms: int = 1, **kwargs: Any) -> KafkaBroker:
-    """A FastStream broker whose publishes return only once every in-sync replica has the record."""
+    """A FastStream broker whose publishes return only once every in-sync replica has the record.
+
+    With tracing on, its subscribers and publishers carry the trace context in record headers.
+    """
     return KafkaBroker(
         bootstrap,
         client_id=client_id,
         allow_auto_create_topics=False,
         linger_ms=linger_ms,
+        middlewares=tracing.broker_middlewares(),
         **DURABLE_PRODUCER_OPTIONS,
         **kwargs,
     )
@@ -117,13 +121,22 @@ class DurableProducer:
         if self._producer is not None:
             await self._producer.stop()
 
-    async def send(self, topic: str, key: bytes | None, value: bytes) -> RecordMetadata:
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes, headers: tracing.Headers | None = None
+    ) -> RecordMetadata:
         """Publish and return once every in-sync replica has the record."""
-        return await self._ready().send_and_wait(topic, value, key=key)
+        if headers is None and tracing.enabled():
+            with tracing.producing(topic, key) as headers:
+                return await self._ready().send_and_wait(topic, value, key=key, headers=headers)
+        return await self._ready().send_and_wait(topic, value, key=key, headers=headers)
 
-    async def submit(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[RecordMetadata]:
+    async def submit(
+        self, topic: str, key: bytes | None, value: bytes, headers: tracing.Headers | None = None
+    ) -> asyncio.Future[RecordMetadata]:
         """Hand the record over, in call order; the future resolves once every in-sync replica has it."""
-        return await self._ready().send(topic, value, key=key)
+        if headers is None:
+            headers = tracing.current_headers()
+        return await self._ready().send(topic, value, key=key, headers=headers)
 
     async def send_all(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
         """Publish (key, value) records without waiting record by record; return once all are acknowledged."""

@@ -57,7 +57,10 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
 
 
 def configure_logging(service: str, level: str = "INFO", json: bool = True) -> None:
-    """Route stdlib and structlog logs through one redacting pipeline to stderr."""
+    """Route stdlib and structlog logs through one redacting pipeline to stderr; start tracing if the
+    `OTEL_*` variables ask for it (`paysync_core.tracing`), so that log lines carry the trace id."""
+    from paysync_core import tracing  # it imports this module's redaction
+
     shared: list[Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -65,10 +68,16 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
         # The stack trace as text before redaction, so it is redacted too (and rendered, not repr'd).
         structlog.processors.format_exc_info,
         redact,
+        tracing.add_trace_ids,  # after `redact`: a trace id is never mistaken for a number to mask
     ]
     renderer = structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        # A debug line costs one level check at INFO, not the whole pipeline (stdlib would drop it last).
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
@@ -86,6 +95,8 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "faststream", "uvicorn.access", "httpx"):
+    # sse_starlette's debug lines repeat every chunk a stream sends (payment data, pings).
+    for noisy in ("aiokafka", "kafka", "faststream", "uvicorn.access", "httpx", "sse_starlette"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     structlog.contextvars.bind_contextvars(service=service)
+    tracing.configure_tracing(service)

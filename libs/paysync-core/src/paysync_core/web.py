@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -82,6 +82,7 @@ def service_app(
         docs_url="/docs" if public_docs else None,
         redoc_url="/redoc" if public_docs else None,
         openapi_url="/openapi.json" if public_docs else None,
+        telemetry={"exclude": _is_ops_request},
     )
     app.state.broker = broker  # its subscribers and publishers make the AsyncAPI document
     checks: dict[str, ReadinessCheck] = {}
@@ -92,6 +93,16 @@ def service_app(
     checks.update(readiness or {})
     app.include_router(ops_router(checks, crashed=crashed, advisory=advisory))
     return app
+
+
+#: Paths of the ops router: probes and scrapes, every few seconds, are no one's trace.
+_OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _is_ops_request(scope: MutableMapping[str, Any]) -> bool:
+    """Whether FastAPI's own OpenTelemetry spans (on once `paysync_core.tracing` installed a tracer
+    provider) skip this request."""
+    return scope.get("path") in _OPS_PATHS
 
 
 async def _stop_broker(broker: KafkaBroker) -> None:

@@ -12,11 +12,16 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import structlog
+from opentelemetry.trace import SpanKind
 from sse_starlette import ServerSentEvent
 
+from paysync_core import tracing
 from paysync_notifier import stream_metrics
 from paysync_notifier.positions import Position, encode_position
 from paysync_notifier.service import LiveStream, ResumeRefused, Scope, StreamEvent
+
+log = structlog.get_logger()
 
 #: The one event name that tells a client to refetch (docs/http-api.md).
 RESYNC = "stream.resync"
@@ -66,7 +71,12 @@ def _start(stream: LiveStream, last_event_id: str | None) -> tuple[Position, str
 def _sent(event: StreamEvent, position: Position) -> dict:
     position[event.partition] = event.offset + 1
     stream_metrics.delivered(event.tenant, event.changed_at)
-    return {"id": encode_position(position), "event": "payment.status", "data": event.data}
+    event_id = encode_position(position)
+    if event.traceparent is not None:  # traced: the send to this client is a span of the change's trace
+        attributes = {"paysync.tenant": event.tenant, "paysync.stream.event_id": event_id}
+        with tracing.continued(event.traceparent, "payment.status send", SpanKind.PRODUCER, attributes):
+            log.debug("stream.event_sent", tenant=event.tenant, event_id=event_id)
+    return {"id": event_id, "event": "payment.status", "data": event.data}
 
 
 def _resync(reason: str, position: Position) -> dict:

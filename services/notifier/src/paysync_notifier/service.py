@@ -38,6 +38,8 @@ class StreamEvent:
     #: Kafka's timestamp of the record (ms): what the retained window's age is measured by.
     timestamp_ms: int
     data: str
+    #: The W3C trace context of the change (when traced): each send to a client continues it.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from paysync_core import topics
+from paysync_core import topics, tracing
 from paysync_core.contracts import PaymentStatusChanged
 from paysync_notifier.service import LiveStream, StreamEvent
 
@@ -85,15 +85,19 @@ class StatusFeed:
             log.error("stream.unreadable_change", partition=record.partition, offset=record.offset)
             self._stream.skip(record.partition, record.offset)
             return
-        self._stream.publish(
-            StreamEvent(
-                partition=record.partition,
-                offset=record.offset,
-                tenant=change.tenant,
-                domain=change.domain,
-                entity_id=change.entity_id,
-                changed_at=change.changed_at,
-                timestamp_ms=record.timestamp,
-                data=change.model_dump_json(exclude_none=True),
+        # With tracing on, the fan-out is a span of the change's trace, and each client's send continues it.
+        with tracing.consumed(record):
+            log.debug("stream.event_fed", tenant=change.tenant, payment_id=change.payment_id)
+            self._stream.publish(
+                StreamEvent(
+                    partition=record.partition,
+                    offset=record.offset,
+                    tenant=change.tenant,
+                    domain=change.domain,
+                    entity_id=change.entity_id,
+                    changed_at=change.changed_at,
+                    timestamp_ms=record.timestamp,
+                    data=change.model_dump_json(exclude_none=True),
+                    traceparent=tracing.traceparent(),
+                )
             )
-        )

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TypeVar
 
+import structlog
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from aiokafka.structs import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_core import topics
+from paysync_core import topics, tracing
 from paysync_core.contracts import PaymentObservation
 from paysync_core.dead_letters import DeadLettered, is_outage, with_retries
 from paysync_core.domains import Domains
@@ -23,6 +24,7 @@ from paysync_status_projector.service import BatchResult, project
 from paysync_status_projector.settings import StatusProjectorSettings
 
 T = TypeVar("T")
+log = structlog.get_logger()
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -85,27 +87,44 @@ class ObservationBatches:
                 decoded.append((record, await self._guarded(record, functools.partial(_decode, record))))
             except DeadLettered:
                 OBSERVATIONS.labels("dead_lettered").inc()
+        # With tracing on, each record's apply is a span of its webhook's trace, and the status change
+        # it causes is stored in the outbox with that span's context (`tracing.RecordSpans`).
+        spans = tracing.RecordSpans(topics.PAYMENT_OBSERVATIONS.name)
+        if tracing.enabled():
+            for record, obs in decoded:
+                spans.start((obs.tenant, obs.observation_id), record, **{"paysync.tenant": obs.tenant})
+        try:
+            result = await self._project(decoded, spans.traceparents())
+        except BaseException as exc:
+            spans.end(exc)
+            raise
+        _log_changes(result, spans)
+        spans.end()
+        return result
+
+    async def _project(
+        self, decoded: list[tuple[ConsumerRecord, PaymentObservation]], traces: Mapping[Hashable, str]
+    ) -> BatchResult:
         started = time.perf_counter()
         try:
-            result = await project(self._engine, [obs for _, obs in decoded], self._domains)
+            result = await project(self._engine, [obs for _, obs in decoded], self._domains, traces=traces)
         except Exception as exc:
             if is_outage(exc):
                 raise  # nothing committed: the batch is redelivered
             # One observation the database refuses must not block its partition: apply them one
             # by one, so only the culprit is retried and dead-lettered.
-            result = await self._one_by_one(decoded)
+            result = await self._one_by_one(decoded, traces)
         _count(result, len(decoded), time.perf_counter() - started)
         return result
 
-    async def _one_by_one(self, decoded: list[tuple[ConsumerRecord, PaymentObservation]]) -> BatchResult:
+    async def _one_by_one(
+        self, decoded: list[tuple[ConsumerRecord, PaymentObservation]], traces: Mapping[Hashable, str]
+    ) -> BatchResult:
         result = BatchResult()
         for record, obs in decoded:
+            apply = functools.partial(project, self._engine, [obs], self._domains, traces=traces)
             try:
-                result.add(
-                    await self._guarded(
-                        record, functools.partial(project, self._engine, [obs], self._domains)
-                    )
-                )
+                result.add(await self._guarded(record, apply))
             except DeadLettered:
                 OBSERVATIONS.labels("dead_lettered").inc()
         return result
@@ -121,6 +140,20 @@ class ObservationBatches:
 
     async def _send_dead_letter(self, key: bytes | None, value: bytes) -> None:
         await self._dead_letters.forward(key, value)
+
+
+def _log_changes(result: BatchResult, spans: tracing.RecordSpans) -> None:
+    """A debug line per status change, in the span of the observation behind it (so with its trace id)."""
+    for change in result.status_changes:
+        with spans.current((change.tenant, change.observation_id)):
+            log.debug(
+                "payment.status_changed",
+                tenant=change.tenant,
+                payment_id=change.payment_id,
+                old_status=change.old_status,
+                new_status=change.new_status.value,
+                sequence=change.sequence,
+            )
 
 
 def _count(result: BatchResult, size: int, seconds: float) -> None:

@@ -92,6 +92,7 @@ async def _answer(request: Request, tenant: str, provider: Provider, path_token:
                 raise TooManyFailures(tenant) from exc
             raise
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
+        log.debug("webhook.accepted", tenant=tenant, provider=provider.value, ingest_id=accepted.ingest_id)
         return accepted
     except PaysyncError as exc:
         outcome = exc.code

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from collections.abc import Awaitable, Iterator, Sequence
 
 import structlog
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
+from opentelemetry.context import Context
 
-from paysync_core import topics
-from paysync_core.contracts import PaymentObservation, RawWebhook
+from paysync_core import topics, tracing
+from paysync_core.contracts import PaymentObservation, RawWebhook, ReconcileRequest
 from paysync_core.dead_letters import DeadLettered, with_retries
 from paysync_core.publishers import TopicPublisher
 from paysync_webhook_ingest.metrics import CONFIRMATIONS, NORMALIZED
@@ -24,16 +26,7 @@ log = structlog.get_logger()
 def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
     """The normalizer's subscriber on the raw topic; offsets commit after observations are acknowledged."""
     router = KafkaRouter()
-    observations_out = TopicPublisher(router, topics.PAYMENT_OBSERVATIONS)
-    confirmations_out = TopicPublisher(router, topics.RECONCILE_REQUESTS, "M-Pesa callbacks to confirm")
-    dead_letters_out = TopicPublisher(router, topics.WEBHOOKS_RAW.dlq)
-    phone_key = settings.common.phone_hash_key.get_secret_value()
-
-    async def observations_of(record: ConsumerRecord) -> list[PaymentObservation]:
-        raw = RawWebhook.from_bytes(record.value)
-        parsed = normalize(raw, partition=record.partition, offset=record.offset, phone_key=phone_key)
-        NORMALIZED.labels(raw.provider.value, "unmapped" if parsed.unmapped else "mapped").inc()
-        return list(parsed.observations)
+    batches = RawWebhookBatches(router, settings)
 
     # Reads bytes: the hot batch path parses each record itself, so one that does not parse is dead-lettered.
     @router.subscriber(
@@ -47,25 +40,79 @@ def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
     )
     async def normalize_raw_webhooks(_: list[bytes], message: KafkaMessage) -> None:
         """Turn each raw webhook into payment observations; dead-letter records that cannot be."""
-        records: tuple[ConsumerRecord, ...] = message.raw_message
-        observations: list[PaymentObservation] = []
-        for record in records:
-            try:
-                observations += await with_retries(
-                    record,
-                    functools.partial(observations_of, record),
-                    send_dead_letter=dead_letters_out.forward,
-                    service="webhook-ingest.normalizer",
-                    max_attempts=settings.normalizer_max_attempts,
-                )
-            except DeadLettered:
-                NORMALIZED.labels("unknown", "dead_lettered").inc()
-        confirmations = confirmations_for(observations)
-        # Every record acknowledged before the batch's offsets are committed.
-        await asyncio.gather(
-            *(observations_out.publish(o) for o in observations),
-            *(confirmations_out.publish(r) for r in confirmations),
-        )
-        CONFIRMATIONS.inc(len(confirmations))
+        await batches.normalize(message.raw_message)
 
     return router
+
+
+class RawWebhookBatches:
+    """Normalizes one batch of raw webhook records and publishes what they stand for."""
+
+    def __init__(self, router: KafkaRouter, settings: WebhookIngestSettings) -> None:
+        self._observations = TopicPublisher(router, topics.PAYMENT_OBSERVATIONS)
+        self._confirmations = TopicPublisher(router, topics.RECONCILE_REQUESTS, "M-Pesa callbacks to confirm")
+        self._dead_letters = TopicPublisher(router, topics.WEBHOOKS_RAW.dlq)
+        self._phone_key = settings.common.phone_hash_key.get_secret_value()
+        self._max_attempts = settings.normalizer_max_attempts
+
+    async def normalize(self, records: Sequence[ConsumerRecord]) -> None:
+        """Publish the observations (and M-Pesa confirmation requests) of every record; return once
+        all are acknowledged, so that the batch's offsets are committed only then.
+
+        With tracing on, each record is a span of its webhook's trace and what it causes is published
+        in that span (`tracing.RecordSpans`); off, `spans` does nothing.
+        """
+        spans = tracing.RecordSpans(topics.WEBHOOKS_RAW.name)
+        caused: list[tuple[Context | None, list[PaymentObservation], list[ReconcileRequest]]] = []
+        try:
+            for record in records:
+                at = (record.partition, record.offset)
+                spans.start(at, record)
+                with spans.current(at):
+                    observations = await self._normalized(record)
+                caused.append((spans.context(at), observations, confirmations_for(observations)))
+            await asyncio.gather(*(send for c in caused for send in self._publishes(*c)))
+        except BaseException as exc:
+            spans.end(exc)
+            raise
+        spans.end()
+        CONFIRMATIONS.inc(sum(len(requests) for _, _, requests in caused))
+
+    def _publishes(
+        self,
+        context: Context | None,
+        observations: list[PaymentObservation],
+        requests: list[ReconcileRequest],
+    ) -> Iterator[Awaitable[object]]:
+        """The publishes a record causes, in its trace's context when traced."""
+        for send in (
+            *(self._observations.publish(o) for o in observations),
+            *(self._confirmations.publish(r) for r in requests),
+        ):
+            yield send if context is None else tracing.within(context, send)
+
+    async def _normalized(self, record: ConsumerRecord) -> list[PaymentObservation]:
+        try:
+            return await with_retries(
+                record,
+                functools.partial(self._observations_of, record),
+                send_dead_letter=self._dead_letters.forward,
+                service="webhook-ingest.normalizer",
+                max_attempts=self._max_attempts,
+            )
+        except DeadLettered:
+            NORMALIZED.labels("unknown", "dead_lettered").inc()
+            return []
+
+    async def _observations_of(self, record: ConsumerRecord) -> list[PaymentObservation]:
+        raw = RawWebhook.from_bytes(record.value)
+        parsed = normalize(raw, partition=record.partition, offset=record.offset, phone_key=self._phone_key)
+        NORMALIZED.labels(raw.provider.value, "unmapped" if parsed.unmapped else "mapped").inc()
+        log.debug(
+            "webhook.normalized",
+            tenant=raw.tenant,
+            provider=raw.provider.value,
+            ingest_id=raw.ingest_id,
+            refs=sorted({o.provider_ref for o in parsed.observations}),
+        )
+        return list(parsed.observations)

@@ -40,14 +40,15 @@ class ReceivedRequest:
 class HttpReceiver:
     """A running HTTP server that records requests and answers as the test says."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """Serve on `port` of 127.0.0.1 (0: a free one)."""
         self.requests: list[ReceivedRequest] = []
         self._lock = threading.Lock()
         self._status, self._headers = 200, dict[str, str]()
         self._times: int | None = None
         self._verify: Callable[[ReceivedRequest], bool] | None = None
         listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
+        listener.bind(("127.0.0.1", port))
         self.port: int = listener.getsockname()[1]
         listener.close()
         self.url = f"http://127.0.0.1:{self.port}"

@@ -217,6 +217,8 @@ outbox = Table(
     Column("payload", JSONB, nullable=False),
     created_at(),
     Column("published_at", DateTime(timezone=True)),
+    # The W3C trace context of the change behind the event (when traced): the relay continues it.
+    Column("traceparent", String(255)),
 )
 Index("ix_outbox_unpublished", outbox.c.id, postgresql_where=outbox.c.published_at.is_(None))
 

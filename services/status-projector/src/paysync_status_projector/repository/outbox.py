@@ -18,7 +18,7 @@ from paysync_status_projector.repository.statements import bulk_rows, compile_on
 _RELAY_LOCK = 7355609
 
 #: The columns an event row gives.
-OUTBOX_COLUMNS = ("topic", "key", "payload")
+OUTBOX_COLUMNS = ("topic", "key", "payload", "traceparent")
 
 
 async def enqueue(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
@@ -32,7 +32,13 @@ async def enqueue(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None
 
 
 _UNPUBLISHED = compile_once(
-    select(outbox.c.id, outbox.c.topic, outbox.c.key, cast(outbox.c.payload, Text).label("payload"))
+    select(
+        outbox.c.id,
+        outbox.c.topic,
+        outbox.c.key,
+        cast(outbox.c.payload, Text).label("payload"),
+        outbox.c.traceparent,
+    )
     # The relay lock is taken by the first row it reads: one relay at a time keeps each payment's
     # events in commit order; a relay that does not get it reads nothing.
     .where(outbox.c.published_at.is_(None), func.pg_try_advisory_xact_lock(_RELAY_LOCK))

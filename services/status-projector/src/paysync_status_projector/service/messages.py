@@ -9,10 +9,13 @@ from paysync_core.contracts import Alert, PaymentStatusChanged
 from paysync_core.topics import TopicSpec
 
 
-def event_row(spec: TopicSpec[Any], message: PaymentStatusChanged | Alert) -> dict[str, Any]:
-    """An outbox row for one message, keyed as its topic keys it."""
+def event_row(
+    spec: TopicSpec[Any], message: PaymentStatusChanged | Alert, traceparent: str | None = None
+) -> dict[str, Any]:
+    """An outbox row for one message, keyed as its topic keys it, with the trace it continues (if traced)."""
     key = spec.key_for(message).decode()
-    return {"topic": spec.name, "key": key, "payload": message.to_bytes().decode()}  # JSON text, stored as is
+    payload = message.to_bytes().decode()  # JSON text, stored as is
+    return {"topic": spec.name, "key": key, "payload": payload, "traceparent": traceparent}
 
 
 def now() -> datetime:

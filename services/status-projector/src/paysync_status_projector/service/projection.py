@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,13 +43,22 @@ class BatchResult:
 
 
 async def project(
-    engine: AsyncEngine, batch: Sequence[PaymentObservation], domains: Domains, *, attempts: int = 5
+    engine: AsyncEngine,
+    batch: Sequence[PaymentObservation],
+    domains: Domains,
+    *,
+    attempts: int = 5,
+    traces: Mapping[Hashable, str] | None = None,
 ) -> BatchResult:
-    """Apply a batch in one transaction, retried if PostgreSQL reports a deadlock or serialization failure."""
+    """Apply a batch in one transaction, retried if PostgreSQL reports a deadlock or serialization failure.
+
+    `traces`: the W3C `traceparent` of each observation's span, by (tenant, observation id); a status
+    change is stored in the outbox with the one of the observation that caused it.
+    """
     for attempt in range(1, attempts + 1):
         try:
             async with engine.begin() as conn:
-                return await project_in(conn, batch, domains)
+                return await project_in(conn, batch, domains, traces=traces)
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001") or attempt == attempts:
                 raise
@@ -58,7 +67,11 @@ async def project(
 
 
 async def project_in(
-    conn: AsyncConnection, batch: Sequence[PaymentObservation], domains: Domains
+    conn: AsyncConnection,
+    batch: Sequence[PaymentObservation],
+    domains: Domains,
+    *,
+    traces: Mapping[Hashable, str] | None = None,
 ) -> BatchResult:
     """Apply observations inside the caller's transaction: payments, history, domain rows, outbox."""
     result = BatchResult()
@@ -92,7 +105,12 @@ async def project_in(
     ]
     if not changed:
         return result
-    events = [event_row(topics.PAYMENT_STATUS, c) for f in changed for c in f.changes]
+    traces = traces or {}
+    events = [
+        event_row(topics.PAYMENT_STATUS, c, traces.get((c.tenant, c.observation_id)))
+        for f in changed
+        for c in f.changes
+    ]
     alerts = await raise_mismatch_alerts(conn, changed, at) + await raise_override_alerts(conn, changed, at)
     events += [event_row(topics.ALERTS, a) for a in alerts]
     await repo.write_merged(conn, [payment_values(f, at) for f in changed], events)
