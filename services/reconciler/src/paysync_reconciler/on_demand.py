@@ -63,8 +63,14 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
 
 
 def _start(deps: Deps, runner: TaskRunner, request: ReconcileRequest) -> bool:
-    """Start the check in the background; False if it is running already."""
-    return runner.start(request.request_id, functools.partial(answer_request, deps, request))
+    """Queue the check in its tenant's lane (bulk checks in a lane of their own), its lease kept while
+    it waits for a turn; False if it is queued or running already."""
+    return runner.start(
+        request.request_id,
+        functools.partial(answer_request, deps, request),
+        lane=(request.tenant, request.kind == "bulk"),
+        while_waiting=functools.partial(_keep_lease, deps, request.request_id),
+    )
 
 
 async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> int:
@@ -166,7 +172,7 @@ async def _attempt_failed(deps: Deps, request: ReconcileRequest, exc: Exception)
 
 
 async def _keep_lease(deps: Deps, request_id: str) -> None:
-    """Renew the request's lease every third of it while it runs."""
+    """Renew the request's lease every third of it, while it waits for its turn and while it runs."""
     every = deps.settings.request_lease_seconds / 3
     while True:
         await asyncio.sleep(every)

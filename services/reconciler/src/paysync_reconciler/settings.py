@@ -162,7 +162,16 @@ class ReconcilerSettings(BaseSettings):
         "are at most this many per unsettled one (a couple of listed items each, 100 a page: beyond about "
         "50 the list costs more calls than asking one by one); 0: always one by one",
     )
-    max_concurrent_requests: int = Field(default=32, ge=1)
+    max_concurrent_requests: int = Field(
+        default=32, ge=1, description="On-demand checks running at once, all tenants together"
+    )
+    max_concurrent_requests_per_tenant: int = Field(
+        default=4,
+        ge=1,
+        description="On-demand checks of one tenant running at once, bulk checks and the others each "
+        "(callback confirmations, entity and payment checks); tenants with checks waiting take turns, "
+        "so one tenant's bulk checks never hold back another's",
+    )
     apply_wait_seconds: float = Field(default=8.0, ge=0, description="How long to wait for the projector")
     request_lease_seconds: float = Field(default=60.0, gt=0)
     request_max_attempts: int = Field(
