@@ -62,9 +62,7 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
     )
     gateways.on_circuit = partial(service.circuit_changed, deps)
     sweeps = TaskRunner(settings.max_concurrent_sweeps, "sweeps")
-    checks = TaskRunner(
-        settings.max_concurrent_requests, "checks", per_lane=settings.max_concurrent_requests_per_tenant
-    )
+    checks = TaskRunner(settings.max_concurrent_requests, "checks")
     broker.include_router(reconciler_router(deps, sweeps, checks))
     lifecycle = _Lifecycle(outbound, reader, sweeps, checks, gateways)
 

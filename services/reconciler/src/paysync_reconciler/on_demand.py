@@ -65,10 +65,13 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
 def _start(deps: Deps, runner: TaskRunner, request: ReconcileRequest) -> bool:
     """Queue the check in its tenant's lane (bulk checks in a lane of their own), its lease kept while
     it waits for a turn; False if it is queued or running already."""
+    bulk = request.kind == "bulk"
+    s = deps.settings
     return runner.start(
         request.request_id,
         functools.partial(answer_request, deps, request),
-        lane=(request.tenant, request.kind == "bulk"),
+        lane=(request.tenant, bulk),
+        lane_limit=s.max_concurrent_bulk_checks_per_tenant if bulk else s.max_concurrent_requests_per_tenant,
         while_waiting=functools.partial(_keep_lease, deps, request.request_id),
     )
 

@@ -20,7 +20,7 @@ Work = Callable[[], Coroutine[Any, Any, object]]
 
 
 class TaskRunner:
-    """Runs at most one job per key, at most `limit` at a time and `per_lane` of one lane at a time.
+    """Runs at most one job per key, at most `limit` at a time and at most its lane's limit of one lane.
 
     Jobs wait for a turn in their lane's queue (first come, first served within a lane); a free slot
     goes to the lane with jobs waiting that was served longest ago (round robin). A job's
@@ -28,9 +28,9 @@ class TaskRunner:
     shutdown.
     """
 
-    def __init__(self, limit: int, name: str, per_lane: int | None = None) -> None:
+    def __init__(self, limit: int, name: str) -> None:
         self._limit = limit
-        self._per_lane = per_lane or limit
+        self._lane_limits: dict[Hashable, int] = {}
         self._running: dict[Hashable, asyncio.Task[None]] = {}
         self._waiting: dict[Hashable, deque[asyncio.Future[None]]] = {}
         self._in_lane: Counter[Hashable] = Counter()
@@ -44,19 +44,27 @@ class TaskRunner:
         return key in self._running
 
     def start(
-        self, key: Hashable, work: Work, lane: Hashable = None, while_waiting: Work | None = None
+        self,
+        key: Hashable,
+        work: Work,
+        lane: Hashable = None,
+        lane_limit: int | None = None,
+        while_waiting: Work | None = None,
     ) -> bool:
-        """Start `work` in the background (once its lane's turn comes) unless a job with the same key is
-        still going."""
+        """Start `work` in the background (once its lane's turn comes: at most `lane_limit` of the lane
+        run at once, by default `limit`) unless a job with the same key is still going."""
         if key in self._running:
             return False
-        task = asyncio.create_task(self._run(key, work, lane, while_waiting), name=f"{self._name}:{key}")
+        job = self._run(key, work, lane, lane_limit or self._limit, while_waiting)
+        task = asyncio.create_task(job, name=f"{self._name}:{key}")
         self._running[key] = task
         return True
 
-    async def _run(self, key: Hashable, work: Work, lane: Hashable, while_waiting: Work | None) -> None:
+    async def _run(
+        self, key: Hashable, work: Work, lane: Hashable, limit: int, while_waiting: Work | None
+    ) -> None:
         try:
-            await self._turn(lane, while_waiting)
+            await self._turn(lane, limit, while_waiting)
             try:
                 await work()
             finally:
@@ -68,9 +76,10 @@ class TaskRunner:
         finally:
             self._running.pop(key, None)
 
-    async def _turn(self, lane: Hashable, while_waiting: Work | None) -> None:
+    async def _turn(self, lane: Hashable, limit: int, while_waiting: Work | None) -> None:
         """Wait in the lane's queue until the job may run (it then holds a slot until `_release`)."""
         turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._lane_limits[lane] = limit
         self._waiting.setdefault(lane, deque()).append(turn)
         self._dispatch()
         keeper = asyncio.create_task(while_waiting()) if while_waiting and not turn.done() else None
@@ -91,7 +100,7 @@ class TaskRunner:
     def _dispatch(self) -> None:
         """Give free slots to the lanes with jobs waiting, the one served longest ago first."""
         while self._active < self._limit:
-            ready = [ln for ln in self._waiting if self._in_lane[ln] < self._per_lane]
+            ready = [ln for ln in self._waiting if self._in_lane[ln] < self._lane_limits.get(ln, self._limit)]
             if not ready:
                 return
             lane = min(ready, key=lambda ln: self._served.get(ln, -1))
@@ -113,6 +122,7 @@ class TaskRunner:
             del self._in_lane[lane]
             if lane not in self._waiting:
                 self._served.pop(lane, None)  # an idle lane is forgotten: tenants come and go
+                self._lane_limits.pop(lane, None)
         self._dispatch()
 
     def _forget(self, lane: Hashable, turn: asyncio.Future[None]) -> None:

@@ -166,11 +166,16 @@ class ReconcilerSettings(BaseSettings):
         default=32, ge=1, description="On-demand checks running at once, all tenants together"
     )
     max_concurrent_requests_per_tenant: int = Field(
-        default=4,
+        default=8,
         ge=1,
-        description="On-demand checks of one tenant running at once, bulk checks and the others each "
-        "(callback confirmations, entity and payment checks); tenants with checks waiting take turns, "
-        "so one tenant's bulk checks never hold back another's",
+        description="One tenant's checks of entities and payments and callback confirmations running at "
+        "once; tenants with checks waiting take turns, so one tenant's checks never hold back another's",
+    )
+    max_concurrent_bulk_checks_per_tenant: int = Field(
+        default=1,
+        ge=1,
+        description="One tenant's bulk checks running at once (more would only share its gateway budget); "
+        "the others wait their turn, and never hold back the tenant's other checks",
     )
     apply_wait_seconds: float = Field(default=8.0, ge=0, description="How long to wait for the projector")
     request_lease_seconds: float = Field(default=60.0, gt=0)

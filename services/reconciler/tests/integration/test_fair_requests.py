@@ -73,7 +73,6 @@ async def test_another_tenants_check_and_callback_confirmation_finish_while_bulk
         scheduler_enabled="false",
         stripe_rate=RATE,
         max_concurrent_requests=2,
-        max_concurrent_requests_per_tenant=1,
     )
 
     # The busy tenant presses "Check payments" three times (three people, or a replayed topic).
@@ -112,7 +111,6 @@ async def test_a_bulk_check_waiting_its_turn_keeps_its_lease_and_one_whose_repli
         count=2,
         scheduler_enabled="false",
         stripe_rate=RATE,
-        max_concurrent_requests_per_tenant=1,
         request_lease_seconds=3,
         recovery_poll_seconds=0.3,
     )

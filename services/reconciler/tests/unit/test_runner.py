@@ -51,10 +51,10 @@ async def test_another_lanes_job_goes_before_a_busy_lanes_backlog():
 
 
 async def test_a_lane_never_takes_more_than_its_share_and_a_key_runs_once():
-    runner, jobs = TaskRunner(4, "test", per_lane=1), Jobs()
+    runner, jobs = TaskRunner(4, "test"), Jobs()
     for name in ("a1", "a2"):
-        runner.start(name, jobs.job(name), lane="a")
-    runner.start("b1", jobs.job("b1"), lane="b")
+        runner.start(name, jobs.job(name), lane="a", lane_limit=1)
+    runner.start("b1", jobs.job("b1"), lane="b", lane_limit=1)
     assert not runner.start("a1", jobs.job("a1-again"), lane="a")
     await settle()
     assert sorted(jobs.started) == ["a1", "b1"]
