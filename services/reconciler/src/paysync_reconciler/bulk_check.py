@@ -66,11 +66,7 @@ async def _one_gateway(deps: Deps, provider: Provider, targets: list[Target], fo
     if span is None:
         await _ask(deps, port, targets, found)
         return
-    listed = ListAnswers()
-    await _through_list(deps, port, targets, span, listed, found)
-    settled = _settled_by_list(targets, listed, found)
-    async with deps.engine.begin() as conn:
-        await checks_repo.resolve_schedules(conn, settled, deps.clock())
+    settled = await _through_list(deps, port, targets, span, found)
     log.info(
         "reconcile.bulk.listed",
         tenant=tenant,
@@ -82,59 +78,55 @@ async def _one_gateway(deps: Deps, provider: Provider, targets: list[Target], fo
 
 
 async def _through_list(
-    deps: Deps,
-    port: Port,
-    targets: list[Target],
-    span: tuple[datetime, datetime],
-    listed: ListAnswers,
-    found: BulkAnswers,
-) -> None:
+    deps: Deps, port: Port, targets: list[Target], span: tuple[datetime, datetime], found: BulkAnswers
+) -> dict[uuid.UUID, str]:
     """Read the list for the span; ask about the payments it does not name once it is fetched (while
-    it is read), and about those it names without an ending once it is read."""
-    fetched = asyncio.Event()
+    it is read), end the schedules of those it settles, and ask about those it names without an
+    ending once it is read. The payments it settled, with their statuses."""
+    listed, fetched = ListAnswers(), asyncio.Event()
     sweep = ListSweep(deps, port, deps.clock(), ListWindow(), RunStats(), fetched, span, listed)
     listing = asyncio.create_task(sweep.run())
+    early: asyncio.Task[None] | None = None
     try:
         waiter = asyncio.ensure_future(fetched.wait())
         try:
             await asyncio.wait({waiter, listing}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waiter.cancel()
-        await _ask(deps, port, [t for t in targets if t.payment_id not in listed.touched], found)
+        unnamed = [t for t in targets if t.payment_id not in listed.touched]
+        early = asyncio.create_task(_ask(deps, port, unnamed, found))
         await listing
+        settled = _settled_by_list(targets, listed, found)
+        async with deps.engine.begin() as conn:  # while the unnamed ones are still being asked about
+            await checks_repo.resolve_schedules(conn, settled, deps.clock())
+        await early
     finally:
-        if not listing.done():
-            listing.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await listing
-    unsettled = [t for t in targets if t.payment_id not in found.answers and not _ends(listed, t)]
-    await _ask(deps, port, unsettled, found)
+        for task in (listing, early):
+            if task is None:
+                continue
+            if not task.done():
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    await _ask(deps, port, [t for t in targets if t.payment_id not in found.answers], found)
+    return settled
 
 
 def _settled_by_list(targets: list[Target], listed: ListAnswers, found: BulkAnswers) -> dict[uuid.UUID, str]:
-    """The payments the list's answer ended (no call of their own): recorded as answered by the list."""
+    """The payments the list named and its answer ended (no call of their own): recorded as answered by
+    the list."""
     settled: dict[uuid.UUID, str] = {}
     for target in targets:
         pid = target.payment_id
         item = listed.newest.get(pid) if pid is not None else None
-        if (
-            pid is None
-            or pid in found.answers
-            or item is None
-            or item.status is None
-            or not _ends(listed, target)
-        ):
+        if pid is None or pid not in listed.touched or item is None or item.status is None:
+            continue
+        if not resolved(item.status):
             continue
         found.answers[pid] = Answer(AnswerFrom.LIST, item.status)
         found.listed_observations.add(item.observation_id)
         settled[pid] = item.status.value
     return settled
-
-
-def _ends(listed: ListAnswers, target: Target) -> bool:
-    """Whether the list's answer settles a payment paysync shows unsettled: it ended, or money moved."""
-    item = listed.newest.get(target.payment_id) if target.payment_id is not None else None
-    return item is not None and resolved(item.status)
 
 
 async def _ask(deps: Deps, port: Port, targets: list[Target], found: BulkAnswers) -> None:
