@@ -121,3 +121,8 @@ bench-replay: setup
 .PHONY: bench-reconciler
 bench-reconciler: setup
 	$(VENV)/bin/python bench/reconciler/run.py $(BENCH_ARGS)
+
+## bench-reconciler-bulk: a bulk "Check payments" over 10,000 unsettled Stripe payments, one by one and through the Events list (bench/README.md)
+.PHONY: bench-reconciler-bulk
+bench-reconciler-bulk: setup
+	$(VENV)/bin/python bench/reconciler/bulk.py $(BENCH_ARGS)

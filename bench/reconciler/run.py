@@ -162,6 +162,26 @@ async def schedule_counts(url: str, tenant: str) -> dict[str, int]:
         await engine.dispose()
 
 
+def start_simulator(
+    bench_dir: Path, made_file: Path, count: int, open_share: float, expired_share: float
+) -> tuple[subprocess.Popen[bytes], str]:
+    """The simulator as its own process, filling itself with `count` payments (`sim_server.py`), and its
+    URL; `made_file` is written once the payments are made."""
+    made_file.unlink(missing_ok=True)
+    sim_port = free_port()
+    simulator = subprocess.Popen(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("sim_server.py")),
+            *("--port", str(sim_port), "--payments", str(count), "--out", str(made_file)),
+            *("--open-share", str(open_share), "--expired-share", str(expired_share)),
+        ],
+        stdout=(bench_dir / "simulator.log").open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    return simulator, f"http://127.0.0.1:{sim_port}"
+
+
 def family(pid: int) -> list[int]:
     """The process and its children (the reconciler's page-reading worker), recursively."""
     found = [pid]
@@ -187,28 +207,8 @@ def main(
     broker.start()
     database = postgres.create_database(f"paysync_bench_{uuid.uuid4().hex[:8]}", postgres.ensure_postgres())
     made_file = bench_dir / "simulator-payments.json"
-    made_file.unlink(missing_ok=True)
-    sim_port = free_port()
     started = time.monotonic()
-    simulator = subprocess.Popen(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("sim_server.py")),
-            "--port",
-            str(sim_port),
-            "--payments",
-            str(count),
-            "--open-share",
-            str(open_share),
-            "--expired-share",
-            str(expired_share),
-            "--out",
-            str(made_file),
-        ],
-        stdout=(bench_dir / "simulator.log").open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    sim_url = f"http://127.0.0.1:{sim_port}"
+    simulator, sim_url = start_simulator(bench_dir, made_file, count, open_share, expired_share)
     reconciler: ServiceProcess | None = None
     try:
         upgrade(database)

@@ -107,3 +107,33 @@ def test_ratio_faults_follow_the_seed(gateway_sim: SimulatorClient, http: httpx.
 
     assert first == again  # same seed and account: the same requests fail
     assert {429, 500, 200} <= set(first)
+
+
+def test_requests_are_counted_per_operation_refused_ones_included(
+    gateway_sim: SimulatorClient, make_id: Callable[[str], str], http: httpx.Client
+) -> None:
+    stripe = gateway_sim.create_account("stripe", id=make_id("stripe"))
+    paystack = gateway_sim.create_account("paystack", id=make_id("paystack"))
+    intent = gateway_sim.create_payment(
+        stripe.id, kind="payment_intent", amount_minor=500, currency="usd"
+    ).ref
+    stripe_auth = {"Authorization": f"Bearer {stripe.secret_key}"}
+    for _ in range(3):
+        http.get(f"{gateway_sim.stripe_base}/v1/events", headers=stripe_auth)
+    gateway_sim.burst(stripe.id, "server_error", 1)
+    assert (
+        http.get(f"{gateway_sim.stripe_base}/v1/payment_intents/{intent}", headers=stripe_auth).status_code
+        == 500
+    )
+    http.get(f"{gateway_sim.stripe_base}/v1/payment_intents/{intent}", headers=stripe_auth)
+    http.get(
+        f"{gateway_sim.paystack_base}/transaction", headers={"Authorization": f"Bearer {paystack.secret_key}"}
+    )
+
+    stats = gateway_sim.stats()
+    assert stats.accounts[stripe.id].api.by_operation == {
+        "GET /v1/events": 3,
+        "GET /v1/payment_intents/{intent_id}": 2,
+    }
+    assert stats.accounts[paystack.id].api.by_operation == {"GET /transaction": 1}
+    assert stats.total.api.by_operation["GET /v1/events"] >= 3

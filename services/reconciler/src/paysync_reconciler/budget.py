@@ -28,7 +28,8 @@ class Priority(IntEnum):
 
     ON_DEMAND = 0  # a person pressed "Check payment status"
     CONFIRM = 1  # an unsigned callback waits for its confirmation
-    SWEEP = 2  # the scheduled sweeps
+    BULK = 2  # a person pressed "Check payments": thousands of calls, after the checks of one payment
+    SWEEP = 3  # the scheduled sweeps
 
 
 #: The priority of the calls made in the current task (and the tasks it starts).

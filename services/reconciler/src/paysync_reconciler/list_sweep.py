@@ -52,6 +52,16 @@ class ListWindow:
                 self.aliases.setdefault(ref, pid)
 
 
+@dataclass(slots=True)
+class ListAnswers:
+    """What a list said about each payment, kept for a bulk check: those it named (`touched`, known as
+    each page is fetched) and its newest answer about each that names one of the payment's registered
+    references (`newest`, once the page is read): one the projector can apply as soon as it arrives."""
+
+    touched: set[uuid.UUID] = field(default_factory=set)
+    newest: dict[uuid.UUID, Listed] = field(default_factory=dict)
+
+
 _Fetched = tuple[ListedPage, dict[str, uuid.UUID]]  # a page, and the payments its references name
 
 
@@ -77,11 +87,14 @@ class ListSweep:
         stats: RunStats,
         fetched: asyncio.Event,
         span: tuple[datetime, datetime] | None = None,
+        answers: ListAnswers | None = None,
     ) -> None:
         self.deps, self.port, self.now, self.window, self.stats = deps, port, now, window, stats
         self.fetched = fetched
         #: A window sweep's (since, until): read that, and leave the watermark where it is.
         self.span = span
+        #: Where a bulk check learns which payments the list answered for, and what it said.
+        self.answers = answers
         self._queue: asyncio.Queue[_Fetched] = asyncio.Queue(maxsize=deps.settings.list_buffer_pages)
         # What stopped the list: a fetching error is kept until the pages before it are absorbed.
         self._error: Exception | None = None
@@ -136,7 +149,9 @@ class ListSweep:
         """The fetch stage: queue each page with its payments, marked as touched by the list."""
         try:
             async for page in self.port.list_pages(start, end):
-                known = await _touch_listed(self.deps, self.port, page, self.now, self.window)
+                known, touched = await _touch_listed(self.deps, self.port, page, self.now, self.window)
+                if self.answers is not None:
+                    self.answers.touched |= touched
                 await self._queue.put((page, known))
                 self.stats.pages += 1
         except Exception as exc:  # noqa: BLE001 - raised by `run` once the pages before it are absorbed
@@ -160,6 +175,7 @@ class ListSweep:
                         self.now,
                         self.window,
                         self.stats,
+                        self.answers,
                     )
                 previous = (pages, reading) if reading is not None else None
                 pages = await self._next_batch(fetching) if reading is not None else []
@@ -198,8 +214,9 @@ class ListSweep:
 
 async def _touch_listed(
     deps: Deps, port: Port, page: ListedPage, now: datetime, window: ListWindow
-) -> dict[str, uuid.UUID]:
-    """Mark the payments a fetched page is about (the list answers for them); its references' payments."""
+) -> tuple[dict[str, uuid.UUID], set[uuid.UUID]]:
+    """Mark the payments a fetched page is about (the list answers for them); its references' payments,
+    and those payments."""
     refs = {r for item in page.refs for r in item if r not in window.aliases}
     touched: set[uuid.UUID] = set()
     async with deps.engine.begin() as conn:
@@ -210,7 +227,7 @@ async def _touch_listed(
                 touched.add(pid)
                 window.learn([r for r in item if r not in known], pid)
         await listing_repo.touch_listed(conn, touched, now)
-    return known
+    return known, touched
 
 
 async def _read_listed(
@@ -228,8 +245,9 @@ async def _absorb_listed(
     now: datetime,
     window: ListWindow,
     stats: RunStats,
+    kept: ListAnswers | None = None,
 ) -> None:
-    """Publish the observations of read pages, and note each payment's newest answer."""
+    """Publish the observations of read pages, and note each payment's newest answer (in `kept` too)."""
     known: dict[str, uuid.UUID] = {}
     for _, resolved_refs in pages:
         known |= resolved_refs  # what the fetcher looked up already
@@ -243,6 +261,10 @@ async def _absorb_listed(
         pid = window.payment_of(item.refs, known)
         if pid is not None and item.status is not None and pid not in newest:
             newest[pid] = item
+        # A bulk check settles a payment only by an answer that names one of its registered references.
+        named = pid is not None and any(known.get(ref) == pid for ref in item.refs)
+        if kept is not None and named and pid is not None and item.status is not None:
+            kept.newest.setdefault(pid, item)
     # What paysync shows before the list's observations go out: the projector may apply them at once,
     # and a payment read afterwards would look as if the list had told nothing new (no fix, no drift).
     async with deps.engine.connect() as conn:

@@ -58,6 +58,8 @@ class Target:
     entity_id: str | None = None
     step: int = 0
     listed_status: UnifiedStatus | None = None
+    #: When paysync registered it (bulk checks: their lists' window starts before the oldest).
+    registered_at: datetime | None = None
 
 
 class Phase(StrEnum):

@@ -20,6 +20,7 @@ from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_reconciler import drift, failures, metrics
 from paysync_reconciler.alerts import raise_all
 from paysync_reconciler.budget import Priority, priority
+from paysync_reconciler.bulk_check import ask_in_bulk
 from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.models import RunStats, Target
 from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, target_of
@@ -56,9 +57,23 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
         if request.reply_topic and stored:
             await deps.outbound.reply(request.reply_topic, ReconcileReply.model_validate(stored))
         return "replayed"
-    if state == "busy" or not runner.start(request.request_id, lambda: answer_request(deps, request)):
+    if state == "busy" or not _start(deps, runner, request):
         return "busy"
     return state
+
+
+def _start(deps: Deps, runner: TaskRunner, request: ReconcileRequest) -> bool:
+    """Queue the check in its tenant's lane (bulk checks in a lane of their own), its lease kept while
+    it waits for a turn; False if it is queued or running already."""
+    bulk = request.kind == "bulk"
+    s = deps.settings
+    return runner.start(
+        request.request_id,
+        functools.partial(answer_request, deps, request),
+        lane=(request.tenant, bulk),
+        lane_limit=s.max_concurrent_bulk_checks_per_tenant if bulk else s.max_concurrent_requests_per_tenant,
+        while_waiting=functools.partial(_keep_lease, deps, request.request_id),
+    )
 
 
 async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> int:
@@ -77,7 +92,7 @@ async def recover_requests(deps: Deps, runner: TaskRunner, limit: int = 20) -> i
     for row in found:
         request = await _readable(deps, row.request_id, row.request)
         if request is not None:
-            started += runner.start(request.request_id, functools.partial(answer_request, deps, request))
+            started += _start(deps, runner, request)
     return started
 
 
@@ -110,7 +125,9 @@ async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
     keeper = asyncio.create_task(_keep_lease(deps, request.request_id))
     started = time.perf_counter()
     try:
-        level = Priority.CONFIRM if request.kind == "confirm_callback" else Priority.ON_DEMAND
+        level = {"confirm_callback": Priority.CONFIRM, "bulk": Priority.BULK}.get(
+            request.kind, Priority.ON_DEMAND
+        )
         try:
             with priority(level):
                 reply = await _check_request(deps, request)
@@ -158,6 +175,7 @@ async def _attempt_failed(deps: Deps, request: ReconcileRequest, exc: Exception)
 
 
 async def _keep_lease(deps: Deps, request_id: str) -> None:
+    """Renew the request's lease every third of it, while it waits for its turn and while it runs."""
     every = deps.settings.request_lease_seconds / 3
     while True:
         await asyncio.sleep(every)
@@ -203,7 +221,11 @@ async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
 
 async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply:
     targets = await _targets_of(deps, request)
-    answers = await _ask_all(deps, targets)
+    listed: set[str] = set()  # observations a list published for payments it settled (bulk checks)
+    if request.kind == "bulk":
+        answers, listed = await ask_in_bulk(deps, targets)
+    else:
+        answers = await _ask_all(deps, targets)
     observations = [a.observation for a in answers if a.observation is not None]
     await deps.outbound.observations(observations)
     metrics.OBSERVATIONS.labels("any", "on_demand").inc(len(observations))
@@ -218,7 +240,7 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
         if t.payment_id is not None and a.observation is not None
     ]
     await conclude(deps, answered, failed, RunStats())
-    waited_for = {
+    waited_for = listed | {
         a.observation.observation_id
         for t, a in zip(targets, answers, strict=True)
         if t.payment_id is not None and a.observation is not None

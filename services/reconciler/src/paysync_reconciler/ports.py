@@ -4,6 +4,7 @@ one payment comes to.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -160,10 +161,23 @@ def target_of(row: Any) -> Target:
         domain=row.domain,
         entity_id=row.entity_id,
         step=getattr(row, "step", 0),
+        registered_at=getattr(row, "created_at", None),
     )
 
 
+async def ask_each(port: Port, targets: Sequence[Target], concurrency: int) -> list[Answer]:
+    """Ask the gateway about each target, `concurrency` at a time; the answers in the targets' order."""
+    slots = asyncio.Semaphore(concurrency)
+
+    async def one(target: Target) -> Answer:
+        async with slots:
+            return await ask(port, target)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
+
+
 async def ask(port: Port, target: Target) -> Answer:
+    """What the gateway says about one payment now: its observation, or the error (never raises)."""
     try:
         observation = await port.check(target.provider_ref)
     except GatewayError as exc:

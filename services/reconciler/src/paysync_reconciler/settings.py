@@ -148,7 +148,35 @@ class ReconcilerSettings(BaseSettings):
     # -- on-demand checks -----------------------------------------------------------------------
     on_demand_concurrency: int = Field(default=16, ge=1)
     bulk_limit: int = Field(default=10_000, ge=1, description="Most payments one bulk check asks about")
-    max_concurrent_requests: int = Field(default=32, ge=1)
+    bulk_window_margin_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="A bulk check reads Stripe's Events and Paystack's transactions from this long before "
+        "its oldest unsettled payment was registered (one paid before it was registered is still listed); "
+        "what the lists do not settle is asked about one by one",
+    )
+    bulk_list_max_per_payment: float = Field(
+        default=25.0,
+        ge=0,
+        description="A bulk check reads a gateway's list only while the payments registered in its window "
+        "are at most this many per unsettled one (a couple of listed items each, 100 a page: beyond about "
+        "50 the list costs more calls than asking one by one); 0: always one by one",
+    )
+    max_concurrent_requests: int = Field(
+        default=32, ge=1, description="On-demand checks running at once, all tenants together"
+    )
+    max_concurrent_requests_per_tenant: int = Field(
+        default=8,
+        ge=1,
+        description="One tenant's checks of entities and payments and callback confirmations running at "
+        "once; tenants with checks waiting take turns, so one tenant's checks never hold back another's",
+    )
+    max_concurrent_bulk_checks_per_tenant: int = Field(
+        default=1,
+        ge=1,
+        description="One tenant's bulk checks running at once (more would only share its gateway budget); "
+        "the others wait their turn, and never hold back the tenant's other checks",
+    )
     apply_wait_seconds: float = Field(default=8.0, ge=0, description="How long to wait for the projector")
     request_lease_seconds: float = Field(default=60.0, gt=0)
     request_max_attempts: int = Field(

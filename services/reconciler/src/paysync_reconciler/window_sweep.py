@@ -15,7 +15,7 @@ from paysync_core.contracts import PaymentObservation
 from paysync_reconciler import drift, metrics
 from paysync_reconciler.models import MAX_RECOVERED, RunStats, Target
 from paysync_reconciler.on_demand import conclude
-from paysync_reconciler.ports import Answer, AnswerFrom, Deps, Port, ask, target_of
+from paysync_reconciler.ports import Answer, AnswerFrom, Deps, Port, ask_each, target_of
 from paysync_reconciler.repository import window as window_repo
 
 log = structlog.get_logger()
@@ -44,18 +44,8 @@ async def check_window(deps: Deps, port: Port, span: tuple[datetime, datetime], 
             return
         after = (rows[-1].created_at, rows[-1].id)
         targets = [target_of(r) for r in rows]
-        answers = await _ask_each(port, targets, deps.settings.check_concurrency)
+        answers = await ask_each(port, targets, deps.settings.check_concurrency)
         await _settle(deps, port, targets, answers, stats)
-
-
-async def _ask_each(port: Port, targets: list[Target], concurrency: int) -> list[Answer]:
-    slots = asyncio.Semaphore(concurrency)
-
-    async def one(target: Target) -> Answer:
-        async with slots:
-            return await ask(port, target)
-
-    return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
 async def _settle(

@@ -6,8 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_core.db.schema import payments
 from paysync_dev.fixtures import TestTenant, create_gateway_tenant
 from paysync_dev.reconcile import LOST
 from paysync_gateway_sim import SimulatorClient
@@ -40,3 +42,16 @@ def lost_webhooks_tenant(engine: AsyncEngine, credentials_keys: str, sim: Simula
         )
 
     return make
+
+
+@pytest.fixture
+async def leave_no_open_payments(engine: AsyncEngine):
+    """The tenants whose payments are closed after the test. Its bulk checks stay on the requests topic,
+    and a reconciler started later in the session in a consumer group of its own reads that topic from
+    the start: with the payments open it would spend a minute of its checks (at this test's low limit)
+    on them, and another test's callback confirmation would wait behind them."""
+    tenants: list[str] = []
+    yield tenants
+    async with engine.begin() as conn:
+        closing = update(payments).where(payments.c.tenant_id.in_(tenants)).values(status="canceled")
+        await conn.execute(closing)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 from paysync_core import topics
-from paysync_core.contracts import ReconcileReply, ReconcileRequest
+from paysync_core.contracts import ReconcileReply
 from paysync_core.db.schema import (
     bookings,
     payments,
@@ -19,7 +17,8 @@ from paysync_core.db.schema import (
     sync_issues,
     workshop_jobs,
 )
-from paysync_dev.reconcile import ask, register
+from paysync_dev.reconcile import ask, confirm_request, register
+from paysync_dev.reconcile import check_request as request
 from paysync_dev.service_fixtures import fetch, publish, unique, wait_until
 from paysync_dev.topic_reader import read_topic
 
@@ -34,18 +33,6 @@ async def replies_to(bootstrap: str, request_id: str) -> list[ReconcileReply]:
     records = await read_topic(bootstrap, topics.RECONCILE_REPLIES.name)
     replies = [ReconcileReply.from_bytes(r.value) for r in records if request_id.encode() in (r.value or b"")]
     return [r for r in replies if r.request_id == request_id]
-
-
-def request(tenant: str, kind: str, **fields: object) -> ReconcileRequest:
-    """A request as api-gateway publishes it."""
-    return ReconcileRequest(
-        request_id=f"rr_{uuid.uuid4().hex}",
-        tenant=tenant,
-        kind=kind,
-        reply_topic=topics.RECONCILE_REPLIES.name,
-        requested_at=datetime.now(UTC),
-        **fields,
-    )
 
 
 async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_paid(
@@ -210,15 +197,7 @@ async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
     await start_reconciler(scheduler_enabled="false", mpesa_schedule="3600")
 
     # The normalizer asks for a confirmation of an unsigned callback: no reply topic, nobody waits.
-    confirm = ReconcileRequest(
-        request_id=f"confirm:{uuid.uuid4().hex}",
-        tenant=tenant.id,
-        kind="confirm_callback",
-        provider="mpesa",
-        refs=(ref,),
-        requested_at=datetime.now(UTC),
-        reason="The service request is processed.",
-    )
+    confirm = confirm_request(tenant.id, ref)
     await publish(bootstrap, topics.RECONCILE_REQUESTS.name, tenant.id.encode(), confirm.to_bytes())
 
     async def confirmed() -> bool:

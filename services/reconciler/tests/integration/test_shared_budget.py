@@ -14,29 +14,14 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import update
 
 from paysync_core import topics
 from paysync_core.contracts import Provider, ReconcileRequest
-from paysync_core.db.schema import payments
 from paysync_core.kafka import DurableProducer
 from paysync_dev.reconcile import register
 from paysync_dev.service_fixtures import Service, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def leave_no_open_payments(engine):
-    """The tenants whose payments are closed after the test. Its bulk checks stay on the requests topic,
-    and a reconciler started later in the session in a consumer group of its own reads that topic from
-    the start: with the payments open it would spend a minute of its checks (at this test's low limit)
-    on them, and another test's callback confirmation would wait behind them."""
-    tenants: list[str] = []
-    yield tenants
-    async with engine.begin() as conn:
-        closing = update(payments).where(payments.c.tenant_id.in_(tenants)).values(status="canceled")
-        await conn.execute(closing)
 
 
 LIMIT = 20.0  # requests per second the simulator allows the tenant's Stripe account

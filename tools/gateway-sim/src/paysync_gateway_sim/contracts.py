@@ -203,6 +203,10 @@ class ApiStats(_Model):
     injected_rate_limit: int = 0
     injected_server_error: int = 0
     injected_quota: int = 0
+    by_operation: dict[str, int] = Field(
+        default_factory=dict,
+        description="Requests per operation, e.g. `GET /v1/events`, `GET /v1/payment_intents/{intent_id}`",
+    )
 
 
 class WebhookStats(_Model):

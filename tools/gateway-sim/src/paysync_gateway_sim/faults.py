@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from enum import StrEnum
 
+from fastapi import Request
+
 from paysync_gateway_sim.contracts import Burst, BurstKind
 from paysync_gateway_sim.state import Account, TokenBucket
 
@@ -30,10 +32,19 @@ def add_burst(account: Account, burst: Burst) -> None:
     account.bursts.append((burst.kind, burst.count))
 
 
-def check(account: Account) -> Verdict:
-    """Count the request and decide: the limiter first (real traffic), then injected faults."""
+def operation_of(request: Request) -> str:
+    """The request's method and its route's template within the gateway's API: `GET /v1/events`."""
+    route = request.scope.get("route")
+    return f"{request.method} {getattr(route, 'path', request.url.path)}"
+
+
+def check(account: Account, operation: str | None = None) -> Verdict:
+    """Count the request (per `operation` too) and decide: the limiter first (real traffic), then
+    injected faults."""
     stats = account.api_stats
     stats.requests += 1
+    if operation is not None:
+        stats.by_operation[operation] = stats.by_operation.get(operation, 0) + 1
     if account.bucket is not None and not account.bucket.take(time.monotonic()):
         stats.over_limit += 1
         return Verdict.OVER_LIMIT
@@ -67,4 +78,4 @@ def _injected(account: Account) -> Verdict:
     return Verdict.SERVE
 
 
-__all__ = ["BurstKind", "Verdict", "add_burst", "check", "set_rate_limit"]
+__all__ = ["BurstKind", "Verdict", "add_burst", "check", "operation_of", "set_rate_limit"]

@@ -189,10 +189,15 @@ class Simulator:
         total_api, total_hooks = ApiStats(), WebhookStats()
         for account in self.store.accounts.values():
             hooks = account.webhook_stats.model_copy(update={"pending": self.sender.pending(account.id)})
-            per_account[account.id] = AccountStats(api=account.api_stats.model_copy(), webhooks=hooks)
+            per_account[account.id] = AccountStats(
+                api=account.api_stats.model_copy(deep=True), webhooks=hooks
+            )
             for total, part in ((total_api, account.api_stats), (total_hooks, hooks)):
                 for name in type(part).model_fields:
-                    setattr(total, name, getattr(total, name) + getattr(part, name))
+                    if name != "by_operation":
+                        setattr(total, name, getattr(total, name) + getattr(part, name))
+            for operation, count in account.api_stats.by_operation.items():
+                total_api.by_operation[operation] = total_api.by_operation.get(operation, 0) + count
         return Stats(
             accounts=per_account,
             total=AccountStats(api=total_api, webhooks=total_hooks),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -42,6 +43,31 @@ async def register(
         currency=currency,
     )
     return registered.id
+
+
+def check_request(tenant: str, kind: str, **fields: object) -> ReconcileRequest:
+    """A check as api-gateway publishes it (`entity`, `bulk`, `payments`), its reply on the replies topic."""
+    return ReconcileRequest(
+        request_id=f"rr_{uuid.uuid4().hex}",
+        tenant=tenant,
+        kind=kind,
+        reply_topic=topics.RECONCILE_REPLIES.name,
+        requested_at=datetime.now(UTC),
+        **fields,
+    )
+
+
+def confirm_request(tenant: str, ref: str) -> ReconcileRequest:
+    """The confirmation of an unsigned M-Pesa callback as the normalizer asks for it: no reply topic."""
+    return ReconcileRequest(
+        request_id=f"confirm:{uuid.uuid4().hex}",
+        tenant=tenant,
+        kind="confirm_callback",
+        provider="mpesa",
+        refs=(ref,),
+        requested_at=datetime.now(UTC),
+        reason="The service request is processed.",
+    )
 
 
 async def ask(

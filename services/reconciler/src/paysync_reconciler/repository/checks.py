@@ -125,10 +125,19 @@ async def release_claims(conn: AsyncConnection, payment_ids: Sequence[uuid.UUID]
         )
 
 
+#: Payments one statement of `resolve_schedules` writes: 8 values each, under PostgreSQL's 32,767
+#: parameters a statement (a bulk check settles up to `bulk_limit`, 10,000, at once).
+_RESOLVE_BATCH = 2_000
+
+
 async def resolve_schedules(conn: AsyncConnection, answers: dict[uuid.UUID, str], at: datetime) -> None:
     """Payments an out-of-schedule check found resolved need no more scheduled checks."""
-    if not answers:
-        return
+    pids = list(answers)
+    for start in range(0, len(pids), _RESOLVE_BATCH):
+        await _resolve_batch(conn, {pid: answers[pid] for pid in pids[start : start + _RESOLVE_BATCH]}, at)
+
+
+async def _resolve_batch(conn: AsyncConnection, answers: dict[uuid.UUID, str], at: datetime) -> None:
     found = {
         r.id: r
         for r in await conn.execute(

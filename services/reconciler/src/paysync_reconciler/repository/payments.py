@@ -25,9 +25,10 @@ async def payments_of_entity(conn: AsyncConnection, tenant: str, domain: str, en
 
 
 async def open_payments(conn: AsyncConnection, tenant: str, limit: int) -> list[Any]:
-    """The tenant's payments that have not ended and have no money moved, oldest first."""
+    """The tenant's payments that have not ended and have no money moved, oldest first (with when
+    each was registered)."""
     rows = await conn.execute(
-        select(*PAYMENT_COLUMNS)
+        select(*PAYMENT_COLUMNS, payments.c.created_at)
         .where(payments.c.tenant_id == tenant, payments.c.status.in_(OPEN))
         .order_by(payments.c.created_at, payments.c.id)
         .limit(limit)

@@ -42,8 +42,8 @@ def _request_id() -> str:
     return f"{random_token(4, string.digits)}-{random_token(8, string.digits)}-1"
 
 
-def _guard(account: Account) -> None:
-    verdict = faults.check(account)
+def _guard(account: Account, request: Request) -> None:
+    verdict = faults.check(account, faults.operation_of(request))
     if verdict in (faults.Verdict.OVER_LIMIT, faults.Verdict.RATE_LIMIT):
         raise daraja_error(500, "500.003.02", "Error Occurred: Spike Arrest Violation")
     if verdict is faults.Verdict.QUOTA:
@@ -68,7 +68,7 @@ async def generate_token(request: Request, sim: Simulator = Depends(get_sim)) ->
         raise daraja_error(400, "400.008.01", "Invalid Authentication passed")
     if request.query_params.get("grant_type") != "client_credentials":
         raise daraja_error(400, "400.008.02", "Invalid grant type passed")
-    _guard(account)
+    _guard(account, request)
     ttl = sim.config.token_ttl_seconds
     return {"access_token": sim.store.issue_token(account, ttl), "expires_in": str(ttl)}
 
@@ -80,7 +80,7 @@ async def daraja_account(request: Request, sim: Simulator = Depends(get_sim)) ->
     if account is None:
         sim.store.unauthenticated[Provider.MPESA.value] += 1
         raise daraja_error(401, "404.001.03", "Invalid Access Token")
-    _guard(account)
+    _guard(account, request)
     return account
 
 

@@ -55,7 +55,7 @@ async def paystack_account(request: Request, sim: Simulator = Depends(get_sim)) 
     if account is None:
         sim.store.unauthenticated[Provider.PAYSTACK.value] += 1
         raise paystack_error(401, "Invalid key")
-    verdict = faults.check(account)
+    verdict = faults.check(account, faults.operation_of(request))
     if verdict in (faults.Verdict.OVER_LIMIT, faults.Verdict.RATE_LIMIT, faults.Verdict.QUOTA):
         wait = math.ceil(1 / account.rate_limit) if account.rate_limit else 1
         raise paystack_error(

@@ -73,7 +73,7 @@ async def stripe_account(request: Request, sim: Simulator = Depends(get_sim)) ->
     if account is None:
         sim.store.unauthenticated[Provider.STRIPE.value] += 1
         raise stripe_error(401, f"Invalid API Key provided: {_masked(key)}" if key else _NO_KEY)
-    verdict = faults.check(account)
+    verdict = faults.check(account, faults.operation_of(request))
     if verdict in (faults.Verdict.OVER_LIMIT, faults.Verdict.RATE_LIMIT, faults.Verdict.QUOTA):
         # Refused before anything happened, so Stripe's libraries may safely retry.
         raise stripe_error(429, _RATE_LIMITED, code="rate_limit", headers={"Stripe-Should-Retry": "true"})
