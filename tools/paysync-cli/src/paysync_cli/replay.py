@@ -108,6 +108,7 @@ def replay(
     except (ReplayStalled, DomainConfigError, ValueError, TimeoutError) as exc:
         stderr.print(f"[red]replay stopped: {exc}[/]")
         raise typer.Exit(1) from exc
+    _warn_unhashed(report)
     if as_json:
         # orjson: the stdlib's indenting encoder is pure Python, seconds for 10,000 listed payments.
         sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -141,7 +142,14 @@ async def _replay(
         with _progress(source, dry_run) as progress:
             task = progress.add_task("replay", total=sum(r.size for r in ranges))
             replayer = Replayer(
-                engine, settings, source, filters, producer, lambda n: progress.advance(task, n), domains
+                engine,
+                settings,
+                source,
+                filters,
+                producer,
+                lambda n: progress.advance(task, n),
+                domains,
+                phone_key=common.phone_hash_key.get_secret_value(),
             )
             # A dry run's parsing spreads over the cores; a real run is paced by the projector.
             workers = worker_count(settings, ranges) if dry_run else 1
@@ -177,6 +185,16 @@ def _progress(source: ReplaySource, dry_run: bool) -> Progress:
         TimeRemainingColumn(),
         console=stderr,
     )
+
+
+def _warn_unhashed(report: ReplayReport) -> None:
+    """Say so when M-Pesa payers were replayed without the phone hash key (their lookups by phone fail)."""
+    if report.counts.phones_unhashed:
+        stderr.print(
+            f"[yellow]{report.counts.phones_unhashed} M-Pesa callback(s) replayed without"
+            " PAYSYNC_PHONE_HASH_KEY: their payments cannot be found by the payer's phone."
+            " Give paysync the services' key.[/]"
+        )
 
 
 def _print_report(report: ReplayReport) -> None:

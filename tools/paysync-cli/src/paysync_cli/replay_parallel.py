@@ -117,7 +117,8 @@ async def _replay_share(
     kafka = consumer(common.kafka_bootstrap)
     engine = db_engine.make_engine(common.database_url, pool_size=1, application_name="paysync-replay")
     report = _progress.put if _progress is not None else (lambda n: None)
-    replayer = Replayer(engine, settings, source, filters, on_records=report)
+    phone_key = common.phone_hash_key.get_secret_value()
+    replayer = Replayer(engine, settings, source, filters, on_records=report, phone_key=phone_key)
     counts = ReplayCounts()
     await kafka.start()
     try:

@@ -54,6 +54,7 @@ class ReplayCounts:
     already_seen: int = 0  # in the history already, or repeated among the records replayed
     replayed: int = 0
     unmatched: int = 0  # no registered payment has their reference: the projector parks them
+    phones_unhashed: int = 0  # M-Pesa payers not findable by phone: no PAYSYNC_PHONE_HASH_KEY was given
     payments_changed: int = 0
     domain_rows_changed: int = 0
 
@@ -121,6 +122,7 @@ class Replayer:
     """Runs one replay over batches of records; `producer` None makes it a dry run.
 
     With `domains` (bound), the report names the domain rows changed (dry run: that would change).
+    `phone_key` (`PAYSYNC_PHONE_HASH_KEY`) hashes M-Pesa payers' numbers as the normalizer does.
     """
 
     engine: AsyncEngine
@@ -130,6 +132,7 @@ class Replayer:
     producer: DurableProducer | None = None
     on_records: Callable[[int], None] = lambda n: None
     domains: Domains | None = None
+    phone_key: str = field(default="", repr=False)
     _shadow: ShadowProjection = field(default_factory=ShadowProjection)
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
     _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
@@ -173,10 +176,11 @@ class Replayer:
         return report
 
     async def _replay_batch(self, records: list[ConsumerRecord], counts: ReplayCounts) -> None:
-        derived = derive(records, self.source, self.filters)
+        derived = derive(records, self.source, self.filters, self.phone_key)
         counts.records += len(records)
         counts.filtered_out += derived.filtered_out
         counts.unreadable += derived.unreadable
+        counts.phones_unhashed += derived.phones_unhashed
         counts.observations += len(derived.observations)
         if not derived.observations:
             return
