@@ -16,7 +16,7 @@ from rich.table import Table
 
 from paysync_cli._ops import RateColumn
 from paysync_cli.replay_parallel import dry_run_in_workers, worker_count
-from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled
+from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled, tune_gc
 from paysync_cli.replay_source import (
     Filters,
     OffsetRange,
@@ -125,6 +125,7 @@ async def _replay(
     until: datetime | None,
 ) -> ReplayReport:
     common, settings = CommonSettings(), ReplaySettings()
+    tune_gc(settings.gc_young_objects)
     kafka = consumer(common.kafka_bootstrap)
     engine = db_engine.make_engine(common.database_url, pool_size=2, application_name="paysync-replay")
     producer = (
