@@ -25,6 +25,7 @@ from paysync_cli.replay_domains import (
 from paysync_cli.replay_shadow import (
     ObservationKey,
     PaymentRow,
+    RefKey,
     ShadowProjection,
     Snapshot,
     load_payments,
@@ -149,6 +150,7 @@ class Replayer:
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
     _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
     _domain_before: dict[RowKey, Row] = field(default_factory=dict)  # a real run's, read before publishing
+    _payment_of: dict[RefKey, uuid.UUID] = field(default_factory=dict)  # references looked up so far
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
@@ -198,7 +200,7 @@ class Replayer:
             return
         async with self.engine.connect() as conn:
             fresh, had = await resolve_ids(conn, derived.observations)
-            grouped, orphans = await payments_of(conn, fresh)
+            grouped, orphans = await payments_of(conn, fresh, self._payment_of)
             seen = self._shadow.known() if self.producer is None else set(self._before)
             rows = await load_payments(conn, set(grouped) - seen)
             if self.producer is not None and self.domains is not None:
