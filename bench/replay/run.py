@@ -15,6 +15,13 @@ resident memory and CPU sampled from /proc:
    second set of payments, drained by the status-projector (its own process): observations applied/s;
 3. real run over the first `--small` raw records, with that projector applying them: records/s, and
    the ratio to the projector's own rate measured minutes before in the same run.
+
+With `--before REV` both dry runs are also made with the replay's code at git revision REV
+(paysync-core's and paysync-cli's sources, first on PYTHONPATH), interleaved with today's (before,
+after at `--small`; after, before at `--records`): the same records, the same host load. Every
+process keeps its compiled bytecode in a cache of the run's own (`PYTHONPYCACHEPREFIX`), warmed before
+anything is measured, as the images are built (`UV_COMPILE_BYTECODE=1`): a host that sets
+PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process of every run.
 """
 
 from __future__ import annotations
@@ -22,10 +29,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import io
 import json
 import os
 import platform
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -109,6 +119,40 @@ async def produce_raw(bootstrap: str, tenant: str, refs: list[str], start: int, 
     return (stop - start) / max(elapsed, 1e-9)
 
 
+#: What a replay imports, compiled into the bytecode cache before anything is measured.
+_REPLAY_MODULES = (
+    "paysync_cli.cli, paysync_cli.replay, paysync_cli.replay_parallel, asyncpg, orjson,"
+    " sqlalchemy.dialects.postgresql.asyncpg"
+)
+
+
+def with_bytecode_cache(env: dict[str, str], cache: Path) -> dict[str, str]:
+    """`env` whose Python processes keep their compiled bytecode under `cache` (as a built image has it)."""
+    kept = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**kept, "PYTHONPYCACHEPREFIX": str(cache)}
+
+
+def code_at(rev: str, base: Path) -> Path:
+    """paysync-core's and paysync-cli's sources at git revision `rev`, extracted under `base`."""
+    tree = base / f"code-{rev}"
+    tree.mkdir()
+    sources = ["libs/paysync-core/src", "tools/paysync-cli/src"]
+    command = ["git", "-C", str(ROOT), "archive", rev, *sources]
+    archive = subprocess.run(command, capture_output=True, check=True)
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def env_of_code(env: dict[str, str], tree: Path | None) -> dict[str, str]:
+    """`env` that runs the replay's code of `tree` (None: this checkout's) and compiles its imports once."""
+    if tree is not None:
+        paths = [tree / "libs" / "paysync-core" / "src", tree / "tools" / "paysync-cli" / "src"]
+        env = {**env, "PYTHONPATH": os.pathsep.join(str(p) for p in paths)}
+    subprocess.run([sys.executable, "-c", f"import {_REPLAY_MODULES}"], env=env, check=True)
+    return env
+
+
 class TreeSampler:
     """A process and its descendants (the replay's worker processes): the highest sum of their resident
     memory (proportional: shared pages split between the processes sharing them), and the CPU they
@@ -187,6 +231,14 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     return report
 
 
+async def measured(what: str, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """`run_replay`, saying what it runs and what it measured on stderr."""
+    print(f"{what} ...", file=sys.stderr)
+    report = await run_replay(env, *args)
+    print(f"  {report}", file=sys.stderr)
+    return report
+
+
 async def history_rows(url: str, tenant: str) -> int:
     """The tenant's history rows."""
     engine = make_engine(url, pool_size=1)
@@ -231,6 +283,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         for tenant in ("bench", "alone"):
             await projector_bench.create_tenant(url, tenant)
         env = {**os.environ, "PAYSYNC_KAFKA_BOOTSTRAP": bootstrap, "PAYSYNC_DATABASE_URL": url}
+        env = env_of_code(with_bytecode_cache(env, base / "pycache"), None)
+        before = env_of_code(env, code_at(args.before, base)) if args.before else None
         results: dict[str, Any] = {
             "machine": {
                 "cpus": os.cpu_count(),
@@ -238,6 +292,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "load_average_at_start": os.getloadavg(),
             },
             "payments": args.payments,
+            "before": args.before,
         }
         regs = await projector_bench.register(url, "bench", args.payments, "replay")
         refs = [r["provider_ref"] for r in regs]
@@ -245,14 +300,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         since = datetime.now(UTC).isoformat()
         results["produce_per_second"] = await produce_raw(bootstrap, "bench", refs, 0, args.small)
         middle = datetime.now(UTC).isoformat()
-        print("dry run over the first records ...", file=sys.stderr)
-        results["dry_run_small"] = await run_replay(env, "--since", since, "--until", middle, "--dry-run")
-        print(f"  {results['dry_run_small']}", file=sys.stderr)
+        small = ("--since", since, "--until", middle, "--dry-run")
+        if before is not None:
+            results["dry_run_small_before"] = await measured("dry run, code before", before, *small)
+        results["dry_run_small"] = await measured("dry run over the first records", env, *small)
         print(f"producing {args.records - args.small:,} more distinct records ...", file=sys.stderr)
         await produce_raw(bootstrap, "bench", refs, args.small, args.records)
-        print("dry run over all records ...", file=sys.stderr)
-        results["dry_run_all"] = await run_replay(env, "--since", since, "--dry-run")
-        print(f"  {results['dry_run_all']}", file=sys.stderr)
+        every = ("--since", since, "--dry-run")
+        results["dry_run_all"] = await measured("dry run over all records", env, *every)
+        if before is not None:
+            results["dry_run_all_before"] = await measured("dry run over all, code before", before, *every)
 
         projector = ServiceProcess(
             "status-projector",
@@ -295,6 +352,9 @@ def cli() -> None:
     )
     parser.add_argument(
         "--payments", type=int, default=100_000, help="payments the records are about (round robin)"
+    )
+    parser.add_argument(
+        "--before", metavar="REV", help="also dry-run the replay's code at this git revision, interleaved"
     )
     parser.add_argument(
         "--json",

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from paysync_cli._ops import RateColumn
 from paysync_cli.replay_parallel import dry_run_in_workers, worker_count
-from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled
+from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled, tune_gc
 from paysync_cli.replay_source import (
     Filters,
     OffsetRange,
@@ -108,6 +108,7 @@ def replay(
     except (ReplayStalled, DomainConfigError, ValueError, TimeoutError) as exc:
         stderr.print(f"[red]replay stopped: {exc}[/]")
         raise typer.Exit(1) from exc
+    _warn_unhashed(report)
     if as_json:
         # orjson: the stdlib's indenting encoder is pure Python, seconds for 10,000 listed payments.
         sys.stdout.buffer.write(orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2) + b"\n")
@@ -124,6 +125,7 @@ async def _replay(
     until: datetime | None,
 ) -> ReplayReport:
     common, settings = CommonSettings(), ReplaySettings()
+    tune_gc(settings.gc_young_objects)
     kafka = consumer(common.kafka_bootstrap)
     engine = db_engine.make_engine(common.database_url, pool_size=2, application_name="paysync-replay")
     producer = (
@@ -141,7 +143,14 @@ async def _replay(
         with _progress(source, dry_run) as progress:
             task = progress.add_task("replay", total=sum(r.size for r in ranges))
             replayer = Replayer(
-                engine, settings, source, filters, producer, lambda n: progress.advance(task, n), domains
+                engine,
+                settings,
+                source,
+                filters,
+                producer,
+                lambda n: progress.advance(task, n),
+                domains,
+                phone_key=common.phone_hash_key.get_secret_value(),
             )
             # A dry run's parsing spreads over the cores; a real run is paced by the projector.
             workers = worker_count(settings, ranges) if dry_run else 1
@@ -177,6 +186,16 @@ def _progress(source: ReplaySource, dry_run: bool) -> Progress:
         TimeRemainingColumn(),
         console=stderr,
     )
+
+
+def _warn_unhashed(report: ReplayReport) -> None:
+    """Say so when M-Pesa payers were replayed without the phone hash key (their lookups by phone fail)."""
+    if report.counts.phones_unhashed:
+        stderr.print(
+            f"[yellow]{report.counts.phones_unhashed} M-Pesa callback(s) replayed without"
+            " PAYSYNC_PHONE_HASH_KEY: their payments cannot be found by the payer's phone."
+            " Give paysync the services' key.[/]"
+        )
 
 
 def _print_report(report: ReplayReport) -> None:

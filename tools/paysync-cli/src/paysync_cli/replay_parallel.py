@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.queues import Queue
 
-from paysync_cli.replay_run import ReplayCounts, Replayer, ReplayReport
+from paysync_cli.replay_run import ReplayCounts, Replayer, ReplayReport, tune_gc
 from paysync_cli.replay_shadow import ShadowProjection
 from paysync_cli.replay_source import Filters, OffsetRange, ReplaySource, consumer, read_ranges
 from paysync_cli.settings import ReplaySettings
@@ -114,10 +114,12 @@ async def _replay_share(
     source: ReplaySource, filters: Filters, ranges: list[OffsetRange]
 ) -> tuple[ReplayCounts, ShadowProjection]:
     common, settings = CommonSettings(), ReplaySettings()
+    tune_gc(settings.gc_young_objects)
     kafka = consumer(common.kafka_bootstrap)
     engine = db_engine.make_engine(common.database_url, pool_size=1, application_name="paysync-replay")
     report = _progress.put if _progress is not None else (lambda n: None)
-    replayer = Replayer(engine, settings, source, filters, on_records=report)
+    phone_key = common.phone_hash_key.get_secret_value()
+    replayer = Replayer(engine, settings, source, filters, on_records=report, phone_key=phone_key)
     counts = ReplayCounts()
     await kafka.start()
     try:

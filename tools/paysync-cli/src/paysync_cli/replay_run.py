@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +25,7 @@ from paysync_cli.replay_domains import (
 from paysync_cli.replay_shadow import (
     ObservationKey,
     PaymentRow,
+    RefKey,
     ShadowProjection,
     Snapshot,
     load_payments,
@@ -37,6 +39,17 @@ from paysync_core import topics
 from paysync_core.contracts import PaymentObservation
 from paysync_core.domains import Domains
 from paysync_core.kafka import DurableProducer
+
+
+def tune_gc(young_objects: int) -> None:
+    """Collect garbage less often in this process (`PAYSYNC_REPLAY_GC_YOUNG_OBJECTS`; 0: as Python does).
+
+    What is alive when called (imported modules, settings) is frozen: no collection walks it again.
+    """
+    gc.freeze()
+    if young_objects:
+        _, middle, old = gc.get_threshold()
+        gc.set_threshold(young_objects, middle, old)
 
 
 class ReplayStalled(Exception):
@@ -54,6 +67,7 @@ class ReplayCounts:
     already_seen: int = 0  # in the history already, or repeated among the records replayed
     replayed: int = 0
     unmatched: int = 0  # no registered payment has their reference: the projector parks them
+    phones_unhashed: int = 0  # M-Pesa payers not findable by phone: no PAYSYNC_PHONE_HASH_KEY was given
     payments_changed: int = 0
     domain_rows_changed: int = 0
 
@@ -121,6 +135,7 @@ class Replayer:
     """Runs one replay over batches of records; `producer` None makes it a dry run.
 
     With `domains` (bound), the report names the domain rows changed (dry run: that would change).
+    `phone_key` (`PAYSYNC_PHONE_HASH_KEY`) hashes M-Pesa payers' numbers as the normalizer does.
     """
 
     engine: AsyncEngine
@@ -130,10 +145,12 @@ class Replayer:
     producer: DurableProducer | None = None
     on_records: Callable[[int], None] = lambda n: None
     domains: Domains | None = None
+    phone_key: str = field(default="", repr=False)
     _shadow: ShadowProjection = field(default_factory=ShadowProjection)
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
     _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
     _domain_before: dict[RowKey, Row] = field(default_factory=dict)  # a real run's, read before publishing
+    _payment_of: dict[RefKey, uuid.UUID] = field(default_factory=dict)  # references looked up so far
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
@@ -173,16 +190,17 @@ class Replayer:
         return report
 
     async def _replay_batch(self, records: list[ConsumerRecord], counts: ReplayCounts) -> None:
-        derived = derive(records, self.source, self.filters)
+        derived = derive(records, self.source, self.filters, self.phone_key)
         counts.records += len(records)
         counts.filtered_out += derived.filtered_out
         counts.unreadable += derived.unreadable
+        counts.phones_unhashed += derived.phones_unhashed
         counts.observations += len(derived.observations)
         if not derived.observations:
             return
         async with self.engine.connect() as conn:
             fresh, had = await resolve_ids(conn, derived.observations)
-            grouped, orphans = await payments_of(conn, fresh)
+            grouped, orphans = await payments_of(conn, fresh, self._payment_of)
             seen = self._shadow.known() if self.producer is None else set(self._before)
             rows = await load_payments(conn, set(grouped) - seen)
             if self.producer is not None and self.domains is not None:

@@ -24,6 +24,9 @@ _MAX_ID = 200  # PaymentObservation.observation_id's limit
 #: (tenant, observation id): how the projector's history keys an observation.
 ObservationKey = tuple[str, str]
 
+#: (tenant, provider, reference): how `payment_refs` keys the payment a reference names.
+RefKey = tuple[str, str, str]
+
 
 def keyed(columns: tuple[Any, ...], keys: Iterable[tuple[str, ...]]) -> Any:
     """Rows whose `columns` are one of `keys`: each key looked up in the table's unique index.
@@ -202,20 +205,23 @@ def payment_row(r: Any) -> PaymentRow:
 
 
 async def payments_of(
-    conn: AsyncConnection, batch: list[PaymentObservation]
+    conn: AsyncConnection, batch: list[PaymentObservation], by_ref: dict[RefKey, uuid.UUID] | None = None
 ) -> tuple[dict[uuid.UUID, list[PaymentObservation]], int]:
-    """The observations grouped by the payment a reference of theirs names, and how many match none."""
-    rows = await conn.execute(
-        select(
-            payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref, payment_refs.c.payment_id
-        ).where(
-            keyed(
-                (payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref),
-                {(o.tenant, o.provider.value, r) for o in batch for r in o.refs},
+    """The observations grouped by the payment a reference of theirs names, and how many match none.
+
+    `by_ref` holds references found before (filled in here): a reference names one payment for good,
+    so a replay looks each up once, however many records name it. One found nowhere is asked again.
+    """
+    by_ref = {} if by_ref is None else by_ref
+    wanted = {(o.tenant, o.provider.value, r) for o in batch for r in o.refs} - by_ref.keys()
+    if wanted:
+        refs = payment_refs.c
+        rows = await conn.execute(
+            select(refs.tenant_id, refs.provider, refs.ref, refs.payment_id).where(
+                keyed((refs.tenant_id, refs.provider, refs.ref), wanted)
             )
         )
-    )
-    by_ref = {(r[0], r[1], r[2]): r[3] for r in rows}
+        by_ref.update({(r[0], r[1], r[2]): r[3] for r in rows})
     grouped: dict[uuid.UUID, list[PaymentObservation]] = defaultdict(list)
     orphans = 0
     for obs in batch:

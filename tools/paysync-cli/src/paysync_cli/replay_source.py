@@ -13,7 +13,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from paysync_core import topics
-from paysync_core.contracts import ObservationSource, PaymentObservation, RawWebhook
+from paysync_core.contracts import ObservationSource, PaymentObservation, Provider, RawWebhook
 from paysync_core.errors import PaysyncError
 from paysync_core.normalize import normalize_raw
 
@@ -70,6 +70,7 @@ class Derived:
     observations: list[PaymentObservation] = field(default_factory=list)
     filtered_out: int = 0
     unreadable: int = 0  # not a record of the topic's contract, or a body no adapter can read
+    phones_unhashed: int = 0  # M-Pesa callbacks with a payer's number, replayed with no phone hash key
 
 
 def consumer(bootstrap: str) -> AIOKafkaConsumer:
@@ -153,25 +154,40 @@ async def read_ranges(
             pending = pending[batch:]
 
 
-def derive(records: list[ConsumerRecord], source: ReplaySource, filters: Filters) -> Derived:
-    """The replayed observations (`source` "replay") the records stand for, with today's adapters."""
+def derive(
+    records: list[ConsumerRecord], source: ReplaySource, filters: Filters, phone_key: str = ""
+) -> Derived:
+    """The replayed observations (`source` "replay") the records stand for, with today's adapters.
+
+    `phone_key` is `PAYSYNC_PHONE_HASH_KEY`, as the normalizer has it: an M-Pesa callback's payer number
+    becomes the observation's `phone_hash`, so the payment can be found by phone (never the number).
+    """
     derived = Derived()
-    read = _from_raw if source is ReplaySource.RAW else _from_observation
     by_origin = filters.tenant is not None or filters.gateway is not None
     for record in records:
         if by_origin and not _key_keeps(record.key, filters):
             derived.filtered_out += 1  # other tenants' or gateways' records are never decoded
             continue
         try:
-            kept = read(record, filters)
+            if source is ReplaySource.RAW:
+                kept = _from_raw(record, filters, phone_key)
+            else:
+                kept = _from_observation(record, filters)
         except (ValidationError, PaysyncError, ValueError):
             derived.unreadable += 1
             continue
         if kept is None:
             derived.filtered_out += 1
-        else:
-            derived.observations += kept
+            continue
+        derived.observations += kept
+        if not phone_key:
+            derived.phones_unhashed += sum(1 for o in kept if _payer_unhashed(o))
     return derived
+
+
+def _payer_unhashed(obs: PaymentObservation) -> bool:
+    """An M-Pesa callback that named its payer (masked in its evidence) but carries no phone hash."""
+    return obs.provider is Provider.MPESA and obs.evidence.phone_masked is not None and obs.phone_hash is None
 
 
 def _key_keeps(key: bytes | None, filters: Filters) -> bool:
@@ -185,12 +201,16 @@ def _key_keeps(key: bytes | None, filters: Filters) -> bool:
     return filters.keeps_origin(parts[0].decode(errors="replace"), parts[1].decode(errors="replace"))
 
 
-def _from_raw(record: ConsumerRecord, filters: Filters) -> list[PaymentObservation] | None:
+def _from_raw(record: ConsumerRecord, filters: Filters, phone_key: str) -> list[PaymentObservation] | None:
     raw = RawWebhook.from_bytes(record.value)
     if not filters.keeps_origin(raw.tenant, raw.provider.value):
         return None  # decided before parsing: other tenants' records cost no adapter call
     parsed = normalize_raw(
-        raw, partition=record.partition, offset=record.offset, source=ObservationSource.REPLAY
+        raw,
+        partition=record.partition,
+        offset=record.offset,
+        source=ObservationSource.REPLAY,
+        phone_key=phone_key,
     )
     return list(parsed.observations) if filters.keeps_event(parsed.event_type) else None
 

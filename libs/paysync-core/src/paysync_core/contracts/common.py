@@ -10,6 +10,8 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 
 def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is UTC:
+        return value  # already what astimezone would give (the adapters' and envelopes' own times)
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("timestamps must be timezone-aware")
     return value.astimezone(UTC)

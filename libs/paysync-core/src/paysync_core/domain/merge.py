@@ -161,17 +161,12 @@ class PaymentState:
 
     def join(self, other: PaymentState) -> PaymentState:
         """The least state that knows everything both states know."""
-        disputes = dict(self.disputes)
-        for dispute_id, state in other.disputes:
-            known = disputes.get(dispute_id)
-            if known is None or _DISPUTE_RANK[state] > _DISPUTE_RANK[known]:
-                disputes[dispute_id] = state
         return PaymentState(
             latest_open=_max(self.latest_open, other.latest_open),
             success=_min(self.success, other.success),
             refunded_minor=max(self.refunded_minor, other.refunded_minor),
             fully_refunded=self.fully_refunded or other.fully_refunded,
-            disputes=tuple(sorted(disputes.items())),
+            disputes=_join_disputes(self.disputes, other.disputes),
             flags=self.flags | other.flags,
             refund_seen=self.refund_seen or other.refund_seen,
             as_of=_max(self.as_of, other.as_of),
@@ -292,17 +287,33 @@ def merge_all(
     return state
 
 
+def _join_disputes(
+    mine: tuple[tuple[str, str], ...], theirs: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    """Both sorted lists of (dispute id, state), each dispute at its furthest state."""
+    if not theirs or mine == theirs:
+        return mine  # most joins: no dispute on either side (a fold joins once per observation)
+    disputes = dict(mine)
+    for dispute_id, state in theirs:
+        known = disputes.get(dispute_id)
+        if known is None or _DISPUTE_RANK[state] > _DISPUTE_RANK[known]:
+            disputes[dispute_id] = state
+    return tuple(sorted(disputes.items()))
+
+
+_NO_FLAGS: frozenset[str] = frozenset()
+
+
 def _mismatches(obs: Observation, expected: Expectation) -> frozenset[str]:
-    flags: set[str] = set()
-    if expected.currency and obs.currency and obs.currency != expected.currency:
-        flags.add(CURRENCY_MISMATCH)
-    if (
+    currency = bool(expected.currency and obs.currency and obs.currency != expected.currency)
+    amount = (
         expected.amount_minor is not None
         and obs.amount_minor is not None
         and obs.amount_minor != expected.amount_minor
-    ):
-        flags.add(AMOUNT_MISMATCH)
-    return frozenset(flags)
+    )
+    if not (currency or amount):
+        return _NO_FLAGS  # the usual success: what was registered
+    return frozenset(f for f, found in ((CURRENCY_MISMATCH, currency), (AMOUNT_MISMATCH, amount)) if found)
 
 
 def _max(a, b):  # Optional-aware max of two facts

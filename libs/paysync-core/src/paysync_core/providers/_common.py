@@ -123,6 +123,8 @@ def get_str(
 ) -> str | None:
     """A non-empty string of bounded length; None only when absent and not required."""
     value = parent.get(key)
+    if type(value) is str and 0 < len(value) <= max_length and value.isascii():
+        return value  # most gateway text, checked in one line: this runs several times per webhook
     if value is None or value == "":
         if required:
             raise MalformedPayload(f"missing:{path}")
@@ -291,16 +293,25 @@ def build_observation(
     ctx: ParseContext,
     event_type: str,
     verified: bool,
+    provider_event_id: str | None = None,
+    mode: Literal["test", "live"] | None = None,
 ) -> PaymentObservation:
-    """The observation for `facts`; a field the contract refuses becomes MalformedPayload."""
+    """The observation for `facts`; a field the contract refuses becomes MalformedPayload.
+
+    `provider_event_id` (the webhook event's id) joins the evidence and `mode` (the event's, where it
+    says) stands for the facts' own: given here rather than by copying the facts per webhook.
+    """
     # Evidence holds only str and int fields, so its __dict__ is its dump; the observation validates
     # the merged dict as its Evidence in the same call (one validation per observation, not two).
-    evidence = {
-        **{k: v for k, v in ctx.evidence.__dict__.items() if v is not None},
-        "event_type": event_type,
-        **{k: v for k, v in facts.evidence.items() if v is not None},
-    }
-    aliases = tuple(dict.fromkeys(a for a in facts.aliases if a and a != facts.provider_ref))
+    evidence = {k: v for k, v in ctx.evidence.__dict__.items() if v is not None}
+    evidence["event_type"] = event_type
+    for name, value in facts.evidence.items():
+        if value is not None:
+            evidence[name] = value
+    if provider_event_id is not None:
+        evidence["provider_event_id"] = provider_event_id
+    refs = facts.aliases
+    aliases = tuple(dict.fromkeys(a for a in refs if a and a != facts.provider_ref)) if refs else ()
     try:
         return PaymentObservation.model_validate(
             {
@@ -320,7 +331,7 @@ def build_observation(
                 "entity": entity_from_metadata(facts.metadata),
                 "evidence": evidence,
                 "observed_at": ctx.observed_at,
-                "mode": facts.mode,
+                "mode": mode if mode is not None else facts.mode,
             }
         )
     except ValidationError as exc:

@@ -7,7 +7,6 @@ import hmac
 import json
 import re
 from collections.abc import Callable
-from dataclasses import replace
 
 from paysync_core.contracts.common import Provider, Verdict
 from paysync_core.contracts.observation import DisputeFact
@@ -191,7 +190,6 @@ class PaystackAdapter:
             return Parsed(event_type, (), unmapped=True)
         data = get_object(event, "data", "data")
         facts, (time_source, time_keys) = handler(data, event_type)
-        facts = replace(facts, mode=event_mode(self.provider, event))
         observation = build_observation(
             provider=self.provider,
             # Paystack events have no id: the signed body itself identifies the delivery.
@@ -201,6 +199,7 @@ class PaystackAdapter:
             ctx=ctx,
             event_type=event_type,
             verified=ctx.verified,
+            mode=event_mode(self.provider, event),
         )
         return Parsed(event_type, (observation,))
 

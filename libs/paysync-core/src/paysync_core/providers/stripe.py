@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Callable
-from dataclasses import replace
 
 from paysync_core.contracts.common import Provider, Verdict
 from paysync_core.contracts.observation import DisputeFact
@@ -115,21 +114,17 @@ class StripeAdapter:
         event_id = get_str(event, "id", "id")
         created = unix_time(event.get("created"), "created")
         obj = get_object(get_object(event, "data", "data"), "object", "data.object")
-        facts = handler(obj, event_type)
-        facts = replace(
-            facts,
-            evidence={**facts.evidence, "provider_event_id": event_id},
-            mode=event_mode(self.provider, event),
-        )
         # Each mapped event is about one payment, so its id alone identifies the observation.
         observation = build_observation(
             provider=self.provider,
             observation_id=event_id,
             provider_time=created,
-            facts=facts,
+            facts=handler(obj, event_type),
             ctx=ctx,
             event_type=event_type,
             verified=ctx.verified,
+            provider_event_id=event_id,
+            mode=event_mode(self.provider, event),
         )
         return Parsed(event_type, (observation,))
 

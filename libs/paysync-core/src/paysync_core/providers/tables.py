@@ -7,7 +7,7 @@ The adapters read these tables; `libs/paysync-core/docs/status-tables.md` is ren
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
@@ -36,23 +36,28 @@ class StatusTable:
     key_label: str
     rows: tuple[StatusRow, ...]
     notes: tuple[str, ...] = ()
+    # Built once: the adapters look a row up for every webhook and every replayed record.
+    _index: Mapping[str, StatusRow] = field(init=False, repr=False, compare=False)
+    _mapping: Mapping[str, UnifiedStatus | None] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         keys = [row.key for row in self.rows]
         if len(keys) != len(set(keys)):
             raise ValueError(f"duplicate keys in status table {self.name}")
+        object.__setattr__(self, "_index", MappingProxyType({row.key: row for row in self.rows}))
+        object.__setattr__(self, "_mapping", MappingProxyType({row.key: row.status for row in self.rows}))
 
     def row(self, key: str) -> StatusRow | None:
         """The row for `key`, or None for a value the table does not know."""
-        return self.index().get(key)
+        return self._index.get(key)
 
     def index(self) -> Mapping[str, StatusRow]:
         """Rows by key."""
-        return MappingProxyType({row.key: row for row in self.rows})
+        return self._index
 
     def mapping(self) -> Mapping[str, UnifiedStatus | None]:
         """Unified status by key: the plain form of the table."""
-        return MappingProxyType({row.key: row.status for row in self.rows})
+        return self._mapping
 
 
 def render_markdown(sections: Iterable[tuple[str, Iterable[StatusTable]]]) -> str:
