@@ -344,30 +344,31 @@ async def test_a_dead_letter_backlog_is_read_once_new_letters_still_alert_and_a_
         await producer.send_many(dlq, letters)
     finally:
         await producer.stop()
-    on_topics = await records_held(kafka_topics, [spec.dlq.name for spec in topics.WITH_DLQ])
-
+    dlqs = [spec.dlq.name for spec in topics.WITH_DLQ]
+    # Other letters may land on these topics meanwhile (the session's services, earlier tests'
+    # redrives), so the counts are bounds: a re-read of the backlog would add 2,000 at once.
     (first,) = await start_notifiers(**QUICK_RULES)
     await wait_mails(smtp_sink, tenant.id, 1)
     await rounds_after_now([first], 3)
     # The backlog, and what earlier tests' notifiers left unread (the database is the session's).
     read = first.metric(LETTERS_READ)
-    assert backlog <= read <= on_topics
+    assert backlog <= read <= await records_held(kafka_topics, dlqs)  # never more than there is
     await rounds_after_now([first], 3)
-    assert first.metric(LETTERS_READ) == read  # more rounds went by: nothing read again
+    assert first.metric(LETTERS_READ) - read < backlog  # more rounds went by: the backlog not again
     assert f"{backlog} record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, tenant.id)[0])
 
-    # A letter after the backlog, of another tenant: read (alone), and its alert opens.
+    # A letter after the backlog, of another tenant: read, and its alert opens.
     await publish(kafka_topics, dlq, other.id.encode(), dead_letter(other.id).to_bytes())
     await wait_mails(smtp_sink, other.id, 1)
     await rounds_after_now([first], 3)
-    assert first.metric(LETTERS_READ) == read + 1
+    assert 1 <= first.metric(LETTERS_READ) - read < backlog
     assert "1 record(s) of this tenant" in smtp_sink.text_of(mails(smtp_sink, other.id)[0])
 
-    # Restarted, the notifier reads from where the rule stopped: nothing again, and no alert again.
+    # Restarted, the notifier reads from where the rule stopped: not the backlog, and no alert again.
     first.process.stop()
     (second,) = await start_notifiers(**QUICK_RULES)
     await rounds_after_now([second], 3)
-    assert second.metric(LETTERS_READ) == 0
+    assert second.metric(LETTERS_READ) < backlog
     for who in (tenant.id, other.id):
         (issue,) = await issues(engine, who, AlertKind.DEAD_LETTERS)
         assert issue.resolved_at is None
