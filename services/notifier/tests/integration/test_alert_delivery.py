@@ -320,6 +320,11 @@ async def test_smtp_login_is_used_and_a_refused_login_is_dead_with_the_reason_an
     await open_issues(engine, kafka_topics, [issue_alert(tenant.id, AlertKind.AMOUNT_MISMATCH)])
     await smtp_sink.wait_for(lambda m: len(m) == 1)
     assert smtp_sink.logins == ["alerts"]
+
+    async def first_marked_sent() -> bool:  # stopped before marking it, the next replica would take it over
+        return [r.status for r in await log_rows(engine, tenant.id) if r.channel == "email"] == ["sent"]
+
+    await wait_until(first_marked_sent, 60, "the first email to be marked sent")
     good.process.stop()
 
     (bad,) = await start_notifiers(
