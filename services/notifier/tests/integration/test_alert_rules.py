@@ -70,6 +70,12 @@ def slack_texts(receiver: HttpReceiver, tenant: str) -> list[str]:
     return [json.loads(r.body)["text"] for r in receiver.requests if r.path == f"/slack/{tenant}"]
 
 
+async def wait_slack(receiver: HttpReceiver, tenant: str, count: int) -> None:
+    await receiver.wait_for(
+        lambda received: len([r for r in received if r.path == f"/slack/{tenant}"]) >= count
+    )
+
+
 async def issues(engine: AsyncEngine, tenant: str, kind: AlertKind) -> list:
     query = select(sync_issues).where(sync_issues.c.tenant_id == tenant, sync_issues.c.kind == kind.value)
     return await fetch(engine, query.order_by(sync_issues.c.id))
@@ -145,7 +151,7 @@ async def test_two_replicas_tell_a_payment_pending_past_its_domains_deadline_onc
 
     await settle(engine, kafka_topics, late, UnifiedStatus.SUCCEEDED)
     await wait_mails(smtp_sink, tenant.id, 2)
-    await http_receiver.wait_for(lambda r: len([x for x in r if x.path == f"/slack/{tenant.id}"]) >= 2)
+    await wait_slack(http_receiver, tenant.id, 2)
     await rounds_after_now(notifiers)
     assert subjects(smtp_sink, tenant.id) == [
         f"[paysync] Payment pending past its deadline: stripe {late.provider_ref}",
@@ -235,6 +241,7 @@ async def test_failures_above_the_tenants_rate_are_told_once_not_below_it_and_re
     for payment in later:  # three successes: the last three outcomes have no failure
         await settle(engine, kafka_topics, payment, UnifiedStatus.SUCCEEDED)
     await wait_mails(smtp_sink, tenant.id, 2)
+    await wait_slack(http_receiver, tenant.id, 2)  # sent beside the email, not before it
     await rounds_after_now(notifiers)
 
     assert subjects(smtp_sink, tenant.id) == [
@@ -314,6 +321,7 @@ async def test_dead_letters_of_a_tenant_are_told_once_per_topic_and_resolved_whe
     assert ran.returncode == 0, ran.stderr
     assert len(ran.json()["redriven"]) == 2
     await wait_mails(smtp_sink, tenant.id, 2)
+    await wait_slack(http_receiver, tenant.id, 2)  # sent beside the email, not before it
     await rounds_after_now(notifiers)
     assert subjects(smtp_sink, tenant.id) == [
         f"[paysync] Dead letters: {dlq}",
