@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
@@ -18,10 +18,10 @@ from paysync_core.alerting import AlertConfig
 from paysync_core.app_webhooks import new_secret
 from paysync_core.contracts import AlertKind
 from paysync_core.crypto import CredentialsCipher
-from paysync_core.db.schema import alert_settings
+from paysync_core.db.schema import alert_deliveries, alert_settings
 from paysync_dev.alerts import configure_alerts, issue_alert, open_issues
 from paysync_dev.http_receiver import ReceivedRequest
-from paysync_dev.service_fixtures import wait_until
+from paysync_dev.service_fixtures import fetch, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -115,6 +115,12 @@ async def test_a_webhook_saved_with_an_old_form_secret_is_signed_under_the_same_
     await open_issues(engine, kafka_topics, [alert])
 
     await http_receiver.wait_for(lambda rs: len(on("/hook", rs)) >= 1)
+
+    async def marked_sent() -> bool:  # left claimed (not marked yet), it would be sent again later
+        query = select(alert_deliveries.c.status).where(alert_deliveries.c.tenant_id == tenant.id)
+        return [r.status for r in await fetch(engine, query)] == ["sent"]
+
+    await wait_until(marked_sent, 60, "the webhook marked sent")
     # Its key is the old secret's bytes: the receiver gives them to the library in the whsec_ form.
     key = "whsec_" + base64.b64encode(legacy.encode()).decode()
     (request,) = on("/hook", http_receiver.snapshot())
