@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from sqlalchemy import select
 
@@ -205,9 +203,14 @@ async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
         return rows[0].status == "succeeded"
 
     await wait_until(confirmed, 60, "the confirmed payment to show succeeded")
-    await asyncio.sleep(0.2)
-    check = await fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == pid))
-    assert check and check[0].done_at is not None  # confirmed: no scheduled query needed any more
+
+    async def schedule_ended() -> bool:
+        # Ended by the reconciler after it published the answer: the projector may show it paid first.
+        check = await fetch(engine, select(reconcile_checks).where(reconcile_checks.c.payment_id == pid))
+        return bool(check) and check[0].done_at is not None
+
+    # Confirmed: no scheduled query needed any more.
+    await wait_until(schedule_ended, 60, "the confirmed payment's check schedule to end")
 
 
 async def test_a_refresh_that_includes_a_payment_whose_check_raises_answers_for_the_others(
