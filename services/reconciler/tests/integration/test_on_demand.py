@@ -25,6 +25,8 @@ pytestmark = pytest.mark.integration
 
 ENTITY_TIMEOUT = 10.0  # api-gateway's refresh_timeout_seconds
 BULK_TIMEOUT = 25.0  # api-gateway's bulk_refresh_timeout_seconds
+#: For an answer whose time is not what the test is about: generous, for a busy host.
+PATIENCE = 60.0
 
 
 async def replies_to(bootstrap: str, request_id: str) -> list[ReconcileReply]:
@@ -177,7 +179,7 @@ async def test_refresh_one_entity_and_in_bulk_answers_in_time_with_rows_already_
     async def replayed() -> bool:
         return len(await replies_to(bootstrap, entity.request_id)) == 2
 
-    await wait_until(replayed, ENTITY_TIMEOUT, "the stored reply to be sent again")
+    await wait_until(replayed, PATIENCE, "the stored reply to be sent again")
     assert await replies_to(bootstrap, entity.request_id) == [first, first]  # same reply, same completed_at
     for account in tenant.accounts.values():
         assert sim.account_stats(account.id).api.over_limit == 0
@@ -241,7 +243,7 @@ async def test_a_refresh_that_includes_a_payment_whose_check_raises_answers_for_
 
     # "Check payment status" on the job: answered, its session found paid, the malformed one an error.
     reply, _ = await ask(
-        bootstrap, request(tenant.id, "entity", domain="jobs", entity_id=job), timeout=ENTITY_TIMEOUT
+        bootstrap, request(tenant.id, "entity", domain="jobs", entity_id=job), timeout=PATIENCE
     )
     assert (reply.payments_checked, reply.payments_found_paid, reply.gateway_errors) == (2, 1, 1)
     by_ref = {p.provider_ref: p for p in reply.payments}
@@ -249,7 +251,7 @@ async def test_a_refresh_that_includes_a_payment_whose_check_raises_answers_for_
     assert by_ref["ORDER-1"].status_after == "pending" and by_ref["ORDER-1"].error
 
     # "Check payments": the other unsettled payment found paid too, the malformed one counted as an error.
-    reply, _ = await ask(bootstrap, request(tenant.id, "bulk"), timeout=BULK_TIMEOUT)
+    reply, _ = await ask(bootstrap, request(tenant.id, "bulk"), timeout=PATIENCE)
     assert (reply.payments_checked, reply.payments_found_paid, reply.gateway_errors) == (2, 1, 1)
     rows = await fetch(
         engine, select(payments.c.provider_ref, payments.c.status).where(payments.c.tenant_id == tenant.id)
