@@ -112,18 +112,25 @@ async def test_each_kind_of_drift_is_alerted_once_over_many_ticks(
 
     alerts = await alerts_of(bootstrap, tenant.id)
     kinds = Counter(a.kind for a in alerts)
-    created = await fetch(
-        engine,
-        select(payments).where(payments.c.tenant_id == tenant.id, payments.c.provider_ref == unrecorded),
+    unrecorded_row = select(payments).where(
+        payments.c.tenant_id == tenant.id, payments.c.provider_ref == unrecorded
     )
+    job_row = select(workshop_jobs.c.payment_status).where(
+        workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job
+    )
+
+    async def unrecorded_applied() -> bool:
+        # The reconciler creates the payment (pending) and alerts at once; the projector applies the
+        # parked success to it, and its job, only after that (on the NOTIFY, or its next poll).
+        created, paid = await fetch(engine, unrecorded_row), await fetch(engine, job_row)
+        succeeded = bool(created) and created[0].status == "succeeded"
+        return succeeded and bool(paid) and paid[0].payment_status == "paid"
+
+    await wait_until(unrecorded_applied, 60, "the projector to apply the unrecorded payment's success")
+    created = await fetch(engine, unrecorded_row)
     assert len(created) == 1 and not created[0].registered and created[0].status == "succeeded"
     assert (created[0].domain, created[0].entity_id, created[0].amount_minor) == ("jobs", job, 3000)
-    paid_job = await fetch(
-        engine,
-        select(workshop_jobs.c.payment_status).where(
-            workshop_jobs.c.tenant_id == tenant.id, workshop_jobs.c.job_id == job
-        ),
-    )
+    paid_job = await fetch(engine, job_row)
     assert paid_job[0].payment_status == "paid"
 
     assert kinds[AlertKind.GATEWAY_PAYMENT_UNRECORDED] == 1

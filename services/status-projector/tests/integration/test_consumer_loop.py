@@ -64,7 +64,8 @@ async def test_a_stopped_projector_resumes_from_its_committed_offsets(
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         await publish_observations(kafka_topics, [observation(a, S.PROCESSING, 1), b_paid])
-        await wait_until(lambda: status_is(engine, b, "succeeded"), 30, "the first records applied")
+        # A consumer group to join first (as below): tens of seconds on a busy host.
+        await wait_until(lambda: status_is(engine, b, "succeeded"), 60, "the first records applied")
         await wait_until(lambda: committed_to_end(kafka_topics, settings.group_id), 30, "offsets committed")
     before = seen()
 
@@ -74,7 +75,7 @@ async def test_a_stopped_projector_resumes_from_its_committed_offsets(
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        await wait_until(lambda: status_is(engine, c, "succeeded"), 30, "the later records applied")
+        await wait_until(lambda: status_is(engine, c, "succeeded"), 60, "the later records applied")
         await wait_until(lambda: committed_to_end(kafka_topics, settings.group_id), 30, "offsets committed")
 
     # Only what came while it was stopped was read again: two new, the one republished a duplicate.
@@ -103,7 +104,8 @@ async def lock_waiter(engine: Any, other_than: int | None) -> int:
         found[:] = [pid for (pid,) in await fetch(engine, LOCK_WAITERS) if pid != other_than]
         return bool(found)
 
-    await wait_until(waiting, 30, "the projector waiting for the locked row", every=0.05)
+    # The first time, the projector has a consumer group to join first: tens of seconds on a busy host.
+    await wait_until(waiting, 60, "the projector waiting for the locked row", every=0.05)
     return found[0]
 
 

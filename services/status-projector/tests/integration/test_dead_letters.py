@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from pathlib import Path
 
@@ -15,6 +13,7 @@ from paysync_core.contracts import DeadLetter, PaymentObservation
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.settings import CommonSettings
 from paysync_dev.payments import observation, payment_row, publish_observations, register_payment
+from paysync_dev.service_fixtures import wait_until
 from paysync_dev.topic_reader import commit_group_at_end, read_topic
 from paysync_status_projector.app import create_app
 from paysync_status_projector.settings import StatusProjectorSettings
@@ -67,11 +66,12 @@ async def test_a_refused_observation_is_dead_lettered_and_the_rest_applied(
     async with app.router.lifespan_context(app):
         # One partition, in this order: the refused one sits between two good ones.
         await publish_observations(kafka_topics, stream, partition=0)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if (await payment_row(engine, after)).status == "processing":
-                break
-            await asyncio.sleep(0.1)
+
+        async def after_applied() -> bool:
+            return (await payment_row(engine, after)).status == "processing"
+
+        # The projector joins a consumer group of its own first: tens of seconds on a busy host.
+        await wait_until(after_applied, 60, "the observation after the refused one applied", every=0.1)
 
     assert [(await payment_row(engine, p)).status for p in (good, doomed, after)] == [
         "succeeded",

@@ -74,8 +74,9 @@ async def raw_records_mentioning(bootstrap: str, marker: str) -> list[RawWebhook
     return [r for r in raws if marker.encode() in r.body]
 
 
-async def quarantined(url: str, tenant: str, want: int, timeout: float = 5.0) -> list:
-    """The tenant's quarantine rows, once at least `want` are written (they are written in batches)."""
+async def quarantined(url: str, tenant: str, want: int, timeout: float = 30.0) -> list:
+    """The tenant's quarantine rows, once at least `want` are written (they are written in batches, by a
+    task of their own after the refusal is answered: seconds later on a busy host)."""
     engine = make_engine(url, pool_size=1)
     try:
         deadline = time.monotonic() + timeout
