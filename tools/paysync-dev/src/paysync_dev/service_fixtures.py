@@ -51,8 +51,12 @@ async def wait_until(
         await asyncio.sleep(every)
 
 
-async def wait_for_groups(bootstrap: str, groups: dict[str, int], timeout: float = 30.0) -> None:
-    """Wait until each consumer group is stable with at least the given number of members."""
+async def wait_for_groups(bootstrap: str, groups: dict[str, int], timeout: float = 90.0) -> None:
+    """Wait until each consumer group is stable with at least the given number of members.
+
+    Generous: on a loaded host a join, and the rebalance each further replica's join causes, can
+    take 10-30 s.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
