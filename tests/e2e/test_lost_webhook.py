@@ -25,7 +25,9 @@ def test_a_paid_session_whose_webhook_is_lost_shows_succeeded_after_the_sweep(
     assert payment["status"] == "pending"
 
     # The scheduler ticks for the tenant now that it has a payment; the sweep lists Stripe's events.
-    final = wait_for_status(stack, tenant, payment["id"], "succeeded", timeout=30)
+    # A generous bound: its rounds are 5 s apart and go over every tenant of the session's database,
+    # and a freshly started reconciler first sweeps every other tenant that has payments.
+    final = wait_for_status(stack, tenant, payment["id"], "succeeded", timeout=120)
     assert final["status"] == "succeeded" and final["amount_received_minor"] == 12500
     [job] = query(
         migrated_database,

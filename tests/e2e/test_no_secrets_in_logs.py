@@ -99,7 +99,9 @@ def test_no_log_line_of_any_service_holds_a_secret_it_was_given(
     assert httpx.post(locked_url, content=callback, headers=JSON).status_code == 500
 
     assert wait_for_status(stack, tenant, stripe_payment["id"], "succeeded")["status"] == "succeeded"
-    confirmed = wait_for_status(stack, tenant, mpesa_payment["id"], "succeeded", timeout=30)
+    # Through the callback, the normalizer, the reconciler's STK Push Query and the projector: the
+    # default bound (the stack's reconciler is new and sweeps every tenant that has payments meanwhile).
+    confirmed = wait_for_status(stack, tenant, mpesa_payment["id"], "succeeded")
     assert confirmed["status"] == "succeeded"
 
     logs = {name: proc.log_path.read_text(errors="replace") for name, proc in stack.items()}

@@ -72,6 +72,19 @@ def records_containing(bootstrap: str, topic: str, needle: str) -> list[bytes]:
     return [r.value for r in asyncio.run(read_topic(bootstrap, topic)) if needle.encode() in r.value]
 
 
+def status_changes_of(bootstrap: str, payment_id: str, timeout: float = 60.0) -> list[bytes]:
+    """The payment's status changes on their topic, once there is one.
+
+    The projector's relay publishes a change from the outbox after the transaction the API reads has
+    committed: the API can show the new status before the change is on the topic.
+    """
+    deadline = time.monotonic() + timeout
+    while not (changes := records_containing(bootstrap, topics.PAYMENT_STATUS.name, payment_id)):
+        assert time.monotonic() < deadline, f"no status change of {payment_id} on the topic"
+        time.sleep(0.1)
+    return changes
+
+
 def raw_webhooks_containing(bootstrap: str, needle: str) -> list[RawWebhook]:
     """The raw webhook records whose body mentions `needle`."""
     records = asyncio.run(read_topic(bootstrap, topics.WEBHOOKS_RAW.name))
@@ -125,8 +138,7 @@ def test_paid_checkout_session_shows_succeeded_and_marks_the_job_paid(
 
     raw = raw_webhooks_containing(kafka_topics, session_id)
     assert [r.verdict.value for r in raw] == ["verified"]
-    changes = records_containing(kafka_topics, topics.PAYMENT_STATUS.name, payment["id"])
-    parsed = [PaymentStatusChanged.from_bytes(c) for c in changes]
+    parsed = [PaymentStatusChanged.from_bytes(c) for c in status_changes_of(kafka_topics, payment["id"])]
     assert [(c.old_status, c.new_status.value) for c in parsed] == [("pending", "succeeded")]
 
 
@@ -163,8 +175,7 @@ def test_the_same_event_delivered_twice_changes_nothing_the_second_time(
     assert len(history) == 1
     job_after = query(migrated_database, select(workshop_jobs).where(workshop_jobs.c.job_id == job_id))[0]
     assert job_after == job_before
-    changes = records_containing(kafka_topics, topics.PAYMENT_STATUS.name, payment["id"])
-    assert len(changes) == 1
+    assert len(status_changes_of(kafka_topics, payment["id"])) == 1
 
 
 def test_bad_requests_get_their_documented_answers_and_publish_nothing(stack, tenant, kafka_topics):

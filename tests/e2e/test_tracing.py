@@ -26,7 +26,15 @@ from paysync_core.testing.builders.stripe import checkout_session, stripe_event,
 from paysync_dev.fixtures import TestTenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
 from paysync_dev.live_stream import SseListener
-from paysync_dev.service_fixtures import consumer_env, service_env, unique, wait_for_groups, wait_until
+from paysync_dev.service_fixtures import (
+    consumer_env,
+    reconciler_groups,
+    service_env,
+    start_groups_at_end,
+    unique,
+    wait_for_groups,
+    wait_until,
+)
 from paysync_dev.stack import ServiceProcess, start_stack, stop_stack
 from paysync_gateway_sim import SimulatorClient
 
@@ -309,11 +317,14 @@ def test_an_api_call_and_a_reconciler_tick_each_start_a_trace(
     tmp_path: Path,
 ):
     group = unique("reconciler-traced")
+    # The refresh request is published right after the groups are stable: they start at offsets of
+    # their own, not at a "latest" looked up once assigned (which could come after the request).
+    asyncio.run(start_groups_at_end(kafka_topics, reconciler_groups(group)))
     shared = traced_env(kafka_topics, migrated_database, credentials_keys, receiver.url)
     env = consumer_env("reconciler", group, shared, scheduler_tenants=tenant.id)
     procs = start_stack(env, tmp_path, only=("api-gateway", "reconciler"))
     try:
-        asyncio.run(wait_for_groups(kafka_topics, {group: 1, f"{group}-requests": 1}))
+        asyncio.run(wait_for_groups(kafka_topics, dict.fromkeys(reconciler_groups(group), 1)))
         account = tenant.account("stripe").id  # register() registers 12500 USD
         session = gateway_sim.create_payment(
             account, kind="checkout_session", amount_minor=12500, currency="usd"

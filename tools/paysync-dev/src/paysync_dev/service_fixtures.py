@@ -27,6 +27,7 @@ from paysync_core.db.engine import make_engine
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.kafka import DurableProducer
 from paysync_dev.stack import SERVICES, ServiceProcess, free_port
+from paysync_dev.topic_reader import commit_group_at_end
 
 
 def unique(prefix: str) -> str:
@@ -51,8 +52,12 @@ async def wait_until(
         await asyncio.sleep(every)
 
 
-async def wait_for_groups(bootstrap: str, groups: dict[str, int], timeout: float = 30.0) -> None:
-    """Wait until each consumer group is stable with at least the given number of members."""
+async def wait_for_groups(bootstrap: str, groups: dict[str, int], timeout: float = 90.0) -> None:
+    """Wait until each consumer group is stable with at least the given number of members.
+
+    Generous: on a loaded host a join, and the rebalance each further replica's join causes, can
+    take 10-30 s.
+    """
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
@@ -150,10 +155,30 @@ def service_env(kafka_bootstrap: str, database_url: str, credentials_keys: str) 
 
 
 def consumer_env(service: str, group: str, shared: dict[str, str], **settings: object) -> dict[str, str]:
-    """`shared` plus one service's own consumer group, read from now on, and its `settings` as env."""
+    """`shared` plus one service's own consumer group, read from now on, and its `settings` as env.
+
+    Give the group its offsets first (`start_groups_at_end`): "latest" alone is looked up only once
+    the group is assigned, which can come after a record the test has already published.
+    """
     prefix = SERVICES[service][1]
     own = {"group_id": group, "auto_offset_reset": "latest", **settings}
     return {**shared, **{f"{prefix}{name.upper()}": str(value) for name, value in own.items()}}
+
+
+async def start_groups_at_end(bootstrap: str, groups: dict[str, str]) -> None:
+    """Commit each new consumer group (group → its topic) at the topic's current end, before it joins.
+
+    A group with no offsets finds "latest" only after it joined and was assigned its partitions (and
+    again for a partition that moves to another replica before a commit): on a loaded host that can
+    come after the test published, and the record is never read. Committed offsets leave no such gap.
+    """
+    for group, topic in groups.items():
+        await commit_group_at_end(bootstrap, group, topic)
+
+
+def reconciler_groups(group: str) -> dict[str, str]:
+    """The reconciler's two consumer groups (ticks, requests) named after `group`, with their topics."""
+    return {group: topics.RECONCILE_TICKS.name, f"{group}-requests": topics.RECONCILE_REQUESTS.name}
 
 
 @contextmanager
@@ -182,6 +207,7 @@ def projector(
 ) -> Iterator[Service]:
     """The status-projector, its own process and consumer group, for this module's tests."""
     group = unique("projector-for-tests")
+    asyncio.run(start_groups_at_end(kafka_topics, {group: topics.PAYMENT_OBSERVATIONS.name}))
     shared = service_env(kafka_topics, migrated_database, credentials_keys)
     env = consumer_env("status-projector", group, shared, unpark_poll_seconds=0.5, drift_check_seconds=3600)
     log = tmp_path_factory.mktemp("projector") / "status-projector.log"
@@ -229,6 +255,7 @@ def start_reconciler(
 
     async def start(count: int = 1, **settings: object) -> list[Service]:
         group = unique("reconciler")
+        await start_groups_at_end(kafka_topics, reconciler_groups(group))
         shared = service_env(kafka_topics, migrated_database, credentials_keys)
         env = consumer_env("reconciler", group, shared, **{"base_delay": 0.02, "max_delay": 0.2, **settings})
         services = []
@@ -244,7 +271,7 @@ def start_reconciler(
             services.append(Service(process, group))
         for service in services:
             await asyncio.to_thread(service.process.wait_ready)
-        await wait_for_groups(kafka_topics, {group: count, f"{group}-requests": count})
+        await wait_for_groups(kafka_topics, dict.fromkeys(reconciler_groups(group), count))
         return services
 
     yield start
