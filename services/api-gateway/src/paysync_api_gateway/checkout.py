@@ -18,6 +18,7 @@ from paysync_api_gateway.deps import Engine, Observations, Settings
 from paysync_api_gateway.inputs import InvalidInput, strict_parameters, text_problem
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db.tenants import load_credentials
+from paysync_core.tls import client_tls
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(strict_parameters)], tags=["checkout"])
 Tenant = Annotated[str, Depends(current_tenant)]
@@ -31,7 +32,7 @@ async def tenant_gateways(tenant: Tenant, engine: Engine, settings: Settings) ->
         raise CredentialsKeyError("no credentials keys are configured: gateways cannot be called")
     async with engine.connect() as conn:
         credentials = await load_credentials(conn, tenant, CredentialsCipher(keys))
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(verify=client_tls()) as http:
         yield Gateways(credentials, http, settings.mpesa_callback_base_url)
 
 

@@ -118,8 +118,10 @@ def _settled_by_list(targets: list[Target], listed: ListAnswers, found: BulkAnsw
     settled: dict[uuid.UUID, str] = {}
     for target in targets:
         pid = target.payment_id
-        item = listed.newest.get(pid) if pid is not None else None
-        if pid is None or pid not in listed.touched or item is None or item.status is None:
+        if pid is None or pid not in listed.touched:
+            continue
+        item = listed.newest.get(pid)
+        if item is None or item.status is None:
             continue
         if not resolved(item.status):
             continue

@@ -20,6 +20,7 @@ from paysync_core.checkout import stripe_session_args
 from paysync_core.errors import GatewayError
 from paysync_core.providers.clients import Initiated, StripeGatewayClient
 from paysync_core.providers.modes import credentials_mode
+from paysync_core.tls import client_tls
 from paysync_reconciler.ports import Deps
 from paysync_reconciler.repository import checkouts as checkouts_repo
 from paysync_reconciler.repository import unrecorded as unrecorded_repo
@@ -64,7 +65,7 @@ async def _settle(deps: Deps, conn: Any, checkout: Any) -> None:
         credentials = await deps.gateways.credentials(checkout.tenant_id)
         if credentials.stripe is None:
             raise GatewayError("no Stripe credentials any more", provider="stripe", retryable=False)
-        async with httpx.AsyncClient() as http:
+        async with httpx.AsyncClient(verify=client_tls()) as http:
             client = StripeGatewayClient(checkout.tenant_id, credentials.stripe, http)
             started = await client.create_checkout_session(
                 **stripe_session_args(checkout.payment_id, checkout.request)

@@ -29,6 +29,7 @@ from paysync_core.providers.clients import (
     StripeGatewayClient,
     retry_after_seconds,
 )
+from paysync_core.tls import client_tls
 from paysync_reconciler import metrics
 from paysync_reconciler.breaker import CircuitBreaker, CircuitOpen
 from paysync_reconciler.budget import GatewayBudget, Priority, current_priority
@@ -262,6 +263,7 @@ class GatewayDirectory:
             (tenant, provider), CircuitBreaker(s.breaker_threshold, s.breaker_cooldown_seconds)
         )
         http = httpx.AsyncClient(
+            verify=client_tls(),
             timeout=httpx.Timeout(s.http_timeout_seconds, connect=5.0),
             limits=httpx.Limits(max_connections=max(s.check_concurrency, s.on_demand_concurrency) * 2),
             event_hooks={"response": [_throttle_watch(budget, provider)]},

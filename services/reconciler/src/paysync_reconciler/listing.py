@@ -26,6 +26,7 @@ from paysync_core.credentials import PaystackCredentials, StripeCredentials
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.errors import PaysyncError
 from paysync_core.providers.clients import PaystackGatewayClient, StripeGatewayClient
+from paysync_core.tls import client_tls
 
 log = structlog.get_logger()
 
@@ -155,9 +156,10 @@ def _observations(provider: Provider, tenant: str, payload: bytes) -> Iterator[P
 @lru_cache(maxsize=1024)
 def _stripe(tenant: str) -> StripeGatewayClient:
     unused = StripeCredentials(secret_key="sk_unused", webhook_secrets=("whsec_unused",))  # noqa: S106 - a placeholder (above)
-    return StripeGatewayClient(tenant, unused, httpx.AsyncClient())
+    return StripeGatewayClient(tenant, unused, httpx.AsyncClient(verify=client_tls()))
 
 
 @lru_cache(maxsize=1024)
 def _paystack(tenant: str) -> PaystackGatewayClient:
-    return PaystackGatewayClient(tenant, PaystackCredentials(secret_key="sk_unused"), httpx.AsyncClient())  # noqa: S106 - a placeholder (above)
+    unused = PaystackCredentials(secret_key="sk_unused")  # noqa: S106 - a placeholder (above)
+    return PaystackGatewayClient(tenant, unused, httpx.AsyncClient(verify=client_tls()))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from typing import TypeVar
@@ -25,6 +26,7 @@ from paysync_status_projector.settings import StatusProjectorSettings
 
 T = TypeVar("T")
 log = structlog.get_logger()
+_debug = logging.getLogger(__name__)  # the stdlib logger `log` writes through, for its level
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -144,6 +146,8 @@ class ObservationBatches:
 
 def _log_changes(result: BatchResult, spans: tracing.RecordSpans) -> None:
     """A debug line per status change, in the span of the observation behind it (so with its trace id)."""
+    if not _debug.isEnabledFor(logging.DEBUG):  # at INFO, not even the span context per change
+        return
     for change in result.status_changes:
         with spans.current((change.tenant, change.observation_id)):
             log.debug(
