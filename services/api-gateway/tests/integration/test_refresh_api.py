@@ -312,10 +312,10 @@ async def test_a_check_that_can_never_succeed_ends_failed_with_its_reason_after_
     )
     assert [r.attempts for r in stored] == [3]
 
-    async def counted_failed() -> bool:  # counted, then logged, after the failure is stored
-        return reconciler.metric("paysync_reconciler_requests_total", kind="entity", outcome="failed") == 1
-
-    await wait_until(counted_failed, 30, "the failed check counted")
+    # Counted, then logged, after the failure is stored.
+    await reconciler.wait_for_metric(
+        "paysync_reconciler_requests_total", 1, "the failed check counted", kind="entity", outcome="failed"
+    )
     # This tenant's lines only: the reconciler also recovers what other tests left in the shared database.
     lines = reconciler.process.log_path.read_text().splitlines()
     mine = [line for line in lines if tenant.id in line]  # (the log masks request ids)

@@ -200,10 +200,10 @@ async def test_smtp_down_then_up_and_chat_answering_503_deliver_after_retries(
     assert len(answered) == 6  # 4 answered 503, then one each delivered
     assert notifier.metric("paysync_notifier_alerts_retried_total", channel="email") >= 1
 
-    async def counted_sent() -> bool:  # counted once the notifier has marked it sent, after the server
-        return notifier.metric("paysync_notifier_alerts_sent_total", channel="email") == 1
-
-    await wait_until(counted_sent, 60, "the email counted as sent")
+    # Counted once the notifier has marked it sent, after the server took it.
+    await notifier.wait_for_metric(
+        "paysync_notifier_alerts_sent_total", 1, "the email counted", channel="email"
+    )
     assert notifier.metric("paysync_notifier_alerts_retried_total", channel="slack") >= 1
 
 
@@ -229,10 +229,10 @@ async def test_a_receiver_that_refuses_for_good_dead_letters_the_delivery_with_i
     )
     assert (rows["webhook"].status, rows["webhook"].last_error) == ("dead", "webhook answered 410")
 
-    async def counted_failed() -> bool:  # counted once the notifier has marked it dead, not before
-        return notifier.metric("paysync_notifier_alerts_failed_total", channel="webhook") == 1
-
-    await wait_until(counted_failed, 60, "the webhook counted as given up")
+    # Counted once the notifier has marked it dead, not before.
+    await notifier.wait_for_metric(
+        "paysync_notifier_alerts_failed_total", 1, "the webhook counted as given up", channel="webhook"
+    )
 
 
 async def test_two_replicas_never_send_a_message_twice(

@@ -173,9 +173,9 @@ async def test_a_wrong_password_over_starttls_is_retried_then_dead_with_a_clear_
     assert smtp_sink.messages == [] and smtp_sink.logins == []
     assert notifier.metric("paysync_notifier_alerts_retried_total", channel="email") == 2
 
-    async def counted_failed() -> bool:  # counted once the notifier has marked it dead, not before
-        return notifier.metric("paysync_notifier_alerts_failed_total", channel="email") == 1
-
-    await wait_until(counted_failed, 60, "the email counted as given up")
+    # Counted once the notifier has marked it dead, not before.
+    await notifier.wait_for_metric(
+        "paysync_notifier_alerts_failed_total", 1, "the email counted as given up", channel="email"
+    )
     log = notifier.process.log_path.read_text()
     assert "wrong-password-9" not in log and PASSWORD not in log

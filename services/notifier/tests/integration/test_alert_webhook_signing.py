@@ -69,10 +69,10 @@ async def test_signed_alerts_verify_with_standardwebhooks_under_both_secrets_of_
     assert [r.answered for r in attempts] == [503, 503, 200]
     assert notifier.metric("paysync_notifier_alerts_retried_total", channel="webhook") == 2
 
-    async def counted_sent() -> bool:  # counted once the notifier has marked it sent, after the 200
-        return notifier.metric("paysync_notifier_alerts_sent_total", channel="webhook") == 1
-
-    await wait_until(counted_sent, 60, "the webhook counted as sent")
+    # Counted once the notifier has marked it sent, after the 200.
+    await notifier.wait_for_metric(
+        "paysync_notifier_alerts_sent_total", 1, "the webhook counted", channel="webhook"
+    )
     # One message, retried: the same id on every attempt, so the receiver can drop a repeat by it.
     assert len({r.headers["webhook-id"] for r in attempts}) == 1
     for request in attempts:

@@ -43,8 +43,7 @@ def start_notifiers(
         group = unique("notifier")
         await commit_group_at_end(kafka_topics, f"{group}-app-webhooks", topics.PAYMENT_STATUS.name)
         services = await launch_notifiers(count, **({"group_id": group, **QUICK} | settings))
-        # Generous: a second replica joining is a rebalance, which takes a slow host many seconds.
-        await wait_for_groups(kafka_topics, {f"{group}-app-webhooks": count}, timeout=90)
+        await wait_for_groups(kafka_topics, {f"{group}-app-webhooks": count})
         return services
 
     return start

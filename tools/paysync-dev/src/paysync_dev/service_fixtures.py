@@ -89,6 +89,17 @@ class Service:
         """The sum of a metric's samples whose labels include `labels`."""
         return metric(self.process.url, name, **labels)
 
+    async def wait_for_metric(
+        self, name: str, value: float, what: str, timeout: float = 60.0, **labels: str
+    ) -> None:
+        """Wait until the metric's sum is `value`: services count after they store what they count, so a
+        read right after seeing the work's effect can come before the count."""
+
+        async def reached() -> bool:
+            return self.metric(name, **labels) == value
+
+        await wait_until(reached, timeout, what)
+
 
 def metric(url: str, name: str, **labels: str) -> float:
     """The sum of the samples of metric `name` whose labels include `labels`, read from `url`/metrics."""
