@@ -13,6 +13,11 @@ class CommonSettings(BaseSettings):
 
     kafka_bootstrap: str = "127.0.0.1:9092"
     database_url: str = "postgresql+asyncpg://paysync:paysync@127.0.0.1:5432/paysync"
+    database_ping_after_idle_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="A pooled database connection idle longer than this is pinged before use (0: always)",
+    )
     log_level: str = "INFO"
     log_json: bool = True
     credentials_keys: SecretStr = Field(

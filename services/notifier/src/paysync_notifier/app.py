@@ -42,6 +42,7 @@ def create_app(settings: NotifierSettings | None = None) -> FastAPI:
         common.database_url,
         pool_size=min(settings.hooks_concurrency + 4, 24),
         application_name="paysync-notifier",
+        ping_after_idle_seconds=common.database_ping_after_idle_seconds,
     )
     http = httpx.AsyncClient(follow_redirects=False)
     keys = common.credentials_keys.get_secret_value()

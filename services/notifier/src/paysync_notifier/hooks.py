@@ -28,6 +28,7 @@ from paysync_core.app_webhooks import open_secrets, signature_header
 from paysync_core.contracts import Alert, AlertKind, PaymentStatusChanged
 from paysync_core.contracts.alert import alert_id
 from paysync_core.crypto import CredentialsCipher
+from paysync_core.db.engine import no_transaction
 from paysync_core.dead_letters import is_outage
 from paysync_notifier import hooks_repository as repo
 from paysync_notifier.hooks_repository import Attempt, Claimed
@@ -100,8 +101,13 @@ class AppWebhooks:
         self._gauge_at = self._prune_at = 0.0
 
     async def take_in(self, change: PaymentStatusChanged) -> None:
-        """Record the deliveries a status change makes (committed before the record is acknowledged)."""
-        async with self._engine.begin() as conn:
+        """Record the deliveries a status change makes (committed before the record is acknowledged).
+
+        Without a transaction: the endpoints are read and the deliveries inserted in one statement each
+        (all of a change's deliveries at once), and a change taken in again adds nothing, so BEGIN and
+        COMMIT would only add two round trips to every change, most of which no endpoint wants.
+        """
+        async with no_transaction(self._engine) as conn:
             new = await repo.take_in(conn, change)
         if new:
             self._wake.set()

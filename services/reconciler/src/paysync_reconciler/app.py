@@ -47,6 +47,7 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
         common.database_url,
         pool_size=max(10, settings.max_concurrent_sweeps + 4),
         application_name="paysync-reconciler",
+        ping_after_idle_seconds=common.database_ping_after_idle_seconds,
     )
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-reconciler")
     gateways = GatewayDirectory(engine, cipher, settings)

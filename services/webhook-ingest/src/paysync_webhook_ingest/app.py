@@ -31,7 +31,11 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     settings = settings or WebhookIngestSettings()
     common = settings.common
     configure_logging("webhook-ingest", common.log_level, common.log_json)
-    engine = make_engine(common.database_url, application_name="paysync-webhook-ingest")
+    engine = make_engine(
+        common.database_url,
+        application_name="paysync-webhook-ingest",
+        ping_after_idle_seconds=common.database_ping_after_idle_seconds,
+    )
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-webhook-ingest")
     if settings.run_normalizer:
         broker.include_router(normalizer_router(settings))
