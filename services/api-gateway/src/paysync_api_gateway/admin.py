@@ -59,7 +59,7 @@ class CredentialsUpdate(BaseModel):
     mpesa: MpesaCredentials | None = None
 
 
-def cipher(settings: Settings) -> CredentialsCipher:
+async def cipher(settings: Settings) -> CredentialsCipher:
     """The cipher of tenants' gateway credentials; declare it after `Operator` (it fails without a key)."""
     return CredentialsCipher(settings.common.credentials_keys.get_secret_value())
 

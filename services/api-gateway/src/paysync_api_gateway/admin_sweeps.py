@@ -28,7 +28,7 @@ router = APIRouter(prefix="/admin/v1", tags=["admin"], dependencies=[Depends(str
 log = structlog.get_logger()
 
 
-def ticks_out(request: Request) -> TopicPublisher[ReconcileTick]:
+async def ticks_out(request: Request) -> TopicPublisher[ReconcileTick]:
     """The publisher of window ticks."""
     return request.app.state.ticks_out
 

@@ -39,7 +39,7 @@ async def tenant_gateways(tenant: Tenant, engine: Engine, settings: Settings) ->
 TenantGateways = Annotated[Gateways, Depends(tenant_gateways)]
 
 
-def idempotency_key(
+async def idempotency_key(
     key: Annotated[
         str | None,
         Header(

@@ -36,7 +36,7 @@ def _matches(if_none_match: str, etag: str) -> bool:
 class ConditionalRead:
     """A status read's `If-None-Match`; `answer` renders the body, tags it and says 304 when it matches."""
 
-    def __init__(self, if_none_match: Annotated[str | None, _IF_NONE_MATCH] = None) -> None:
+    def __init__(self, if_none_match: str | None) -> None:
         self.if_none_match = if_none_match
 
     def answer(self, content: BaseModel | dict[str, Any] | list[Any]) -> Response:
@@ -49,5 +49,12 @@ class ConditionalRead:
         return Response(body, media_type="application/json", headers=headers)
 
 
+async def conditional_read(
+    if_none_match: Annotated[str | None, _IF_NONE_MATCH] = None,
+) -> ConditionalRead:
+    """The request's `If-None-Match`, ready to answer (a dependency, on the event loop)."""
+    return ConditionalRead(if_none_match)
+
+
 #: Declare as a parameter of a status read: `read: Conditional`, then `return read.answer(page)`.
-Conditional = Annotated[ConditionalRead, Depends()]
+Conditional = Annotated[ConditionalRead, Depends(conditional_read)]

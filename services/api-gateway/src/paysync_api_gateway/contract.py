@@ -28,7 +28,7 @@ ERRORS: dict[int, str] = {
     429: "Too many requests of this kind; see `Retry-After`",
     500: "The request failed; it has been logged (`internal_error`)",
     502: "The gateway refused the request (`gateway_rejected`, `gateway_error`): its words, never a secret",
-    503: "Not available now; see `Retry-After`",
+    503: "Not available now; see `Retry-After` (`database_unavailable`: the database connection was lost)",
 }
 
 

@@ -1,4 +1,9 @@
-"""What an endpoint may declare it needs; `app.py` puts each one on the app once, at start."""
+"""What an endpoint may declare it needs; `app.py` puts each one on the app once, at start.
+
+Every dependency of the API is `async def`, even those that only read an attribute: FastAPI runs a
+plain `def` dependency on a worker thread, a thread hop per dependency and request
+(`tests/unit/test_dependencies.py` keeps it so).
+"""
 
 from __future__ import annotations
 
@@ -21,52 +26,52 @@ if TYPE_CHECKING:  # stream.py declares its endpoint with these aliases
     from paysync_api_gateway.stream import StreamSlots
 
 
-def settings(request: Request) -> ApiGatewaySettings:
+async def settings(request: Request) -> ApiGatewaySettings:
     """The api-gateway's settings."""
     return request.app.state.settings
 
 
-def engine(request: Request) -> AsyncEngine:
+async def engine(request: Request) -> AsyncEngine:
     """The database engine."""
     return request.app.state.engine
 
 
-def refresh(request: Request) -> RefreshCoordinator:
+async def refresh(request: Request) -> RefreshCoordinator:
     """The coordinator of on-demand checks and their replies."""
     return request.app.state.refresh
 
 
-def failed_keys(request: Request) -> FailedKeyThrottle:
+async def failed_keys(request: Request) -> FailedKeyThrottle:
     """The throttle of failed API-key checks."""
     return request.app.state.failed_keys
 
 
-def api_keys(request: Request) -> ApiKeyCache:
+async def api_keys(request: Request) -> ApiKeyCache:
     """The cache of API-key checks."""
     return request.app.state.api_keys
 
 
-def cors_origins(request: Request) -> OriginDirectory:
+async def cors_origins(request: Request) -> OriginDirectory:
     """Every tenant's allowed web origins."""
     return request.app.state.cors_origins
 
 
-def refresh_presses(request: Request) -> RefreshPresses:
+async def refresh_presses(request: Request) -> RefreshPresses:
     """Refresh presses in flight, and each key's rate of them."""
     return request.app.state.refresh_presses
 
 
-def notifier(request: Request) -> httpx.AsyncClient:
+async def notifier(request: Request) -> httpx.AsyncClient:
     """The HTTP client of the notifier's internal live stream."""
     return request.app.state.notifier
 
 
-def observations_out(request: Request) -> TopicPublisher[PaymentObservation]:
+async def observations_out(request: Request) -> TopicPublisher[PaymentObservation]:
     """The publisher of observations (an operator's override is one)."""
     return request.app.state.observations_out
 
 
-def stream_slots(request: Request) -> StreamSlots:
+async def stream_slots(request: Request) -> StreamSlots:
     """The live streams each tenant (and the instance) may hold at once."""
     return request.app.state.stream_slots
 

@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from paysync_api_gateway.access import Forbidden
@@ -104,6 +105,16 @@ def install_error_handlers(app: FastAPI) -> None:
         phrase = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_")
         code = _HTTP_CODES.get(exc.status_code, phrase)
         return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated:
+            return await crash(request, exc)
+        # The server dropped the connection (restart, failover): the pool has let go of it and of
+        # its peers, so the same request made again runs on a new one.
+        log.warning("request.database_unavailable", path=request.url.path, error=type(exc.orig).__name__)
+        message = "the database connection was lost; try again"
+        return problem(503, "database_unavailable", message, headers=_HEADERS[503])
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

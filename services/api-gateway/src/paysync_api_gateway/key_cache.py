@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_api_gateway.access import KeyAccess
 from paysync_core.db import tenants as tenant_repo
+from paysync_core.db.engine import no_transaction
 
 LOOKUPS = Counter(
     "paysync_api_gateway_api_key_lookups",
@@ -63,7 +64,7 @@ class ApiKeyCache:
                 del self._entries[key_hash]
 
     async def _load(self, key_hash: str) -> KeyAccess | None:
-        async with self._engine.connect() as conn:
+        async with no_transaction(self._engine) as conn:
             row = await tenant_repo.api_key_access(conn, key_hash)
         LOOKUPS.labels("found" if row is not None else "unknown").inc()
         access = None

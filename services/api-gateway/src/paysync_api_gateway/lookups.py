@@ -4,6 +4,7 @@ payer's phone number (matched on its keyed hash: the number is never stored, nor
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -24,33 +25,30 @@ def _when(what: str) -> Any:
     return Query(description=f"{what} (an ISO 8601 time with a zone)")
 
 
+@dataclass(frozen=True)
 class PaymentLookup:
     """The lookups of `GET /v1/payments` besides its equality filters."""
 
-    def __init__(
-        self,
-        created_since: Annotated[AwareDatetime | None, _when("Registered at or after")] = None,
-        created_until: Annotated[AwareDatetime | None, _when("Registered before")] = None,
-        updated_since: Annotated[AwareDatetime | None, _when("Last changed at or after")] = None,
-        phone: Annotated[str | None, Query(max_length=32, description=_PHONE)] = None,
-    ) -> None:
-        if created_since and created_until and created_since >= created_until:
-            problem = {"field": "created_until", "problem": "must be after created_since"}
-            raise InvalidInput("the request is not valid", [problem])
-        self.times: dict[str, datetime] = {
-            name: value
-            for name, value in {
-                "created_since": created_since,
-                "created_until": created_until,
-                "updated_since": updated_since,
-            }.items()
-            if value is not None
-        }
-        self.phone = phone
+    times: dict[str, datetime]
+    phone: str | None
 
     def phone_hash(self, key: str, tenant: str) -> str | None:
         """The hash to match, None without a `phone`; InvalidInput for a number that is not one."""
         return None if self.phone is None else hashed_phone(key, tenant, self.phone, "phone")
+
+
+async def payment_lookup(
+    created_since: Annotated[AwareDatetime | None, _when("Registered at or after")] = None,
+    created_until: Annotated[AwareDatetime | None, _when("Registered before")] = None,
+    updated_since: Annotated[AwareDatetime | None, _when("Last changed at or after")] = None,
+    phone: Annotated[str | None, Query(max_length=32, description=_PHONE)] = None,
+) -> PaymentLookup:
+    """The request's lookups; InvalidInput for a time range that ends before it starts."""
+    if created_since and created_until and created_since >= created_until:
+        problem = {"field": "created_until", "problem": "must be after created_since"}
+        raise InvalidInput("the request is not valid", [problem])
+    times = {"created_since": created_since, "created_until": created_until, "updated_since": updated_since}
+    return PaymentLookup({name: value for name, value in times.items() if value is not None}, phone)
 
 
 def hashed_phone(key: str, tenant: str, phone: str, field: str) -> str:
@@ -83,10 +81,10 @@ def _phones(value: Any, field: str) -> Iterator[dict[str, str]]:
         yield {"field": field, "problem": f"looks like a phone number: {_NOT_IN_METADATA}"}
 
 
-def phone_key(settings: Settings) -> str:
+async def phone_key(settings: Settings) -> str:
     """The key of payers' phone hashes (empty: phone lookups are off)."""
     return settings.common.phone_hash_key.get_secret_value()
 
 
 PhoneKey = Annotated[str, Depends(phone_key)]
-Lookup = Annotated[PaymentLookup, Depends()]
+Lookup = Annotated[PaymentLookup, Depends(payment_lookup)]

@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from paysync_api_gateway.admin import operator
 from paysync_api_gateway.auth import current_key, current_tenant
-from paysync_api_gateway.conditional import ConditionalRead
+from paysync_api_gateway.conditional import conditional_read
 from paysync_api_gateway.contract import NOT_MODIFIED, errors
 from paysync_api_gateway.stream_tokens import stream_access
 
@@ -26,7 +26,9 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
 def _codes_of(route: APIRoute) -> list[int]:
     calls = set(_calls(route.dependant))
     dependant = route.dependant
-    codes = [400, 422, 500]  # every router refuses unknown or unstorable parameters (`strict_parameters`)
+    # Every router refuses unknown or unstorable parameters (`strict_parameters`); any route can meet a
+    # database connection the server dropped (503 `database_unavailable`, errors.py).
+    codes = [400, 422, 500, 503]
     if calls & {current_key, current_tenant, stream_access}:  # keys are throttled per address when they fail;
         codes += [401, 403, 429]  # 403: a scope the key lacks, or a page's origin the tenant does not allow
     if operator in calls:
@@ -52,6 +54,6 @@ def document_answers(app: FastAPI) -> None:
     for route in _api_routes(app.routes):
         for code, answer in errors(*_codes_of(route)).items():
             route.responses.setdefault(code, answer)
-        if ConditionalRead in set(_calls(route.dependant)):
+        if conditional_read in set(_calls(route.dependant)):
             route.responses.setdefault(304, NOT_MODIFIED[304])
     app.openapi_schema = None

@@ -15,34 +15,41 @@ from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.schema import payment_refs, payments, reconcile_requests
 
 
-async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> bool:
-    """Insert a payment; False if (tenant, provider, reference) is registered already."""
+async def insert_payment(conn: AsyncConnection, values: dict[str, Any]) -> Any | None:
+    """Insert a payment; its new row (without aliases), or None if (tenant, provider, reference) is
+    registered already."""
     result = await conn.execute(
-        insert(payments).values(**values).on_conflict_do_nothing().returning(payments.c.id)
+        insert(payments).values(**values).on_conflict_do_nothing().returning(payments)
     )
-    return result.first() is not None
+    return result.first()
 
 
 async def bind_refs(
     conn: AsyncConnection, tenant: str, provider: str, refs: list[str], payment_id: uuid.UUID
 ) -> dict[str, Any]:
-    """Bind references to the payment; returns those already bound to another payment."""
-    if refs:
-        await conn.execute(
-            insert(payment_refs)
-            .values(
-                [
-                    {"tenant_id": tenant, "provider": provider, "ref": r, "payment_id": payment_id}
-                    for r in refs
-                ]
-            )
-            .on_conflict_do_nothing()
+    """Bind references to the payment; returns those already bound to another payment.
+
+    Only the references the insert did not bind (bound before, to this payment or another) are looked
+    up, in a statement of their own: one that another transaction bound meanwhile is visible to it.
+    """
+    if not refs:
+        return {}
+    bound = await conn.execute(
+        insert(payment_refs)
+        .values(
+            [{"tenant_id": tenant, "provider": provider, "ref": r, "payment_id": payment_id} for r in refs]
         )
+        .on_conflict_do_nothing()
+        .returning(payment_refs.c.ref)
+    )
+    rest = set(refs) - {r.ref for r in bound}
+    if not rest:
+        return {}
     rows = await conn.execute(
         select(payment_refs.c.ref, payment_refs.c.payment_id).where(
             payment_refs.c.tenant_id == tenant,
             payment_refs.c.provider == provider,
-            payment_refs.c.ref.in_(refs),
+            payment_refs.c.ref.in_(sorted(rest)),
         )
     )
     return {r.ref: r.payment_id for r in rows if r.payment_id != payment_id}

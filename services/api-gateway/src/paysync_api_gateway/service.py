@@ -6,6 +6,7 @@ import base64
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import structlog
@@ -16,6 +17,7 @@ from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
+from paysync_core.db.engine import no_transaction
 from paysync_core.db.tenants import load_credentials
 from paysync_core.domain.ids import payment_id_for
 from paysync_core.errors import PaysyncError
@@ -65,7 +67,7 @@ async def register_payment(
     payment_id = payment_id_for(tenant, provider, body.provider_ref)
     async with engine.begin() as conn:
         mode = await _mode_of(conn, tenant, provider, cipher)
-        created = await repo.insert_payment(
+        inserted = await repo.insert_payment(
             conn,
             {
                 "id": payment_id,
@@ -81,6 +83,7 @@ async def register_payment(
                 "phone_hash": phone_hash,
             },
         )
+        created = inserted is not None
         if not created and phone_hash:
             await repo.add_phone_hash(conn, payment_id, phone_hash)
         if not created:
@@ -94,8 +97,14 @@ async def register_payment(
         if taken:
             raise Conflict(f"references already belong to another payment: {sorted(taken)}")
         await repo.announce_registration(conn)
-        row = await repo.get_payment(conn, tenant, payment_id)
+        row = _with_aliases(inserted, body) if created else await repo.get_payment(conn, tenant, payment_id)
     return to_payment(row), created
+
+
+def _with_aliases(inserted: Any, body: RegisterPayment) -> SimpleNamespace:
+    """A new payment's row as `repo.get_payment` reads it, without reading it again: its references
+    are exactly those just bound (a reference of a payment goes with it: no older one can point here)."""
+    return SimpleNamespace(**inserted._mapping, aliases=sorted(set(body.aliases) - {body.provider_ref}))
 
 
 async def _mode_of(
@@ -125,7 +134,7 @@ def parse_payment_id(payment_id: str) -> uuid.UUID:
 async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
     """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
     key = parse_payment_id(payment_id)
-    async with engine.connect() as conn:
+    async with no_transaction(engine) as conn:
         row = await repo.get_payment(conn, tenant, key)
     if row is None:
         raise NotFound(f"no payment {payment_id!r}")
@@ -145,7 +154,7 @@ async def list_payments(
     """A page of the tenant's payments, newest first; `provider_ref` matches a reference or an alias,
     `times` bound `created_at` (`created_since`, `created_until`) and `updated_at` (`updated_since`)."""
     after = decode_cursor(cursor, uuid.UUID) if cursor else None
-    async with engine.connect() as conn:
+    async with no_transaction(engine) as conn:
         rows = await repo.list_payments(
             conn,
             tenant,
@@ -163,7 +172,7 @@ async def list_payments(
 
 async def stats(engine: AsyncEngine, tenant: str) -> dict[str, Any]:
     """Totals by status, and amounts by currency."""
-    async with engine.connect() as conn:
+    async with no_transaction(engine) as conn:
         rows = await repo.stats(conn, tenant)
     by_status: dict[str, int] = {}
     by_currency: dict[str, dict[str, int]] = {}
@@ -199,7 +208,7 @@ async def check_now(
             await repo.forget_queued(conn, request.request_id)
         raise
     if reply is None:  # it may have been answered while this process was not listening yet
-        async with engine.connect() as conn:
+        async with no_transaction(engine) as conn:
             row = await repo.reconcile_request(conn, request.tenant, request.request_id)
         if row is not None and row.status == "completed" and row.reply:
             reply = ReconcileReply.model_validate(row.reply)
@@ -211,7 +220,7 @@ async def reconcile_request(
 ) -> tuple[ReconcileRequest, ReconcileReply | None, str | None]:
     """A check, its reply once it completed, and why it failed if it did (the reconciler gave up after
     its bounded attempts); NotFound for unknown (or other tenants') ids."""
-    async with engine.connect() as conn:
+    async with no_transaction(engine) as conn:
         row = await repo.reconcile_request(conn, tenant, request_id)
     if row is None:
         raise NotFound(f"no check {request_id!r}")

@@ -102,7 +102,7 @@ def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def stream_tokens(request: Request) -> StreamTokens:
+async def stream_tokens(request: Request) -> StreamTokens:
     """The issuer and verifier of stream tokens."""
     return request.app.state.stream_tokens
 

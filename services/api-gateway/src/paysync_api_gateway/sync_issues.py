@@ -81,7 +81,7 @@ class RequiredNote(BaseModel):
     note: Note
 
 
-def acting_key(request: Request, _: Tenant) -> str:
+async def acting_key(request: Request, _: Tenant) -> str:
     """The API key this (authenticated) request came with: the audit records its id and prefix."""
     return request.headers.get("authorization", "").partition(" ")[2].strip()
 

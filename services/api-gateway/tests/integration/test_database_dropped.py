@@ -1,0 +1,69 @@
+"""A database connection dropped under api-gateway (a restart, a failover) costs one request a 503 with
+`Retry-After`, never a 500, and the same request made again is answered."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+
+from paysync_core.db.engine import make_engine, no_transaction
+from paysync_dev.fixtures import create_tenant, stripe_registration
+from paysync_dev.service_fixtures import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+async def _drop_connections_since(url: str, since: object) -> None:
+    """End every api-gateway connection to this database opened at or after `since`, and wait until gone."""
+    mine = (
+        "FROM pg_stat_activity WHERE application_name = 'paysync-api-gateway'"
+        " AND datname = current_database() AND backend_start >= :since"
+    )
+    admin = make_engine(url, pool_size=1, application_name="test-admin")
+    try:
+        async with no_transaction(admin) as conn:
+            ended = await conn.scalar(
+                text(f"SELECT count(pg_terminate_backend(pid)) {mine}"), {"since": since}
+            )
+            assert ended
+
+            async def gone() -> bool:
+                return not await conn.scalar(text(f"SELECT count(*) {mine}"), {"since": since})
+
+            await wait_until(gone, 30, "the dropped connections to end", every=0.05)
+    finally:
+        await admin.dispose()
+
+
+async def _now(url: str) -> object:
+    admin = make_engine(url, pool_size=1, application_name="test-admin")
+    try:
+        async with no_transaction(admin) as conn:
+            return await conn.scalar(text("SELECT now()"))
+    finally:
+        await admin.dispose()
+
+
+async def test_a_dropped_database_connection_answers_503_once_then_the_request_works(
+    open_api, migrated_database, credentials_keys, monkeypatch
+) -> None:
+    # Trust every pooled connection (no ping before use), as within a second of its last use.
+    monkeypatch.setenv("PAYSYNC_DATABASE_PING_AFTER_IDLE_SECONDS", "3600")
+    started = await _now(migrated_database)
+    shop = create_tenant(migrated_database, credentials_keys)
+    auth = {"Authorization": f"Bearer {shop.api_key}"}
+    async with open_api() as client:
+        created = await client.post("/v1/payments", json=stripe_registration(), headers=auth)
+        assert created.status_code == 201, created.text
+        path = f"/v1/payments/{created.json()['id']}"
+        assert (await client.get(path, headers=auth)).status_code == 200
+
+        await _drop_connections_since(migrated_database, started)
+
+        lost = await client.get(path, headers=auth)
+        assert lost.status_code == 503, lost.text
+        assert lost.json()["error"] == "database_unavailable"
+        assert lost.headers["retry-after"]
+        again = await client.get(path, headers=auth)
+        assert again.status_code == 200, again.text
+        assert again.json()["id"] == created.json()["id"]
