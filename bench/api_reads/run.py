@@ -1,22 +1,30 @@
-"""Benchmark `GET /v1/payments/{id}` with the API-key check cached and uncached, in one run.
+"""Benchmark the API front ends hit most: `GET /v1/payments/{id}` and `POST /v1/payments`, beside the
+bare endpoint of the same stack, in one run.
 
     make bench-api            (or: .venv/bin/python bench/api_reads/run.py --help)
 
-api-gateway runs as its own process against a Kafka broker and PostgreSQL on this machine, twice
-with the same build: `PAYSYNC_API_GATEWAY_API_KEY_CACHE_SECONDS=0` (every request looks its key
-up in the database, as before the cache) and the default (5). The load comes from bench/loadgen
-(closed loop: the most it sustains with N connections; then open loop at a fixed rate for the
-latency), with the tenant's API key on every request. Results in bench/results/api-reads.json.
+api-gateway runs as its own process against a Kafka broker and PostgreSQL on this machine; the bare
+endpoint (`bench/webhook_ingest/bare.py`: uvicorn + FastAPI, the same routes, no key check, no
+database) is the floor of the stack. The reads run twice with the same build:
+`PAYSYNC_API_GATEWAY_API_KEY_CACHE_SECONDS=0` (every request looks its key up in the database, as
+before the cache) and the default (5). Every registration is a distinct payment. The load comes from
+bench/loadgen (closed loop: the most it sustains with N connections; then open loop at a fixed rate,
+by default half the maximum just measured, for the latency), with the tenant's API key on every
+request.
+Results in bench/results/api-reads.json.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -34,21 +42,57 @@ from paysync_dev.stack import ServiceProcess, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from webhook_ingest.run import LOADGEN, RESULTS, attack, measured, summarise
+from webhook_ingest.run import _wait_http as wait_http
 
 
-def targets_file(url: str, api_key: str, out: Path) -> Path:
+def reads_file(url: str, api_key: str, out: Path) -> Path:
     """One target: the payment, read with the tenant's key."""
     header = {"Authorization": [f"Bearer {api_key}"]}
     out.write_text(json.dumps({"method": "GET", "url": url, "body": "", "header": header}) + "\n")
     return out
 
 
+def registrations_file(url: str, api_key: str, count: int, out: Path) -> Path:
+    """`count` distinct registrations (each a new Stripe Checkout Session), with the tenant's key."""
+    header = {"Authorization": [f"Bearer {api_key}"], "Content-Type": ["application/json"]}
+    with out.open("w") as f:
+        for _ in range(count):
+            body = base64.b64encode(json.dumps(stripe_registration()).encode()).decode()
+            f.write(json.dumps({"method": "POST", "url": url, "body": body, "header": header}) + "\n")
+    return out
+
+
+def runs(
+    name: str, targets: Path, rate: int, seconds: int, workers: int, pids: dict[str, int | None]
+) -> list[dict]:
+    """Max throughput with `workers` connections, then `rate` open loop (0: half the maximum just
+    measured, where latency means something whatever the machine): two result rows."""
+    rows = []
+    for mode in ("max", "fixed"):
+        if mode == "max":
+            label = f"max throughput ({workers} connections)"
+            run = partial(attack, targets, 0, seconds, workers)
+        else:
+            rate = rate or max(1, int(rows[0]["throughput_per_s"] / 2))
+            label, run = f"fixed {rate}/s", partial(attack, targets, rate, seconds)
+        row = summarise(name, measured(run, pids))
+        row["mode"] = label
+        row["peak_rss_mb"] = round(peak_rss_mb(pids["server"]), 1) if pids["server"] else None
+        rows.append(row)
+    return rows
+
+
 def main(
-    rate: int = typer.Option(500, help="Fixed rate for the latency run, requests/s"),
+    read_rate: int = typer.Option(
+        0, help="Fixed rate of the read latency runs; 0: half each target's maximum (the aim's: 2500)"
+    ),
+    register_rate: int = typer.Option(
+        0, help="Fixed rate of the registration latency runs; 0: half each target's maximum (the aim's: 1000)"
+    ),
     seconds: int = typer.Option(15, help="Duration of each run"),
-    workers: int = typer.Option(16, help="Connections for the max-throughput run"),
+    workers: int = typer.Option(16, help="Connections for the max-throughput runs"),
 ) -> None:
-    """GET /v1/payments/{id}: max throughput and latency at a fixed rate, key cache off and on."""
+    """GET /v1/payments/{id} (key cache off and on) and POST /v1/payments, beside the bare endpoint."""
     if not LOADGEN.exists():
         sys.exit(f"{LOADGEN} missing: run `make bench-api` (it builds bench/loadgen)")
     bench_dir = paths.local_dir() / "bench"
@@ -61,8 +105,11 @@ def main(
     )
     keys = Fernet.generate_key().decode()
     tenant = create_tenant(database, keys, gateways=("stripe",))
-    results = []
+    register_count = (register_rate or 5000) * 2 * seconds + 1000  # distinct for api-gateway's rates
+    results: list[dict] = []
     try:
+        rates = (read_rate, register_rate)
+        results += _bare(bench_dir, tenant.api_key, rates, register_count, seconds, workers)
         for cache in ("0", "5"):
             api = ServiceProcess(
                 "api-gateway",
@@ -79,50 +126,97 @@ def main(
             api.start()
             try:
                 api.wait_ready()
-                auth = {"Authorization": f"Bearer {tenant.api_key}"}
-                made = httpx.post(
-                    f"{api.url}/v1/payments", json=stripe_registration(), headers=auth, timeout=10
-                )
-                made.raise_for_status()
-                url = f"{api.url}/v1/payments/{made.json()['id']}"
-                targets = targets_file(url, tenant.api_key, bench_dir / "api-targets.jsonl")
-                attack(targets, rate=200, seconds=3)  # warm-up
                 pids = {"server": api.process.pid if api.process else None, "broker": broker.pid()}
-                name = f"api-gateway, key cache {cache} s"
-                for mode, run in (
-                    (
-                        f"max throughput ({workers} connections)",
-                        partial(attack, targets, 0, seconds, workers),
-                    ),
-                    (f"fixed {rate}/s", partial(attack, targets, rate, seconds)),
-                ):
-                    row = summarise(name, measured(run, pids))
-                    row["mode"] = mode
-                    row["peak_rss_mb"] = round(peak_rss_mb(pids["server"]), 1)
-                    results.append(row)
+                results += _api(api.url, tenant.api_key, bench_dir, read_rate, seconds, workers, pids, cache)
+                if cache == "5":
+                    targets = registrations_file(
+                        f"{api.url}/v1/payments", tenant.api_key, register_count, bench_dir / "api-regs.jsonl"
+                    )
+                    results += runs(
+                        "api-gateway POST /v1/payments", targets, register_rate, seconds, workers, pids
+                    )
             finally:
                 api.stop()
     finally:
         broker.stop()
         postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
+    report(results)
+
+
+def _bare(
+    bench_dir: Path, api_key: str, rates: tuple[int, int], count: int, seconds: int, workers: int
+) -> list[dict]:
+    """The bare endpoint's rows: the same GET and POST routes, no key check, no database."""
+    port = free_port()
+    bare = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve().parents[1] / "webhook_ingest" / "bare.py")],
+        env={**os.environ, "BARE_PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_http(f"{base}/readyz")
+        pids: dict[str, int | None] = {"server": bare.pid}
+        reads = reads_file(f"{base}/v1/payments/{uuid.uuid4()}", api_key, bench_dir / "bare-reads.jsonl")
+        attack(reads, rate=200, seconds=3)  # warm-up
+        rows = runs("bare endpoint GET", reads, rates[0], seconds, workers, pids)
+        regs = registrations_file(f"{base}/v1/payments", api_key, count, bench_dir / "bare-regs.jsonl")
+        return rows + runs("bare endpoint POST", regs, rates[1], seconds, workers, pids)
+    finally:
+        bare.terminate()
+        bare.wait(10)
+
+
+def _api(
+    url: str,
+    api_key: str,
+    bench_dir: Path,
+    rate: int,
+    seconds: int,
+    workers: int,
+    pids: dict[str, int | None],
+    cache: str,
+) -> list[dict]:
+    """api-gateway's read rows: one registered payment, read again and again."""
+    auth = {"Authorization": f"Bearer {api_key}"}
+    made = httpx.post(f"{url}/v1/payments", json=stripe_registration(), headers=auth, timeout=10)
+    made.raise_for_status()
+    targets = reads_file(f"{url}/v1/payments/{made.json()['id']}", api_key, bench_dir / "api-targets.jsonl")
+    attack(targets, rate=200, seconds=3)  # warm-up
+    return runs(f"api-gateway GET, key cache {cache} s", targets, rate, seconds, workers, pids)
+
+
+def report(results: list[dict], out: Callable[[str], None] = print) -> None:
+    """Write bench/results/api-reads.json and print the table, with each target's ratio to the bare one."""
     RESULTS.mkdir(exist_ok=True)
-    out = {
+    best = {r["target"]: r["throughput_per_s"] for r in results if r["mode"].startswith("max")}
+    ratios = {
+        name: round(value / best[f"bare endpoint {'POST' if 'POST' in name else 'GET'}"], 2)
+        for name, value in best.items()
+        if name.startswith("api-gateway")
+    }
+    summary = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "cores": os.cpu_count(),
         "results": results,
+        "max_throughput_to_bare": ratios,
     }
-    (RESULTS / "api-reads.json").write_text(json.dumps(out, indent=2))
-    print(
+    (RESULTS / "api-reads.json").write_text(json.dumps(summary, indent=2))
+    out(
         "| target | mode | throughput/s | p50 ms | p95 ms | p99 ms | max ms | success "
         "| CPU ms/request: server, broker |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    out("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         cpu = r["cpu_ms_per_request"]
-        print(
+        out(
             f"| {r['target']} | {r['mode']} | {r['throughput_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
-            f"{r['p99_ms']} | {r['max_ms']} | {r['success_ratio']:.4f} | {cpu['server']}, {cpu['broker']} |"
+            f"{r['p99_ms']} | {r['max_ms']} | {r['success_ratio']:.4f} | "
+            f"{cpu['server']}, {cpu.get('broker', '–')} |"
         )
+    for name, ratio in ratios.items():
+        out(f"\n{name} / bare endpoint, max throughput: {ratio}")
 
 
 if __name__ == "__main__":
