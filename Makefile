@@ -85,12 +85,13 @@ down: setup
 clean:
 	rm -rf $(VENV) .cache .pytest_cache
 
-## bench-ingest: webhook-ingest throughput and latency next to a bare endpoint (report in bench/README.md)
+## bench-ingest: webhook-ingest (uvicorn and Granian) throughput and latency beside the store-first peer and a
+## bare endpoint, in one run (report in bench/README.md; BENCH_ARGS="--server uvicorn --seconds 20" and so on)
 .cache/bin/loadgen: $(wildcard bench/loadgen/*.go) bench/loadgen/go.mod
 	cd bench/loadgen && go build -o ../../.cache/bin/loadgen .
 
 bench-ingest: setup .cache/bin/loadgen
-	$(VENV)/bin/python bench/webhook_ingest/run.py
+	$(VENV)/bin/python bench/webhook_ingest/run.py $(BENCH_ARGS)
 
 ## bench-api: GET /v1/payments/{id} with the API-key check uncached and cached, in one run (bench/README.md)
 .PHONY: bench-api

@@ -28,7 +28,7 @@ from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.kafka import provision_topics
 from paysync_dev import kafka, postgres
 from paysync_dev.fixtures import ALL_GATEWAYS, TestTenant, create_gateway_tenant
-from paysync_dev.procstat import cpu_seconds, peak_rss_mb
+from paysync_dev.procstat import cpu_seconds, group_pids, peak_rss_mb
 from paysync_dev.service_fixtures import reconciler_groups, start_groups_at_end, wait_for_groups
 from paysync_dev.stack import ServiceProcess, free_port, start_stack, stop_stack
 from paysync_gateway_sim import SimulatorClient
@@ -108,16 +108,6 @@ class Stack:
             for pid in pids:
                 with contextlib.suppress(OSError):
                     Path(f"/proc/{pid}/clear_refs").write_text("5")
-
-
-def group_pids(leader: int) -> list[int]:
-    """The processes of `leader`'s process group (a service and the workers it started)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == leader:
-                found.append(int(stat.parent.name))
-    return found or [leader]
 
 
 def cpu_of(pids: dict[str, list[int]]) -> dict[str, float]:

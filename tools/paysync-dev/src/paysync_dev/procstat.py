@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +20,16 @@ def cpu_seconds(pids: int | Iterable[int] | None) -> float:
             continue
         ticks += int(fields[11]) + int(fields[12])  # utime, stime
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def group_pids(leader: int) -> list[int]:
+    """The processes of `leader`'s process group (a server and the workers it started)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == leader:
+                found.append(int(stat.parent.name))
+    return found or [leader]
 
 
 def peak_rss_mb(pid: int) -> float:
