@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import structlog
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -47,21 +48,42 @@ def projector_consumer(
     domains: Domains,
     settings: StatusProjectorSettings,
     on_committed: Callable[[], None],
-) -> BatchConsumer:
+) -> BatchConsumer[Decoded]:
     """The observations' consumer: each batch applied in one transaction, its offsets committed after."""
     batches = ObservationBatches(broker, engine, domains, settings.max_attempts, on_committed)
-    return BatchConsumer(
-        topics.PAYMENT_OBSERVATIONS.name, settings.common.kafka_bootstrap, settings, batches.apply_and_wake
-    )
+    return BatchConsumer(topics.PAYMENT_OBSERVATIONS.name, settings.common.kafka_bootstrap, settings, batches)
+
+
+#: Records decoded between two yields to the event loop: while the batch before is being applied,
+#: its statements' answers wait at most this many decodes (about 1 ms) for the loop.
+DECODE_CHUNK = 64
+
+
+class Decoded(NamedTuple):
+    """A record and its observation (None: it does not parse, and is dead-lettered when applied)."""
+
+    record: ConsumerRecord
+    observation: PaymentObservation | None
+
+
+def _parsed(record: ConsumerRecord) -> PaymentObservation | None:
+    try:
+        return PaymentObservation.from_bytes(record.value)
+    except Exception:  # noqa: BLE001 - decoded again when applied, under `with_retries`, which dead-letters it
+        return None
 
 
 async def _decode(record: ConsumerRecord) -> PaymentObservation:
-    # Each record is parsed (and dead-lettered if need be) here, once, from its bytes.
     return PaymentObservation.from_bytes(record.value)
 
 
 class ObservationBatches:
-    """Applies one batch of observation records: decoded, projected, culprits dead-lettered, counted."""
+    """Applies one batch of observation records: decoded, projected, culprits dead-lettered, counted.
+
+    `prepare` decodes (it may run while the batch before is being applied: it only reads the
+    records' bytes); `apply` dead-letters what did not decode, projects the rest in one
+    transaction and wakes the relay.
+    """
 
     def __init__(
         self,
@@ -75,17 +97,29 @@ class ObservationBatches:
         self._dead_letters = TopicPublisher(broker, topics.PAYMENT_OBSERVATIONS.dlq)
         self._max_attempts, self._on_committed = max_attempts, on_committed
 
-    async def apply_and_wake(self, records: Sequence[ConsumerRecord]) -> None:
+    async def prepare(self, records: Sequence[ConsumerRecord]) -> list[Decoded]:
+        """Each record's observation parsed from its bytes, yielding to the event loop now and then."""
+        decoded: list[Decoded] = []
+        for start in range(0, len(records), DECODE_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            decoded += [Decoded(r, _parsed(r)) for r in records[start : start + DECODE_CHUNK]]
+        return decoded
+
+    async def apply(self, prepared: list[Decoded]) -> None:
         """Merge each observation into its payment's status, follow it in the domain rows, wake the relay."""
-        result = await self.apply(records)
+        result = await self.project_decoded(prepared)
         if result.status_changes or result.alerts:
             self._on_committed()
 
-    async def apply(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+    async def project_decoded(self, prepared: list[Decoded]) -> BatchResult:
         """Apply the batch's observations in one transaction (one by one if the database refuses one)."""
         decoded: list[tuple[ConsumerRecord, PaymentObservation]] = []
-        for record in records:
-            try:
+        for record, parsed in prepared:
+            if parsed is not None:
+                decoded.append((record, parsed))
+                continue
+            try:  # what did not parse is dead-lettered here, in the batch's turn, not while it waits
                 decoded.append((record, await self._guarded(record, functools.partial(_decode, record))))
             except DeadLettered:
                 OBSERVATIONS.labels("dead_lettered").inc()
