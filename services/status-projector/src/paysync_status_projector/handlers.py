@@ -23,6 +23,7 @@ from paysync_core.publishers import TopicPublisher
 from paysync_status_projector.consumer import BatchConsumer
 from paysync_status_projector.metrics import ALERTS, BATCH_SECONDS, BATCH_SIZE, OBSERVATIONS, STATUS_CHANGES
 from paysync_status_projector.service import BatchResult, project
+from paysync_status_projector.service.folding import Staged, StagedByKey, stage
 from paysync_status_projector.settings import StatusProjectorSettings
 
 T = TypeVar("T")
@@ -60,17 +61,18 @@ DECODE_CHUNK = 64
 
 
 class Decoded(NamedTuple):
-    """A record and its observation (None: it does not parse, and is dead-lettered when applied)."""
+    """A record and its observation, staged (None: it does not parse, and is dead-lettered when applied)."""
 
     record: ConsumerRecord
-    observation: PaymentObservation | None
+    staged: Staged | None
 
 
-def _parsed(record: ConsumerRecord) -> PaymentObservation | None:
+def _staged(record: ConsumerRecord) -> Staged | None:
     try:
-        return PaymentObservation.from_bytes(record.value)
+        obs = PaymentObservation.from_bytes(record.value)
     except Exception:  # noqa: BLE001 - decoded again when applied, under `with_retries`, which dead-letters it
         return None
+    return stage(obs)
 
 
 async def _decode(record: ConsumerRecord) -> PaymentObservation:
@@ -98,12 +100,12 @@ class ObservationBatches:
         self._max_attempts, self._on_committed = max_attempts, on_committed
 
     async def prepare(self, records: Sequence[ConsumerRecord]) -> list[Decoded]:
-        """Each record's observation parsed from its bytes, yielding to the event loop now and then."""
+        """Each record's observation parsed and staged (`stage`), yielding to the event loop now and then."""
         decoded: list[Decoded] = []
         for start in range(0, len(records), DECODE_CHUNK):
             if start:
                 await asyncio.sleep(0)
-            decoded += [Decoded(r, _parsed(r)) for r in records[start : start + DECODE_CHUNK]]
+            decoded += [Decoded(r, _staged(r)) for r in records[start : start + DECODE_CHUNK]]
         return decoded
 
     async def apply(self, prepared: list[Decoded]) -> None:
@@ -115,9 +117,10 @@ class ObservationBatches:
     async def project_decoded(self, prepared: list[Decoded]) -> BatchResult:
         """Apply the batch's observations in one transaction (one by one if the database refuses one)."""
         decoded: list[tuple[ConsumerRecord, PaymentObservation]] = []
-        for record, parsed in prepared:
-            if parsed is not None:
-                decoded.append((record, parsed))
+        staged = {(s.message.tenant, s.message.observation_id): s for _, s in prepared if s is not None}
+        for record, derived in prepared:
+            if derived is not None:
+                decoded.append((record, derived.message))
                 continue
             try:  # what did not parse is dead-lettered here, in the batch's turn, not while it waits
                 decoded.append((record, await self._guarded(record, functools.partial(_decode, record))))
@@ -130,7 +133,7 @@ class ObservationBatches:
             for record, obs in decoded:
                 spans.start((obs.tenant, obs.observation_id), record, **{"paysync.tenant": obs.tenant})
         try:
-            result = await self._project(decoded, spans.traceparents())
+            result = await self._project(decoded, spans.traceparents(), staged)
         except BaseException as exc:
             spans.end(exc)
             raise
@@ -139,26 +142,35 @@ class ObservationBatches:
         return result
 
     async def _project(
-        self, decoded: list[tuple[ConsumerRecord, PaymentObservation]], traces: Mapping[Hashable, str]
+        self,
+        decoded: list[tuple[ConsumerRecord, PaymentObservation]],
+        traces: Mapping[Hashable, str],
+        staged: StagedByKey,
     ) -> BatchResult:
         started = time.perf_counter()
+        observations = [obs for _, obs in decoded]
         try:
-            result = await project(self._engine, [obs for _, obs in decoded], self._domains, traces=traces)
+            result = await project(self._engine, observations, self._domains, traces=traces, staged=staged)
         except Exception as exc:
             if is_outage(exc):
                 raise  # nothing committed: the batch is redelivered
             # One observation the database refuses must not block its partition: apply them one
             # by one, so only the culprit is retried and dead-lettered.
-            result = await self._one_by_one(decoded, traces)
+            result = await self._one_by_one(decoded, traces, staged)
         _count(result, len(decoded), time.perf_counter() - started)
         return result
 
     async def _one_by_one(
-        self, decoded: list[tuple[ConsumerRecord, PaymentObservation]], traces: Mapping[Hashable, str]
+        self,
+        decoded: list[tuple[ConsumerRecord, PaymentObservation]],
+        traces: Mapping[Hashable, str],
+        staged: StagedByKey,
     ) -> BatchResult:
         result = BatchResult()
         for record, obs in decoded:
-            apply = functools.partial(project, self._engine, [obs], self._domains, traces=traces)
+            apply = functools.partial(
+                project, self._engine, [obs], self._domains, traces=traces, staged=staged
+            )
             try:
                 result.add(await self._guarded(record, apply))
             except DeadLettered:
