@@ -13,6 +13,11 @@ as its own OS process exactly as deployed, and measures:
 Peak memory is the projector process's VmHWM (peak resident set size) from /proc. With
 `--replicas N` there are N projector processes in one consumer group (the topic has 12
 partitions); CPU is then summed over all of them and peak memory is the largest one's.
+
+`--pipeline off|on` runs the projector with its pipeline (the next batch decoded while one is
+applied) off or on; `--pipeline both` measures the backlog with it off and with it on in one run
+(`--pairs` times, the order alternating), each on a backlog of its own, a fresh tenant, consumer
+group and process, and skips the sustained phase.
 """
 
 from __future__ import annotations
@@ -48,7 +53,7 @@ from paysync_core.kafka import provision_topics
 from paysync_dev import postgres
 from paysync_dev.kafka import KafkaProcess
 from paysync_dev.stack import ServiceProcess, free_port
-from paysync_dev.topic_reader import read_topic
+from paysync_dev.topic_reader import commit_group_at_end, read_topic
 from paysync_status_projector.service import project
 from paysync_status_projector.settings import BUILTIN_DOMAINS
 
@@ -431,6 +436,59 @@ def peak_rss(procs: list[ServiceProcess]) -> float | None:
     return max((peak_rss_mib(proc.process.pid) or 0.0 for proc in procs), default=None)
 
 
+def projectors(env: dict[str, str], base: Path, replicas: int, name: str) -> list[ServiceProcess]:
+    """`replicas` projector processes (not started), logging to `base`/projector-`name`-N.log."""
+    return [
+        ServiceProcess("status-projector", free_port(), env, base / f"projector-{name}-{n}.log")
+        for n in range(replicas)
+    ]
+
+
+async def phase_backlog_pipelined(
+    url: str,
+    bootstrap: str,
+    env: dict[str, str],
+    args: argparse.Namespace,
+    base: Path,
+    broker_pid: int | None,
+) -> list[dict[str, Any]]:
+    """The backlog phase with the pipeline off and on, `--pairs` times, the order alternating."""
+    runs = []
+    for pair in range(args.pairs):
+        for setting in ("off", "on") if pair % 2 == 0 else ("on", "off"):
+            # A tenant, payments and a backlog of its own, read by a group of its own from where
+            # the topic ends now, by a process of its own: the runs share only the database's tables.
+            tenant, group = f"bench-{setting}-{pair}", f"bench-{uuid.uuid4().hex[:6]}"
+            await create_tenant(url, tenant)
+            await commit_group_at_end(bootstrap, group, topics.PAYMENT_OBSERVATIONS.name)
+            run_env = {**env, "PAYSYNC_STATUS_PROJECTOR_GROUP_ID": group, **pipeline_env(setting)}
+            procs = projectors(run_env, base, args.replicas, f"{setting}-{pair}")
+            print(f"phase 2: backlog, pipeline {setting} ...", file=sys.stderr)
+            try:
+                outcome = await phase_backlog(url, bootstrap, tenant, args.backlog, procs, broker_pid)
+                outcome |= {
+                    "pipeline": setting,
+                    "peak_rss_mib": peak_rss(procs),
+                    "batches": batch_stats(procs),
+                }
+            finally:
+                for proc in procs:
+                    proc.stop()
+            print(f"  {outcome}", file=sys.stderr)
+            runs.append(outcome)
+    for setting in ("off", "on"):
+        rates = [f"{r['per_second']:,.0f}" for r in runs if r["pipeline"] == setting]
+        print(f"backlog applied/s, pipeline {setting}: {', '.join(rates)}", file=sys.stderr)
+    return runs
+
+
+def pipeline_env(setting: str) -> dict[str, str]:
+    """The projector's environment for `--pipeline` on or off (nothing: the service's default)."""
+    if setting not in ("on", "off"):
+        return {}
+    return {"PAYSYNC_STATUS_PROJECTOR_PIPELINE": "true" if setting == "on" else "false"}
+
+
 async def create_tenant(url: str, tenant: str) -> None:
     engine = make_engine(url, pool_size=1)
     async with engine.begin() as conn:
@@ -462,6 +520,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "load_average_at_start": os.getloadavg(),
             },
             "projector_replicas": args.replicas,
+            "pipeline": args.pipeline,
         }
         print("phase 1: project() in-process ...", file=sys.stderr)
         results["apply_in_process"] = await phase_apply(url, tenant, args.apply, args.batch)
@@ -474,11 +533,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "PAYSYNC_STATUS_PROJECTOR_MAX_BATCH": str(args.batch),
             # Drift checks scan whole tables every few minutes: kept out of the numbers measured here.
             "PAYSYNC_STATUS_PROJECTOR_DRIFT_CHECK_SECONDS": "3600",
+            **pipeline_env(args.pipeline),
         }
-        procs = [
-            ServiceProcess("status-projector", free_port(), env, base / f"projector-{n}.log")
-            for n in range(args.replicas)
-        ]
+        if args.pipeline == "both":
+            results["backlog_pipeline"] = await phase_backlog_pipelined(
+                url, bootstrap, env, args, base, kafka.pid()
+            )
+            results["machine"]["load_average_at_end"] = os.getloadavg()
+            return results
+        procs = projectors(env, base, args.replicas, "main")
         print(f"phase 2: backlog through Kafka, {args.replicas} projector process(es) ...", file=sys.stderr)
         results["backlog"] = await phase_backlog(url, bootstrap, tenant, args.backlog, procs, kafka.pid())
         results["backlog"]["peak_rss_mib"] = peak_rss(procs)
@@ -526,6 +589,16 @@ def cli() -> None:
         type=int,
         default=1,
         help="projector processes in the consumer group (2: one per core of a 2-core machine)",
+    )
+    parser.add_argument(
+        "--pipeline",
+        choices=("on", "off", "both"),
+        default="on",
+        help="the projector's pipeline (the next batch decoded while one is applied); "
+        "both: the backlog phase with it off and on, no sustained phase",
+    )
+    parser.add_argument(
+        "--pairs", type=int, default=1, help="with --pipeline both: off/on runs, the order alternating"
     )
     parser.add_argument(
         "--json",

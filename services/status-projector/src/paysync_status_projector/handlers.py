@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import structlog
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -22,6 +23,7 @@ from paysync_core.publishers import TopicPublisher
 from paysync_status_projector.consumer import BatchConsumer
 from paysync_status_projector.metrics import ALERTS, BATCH_SECONDS, BATCH_SIZE, OBSERVATIONS, STATUS_CHANGES
 from paysync_status_projector.service import BatchResult, project
+from paysync_status_projector.service.folding import Staged, StagedByKey, stage
 from paysync_status_projector.settings import StatusProjectorSettings
 
 T = TypeVar("T")
@@ -47,21 +49,43 @@ def projector_consumer(
     domains: Domains,
     settings: StatusProjectorSettings,
     on_committed: Callable[[], None],
-) -> BatchConsumer:
+) -> BatchConsumer[Decoded]:
     """The observations' consumer: each batch applied in one transaction, its offsets committed after."""
     batches = ObservationBatches(broker, engine, domains, settings.max_attempts, on_committed)
-    return BatchConsumer(
-        topics.PAYMENT_OBSERVATIONS.name, settings.common.kafka_bootstrap, settings, batches.apply_and_wake
-    )
+    return BatchConsumer(topics.PAYMENT_OBSERVATIONS.name, settings.common.kafka_bootstrap, settings, batches)
+
+
+#: Records decoded between two yields to the event loop: while the batch before is being applied,
+#: its statements' answers wait at most this many decodes (about 1 ms) for the loop.
+DECODE_CHUNK = 64
+
+
+class Decoded(NamedTuple):
+    """A record and its observation, staged (None: it does not parse, and is dead-lettered when applied)."""
+
+    record: ConsumerRecord
+    staged: Staged | None
+
+
+def _staged(record: ConsumerRecord) -> Staged | None:
+    try:
+        obs = PaymentObservation.from_bytes(record.value)
+    except Exception:  # noqa: BLE001 - decoded again when applied, under `with_retries`, which dead-letters it
+        return None
+    return stage(obs)
 
 
 async def _decode(record: ConsumerRecord) -> PaymentObservation:
-    # Each record is parsed (and dead-lettered if need be) here, once, from its bytes.
     return PaymentObservation.from_bytes(record.value)
 
 
 class ObservationBatches:
-    """Applies one batch of observation records: decoded, projected, culprits dead-lettered, counted."""
+    """Applies one batch of observation records: decoded, projected, culprits dead-lettered, counted.
+
+    `prepare` decodes (it may run while the batch before is being applied: it only reads the
+    records' bytes); `apply` dead-letters what did not decode, projects the rest in one
+    transaction and wakes the relay.
+    """
 
     def __init__(
         self,
@@ -75,17 +99,30 @@ class ObservationBatches:
         self._dead_letters = TopicPublisher(broker, topics.PAYMENT_OBSERVATIONS.dlq)
         self._max_attempts, self._on_committed = max_attempts, on_committed
 
-    async def apply_and_wake(self, records: Sequence[ConsumerRecord]) -> None:
+    async def prepare(self, records: Sequence[ConsumerRecord]) -> list[Decoded]:
+        """Each record's observation parsed and staged (`stage`), yielding to the event loop now and then."""
+        decoded: list[Decoded] = []
+        for start in range(0, len(records), DECODE_CHUNK):
+            if start:
+                await asyncio.sleep(0)
+            decoded += [Decoded(r, _staged(r)) for r in records[start : start + DECODE_CHUNK]]
+        return decoded
+
+    async def apply(self, prepared: list[Decoded]) -> None:
         """Merge each observation into its payment's status, follow it in the domain rows, wake the relay."""
-        result = await self.apply(records)
+        result = await self.project_decoded(prepared)
         if result.status_changes or result.alerts:
             self._on_committed()
 
-    async def apply(self, records: Sequence[ConsumerRecord]) -> BatchResult:
+    async def project_decoded(self, prepared: list[Decoded]) -> BatchResult:
         """Apply the batch's observations in one transaction (one by one if the database refuses one)."""
         decoded: list[tuple[ConsumerRecord, PaymentObservation]] = []
-        for record in records:
-            try:
+        staged = {(s.message.tenant, s.message.observation_id): s for _, s in prepared if s is not None}
+        for record, derived in prepared:
+            if derived is not None:
+                decoded.append((record, derived.message))
+                continue
+            try:  # what did not parse is dead-lettered here, in the batch's turn, not while it waits
                 decoded.append((record, await self._guarded(record, functools.partial(_decode, record))))
             except DeadLettered:
                 OBSERVATIONS.labels("dead_lettered").inc()
@@ -96,7 +133,7 @@ class ObservationBatches:
             for record, obs in decoded:
                 spans.start((obs.tenant, obs.observation_id), record, **{"paysync.tenant": obs.tenant})
         try:
-            result = await self._project(decoded, spans.traceparents())
+            result = await self._project(decoded, spans.traceparents(), staged)
         except BaseException as exc:
             spans.end(exc)
             raise
@@ -105,26 +142,35 @@ class ObservationBatches:
         return result
 
     async def _project(
-        self, decoded: list[tuple[ConsumerRecord, PaymentObservation]], traces: Mapping[Hashable, str]
+        self,
+        decoded: list[tuple[ConsumerRecord, PaymentObservation]],
+        traces: Mapping[Hashable, str],
+        staged: StagedByKey,
     ) -> BatchResult:
         started = time.perf_counter()
+        observations = [obs for _, obs in decoded]
         try:
-            result = await project(self._engine, [obs for _, obs in decoded], self._domains, traces=traces)
+            result = await project(self._engine, observations, self._domains, traces=traces, staged=staged)
         except Exception as exc:
             if is_outage(exc):
                 raise  # nothing committed: the batch is redelivered
             # One observation the database refuses must not block its partition: apply them one
             # by one, so only the culprit is retried and dead-lettered.
-            result = await self._one_by_one(decoded, traces)
+            result = await self._one_by_one(decoded, traces, staged)
         _count(result, len(decoded), time.perf_counter() - started)
         return result
 
     async def _one_by_one(
-        self, decoded: list[tuple[ConsumerRecord, PaymentObservation]], traces: Mapping[Hashable, str]
+        self,
+        decoded: list[tuple[ConsumerRecord, PaymentObservation]],
+        traces: Mapping[Hashable, str],
+        staged: StagedByKey,
     ) -> BatchResult:
         result = BatchResult()
         for record, obs in decoded:
-            apply = functools.partial(project, self._engine, [obs], self._domains, traces=traces)
+            apply = functools.partial(
+                project, self._engine, [obs], self._domains, traces=traces, staged=staged
+            )
             try:
                 result.add(await self._guarded(record, apply))
             except DeadLettered:

@@ -34,6 +34,10 @@ class StatusProjectorSettings(BaseSettings):
         default=10,
         description="How long a batch waits for the broker's newest records, beside the prefetched (0: not)",
     )
+    pipeline: bool = Field(
+        default=True,
+        description="Decode the next batch while the current one is applied (false: one batch at a time)",
+    )
     max_attempts: int = 3
     relay_batch: int = 500
     relay_poll_seconds: float = Field(default=0.5, description="Fallback when no NOTIFY arrives")

@@ -1,4 +1,8 @@
-"""The projector's own consumer loop: a failed transaction redelivers its batch; a stop resumes after it."""
+"""The projector's own consumer loop: a failed transaction redelivers its batch; a stop resumes after it.
+
+With the pipeline on (the default), the next batch is decoded while one is applied: batches still
+change a payment in order, and one that fails brings the batch taken behind it back with it.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 
@@ -85,7 +90,79 @@ async def test_a_stopped_projector_resumes_from_its_committed_offsets(
     assert await count(engine, outbox.c.payload["tenant"].astext, tenant.id) == 4
 
 
-async def projector_settings(bootstrap: str, database_url: str) -> StatusProjectorSettings:
+async def test_batches_decoded_while_the_one_before_applies_change_a_payment_in_order(
+    engine, tenant, kafka_topics, migrated_database
+) -> None:
+    settings = await projector_settings(kafka_topics, migrated_database, max_batch=1, pipeline=True)
+    payment = await register_payment(engine, tenant.id, domain="jobs")
+    life = [
+        observation(payment, S.REQUIRES_ACTION, 1),
+        observation(payment, S.PROCESSING, 2),
+        observation(payment, S.SUCCEEDED, 3),
+        observation(payment, S.PARTIALLY_REFUNDED, 4, refunded=1000),
+        observation(payment, S.REFUNDED, 5, refunded=5000),
+    ]
+    # On the topic before the projector starts, one a batch: each batch is in the consumer's
+    # buffer, taken and decoded while the one before it is applied.
+    await publish_observations(kafka_topics, life, partition=0)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await wait_until(lambda: status_is(engine, payment, "refunded"), 60, "every observation applied")
+
+    changes = [
+        row.payload
+        for row in await fetch(
+            engine,
+            select(outbox.c.payload)
+            .where(outbox.c.topic == topics.PAYMENT_STATUS.name)
+            .where(outbox.c.payload["payment_id"].astext == str(payment.id))
+            .order_by(outbox.c.id),
+        )
+    ]
+    statuses = ["pending", "requires_action", "processing", "succeeded", "partially_refunded", "refunded"]
+    assert [(c["old_status"], c["new_status"], c["sequence"]) for c in changes] == [
+        (old, new, n) for n, (old, new) in enumerate(zip(statuses, statuses[1:], strict=False), 1)
+    ]
+    assert (await payment_row(engine, payment)).sequence == len(life)
+
+
+async def test_a_failed_batch_and_the_one_decoded_behind_it_are_both_redelivered(
+    engine, tenant, kafka_topics, migrated_database
+) -> None:
+    settings = await projector_settings(kafka_topics, migrated_database, max_batch=1, pipeline=True)
+    a, b = [await register_payment(engine, tenant.id, domain="jobs") for _ in range(2)]
+    committed_at_start = await committed_offsets(kafka_topics, settings.group_id)
+    before = seen()
+    async with engine.connect() as holder:
+        # a's row locked: a's batch waits, while b's, behind it on the same partition (both on the
+        # topic before the projector starts), is taken and decoded; a's transaction is then killed.
+        await holder.begin()
+        await holder.execute(select(payments.c.id).where(payments.c.id == a.id).with_for_update())
+        await publish_observations(
+            kafka_topics, [observation(a, S.SUCCEEDED, 1), observation(b, S.SUCCEEDED, 1)], partition=0
+        )
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            first = await lock_waiter(engine, other_than=None)
+            async with engine.connect() as admin:
+                await admin.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+            await lock_waiter(engine, other_than=first)  # a's batch, delivered again
+
+            # While it waits again: nothing of b's batch was applied or committed.
+            assert (await payment_row(engine, b)).status == "pending"
+            assert await committed_offsets(kafka_topics, settings.group_id) == committed_at_start
+            await holder.rollback()
+            await wait_until(lambda: status_is(engine, b, "succeeded"), 30, "both observations applied")
+            group = settings.group_id
+            await wait_until(lambda: committed_to_end(kafka_topics, group), 30, "offsets committed")
+
+    # Each applied once: b's batch, set aside when a's failed, had not been applied before it came again.
+    assert {k: seen()[k] - before[k] for k in before} == {"applied": 2, "duplicate": 0}
+    assert [(await payment_row(engine, p)).status for p in (a, b)] == ["succeeded", "succeeded"]
+    assert await count(engine, outbox.c.payload["tenant"].astext, tenant.id) == 2
+
+
+async def projector_settings(bootstrap: str, database_url: str, **overrides: Any) -> StatusProjectorSettings:
     """A projector of a consumer group of its own, starting at the observations' current end."""
     group = f"projector-loop-{uuid.uuid4().hex[:8]}"
     await commit_group_at_end(bootstrap, group, TOPIC)
@@ -93,6 +170,7 @@ async def projector_settings(bootstrap: str, database_url: str) -> StatusProject
         common=CommonSettings(kafka_bootstrap=bootstrap, database_url=database_url, log_json=False),
         group_id=group,
         drift_check_seconds=3600,
+        **overrides,
     )
 
 
@@ -116,18 +194,25 @@ async def status_is(engine: Any, payment: Any, status: str) -> bool:
 
 async def committed_to_end(bootstrap: str, group: str) -> bool:
     """Whether the group's committed offset is the end of every partition of the observations topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    # Every partition has a commit: the group started with one at each partition's end.
+    committed = await committed_offsets(bootstrap, group)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await admin.start()
     await consumer.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group)
-        # Every partition has a commit: the group started with one at each partition's end.
-        partitions = [tp for tp in committed if tp.topic == TOPIC]
-        ends = await consumer.end_offsets(partitions)
-        return bool(partitions) and all(committed[tp].offset == ends[tp] for tp in partitions)
+        ends = await consumer.end_offsets(list(committed))
+        return bool(committed) and all(committed[tp] == ends[tp] for tp in committed)
     finally:
         await consumer.stop()
+
+
+async def committed_offsets(bootstrap: str, group: str) -> dict[TopicPartition, int]:
+    """The group's committed offset of each partition of the observations topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        return {tp: meta.offset for tp, meta in committed.items() if tp.topic == TOPIC}
+    finally:
         await admin.close()
 
 

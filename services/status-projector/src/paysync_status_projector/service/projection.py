@@ -18,7 +18,7 @@ from paysync_status_projector.repository import parked
 from paysync_status_projector.repository import payments as repo
 from paysync_status_projector.service.alerts import raise_mismatch_alerts, raise_refusal_alerts
 from paysync_status_projector.service.domain_rows import follow_in_domains
-from paysync_status_projector.service.folding import Folded, fold, payment_values
+from paysync_status_projector.service.folding import Folded, StagedByKey, fold, payment_values
 from paysync_status_projector.service.messages import event_row, now
 from paysync_status_projector.service.overrides import raise_override_alerts
 
@@ -49,16 +49,18 @@ async def project(
     *,
     attempts: int = 5,
     traces: Mapping[Hashable, str] | None = None,
+    staged: StagedByKey | None = None,
 ) -> BatchResult:
     """Apply a batch in one transaction, retried if PostgreSQL reports a deadlock or serialization failure.
 
     `traces`: the W3C `traceparent` of each observation's span, by (tenant, observation id); a status
-    change is stored in the outbox with the one of the observation that caused it.
+    change is stored in the outbox with the one of the observation that caused it. `staged`: what
+    folding derives from each observation alone (`folding.stage`), by the same key, if derived ahead.
     """
     for attempt in range(1, attempts + 1):
         try:
             async with engine.begin() as conn:
-                return await project_in(conn, batch, domains, traces=traces)
+                return await project_in(conn, batch, domains, traces=traces, staged=staged)
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) not in ("40P01", "40001") or attempt == attempts:
                 raise
@@ -72,6 +74,7 @@ async def project_in(
     domains: Domains,
     *,
     traces: Mapping[Hashable, str] | None = None,
+    staged: StagedByKey | None = None,
 ) -> BatchResult:
     """Apply observations inside the caller's transaction: payments, history, domain rows, outbox."""
     result = BatchResult()
@@ -85,7 +88,7 @@ async def project_in(
     result.parked = len(orphans)
 
     at = now()
-    folded = [fold(locked[pid], by_payment[pid], at) for pid in sorted(by_payment)]
+    folded = [fold(locked[pid], by_payment[pid], at, staged) for pid in sorted(by_payment)]
     fresh = await repo.record_history(conn, [row for f in folded for row in f.history])
     touched = _count_applied(folded, fresh, result)
     if not touched:
