@@ -28,7 +28,6 @@ from paysync_reconciler.replies import build_reply
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.repository import payments as payments_repo
 from paysync_reconciler.repository import requests as requests_repo
-from paysync_reconciler.repository import tenants as tenants_repo
 from paysync_reconciler.runner import TaskRunner
 from paysync_reconciler.schedule import resolved
 
@@ -47,7 +46,7 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
         "request": request.model_dump(mode="json"),
     }
     async with deps.engine.begin() as conn:
-        if not await tenants_repo.tenant_exists(conn, request.tenant):
+        if not await deps.tenants.exists(conn, request.tenant):
             return "unknown_tenant"  # not ours to answer (api-gateway only asks for its tenants)
         s = deps.settings
         state, stored = await requests_repo.start_request(

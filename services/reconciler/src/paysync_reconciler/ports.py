@@ -20,6 +20,7 @@ from paysync_core.errors import GatewayError
 from paysync_core.providers.clients import NotFoundAtGateway
 from paysync_reconciler import failures
 from paysync_reconciler.budget import Priority
+from paysync_reconciler.known_tenants import KnownTenants
 from paysync_reconciler.listing import PageReader, read_inline
 from paysync_reconciler.models import ListedPage, ReconcileTick, Target
 from paysync_reconciler.schedule import CheckSchedule
@@ -107,6 +108,7 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     schedules: dict[Provider, CheckSchedule] = field(default_factory=dict)
     read_pages: PageReader = read_inline
+    tenants: KnownTenants = field(default_factory=KnownTenants)
 
     def __post_init__(self) -> None:
         for provider in Provider:
