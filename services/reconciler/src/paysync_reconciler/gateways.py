@@ -35,6 +35,7 @@ from paysync_reconciler.breaker import CircuitBreaker, CircuitOpen
 from paysync_reconciler.budget import GatewayBudget, Priority, current_priority
 from paysync_reconciler.budget_lease import LeaseFn, SharedBucket
 from paysync_reconciler.models import ListedPage
+from paysync_reconciler.ports import autocommit
 from paysync_reconciler.repository import budgets as budgets_repo
 from paysync_reconciler.repository.budgets import Lease
 from paysync_reconciler.settings import ReconcilerSettings
@@ -231,7 +232,7 @@ class GatewayDirectory:
         """Leases from the tenant's bucket in PostgreSQL, the one all replicas share."""
 
         async def lease(want: int) -> Lease:
-            async with self.engine.begin() as conn:
+            async with autocommit(self.engine) as conn:  # its statement is atomic (the row locked)
                 return await budgets_repo.lease(conn, tenant, provider, rate=rate, burst=burst, want=want)
 
         return lease

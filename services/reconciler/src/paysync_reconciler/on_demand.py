@@ -23,7 +23,7 @@ from paysync_reconciler.budget import Priority, priority
 from paysync_reconciler.bulk_check import ask_in_bulk
 from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.models import RunStats, Target
-from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, target_of
+from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, autocommit, target_of
 from paysync_reconciler.replies import build_reply
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.repository import payments as payments_repo
@@ -186,7 +186,7 @@ async def _keep_lease(deps: Deps, request_id: str) -> None:
 
 
 async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
-    async with deps.engine.connect() as conn:
+    async with autocommit(deps.engine) as conn:
         if request.kind == "entity":
             if not request.domain or not request.entity_id:
                 return []
@@ -291,7 +291,7 @@ async def _wait_applied(deps: Deps, tenant: str, observation_ids: set[str]) -> b
     deadline = time.monotonic() + deps.settings.apply_wait_seconds
     pending = set(observation_ids)
     while pending:
-        async with deps.engine.connect() as conn:
+        async with autocommit(deps.engine) as conn:
             pending -= await payments_repo.applied(conn, tenant, pending)
         if not pending:
             return True
