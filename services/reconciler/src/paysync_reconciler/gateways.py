@@ -35,6 +35,7 @@ from paysync_reconciler.breaker import CircuitBreaker, CircuitOpen
 from paysync_reconciler.budget import GatewayBudget, Priority, current_priority
 from paysync_reconciler.budget_lease import LeaseFn, SharedBucket
 from paysync_reconciler.models import ListedPage
+from paysync_reconciler.ports import autocommit
 from paysync_reconciler.repository import budgets as budgets_repo
 from paysync_reconciler.repository.budgets import Lease
 from paysync_reconciler.settings import ReconcilerSettings
@@ -161,6 +162,12 @@ class _Entry:
 class _Cached:
     credentials: GatewayCredentials
     loaded_at: float
+    #: Only ever a hash: a changed secret gives a new client, an unchanged one keeps its connections.
+    #: Computed once per load, not per call (it serializes every secret of the tenant).
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fingerprint = hashlib.sha256(self.credentials.to_plain_json().encode()).hexdigest()
 
 
 @dataclass
@@ -181,12 +188,10 @@ class GatewayDirectory:
     async def port(self, tenant: str, provider: Provider) -> GatewayPort:
         """The tenant's port to the gateway; ProviderNotConfigured if it has no credentials for it."""
         provider = Provider(provider)
-        credentials = await self.credentials(tenant)
-        section = getattr(credentials, provider.value)
-        if section is None:
+        cached = await self._cached(tenant)
+        credentials, fingerprint = cached.credentials, cached.fingerprint
+        if getattr(credentials, provider.value) is None:
             raise ProviderNotConfigured(tenant, provider.value)
-        # Only ever hashed: a changed secret gives a new client, an unchanged one keeps its connections.
-        fingerprint = hashlib.sha256(credentials.to_plain_json().encode()).hexdigest()
         key = (tenant, provider)
         entry = self._ports.get(key)
         if entry is not None and entry.fingerprint == fingerprint:
@@ -227,22 +232,25 @@ class GatewayDirectory:
         """Leases from the tenant's bucket in PostgreSQL, the one all replicas share."""
 
         async def lease(want: int) -> Lease:
-            async with self.engine.begin() as conn:
+            async with autocommit(self.engine) as conn:  # its statement is atomic (the row locked)
                 return await budgets_repo.lease(conn, tenant, provider, rate=rate, burst=burst, want=want)
 
         return lease
 
     async def credentials(self, tenant: str) -> GatewayCredentials:
         """The tenant's gateway credentials, cached for a little while."""
+        return (await self._cached(tenant)).credentials
+
+    async def _cached(self, tenant: str) -> _Cached:
         cached = self._credentials.get(tenant)
         if cached is not None and self.clock() - cached.loaded_at < self.settings.credentials_ttl_seconds:
-            return cached.credentials
+            return cached
         if self.cipher is None:
             raise ProviderNotConfigured(tenant, "any")
         async with self.engine.connect() as conn:
             credentials = await tenant_repo.load_credentials(conn, tenant, self.cipher)
-        self._credentials[tenant] = _Cached(credentials, self.clock())
-        return credentials
+        cached = self._credentials[tenant] = _Cached(credentials, self.clock())
+        return cached
 
     def forget(self, tenant: str) -> None:
         """Drop a tenant's cached credentials (they changed)."""

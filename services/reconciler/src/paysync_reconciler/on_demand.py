@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import structlog
@@ -23,16 +24,17 @@ from paysync_reconciler.budget import Priority, priority
 from paysync_reconciler.bulk_check import ask_in_bulk
 from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.models import RunStats, Target
-from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, target_of
+from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, autocommit, target_of
 from paysync_reconciler.replies import build_reply
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.repository import payments as payments_repo
 from paysync_reconciler.repository import requests as requests_repo
-from paysync_reconciler.repository import tenants as tenants_repo
 from paysync_reconciler.runner import TaskRunner
 from paysync_reconciler.schedule import resolved
 
 log = structlog.get_logger()
+
+_ON_DEMAND_OBSERVATIONS = metrics.OBSERVATIONS.labels("any", "on_demand")
 
 #: The reason a follow-up link shows for a stored request no version of the check could read.
 UNREADABLE = "the stored request could not be read; ask for the check again"
@@ -47,7 +49,7 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
         "request": request.model_dump(mode="json"),
     }
     async with deps.engine.begin() as conn:
-        if not await tenants_repo.tenant_exists(conn, request.tenant):
+        if not await deps.tenants.exists(conn, request.tenant):
             return "unknown_tenant"  # not ours to answer (api-gateway only asks for its tenants)
         s = deps.settings
         state, stored = await requests_repo.start_request(
@@ -117,14 +119,13 @@ async def forget_old_records(deps: Deps) -> int:
 
 
 async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply | None:
-    """Check the payments at on-demand priority, wait for the projector, store and send the reply.
+    """Check the payments at on-demand priority, store the reply and send it (if someone awaits it).
 
     A check that fails as a whole is tried again when its lease ends, `request_max_attempts` times in
     all; then it is recorded as failed with its reason (None is returned).
     """
-    keeper = asyncio.create_task(_keep_lease(deps, request.request_id))
     started = time.perf_counter()
-    try:
+    async with _lease_kept(deps, request.request_id):
         level = {"confirm_callback": Priority.CONFIRM, "bulk": Priority.BULK}.get(
             request.kind, Priority.ON_DEMAND
         )
@@ -134,27 +135,21 @@ async def answer_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
         except Exception as exc:  # noqa: BLE001 - bounded: recorded, retried after its lease, then failed
             await _attempt_failed(deps, request, exc)
             return None
-        async with deps.engine.begin() as conn:
-            await requests_repo.complete_request(conn, request.request_id, reply.model_dump(mode="json"))
-        if request.reply_topic:
-            await deps.outbound.reply(request.reply_topic, reply)
-        metrics.REQUESTS.labels(request.kind, "answered").inc()
-        log.info(
-            "reconcile.request.answered",
-            tenant=request.tenant,
-            kind=request.kind,
-            request_id=request.request_id,
-            checked=reply.payments_checked,
-            updated=reply.payments_updated,
-            found_paid=reply.payments_found_paid,
-            gateway_errors=reply.gateway_errors,
-            seconds=round(time.perf_counter() - started, 3),
-        )
-        return reply
-    finally:
-        keeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await keeper
+    if request.reply_topic:
+        await deps.outbound.reply(request.reply_topic, reply)
+    metrics.REQUESTS.labels(request.kind, "answered").inc()
+    log.info(
+        "reconcile.request.answered",
+        tenant=request.tenant,
+        kind=request.kind,
+        request_id=request.request_id,
+        checked=reply.payments_checked,
+        updated=reply.payments_updated,
+        found_paid=reply.payments_found_paid,
+        gateway_errors=reply.gateway_errors,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return reply
 
 
 async def _attempt_failed(deps: Deps, request: ReconcileRequest, exc: Exception) -> None:
@@ -176,18 +171,48 @@ async def _attempt_failed(deps: Deps, request: ReconcileRequest, exc: Exception)
 
 async def _keep_lease(deps: Deps, request_id: str) -> None:
     """Renew the request's lease every third of it, while it waits for its turn and while it runs."""
-    every = deps.settings.request_lease_seconds / 3
     while True:
-        await asyncio.sleep(every)
-        with contextlib.suppress(Exception):
-            async with deps.engine.begin() as conn:
-                await requests_repo.renew_lease(
-                    conn, request_id, deps.me, deps.settings.request_lease_seconds
-                )
+        await asyncio.sleep(deps.settings.request_lease_seconds / 3)
+        await _renew_lease(deps, request_id)
+
+
+async def _renew_lease(deps: Deps, request_id: str) -> None:
+    """Extend the lease once; a failure is let be (the next renewal follows, or a takeover)."""
+    with contextlib.suppress(Exception):
+        async with deps.engine.begin() as conn:
+            await requests_repo.renew_lease(conn, request_id, deps.me, deps.settings.request_lease_seconds)
+
+
+async def _renew_now_and_on(deps: Deps, request_id: str) -> None:
+    await _renew_lease(deps, request_id)
+    await _keep_lease(deps, request_id)
+
+
+@contextlib.asynccontextmanager
+async def _lease_kept(deps: Deps, request_id: str) -> AsyncIterator[None]:
+    """The request's lease renewed while the block runs, every third of it.
+
+    Most checks (a callback's confirmation: one query) end long before the first renewal is due: the
+    renewing task is only created when it is, a timer until then.
+    """
+    renewing: list[asyncio.Task[None]] = []
+    loop = asyncio.get_running_loop()
+    due = loop.call_later(
+        deps.settings.request_lease_seconds / 3,
+        lambda: renewing.append(loop.create_task(_renew_now_and_on(deps, request_id))),
+    )
+    try:
+        yield
+    finally:
+        due.cancel()
+        for task in renewing:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
-    async with deps.engine.connect() as conn:
+    async with autocommit(deps.engine) as conn:
         if request.kind == "entity":
             if not request.domain or not request.entity_id:
                 return []
@@ -220,6 +245,15 @@ async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
 
 
 async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply:
+    """Ask the gateways, publish what they said (durably, before the request can end completed), raise
+    the drift they show, then end the schedules of the payments found ended and complete the request
+    in one transaction: a crash before it leaves the request to be taken over after its lease.
+
+    Only a request that someone awaits (it has a reply topic: api-gateway's) waits for the projector
+    and reads the payments' statuses after, so its rows are paid when its reply says so. One without
+    (the normalizer's confirmations of M-Pesa callbacks) is stored with what is known at once: what
+    was checked and the errors, no statuses after (`status_after` none, nothing counted updated).
+    """
     targets = await _targets_of(deps, request)
     listed: set[str] = set()  # observations a list published for payments it settled (bulk checks)
     if request.kind == "bulk":
@@ -228,7 +262,7 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
         answers = await _ask_all(deps, targets)
     observations = [a.observation for a in answers if a.observation is not None]
     await deps.outbound.observations(observations)
-    metrics.OBSERVATIONS.labels("any", "on_demand").inc(len(observations))
+    _ON_DEMAND_OBSERVATIONS.inc(len(observations))
     failed = [
         drift.check_failed(t, a.error.reason)
         for t, a in zip(targets, answers, strict=True)
@@ -239,16 +273,21 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
         for t, a in zip(targets, answers, strict=True)
         if t.payment_id is not None and a.observation is not None
     ]
-    await conclude(deps, answered, failed, RunStats())
-    waited_for = listed | {
-        a.observation.observation_id
-        for t, a in zip(targets, answers, strict=True)
-        if t.payment_id is not None and a.observation is not None
-    }
-    await _wait_applied(deps, request.tenant, waited_for)
-    async with deps.engine.connect() as conn:
-        after = await payments_repo.statuses(conn, [t.payment_id for t in targets if t.payment_id])
-    return build_reply(request, targets, answers, after, deps.clock())
+    findings, ended = _conclusions(answered, failed)
+    await raise_all(deps, findings, RunStats())
+    awaited = bool(request.reply_topic)
+    if awaited:
+        await _wait_applied(deps, request.tenant, listed | {o.observation_id for _, o in answered})
+    async with deps.engine.begin() as conn:
+        after = (
+            await payments_repo.statuses(conn, [t.payment_id for t in targets if t.payment_id])
+            if awaited
+            else {}
+        )
+        await checks_repo.resolve_schedules(conn, ended, deps.clock())
+        reply = build_reply(request, targets, answers, after, deps.clock())
+        await requests_repo.complete_request(conn, request.request_id, reply.model_dump(mode="json"))
+    return reply
 
 
 async def conclude(
@@ -259,14 +298,23 @@ async def conclude(
 ) -> None:
     """Raise what the gateway's answers show drifted (and `findings` found on the way), and end the
     check schedules of the payments the answers say have ended."""
-    ended: dict[uuid.UUID, str] = {}
-    for target, observation in answered:
-        findings = [*findings, *drift.drift_between(target, observation, current=True)]
-        if target.payment_id is not None and resolved(observation.status) and observation.status is not None:
-            ended[target.payment_id] = observation.status.value
+    findings, ended = _conclusions(answered, findings)
     await raise_all(deps, findings, stats)
     async with deps.engine.begin() as conn:
         await checks_repo.resolve_schedules(conn, ended, deps.clock())
+
+
+def _conclusions(
+    answered: list[tuple[Target, PaymentObservation]], findings: list[drift.Finding]
+) -> tuple[list[drift.Finding], dict[uuid.UUID, str]]:
+    """`findings` and the drift the answers show; the payments the answers say have ended."""
+    found = list(findings)
+    ended: dict[uuid.UUID, str] = {}
+    for target, observation in answered:
+        found.extend(drift.drift_between(target, observation, current=True))
+        if target.payment_id is not None and resolved(observation.status) and observation.status is not None:
+            ended[target.payment_id] = observation.status.value
+    return found, ended
 
 
 async def _ask_all(deps: Deps, targets: list[Target]) -> list[Answer]:
@@ -292,7 +340,7 @@ async def _wait_applied(deps: Deps, tenant: str, observation_ids: set[str]) -> b
     deadline = time.monotonic() + deps.settings.apply_wait_seconds
     pending = set(observation_ids)
     while pending:
-        async with deps.engine.connect() as conn:
+        async with autocommit(deps.engine) as conn:
             pending -= await payments_repo.applied(conn, tenant, pending)
         if not pending:
             return True

@@ -5,13 +5,14 @@ one payment comes to.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_core.contracts import Alert, PaymentObservation, Provider, ReconcileReply
 from paysync_core.credentials import GatewayCredentials
@@ -20,6 +21,7 @@ from paysync_core.errors import GatewayError
 from paysync_core.providers.clients import NotFoundAtGateway
 from paysync_reconciler import failures
 from paysync_reconciler.budget import Priority
+from paysync_reconciler.known_tenants import KnownTenants
 from paysync_reconciler.listing import PageReader, read_inline
 from paysync_reconciler.models import ListedPage, ReconcileTick, Target
 from paysync_reconciler.schedule import CheckSchedule
@@ -91,6 +93,14 @@ class Outbound(Protocol):
         ...
 
 
+@contextlib.asynccontextmanager
+async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection whose statements each commit on their own, for work that is one statement (a read,
+    or a write that is atomic by itself): no BEGIN and COMMIT or ROLLBACK, two round trips fewer."""
+    async with engine.connect() as conn:
+        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
     return datetime.now(UTC)
@@ -107,6 +117,7 @@ class Deps:
     clock: Callable[[], datetime] = utcnow
     schedules: dict[Provider, CheckSchedule] = field(default_factory=dict)
     read_pages: PageReader = read_inline
+    tenants: KnownTenants = field(default_factory=KnownTenants)
 
     def __post_init__(self) -> None:
         for provider in Provider:

@@ -16,7 +16,7 @@ from paysync_core.db.schema import (
     sync_issues,
     workshop_jobs,
 )
-from paysync_dev.reconcile import ask, confirm_request, register
+from paysync_dev.reconcile import ask, confirm_request, paid_referral, register
 from paysync_dev.reconcile import check_request as request
 from paysync_dev.service_fixtures import fetch, publish, unique, wait_until
 from paysync_dev.topic_reader import read_topic
@@ -190,19 +190,7 @@ async def test_a_callback_to_confirm_is_confirmed_with_the_gateway(
 ):
     bootstrap = kafka_topics
     tenant = await lost_webhooks_tenant(("mpesa",))
-    account = tenant.account("mpesa").id
-    ref = sim.create_payment(account, amount_minor=5_000).ref
-    pid = await register(
-        engine,
-        tenant.id,
-        "mpesa",
-        ref,
-        domain="referrals",
-        entity_id=unique("ref"),
-        amount_minor=5_000,
-        currency="KES",
-    )
-    sim.pay(account, ref)
+    ref, pid = await paid_referral(engine, sim, tenant)
     await start_reconciler(scheduler_enabled="false", mpesa_schedule="3600")
 
     # The normalizer asks for a confirmation of an unsigned callback: no reply topic, nobody waits.

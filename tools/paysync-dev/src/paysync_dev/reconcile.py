@@ -12,9 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
 from paysync_core.contracts import Alert, ReconcileReply, ReconcileRequest
+from paysync_dev.fixtures import TestTenant
 from paysync_dev.payments import register_payment
-from paysync_dev.service_fixtures import publish
+from paysync_dev.service_fixtures import publish, unique
 from paysync_dev.topic_reader import read_topic
+from paysync_gateway_sim import SimulatorClient
 
 #: Simulator faults that drop every webhook: the case the reconciler exists for.
 LOST = {"webhooks": {"drop_ratio": 1.0}}
@@ -43,6 +45,27 @@ async def register(
         currency=currency,
     )
     return registered.id
+
+
+async def paid_referral(
+    engine: AsyncEngine, sim: SimulatorClient, tenant: TestTenant, amount_minor: int = 5_000
+) -> tuple[str, uuid.UUID]:
+    """An M-Pesa push the customer paid at the simulator, registered for a referral as api-gateway
+    registers one: (its CheckoutRequestID, the payment's id)."""
+    account = tenant.account("mpesa").id
+    ref = sim.create_payment(account, amount_minor=amount_minor).ref
+    pid = await register(
+        engine,
+        tenant.id,
+        "mpesa",
+        ref,
+        domain="referrals",
+        entity_id=unique("ref"),
+        amount_minor=amount_minor,
+        currency="KES",
+    )
+    sim.pay(account, ref)
+    return ref, pid
 
 
 def check_request(tenant: str, kind: str, **fields: object) -> ReconcileRequest:

@@ -7,8 +7,21 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, func, literal, or_, select, text, true, update
-from sqlalchemy.dialects.postgresql import Insert, insert
+from sqlalchemy import (
+    DateTime,
+    Integer,
+    String,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, UUID, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.db.schema import payments, reconcile_checks
@@ -125,8 +138,8 @@ async def release_claims(conn: AsyncConnection, payment_ids: Sequence[uuid.UUID]
         )
 
 
-#: Payments one statement of `resolve_schedules` writes: 8 values each, under PostgreSQL's 32,767
-#: parameters a statement (a bulk check settles up to `bulk_limit`, 10,000, at once).
+#: Payments one statement of `resolve_schedules` writes, as it always did (its two arrays are two
+#: parameters however many; a bulk check settles up to `bulk_limit`, 10,000, at once).
 _RESOLVE_BATCH = 2_000
 
 
@@ -134,46 +147,54 @@ async def resolve_schedules(conn: AsyncConnection, answers: dict[uuid.UUID, str]
     """Payments an out-of-schedule check found resolved need no more scheduled checks."""
     pids = list(answers)
     for start in range(0, len(pids), _RESOLVE_BATCH):
-        await _resolve_batch(conn, {pid: answers[pid] for pid in pids[start : start + _RESOLVE_BATCH]}, at)
+        batch = pids[start : start + _RESOLVE_BATCH]
+        await conn.execute(_RESOLVE, {"ids": batch, "statuses": [answers[p] for p in batch], "at": at})
 
 
-async def _resolve_batch(conn: AsyncConnection, answers: dict[uuid.UUID, str], at: datetime) -> None:
-    found = {
-        r.id: r
-        for r in await conn.execute(
-            select(payments.c.id, payments.c.tenant_id, payments.c.provider).where(
-                payments.c.id.in_(list(answers))
-            )
-        )
-    }
-    values = [
-        {
-            "payment_id": pid,
-            "tenant_id": found[pid].tenant_id,
-            "provider": found[pid].provider,
-            "step": 0,
-            "done_at": at,
-            "last_status": status,
-            "last_checked_at": at,
-            "checks_made": 1,
-        }
-        for pid, status in answers.items()
-        if pid in found
-    ]
-    if not values:
-        return
-    stmt = insert(reconcile_checks).values(values)
-    await conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=[reconcile_checks.c.payment_id],
-            set_={
-                "done_at": func.coalesce(reconcile_checks.c.done_at, stmt.excluded.done_at),
-                "last_status": stmt.excluded.last_status,
-                "last_checked_at": stmt.excluded.last_checked_at,
-                "checks_made": reconcile_checks.c.checks_made + 1,
-            },
-        )
+def _resolve_statement() -> Insert:
+    """One statement, one round trip: each payment's schedule ended at `at` with the status found (`ids`,
+    `statuses`: two arrays in step); a payment that is no longer there is skipped."""
+    given = (
+        func.unnest(bindparam("ids", type_=ARRAY(UUID)), bindparam("statuses", type_=ARRAY(String)))
+        .table_valued("payment_id", "status")
+        .render_derived()
     )
+    at = bindparam("at", type_=DateTime(timezone=True))
+    source = select(
+        payments.c.id,
+        payments.c.tenant_id,
+        payments.c.provider,
+        literal_column("0"),
+        at,
+        given.c.status,
+        at,
+        literal_column("1"),
+    ).select_from(payments.join(given, given.c.payment_id == payments.c.id))
+    stmt = insert(reconcile_checks).from_select(
+        [
+            "payment_id",
+            "tenant_id",
+            "provider",
+            "step",
+            "done_at",
+            "last_status",
+            "last_checked_at",
+            "checks_made",
+        ],
+        source,
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[reconcile_checks.c.payment_id],
+        set_={
+            "done_at": func.coalesce(reconcile_checks.c.done_at, stmt.excluded.done_at),
+            "last_status": stmt.excluded.last_status,
+            "last_checked_at": stmt.excluded.last_checked_at,
+            "checks_made": reconcile_checks.c.checks_made + 1,
+        },
+    )
+
+
+_RESOLVE = _resolve_statement()
 
 
 async def oldest_open_payment(conn: AsyncConnection, tenant: str, provider: str) -> datetime | None:
