@@ -19,6 +19,7 @@ from paysync_core.contracts import PaymentObservation, Provider
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
+from paysync_core.db.engine import no_transaction
 from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_core.providers.clients import (
     BudgetExhausted,
@@ -35,7 +36,6 @@ from paysync_reconciler.breaker import CircuitBreaker, CircuitOpen
 from paysync_reconciler.budget import GatewayBudget, Priority, current_priority
 from paysync_reconciler.budget_lease import LeaseFn, SharedBucket
 from paysync_reconciler.models import ListedPage
-from paysync_reconciler.ports import autocommit
 from paysync_reconciler.repository import budgets as budgets_repo
 from paysync_reconciler.repository.budgets import Lease
 from paysync_reconciler.settings import ReconcilerSettings
@@ -232,7 +232,7 @@ class GatewayDirectory:
         """Leases from the tenant's bucket in PostgreSQL, the one all replicas share."""
 
         async def lease(want: int) -> Lease:
-            async with autocommit(self.engine) as conn:  # its statement is atomic (the row locked)
+            async with no_transaction(self.engine) as conn:  # its statement is atomic (the row locked)
                 return await budgets_repo.lease(conn, tenant, provider, rate=rate, burst=burst, want=want)
 
         return lease

@@ -17,6 +17,7 @@ import structlog
 from pydantic import ValidationError
 
 from paysync_core.contracts import PaymentObservation, ReconcileReply, ReconcileRequest
+from paysync_core.db.engine import no_transaction
 from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_reconciler import drift, failures, metrics
 from paysync_reconciler.alerts import raise_all
@@ -24,7 +25,7 @@ from paysync_reconciler.budget import Priority, priority
 from paysync_reconciler.bulk_check import ask_in_bulk
 from paysync_reconciler.failures import CheckFailed
 from paysync_reconciler.models import RunStats, Target
-from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, autocommit, target_of
+from paysync_reconciler.ports import Answer, AnswerFrom, Deps, ask, target_of
 from paysync_reconciler.replies import build_reply
 from paysync_reconciler.repository import checks as checks_repo
 from paysync_reconciler.repository import payments as payments_repo
@@ -212,7 +213,7 @@ async def _lease_kept(deps: Deps, request_id: str) -> AsyncIterator[None]:
 
 
 async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
-    async with autocommit(deps.engine) as conn:
+    async with no_transaction(deps.engine) as conn:
         if request.kind == "entity":
             if not request.domain or not request.entity_id:
                 return []
@@ -340,7 +341,7 @@ async def _wait_applied(deps: Deps, tenant: str, observation_ids: set[str]) -> b
     deadline = time.monotonic() + deps.settings.apply_wait_seconds
     pending = set(observation_ids)
     while pending:
-        async with autocommit(deps.engine) as conn:
+        async with no_transaction(deps.engine) as conn:
             pending -= await payments_repo.applied(conn, tenant, pending)
         if not pending:
             return True

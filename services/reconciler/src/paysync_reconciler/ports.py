@@ -5,14 +5,13 @@ one payment comes to.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.contracts import Alert, PaymentObservation, Provider, ReconcileReply
 from paysync_core.credentials import GatewayCredentials
@@ -91,14 +90,6 @@ class Outbound(Protocol):
     async def tick(self, tick: ReconcileTick) -> None:
         """Publish a tick (keyed by tenant:provider)."""
         ...
-
-
-@contextlib.asynccontextmanager
-async def autocommit(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A connection whose statements each commit on their own, for work that is one statement (a read,
-    or a write that is atomic by itself): no BEGIN and COMMIT or ROLLBACK, two round trips fewer."""
-    async with engine.connect() as conn:
-        yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def utcnow() -> datetime:

@@ -65,7 +65,8 @@ def ping_idle_connections(engine: AsyncEngine, after_seconds: float) -> None:
 
 @asynccontextmanager
 async def no_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A pooled connection whose statements each commit on their own: for a read that is one statement.
+    """A pooled connection whose statements each commit on their own: for work that is one statement
+    (a read, or a write atomic by itself, such as one UPDATE of the row it locks).
 
     `engine.connect()` opens a transaction with the first statement and rolls it back on release: a
     BEGIN and a ROLLBACK, two round trips besides the read (a third of the CPU of a key lookup or a
