@@ -34,9 +34,16 @@ from paysync_dev.topic_reader import read_topic
 pytestmark = pytest.mark.integration
 
 
-def post_paid_session(ingest: ServiceProcess, tenant: TestTenant, session_id: str) -> None:
-    """A signed `checkout.session.completed` (paid, 20.00 USD) through webhook-ingest; 200 once durable."""
-    body = to_body(stripe_event("checkout.session.completed", checkout_session(id=session_id)))
+def post_paid_session(
+    ingest: ServiceProcess, tenant: TestTenant, session_id: str, payment_intent: str | None = None
+) -> None:
+    """A signed `checkout.session.completed` (paid, 20.00 USD) through webhook-ingest; 200 once durable.
+
+    Its payment intent is `payment_intent`, or a new id."""
+    session = checkout_session(
+        id=session_id, **({"payment_intent": payment_intent} if payment_intent else {})
+    )
+    body = to_body(stripe_event("checkout.session.completed", session))
     headers = {
         "Stripe-Signature": sign_stripe(body, tenant.stripe_webhook_secret, int(time.time())),
         "Content-Type": "application/json",
@@ -168,6 +175,28 @@ async def test_replay_by_partition_offsets_reads_only_those_records(
     one = cli("replay", *where, "--json")
     assert one["counts"]["records"] == 1 and changed(one) == {first: ("pending", "succeeded")}
     assert await statuses(engine, tenant.id) == {first: "succeeded", second: "pending"}
+
+
+async def test_a_record_that_names_its_payment_by_an_alias_only_is_replayed_into_that_payment(
+    webhook_ingest, projector, engine, tenant, cli
+):
+    # Registered under its payment intent: the session's record names the payment only by that alias.
+    intent, session, unknown = (
+        f"pi_{uuid.uuid4().hex}",
+        f"cs_test_{uuid.uuid4().hex}",
+        f"cs_test_{uuid.uuid4().hex}",
+    )
+    await register_bookings(engine, tenant.id, [intent])
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    post_paid_session(webhook_ingest, tenant, session, payment_intent=intent)
+    post_paid_session(webhook_ingest, tenant, unknown)  # names no registered payment at all
+    args = ("replay", "--since", since, "--tenant", tenant.id, "--json")
+
+    dry = cli(*args, "--dry-run")
+    assert changed(dry) == {intent: ("pending", "succeeded")} and dry["counts"]["unmatched"] == 1
+    real = cli(*args)
+    assert changed(real) == changed(dry) and real["counts"]["unmatched"] == 1
+    assert await statuses(engine, tenant.id) == {intent: "succeeded"}
 
 
 async def test_replay_from_the_observations_topic_skips_what_the_history_has(

@@ -6,16 +6,18 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
-from faststream.kafka import KafkaBroker
 
 from paysync_core import topics, tracing
 from paysync_core.topics import TopicSpec
+
+if TYPE_CHECKING:
+    from faststream.kafka import KafkaBroker
 
 #: How aiokafka picks a keyed record's partition (murmur2, as the Java client): `send_many` does the same.
 _PARTITIONER = DefaultPartitioner()
@@ -69,6 +71,10 @@ def durable_broker(bootstrap: str, *, client_id: str, linger_ms: int = 1, **kwar
 
     With tracing on, its subscribers and publishers carry the trace context in record headers.
     """
+    # Imported here: FastStream is a third of a second of CPU to import, which the processes that only
+    # use `DurableProducer` or the admin client (`paysync` commands, the replay) would pay at every start.
+    from faststream.kafka import KafkaBroker
+
     return KafkaBroker(
         bootstrap,
         client_id=client_id,

@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from aiokafka.admin import AIOKafkaAdminClient
-from alembic.script import ScriptDirectory
 from rich.console import Console
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -75,6 +74,8 @@ async def _missing_topics(bootstrap: str) -> tuple[str, ...]:
 
 async def readiness(settings: CommonSettings) -> Readiness:
     """The schema version and the missing topics, as of now."""
+    from alembic.script import ScriptDirectory  # here: every `paysync` command would import alembic
+
     script = ScriptDirectory.from_config(db_engine.alembic_config(settings.database_url))
     head = script.get_current_head() or ""  # paysync-core always ships its migrations
     schema = await _schema_version(settings.database_url)

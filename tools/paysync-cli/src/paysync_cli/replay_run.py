@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -38,7 +38,9 @@ from paysync_cli.settings import ReplaySettings
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation
 from paysync_core.domains import Domains
-from paysync_core.kafka import DurableProducer
+
+if TYPE_CHECKING:  # the real run's producer; the dry run's worker processes do not import faststream
+    from paysync_core.kafka import DurableProducer
 
 
 def tune_gc(young_objects: int) -> None:

@@ -104,21 +104,33 @@ async def resolve_ids(
     An observation keeps the id today's adapter gives it unless the history holds that id saying
     something else (a mapping that was wrong): then it gets `replay_id`, so the projector applies it.
     """
-    history = await recorded(conn, {(o.tenant, o.observation_id) for o in batch})
-    # Only observations the history holds saying something else get a replay id (rare): looked up then.
-    mapped = [
-        (o, o.model_copy(update={"observation_id": replay_id(o)}))
-        for o in batch
-        if (held := history.get((o.tenant, o.observation_id))) is not None and not held.same_as(o)
-    ]
-    history |= await recorded(conn, {(v.tenant, v.observation_id) for _, v in mapped})
-    corrected = {id(o): v for o, v in mapped}
-    fresh: dict[ObservationKey, PaymentObservation] = {}
-    for obs in (corrected.get(id(o), o) for o in batch):
-        key = (obs.tenant, obs.observation_id)
-        if key not in history:
-            fresh[key] = obs
+    keys = [(o.tenant, o.observation_id) for o in batch]
+    history = await recorded(conn, set(keys))
+    if history:
+        batch, keys = await _corrected(conn, batch, keys, history)
+    fresh = {key: obs for key, obs in zip(keys, batch, strict=True) if key not in history}
     return list(fresh.values()), len(batch) - len(fresh)
+
+
+async def _corrected(
+    conn: AsyncConnection,
+    batch: list[PaymentObservation],
+    keys: list[ObservationKey],
+    history: dict[ObservationKey, Recorded],
+) -> tuple[list[PaymentObservation], list[ObservationKey]]:
+    """The batch and its keys with a `replay_id` for each observation the history holds saying something
+    else (rare: looked up only then); `history` gains the rows it holds under those replay ids."""
+    corrected = [
+        obs
+        if (held := history.get(key)) is None or held.same_as(obs)
+        else obs.model_copy(update={"observation_id": replay_id(obs)})
+        for obs, key in zip(batch, keys, strict=True)
+    ]
+    keys = [(o.tenant, o.observation_id) for o in corrected]
+    history.update(
+        await recorded(conn, {k for k, o, a in zip(keys, corrected, batch, strict=True) if o is not a})
+    )
+    return corrected, keys
 
 
 async def still_unapplied(conn: AsyncConnection, keys: set[ObservationKey]) -> set[ObservationKey]:
@@ -209,30 +221,43 @@ async def payments_of(
 ) -> tuple[dict[uuid.UUID, list[PaymentObservation]], int]:
     """The observations grouped by the payment a reference of theirs names, and how many match none.
 
+    A reference is tried in the projector's order: the observation's own, then its aliases; so the
+    aliases of an observation whose own reference names a payment are never looked up (a Stripe
+    session's payment intent and invoice, registered under no payment, were asked every batch).
     `by_ref` holds references found before (filled in here): a reference names one payment for good,
     so a replay looks each up once, however many records name it. One found nowhere is asked again.
     """
     by_ref = {} if by_ref is None else by_ref
-    wanted = {(o.tenant, o.provider.value, r) for o in batch for r in o.refs} - by_ref.keys()
-    if wanted:
-        refs = payment_refs.c
-        rows = await conn.execute(
-            select(refs.tenant_id, refs.provider, refs.ref, refs.payment_id).where(
-                keyed((refs.tenant_id, refs.provider, refs.ref), wanted)
-            )
-        )
-        by_ref.update({(r[0], r[1], r[2]): r[3] for r in rows})
+    own = [(obs.tenant, obs.provider.value, obs.provider_ref) for obs in batch]
+    await _look_up_refs(conn, set(own), by_ref)
+    aliased = [(obs, key) for obs, key in zip(batch, own, strict=True) if key not in by_ref and obs.aliases]
+    await _look_up_refs(conn, {(t, p, alias) for obs, (t, p, _) in aliased for alias in obs.aliases}, by_ref)
     grouped: dict[uuid.UUID, list[PaymentObservation]] = defaultdict(list)
     orphans = 0
-    for obs in batch:
-        found = next(
-            (by_ref[k] for k in ((obs.tenant, obs.provider.value, r) for r in obs.refs) if k in by_ref), None
-        )
+    for obs, key in zip(batch, own, strict=True):
+        found = by_ref.get(key)
+        if found is None and obs.aliases:
+            tenant, provider, _ = key
+            found = next((by_ref[k] for a in obs.aliases if (k := (tenant, provider, a)) in by_ref), None)
         if found is None:
             orphans += 1
         else:
             grouped[found].append(obs)
     return grouped, orphans
+
+
+async def _look_up_refs(conn: AsyncConnection, keys: set[RefKey], by_ref: dict[RefKey, uuid.UUID]) -> None:
+    """Add to `by_ref` the payments these references name (those it does not hold yet), in one query."""
+    wanted = keys - by_ref.keys()
+    if not wanted:
+        return
+    refs = payment_refs.c
+    rows = await conn.execute(
+        select(refs.tenant_id, refs.provider, refs.ref, refs.payment_id).where(
+            keyed((refs.tenant_id, refs.provider, refs.ref), wanted)
+        )
+    )
+    by_ref.update({(r[0], r[1], r[2]): r[3] for r in rows})
 
 
 class ShadowProjection:

@@ -6,12 +6,13 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -80,6 +81,10 @@ async def no_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
 
 def alembic_config(url: str) -> Config:
     """Alembic configured for paysync's migrations and the given database."""
+    # Imported here: alembic is a quarter of a second of CPU to import, which a process that only
+    # connects (each of `paysync replay`'s worker processes) would pay on every start.
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -88,4 +93,6 @@ def alembic_config(url: str) -> Config:
 
 def upgrade(url: str, revision: str = "head") -> None:
     """Bring the database's schema up to `revision` (blocking; call from a thread in async code)."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
