@@ -15,8 +15,13 @@ $(BOOTSTRAP)/bin/uv:
 	python3 -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
+# Bytecode is compiled here, once, for the locked packages and the workspace's own: a host may set
+# PYTHONDONTWRITEBYTECODE=1 (CI's does), and then every process the tests start (each service, each
+# `paysync` command) compiled every module it imported, over a second of CPU each, as images do not
+# (they set UV_COMPILE_BYTECODE=1). A source changed later is compiled in memory as usual.
 $(VENV)/.synced: $(if $(filter $(BOOTSTRAP)/bin/uv,$(UV)),$(BOOTSTRAP)/bin/uv) uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml tools/*/pyproject.toml)
-	$(UV) sync --locked --python python3
+	$(UV) sync --locked --python python3 --compile-bytecode
+	$(VENV)/bin/python -m compileall -q -j0 libs services tools bench > /dev/null
 	touch $@
 
 ## setup: the virtualenv with every package of the workspace, exactly as locked

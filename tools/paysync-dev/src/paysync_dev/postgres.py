@@ -164,12 +164,33 @@ def _ensure_cluster() -> Cluster:
         if cluster is None:
             raise PostgresError("pg_createcluster succeeded but pg_lsclusters shows no cluster")
     if not cluster.online:
+        _configure(cluster)
         log.info("starting PostgreSQL cluster %s/%s", cluster.version, cluster.name)
         try:
             _run(["pg_ctlcluster", cluster.version, cluster.name, "start"], "starting PostgreSQL")
         except PostgresError as exc:
             raise PostgresError(f"{exc}\nlast lines of {cluster.log_file}:\n{_log_tail(cluster)}") from exc
     return cluster
+
+
+#: Connections the local cluster takes. Debian's default of 100 runs out when test sessions share the
+#: cluster (`make test` beside `make dev`, or beside another checkout's tests): every service a test
+#: starts keeps a pool (api-gateway's is 20).
+MAX_CONNECTIONS = 400
+
+
+def _configure(cluster: Cluster) -> None:
+    """Set this checkout's server settings in the cluster's `conf.d` (read when it starts).
+
+    Only a cluster about to be started is configured: one already running is shared, never restarted.
+    """
+    conf_d = Path("/etc/postgresql") / cluster.version / cluster.name / "conf.d"
+    if not conf_d.is_dir() or os.geteuid() != 0:
+        return
+    (conf_d / "paysync-dev.conf").write_text(
+        f"# Written by paysync-dev (tools/paysync-dev/src/paysync_dev/postgres.py)\n"
+        f"max_connections = {MAX_CONNECTIONS}\n"
+    )
 
 
 def _log_tail(cluster: Cluster, lines: int = 20) -> str:
