@@ -276,9 +276,9 @@ class Replayer:
             if not keys:
                 return
             if time.monotonic() > deadline:
-                what = "replayed observation(s)" if parked_counts else "parked observation(s) it matched"
+                what = "replayed" if parked_counts else "parked (named by an alias the replay binds)"
                 raise ReplayStalled(
-                    f"the status-projector has not applied {len(keys)} {what} within "
+                    f"the status-projector has not applied {len(keys)} {what} observation(s) within "
                     f"{self.settings.apply_timeout_seconds:g}s: is it running (or dead-lettering them)?"
                 )
             await asyncio.sleep(0.1)
