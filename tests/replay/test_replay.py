@@ -15,16 +15,25 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
 from sqlalchemy import func, select, text, update
 
 from paysync_core import topics
-from paysync_core.contracts import PaymentObservation, RawWebhook
-from paysync_core.db.schema import bookings, observations, payments, workshop_jobs, workshop_payment_requests
+from paysync_core.contracts import PaymentObservation, Provider, RawWebhook
+from paysync_core.db.schema import (
+    bookings,
+    observations,
+    parked_observations,
+    payments,
+    workshop_jobs,
+    workshop_payment_requests,
+)
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.normalize import normalize_raw
 from paysync_core.providers import sign_stripe
 from paysync_core.testing.builders import to_body
-from paysync_core.testing.builders.stripe import checkout_session, stripe_event
+from paysync_core.testing.builders.stripe import charge, checkout_session, stripe_event
+from paysync_core.topics import raw_webhook_key
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.reconcile import register
 from paysync_dev.service_fixtures import fetch, publish_observation, wait_until
@@ -43,7 +52,20 @@ def post_paid_session(
     session = checkout_session(
         id=session_id, **({"payment_intent": payment_intent} if payment_intent else {})
     )
-    body = to_body(stripe_event("checkout.session.completed", session))
+    post_stripe(ingest, tenant, stripe_event("checkout.session.completed", session))
+
+
+def post_refund(ingest: ServiceProcess, tenant: TestTenant, payment_intent: str) -> None:
+    """A signed `charge.refunded` (the whole 20.00 USD) of the payment intent through webhook-ingest.
+
+    It names the payment by the payment intent (its own reference) and the charge (an alias) only."""
+    refunded = charge(payment_intent=payment_intent, amount_refunded=2000)
+    post_stripe(ingest, tenant, stripe_event("charge.refunded", refunded))
+
+
+def post_stripe(ingest: ServiceProcess, tenant: TestTenant, event: dict[str, Any]) -> None:
+    """A Stripe event, signed with the tenant's secret, through webhook-ingest; 200 once durable."""
+    body = to_body(event)
     headers = {
         "Stripe-Signature": sign_stripe(body, tenant.stripe_webhook_secret, int(time.time())),
         "Content-Type": "application/json",
@@ -197,6 +219,105 @@ async def test_a_record_that_names_its_payment_by_an_alias_only_is_replayed_into
     real = cli(*args)
     assert changed(real) == changed(dry) and real["counts"]["unmatched"] == 1
     assert await statuses(engine, tenant.id) == {intent: "succeeded"}
+
+
+def refs_in_partitions(tenant: str, *, same: bool) -> tuple[str, str]:
+    """A session id and a payment intent whose raw records go to the same partition (or to two)."""
+    spread = list(range(topics.WEBHOOKS_RAW.partitions))
+
+    def partition(ref: str) -> int:  # murmur2 of the record's key, as webhook-ingest's producer picks
+        return DefaultPartitioner()(raw_webhook_key(tenant, Provider.STRIPE, ref), spread, spread)
+
+    session = f"cs_test_{uuid.uuid4().hex}"
+    while True:
+        intent = f"pi_{uuid.uuid4().hex}"
+        if (partition(intent) == partition(session)) == same:
+            return session, intent
+
+
+async def test_a_record_named_by_an_alias_a_later_record_binds_is_replayed_into_that_payment(
+    webhook_ingest, projector, engine, tenant, cli
+):
+    # The refund names the payment intent only; the session's record, read after it (same partition),
+    # binds that intent to the payment registered under the session: the projector parks the refund,
+    # then applies it once the session's observation is applied.
+    session, intent = refs_in_partitions(tenant.id, same=True)
+    await register_bookings(engine, tenant.id, [session])
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    post_refund(webhook_ingest, tenant, intent)
+    post_paid_session(webhook_ingest, tenant, session, payment_intent=intent)
+    args = ("replay", "--since", since, "--tenant", tenant.id, "--json")
+
+    dry = cli(*args, "--dry-run")
+    assert changed(dry) == {session: ("pending", "refunded")}
+    assert (dry["counts"]["unmatched"], dry["counts"]["matched_by_alias"]) == (0, 1)
+    real = cli(*args)
+    assert real["payments"] == dry["payments"] and real["counts"] == dry["counts"]
+    assert await statuses(engine, tenant.id) == {session: "refunded"}
+    again = cli(*args)
+    assert again["payments"] == [] and again["counts"]["already_seen"] == 2
+    assert again["counts"]["matched_by_alias"] == 0
+
+
+async def test_worker_processes_match_a_record_named_by_an_alias_another_worker_binds(
+    webhook_ingest, projector, engine, kafka_topics, tenant, cli
+):
+    session, intent = refs_in_partitions(tenant.id, same=False)
+    await register_bookings(engine, tenant.id, [session])
+    post_refund(webhook_ingest, tenant, intent)
+    post_paid_session(webhook_ingest, tenant, session, payment_intent=intent)
+    raw = await raw_records_of(kafka_topics, tenant.id)
+    # Two partitions of one record each: with two workers, each worker reads one of them.
+    where = [
+        option
+        for ref in (intent, session)
+        for option in ("--partition", str(raw[ref][0]), "--from-offset", str(raw[ref][1]))
+        + ("--to-offset", str(raw[ref][1]))
+    ]
+    workers = {"PAYSYNC_REPLAY_WORKERS": "2", "PAYSYNC_REPLAY_PARALLEL_FROM_RECORDS": "0"}
+
+    dry = cli("replay", *where, "--dry-run", "--json", settings=workers)
+    assert changed(dry) == {session: ("pending", "refunded")}
+    assert (dry["counts"]["unmatched"], dry["counts"]["matched_by_alias"]) == (0, 1)
+    real = cli("replay", *where, "--json")
+    assert real["payments"] == dry["payments"]
+    assert await statuses(engine, tenant.id) == {session: "refunded"}
+    assert cli("replay", *where, "--json")["payments"] == []
+
+
+async def parked_of(engine, tenant: str) -> list[str]:
+    """The tenant's parked observations: their references."""
+    rows = await fetch(
+        engine, select(parked_observations.c.refs).where(parked_observations.c.tenant_id == tenant)
+    )
+    return [ref for r in rows for ref in r.refs]
+
+
+async def test_an_observation_parked_before_the_replay_is_applied_once_the_replay_binds_its_alias(
+    webhook_ingest, projector, engine, kafka_topics, tenant, cli
+):
+    session, intent = refs_in_partitions(tenant.id, same=False)
+    await register_bookings(engine, tenant.id, [session])
+    # The refund, projected back then: parked, as no payment was known by its payment intent.
+    post_refund(webhook_ingest, tenant, intent)
+    await publish_observation(kafka_topics, (await raw_records_of(kafka_topics, tenant.id))[intent][2])
+
+    async def parked() -> bool:
+        return intent in await parked_of(engine, tenant.id)
+
+    await wait_until(parked, 60, "the refund parked")
+    since = datetime.now(UTC).isoformat()  # the replay reads the session's record only
+    post_paid_session(webhook_ingest, tenant, session, payment_intent=intent)
+    args = ("replay", "--since", since, "--tenant", tenant.id, "--json")
+
+    dry = cli(*args, "--dry-run")
+    assert changed(dry) == {session: ("pending", "refunded")}
+    assert (dry["counts"]["replayed"], dry["counts"]["matched_by_alias"]) == (1, 1)
+    real = cli(*args)
+    assert real["payments"] == dry["payments"] and real["counts"]["matched_by_alias"] == 1
+    assert await statuses(engine, tenant.id) == {session: "refunded"}
+    assert await parked_of(engine, tenant.id) == [] and await history_count(engine, tenant.id) == 2
+    assert cli(*args)["payments"] == []
 
 
 async def test_replay_from_the_observations_topic_skips_what_the_history_has(

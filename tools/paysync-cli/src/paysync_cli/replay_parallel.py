@@ -3,7 +3,9 @@
 Parsing a record with today's adapter is CPU work in Python, so one process uses one core. Records
 are independent until the fold, and the fold is a join (`PaymentState.join`): a worker process per
 core reads its own partitions from Kafka, parses, looks up and folds them exactly as a one-process
-dry run does, and sends back its counts and its shadow; this process joins the shadows and reports.
+dry run does, and sends back its counts, its shadow, the aliases it bound and the observations that
+named no payment; this process joins the shadows, then matches all those observations against all
+the aliases bound (`paysync_cli.replay_alias`), and reports.
 Workers are forked from a fork server (a fork of this process, with its running event loop, is not safe).
 """
 
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing.queues import Queue
 
+from paysync_cli.replay_alias import AliasBindings
 from paysync_cli.replay_run import ReplayCounts, Replayer, ReplayReport, tune_gc
 from paysync_cli.replay_shadow import ShadowProjection
 from paysync_cli.replay_source import Filters, OffsetRange, ReplaySource, consumer, read_ranges
@@ -69,6 +72,7 @@ async def dry_run_in_workers(
     context.set_forkserver_preload([__name__])
     progress: Queue[int] = context.Queue()
     counts = ReplayCounts()
+    await replayer.note_parked()
     loop = asyncio.get_running_loop()
     with ProcessPoolExecutor(
         len(shares), mp_context=context, initializer=_set_progress, initargs=(progress,)
@@ -80,8 +84,8 @@ async def dry_run_in_workers(
         over = threading.Event()
         pumping = asyncio.create_task(asyncio.to_thread(_pump, progress, over, on_records))
         try:
-            for share_counts, shadow in await asyncio.gather(*jobs):
-                replayer.absorb(share_counts, counts, shadow)
+            for share_counts, shadow, aliases in await asyncio.gather(*jobs):
+                replayer.absorb(share_counts, counts, shadow, aliases)
         finally:
             over.set()
             await pumping
@@ -105,14 +109,14 @@ def _set_progress(progress: Queue[int]) -> None:
 
 def replay_share(
     source: ReplaySource, filters: Filters, ranges: list[OffsetRange]
-) -> tuple[ReplayCounts, ShadowProjection]:
-    """In a worker process: the dry run of these ranges, its counts and its shadow."""
+) -> tuple[ReplayCounts, ShadowProjection, AliasBindings]:
+    """In a worker process: the dry run of these ranges, its counts, its shadow and its aliases."""
     return asyncio.run(_replay_share(source, filters, ranges))
 
 
 async def _replay_share(
     source: ReplaySource, filters: Filters, ranges: list[OffsetRange]
-) -> tuple[ReplayCounts, ShadowProjection]:
+) -> tuple[ReplayCounts, ShadowProjection, AliasBindings]:
     common, settings = CommonSettings(), ReplaySettings()
     tune_gc(settings.gc_young_objects)
     kafka = consumer(common.kafka_bootstrap)
@@ -127,4 +131,4 @@ async def _replay_share(
     finally:
         await kafka.stop()
         await engine.dispose()
-    return counts, replayer.shadow
+    return counts, replayer.shadow, replayer.aliases

@@ -11,8 +11,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.structs import ConsumerRecord
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from paysync_cli.replay_alias import AliasBindings, Matched, Orphan, parked_before, parked_payloads
 from paysync_cli.replay_domains import (
     DomainRowChange,
     Row,
@@ -37,10 +39,16 @@ from paysync_cli.replay_source import Filters, ReplaySource, derive
 from paysync_cli.settings import ReplaySettings
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation
+from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.domains import Domains
 
 if TYPE_CHECKING:  # the real run's producer; the dry run's worker processes do not import faststream
     from paysync_core.kafka import DurableProducer
+
+
+async def wake_unpark(conn: AsyncConnection) -> None:
+    """Wake the projectors' unpark loops (as a payment's registration does), at the commit of `conn`."""
+    await conn.execute(text(f"NOTIFY {REGISTERED_CHANNEL}"))
 
 
 def tune_gc(young_objects: int) -> None:
@@ -68,7 +76,11 @@ class ReplayCounts:
     observations: int = 0
     already_seen: int = 0  # in the history already, or repeated among the records replayed
     replayed: int = 0
-    unmatched: int = 0  # no registered payment has their reference: the projector parks them
+    # Distinct; no payment has their reference, nor does the replay bind one: the projector parks them
+    unmatched: int = 0
+    # Name their payment only by an alias the replay binds (replayed, or parked before the replay):
+    # the projector parks them, then applies them
+    matched_by_alias: int = 0
     phones_unhashed: int = 0  # M-Pesa payers not findable by phone: no PAYSYNC_PHONE_HASH_KEY was given
     payments_changed: int = 0
     domain_rows_changed: int = 0
@@ -153,13 +165,21 @@ class Replayer:
     _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
     _domain_before: dict[RowKey, Row] = field(default_factory=dict)  # a real run's, read before publishing
     _payment_of: dict[RefKey, uuid.UUID] = field(default_factory=dict)  # references looked up so far
+    _aliases: AliasBindings = field(default_factory=AliasBindings)
+    _parked: list[Orphan] = field(default_factory=list)  # parked as the replay began, matched by nothing
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
         started = time.monotonic()
         counts = ReplayCounts()
+        await self.note_parked()
         await self.consume(batches, counts)
         return await self.report(counts, started)
+
+    async def note_parked(self) -> None:
+        """Read the observations parked before anything is replayed (what the replay's aliases may match)."""
+        async with self.engine.connect() as conn:
+            self._parked = await parked_before(conn, self.filters)
 
     async def consume(self, batches: AsyncIterator[list[ConsumerRecord]], counts: ReplayCounts) -> None:
         """Replay every batch (a real run: until the projector applied the last), counting into `counts`."""
@@ -168,20 +188,30 @@ class Replayer:
             self.on_records(len(records))
         await self._previous_applied()
 
-    def absorb(self, counts: ReplayCounts, into: ReplayCounts, shadow: ShadowProjection) -> None:
-        """Take in a dry run's share replayed elsewhere (`paysync_cli.replay_parallel`): counts, shadow."""
+    def absorb(
+        self, counts: ReplayCounts, into: ReplayCounts, shadow: ShadowProjection, aliases: AliasBindings
+    ) -> None:
+        """Take in a dry run's share replayed elsewhere (`paysync_cli.replay_parallel`): counts, shadow,
+        the aliases it bound and the observations it held."""
         for name, value in asdict(counts).items():
             setattr(into, name, getattr(into, name) + value)
         self._shadow.absorb(shadow)
+        self._aliases.absorb(aliases)
 
     @property
     def shadow(self) -> ShadowProjection:
         """The dry run's shadow projection so far."""
         return self._shadow
 
+    @property
+    def aliases(self) -> AliasBindings:
+        """The aliases bound and the observations held so far."""
+        return self._aliases
+
     async def report(self, counts: ReplayCounts, started: float) -> ReplayReport:
         """What changed (dry run: would change), for a replay begun at `started` (time.monotonic)."""
         report = ReplayReport(dry_run=self.producer is None, counts=counts)
+        await self._match_by_alias(counts)
         changes = self._shadow_changes() if self.producer is None else await self._applied_changes()
         report.counts.payments_changed = len(changes)
         report.changes = changes[: self.settings.report_limit]
@@ -210,12 +240,16 @@ class Replayer:
                 self._domain_before |= await read_rows(conn, unread)
         counts.already_seen += had
         counts.replayed += len(fresh)
-        counts.unmatched += orphans
+        self._aliases.hold(orphans)
         if self.producer is None:
             for pid, batch in grouped.items():
-                self._shadow.fold(rows.get(pid) or self._shadow.row(pid), batch)
+                row = rows.get(pid) or self._shadow.row(pid)
+                self._shadow.fold(row, batch)
+                self._aliases.learn(pid, row.tenant, row.provider, batch)
             return
         self._before.update(rows)
+        for pid, batch in grouped.items():  # what the projector will bind, as the dry run learns it
+            self._aliases.learn(pid, self._before[pid].tenant, self._before[pid].provider, batch)
         await self._publish(fresh)
         # The projector applies this batch while the next one is read and published: one batch ahead.
         await self._previous_applied()
@@ -233,20 +267,47 @@ class Replayer:
         spec = topics.PAYMENT_OBSERVATIONS
         await self.producer.send_many(spec.name, [(spec.key_for(o), o.to_bytes()) for o in batch])
 
-    async def _wait_until_applied(self, keys: set[ObservationKey]) -> None:
-        """Wait until the projector recorded (or parked) every observation published."""
+    async def _wait_until_applied(self, keys: set[ObservationKey], *, parked_counts: bool = True) -> None:
+        """Wait until the projector recorded (or, `parked_counts`, parked) every observation of `keys`."""
         deadline = time.monotonic() + self.settings.apply_timeout_seconds
         while keys:
             async with self.engine.connect() as conn:
-                keys = await still_unapplied(conn, keys)
+                keys = await still_unapplied(conn, keys, parked_counts=parked_counts)
             if not keys:
                 return
             if time.monotonic() > deadline:
+                what = "replayed" if parked_counts else "parked (named by an alias the replay binds)"
                 raise ReplayStalled(
-                    f"the status-projector has not applied {len(keys)} replayed observation(s) within "
+                    f"the status-projector has not applied {len(keys)} {what} observation(s) within "
                     f"{self.settings.apply_timeout_seconds:g}s: is it running (or dead-lettering them)?"
                 )
             await asyncio.sleep(0.1)
+
+    async def _match_by_alias(self, counts: ReplayCounts) -> None:
+        """Match what named no payment against the aliases the replay binds; count both. A dry run folds
+        those matched; a real run waits until the projector's unpark loop has applied them."""
+        held = len(self._aliases.held)
+        matched = self._aliases.settle(self._parked)
+        counts.unmatched = held - len(matched.replayed)
+        counts.matched_by_alias = len(matched.payment_of)
+        if not matched.payment_of:
+            return
+        if self.producer is None:
+            await self._fold_matched(matched)
+            return
+        async with self.engine.begin() as conn:  # the bindings are committed: wake the unpark loop now
+            await wake_unpark(conn)
+        await self._wait_until_applied(set(matched.payment_of), parked_counts=False)
+
+    async def _fold_matched(self, matched: Matched) -> None:
+        parked = matched.payment_of.keys() - matched.replayed.keys()
+        async with self.engine.connect() as conn:
+            found = [*matched.replayed.values(), *await parked_payloads(conn, set(parked))]
+        by_payment: dict[uuid.UUID, list[PaymentObservation]] = {}
+        for obs in found:
+            by_payment.setdefault(matched.payment_of[(obs.tenant, obs.observation_id)], []).append(obs)
+        for pid, batch in by_payment.items():
+            self._shadow.fold(self._shadow.row(pid), batch)
 
     def _shadow_changes(self) -> list[PaymentChange]:
         changes = [PaymentChange(row, row.snapshot, after) for row, after in self._shadow.changed()]

@@ -133,10 +133,13 @@ async def _corrected(
     return corrected, keys
 
 
-async def still_unapplied(conn: AsyncConnection, keys: set[ObservationKey]) -> set[ObservationKey]:
-    """The observations neither in the history nor parked (the projector has not taken them yet)."""
+async def still_unapplied(
+    conn: AsyncConnection, keys: set[ObservationKey], *, parked_counts: bool = True
+) -> set[ObservationKey]:
+    """The observations neither in the history nor parked (the projector has not taken them yet);
+    with `parked_counts` False, those not in the history (parked ones not applied yet included)."""
     seen: set[ObservationKey] = set()
-    for table in (observations, parked_observations):
+    for table in (observations, parked_observations) if parked_counts else (observations,):
         rows = await conn.execute(
             select(table.c.tenant_id, table.c.observation_id).where(
                 keyed((table.c.tenant_id, table.c.observation_id), keys)
@@ -218,8 +221,8 @@ def payment_row(r: Any) -> PaymentRow:
 
 async def payments_of(
     conn: AsyncConnection, batch: list[PaymentObservation], by_ref: dict[RefKey, uuid.UUID] | None = None
-) -> tuple[dict[uuid.UUID, list[PaymentObservation]], int]:
-    """The observations grouped by the payment a reference of theirs names, and how many match none.
+) -> tuple[dict[uuid.UUID, list[PaymentObservation]], list[PaymentObservation]]:
+    """The observations grouped by the payment a reference of theirs names, and those that match none.
 
     A reference is tried in the projector's order: the observation's own, then its aliases; so the
     aliases of an observation whose own reference names a payment are never looked up (a Stripe
@@ -233,14 +236,14 @@ async def payments_of(
     aliased = [(obs, key) for obs, key in zip(batch, own, strict=True) if key not in by_ref and obs.aliases]
     await _look_up_refs(conn, {(t, p, alias) for obs, (t, p, _) in aliased for alias in obs.aliases}, by_ref)
     grouped: dict[uuid.UUID, list[PaymentObservation]] = defaultdict(list)
-    orphans = 0
+    orphans: list[PaymentObservation] = []
     for obs, key in zip(batch, own, strict=True):
         found = by_ref.get(key)
         if found is None and obs.aliases:
             tenant, provider, _ = key
             found = next((by_ref[k] for a in obs.aliases if (k := (tenant, provider, a)) in by_ref), None)
         if found is None:
-            orphans += 1
+            orphans.append(obs)
         else:
             grouped[found].append(obs)
     return grouped, orphans

@@ -26,7 +26,8 @@ class ReplaySettings(BaseSettings):
         default=600.0,
         gt=0,
         description="How long a real replay waits for the status-projector to apply one step's observations"
-        " before it stops with an error (is the projector running?)",
+        " (at the end: the parked ones an alias the replay binds matches) before it stops with an error (is"
+        " the projector running?)",
     )
     report_limit: int = Field(
         default=10_000,
