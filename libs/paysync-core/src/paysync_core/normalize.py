@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from paysync_core.contracts import Evidence, ObservationSource, RawWebhook, Verdict
+from paysync_core.contracts import ObservationSource, RawWebhook, Verdict
 from paysync_core.providers import adapter_for
 from paysync_core.providers.base import ParseContext, Parsed
 
@@ -21,12 +21,8 @@ def normalize_raw(
     today's adapters (`replay`). The record's position goes into each observation's evidence. With
     `phone_key`, an M-Pesa payer's number becomes the observation's `phone_hash` (never the number).
     """
-    ctx = ParseContext(
-        tenant=raw.tenant,
-        source=source,
-        verified=raw.verdict is Verdict.VERIFIED,
-        observed_at=raw.received_at,
-        evidence=Evidence(ingest_id=raw.ingest_id, raw_partition=partition, raw_offset=offset),
-        phone_key=phone_key,
-    )
+    # The position as a plain mapping: each observation validates it as its Evidence (not once more here).
+    position = {"ingest_id": raw.ingest_id, "raw_partition": partition, "raw_offset": offset}
+    verified = raw.verdict is Verdict.VERIFIED
+    ctx = ParseContext(raw.tenant, source, verified, raw.received_at, position, phone_key)
     return adapter_for(raw.provider).parse(raw.body, ctx)

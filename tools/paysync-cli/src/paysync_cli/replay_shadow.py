@@ -231,7 +231,8 @@ async def payments_of(
     so a replay looks each up once, however many records name it. One found nowhere is asked again.
     """
     by_ref = {} if by_ref is None else by_ref
-    own = [(obs.tenant, obs.provider.value, obs.provider_ref) for obs in batch]
+    # `_value_` is what `.value` gives, read as the member's attribute (3.11's `.value` is a Python property).
+    own = [(obs.tenant, obs.provider._value_, obs.provider_ref) for obs in batch]
     await _look_up_refs(conn, set(own), by_ref)
     aliased = [(obs, key) for obs, key in zip(batch, own, strict=True) if key not in by_ref and obs.aliases]
     await _look_up_refs(conn, {(t, p, alias) for obs, (t, p, _) in aliased for alias in obs.aliases}, by_ref)

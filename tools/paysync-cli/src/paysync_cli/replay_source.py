@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -181,13 +181,15 @@ def derive(
             continue
         derived.observations += kept
         if not phone_key:
-            derived.phones_unhashed += sum(1 for o in kept if _payer_unhashed(o))
+            derived.phones_unhashed += _payers_unhashed(kept)
     return derived
 
 
-def _payer_unhashed(obs: PaymentObservation) -> bool:
-    """An M-Pesa callback that named its payer (masked in its evidence) but carries no phone hash."""
-    return obs.provider is Provider.MPESA and obs.evidence.phone_masked is not None and obs.phone_hash is None
+def _payers_unhashed(kept: Sequence[PaymentObservation]) -> int:
+    """M-Pesa callbacks that named their payer (masked in the evidence) but carry no phone hash."""
+    if not kept or kept[0].provider is not Provider.MPESA:  # one record's observations: one gateway's
+        return 0
+    return sum(1 for o in kept if o.evidence.phone_masked is not None and o.phone_hash is None)
 
 
 def _key_keeps(key: bytes | None, filters: Filters) -> bool:
@@ -201,7 +203,9 @@ def _key_keeps(key: bytes | None, filters: Filters) -> bool:
     return filters.keeps_origin(parts[0].decode(errors="replace"), parts[1].decode(errors="replace"))
 
 
-def _from_raw(record: ConsumerRecord, filters: Filters, phone_key: str) -> list[PaymentObservation] | None:
+def _from_raw(
+    record: ConsumerRecord, filters: Filters, phone_key: str
+) -> Sequence[PaymentObservation] | None:
     raw = RawWebhook.from_bytes(record.value)
     if not filters.keeps_origin(raw.tenant, raw.provider.value):
         return None  # decided before parsing: other tenants' records cost no adapter call
@@ -212,10 +216,10 @@ def _from_raw(record: ConsumerRecord, filters: Filters, phone_key: str) -> list[
         source=ObservationSource.REPLAY,
         phone_key=phone_key,
     )
-    return list(parsed.observations) if filters.keeps_event(parsed.event_type) else None
+    return parsed.observations if filters.keeps_event(parsed.event_type) else None
 
 
-def _from_observation(record: ConsumerRecord, filters: Filters) -> list[PaymentObservation] | None:
+def _from_observation(record: ConsumerRecord, filters: Filters) -> Sequence[PaymentObservation] | None:
     obs = PaymentObservation.from_bytes(record.value)
     if not (
         filters.keeps_origin(obs.tenant, obs.provider.value) and filters.keeps_event(obs.evidence.event_type)

@@ -97,19 +97,30 @@ class PaymentObservation(Contract):
     def to_domain(self) -> Observation:
         """What the status merge reads of this message (`paysync_core.domain.observation`)."""
         # Evidence holds only str and int fields: str() of each is its JSON text, without a model dump
-        # per observation on the projector's hot path; its __dict__ is its fields (it keeps no extras).
+        # per observation on the projector's hot path; its __dict__ is its fields (it keeps no extras),
+        # read in the names' sorted order (no sort per observation).
+        given = self.evidence.__dict__
         evidence = tuple(
-            sorted((name, str(value)) for name, value in self.evidence.__dict__.items() if value is not None)
+            [
+                (name, value if type(value) is str else str(value))
+                for name in _EVIDENCE_NAMES
+                if (value := given[name]) is not None
+            ]
         )
+        dispute = self.dispute
         return Observation(
-            observation_id=self.observation_id,
-            provider_time=self.provider_time,
-            verified=self.verified,
-            status=self.status,
-            amount_minor=self.amount_minor,
-            currency=self.currency,
-            amount_refunded_minor=self.amount_refunded_minor,
-            dispute=Dispute(self.dispute.dispute_id, self.dispute.state) if self.dispute else None,
-            evidence=evidence,
-            override=self.source is ObservationSource.OVERRIDE,
+            self.observation_id,
+            self.provider_time,
+            self.verified,
+            self.status,
+            self.amount_minor,
+            self.currency,
+            self.amount_refunded_minor,
+            Dispute(dispute.dispute_id, dispute.state) if dispute is not None else None,
+            evidence,
+            self.source is ObservationSource.OVERRIDE,
         )
+
+
+#: Evidence's field names in sorted order: the order of `Observation.evidence`.
+_EVIDENCE_NAMES = tuple(sorted(Evidence.model_fields))

@@ -273,8 +273,36 @@ _NOTHING = PaymentState()
 
 def apply(state: PaymentState, obs: Observation, expected: Expectation) -> PaymentState:
     """Fold one more observation into a payment's state."""
+    if obs.status is UnifiedStatus.SUCCEEDED and obs.verified and obs.dispute is None and not obs.override:
+        return _join_success(state, obs, expected)  # the usual observation: the same join, built directly
     seen = observe(obs, expected)
     return state if seen is _NOTHING else state.join(seen)  # joining nothing is the identity
+
+
+def _join_success(state: PaymentState, obs: Observation, expected: Expectation) -> PaymentState:
+    """`state.join(observe(obs, expected))` for a verified success without a dispute or an override.
+
+    What that observation establishes is a success (or, when it is not what was registered, mismatch
+    flags) as of its provider time; the join is taken field by field here, as `join` takes it, without
+    building that state and a dict of its facts first (the projector and the replay fold every
+    observation through here: a success is most of them).
+    """
+    flags = _mismatches(obs, expected)
+    success = state.success
+    if not flags:
+        time, oid = obs.provider_time, obs.observation_id
+        success = _min(success, SuccessFact(time, oid, obs.amount_minor, obs.currency, obs.evidence))
+    return PaymentState(
+        state.latest_open,
+        success,
+        max(state.refunded_minor, 0),
+        state.fully_refunded or False,
+        state.disputes,
+        state.flags | flags,
+        state.refund_seen or False,
+        _max(state.as_of, obs.provider_time),
+        state.override,
+    )
 
 
 def merge_all(

@@ -303,7 +303,8 @@ def build_observation(
     """
     # Evidence holds only str and int fields, so its __dict__ is its dump; the observation validates
     # the merged dict as its Evidence in the same call (one validation per observation, not two).
-    evidence = {k: v for k, v in ctx.evidence.__dict__.items() if v is not None}
+    given = ctx.evidence if isinstance(ctx.evidence, Mapping) else ctx.evidence.__dict__
+    evidence = {k: v for k, v in given.items() if v is not None}
     evidence["event_type"] = event_type
     for name, value in facts.evidence.items():
         if value is not None:
@@ -312,8 +313,8 @@ def build_observation(
         evidence["provider_event_id"] = provider_event_id
     refs = facts.aliases
     aliases = tuple(dict.fromkeys(a for a in refs if a and a != facts.provider_ref)) if refs else ()
-    try:
-        return PaymentObservation.model_validate(
+    try:  # model_validate's own validator, without its wrapper (once per webhook and replayed record)
+        return _validate_observation(
             {
                 "observation_id": observation_id,
                 "tenant": ctx.tenant,
@@ -338,6 +339,9 @@ def build_observation(
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "observation"
         raise MalformedPayload(f"invalid:{where}") from exc
+
+
+_validate_observation = PaymentObservation.__pydantic_validator__.validate_python
 
 
 def coerce_credentials(credentials: object, model: type[C]) -> C:

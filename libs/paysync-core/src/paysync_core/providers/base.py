@@ -38,7 +38,10 @@ class ParseContext:
     source: ObservationSource
     verified: bool
     observed_at: datetime
-    evidence: Evidence = field(default_factory=Evidence)
+    #: Evidence every observation parsed here carries (e.g. the raw record's position). A plain mapping
+    #: of Evidence's fields is validated once, as part of each observation, instead of as a model here
+    #: too: the normalizer and the replay build one context per record.
+    evidence: Evidence | Mapping[str, str | int | None] = field(default_factory=Evidence)
     #: Keys the payer phone hash an M-Pesa callback's observation carries (`paysync_core.phones`);
     #: empty: none is computed. Never shown (a secret).
     phone_key: str = field(default="", repr=False)

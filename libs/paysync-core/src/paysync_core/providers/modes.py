@@ -52,7 +52,7 @@ def credentials_mode(credentials: ProviderCredentials | None) -> Mode | None:
 def object_mode(provider: Provider, obj: object) -> Mode | None:
     """The mode a gateway object says it is from: a Stripe object's or event's `livemode`, a Paystack
     transaction's `domain`; None when it does not say (M-Pesa never does)."""
-    if not isinstance(obj, Mapping):
+    if not isinstance(obj, dict) and not isinstance(obj, Mapping):  # a JSON object is a dict: no ABC check
         return None
     if provider is Provider.STRIPE:
         live = obj.get("livemode")

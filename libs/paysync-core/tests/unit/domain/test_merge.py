@@ -16,6 +16,7 @@ from paysync_core.domain.merge import (
     PaymentState,
     apply,
     merge_all,
+    observe,
 )
 from paysync_core.domain.observation import Dispute, Observation
 from paysync_core.domain.status import UnifiedStatus as S
@@ -331,3 +332,20 @@ def test_a_newer_verified_fact_contradicts_exactly_when_the_gateway_status_diffe
     gateway = merge_all([*items, newer], EXPECTED)
     moved = gateway.as_of is not None
     assert state.override_contradicted == (moved and gateway.status is not status)
+
+
+successes = st.builds(
+    obs,
+    status=st.just(S.SUCCEEDED),
+    minute=st.integers(0, 30),
+    amount=st.sampled_from([5000, 5000, 4000, None]),
+    currency=st.sampled_from(["USD", "USD", "EUR"]),
+)
+
+
+@settings(max_examples=500)
+@given(st.lists(successes | observations | overrides, max_size=10), successes | observations)
+def test_folding_one_observation_is_joining_what_it_establishes(before, one) -> None:
+    """`apply` builds a success's join directly (the usual observation): the same state as the join."""
+    state = merge_all(before, EXPECTED)
+    assert apply(state, one, EXPECTED) == state.join(observe(one, EXPECTED))
