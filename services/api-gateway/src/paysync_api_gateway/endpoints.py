@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -50,8 +51,7 @@ async def register_payment(
     require_storable_json(body.metadata, "metadata", **bounds)
     refuse_phones_in_metadata(body.metadata)
     phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
-    keys = settings.common.credentials_keys.get_secret_value()
-    cipher = CredentialsCipher(keys) if keys else None
+    cipher = _cipher(settings.common.credentials_keys.get_secret_value())
     payment, created = await service.register_payment(engine, tenant, body, cipher, phone_hash)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
@@ -79,6 +79,12 @@ router.add_api_route(
     response_model=Payment,
     route_class_override=served_by(_serve_get_payment),
 )
+
+
+@functools.cache
+def _cipher(keys: str) -> CredentialsCipher | None:
+    """The cipher of the credentials keys (None: none configured), made once, not per registration."""
+    return CredentialsCipher(keys) if keys else None
 
 
 @router.get(

@@ -6,8 +6,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, and_, bindparam, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, and_, bindparam, delete, func, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,11 +35,17 @@ async def bind_refs(
     """
     if not refs:
         return {}
+    # One row a reference from an array parameter, not a VALUES list: a statement SQLAlchemy caches
+    # compiled (a VALUES list of rows it cannot cache, and compiled it anew for every registration).
+    each_ref = select(
+        literal(tenant, payment_refs.c.tenant_id.type),
+        literal(provider, payment_refs.c.provider.type),
+        func.unnest(literal(refs, ARRAY(payment_refs.c.ref.type))),
+        literal(payment_id, payment_refs.c.payment_id.type),
+    )
     bound = await conn.execute(
         insert(payment_refs)
-        .values(
-            [{"tenant_id": tenant, "provider": provider, "ref": r, "payment_id": payment_id} for r in refs]
-        )
+        .from_select(["tenant_id", "provider", "ref", "payment_id"], each_ref)
         .on_conflict_do_nothing()
         .returning(payment_refs.c.ref)
     )
