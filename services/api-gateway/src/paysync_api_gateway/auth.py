@@ -61,7 +61,7 @@ async def key_access(
     if access.expires_at is not None and access.expires_at <= datetime.now(UTC):
         raise Unauthenticated(f"the API key expired at {access.expires_at.isoformat()}")
     route = request.scope.get("route")
-    authorize(access, request.method, getattr(route, "path", request.url.path))
+    authorize(access, request.method, route.path if route is not None else request.url.path)
     await check_origin(request, origins, access.tenant)
     return access
 
@@ -75,6 +75,13 @@ async def current_key(
 ) -> KeyAccess:
     """The key behind this request (see `key_access`), for routes that need more than its tenant."""
     return await key_access(request, keys, throttle, origins, credentials)
+
+
+async def request_key(request: Request) -> KeyAccess:
+    """`current_key` for a route served without dependency resolution (`direct.py`): the same checks."""
+    state = request.app.state
+    credentials = await _bearer(request)
+    return await key_access(request, state.api_keys, state.failed_keys, state.cors_origins, credentials)
 
 
 async def current_tenant(access: KeyAccess = Depends(current_key)) -> str:

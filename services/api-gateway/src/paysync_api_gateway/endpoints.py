@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from paysync_api_gateway import service
 from paysync_api_gateway.access import KeyAccess
 from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, Stats, StillChecking
-from paysync_api_gateway.auth import current_key, current_tenant
-from paysync_api_gateway.conditional import NO_STORE, Conditional
+from paysync_api_gateway.auth import current_key, current_tenant, request_key
+from paysync_api_gateway.conditional import NO_STORE, Conditional, ConditionalRead
 from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Presses, Refresh, Settings
+from paysync_api_gateway.direct import served_by
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
@@ -49,18 +51,40 @@ async def register_payment(
     require_storable_json(body.metadata, "metadata", **bounds)
     refuse_phones_in_metadata(body.metadata)
     phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
-    keys = settings.common.credentials_keys.get_secret_value()
-    cipher = CredentialsCipher(keys) if keys else None
+    cipher = _cipher(settings.common.credentials_keys.get_secret_value())
     payment, created = await service.register_payment(engine, tenant, body, cipher, phone_hash)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
     )
 
 
-@router.get("/payments/{payment_id}", response_model=Payment)
 async def get_payment(payment_id: str, tenant: Tenant, engine: Engine, read: Conditional) -> Response:
     """A payment's current status; `If-None-Match` with its ETag gives 304 while unchanged."""
     return read.answer(await service.get_payment(engine, tenant, payment_id))
+
+
+async def _serve_get_payment(request: Request) -> Response:
+    """`get_payment`'s dependencies resolved by hand, in FastAPI's order: the front ends' polling
+    endpoint, served without dependency resolution (`direct.py`)."""
+    await strict_parameters(request)
+    key = await request_key(request)
+    read = ConditionalRead(request.headers.get("if-none-match"))
+    return await get_payment(request.path_params["payment_id"], key.tenant, request.app.state.engine, read)
+
+
+router.add_api_route(
+    "/payments/{payment_id}",
+    get_payment,
+    methods=["GET"],
+    response_model=Payment,
+    route_class_override=served_by(_serve_get_payment),
+)
+
+
+@functools.cache
+def _cipher(keys: str) -> CredentialsCipher | None:
+    """The cipher of the credentials keys (None: none configured), made once, not per registration."""
+    return CredentialsCipher(keys) if keys else None
 
 
 @router.get(

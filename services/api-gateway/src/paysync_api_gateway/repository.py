@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select, text, tuple_, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Select, and_, bindparam, delete, func, literal, select, text, tuple_, update
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.contracts import ReconcileRequest
@@ -34,11 +35,17 @@ async def bind_refs(
     """
     if not refs:
         return {}
+    # One row a reference from an array parameter, not a VALUES list: a statement SQLAlchemy caches
+    # compiled (a VALUES list of rows it cannot cache, and compiled it anew for every registration).
+    each_ref = select(
+        literal(tenant, payment_refs.c.tenant_id.type),
+        literal(provider, payment_refs.c.provider.type),
+        func.unnest(literal(refs, ARRAY(payment_refs.c.ref.type))),
+        literal(payment_id, payment_refs.c.payment_id.type),
+    )
     bound = await conn.execute(
         insert(payment_refs)
-        .values(
-            [{"tenant_id": tenant, "provider": provider, "ref": r, "payment_id": payment_id} for r in refs]
-        )
+        .from_select(["tenant_id", "provider", "ref", "payment_id"], each_ref)
         .on_conflict_do_nothing()
         .returning(payment_refs.c.ref)
     )
@@ -60,7 +67,8 @@ async def announce_registration(conn: AsyncConnection) -> None:
     await conn.execute(text(f"NOTIFY {REGISTERED_CHANNEL}"))
 
 
-def _with_aliases():
+def _with_aliases(*columns: Any) -> Select[Any]:
+    """Payments (all their columns, or `columns`) with their aliases: references other than their own."""
     aliases = (
         select(func.coalesce(func.array_agg(payment_refs.c.ref), text("'{}'::varchar[]")))
         .where(
@@ -69,7 +77,7 @@ def _with_aliases():
         .scalar_subquery()
         .label("aliases")
     )
-    return select(payments, aliases)
+    return select(*(columns or (payments,)), aliases)
 
 
 async def add_phone_hash(conn: AsyncConnection, payment_id: uuid.UUID, phone_hash: str) -> None:
@@ -89,12 +97,58 @@ _TIME_BOUNDS = {
 }
 
 
+#: The columns of a payment the API shows (`service.to_payment`).
+_SHOWN = (
+    "id",
+    "provider",
+    "provider_ref",
+    "domain",
+    "entity_id",
+    "amount_minor",
+    "currency",
+    "status",
+    "mode",
+    "amount_received_minor",
+    "amount_refunded_minor",
+    "paid_at",
+    "flags",
+    "sequence",
+    "metadata",
+    "created_at",
+    "updated_at",
+)
+#: `read_payment`'s statement, compiled once for asyncpg: $1 the tenant, $2 the payment's id.
+_ONE_PAYMENT = str(
+    _with_aliases(*(payments.c[name] for name in _SHOWN))
+    .where(payments.c.tenant_id == bindparam("tenant"), payments.c.id == bindparam("payment_id"))
+    .compile(dialect=asyncpg_dialect())
+)
+
+
 async def get_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> Any | None:
     """One of the tenant's payments, or None."""
     row = await conn.execute(
         _with_aliases().where(payments.c.tenant_id == tenant, payments.c.id == payment_id)
     )
     return row.first()
+
+
+async def read_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> Any | None:
+    """One of the tenant's payments (the columns the API shows), or None.
+
+    The front ends' polling read, so it skips SQLAlchemy's execution layer (statement building,
+    cache key, execution context: more CPU than asyncpg's own work, bench/README.md, API reads): one
+    statement prepared once per connection, run on the pooled connection's asyncpg connection. Should
+    that fail, the statement runs again through SQLAlchemy, so a failure (a dropped connection above
+    all: 503, and the pool lets go of its peers) is reported as it is for every other statement.
+    """
+    driver: Any = (await conn.get_raw_connection()).driver_connection
+    try:
+        return await driver.fetchrow(_ONE_PAYMENT, tenant, payment_id)
+    except Exception:  # noqa: BLE001 - any failure is SQLAlchemy's to report, as below
+        result = await conn.exec_driver_sql(_ONE_PAYMENT, (tenant, payment_id))
+        row = result.first()
+        return None if row is None else row._mapping
 
 
 async def list_payments(

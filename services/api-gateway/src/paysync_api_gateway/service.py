@@ -6,7 +6,6 @@ import base64
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import structlog
@@ -97,14 +96,14 @@ async def register_payment(
         if taken:
             raise Conflict(f"references already belong to another payment: {sorted(taken)}")
         await repo.announce_registration(conn)
-        row = _with_aliases(inserted, body) if created else await repo.get_payment(conn, tenant, payment_id)
+        row = _with_aliases(inserted, body) if created else await repo.read_payment(conn, tenant, payment_id)
     return to_payment(row), created
 
 
-def _with_aliases(inserted: Any, body: RegisterPayment) -> SimpleNamespace:
-    """A new payment's row as `repo.get_payment` reads it, without reading it again: its references
+def _with_aliases(inserted: Any, body: RegisterPayment) -> dict[str, Any]:
+    """A new payment's row as `repo.read_payment` reads it, without reading it again: its references
     are exactly those just bound (a reference of a payment goes with it: no older one can point here)."""
-    return SimpleNamespace(**inserted._mapping, aliases=sorted(set(body.aliases) - {body.provider_ref}))
+    return {**inserted._mapping, "aliases": sorted(set(body.aliases) - {body.provider_ref})}
 
 
 async def _mode_of(
@@ -134,8 +133,8 @@ def parse_payment_id(payment_id: str) -> uuid.UUID:
 async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
     """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
     key = parse_payment_id(payment_id)
-    async with no_transaction(engine) as conn:
-        row = await repo.get_payment(conn, tenant, key)
+    async with engine.connect() as conn:  # one statement, no transaction (see `repo.read_payment`)
+        row = await repo.read_payment(conn, tenant, key)
     if row is None:
         raise NotFound(f"no payment {payment_id!r}")
     return to_payment(row)
@@ -165,7 +164,7 @@ async def list_payments(
             times=times or {},
             phone_hash=phone_hash,
         )
-    items = [to_payment(r) for r in rows[:limit]]
+    items = [to_payment(r._mapping) for r in rows[:limit]]
     last = rows[limit - 1] if len(rows) > limit else None
     return PaymentPage(items=items, next_cursor=encode_cursor(last.created_at, last.id) if last else None)
 
@@ -231,26 +230,26 @@ async def reconcile_request(
 
 
 def to_payment(row: Any) -> Payment:
-    """The API's view of a payments row."""
+    """The API's view of a payments row's columns (SQLAlchemy's row mapping, or asyncpg's record)."""
     return Payment(
-        id=str(row.id),
-        provider=row.provider,
-        provider_ref=row.provider_ref,
-        aliases=sorted(row.aliases or []),
-        domain=row.domain,
-        entity_id=row.entity_id,
-        amount_minor=row.amount_minor,
-        currency=row.currency,
-        status=row.status,
-        mode=row.mode,
-        amount_received_minor=row.amount_received_minor,
-        amount_refunded_minor=row.amount_refunded_minor,
-        paid_at=row.paid_at,
-        flags=list(row.flags),
-        sequence=row.sequence,
-        metadata=row.metadata,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
+        id=str(row["id"]),
+        provider=row["provider"],
+        provider_ref=row["provider_ref"],
+        aliases=sorted(row["aliases"] or []),
+        domain=row["domain"],
+        entity_id=row["entity_id"],
+        amount_minor=row["amount_minor"],
+        currency=row["currency"],
+        status=row["status"],
+        mode=row["mode"],
+        amount_received_minor=row["amount_received_minor"],
+        amount_refunded_minor=row["amount_refunded_minor"],
+        paid_at=row["paid_at"],
+        flags=list(row["flags"]),
+        sequence=row["sequence"],
+        metadata=row["metadata"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
     )
 
 
