@@ -210,6 +210,9 @@ class Replayer:
 
     async def report(self, counts: ReplayCounts, started: float) -> ReplayReport:
         """What changed (dry run: would change), for a replay begun at `started` (time.monotonic)."""
+        # The shadow (a state per payment: the workers' joined, in a pooled dry run) lives until the
+        # report is done: frozen, no collection walks it again while the report allocates.
+        gc.freeze()
         report = ReplayReport(dry_run=self.producer is None, counts=counts)
         await self._match_by_alias(counts)
         changes = self._shadow_changes() if self.producer is None else await self._applied_changes()
