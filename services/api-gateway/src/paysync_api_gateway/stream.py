@@ -25,6 +25,7 @@ from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Notifier, Slots
 from paysync_api_gateway.stream_tokens import StreamAccess, stream_access
 from paysync_api_gateway.upstream import UpstreamRefused, open_stream, safe_header_value
+from paysync_core import tracing
 from paysync_core.errors import PaysyncError
 
 log = structlog.get_logger()
@@ -183,6 +184,8 @@ async def _open_upstream(
     if last_event_id and not safe_header_value(last_event_id):
         last_event_id = "unknown"  # not an id of ours: the notifier answers `stream.resync`, as for any such
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    if (parent := tracing.traceparent()) is not None:  # the notifier's request span continues ours
+        headers["traceparent"] = parent
     scope = {
         name: value for name, value in (("domain", access.domain), ("entity_id", access.entity_id)) if value
     }
