@@ -8,6 +8,7 @@ or with the notifier unreachable, the answer comes at once (429 / 503 with `Retr
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -23,10 +24,14 @@ from pydantic import SecretStr
 from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Notifier, Slots
 from paysync_api_gateway.stream_tokens import StreamAccess, stream_access
+from paysync_api_gateway.upstream import UpstreamRefused, open_stream, safe_header_value
+from paysync_core import tracing
 from paysync_core.errors import PaysyncError
 
 log = structlog.get_logger()
 router = APIRouter(prefix="/v1")
+#: How long opening the notifier's stream may take (connect and its answer's head).
+_CONNECT_SECONDS = 5.0
 OPEN_STREAMS = Gauge("paysync_api_gateway_live_streams", "Live streams this replica holds open")
 
 
@@ -158,12 +163,12 @@ async def stream(
 
     async def relay() -> AsyncIterator[bytes]:
         try:
-            async for chunk in upstream.aiter_raw():
-                yield chunk
+            async for data in upstream:
+                yield data
         finally:
             slots.release(tenant)
             with anyio.CancelScope(shield=True):  # the client left: still give the connection back
-                await upstream.aclose()
+                await upstream.aclose()  # type: ignore[attr-defined]
 
     return StreamingResponse(
         relay(),
@@ -174,8 +179,13 @@ async def stream(
 
 async def _open_upstream(
     notifier: httpx.AsyncClient, access: StreamAccess, last_event_id: str | None
-) -> httpx.Response:
+) -> AsyncIterator[bytes]:
+    """The notifier's stream for this access, as bytes (`upstream.py`: no per-chunk parsing)."""
+    if last_event_id and not safe_header_value(last_event_id):
+        last_event_id = "unknown"  # not an id of ours: the notifier answers `stream.resync`, as for any such
     headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+    if (parent := tracing.traceparent()) is not None:  # the notifier's request span continues ours
+        headers["traceparent"] = parent
     scope = {
         name: value for name, value in (("domain", access.domain), ("entity_id", access.entity_id)) if value
     }
@@ -183,12 +193,10 @@ async def _open_upstream(
         "GET", f"/internal/stream/{access.tenant}", headers=headers, params=scope
     )
     try:
-        upstream = await notifier.send(request, stream=True)
-    except httpx.TransportError as exc:
+        return await open_stream(request, _CONNECT_SECONDS)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
         log.warning("stream.notifier_unreachable", error=type(exc).__name__)
         raise StreamUnavailable("the live stream is unavailable; try again shortly") from exc
-    if upstream.status_code != 200:
-        await upstream.aclose()
-        log.error("stream.notifier_refused", status=upstream.status_code)
-        raise StreamUnavailable("the live stream is unavailable; try again shortly")
-    return upstream
+    except UpstreamRefused as refused:
+        log.error("stream.notifier_refused", status=refused.status)
+        raise StreamUnavailable("the live stream is unavailable; try again shortly") from None

@@ -38,3 +38,22 @@ def decode_position(event_id: str) -> Position:
     if len(parts) > _MAX_PARTITIONS or not all(part.isascii() and part.isdigit() for part in parts):
         raise UnknownPosition("not a live-stream event id")
     return {partition: int(offset) for partition, offset in enumerate(parts)}
+
+
+class EventIds:
+    """A client's event ids as its position moves one offset at a time: `encode_position`, kept current.
+
+    A stream sends an id with every event; re-encoding every partition each time cost more than
+    the event itself once each change goes to many clients.
+    """
+
+    def __init__(self, position: Mapping[int, int]) -> None:
+        self._parts = encode_position(position).split(".")
+
+    def after(self, partition: int, offset: int) -> str:
+        """The id once the client's position in `partition` is `offset`."""
+        parts = self._parts
+        if partition >= len(parts):
+            parts.extend("0" * (partition + 1 - len(parts)))
+        parts[partition] = str(offset)
+        return ".".join(parts)

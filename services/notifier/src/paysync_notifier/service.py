@@ -40,6 +40,14 @@ class StreamEvent:
     data: str
     #: The W3C trace context of the change (when traced): each send to a client continues it.
     traceparent: str | None = None
+    #: The event's SSE lines after its `id:` (made once here, sent as is to every client of the tenant).
+    frame: bytes = field(default=b"", compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # A client's id line differs (its own position); the rest of the event is the same bytes for all.
+        if not self.frame:
+            frame = b"event: payment.status\r\ndata: %s\r\n\r\n" % self.data.encode()
+            object.__setattr__(self, "frame", frame)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from paysync_notifier.service import StreamEvent
 
 CLIENTS = Gauge("paysync_notifier_stream_clients", "Live streams connected to this replica", ["tenant"])
 DELIVERED = Counter(
@@ -20,7 +23,11 @@ RESYNCS = Counter(
 )
 
 
-def delivered(tenant: str, changed_at: datetime) -> None:
-    """Count one event sent to a client of `tenant`, and how long after the change it went."""
-    DELIVERED.labels(tenant).inc()
-    DELIVERY_LAG.observe(max((datetime.now(UTC) - changed_at).total_seconds(), 0.0))
+def delivered(events: Sequence[StreamEvent]) -> None:
+    """Count events sent in a row to one client (one tenant's), and how long after each change they went."""
+    if not events:
+        return
+    DELIVERED.labels(events[0].tenant).inc(len(events))
+    now = datetime.now(UTC)
+    for event in events:
+        DELIVERY_LAG.observe(max((now - event.changed_at).total_seconds(), 0.0))

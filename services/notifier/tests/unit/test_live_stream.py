@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 
 from paysync_dev.live_stream import status_change
-from paysync_notifier.positions import UnknownPosition, decode_position, encode_position
+from paysync_notifier.live_events import live_events
+from paysync_notifier.positions import EventIds, UnknownPosition, decode_position, encode_position
 from paysync_notifier.service import LiveStream, ResumeRefused, Scope, StreamEvent
 
 _offsets = itertools.count()
@@ -46,6 +48,34 @@ def test_an_event_id_names_one_offset_per_partition_and_nothing_else_is_one() ->
     for bad in ("", "abc", "1.-2", "1..2", "²"):
         with pytest.raises(UnknownPosition):
             decode_position(bad)
+
+
+def test_an_event_id_kept_current_is_the_position_encoded() -> None:
+    rng = random.Random(14)
+    for position in ({}, {0: 5}, {3: 7, 11: 2}):
+        ids, moved = EventIds(position), dict(position)
+        for _ in range(200):  # partitions past the id's end too: it grows as the position does
+            partition, offset = rng.randrange(20), rng.randrange(10**9)
+            moved[partition] = offset
+            assert ids.after(partition, offset) == encode_position(moved)
+
+
+async def test_events_waiting_together_go_out_in_one_write_each_with_its_own_id() -> None:
+    stream = started()
+    sent = live_events(stream, Scope("shop"), None, check_every=5)
+    assert (await anext(sent)).startswith(b": paysync live status")
+    events = [event("shop", partition=p) for p in (1, 0, 1)]
+    for e in events:  # one poll of the feed: published before the stream runs again
+        stream.publish(e)
+    write = (await anext(sent)).decode()
+    ids = [line.removeprefix("id: ") for line in write.split("\r\n") if line.startswith("id: ")]
+    assert ids == [
+        encode_position({0: 0, 1: events[0].offset + 1}),
+        encode_position({0: events[1].offset + 1, 1: events[0].offset + 1}),
+        encode_position({0: events[1].offset + 1, 1: events[2].offset + 1}),
+    ]
+    assert write.count("event: payment.status") == 3 and events[2].data in write
+    await sent.aclose()
 
 
 async def test_a_full_queue_cuts_off_only_its_subscriber_and_everyone_else_gets_every_event() -> None:
