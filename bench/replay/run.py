@@ -45,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from paysync_core import topics
 from paysync_core.contracts import Provider, Verdict, payment_key
@@ -216,6 +216,34 @@ def _rss_kib(pid: int) -> int:
     return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
 
 
+class BackendSampler:
+    """The CPU the replay's PostgreSQL sessions (`application_name` paysync-replay) used, sampled from
+    /proc every 200 ms: the database's share of what a replay costs, on the cores the projector shares."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._cpu: dict[int, float] = {}  # per backend: the last CPU seconds seen
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of every backend seen (a backend's last 200 ms may be missed)."""
+        return sum(self._cpu.values())
+
+    async def run(self) -> None:
+        """Sample until the task is cancelled."""
+        engine = make_engine(self._url, pool_size=1)
+        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = 'paysync-replay'")
+        try:
+            while True:
+                async with engine.connect() as conn:
+                    pids = [row[0] for row in await conn.execute(query)]
+                for pid in pids:
+                    self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid))
+                await asyncio.sleep(0.2)
+        finally:
+            await engine.dispose()
+
+
 async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     """`paysync replay … --json` as a process; its report, wall seconds, CPU and peak RSS of its tree."""
     load_before = os.getloadavg()
@@ -223,10 +251,12 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         str(PAYSYNC), "replay", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE
     )
-    sampler = TreeSampler(process.pid)
-    sampling = asyncio.create_task(sampler.run())
+    sampler, backends = TreeSampler(process.pid), BackendSampler(env["PAYSYNC_DATABASE_URL"])
+    sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backends.run())]
     out, _ = await process.communicate()
-    sampling.cancel()
+    for task in sampling:
+        task.cancel()
+    await asyncio.gather(*sampling, return_exceptions=True)
     assert process.returncode == 0, f"paysync replay {args} exited {process.returncode}"
     report = json.loads(out)
     report["wall_seconds"] = time.perf_counter() - started
@@ -235,6 +265,7 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     # Records per CPU second of the replay's processes: what the work costs, whatever the host's load.
     report["cpu_seconds"] = sampler.cpu_seconds
     report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
+    report["postgres_cpu_seconds"] = backends.cpu_seconds  # the replay's own sessions
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     report["payments"] = len(report["payments"])  # the lists themselves are not results
     report["domain_rows"] = len(report["domain_rows"])
@@ -284,7 +315,9 @@ async def real_run(env: dict[str, str], results: dict[str, Any], *args: str) -> 
     report["ratio_to_projector_alone"] = (
         report["records_per_second"] / results["projector_alone"]["per_second"]
     )
-    report["cpu_microseconds_per_record"] = 1e6 * report["cpu_seconds"] / max(report["counts"]["records"], 1)
+    records = max(report["counts"]["records"], 1)
+    report["cpu_microseconds_per_record"] = 1e6 * report["cpu_seconds"] / records
+    report["postgres_cpu_microseconds_per_record"] = 1e6 * report["postgres_cpu_seconds"] / records
     print(f"  {report}", file=sys.stderr)
     return report
 
