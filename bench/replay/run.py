@@ -18,7 +18,9 @@ resident memory and CPU sampled from /proc:
 
 With `--before REV` both dry runs are also made with the replay's code at git revision REV
 (paysync-core's and paysync-cli's sources, first on PYTHONPATH), interleaved with today's (before,
-after at `--small`; after, before at `--records`): the same records, the same host load. Every
+after at `--small`; after, before at `--records`): the same records, the same host load; and a real
+run with the code at REV right after today's, over the records after the first `--small` (records
+replayed once are skipped the second time; give `--records` twice `--small` for the same size). Every
 process keeps its compiled bytecode in a cache of the run's own (`PYTHONPYCACHEPREFIX`), warmed before
 anything is measured, as the images are built (`UV_COMPILE_BYTECODE=1`): a host that sets
 PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process of every run.
@@ -43,7 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from paysync_core import topics
 from paysync_core.contracts import Provider, Verdict, payment_key
@@ -123,6 +125,9 @@ async def produce_raw(bootstrap: str, tenant: str, refs: list[str], start: int, 
         await producer.stop()
     return (stop - start) / max(elapsed, 1e-9)
 
+
+#: The projector's consumer group in the bench (`PAYSYNC_REPLAY_PROJECTOR_GROUP_ID` of the real runs).
+PROJECTOR_GROUP = "bench-replay"
 
 #: What a replay imports, compiled into the bytecode cache before anything is measured.
 _REPLAY_MODULES = (
@@ -211,6 +216,34 @@ def _rss_kib(pid: int) -> int:
     return next((int(line.split()[1]) for line in rollup.splitlines() if line.startswith("Pss:")), 0)
 
 
+class BackendSampler:
+    """The CPU the replay's PostgreSQL sessions (`application_name` paysync-replay) used, sampled from
+    /proc every 200 ms: the database's share of what a replay costs, on the cores the projector shares."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._cpu: dict[int, float] = {}  # per backend: the last CPU seconds seen
+
+    @property
+    def cpu_seconds(self) -> float:
+        """CPU seconds of every backend seen (a backend's last 200 ms may be missed)."""
+        return sum(self._cpu.values())
+
+    async def run(self) -> None:
+        """Sample until the task is cancelled."""
+        engine = make_engine(self._url, pool_size=1)
+        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = 'paysync-replay'")
+        try:
+            while True:
+                async with engine.connect() as conn:
+                    pids = [row[0] for row in await conn.execute(query)]
+                for pid in pids:
+                    self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid))
+                await asyncio.sleep(0.2)
+        finally:
+            await engine.dispose()
+
+
 async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     """`paysync replay … --json` as a process; its report, wall seconds, CPU and peak RSS of its tree."""
     load_before = os.getloadavg()
@@ -218,10 +251,12 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         str(PAYSYNC), "replay", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE
     )
-    sampler = TreeSampler(process.pid)
-    sampling = asyncio.create_task(sampler.run())
+    sampler, backends = TreeSampler(process.pid), BackendSampler(env["PAYSYNC_DATABASE_URL"])
+    sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backends.run())]
     out, _ = await process.communicate()
-    sampling.cancel()
+    for task in sampling:
+        task.cancel()
+    await asyncio.gather(*sampling, return_exceptions=True)
     assert process.returncode == 0, f"paysync replay {args} exited {process.returncode}"
     report = json.loads(out)
     report["wall_seconds"] = time.perf_counter() - started
@@ -230,6 +265,7 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     # Records per CPU second of the replay's processes: what the work costs, whatever the host's load.
     report["cpu_seconds"] = sampler.cpu_seconds
     report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
+    report["postgres_cpu_seconds"] = backends.cpu_seconds  # the replay's own sessions
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     report["payments"] = len(report["payments"])  # the lists themselves are not results
     report["domain_rows"] = len(report["domain_rows"])
@@ -273,6 +309,19 @@ async def projector_alone(
     return {"observations": count, "per_second": count / (time.perf_counter() - started)}
 
 
+async def real_run(env: dict[str, str], results: dict[str, Any], *args: str) -> dict[str, Any]:
+    """`run_replay` of a real run, with its rate's ratio to the projector's own (`results`)."""
+    report = await run_replay(env, *args)
+    report["ratio_to_projector_alone"] = (
+        report["records_per_second"] / results["projector_alone"]["per_second"]
+    )
+    records = max(report["counts"]["records"], 1)
+    report["cpu_microseconds_per_record"] = 1e6 * report["cpu_seconds"] / records
+    report["postgres_cpu_microseconds_per_record"] = 1e6 * report["postgres_cpu_seconds"] / records
+    print(f"  {report}", file=sys.stderr)
+    return report
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="paysync-bench-replay-"))
     kafka = KafkaProcess.on_free_ports(base / "kafka")
@@ -287,7 +336,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await provision_topics(bootstrap)
         for tenant in ("bench", "alone"):
             await projector_bench.create_tenant(url, tenant)
-        env = {**os.environ, "PAYSYNC_KAFKA_BOOTSTRAP": bootstrap, "PAYSYNC_DATABASE_URL": url}
+        env = {
+            **os.environ,
+            "PAYSYNC_KAFKA_BOOTSTRAP": bootstrap,
+            "PAYSYNC_DATABASE_URL": url,
+            "PAYSYNC_REPLAY_PROJECTOR_GROUP_ID": PROJECTOR_GROUP,  # what a real run waits on
+        }
         env = env_of_code(with_bytecode_cache(env, base / "pycache"), None)
         before = env_of_code(env, code_at(args.before, base)) if args.before else None
         results: dict[str, Any] = {
@@ -322,7 +376,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             {
                 **env,
                 "PAYSYNC_LOG_LEVEL": "WARNING",
-                "PAYSYNC_STATUS_PROJECTOR_GROUP_ID": "bench-replay",
+                "PAYSYNC_STATUS_PROJECTOR_GROUP_ID": PROJECTOR_GROUP,
                 "PAYSYNC_STATUS_PROJECTOR_AUTO_OFFSET_RESET": "latest",
                 "PAYSYNC_STATUS_PROJECTOR_DRIFT_CHECK_SECONDS": "3600",
             },
@@ -330,16 +384,15 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         )
         projector.start()
         await asyncio.to_thread(projector.wait_ready)
-        await wait_for_groups(bootstrap, {"bench-replay": 1})
+        await wait_for_groups(bootstrap, {PROJECTOR_GROUP: 1})
         print(f"the projector alone, {args.real:,} observations ...", file=sys.stderr)
         results["projector_alone"] = await projector_alone(url, bootstrap, "alone", args.payments, args.real)
         print(f"  {results['projector_alone']}", file=sys.stderr)
         print(f"real run over the first {args.small:,} records ...", file=sys.stderr)
-        results["real_run"] = await run_replay(env, "--since", since, "--until", middle)
-        results["real_run"]["ratio_to_projector_alone"] = (
-            results["real_run"]["records_per_second"] / results["projector_alone"]["per_second"]
-        )
-        print(f"  {results['real_run']}", file=sys.stderr)
+        results["real_run"] = await real_run(env, results, "--since", since, "--until", middle)
+        if before is not None:
+            print("real run over the records after them, code before ...", file=sys.stderr)
+            results["real_run_before"] = await real_run(before, results, "--since", middle)
         results["machine"]["load_average_at_end"] = os.getloadavg()
         return results
     finally:
@@ -359,7 +412,9 @@ def cli() -> None:
         "--payments", type=int, default=100_000, help="payments the records are about (round robin)"
     )
     parser.add_argument(
-        "--before", metavar="REV", help="also dry-run the replay's code at this git revision, interleaved"
+        "--before",
+        metavar="REV",
+        help="also run the replay's code at this git revision (dry runs interleaved, real run after)",
     )
     parser.add_argument(
         "--json",

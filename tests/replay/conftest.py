@@ -19,10 +19,15 @@ PAYSYNC = Path(sys.executable).with_name("paysync")
 
 @pytest.fixture
 def paysync(
-    kafka_topics: str, migrated_database: str, credentials_keys: str
+    kafka_topics: str, migrated_database: str, credentials_keys: str, request: pytest.FixtureRequest
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run `paysync …` as a process (`settings`: environment variables to add); its output and exit code."""
+    """Run `paysync …` as a process (`settings`: environment variables to add); its output and exit code.
+
+    In a test with the `projector` fixture, a real replay waits on that projector's consumer group.
+    """
     env = {**os.environ, **service_env(kafka_topics, migrated_database, credentials_keys)}
+    if "projector" in request.fixturenames:
+        env["PAYSYNC_REPLAY_PROJECTOR_GROUP_ID"] = request.getfixturevalue("projector").group_id
 
     def run(*args: str, settings: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         command = [str(PAYSYNC), *args]

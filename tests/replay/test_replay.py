@@ -36,7 +36,7 @@ from paysync_core.testing.builders.stripe import charge, checkout_session, strip
 from paysync_core.topics import raw_webhook_key
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.reconcile import register
-from paysync_dev.service_fixtures import fetch, publish_observation, wait_until
+from paysync_dev.service_fixtures import fetch, publish_observation, stripe_paid, wait_until
 from paysync_dev.stack import ServiceProcess
 from paysync_dev.topic_reader import read_topic
 
@@ -348,6 +348,58 @@ async def test_replay_from_the_observations_topic_skips_what_the_history_has(
     report = cli("replay", "--from", "observations", "--since", since, "--tenant", tenant.id, "--json")
     assert report["counts"]["observations"] == 1 and report["counts"]["already_seen"] == 1
     assert report["payments"] == [] and await history_count(engine, tenant.id) == 1
+
+
+#: The history refuses the tenant's observations (a data error): the projector dead-letters them.
+REFUSE_HISTORY = """
+CREATE OR REPLACE FUNCTION refuse_{name}() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'refused for the test' USING ERRCODE = 'check_violation'; END $$;
+CREATE TRIGGER refuse_{name} BEFORE INSERT ON observations FOR EACH ROW
+WHEN (NEW.tenant_id = '{tenant}') EXECUTE FUNCTION refuse_{name}();
+"""
+
+
+async def test_a_real_run_whose_observations_the_projector_dead_letters_stops_at_once_naming_them(
+    projector, engine, kafka_topics, tenant, paysync
+):
+    ref = f"cs_test_{uuid.uuid4().hex}"
+    await register_bookings(engine, tenant.id, [ref])
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    name = uuid.uuid4().hex[:12]
+    async with engine.begin() as conn:
+        for statement in REFUSE_HISTORY.format(name=name, tenant=tenant.id).split(";\n"):
+            await conn.execute(text(statement))
+    try:
+        await publish_observation(kafka_topics, stripe_paid(tenant.id, ref, 2000))
+        # Well under the apply timeout: the replay sees the projector consumed them, not waiting it out.
+        started = time.monotonic()
+        done = paysync(
+            "replay", "--from", "observations", "--since", since, "--tenant", tenant.id, "--json",
+            settings={"PAYSYNC_REPLAY_APPLY_TIMEOUT_SECONDS": "120"},
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout
+        assert "consumed 1 replayed observation(s) without applying them" in " ".join(done.stderr.split())
+        assert time.monotonic() - started < 100
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text(f"DROP TRIGGER refuse_{name} ON observations"))
+    assert (await statuses(engine, tenant.id))[ref] == "pending"
+
+
+async def test_a_real_run_stops_with_an_error_when_the_projector_group_named_consumes_nothing(
+    webhook_ingest, projector, engine, tenant, paysync
+):
+    ref = f"cs_test_{uuid.uuid4().hex}"
+    await register_bookings(engine, tenant.id, [ref])
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    post_paid_session(webhook_ingest, tenant, ref)
+    absent = {
+        "PAYSYNC_REPLAY_PROJECTOR_GROUP_ID": "no-projector",
+        "PAYSYNC_REPLAY_APPLY_TIMEOUT_SECONDS": "1",
+    }
+    done = paysync("replay", "--since", since, "--tenant", tenant.id, settings=absent)
+    assert done.returncode == 1, done.stdout
+    assert "has not applied 1 replayed observation(s) within 1s" in " ".join(done.stderr.split())
 
 
 async def history_rows_read(engine) -> int:

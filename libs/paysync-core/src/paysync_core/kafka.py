@@ -158,26 +158,34 @@ class DurableProducer:
             raise RuntimeError("start() the producer first")
         return self._producer
 
-    async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+    async def send_many(self, topic: str, records: Sequence[tuple[bytes | None, bytes]]) -> dict[int, int]:
         """Publish records to the partitions `send` would choose for their keys, in full batches (bulk
-        loads, replays); return once every one is acknowledged. No future per record, unlike `send`."""
+        loads, replays); return once every one is acknowledged. No future per record, unlike `send`.
+
+        Returns, per partition written, the offset after the last record: a consumer group whose
+        committed offset reached it has consumed them all (what a replay waits for).
+        """
         partitions = sorted(await self._ready().partitions_for(topic))
         by_partition: dict[int, list[tuple[bytes | None, bytes]]] = defaultdict(list)
         for key, value in records:
             by_partition[_PARTITIONER(key, partitions, partitions)].append((key, value))
-        await asyncio.gather(*(self._send_batches(topic, p, rs) for p, rs in by_partition.items()))
+        ends = await asyncio.gather(*(self._send_batches(topic, p, rs) for p, rs in by_partition.items()))
+        return dict(zip(by_partition, ends, strict=True))
 
     async def _send_batches(
         self, topic: str, partition: int, records: list[tuple[bytes | None, bytes]]
-    ) -> None:
+    ) -> int:
+        """Send `records` to `partition` in full batches; the offset after the last once acknowledged."""
         producer = self._ready()
-        acknowledged = []
+        acknowledged: list[tuple[asyncio.Future[RecordMetadata], int]] = []  # a batch's ack, its records
         batch = producer.create_batch()
         for key, value in records:
             if batch.append(key=key, value=value, timestamp=None) is None:  # full: send it, start the next
-                acknowledged.append(await producer.send_batch(batch, topic, partition=partition))
+                count = batch.record_count()
+                acknowledged.append((await producer.send_batch(batch, topic, partition=partition), count))
                 batch = producer.create_batch()
                 batch.append(key=key, value=value, timestamp=None)
-        if batch.record_count():
-            acknowledged.append(await producer.send_batch(batch, topic, partition=partition))
-        await asyncio.gather(*acknowledged)
+        if count := batch.record_count():
+            acknowledged.append((await producer.send_batch(batch, topic, partition=partition), count))
+        sent = await asyncio.gather(*(ack for ack, _ in acknowledged))
+        return max(meta.offset + count for meta, (_, count) in zip(sent, acknowledged, strict=True))

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from paysync_cli._ops import RateColumn
 from paysync_cli.replay_parallel import dry_run_in_workers, worker_count
+from paysync_cli.replay_progress import ProjectorOffsets
 from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled, tune_gc
 from paysync_cli.replay_source import (
     Filters,
@@ -133,10 +134,12 @@ async def _replay(
         if dry_run
         else DurableProducer(common.kafka_bootstrap, client_id="paysync-replay", max_batch_size=1 << 19)
     )
+    projector = None if dry_run else ProjectorOffsets(common.kafka_bootstrap, settings.projector_group_id)
     await kafka.start()
     try:
-        if producer is not None:
+        if producer is not None and projector is not None:
             await producer.start()
+            await projector.start()
         ranges = await _ranges(kafka, source.topic, offsets, since, until)
         domains = Domains(load_domains(settings.domains_file, *settings.extra_domains_files))
         await domains.bind(engine)
@@ -151,6 +154,7 @@ async def _replay(
                 lambda n: progress.advance(task, n),
                 domains,
                 phone_key=common.phone_hash_key.get_secret_value(),
+                progress=projector,
             )
             # A dry run's parsing spreads over the cores; a real run is paced by the projector.
             workers = worker_count(settings, ranges) if dry_run else 1
@@ -161,6 +165,8 @@ async def _replay(
         await kafka.stop()
         if producer is not None:
             await producer.stop()
+        if projector is not None:
+            await projector.stop()
         await engine.dispose()
 
 

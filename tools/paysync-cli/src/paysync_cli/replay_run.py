@@ -43,6 +43,7 @@ from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.domains import Domains
 
 if TYPE_CHECKING:  # the real run's producer; the dry run's worker processes do not import faststream
+    from paysync_cli.replay_progress import ProjectorOffsets
     from paysync_core.kafka import DurableProducer
 
 
@@ -150,6 +151,7 @@ class Replayer:
 
     With `domains` (bound), the report names the domain rows changed (dry run: that would change).
     `phone_key` (`PAYSYNC_PHONE_HASH_KEY`) hashes M-Pesa payers' numbers as the normalizer does.
+    A real run with `progress` waits for each step on the projector's committed offsets, not the database.
     """
 
     engine: AsyncEngine
@@ -160,6 +162,7 @@ class Replayer:
     on_records: Callable[[int], None] = lambda n: None
     domains: Domains | None = None
     phone_key: str = field(default="", repr=False)
+    progress: ProjectorOffsets | None = None
     _shadow: ShadowProjection = field(default_factory=ShadowProjection)
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
     _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
@@ -253,22 +256,48 @@ class Replayer:
         self._before.update(rows)
         for pid, batch in grouped.items():  # what the projector will bind, as the dry run learns it
             self._aliases.learn(pid, self._before[pid].tenant, self._before[pid].provider, batch)
-        await self._publish(fresh)
+        ends = await self._publish(fresh)
         # The projector applies this batch while the next one is read and published: one batch ahead.
         await self._previous_applied()
         keys = {(o.tenant, o.observation_id) for o in fresh}
-        self._applying = asyncio.create_task(self._wait_until_applied(keys))
+        waiting = self._wait_until_applied(keys) if self.progress is None else self._wait_consumed(ends, keys)
+        self._applying = asyncio.create_task(waiting)
 
     async def _previous_applied(self) -> None:
         if self._applying is not None:
             applying, self._applying = self._applying, None
             await applying
 
-    async def _publish(self, batch: list[PaymentObservation]) -> None:
+    async def _publish(self, batch: list[PaymentObservation]) -> dict[int, int]:
+        """Publish `batch`; per partition, the offset after its last observation."""
         if self.producer is None:
             raise RuntimeError("a dry run publishes nothing")
         spec = topics.PAYMENT_OBSERVATIONS
-        await self.producer.send_many(spec.name, [(spec.key_for(o), o.to_bytes()) for o in batch])
+        return await self.producer.send_many(spec.name, [(spec.key_for(o), o.to_bytes()) for o in batch])
+
+    async def _wait_consumed(self, ends: dict[int, int], keys: set[ObservationKey]) -> None:
+        """Wait until the projector's group committed past `ends`, then read the database once: what is
+        neither in the history nor parked then was consumed without being applied (dead-lettered)."""
+        if self.progress is None:
+            raise RuntimeError("no projector offsets to wait on")
+        deadline = time.monotonic() + self.settings.apply_timeout_seconds
+        while not await self.progress.reached(topics.PAYMENT_OBSERVATIONS.name, ends):
+            if time.monotonic() > deadline:
+                raise self._stalled(len(keys), "replayed")
+            await asyncio.sleep(0.1)
+        async with self.engine.connect() as conn:
+            missing = await still_unapplied(conn, keys)
+        if missing:
+            raise ReplayStalled(
+                f"the status-projector consumed {len(missing)} replayed observation(s) without applying"
+                " them: it dead-lettered them (see its log and the dead-letter topic)"
+            )
+
+    def _stalled(self, count: int, what: str) -> ReplayStalled:
+        return ReplayStalled(
+            f"the status-projector has not applied {count} {what} observation(s) within "
+            f"{self.settings.apply_timeout_seconds:g}s: is it running (or dead-lettering them)?"
+        )
 
     async def _wait_until_applied(self, keys: set[ObservationKey], *, parked_counts: bool = True) -> None:
         """Wait until the projector recorded (or, `parked_counts`, parked) every observation of `keys`."""
@@ -280,10 +309,7 @@ class Replayer:
                 return
             if time.monotonic() > deadline:
                 what = "replayed" if parked_counts else "parked (named by an alias the replay binds)"
-                raise ReplayStalled(
-                    f"the status-projector has not applied {len(keys)} {what} observation(s) within "
-                    f"{self.settings.apply_timeout_seconds:g}s: is it running (or dead-lettering them)?"
-                )
+                raise self._stalled(len(keys), what)
             await asyncio.sleep(0.1)
 
     async def _match_by_alias(self, counts: ReplayCounts) -> None:

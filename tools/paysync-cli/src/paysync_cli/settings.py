@@ -29,6 +29,13 @@ class ReplaySettings(BaseSettings):
         " (at the end: the parked ones an alias the replay binds matches) before it stops with an error (is"
         " the projector running?)",
     )
+    projector_group_id: str = Field(
+        default="paysync-status-projector",
+        min_length=1,
+        description="The status-projector's consumer group (its PAYSYNC_STATUS_PROJECTOR_GROUP_ID): a real"
+        " replay waits until it has committed past each step's observations, then reads the database once"
+        " (what is missing then was dead-lettered: the replay stops with an error)",
+    )
     report_limit: int = Field(
         default=10_000,
         ge=0,
