@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.notify import asyncpg_dsn, listen
@@ -18,6 +18,7 @@ from paysync_core.domain.status import UnifiedStatus as S
 from paysync_dev.payments import observation, payment_row, register_payment
 from paysync_dev.service_fixtures import fetch
 from paysync_status_projector.relay import Wakeup, unpark_loop
+from paysync_status_projector.repository.parked import take_matched_parked
 from paysync_status_projector.service import project
 
 pytestmark = pytest.mark.integration
@@ -105,3 +106,58 @@ async def test_a_redelivered_early_observation_is_applied_once(engine, domains, 
     )
     assert [h.observation_id for h in history] == [early.observation_id]
     assert (await payment_row(engine, payment)).sequence == 1
+
+
+async def _refs_rows_read(engine) -> int:
+    """Rows of payment_refs read so far, by scans and through its indexes (the server's counters)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT pg_stat_force_next_flush()"))
+        await conn.execute(text("SELECT pg_stat_clear_snapshot()"))
+        read = await conn.execute(
+            text(
+                "SELECT (SELECT coalesce(sum(seq_tup_read), 0) FROM pg_stat_user_tables"
+                " WHERE relname = 'payment_refs') + (SELECT coalesce(sum(idx_tup_read), 0)"
+                " FROM pg_stat_user_indexes WHERE relname = 'payment_refs')"
+            )
+        )
+        return int(read.scalar_one())
+
+
+async def test_a_matching_pass_looks_each_parked_reference_up_by_key(engine, tenant) -> None:
+    # 20,000 registered payments of the tenant, and 200 parked observations naming none of them.
+    tag = uuid.uuid4().hex[:8]
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO payments (id, tenant_id, provider, provider_ref) SELECT gen_random_uuid(),"
+                " :tenant, 'stripe', 'cs_bulk_' || :tag || n FROM generate_series(1, 20000) n"
+            ),
+            {"tenant": tenant.id, "tag": tag},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO payment_refs (tenant_id, provider, ref, payment_id) SELECT tenant_id,"
+                " provider, provider_ref, id FROM payments WHERE provider_ref LIKE 'cs_bulk_' || :tag || '%'"
+            ),
+            {"tag": tag},
+        )
+        await conn.execute(
+            text(
+                "INSERT INTO parked_observations (tenant_id, provider, observation_id, refs, payload)"
+                " SELECT :tenant, 'stripe', 'evt_' || :tag || n,"
+                " jsonb_build_array('pi_' || :tag || n, 'in_' || :tag || n), '{}'"
+                " FROM generate_series(1, 200) n"
+            ),
+            {"tenant": tenant.id, "tag": tag},
+        )
+    async with engine.connect() as conn:  # a live database has its statistics (autovacuum)
+        await conn.execute(text("ANALYZE payments, payment_refs, parked_observations"))
+    before = await _refs_rows_read(engine)
+
+    async with engine.begin() as conn:
+        assert await take_matched_parked(conn, 500) == []
+
+    # By key: one probe per parked reference (400, none found). As `ref IN (SELECT
+    # jsonb_array_elements_text(refs))` the pass read the tenant's 20,000 references for each parked
+    # row (4,000,000 rows).
+    assert await _refs_rows_read(engine) - before < 5_000

@@ -110,10 +110,13 @@ class AliasBindings:
 
 
 #: Parked observations no reference names a payment of yet (those it does: the unpark loop takes them anyway).
+#: Each reference one probe of payment_refs' key, as the projector's unpark does (see its
+#: `take_matched_parked`: `OFFSET 0` keeps the probe a subplan, not a join reading the tenant's every
+#: reference for every parked row).
 _MATCHED_BY_NOTHING = text(
-    "NOT EXISTS (SELECT 1 FROM payment_refs r WHERE r.tenant_id = parked_observations.tenant_id"
-    " AND r.provider = parked_observations.provider"
-    " AND r.ref IN (SELECT jsonb_array_elements_text(parked_observations.refs)))"
+    "NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(parked_observations.refs) AS x(ref)"
+    " WHERE EXISTS (SELECT 1 FROM payment_refs r WHERE r.tenant_id = parked_observations.tenant_id"
+    " AND r.provider = parked_observations.provider AND r.ref = x.ref OFFSET 0))"
 )
 
 
