@@ -21,12 +21,13 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_cli.replay_shadow import ObservationKey, RefKey, keyed
 from paysync_cli.replay_source import Filters
 from paysync_core.contracts import PaymentObservation
+from paysync_core.db.parked import payment_unregistered
 from paysync_core.db.schema import parked_observations
 
 
@@ -109,23 +110,13 @@ class AliasBindings:
         return next((pid for ref in orphan.refs if (pid := self.learnt.get((tenant, provider, ref)))), None)
 
 
-#: Parked observations no reference names a payment of yet (those it does: the unpark loop takes them anyway).
-#: Each reference one probe of payment_refs' key, as the projector's unpark does (see its
-#: `take_matched_parked`: `OFFSET 0` keeps the probe a subplan, not a join reading the tenant's every
-#: reference for every parked row).
-_MATCHED_BY_NOTHING = text(
-    "NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(parked_observations.refs) AS x(ref)"
-    " WHERE EXISTS (SELECT 1 FROM payment_refs r WHERE r.tenant_id = parked_observations.tenant_id"
-    " AND r.provider = parked_observations.provider AND r.ref = x.ref OFFSET 0))"
-)
-
-
 async def parked_before(conn: AsyncConnection, filters: Filters) -> list[Orphan]:
     """The observations parked now (of the replay's tenant and gateway, if it has them) that no binding
     matches yet: what the replay's bindings may make the projector apply. Read before it publishes."""
     p = parked_observations.c
     query = select(p.tenant_id, p.provider, p.observation_id, p.refs, p.payload["verified"].as_boolean())
-    query = query.where(_MATCHED_BY_NOTHING)
+    # Those a reference names a payment of already: the unpark loop takes them anyway.
+    query = query.where(payment_unregistered())
     if filters.tenant is not None:
         query = query.where(p.tenant_id == filters.tenant)
     if filters.gateway is not None:

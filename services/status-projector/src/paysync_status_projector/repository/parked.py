@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.contracts import PaymentObservation
+from paysync_core.db.parked import payment_registered
 from paysync_core.db.schema import parked_observations
 
 
@@ -34,19 +35,7 @@ async def take_matched_parked(conn: AsyncConnection, limit: int) -> list[Payment
     """Remove and return parked observations whose payment is now registered (by reference or alias)."""
     matched = (
         select(parked_observations.c.id)
-        .where(
-            text(
-                # Each of the row's references is one probe of payment_refs' key on all three columns:
-                # `OFFSET 0` keeps the probe a subplan PostgreSQL does not turn into a join. As `r.ref IN
-                # (SELECT jsonb_array_elements_text(refs))`, as a join or as `= ANY(ARRAY(…))`, the
-                # planner (estimating one reference a tenant) read all of the tenant's references for
-                # every parked row: 200 parked x 20,000 references took 2-5 s a pass, now 1.3 ms.
-                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(parked_observations.refs) AS x(ref)"
-                " WHERE EXISTS (SELECT 1 FROM payment_refs r"
-                " WHERE r.tenant_id = parked_observations.tenant_id"
-                " AND r.provider = parked_observations.provider AND r.ref = x.ref OFFSET 0))"
-            )
-        )
+        .where(payment_registered())
         .order_by(parked_observations.c.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
