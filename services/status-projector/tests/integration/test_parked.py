@@ -24,10 +24,22 @@ from paysync_status_projector.service import project
 pytestmark = pytest.mark.integration
 
 
+class _ObservedWakeup(Wakeup):
+    """A wakeup that tells when the loop first waits on it, i.e. has made its first pass."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = asyncio.Event()
+
+    async def wait(self, timeout: float) -> None:
+        self.waiting.set()
+        await super().wait(timeout)
+
+
 @pytest.fixture
 async def matcher(engine, domains, migrated_database) -> AsyncIterator[None]:
     """The projector's matcher loop, woken only by NOTIFY (its fallback poll is far beyond the test)."""
-    wakeup = Wakeup()
+    wakeup = _ObservedWakeup()
     listening = asyncio.Event()
 
     def connected() -> None:
@@ -40,7 +52,9 @@ async def matcher(engine, domains, migrated_database) -> AsyncIterator[None]:
         asyncio.create_task(unpark_loop(engine, domains, wakeup, poll=600, on_committed=lambda: None)),
     ]
     await asyncio.wait_for(listening.wait(), 10)
-    await asyncio.sleep(0.2)  # the loop's first pass (at start) is done; from now on only NOTIFY wakes it
+    await asyncio.wait_for(
+        wakeup.waiting.wait(), 10
+    )  # its first pass is done: from now on only NOTIFY wakes it
     yield
     for task in tasks:
         task.cancel()
