@@ -100,6 +100,10 @@ def main(
     workers: int = typer.Option(16, help="Connections for the max-throughput runs"),
     bare: bool = typer.Option(True, help="Measure the bare endpoint too"),
     fixed: bool = typer.Option(True, help="Run each target at a fixed rate too, after its maximum"),
+    key_cache: list[str] = typer.Option(
+        ["0", "5"], help="The reads' API-key cache seconds, a phase each, in this order (again: twice)"
+    ),
+    registrations: bool = typer.Option(True, help="Measure registrations (after each key cache 5 s phase)"),
     against: list[Path] = typer.Option(
         [],
         help="Another checkout (a worktree of an older commit): each api-gateway phase runs its code too, "
@@ -133,9 +137,9 @@ def main(
             "PAYSYNC_CREDENTIALS_KEYS": keys,
             "PAYSYNC_LOG_LEVEL": "WARNING",
         }
-        for cache in ("0", "5"):
+        for cache in key_cache:
             for code in [*against, None]:
-                results += _gateway(phases, env, cache, code, broker.pid())
+                results += _gateway(phases, env, cache, code, broker.pid(), registrations)
     finally:
         broker.stop()
         postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
@@ -160,7 +164,12 @@ class Phases:
 
 
 def _gateway(
-    phases: Phases, env: dict[str, str], cache: str, code: Path | None, broker_pid: int | None
+    phases: Phases,
+    env: dict[str, str],
+    cache: str,
+    code: Path | None,
+    broker_pid: int | None,
+    registrations: bool,
 ) -> list[dict]:
     """One api-gateway (this checkout's code, or `code`'s): its reads, and with the key cache on, its
     registrations (every one a new payment)."""
@@ -176,7 +185,7 @@ def _gateway(
         api.wait_ready()
         pids = {"server": api.process.pid if api.process else None, "broker": broker_pid}
         rows = _api(api.url, phases, pids, f"{label} GET, key cache {cache} s")
-        if cache == "5":
+        if cache == "5" and registrations:
             out = phases.bench_dir / "api-regs.jsonl"
             targets = registrations_file(f"{api.url}/v1/payments", phases.api_key, phases.registrations, out)
             rows += phases.runs(f"{label} POST /v1/payments", targets, phases.rates[1], pids)
