@@ -71,9 +71,11 @@ def runs(
     workers: int,
     pids: dict[str, int | None],
     fixed: bool = True,
+    fresh: Callable[[], Path] | None = None,
 ) -> list[dict]:
     """Max throughput with `workers` connections, then (`fixed`) `rate` open loop (0: half the maximum
-    just measured, where latency means something whatever the machine): a result row each."""
+    just measured, where latency means something whatever the machine): a result row each. `fresh`
+    makes the fixed rate's targets anew (registrations: the maximum's were registered already)."""
     rows = []
     for mode in ("max", "fixed") if fixed else ("max",):
         if mode == "max":
@@ -81,6 +83,7 @@ def runs(
             run = partial(attack, targets, 0, seconds, workers)
         else:
             rate = rate or max(1, int(rows[0]["throughput_per_s"] / 2))
+            targets = fresh() if fresh is not None else targets
             label, run = f"fixed {rate}/s", partial(attack, targets, rate, seconds)
         row = summarise(name, measured(run, pids))
         row["mode"] = label
@@ -158,9 +161,16 @@ class Phases:
     fixed: bool
     registrations: int
 
-    def runs(self, name: str, targets: Path, rate: int, pids: dict[str, int | None]) -> list[dict]:
+    def runs(
+        self,
+        name: str,
+        targets: Path,
+        rate: int,
+        pids: dict[str, int | None],
+        fresh: Callable[[], Path] | None = None,
+    ) -> list[dict]:
         """`runs` of this run's duration and connections (the fixed rate only if asked for)."""
-        return runs(name, targets, rate, self.seconds, self.workers, pids, self.fixed)
+        return runs(name, targets, rate, self.seconds, self.workers, pids, self.fixed, fresh)
 
 
 def _gateway(
@@ -187,8 +197,10 @@ def _gateway(
         rows = _api(api.url, phases, pids, f"{label} GET, key cache {cache} s")
         if cache == "5" and registrations:
             out = phases.bench_dir / "api-regs.jsonl"
-            targets = registrations_file(f"{api.url}/v1/payments", phases.api_key, phases.registrations, out)
-            rows += phases.runs(f"{label} POST /v1/payments", targets, phases.rates[1], pids)
+            new = partial(
+                registrations_file, f"{api.url}/v1/payments", phases.api_key, phases.registrations, out
+            )
+            rows += phases.runs(f"{label} POST /v1/payments", new(), phases.rates[1], pids, fresh=new)
         return rows
     finally:
         api.stop()
