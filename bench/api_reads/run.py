@@ -25,6 +25,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -63,17 +64,26 @@ def registrations_file(url: str, api_key: str, count: int, out: Path) -> Path:
 
 
 def runs(
-    name: str, targets: Path, rate: int, seconds: int, workers: int, pids: dict[str, int | None]
+    name: str,
+    targets: Path,
+    rate: int,
+    seconds: int,
+    workers: int,
+    pids: dict[str, int | None],
+    fixed: bool = True,
+    fresh: Callable[[], Path] | None = None,
 ) -> list[dict]:
-    """Max throughput with `workers` connections, then `rate` open loop (0: half the maximum just
-    measured, where latency means something whatever the machine): two result rows."""
+    """Max throughput with `workers` connections, then (`fixed`) `rate` open loop (0: half the maximum
+    just measured, where latency means something whatever the machine): a result row each. `fresh`
+    makes the fixed rate's targets anew (registrations: the maximum's were registered already)."""
     rows = []
-    for mode in ("max", "fixed"):
+    for mode in ("max", "fixed") if fixed else ("max",):
         if mode == "max":
             label = f"max throughput ({workers} connections)"
             run = partial(attack, targets, 0, seconds, workers)
         else:
             rate = rate or max(1, int(rows[0]["throughput_per_s"] / 2))
+            targets = fresh() if fresh is not None else targets
             label, run = f"fixed {rate}/s", partial(attack, targets, rate, seconds)
         row = summarise(name, measured(run, pids))
         row["mode"] = label
@@ -91,6 +101,17 @@ def main(
     ),
     seconds: int = typer.Option(15, help="Duration of each run"),
     workers: int = typer.Option(16, help="Connections for the max-throughput runs"),
+    bare: bool = typer.Option(True, help="Measure the bare endpoint too"),
+    fixed: bool = typer.Option(True, help="Run each target at a fixed rate too, after its maximum"),
+    key_cache: list[str] = typer.Option(
+        ["0", "5"], help="The reads' API-key cache seconds, a phase each, in this order (again: twice)"
+    ),
+    registrations: bool = typer.Option(True, help="Measure registrations (after each key cache 5 s phase)"),
+    against: list[Path] = typer.Option(
+        [],
+        help="Another checkout (a worktree of an older commit): each api-gateway phase runs its code too, "
+        "just before this checkout's, against the same database and broker (an A/B in one window)",
+    ),
 ) -> None:
     """GET /v1/payments/{id} (key cache off and on) and POST /v1/payments, beside the bare endpoint."""
     if not LOADGEN.exists():
@@ -106,46 +127,86 @@ def main(
     keys = Fernet.generate_key().decode()
     tenant = create_tenant(database, keys, gateways=("stripe",))
     register_count = (register_rate or 5000) * 2 * seconds + 1000  # distinct for api-gateway's rates
+    phases = Phases(
+        tenant.api_key, bench_dir, (read_rate, register_rate), seconds, workers, fixed, register_count
+    )
     results: list[dict] = []
     try:
-        rates = (read_rate, register_rate)
-        results += _bare(bench_dir, tenant.api_key, rates, register_count, seconds, workers)
-        for cache in ("0", "5"):
-            api = ServiceProcess(
-                "api-gateway",
-                free_port(),
-                {
-                    "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap,
-                    "PAYSYNC_DATABASE_URL": database,
-                    "PAYSYNC_CREDENTIALS_KEYS": keys,
-                    "PAYSYNC_LOG_LEVEL": "WARNING",
-                    "PAYSYNC_API_GATEWAY_API_KEY_CACHE_SECONDS": cache,
-                },
-                bench_dir / "api-gateway.log",
-            )
-            api.start()
-            try:
-                api.wait_ready()
-                pids = {"server": api.process.pid if api.process else None, "broker": broker.pid()}
-                results += _api(api.url, tenant.api_key, bench_dir, read_rate, seconds, workers, pids, cache)
-                if cache == "5":
-                    targets = registrations_file(
-                        f"{api.url}/v1/payments", tenant.api_key, register_count, bench_dir / "api-regs.jsonl"
-                    )
-                    results += runs(
-                        "api-gateway POST /v1/payments", targets, register_rate, seconds, workers, pids
-                    )
-            finally:
-                api.stop()
+        if bare:
+            results += _bare(phases, register_count)
+        env = {
+            "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap,
+            "PAYSYNC_DATABASE_URL": database,
+            "PAYSYNC_CREDENTIALS_KEYS": keys,
+            "PAYSYNC_LOG_LEVEL": "WARNING",
+        }
+        for cache in key_cache:
+            for code in [*against, None]:
+                results += _gateway(phases, env, cache, code, broker.pid(), registrations)
     finally:
         broker.stop()
         postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
     report(results)
 
 
-def _bare(
-    bench_dir: Path, api_key: str, rates: tuple[int, int], count: int, seconds: int, workers: int
+@dataclass(frozen=True)
+class Phases:
+    """What every phase of a run shares: the key, where files go, rates, duration and connections."""
+
+    api_key: str
+    bench_dir: Path
+    rates: tuple[int, int]
+    seconds: int
+    workers: int
+    fixed: bool
+    registrations: int
+
+    def runs(
+        self,
+        name: str,
+        targets: Path,
+        rate: int,
+        pids: dict[str, int | None],
+        fresh: Callable[[], Path] | None = None,
+    ) -> list[dict]:
+        """`runs` of this run's duration and connections (the fixed rate only if asked for)."""
+        return runs(name, targets, rate, self.seconds, self.workers, pids, self.fixed, fresh)
+
+
+def _gateway(
+    phases: Phases,
+    env: dict[str, str],
+    cache: str,
+    code: Path | None,
+    broker_pid: int | None,
+    registrations: bool,
 ) -> list[dict]:
+    """One api-gateway (this checkout's code, or `code`'s): its reads, and with the key cache on, its
+    registrations (every one a new payment)."""
+    env = {**env, "PAYSYNC_API_GATEWAY_API_KEY_CACHE_SECONDS": cache}
+    label = "api-gateway"
+    if code is not None:  # that checkout's api-gateway and core, ahead of this one's installed code
+        sources = [code / "services" / "api-gateway" / "src", code / "libs" / "paysync-core" / "src"]
+        env["PYTHONPATH"] = os.pathsep.join(str(s.resolve()) for s in sources)
+        label = f"api-gateway ({code.resolve().name})"
+    api = ServiceProcess("api-gateway", free_port(), env, phases.bench_dir / "api-gateway.log")
+    api.start()
+    try:
+        api.wait_ready()
+        pids = {"server": api.process.pid if api.process else None, "broker": broker_pid}
+        rows = _api(api.url, phases, pids, f"{label} GET, key cache {cache} s")
+        if cache == "5" and registrations:
+            out = phases.bench_dir / "api-regs.jsonl"
+            new = partial(
+                registrations_file, f"{api.url}/v1/payments", phases.api_key, phases.registrations, out
+            )
+            rows += phases.runs(f"{label} POST /v1/payments", new(), phases.rates[1], pids, fresh=new)
+        return rows
+    finally:
+        api.stop()
+
+
+def _bare(phases: Phases, count: int) -> list[dict]:
     """The bare endpoint's rows: the same GET and POST routes, no key check, no database."""
     port = free_port()
     bare = subprocess.Popen(
@@ -158,33 +219,28 @@ def _bare(
         base = f"http://127.0.0.1:{port}"
         wait_http(f"{base}/readyz")
         pids: dict[str, int | None] = {"server": bare.pid}
-        reads = reads_file(f"{base}/v1/payments/{uuid.uuid4()}", api_key, bench_dir / "bare-reads.jsonl")
+        out = phases.bench_dir / "bare-reads.jsonl"
+        reads = reads_file(f"{base}/v1/payments/{uuid.uuid4()}", phases.api_key, out)
         attack(reads, rate=200, seconds=3)  # warm-up
-        rows = runs("bare endpoint GET", reads, rates[0], seconds, workers, pids)
-        regs = registrations_file(f"{base}/v1/payments", api_key, count, bench_dir / "bare-regs.jsonl")
-        return rows + runs("bare endpoint POST", regs, rates[1], seconds, workers, pids)
+        rows = phases.runs("bare endpoint GET", reads, phases.rates[0], pids)
+        regs = registrations_file(
+            f"{base}/v1/payments", phases.api_key, count, phases.bench_dir / "bare-regs.jsonl"
+        )
+        return rows + phases.runs("bare endpoint POST", regs, phases.rates[1], pids)
     finally:
         bare.terminate()
         bare.wait(10)
 
 
-def _api(
-    url: str,
-    api_key: str,
-    bench_dir: Path,
-    rate: int,
-    seconds: int,
-    workers: int,
-    pids: dict[str, int | None],
-    cache: str,
-) -> list[dict]:
+def _api(url: str, phases: Phases, pids: dict[str, int | None], name: str) -> list[dict]:
     """api-gateway's read rows: one registered payment, read again and again."""
-    auth = {"Authorization": f"Bearer {api_key}"}
+    auth = {"Authorization": f"Bearer {phases.api_key}"}
     made = httpx.post(f"{url}/v1/payments", json=stripe_registration(), headers=auth, timeout=10)
     made.raise_for_status()
-    targets = reads_file(f"{url}/v1/payments/{made.json()['id']}", api_key, bench_dir / "api-targets.jsonl")
+    out = phases.bench_dir / "api-targets.jsonl"
+    targets = reads_file(f"{url}/v1/payments/{made.json()['id']}", phases.api_key, out)
     attack(targets, rate=200, seconds=3)  # warm-up
-    return runs(f"api-gateway GET, key cache {cache} s", targets, rate, seconds, workers, pids)
+    return phases.runs(name, targets, phases.rates[0], pids)
 
 
 def report(results: list[dict], out: Callable[[str], None] = print) -> None:
@@ -194,7 +250,7 @@ def report(results: list[dict], out: Callable[[str], None] = print) -> None:
     ratios = {
         name: round(value / best[f"bare endpoint {'POST' if 'POST' in name else 'GET'}"], 2)
         for name, value in best.items()
-        if name.startswith("api-gateway")
+        if name.startswith("api-gateway") and "bare endpoint GET" in best
     }
     summary = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -13,11 +13,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from paysync_api_gateway.access import DEFAULT_SCOPES, Scope
 from paysync_api_gateway.auth import Unauthenticated
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import ApiKeys, Engine, Settings
+from paysync_api_gateway.deps import ApiKeys, Engine, Modes, Settings
 from paysync_api_gateway.inputs import InvalidInput, strict_parameters
 from paysync_api_gateway.service import Conflict, NotFound
 from paysync_core.credentials import MpesaCredentials, PaystackCredentials, StripeCredentials
-from paysync_core.crypto import CredentialsCipher
+from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.errors import UnknownTenant
 
@@ -59,9 +59,11 @@ class CredentialsUpdate(BaseModel):
     mpesa: MpesaCredentials | None = None
 
 
-async def cipher(settings: Settings) -> CredentialsCipher:
+async def cipher(modes: Modes) -> CredentialsCipher:
     """The cipher of tenants' gateway credentials; declare it after `Operator` (it fails without a key)."""
-    return CredentialsCipher(settings.common.credentials_keys.get_secret_value())
+    if modes.cipher is None:
+        raise CredentialsKeyError("PAYSYNC_CREDENTIALS_KEYS is empty: no key to encrypt with")
+    return modes.cipher
 
 
 Cipher = Annotated[CredentialsCipher, Depends(cipher)]

@@ -31,10 +31,12 @@ from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
 from paysync_api_gateway.openapi_answers import document_answers
 from paysync_api_gateway.presses import RefreshPresses
 from paysync_api_gateway.refresh import RefreshCoordinator
+from paysync_api_gateway.registrations import CredentialModes
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
 from paysync_api_gateway.stream import router as stream_router
 from paysync_core import topics
+from paysync_core.crypto import CredentialsCipher
 from paysync_core.db.engine import make_engine
 from paysync_core.kafka import durable_broker
 from paysync_core.logging import configure_logging
@@ -90,7 +92,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.observations_out = observations_out
     app.state.ticks_out = ticks_out
     app.state.notifier = notifier
-    app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
+    app.state.credential_modes = _credential_modes(common)
     _guard_keys(app, engine, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.stream_slots = StreamSlots(settings.stream_max_per_tenant, settings.stream_max_total)
@@ -117,8 +119,17 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     return app
 
 
+def _credential_modes(common: CommonSettings) -> CredentialModes:
+    """The one cipher of tenants' credentials (None: no keys configured), made once for every request
+    that needs it, and the modes of the credentials it decrypted."""
+    keys = common.credentials_keys.get_secret_value()
+    return CredentialModes(CredentialsCipher(keys) if keys else None)
+
+
 def _guard_keys(app: FastAPI, engine: AsyncEngine, settings: ApiGatewaySettings) -> None:
-    """API-key checks (cached), tenants' web origins (CORS) and the refresh presses' rates."""
+    """API-key checks (cached; failed ones throttled), tenants' web origins (CORS) and the refresh
+    presses' rates."""
+    app.state.failed_keys = FailedKeyThrottle(settings.failed_key_rate, settings.failed_key_burst)
     app.state.api_keys = ApiKeyCache(
         engine,
         settings.api_key_cache_seconds,

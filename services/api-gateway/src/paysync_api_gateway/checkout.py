@@ -14,9 +14,9 @@ from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.checkout_gateways import Gateways
 from paysync_api_gateway.checkout_schemas import CheckoutStarted, RetryPush, StartCheckout, phone_problem
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import Engine, Observations, Settings
+from paysync_api_gateway.deps import Engine, Modes, Observations, Settings
 from paysync_api_gateway.inputs import InvalidInput, strict_parameters, text_problem
-from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
+from paysync_core.crypto import CredentialsKeyError
 from paysync_core.db.tenants import load_credentials
 from paysync_core.tls import client_tls
 
@@ -25,13 +25,14 @@ Tenant = Annotated[str, Depends(current_tenant)]
 NO_STORE = {"Cache-Control": "no-store"}
 
 
-async def tenant_gateways(tenant: Tenant, engine: Engine, settings: Settings) -> AsyncIterator[Gateways]:
+async def tenant_gateways(
+    tenant: Tenant, engine: Engine, settings: Settings, modes: Modes
+) -> AsyncIterator[Gateways]:
     """The tenant's gateway accounts, with an HTTP client for this request."""
-    keys = settings.common.credentials_keys.get_secret_value()
-    if not keys:
+    if modes.cipher is None:
         raise CredentialsKeyError("no credentials keys are configured: gateways cannot be called")
     async with engine.connect() as conn:
-        credentials = await load_credentials(conn, tenant, CredentialsCipher(keys))
+        credentials = await load_credentials(conn, tenant, modes.cipher)
     async with httpx.AsyncClient(verify=client_tls()) as http:
         yield Gateways(credentials, http, settings.mpesa_callback_base_url)
 

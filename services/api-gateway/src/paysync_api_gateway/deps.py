@@ -18,6 +18,7 @@ from paysync_api_gateway.key_cache import ApiKeyCache
 from paysync_api_gateway.limits import FailedKeyThrottle
 from paysync_api_gateway.presses import RefreshPresses
 from paysync_api_gateway.refresh import RefreshCoordinator
+from paysync_api_gateway.registrations import CredentialModes
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_core.contracts import PaymentObservation
 from paysync_core.publishers import TopicPublisher
@@ -51,6 +52,11 @@ async def api_keys(request: Request) -> ApiKeyCache:
     return request.app.state.api_keys
 
 
+async def credential_modes(request: Request) -> CredentialModes:
+    """The cipher of tenants' gateway credentials, and the modes of those decrypted already."""
+    return request.app.state.credential_modes
+
+
 async def cors_origins(request: Request) -> OriginDirectory:
     """Every tenant's allowed web origins."""
     return request.app.state.cors_origins
@@ -81,6 +87,7 @@ Engine = Annotated[AsyncEngine, Depends(engine)]
 Refresh = Annotated[RefreshCoordinator, Depends(refresh)]
 FailedKeys = Annotated[FailedKeyThrottle, Depends(failed_keys)]
 ApiKeys = Annotated[ApiKeyCache, Depends(api_keys)]
+Modes = Annotated[CredentialModes, Depends(credential_modes)]
 Origins = Annotated[OriginDirectory, Depends(cors_origins)]
 Presses = Annotated[RefreshPresses, Depends(refresh_presses)]
 Notifier = Annotated[httpx.AsyncClient, Depends(notifier)]

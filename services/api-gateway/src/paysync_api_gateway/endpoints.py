@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -14,14 +13,13 @@ from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, 
 from paysync_api_gateway.auth import current_key, current_tenant, request_key
 from paysync_api_gateway.conditional import NO_STORE, Conditional, ConditionalRead
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import Engine, Presses, Refresh, Settings
+from paysync_api_gateway.deps import Engine, Modes, Presses, Refresh, Settings
 from paysync_api_gateway.direct import served_by
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.contracts.common import Provider
-from paysync_core.crypto import CredentialsCipher
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.providers.modes import Mode
 
@@ -44,15 +42,19 @@ PageLimit = Annotated[int | None, Query(ge=1, le=500)]
     ),
 )
 async def register_payment(
-    body: RegisterPayment, tenant: Tenant, engine: Engine, settings: Settings, phone_key: PhoneKey
+    body: RegisterPayment,
+    tenant: Tenant,
+    engine: Engine,
+    settings: Settings,
+    phone_key: PhoneKey,
+    modes: Modes,
 ) -> JSONResponse:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
     bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
     require_storable_json(body.metadata, "metadata", **bounds)
     refuse_phones_in_metadata(body.metadata)
     phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
-    cipher = _cipher(settings.common.credentials_keys.get_secret_value())
-    payment, created = await service.register_payment(engine, tenant, body, cipher, phone_hash)
+    payment, created = await service.register_payment(engine, tenant, body, modes, phone_hash)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
     )
@@ -79,12 +81,6 @@ router.add_api_route(
     response_model=Payment,
     route_class_override=served_by(_serve_get_payment),
 )
-
-
-@functools.cache
-def _cipher(keys: str) -> CredentialsCipher | None:
-    """The cipher of the credentials keys (None: none configured), made once, not per registration."""
-    return CredentialsCipher(keys) if keys else None
 
 
 @router.get(

@@ -13,14 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_api_gateway import repository as repo
 from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
+from paysync_api_gateway.registrations import CredentialModes, register_new
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
-from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
 from paysync_core.db.engine import no_transaction
-from paysync_core.db.tenants import load_credentials
+from paysync_core.db.tenants import credentials_ciphertext
 from paysync_core.domain.ids import payment_id_for
 from paysync_core.errors import PaysyncError
-from paysync_core.providers.modes import credentials_mode
 
 
 class Conflict(PaysyncError):
@@ -51,75 +50,80 @@ async def register_payment(
     engine: AsyncEngine,
     tenant: str,
     body: RegisterPayment,
-    cipher: CredentialsCipher | None,
+    modes: CredentialModes,
     phone_hash: str | None = None,
 ) -> tuple[Payment, bool]:
     """Register a payment to track; idempotent on (tenant, provider, provider_ref).
 
     Returns the payment and whether it was new. Re-registering with other details is a Conflict.
     The payment's mode (test or live) is that of the tenant's credentials for its gateway now,
-    and stays: observations of the other mode are never applied to it. Without `cipher` (no
-    credentials keys configured, so no credentials can be read) the mode is not known. `phone_hash`
-    (the payer's, see paysync_core.phones) is kept on a payment that has none yet.
+    and stays: observations of the other mode are never applied to it. Without credentials keys
+    configured (no credentials can be read) the mode is not known. `phone_hash` (the payer's, see
+    paysync_core.phones) is kept on a payment that has none yet. A new payment takes one statement
+    (`registrations.py`); the rest (registered already, a reference taken, a failure) the long way.
     """
     provider = body.provider.value
-    payment_id = payment_id_for(tenant, provider, body.provider_ref)
-    async with engine.begin() as conn:
-        mode = await _mode_of(conn, tenant, provider, cipher)
-        inserted = await repo.insert_payment(
-            conn,
-            {
-                "id": payment_id,
-                "tenant_id": tenant,
-                "provider": provider,
-                "provider_ref": body.provider_ref,
-                "domain": body.domain,
-                "entity_id": body.entity_id,
-                "amount_minor": body.amount_minor,
-                "currency": body.currency,
-                "metadata": body.metadata,
-                "mode": mode,
-                "phone_hash": phone_hash,
-            },
-        )
-        created = inserted is not None
-        if not created and phone_hash:
-            await repo.add_phone_hash(conn, payment_id, phone_hash)
-        if not created:
-            existing = await repo.get_payment(conn, tenant, payment_id)
-            differing = [f for f in _SAME_FIELDS if getattr(existing, f) != getattr(body, f)]
-            if phone_hash and getattr(existing, "phone_hash", None) != phone_hash:
-                differing.append("phone")
-            if differing:
-                raise Conflict(f"{body.provider_ref} is registered already with other {', '.join(differing)}")
-        taken = await repo.bind_refs(conn, tenant, provider, [body.provider_ref, *body.aliases], payment_id)
-        if taken:
-            raise Conflict(f"references already belong to another payment: {sorted(taken)}")
-        await repo.announce_registration(conn)
-        row = _with_aliases(inserted, body) if created else await repo.read_payment(conn, tenant, payment_id)
-    return to_payment(row), created
+    values = {
+        "id": payment_id_for(tenant, provider, body.provider_ref),
+        "tenant_id": tenant,
+        "provider": provider,
+        "provider_ref": body.provider_ref,
+        "domain": body.domain,
+        "entity_id": body.entity_id,
+        "amount_minor": body.amount_minor,
+        "currency": body.currency,
+        "metadata": body.metadata,
+        "phone_hash": phone_hash,
+    }
+    async with engine.connect() as conn:
+        driver: Any = (await conn.get_raw_connection()).driver_connection
+        new = await register_new(driver, modes, values, body)
+        if new is not None:
+            return to_payment(_with_aliases(dict(new), body)), True
+        async with conn.begin():  # through SQLAlchemy: a dropped connection is reported (503) and let go
+            return await _register(conn, values, body, modes)
 
 
-def _with_aliases(inserted: Any, body: RegisterPayment) -> dict[str, Any]:
+async def _register(
+    conn: AsyncConnection, values: dict[str, Any], body: RegisterPayment, modes: CredentialModes
+) -> tuple[Payment, bool]:
+    """`register_payment` in statements of their own, in the caller's transaction: for a payment that
+    may exist already, whose references may be taken, so each case is decided and reported."""
+    tenant, provider, payment_id, phone_hash = (
+        values[k] for k in ("tenant_id", "provider", "id", "phone_hash")
+    )
+    mode = await _mode_of(conn, tenant, provider, modes)
+    inserted = await repo.insert_payment(conn, {**values, "mode": mode})
+    created = inserted is not None
+    if not created and phone_hash:
+        await repo.add_phone_hash(conn, payment_id, phone_hash)
+    if not created:
+        existing = await repo.get_payment(conn, tenant, payment_id)
+        differing = [f for f in _SAME_FIELDS if getattr(existing, f) != getattr(body, f)]
+        if phone_hash and getattr(existing, "phone_hash", None) != phone_hash:
+            differing.append("phone")
+        if differing:
+            raise Conflict(f"{body.provider_ref} is registered already with other {', '.join(differing)}")
+    taken = await repo.bind_refs(conn, tenant, provider, [body.provider_ref, *body.aliases], payment_id)
+    if taken:
+        raise Conflict(f"references already belong to another payment: {sorted(taken)}")
+    await repo.announce_registration(conn)
+    if inserted is not None:
+        return to_payment(_with_aliases(dict(inserted._mapping), body)), True
+    return to_payment(await repo.read_payment(conn, tenant, payment_id)), False
+
+
+def _with_aliases(inserted: dict[str, Any], body: RegisterPayment) -> dict[str, Any]:
     """A new payment's row as `repo.read_payment` reads it, without reading it again: its references
     are exactly those just bound (a reference of a payment goes with it: no older one can point here)."""
-    return {**inserted._mapping, "aliases": sorted(set(body.aliases) - {body.provider_ref})}
+    return {**inserted, "aliases": sorted(set(body.aliases) - {body.provider_ref})}
 
 
-async def _mode_of(
-    conn: AsyncConnection, tenant: str, provider: str, cipher: CredentialsCipher | None
-) -> str | None:
+async def _mode_of(conn: AsyncConnection, tenant: str, provider: str, modes: CredentialModes) -> str | None:
     """test or live, from the tenant's credentials for `provider` now; None when they do not say."""
-    if cipher is None:
+    if not modes.decrypts:
         return None
-    try:
-        credentials = await load_credentials(conn, tenant, cipher)
-    except CredentialsKeyError:
-        # Registering needs no gateway call: a key problem (the reconciler reports it) must not stop
-        # it. Unknown mode: observations of either mode apply, as to payments registered before modes.
-        log.warning("payment.mode_unknown", tenant=tenant, provider=provider, reason="credentials_key")
-        return None
-    return credentials_mode(getattr(credentials, provider))
+    return modes.mode(tenant, await credentials_ciphertext(conn, tenant), provider)
 
 
 def parse_payment_id(payment_id: str) -> uuid.UUID:

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
+import httpx
 import pytest
 from sqlalchemy import text
 
@@ -44,8 +47,9 @@ async def _now(url: str) -> object:
         await admin.dispose()
 
 
+@pytest.mark.parametrize("request_kind", ["read", "registration"])
 async def test_a_dropped_database_connection_answers_503_once_then_the_request_works(
-    open_api, migrated_database, credentials_keys, monkeypatch
+    open_api, migrated_database, credentials_keys, monkeypatch, request_kind
 ) -> None:
     # Trust every pooled connection (no ping before use), as within a second of its last use.
     monkeypatch.setenv("PAYSYNC_DATABASE_PING_AFTER_IDLE_SECONDS", "3600")
@@ -57,13 +61,20 @@ async def test_a_dropped_database_connection_answers_503_once_then_the_request_w
         assert created.status_code == 201, created.text
         path = f"/v1/payments/{created.json()['id']}"
         assert (await client.get(path, headers=auth)).status_code == 200
+        new = stripe_registration()
+
+        def request() -> Awaitable[httpx.Response]:
+            if request_kind == "read":
+                return client.get(path, headers=auth)
+            return client.post("/v1/payments", json=new, headers=auth)
 
         await _drop_connections_since(migrated_database, started)
 
-        lost = await client.get(path, headers=auth)
+        lost = await request()
         assert lost.status_code == 503, lost.text
         assert lost.json()["error"] == "database_unavailable"
         assert lost.headers["retry-after"]
-        again = await client.get(path, headers=auth)
-        assert again.status_code == 200, again.text
-        assert again.json()["id"] == created.json()["id"]
+        again = await request()
+        assert again.status_code == (200 if request_kind == "read" else 201), again.text
+        if request_kind == "read":
+            assert again.json()["id"] == created.json()["id"]

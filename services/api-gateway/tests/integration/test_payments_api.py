@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
 
+from paysync_core.db import REGISTERED_CHANNEL
 from paysync_dev.fixtures import create_tenant, stripe_registration
 
 pytestmark = pytest.mark.integration
@@ -130,3 +132,20 @@ async def test_a_payment_is_found_by_its_reference_or_any_alias(client, tenant) 
     unknown = {"provider_ref": "cs_test_unknown"}
     nothing = await client.get("/v1/payments", params=unknown, headers=tenant.auth)
     assert nothing.json()["items"] == []
+
+
+async def test_a_new_registration_wakes_the_projectors_matcher(client, tenant, engine) -> None:
+    woken = asyncio.Event()
+
+    def wake(*_: object) -> None:
+        woken.set()
+
+    async with engine.connect() as conn:
+        listener = (await conn.get_raw_connection()).driver_connection
+        await listener.add_listener(REGISTERED_CHANNEL, wake)
+        try:
+            made = await client.post("/v1/payments", json=stripe_registration(), headers=tenant.auth)
+            assert made.status_code == 201
+            await asyncio.wait_for(woken.wait(), timeout=10)
+        finally:
+            await listener.remove_listener(REGISTERED_CHANNEL, wake)

@@ -175,14 +175,20 @@ async def load_credentials(
     conn: AsyncConnection, tenant_id: str, cipher: CredentialsCipher
 ) -> GatewayCredentials:
     """The tenant's gateway credentials; UnknownTenant if there is no such tenant."""
+    ciphertext = await credentials_ciphertext(conn, tenant_id)
+    if ciphertext is None:
+        return GatewayCredentials()
+    return cipher.decrypt(ciphertext)
+
+
+async def credentials_ciphertext(conn: AsyncConnection, tenant_id: str) -> bytes | None:
+    """The tenant's gateway credentials as stored (None: none); UnknownTenant if there is no such tenant."""
     row = (
         await conn.execute(select(tenants.c.credentials_ciphertext).where(tenants.c.id == tenant_id))
     ).first()
     if row is None:
         raise UnknownTenant(tenant_id)
-    if row.credentials_ciphertext is None:
-        return GatewayCredentials()
-    return cipher.decrypt(row.credentials_ciphertext)
+    return row.credentials_ciphertext
 
 
 async def reencrypt_all(conn: AsyncConnection, cipher: CredentialsCipher) -> int:
