@@ -49,7 +49,10 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
         "kind": request.kind,
         "request": request.model_dump(mode="json"),
     }
-    async with deps.engine.begin() as conn:
+    # Without a transaction: most requests are new, one INSERT; the steps after a conflict are single
+    # guarded statements, each atomic by itself, which at READ COMMITTED a transaction would not change
+    # (it would only hold the row's lock a moment longer) but BEGIN and COMMIT cost two round trips.
+    async with no_transaction(deps.engine) as conn:
         if not await deps.tenants.exists(conn, request.tenant):
             return "unknown_tenant"  # not ours to answer (api-gateway only asks for its tenants)
         s = deps.settings
