@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -100,15 +100,15 @@ class AppWebhooks:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._gauge_at = self._prune_at = 0.0
 
-    async def take_in(self, change: PaymentStatusChanged) -> None:
-        """Record the deliveries a status change makes (committed before the record is acknowledged).
+    async def take_in(self, changes: Sequence[PaymentStatusChanged]) -> None:
+        """Record the deliveries status changes make (committed before their records are acknowledged).
 
         Without a transaction: the endpoints are read and the deliveries inserted in one statement each
-        (all of a change's deliveries at once), and a change taken in again adds nothing, so BEGIN and
-        COMMIT would only add two round trips to every change, most of which no endpoint wants.
+        (all of the changes' deliveries at once), and a change taken in again adds nothing, so BEGIN and
+        COMMIT would only add two round trips to every batch, most of whose changes no endpoint wants.
         """
         async with no_transaction(self._engine) as conn:
-            new = await repo.take_in(conn, change)
+            new = await repo.take_in(conn, changes)
         if new:
             self._wake.set()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -43,16 +44,27 @@ class Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-async def take_in(conn: AsyncConnection, change: PaymentStatusChanged) -> int:
-    """A pending delivery per endpoint of the tenant that wants the change; returns how many are new.
+async def take_in(conn: AsyncConnection, changes: Sequence[PaymentStatusChanged]) -> int:
+    """A pending delivery per endpoint of its tenant that wants each change; returns how many are new.
 
-    Idempotent: the same change taken in again (a redelivered record, a second replica) adds nothing.
+    Two statements however many changes: their tenants' endpoints read at once, then every delivery
+    inserted at once. Idempotent: a change taken in again (a redelivered record, a second replica)
+    adds nothing.
     """
-    endpoints = await conn.execute(
-        select(webhook_endpoints.c.id, webhook_endpoints.c.domains, webhook_endpoints.c.statuses).where(
-            webhook_endpoints.c.tenant_id == change.tenant
-        )
+    if not changes:
+        return 0
+    tenants = sorted({c.tenant for c in changes})
+    found = await conn.execute(
+        select(
+            webhook_endpoints.c.id,
+            webhook_endpoints.c.tenant_id,
+            webhook_endpoints.c.domains,
+            webhook_endpoints.c.statuses,
+        ).where(webhook_endpoints.c.tenant_id.in_(tenants))
     )
+    endpoints: dict[str, list[Any]] = {}
+    for e in found:
+        endpoints.setdefault(e.tenant_id, []).append(e)
     rows = [
         {
             "endpoint_id": e.id,
@@ -63,7 +75,8 @@ async def take_in(conn: AsyncConnection, change: PaymentStatusChanged) -> int:
             "sequence": change.sequence,
             "body": event_body(change),
         }
-        for e in endpoints
+        for change in changes
+        for e in endpoints.get(change.tenant, ())
         if wants(e.domains, e.statuses, change)
     ]
     if not rows:

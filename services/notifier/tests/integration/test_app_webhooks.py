@@ -17,7 +17,7 @@ from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
 from paysync_core import topics
-from paysync_core.contracts import Alert, PaymentStatusChanged
+from paysync_core.contracts import Alert, DeadLetter, PaymentStatusChanged
 from paysync_core.kafka import DurableProducer
 from paysync_dev.fixtures import TestTenant
 from paysync_dev.http_receiver import HttpReceiver, ReceivedRequest
@@ -362,3 +362,33 @@ async def test_a_429_with_retry_after_puts_the_next_attempt_off_until_then(
         f"the next attempt is due after {wait}, not the receiver's 30 minutes"
     )
     assert len(http_receiver.snapshot()) == 1
+
+
+async def test_a_change_that_does_not_parse_is_dead_lettered_and_the_others_of_its_batch_delivered(
+    tenant: TestTenant,
+    migrated_database: str,
+    operator_env: None,
+    kafka_topics: str,
+    start_notifiers: Callable[..., Awaitable[list[Service]]],
+    producer: DurableProducer,
+    http_receiver: HttpReceiver,
+) -> None:
+    await add_endpoint(migrated_database, tenant.id, f"{http_receiver.url}/hooks")
+    await start_notifiers()
+    before, garbled, after = (
+        lifecycle(tenant.id, payments=3),
+        unique("not-a-change").encode(),
+        lifecycle(tenant.id, payments=3),
+    )
+    await publish_status_changes(producer, before)
+    await producer.send(topics.PAYMENT_STATUS.name, None, garbled)
+    await publish_status_changes(producer, after)
+    wanted = {c.event_id for c in before + after}
+    await http_receiver.wait_for(lambda rs: event_ids(accepted(rs)) == wanted, timeout=120)
+
+    async def dead_lettered() -> bool:
+        letters = await read_topic(kafka_topics, topics.PAYMENT_STATUS.dlq.name)
+        return any(DeadLetter.from_bytes(r.value).value == garbled for r in letters)
+
+    await wait_until(dead_lettered, timeout=30, what="the garbled change in the dead-letter topic")
+    assert len(accepted(http_receiver.snapshot())) == len(wanted)

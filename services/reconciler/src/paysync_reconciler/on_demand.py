@@ -49,7 +49,10 @@ async def handle_request(deps: Deps, runner: TaskRunner, request: ReconcileReque
         "kind": request.kind,
         "request": request.model_dump(mode="json"),
     }
-    async with deps.engine.begin() as conn:
+    # Without a transaction: most requests are new, one INSERT; the steps after a conflict are single
+    # guarded statements, each atomic by itself, which at READ COMMITTED a transaction would not change
+    # (it would only hold the row's lock a moment longer) but BEGIN and COMMIT cost two round trips.
+    async with no_transaction(deps.engine) as conn:
         if not await deps.tenants.exists(conn, request.tenant):
             return "unknown_tenant"  # not ours to answer (api-gateway only asks for its tenants)
         s = deps.settings
@@ -248,7 +251,8 @@ async def _targets_of(deps: Deps, request: ReconcileRequest) -> list[Target]:
 async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileReply:
     """Ask the gateways, publish what they said (durably, before the request can end completed), raise
     the drift they show, then end the schedules of the payments found ended and complete the request
-    in one transaction: a crash before it leaves the request to be taken over after its lease.
+    atomically (one statement, or one transaction for the awaited and the largest): a crash before it
+    leaves the request to be taken over after its lease.
 
     Only a request that someone awaits (it has a reply topic: api-gateway's) waits for the projector
     and reads the payments' statuses after, so its rows are paid when its reply says so. One without
@@ -279,6 +283,12 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
     awaited = bool(request.reply_topic)
     if awaited:
         await _wait_applied(deps, request.tenant, listed | {o.observation_id for _, o in answered})
+    else:  # nobody reads statuses: the schedules' end and the reply in one statement, if it takes them
+        reply = build_reply(request, targets, answers, {}, deps.clock())
+        completion = requests_repo.completion(request.request_id, reply.model_dump(mode="json"))
+        async with no_transaction(deps.engine) as conn:
+            if await checks_repo.resolve_schedules_and(conn, ended, deps.clock(), completion):
+                return reply
     async with deps.engine.begin() as conn:
         after = (
             await payments_repo.statuses(conn, [t.payment_id for t in targets if t.payment_id])

@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, UUID, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Update
 
 from paysync_core.db.schema import payments, reconcile_checks
 from paysync_reconciler.repository.columns import CHECK_COLUMNS
@@ -195,6 +196,20 @@ def _resolve_statement() -> Insert:
 
 
 _RESOLVE = _resolve_statement()
+
+
+async def resolve_schedules_and(
+    conn: AsyncConnection, answers: dict[uuid.UUID, str], at: datetime, then: Update
+) -> bool:
+    """`resolve_schedules` and the `then` statement as one (the resolving insert a CTE of it): one round
+    trip, atomic without BEGIN and COMMIT on a connection in autocommit. False, and nothing done, when
+    the answers are more than one resolving statement takes: the caller uses a transaction then."""
+    if len(answers) > _RESOLVE_BATCH:
+        return False
+    pids = list(answers)
+    statement = then.add_cte(_RESOLVE.cte("resolved"))
+    await conn.execute(statement, {"ids": pids, "statuses": [answers[p] for p in pids], "at": at})
+    return True
 
 
 async def oldest_open_payment(conn: AsyncConnection, tenant: str, provider: str) -> datetime | None:

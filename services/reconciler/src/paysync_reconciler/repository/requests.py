@@ -8,6 +8,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.dml import Update
 
 from paysync_core.db.schema import reconcile_requests
 
@@ -76,7 +77,12 @@ async def renew_lease(conn: AsyncConnection, request_id: str, owner: str, lease:
 
 async def complete_request(conn: AsyncConnection, request_id: str, reply: dict[str, Any]) -> None:
     """Store the reply: the follow-up endpoint serves it from here."""
-    await conn.execute(
+    await conn.execute(completion(request_id, reply))
+
+
+def completion(request_id: str, reply: dict[str, Any]) -> Update:
+    """The statement `complete_request` runs."""
+    return (
         update(reconcile_requests)
         .where(reconcile_requests.c.request_id == request_id)
         .values(status="completed", reply=reply, completed_at=func.now(), lease_until=None)
