@@ -239,8 +239,10 @@ class Replayer:
         async with self.engine.connect() as conn:
             fresh, had = await resolve_ids(conn, derived.observations)
             grouped, orphans = await payments_of(conn, fresh, self._payment_of)
-            seen = self._shadow.known() if self.producer is None else set(self._before)
-            rows = await load_payments(conn, set(grouped) - seen)
+            # A payment folded (a real run: read) before is not read again; asked of the dict itself
+            # (a copy of it every batch copied every payment touched so far).
+            seen = self._shadow.rows if self.producer is None else self._before
+            rows = await load_payments(conn, [pid for pid in grouped if pid not in seen])
             if self.producer is not None and self.domains is not None:
                 unread = row_keys(self.domains, rows.values()) - self._domain_before.keys()
                 self._domain_before |= await read_rows(conn, unread)

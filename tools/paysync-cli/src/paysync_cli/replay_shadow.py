@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -274,9 +274,10 @@ class ShadowProjection:
         self._rows: dict[uuid.UUID, PaymentRow] = {}
         self._states: dict[uuid.UUID, PaymentState] = {}
 
-    def known(self) -> set[uuid.UUID]:
-        """The payments folded so far."""
-        return set(self._rows)
+    @property
+    def rows(self) -> Mapping[uuid.UUID, PaymentRow]:
+        """The payments folded so far, as read (a view: asked every batch, never copied)."""
+        return self._rows
 
     def states(self) -> dict[uuid.UUID, PaymentState]:
         """Each payment folded so far, with its shadow state."""
