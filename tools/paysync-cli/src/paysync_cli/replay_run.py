@@ -110,6 +110,12 @@ class PaymentChange:
         }
 
 
+def _listed_order(change: PaymentChange) -> tuple[str, int]:
+    """Changes are listed by tenant, then payment id as text: the same order as the id's 128-bit
+    number (the text is its fixed-width lowercase hex), which is read where the text is formatted."""
+    return change.row.tenant, change.row.id.int
+
+
 @dataclass(slots=True, repr=False)
 class ReplayReport:
     """The outcome of a replay, payment by payment (up to the report limit) and in counts."""
@@ -342,7 +348,7 @@ class Replayer:
 
     def _shadow_changes(self) -> list[PaymentChange]:
         changes = [PaymentChange(row, row.snapshot, after) for row, after in self._shadow.changed()]
-        return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))
+        return sorted(changes, key=_listed_order)
 
     async def _applied_changes(self) -> list[PaymentChange]:
         ids = sorted(self._before)
@@ -355,7 +361,7 @@ class Replayer:
                 before = self._before[pid]
                 if row.snapshot != before.snapshot:
                     changes.append(PaymentChange(before, before.snapshot, row.snapshot))
-        return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))
+        return sorted(changes, key=_listed_order)
 
     async def _domain_changes(self) -> list[DomainRowChange]:
         """The domain rows changed: a dry run's as the projector would write them, a real run's as read."""
