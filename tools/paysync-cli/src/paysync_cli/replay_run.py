@@ -110,6 +110,12 @@ class PaymentChange:
         }
 
 
+def _listed_order(change: PaymentChange) -> tuple[str, int]:
+    """Changes are listed by tenant, then payment id as text: the same order as the id's 128-bit
+    number (the text is its fixed-width lowercase hex), which is read where the text is formatted."""
+    return change.row.tenant, change.row.id.int
+
+
 @dataclass(slots=True, repr=False)
 class ReplayReport:
     """The outcome of a replay, payment by payment (up to the report limit) and in counts."""
@@ -239,8 +245,10 @@ class Replayer:
         async with self.engine.connect() as conn:
             fresh, had = await resolve_ids(conn, derived.observations)
             grouped, orphans = await payments_of(conn, fresh, self._payment_of)
-            seen = self._shadow.known() if self.producer is None else set(self._before)
-            rows = await load_payments(conn, set(grouped) - seen)
+            # A payment folded (a real run: read) before is not read again; asked of the dict itself
+            # (a copy of it every batch copied every payment touched so far).
+            seen = self._shadow.rows if self.producer is None else self._before
+            rows = await load_payments(conn, [pid for pid in grouped if pid not in seen])
             if self.producer is not None and self.domains is not None:
                 unread = row_keys(self.domains, rows.values()) - self._domain_before.keys()
                 self._domain_before |= await read_rows(conn, unread)
@@ -340,7 +348,7 @@ class Replayer:
 
     def _shadow_changes(self) -> list[PaymentChange]:
         changes = [PaymentChange(row, row.snapshot, after) for row, after in self._shadow.changed()]
-        return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))
+        return sorted(changes, key=_listed_order)
 
     async def _applied_changes(self) -> list[PaymentChange]:
         ids = sorted(self._before)
@@ -353,7 +361,7 @@ class Replayer:
                 before = self._before[pid]
                 if row.snapshot != before.snapshot:
                     changes.append(PaymentChange(before, before.snapshot, row.snapshot))
-        return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))
+        return sorted(changes, key=_listed_order)
 
     async def _domain_changes(self) -> list[DomainRowChange]:
         """The domain rows changed: a dry run's as the projector would write them, a real run's as read."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from paysync_core.contracts import PaymentObservation
 from paysync_core.db.schema import observations, parked_observations, payment_refs, payments
 from paysync_core.domain.merge import Expectation, PaymentState, apply
+from paysync_core.domain.pickling import pickled_by_fields
 from paysync_core.providers.modes import mode_refusal
 
 _MAX_ID = 200  # PaymentObservation.observation_id's limit
@@ -149,6 +150,7 @@ async def still_unapplied(
     return keys - seen
 
 
+@pickled_by_fields  # shipped from a dry run's worker processes, one per payment
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """What an operator sees of a payment's state."""
@@ -178,6 +180,7 @@ class Snapshot:
         }
 
 
+@pickled_by_fields  # shipped from a dry run's worker processes, one per payment
 @dataclass(frozen=True, slots=True)
 class PaymentRow:
     """A payment as the replay reads it."""
@@ -271,9 +274,10 @@ class ShadowProjection:
         self._rows: dict[uuid.UUID, PaymentRow] = {}
         self._states: dict[uuid.UUID, PaymentState] = {}
 
-    def known(self) -> set[uuid.UUID]:
-        """The payments folded so far."""
-        return set(self._rows)
+    @property
+    def rows(self) -> Mapping[uuid.UUID, PaymentRow]:
+        """The payments folded so far, as read (a view: asked every batch, never copied)."""
+        return self._rows
 
     def states(self) -> dict[uuid.UUID, PaymentState]:
         """Each payment folded so far, with its shadow state."""

@@ -29,6 +29,7 @@ from datetime import datetime
 from typing import Any
 
 from paysync_core.domain.observation import Observation
+from paysync_core.domain.pickling import pickled_by_fields
 from paysync_core.domain.status import OPEN_OR_UNPAID, OPEN_RANK, UnifiedStatus
 
 AMOUNT_MISMATCH = "amount_mismatch"
@@ -37,6 +38,7 @@ CURRENCY_MISMATCH = "currency_mismatch"
 _DISPUTE_RANK = {"open": 0, "won": 1, "lost": 2}
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True, order=True)
 class OpenFact:
     """The newest status seen before money moved; fields in comparison order."""
@@ -49,6 +51,7 @@ class OpenFact:
     detail: str | None = field(default=None, compare=False)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True, order=True)
 class SuccessFact:
     """The earliest accepted success: when money moved, and how much."""
@@ -65,6 +68,7 @@ class SuccessFact:
         return dict(self.evidence).get(name)
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True, order=True)
 class OverrideFact:
     """The newest operator override: the status it set, and when; fields in comparison order."""
@@ -82,6 +86,7 @@ class Expectation:
     currency: str | None = None
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class PaymentState:
     """Everything the merge knows about one payment."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import pickle
+from dataclasses import astuple, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
@@ -167,6 +168,19 @@ def test_join_of_partial_states_equals_folding_everything(left, right) -> None:
     """Two replicas that each saw part of the stream agree with one that saw all of it."""
     joined = merge_all(left, EXPECTED).join(merge_all(right, EXPECTED))
     assert joined == merge_all(left + right, EXPECTED)
+
+
+@settings(max_examples=300)
+@given(st.lists(observations, max_size=8), st.booleans())
+def test_a_state_survives_pickling(items, overridden) -> None:
+    """A replay's worker processes ship their states pickled (by fields, in order: `pickled_by_fields`),
+    the facts' words included (which `==` does not compare)."""
+    told = [replace(o, evidence=(("detail", f"d{n}"), ("session_id", f"cs{n}"))) for n, o in enumerate(items)]
+    state = merge_all(told, EXPECTED)
+    if overridden:
+        state = apply(state, replace(obs(S.CANCELED, 40), override=True), EXPECTED)
+    again = pickle.loads(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    assert astuple(again) == astuple(state) and again.status is state.status
 
 
 @settings(max_examples=300)
