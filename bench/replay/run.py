@@ -24,6 +24,7 @@ replayed once are skipped the second time; give `--records` twice `--small` for 
 process keeps its compiled bytecode in a cache of the run's own (`PYTHONPYCACHEPREFIX`), warmed before
 anything is measured, as the images are built (`UV_COMPILE_BYTECODE=1`): a host that sets
 PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process of every run.
+`--real-only` skips step 1 (the dry runs): the projector alone and the real run(s) only.
 """
 
 from __future__ import annotations
@@ -360,14 +361,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["produce_per_second"] = await produce_raw(bootstrap, "bench", refs, 0, args.small)
         middle = datetime.now(UTC).isoformat()
         small = ("--since", since, "--until", middle, "--dry-run")
-        if before is not None:
+        if before is not None and not args.real_only:
             results["dry_run_small_before"] = await measured("dry run, code before", before, *small)
-        results["dry_run_small"] = await measured("dry run over the first records", env, *small)
+        if not args.real_only:
+            results["dry_run_small"] = await measured("dry run over the first records", env, *small)
         print(f"producing {args.records - args.small:,} more distinct records ...", file=sys.stderr)
         await produce_raw(bootstrap, "bench", refs, args.small, args.records)
         every = ("--since", since, "--dry-run")
-        results["dry_run_all"] = await measured("dry run over all records", env, *every)
-        if before is not None:
+        if not args.real_only:
+            results["dry_run_all"] = await measured("dry run over all records", env, *every)
+        if before is not None and not args.real_only:
             results["dry_run_all_before"] = await measured("dry run over all, code before", before, *every)
 
         projector = ServiceProcess(
@@ -415,6 +418,9 @@ def cli() -> None:
         "--before",
         metavar="REV",
         help="also run the replay's code at this git revision (dry runs interleaved, real run after)",
+    )
+    parser.add_argument(
+        "--real-only", action="store_true", help="no dry runs: the projector alone and the real run(s)"
     )
     parser.add_argument(
         "--json",
