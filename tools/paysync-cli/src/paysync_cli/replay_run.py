@@ -30,7 +30,9 @@ from paysync_cli.replay_shadow import (
     RefKey,
     ShadowProjection,
     Snapshot,
+    count_unapplied,
     load_payments,
+    load_snapshots,
     payments_of,
     resolve_ids,
     still_unapplied,
@@ -240,7 +242,7 @@ class Replayer:
             fresh, had = await resolve_ids(conn, derived.observations)
             grouped, orphans = await payments_of(conn, fresh, self._payment_of)
             seen = self._shadow.known() if self.producer is None else set(self._before)
-            rows = await load_payments(conn, set(grouped) - seen)
+            rows = await load_payments(conn, set(grouped) - seen, merge_state=self.producer is None)
             if self.producer is not None and self.domains is not None:
                 unread = row_keys(self.domains, rows.values()) - self._domain_before.keys()
                 self._domain_before |= await read_rows(conn, unread)
@@ -286,10 +288,10 @@ class Replayer:
                 raise self._stalled(len(keys), "replayed")
             await asyncio.sleep(0.1)
         async with self.engine.connect() as conn:
-            missing = await still_unapplied(conn, keys)
+            missing = await count_unapplied(conn, keys)
         if missing:
             raise ReplayStalled(
-                f"the status-projector consumed {len(missing)} replayed observation(s) without applying"
+                f"the status-projector consumed {missing} replayed observation(s) without applying"
                 " them: it dead-lettered them (see its log and the dead-letter topic)"
             )
 
@@ -348,11 +350,11 @@ class Replayer:
         step = self.settings.batch_records
         for start in range(0, len(ids), step):
             async with self.engine.connect() as conn:
-                now = await load_payments(conn, ids[start : start + step])
-            for pid, row in now.items():
+                now = await load_snapshots(conn, ids[start : start + step])
+            for pid, after in now.items():
                 before = self._before[pid]
-                if row.snapshot != before.snapshot:
-                    changes.append(PaymentChange(before, before.snapshot, row.snapshot))
+                if after != before.snapshot:
+                    changes.append(PaymentChange(before, before.snapshot, after))
         return sorted(changes, key=lambda c: (c.row.tenant, str(c.row.id)))
 
     async def _domain_changes(self) -> list[DomainRowChange]:
