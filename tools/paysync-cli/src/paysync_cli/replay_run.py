@@ -244,7 +244,8 @@ class Replayer:
             seen = self._shadow.known() if self.producer is None else set(self._before)
             rows = await load_payments(conn, set(grouped) - seen, merge_state=self.producer is None)
             if self.producer is not None and self.domains is not None:
-                unread = row_keys(self.domains, rows.values()) - self._domain_before.keys()
+                # Each new key probed in what was read (not all that was read re-hashed against the new).
+                unread = [k for k in row_keys(self.domains, rows.values()) if k not in self._domain_before]
                 self._domain_before |= await read_rows(conn, unread)
         counts.already_seen += had
         counts.replayed += len(fresh)
