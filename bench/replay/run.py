@@ -24,6 +24,8 @@ replayed once are skipped the second time; give `--records` twice `--small` for 
 process keeps its compiled bytecode in a cache of the run's own (`PYTHONPYCACHEPREFIX`), warmed before
 anything is measured, as the images are built (`UV_COMPILE_BYTECODE=1`): a host that sets
 PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process of every run.
+`--real-only` skips step 1 (the dry runs): the projector alone and the real run(s) only;
+`--before-first` makes REV's real run first (over the first `--small` records), today's after it.
 """
 
 from __future__ import annotations
@@ -322,6 +324,29 @@ async def real_run(env: dict[str, str], results: dict[str, Any], *args: str) -> 
     return report
 
 
+async def real_runs(
+    env: dict[str, str],
+    before: dict[str, str] | None,
+    results: dict[str, Any],
+    times: tuple[str, str],
+    *,
+    before_first: bool,
+) -> None:
+    """Today's real run over the first records (from `times[0]` to `times[1]`), and with `before` the code
+    at REV's over the records after them; `before_first`: REV's code over the first records, then today's."""
+    since, middle = times
+    runs = [("real_run", env), ("real_run_before", before)] if before is not None else [("real_run", env)]
+    if before_first:
+        runs.reverse()
+    spans = [
+        ("first records", ("--since", since, "--until", middle)),
+        ("records after them", ("--since", middle)),
+    ]
+    for (name, code), (what, span) in zip(runs, spans[: len(runs)], strict=True):
+        print(f"{name.replace('_', ' ')} over the {what} ...", file=sys.stderr)
+        results[name] = await real_run(code, results, *span)
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="paysync-bench-replay-"))
     kafka = KafkaProcess.on_free_ports(base / "kafka")
@@ -360,14 +385,16 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         results["produce_per_second"] = await produce_raw(bootstrap, "bench", refs, 0, args.small)
         middle = datetime.now(UTC).isoformat()
         small = ("--since", since, "--until", middle, "--dry-run")
-        if before is not None:
+        if before is not None and not args.real_only:
             results["dry_run_small_before"] = await measured("dry run, code before", before, *small)
-        results["dry_run_small"] = await measured("dry run over the first records", env, *small)
+        if not args.real_only:
+            results["dry_run_small"] = await measured("dry run over the first records", env, *small)
         print(f"producing {args.records - args.small:,} more distinct records ...", file=sys.stderr)
         await produce_raw(bootstrap, "bench", refs, args.small, args.records)
         every = ("--since", since, "--dry-run")
-        results["dry_run_all"] = await measured("dry run over all records", env, *every)
-        if before is not None:
+        if not args.real_only:
+            results["dry_run_all"] = await measured("dry run over all records", env, *every)
+        if before is not None and not args.real_only:
             results["dry_run_all_before"] = await measured("dry run over all, code before", before, *every)
 
         projector = ServiceProcess(
@@ -388,11 +415,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         print(f"the projector alone, {args.real:,} observations ...", file=sys.stderr)
         results["projector_alone"] = await projector_alone(url, bootstrap, "alone", args.payments, args.real)
         print(f"  {results['projector_alone']}", file=sys.stderr)
-        print(f"real run over the first {args.small:,} records ...", file=sys.stderr)
-        results["real_run"] = await real_run(env, results, "--since", since, "--until", middle)
-        if before is not None:
-            print("real run over the records after them, code before ...", file=sys.stderr)
-            results["real_run_before"] = await real_run(before, results, "--since", middle)
+        await real_runs(env, before, results, (since, middle), before_first=args.before_first)
         results["machine"]["load_average_at_end"] = os.getloadavg()
         return results
     finally:
@@ -415,6 +438,12 @@ def cli() -> None:
         "--before",
         metavar="REV",
         help="also run the replay's code at this git revision (dry runs interleaved, real run after)",
+    )
+    parser.add_argument(
+        "--before-first", action="store_true", help="with --before, REV's real run first, then today's"
+    )
+    parser.add_argument(
+        "--real-only", action="store_true", help="no dry runs: the projector alone and the real run(s)"
     )
     parser.add_argument(
         "--json",

@@ -171,7 +171,7 @@ def changes(before: Mapping[RowKey, Row], after: Mapping[RowKey, Row]) -> list[D
     found = []
     for key, old in before.items():
         new = after.get(key)
-        if old is None and new is None:
+        if old == new:  # no row either time, or the same columns: nothing to compare column by column
             continue
         change = "insert" if old is None else "delete" if new is None else "update"
         was, now = old or {}, new or {}

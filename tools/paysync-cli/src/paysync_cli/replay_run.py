@@ -30,7 +30,9 @@ from paysync_cli.replay_shadow import (
     RefKey,
     ShadowProjection,
     Snapshot,
+    count_unapplied,
     load_payments,
+    load_snapshots,
     payments_of,
     resolve_ids,
     still_unapplied,
@@ -248,9 +250,11 @@ class Replayer:
             # A payment folded (a real run: read) before is not read again; asked of the dict itself
             # (a copy of it every batch copied every payment touched so far).
             seen = self._shadow.rows if self.producer is None else self._before
-            rows = await load_payments(conn, [pid for pid in grouped if pid not in seen])
+            unseen = [pid for pid in grouped if pid not in seen]
+            rows = await load_payments(conn, unseen, merge_state=self.producer is None)
             if self.producer is not None and self.domains is not None:
-                unread = row_keys(self.domains, rows.values()) - self._domain_before.keys()
+                # Each new key probed in what was read (not all that was read re-hashed against the new).
+                unread = [k for k in row_keys(self.domains, rows.values()) if k not in self._domain_before]
                 self._domain_before |= await read_rows(conn, unread)
         counts.already_seen += had
         counts.replayed += len(fresh)
@@ -294,10 +298,10 @@ class Replayer:
                 raise self._stalled(len(keys), "replayed")
             await asyncio.sleep(0.1)
         async with self.engine.connect() as conn:
-            missing = await still_unapplied(conn, keys)
+            missing = await count_unapplied(conn, keys)
         if missing:
             raise ReplayStalled(
-                f"the status-projector consumed {len(missing)} replayed observation(s) without applying"
+                f"the status-projector consumed {missing} replayed observation(s) without applying"
                 " them: it dead-lettered them (see its log and the dead-letter topic)"
             )
 
@@ -356,11 +360,11 @@ class Replayer:
         step = self.settings.batch_records
         for start in range(0, len(ids), step):
             async with self.engine.connect() as conn:
-                now = await load_payments(conn, ids[start : start + step])
-            for pid, row in now.items():
+                now = await load_snapshots(conn, ids[start : start + step])
+            for pid, after in now.items():
                 before = self._before[pid]
-                if row.snapshot != before.snapshot:
-                    changes.append(PaymentChange(before, before.snapshot, row.snapshot))
+                if after != before.snapshot:
+                    changes.append(PaymentChange(before, before.snapshot, after))
         return sorted(changes, key=_listed_order)
 
     async def _domain_changes(self) -> list[DomainRowChange]:
