@@ -145,7 +145,7 @@ def main(
                 results += _gateway(phases, env, cache, code, broker.pid(), registrations)
     finally:
         broker.stop()
-        postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
+        postgres.drop_database(postgres.database_name(database), postgres.ensure_postgres())
     report(results)
 
 

@@ -176,7 +176,7 @@ def stop(stack: Stack) -> None:
     if stack.broker is not None:
         stack.broker.stop()
     if stack.own_database:
-        postgres.drop_database(stack.database.rsplit("/", 1)[1], postgres.ensure_postgres())
+        postgres.drop_database(postgres.database_name(stack.database), postgres.ensure_postgres())
 
 
 def bench_engine(stack: Stack) -> AsyncEngine:

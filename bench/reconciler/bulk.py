@@ -176,7 +176,7 @@ def main(
         simulator.terminate()
         simulator.wait(10)
         broker.stop()
-        postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
+        postgres.drop_database(postgres.database_name(database), postgres.ensure_postgres())
     report(results, count, setup["events"])
 
 

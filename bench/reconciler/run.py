@@ -263,7 +263,7 @@ def main(
         simulator.terminate()
         simulator.wait(10)
         broker.stop()
-        postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
+        postgres.drop_database(postgres.database_name(database), postgres.ensure_postgres())
 
     calls = after.requests - before.requests
     opened = sum(1 for o in made.values() if o == "open")

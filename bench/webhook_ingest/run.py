@@ -40,6 +40,7 @@ from cryptography.fernet import Fernet
 
 from paysync_core import topics
 from paysync_core.db.engine import upgrade
+from paysync_core.db.notify import asyncpg_dsn
 from paysync_core.kafka import provision_topics
 from paysync_core.providers import sign_stripe
 from paysync_core.testing.builders import to_body
@@ -198,7 +199,7 @@ def main(
                 )
     finally:
         broker.stop()
-        postgres.drop_database(database.rsplit("/", 1)[1], postgres.ensure_postgres())
+        postgres.drop_database(postgres.database_name(database), postgres.ensure_postgres())
     report(results, durability)
 
 
@@ -306,7 +307,7 @@ async def postgres_backends(url: str) -> list[int]:
     shared with every database of the cluster, are not counted)."""
     import asyncpg
 
-    connection = await asyncpg.connect(postgres.asyncpg_dsn(url), timeout=10)
+    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
         rows = await connection.fetch(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -320,7 +321,7 @@ async def postgres_durability(url: str) -> dict[str, str]:
     """The server settings that decide what the store-first peer's commit costs and promises."""
     import asyncpg
 
-    connection = await asyncpg.connect(postgres.asyncpg_dsn(url), timeout=10)
+    connection = await asyncpg.connect(asyncpg_dsn(url), timeout=10)
     try:
         return {
             name: await connection.fetchval(f"SHOW {name}")

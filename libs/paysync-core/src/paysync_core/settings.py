@@ -12,7 +12,13 @@ class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PAYSYNC_", extra="ignore")
 
     kafka_bootstrap: str = "127.0.0.1:9092"
-    database_url: str = "postgresql+asyncpg://paysync:paysync@127.0.0.1:5432/paysync"
+    database_url: str = Field(
+        default="postgresql+asyncpg://paysync:paysync@127.0.0.1:5432/paysync",
+        description="SQLAlchemy URL of the database. `?ssl=` chooses TLS (`disable`, `prefer`: asyncpg's "
+        "default, `require`, `verify-ca`, `verify-full`), and the plain asyncpg connections (LISTEN) follow "
+        "it too. `make dev`, the tests and the benches reach the local cluster on loopback with "
+        "`ssl=disable`",
+    )
     database_ping_after_idle_seconds: float = Field(
         default=1.0,
         ge=0,

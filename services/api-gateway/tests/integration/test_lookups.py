@@ -9,9 +9,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from paysync_core.contracts import PaymentObservation
+from paysync_core.db.notify import asyncpg_dsn
 from paysync_core.domain.status import UnifiedStatus
 from paysync_core.phones import phone_hash
 from paysync_dev.fixtures import create_tenant, stripe_registration
@@ -34,10 +34,11 @@ def _mpesa_registration(phone: str | None, **overrides: object) -> dict[str, obj
 
 def _dump(database_url: str) -> str:
     """Everything the database holds, as text (`pg_dump --data-only` of the test database)."""
-    url = make_url(database_url).set(drivername="postgresql")
-    dsn = url.render_as_string(hide_password=False)
     return subprocess.run(
-        ["pg_dump", "--data-only", "--dbname", dsn], check=True, capture_output=True, text=True
+        ["pg_dump", "--data-only", "--dbname", asyncpg_dsn(database_url)],
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import structlog
@@ -15,8 +16,16 @@ Listener = Callable[[str], None]
 
 
 def asyncpg_dsn(sqlalchemy_url: str) -> str:
-    """The plain libpq URL asyncpg wants, from a SQLAlchemy `postgresql+asyncpg://` URL."""
-    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    """The plain libpq URL asyncpg wants, from a SQLAlchemy `postgresql+asyncpg://` URL.
+
+    SQLAlchemy hands the URL's query to `asyncpg.connect` as keyword arguments, so its TLS choice is
+    spelt `ssl=…`; in a DSN asyncpg reads libpq's `sslmode=…` and would send any other key to the
+    server as a setting. The one spelling is turned into the other, so both ways of connecting make
+    the same choice.
+    """
+    parts = urlsplit(sqlalchemy_url)
+    query = [("sslmode" if key == "ssl" else key, value) for key, value in parse_qsl(parts.query)]
+    return urlunsplit(parts._replace(scheme=parts.scheme.split("+", 1)[0], query=urlencode(query)))
 
 
 async def listen(
