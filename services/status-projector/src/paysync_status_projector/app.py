@@ -46,7 +46,8 @@ def create_app(settings: StatusProjectorSettings | None = None) -> FastAPI:
         common.kafka_bootstrap, client_id="paysync-status-projector", log_level=logging.DEBUG
     )
     outbox_wakeup, registered_wakeup = Wakeup(), Wakeup()
-    consumer = projector_consumer(broker, engine, domains, settings, on_committed=outbox_wakeup.set)
+    # A batch that changed a status wakes the relay; one that bound an alias a parked row names, the unpark.
+    consumer = projector_consumer(broker, engine, domains, settings, outbox_wakeup.set, registered_wakeup.set)
 
     async def check_domains_then_join() -> None:
         await domains.bind(engine)

@@ -49,9 +49,17 @@ def projector_consumer(
     domains: Domains,
     settings: StatusProjectorSettings,
     on_committed: Callable[[], None],
+    on_parked_matched: Callable[[], None] = lambda: None,
 ) -> BatchConsumer[Decoded]:
-    """The observations' consumer: each batch applied in one transaction, its offsets committed after."""
-    batches = ObservationBatches(broker, engine, domains, settings.max_attempts, on_committed)
+    """The observations' consumer: each batch applied in one transaction, its offsets committed after.
+
+    `on_committed` runs after a batch that changed a status or raised an alert (the relay has events to
+    send), `on_parked_matched` after one that bound an alias a parked observation names (the unpark
+    can apply it).
+    """
+    batches = ObservationBatches(
+        broker, engine, domains, settings.max_attempts, on_committed, on_parked_matched
+    )
     return BatchConsumer(topics.PAYMENT_OBSERVATIONS.name, settings.common.kafka_bootstrap, settings, batches)
 
 
@@ -94,10 +102,12 @@ class ObservationBatches:
         domains: Domains,
         max_attempts: int,
         on_committed: Callable[[], None],
+        on_parked_matched: Callable[[], None] = lambda: None,
     ) -> None:
         self._engine, self._domains = engine, domains
         self._dead_letters = TopicPublisher(broker, topics.PAYMENT_OBSERVATIONS.dlq)
         self._max_attempts, self._on_committed = max_attempts, on_committed
+        self._on_parked_matched = on_parked_matched
 
     async def prepare(self, records: Sequence[ConsumerRecord]) -> list[Decoded]:
         """Each record's observation parsed and staged (`stage`), yielding to the event loop now and then."""
@@ -109,10 +119,13 @@ class ObservationBatches:
         return decoded
 
     async def apply(self, prepared: list[Decoded]) -> None:
-        """Merge each observation into its payment's status, follow it in the domain rows, wake the relay."""
+        """Merge each observation into its payment's status, follow it in the domain rows, wake the relay
+        (and the unpark, when an alias bound now matches a parked observation)."""
         result = await self.project_decoded(prepared)
         if result.status_changes or result.alerts:
             self._on_committed()
+        if result.parked_matched:
+            self._on_parked_matched()
 
     async def project_decoded(self, prepared: list[Decoded]) -> BatchResult:
         """Apply the batch's observations in one transaction (one by one if the database refuses one)."""

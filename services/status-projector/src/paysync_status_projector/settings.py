@@ -44,7 +44,11 @@ class StatusProjectorSettings(BaseSettings):
     outbox_keep_hours: float = Field(
         default=24.0, description="Published outbox events are deleted after this"
     )
-    unpark_poll_seconds: float = 5.0
+    unpark_poll_seconds: float = Field(
+        default=5.0,
+        description="Fallback of the unpark loop: a registration (NOTIFY) or an alias this replica binds "
+        "that a parked observation names wakes it at once",
+    )
     drift_check_seconds: float = Field(
         default=300.0, description="How often domain rows are checked against payments (full scans)"
     )

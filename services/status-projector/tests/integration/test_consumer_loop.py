@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 
 from paysync_core import topics
-from paysync_core.db.schema import observations, outbox, payments
+from paysync_core.db.schema import observations, outbox, parked_observations, payments
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.settings import CommonSettings
 from paysync_dev.payments import observation, payment_row, publish_observations, register_payment
@@ -228,3 +228,37 @@ def seen() -> dict[str, float]:
 async def count(engine: Any, column: Any, value: str) -> int:
     """How many rows of `column`'s table have `value` there."""
     return (await fetch(engine, select(func.count()).where(column == value)))[0][0]
+
+
+async def test_an_observation_parked_under_an_alias_is_applied_as_soon_as_the_alias_is_bound(
+    engine, tenant, kafka_topics, migrated_database
+) -> None:
+    # Stripe often sends payment_intent.succeeded before checkout.session.completed: the intent's
+    # event names no registered reference and is parked, until the session's event binds the intent
+    # as its alias. The unpark's poll is far beyond the test: only the bound alias can wake it.
+    settings = await projector_settings(kafka_topics, migrated_database, unpark_poll_seconds=600)
+    intent = f"pi_{uuid.uuid4().hex[:20]}"
+    payment = await register_payment(engine, tenant.id, domain="jobs")
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await publish_observations(
+            kafka_topics, [observation(None, S.SUCCEEDED, 2, tenant=tenant.id, ref=intent)]
+        )
+        await wait_until(lambda: parked_under(engine, tenant.id, intent), 60, "the intent's event parked")
+        await publish_observations(kafka_topics, [observation(payment, S.PROCESSING, 1, aliases=(intent,))])
+
+        await wait_until(lambda: status_is(engine, payment, "succeeded"), 30, "the parked event applied")
+
+    assert not await parked_under(engine, tenant.id, intent)
+    assert await count(engine, observations.c.tenant_id, tenant.id) == 2
+
+
+async def parked_under(engine: Any, tenant: str, ref: str) -> bool:
+    """Whether an observation of `tenant` naming `ref` waits in the parked table."""
+    rows = await fetch(
+        engine,
+        select(func.count()).where(
+            parked_observations.c.tenant_id == tenant, parked_observations.c.refs.has_key(ref)
+        ),
+    )
+    return bool(rows[0][0])

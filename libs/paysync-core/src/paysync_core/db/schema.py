@@ -206,6 +206,8 @@ parked_observations = Table(
     created_at(),
     UniqueConstraint("tenant_id", "observation_id"),
 )
+# A newly bound alias finds the observations parked under it (`refs ? alias`), orphans aside.
+Index("ix_parked_observations_refs", parked_observations.c.refs, postgresql_using="gin")
 
 #: Events to publish, written in the same transaction as the change they announce.
 outbox = Table(

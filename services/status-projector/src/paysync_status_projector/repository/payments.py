@@ -7,12 +7,12 @@ from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Text, bindparam, column, func, literal, select, text, update
+from sqlalchemy import Text, bindparam, column, exists, func, literal, select, text, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from paysync_core.db import OUTBOX_CHANNEL
-from paysync_core.db.schema import observations, outbox, payment_refs, payments
+from paysync_core.db.schema import observations, outbox, parked_observations, payment_refs, payments
 from paysync_status_projector.repository.outbox import OUTBOX_COLUMNS
 from paysync_status_projector.repository.statements import Compiled, bulk_rows, compile_once, records
 
@@ -153,10 +153,36 @@ async def record_history(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) 
     return {(r.tenant_id, r.observation_id) for r in result}
 
 
-async def add_refs(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
-    """Remember aliases; a reference already bound to a payment keeps its binding."""
-    if rows:
-        await conn.execute(insert(payment_refs).on_conflict_do_nothing(), list(rows))
+_REF_COLUMNS = ("tenant_id", "provider", "ref", "payment_id")
+
+_NEW_REFS = (
+    insert(payment_refs)
+    .from_select(_REF_COLUMNS, bulk_rows(payment_refs, _REF_COLUMNS))
+    .on_conflict_do_nothing()
+    .returning(payment_refs.c.tenant_id, payment_refs.c.provider, payment_refs.c.ref)
+    .cte("new_refs")
+)
+
+#: The aliases inserted, and whether a parked observation names one of them (its GIN index on refs
+#: answers `?` per new alias): one round trip, as the insert alone was.
+_ADD_REFS_SQL = compile_once(
+    select(
+        exists().where(
+            parked_observations.c.tenant_id == _NEW_REFS.c.tenant_id,
+            parked_observations.c.provider == _NEW_REFS.c.provider,
+            parked_observations.c.refs.has_key(_NEW_REFS.c.ref),
+        )
+    )
+)
+
+
+async def add_refs(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> bool:
+    """Remember aliases (one already bound to a payment keeps its binding); tell whether an observation
+    parked for want of its payment names one of those newly bound, so the unpark can take it now."""
+    if not rows:
+        return False
+    result = await _ADD_REFS_SQL.run(conn, records(payment_refs, _REF_COLUMNS, list(rows)))
+    return bool(result.scalar_one())
 
 
 async def add_phone_hashes(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:

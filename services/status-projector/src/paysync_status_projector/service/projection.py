@@ -32,6 +32,8 @@ class BatchResult:
     parked: int = 0
     alerts: int = 0
     status_changes: list[PaymentStatusChanged] = field(default_factory=list)
+    #: An alias this batch bound is named by a parked observation: the unpark can apply it now.
+    parked_matched: bool = False
 
     def add(self, other: BatchResult) -> None:
         """Count another batch's outcome in this one."""
@@ -40,6 +42,7 @@ class BatchResult:
         self.parked += other.parked
         self.alerts += other.alerts
         self.status_changes += other.status_changes
+        self.parked_matched |= other.parked_matched
 
 
 async def project(
@@ -96,7 +99,7 @@ async def project_in(
     refusals = await raise_refusal_alerts(conn, touched, fresh, at)
     result.alerts += len(refusals)
 
-    await repo.add_refs(conn, _alias_rows(touched, fresh))
+    result.parked_matched = await repo.add_refs(conn, _alias_rows(touched, fresh))
     await repo.add_phone_hashes(conn, _phone_rows(touched, fresh))
     # New observations that establish nothing new (an unverified hint, a stale status) leave the
     # merged state, so the payment's row, its domain rows and its events, as they are; a payment's
