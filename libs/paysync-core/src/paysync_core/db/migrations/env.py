@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -12,12 +13,38 @@ from paysync_core.db.schema import metadata
 config = context.config
 
 
+#: Serialises concurrent migrators (several services starting at once).
+MIGRATORS_LOCK = 7355608
+
+
+def _take_migrators_lock(connection) -> None:
+    """Wait for the migrators' lock, never inside a transaction.
+
+    The lock is the session's, not a transaction's: a migration that builds an index concurrently
+    (`paysync_core.db.online_ddl`) commits mid-way, and the next migrator must still wait. And it is
+    tried, not waited for in a statement: a concurrent index build waits for every transaction older
+    than it in the database, so a migrator blocked in `pg_advisory_lock` would wait for the build while
+    the build waits for it (PostgreSQL reports the deadlock and fails one).
+    """
+    while not connection.exec_driver_sql(f"SELECT pg_try_advisory_lock({MIGRATORS_LOCK})").scalar():
+        connection.commit()
+        time.sleep(0.1)
+    connection.commit()
+
+
 def _run(connection) -> None:  # a sync Connection inside run_sync
-    context.configure(connection=connection, target_metadata=metadata, compare_type=True)
-    with context.begin_transaction():
-        # Serialise concurrent migrators (several services starting at once).
-        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(7355608)")
-        context.run_migrations()
+    # Each migration is its own transaction, so an autocommit block commits between two, never in one.
+    _take_migrators_lock(connection)
+    try:
+        context.configure(
+            connection=connection, target_metadata=metadata, compare_type=True, transaction_per_migration=True
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        connection.rollback()  # nothing is left open by a completed run; a failed one is undone
+        connection.exec_driver_sql(f"SELECT pg_advisory_unlock({MIGRATORS_LOCK})")
+        connection.commit()
 
 
 async def _main() -> None:

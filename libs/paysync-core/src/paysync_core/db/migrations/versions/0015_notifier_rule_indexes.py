@@ -16,6 +16,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from paysync_core.db.online_ddl import create_index_concurrently, drop_index_concurrently
+
 revision = "0015_notifier_rule_indexes"
 down_revision = "0014_gateway_budgets"
 branch_labels = None
@@ -44,14 +46,16 @@ def upgrade() -> None:
     op.create_index(
         "ix_dead_letter_index_tenant_topic", "dead_letter_index", ["tenant_id", "dlq_topic"], unique=False
     )
-    gateway_changed = ["tenant_id", "provider", "status_changed_at"]
-    op.create_index("ix_payments_gateway_changed", "payments", gateway_changed, unique=False)
-    op.create_index("ix_payments_status_changed", "payments", ["status", "status_changed_at"], unique=False)
+    # `payments` is written by every webhook: its indexes are built without blocking those writes.
+    create_index_concurrently(
+        "ix_payments_gateway_changed", "payments", ["tenant_id", "provider", "status_changed_at"]
+    )
+    create_index_concurrently("ix_payments_status_changed", "payments", ["status", "status_changed_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_payments_status_changed", table_name="payments")
-    op.drop_index("ix_payments_gateway_changed", table_name="payments")
+    drop_index_concurrently("ix_payments_status_changed", "payments")
+    drop_index_concurrently("ix_payments_gateway_changed", "payments")
     op.drop_index("ix_dead_letter_index_tenant_topic", table_name="dead_letter_index")
     op.drop_table("dead_letter_index")
     op.drop_table("dead_letter_positions")

@@ -7,7 +7,7 @@ Create Date: 2026-12-06 17:40:00
 
 from __future__ import annotations
 
-from alembic import op
+from paysync_core.db.online_ddl import create_index_concurrently, drop_index_concurrently
 
 revision = "0017_parked_refs_index"
 down_revision = "0016_outbox_trace_context"
@@ -18,8 +18,9 @@ depends_on = None
 def upgrade() -> None:
     # The projector asks, for each alias a batch binds, whether a parked row names it (`refs ? alias`);
     # without this index that is a scan of every parked row, permanent orphans included, per batch.
-    op.create_index("ix_parked_observations_refs", "parked_observations", ["refs"], postgresql_using="gin")
+    # Built without blocking the projector's parking and unparking (the table can be large).
+    create_index_concurrently("ix_parked_observations_refs", "parked_observations", ["refs"], using="gin")
 
 
 def downgrade() -> None:
-    op.drop_index("ix_parked_observations_refs", table_name="parked_observations")
+    drop_index_concurrently("ix_parked_observations_refs", "parked_observations")
