@@ -16,6 +16,12 @@ The cost: a replica that stops calling drops at most one lease (`rate * lease_se
 
 The interface is synchronous, like `TokenBucket`: `try_take` spends a leased token or starts a lease
 in the background, and `wait_time` says when to ask again.
+
+The leases of all of a process's buckets go to PostgreSQL together (`LeaseBatches`): one statement in
+flight at a time, carrying every lease asked for while the last one ran. A lease serves a bucket's
+callers for `lease_seconds` only, so a tenant whose calls are further apart than that (an M-Pesa
+callback's confirmation now and then) needs a lease per call; with many such tenants their leases
+share statements instead of each paying for its own. Each bucket's lease is what it would be alone.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from paysync_reconciler.repository.budgets import Lease
+from paysync_reconciler.repository.budgets import Lease, Want
 
 log = structlog.get_logger()
 
@@ -38,6 +44,8 @@ _POLL_SECONDS = 0.01
 _ERROR_PAUSE_SECONDS = 1.0
 
 LeaseFn = Callable[[int], Awaitable[Lease]]
+#: Leases several buckets in one go: the lease of each bucket asked for, by its key.
+LeaseManyFn = Callable[[list[Want]], Awaitable[dict[tuple[str, str], Lease]]]
 
 
 @dataclass(slots=True)
@@ -97,3 +105,74 @@ class SharedBucket:
             self._expires = now + self.lease_seconds
         else:  # empty: the next whole token is there in (1 - left over) / rate seconds
             self._next_at = now + max(0.0, 1.0 - got.left_over) / self.rate
+
+
+@dataclass(slots=True)
+class LeaseBatches:
+    """Every bucket's leases of one process, sent as few statements as they can be: one at a time, the
+    next carrying all that were asked for meanwhile (each bucket once: a second lease of a bucket
+    waits for the next statement, though a `SharedBucket` never asks for two at once)."""
+
+    lease_many: LeaseManyFn
+    _pending: list[tuple[Want, asyncio.Future[Lease]]] = field(init=False, default_factory=list)
+    _task: asyncio.Task[None] | None = field(init=False, default=None)
+
+    def leaser(self, tenant: str, provider: str, rate: float, burst: float) -> LeaseFn:
+        """A `SharedBucket`'s lease function for one bucket, going through this batch."""
+
+        async def lease(want: int) -> Lease:
+            return await self.lease(Want(tenant, provider, rate, burst, want))
+
+        return lease
+
+    async def lease(self, want: Want) -> Lease:
+        """The bucket's lease, sent with the others asked for about now."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Lease] = loop.create_future()
+        self._pending.append((want, future))
+        if self._task is None:
+            self._task = loop.create_task(self._send())
+        return await future
+
+    async def _send(self) -> None:
+        try:
+            while self._pending:
+                batch = self._next_batch()
+                if not batch:
+                    continue
+                try:
+                    leased = await self.lease_many([want for want, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - each caller gets the failure, as alone
+                    for _, future in batch:
+                        _settle(future, exc)
+                    continue
+                for want, future in batch:
+                    _settle(future, leased.get(want.key, Lease(0, 0.0)))
+        finally:
+            self._task = None
+            for _, future in self._pending:  # cancelled (shut down): nobody is left waiting
+                future.cancel()
+            self._pending.clear()
+
+    def _next_batch(self) -> list[tuple[Want, asyncio.Future[Lease]]]:
+        """The pending leases, one per bucket; a bucket's second stays pending for the next statement."""
+        batch: dict[tuple[str, str], tuple[Want, asyncio.Future[Lease]]] = {}
+        later: list[tuple[Want, asyncio.Future[Lease]]] = []
+        for want, future in self._pending:
+            if future.done():  # its caller was cancelled
+                continue
+            if want.key in batch:
+                later.append((want, future))
+            else:
+                batch[want.key] = (want, future)
+        self._pending = later
+        return list(batch.values())
+
+
+def _settle(future: asyncio.Future[Lease], outcome: Lease | Exception) -> None:
+    if future.done():
+        return
+    if isinstance(outcome, Exception):
+        future.set_exception(outcome)
+    else:
+        future.set_result(outcome)

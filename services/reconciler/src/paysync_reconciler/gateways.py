@@ -34,10 +34,10 @@ from paysync_core.tls import client_tls
 from paysync_reconciler import metrics
 from paysync_reconciler.breaker import CircuitBreaker, CircuitOpen
 from paysync_reconciler.budget import GatewayBudget, Priority, current_priority
-from paysync_reconciler.budget_lease import LeaseFn, SharedBucket
+from paysync_reconciler.budget_lease import LeaseBatches, SharedBucket
 from paysync_reconciler.models import ListedPage
 from paysync_reconciler.repository import budgets as budgets_repo
-from paysync_reconciler.repository.budgets import Lease
+from paysync_reconciler.repository.budgets import Lease, Want
 from paysync_reconciler.settings import ReconcilerSettings
 from paysync_reconciler.stripe_events import StripeEventPages
 from paysync_reconciler.stripe_events import refs_of as stripe_refs
@@ -184,6 +184,10 @@ class GatewayDirectory:
     _budgets: dict[tuple[str, Provider], GatewayBudget] = field(default_factory=dict)
     _breakers: dict[tuple[str, Provider], CircuitBreaker] = field(default_factory=dict)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _leases: LeaseBatches = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._leases = LeaseBatches(self._lease_many)
 
     async def port(self, tenant: str, provider: Provider) -> GatewayPort:
         """The tenant's port to the gateway; ProviderNotConfigured if it has no credentials for it."""
@@ -223,19 +227,15 @@ class GatewayDirectory:
                 recovery_seconds=self.settings.recovery_seconds,
                 on_take=counted,
                 shared=SharedBucket(
-                    rate, self.settings.budget_lease_seconds, self._leaser(tenant, label, rate, burst)
+                    rate, self.settings.budget_lease_seconds, self._leases.leaser(tenant, label, rate, burst)
                 ),
             )
         return budget
 
-    def _leaser(self, tenant: str, provider: str, rate: float, burst: float) -> LeaseFn:
-        """Leases from the tenant's bucket in PostgreSQL, the one all replicas share."""
-
-        async def lease(want: int) -> Lease:
-            async with no_transaction(self.engine) as conn:  # its statement is atomic (the row locked)
-                return await budgets_repo.lease(conn, tenant, provider, rate=rate, burst=burst, want=want)
-
-        return lease
+    async def _lease_many(self, wants: list[Want]) -> dict[tuple[str, str], Lease]:
+        """Leases from the tenants' buckets in PostgreSQL, the ones all replicas share."""
+        async with no_transaction(self.engine) as conn:  # its statement is atomic (the rows locked)
+            return await budgets_repo.lease(conn, wants)
 
     async def credentials(self, tenant: str) -> GatewayCredentials:
         """The tenant's gateway credentials, cached for a little while."""

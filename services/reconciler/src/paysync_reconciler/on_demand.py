@@ -287,7 +287,9 @@ async def _check_request(deps: Deps, request: ReconcileRequest) -> ReconcileRepl
         reply = build_reply(request, targets, answers, {}, deps.clock())
         completion = requests_repo.completion(request.request_id, reply.model_dump(mode="json"))
         async with no_transaction(deps.engine) as conn:
-            if await checks_repo.resolve_schedules_and(conn, ended, deps.clock(), completion):
+            if await checks_repo.resolve_schedules_and(
+                conn, ended, deps.clock(), requests_repo.COMPLETE, completion
+            ):
                 return reply
     async with deps.engine.begin() as conn:
         after = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Iterator, Sequence
 
 import structlog
@@ -21,6 +22,7 @@ from paysync_webhook_ingest.service import confirmations_for, normalize
 from paysync_webhook_ingest.settings import WebhookIngestSettings
 
 log = structlog.get_logger()
+_debug = logging.getLogger(__name__)  # the stdlib logger `log` writes through, for its level
 
 
 def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
@@ -108,11 +110,12 @@ class RawWebhookBatches:
         raw = RawWebhook.from_bytes(record.value)
         parsed = normalize(raw, partition=record.partition, offset=record.offset, phone_key=self._phone_key)
         NORMALIZED.labels(raw.provider.value, "unmapped" if parsed.unmapped else "mapped").inc()
-        log.debug(
-            "webhook.normalized",
-            tenant=raw.tenant,
-            provider=raw.provider.value,
-            ingest_id=raw.ingest_id,
-            refs=sorted({o.provider_ref for o in parsed.observations}),
-        )
+        if _debug.isEnabledFor(logging.DEBUG):  # at INFO, not even the refs sorted per record
+            log.debug(
+                "webhook.normalized",
+                tenant=raw.tenant,
+                provider=raw.provider.value,
+                ingest_id=raw.ingest_id,
+                refs=sorted({o.provider_ref for o in parsed.observations}),
+            )
         return list(parsed.observations)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -9,30 +10,41 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 _CREATE = text(
     "INSERT INTO gateway_budgets (tenant_id, provider, tokens, refilled_at)"
-    " VALUES (:tenant, :provider, :burst, clock_timestamp())"
+    " SELECT tenant, provider, burst, clock_timestamp()"
+    " FROM unnest(CAST(:tenants AS text[]), CAST(:providers AS text[]), CAST(:bursts AS float8[]))"
+    " AS w(tenant, provider, burst)"
+    " WHERE EXISTS (SELECT FROM tenants WHERE id = tenant)"  # a deleted tenant's fails no other lease
     " ON CONFLICT (tenant_id, provider) DO NOTHING"
 )
 
-# The database's clock is the one clock every replica shares. The row is locked (FOR UPDATE) and,
-# under READ COMMITTED, re-read once a concurrent lease has committed, so no two leases hand out the
-# same tokens. `refilled_at` never goes back: a statement that waited for the lock credits nothing twice.
+# The database's clock is the one clock every replica shares. The rows are locked (FOR UPDATE) in one
+# order, the buckets' keys', so two replicas leasing several buckets at once never wait for each other
+# in a circle; under READ COMMITTED each is re-read once a concurrent lease has committed, so no two
+# leases hand out the same tokens. `refilled_at` never goes back: a statement that waited for the lock
+# credits nothing twice.
 _LEASE = text(
     """
-    WITH bucket AS (
-        SELECT least(:burst, tokens + :rate * greatest(0.0,
-                   extract(epoch FROM clock_timestamp() - refilled_at)::float8)) AS available,
-               greatest(refilled_at, clock_timestamp()) AS at
-        FROM gateway_budgets
-        WHERE tenant_id = :tenant AND provider = :provider
-        FOR UPDATE
+    WITH wanted AS (
+        SELECT * FROM unnest(CAST(:tenants AS text[]), CAST(:providers AS text[]),
+                             CAST(:rates AS float8[]), CAST(:bursts AS float8[]), CAST(:wants AS int[]))
+            AS w(tenant, provider, rate, burst, want)
+    ), bucket AS (
+        SELECT b.tenant_id, b.provider, w.want,
+               least(w.burst, b.tokens + w.rate * greatest(0.0,
+                   extract(epoch FROM clock_timestamp() - b.refilled_at)::float8)) AS available,
+               greatest(b.refilled_at, clock_timestamp()) AS at
+        FROM gateway_budgets AS b
+        JOIN wanted AS w ON b.tenant_id = w.tenant AND b.provider = w.provider
+        ORDER BY b.tenant_id, b.provider
+        FOR UPDATE OF b
     ), grant_ AS (
-        SELECT available, at, least(floor(available), :want)::int AS granted FROM bucket
+        SELECT tenant_id, provider, available, at, least(floor(available), want)::int AS granted FROM bucket
     )
     UPDATE gateway_budgets AS b
     SET tokens = g.available - g.granted, refilled_at = g.at
     FROM grant_ AS g
-    WHERE b.tenant_id = :tenant AND b.provider = :provider
-    RETURNING g.granted, g.available - g.granted AS left_over
+    WHERE b.tenant_id = g.tenant_id AND b.provider = g.provider
+    RETURNING b.tenant_id, b.provider, g.granted, g.available - g.granted AS left_over
     """
 )
 
@@ -45,13 +57,38 @@ class Lease:
     left_over: float
 
 
-async def lease(
-    conn: AsyncConnection, tenant: str, provider: str, *, rate: float, burst: float, want: int
-) -> Lease:
-    """Take up to `want` whole tokens from the tenant's shared bucket (`rate`/s, at most `burst`)."""
-    params = {"tenant": tenant, "provider": provider, "rate": rate, "burst": burst, "want": want}
-    row = (await conn.execute(_LEASE, params)).first()
-    if row is None:  # first use of this bucket: it starts full
-        await conn.execute(_CREATE, params)
-        row = (await conn.execute(_LEASE, params)).one()
-    return Lease(int(row.granted), float(row.left_over))
+@dataclass(frozen=True, slots=True)
+class Want:
+    """A lease asked of one bucket: up to `want` whole tokens of the tenant's bucket (`rate`/s, at most
+    `burst`)."""
+
+    tenant: str
+    provider: str
+    rate: float
+    burst: float
+    want: int
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The bucket's row."""
+        return (self.tenant, self.provider)
+
+
+async def lease(conn: AsyncConnection, wants: Sequence[Want]) -> dict[tuple[str, str], Lease]:
+    """Lease from several buckets in one statement (each bucket at most once); a bucket used for the
+    first time starts full."""
+    leased = await _lease(conn, wants)
+    missing = [w for w in wants if w.key not in leased]
+    if missing:
+        await conn.execute(_CREATE, _columns(missing, "tenant", "provider", "burst"))
+        leased.update(await _lease(conn, missing))
+    return leased
+
+
+async def _lease(conn: AsyncConnection, wants: Sequence[Want]) -> dict[tuple[str, str], Lease]:
+    rows = await conn.execute(_LEASE, _columns(wants, "tenant", "provider", "rate", "burst", "want"))
+    return {(r.tenant_id, r.provider): Lease(int(r.granted), float(r.left_over)) for r in rows}
+
+
+def _columns(wants: Sequence[Want], *names: str) -> dict[str, list[object]]:
+    return {f"{name}s": [getattr(w, name) for w in wants] for name in names}

@@ -199,17 +199,30 @@ _RESOLVE = _resolve_statement()
 
 
 async def resolve_schedules_and(
-    conn: AsyncConnection, answers: dict[uuid.UUID, str], at: datetime, then: Update
+    conn: AsyncConnection,
+    answers: dict[uuid.UUID, str],
+    at: datetime,
+    then: Update,
+    then_values: dict[str, Any],
 ) -> bool:
-    """`resolve_schedules` and the `then` statement as one (the resolving insert a CTE of it): one round
-    trip, atomic without BEGIN and COMMIT on a connection in autocommit. False, and nothing done, when
-    the answers are more than one resolving statement takes: the caller uses a transaction then."""
+    """`resolve_schedules` and the `then` statement (with its bound values) as one (the resolving insert
+    a CTE of it): one round trip, atomic without BEGIN and COMMIT on a connection in autocommit. False,
+    and nothing done, when the answers are more than one resolving statement takes: the caller uses a
+    transaction then."""
     if len(answers) > _RESOLVE_BATCH:
         return False
+    statement = _resolving.get(then)
+    if statement is None:  # built once per `then`: its cache key is then computed once, not per call
+        statement = _resolving[then] = then.add_cte(_RESOLVE.cte("resolved"))
     pids = list(answers)
-    statement = then.add_cte(_RESOLVE.cte("resolved"))
-    await conn.execute(statement, {"ids": pids, "statuses": [answers[p] for p in pids], "at": at})
+    await conn.execute(
+        statement, {**then_values, "ids": pids, "statuses": [answers[p] for p in pids], "at": at}
+    )
     return True
+
+
+#: `resolve_schedules_and`'s statements, by the statement each resolves with (a few, built at import).
+_resolving: dict[Update, Update] = {}
 
 
 async def oldest_open_payment(conn: AsyncConnection, tenant: str, provider: str) -> datetime | None:
