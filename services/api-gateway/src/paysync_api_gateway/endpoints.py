@@ -14,7 +14,7 @@ from paysync_api_gateway.auth import current_key, current_tenant, request_key
 from paysync_api_gateway.conditional import NO_STORE, Conditional, ConditionalRead
 from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Modes, Pool, Presses, Refresh, Settings
-from paysync_api_gateway.hot import HotRoute, hot_route, model_body
+from paysync_api_gateway.hot import HotRoute, hot_route
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, phone_key, refuse_phones_in_metadata
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
@@ -241,7 +241,7 @@ def _still_checking(request_id: str) -> JSONResponse:
     )
 
 
-async def _resolve_get_payment(request: Request) -> dict[str, Any]:
+async def _resolve_get_payment(request: Request, _: None) -> dict[str, Any]:
     """`get_payment`'s arguments, resolved by hand in FastAPI's order (`hot.py`)."""
     await strict_parameters(request)
     key = await request_key(request)
@@ -255,14 +255,10 @@ async def _resolve_get_payment(request: Request) -> dict[str, Any]:
     }
 
 
-async def _resolve_register_payment(request: Request) -> dict[str, Any] | None:
-    """`register_payment`'s arguments, resolved by hand in FastAPI's order (`hot.py`); None for a body
-    the route should refuse itself."""
+async def _resolve_register_payment(request: Request, body: RegisterPayment) -> dict[str, Any]:
+    """`register_payment`'s arguments, resolved by hand in FastAPI's order (`hot.py`; the body as read)."""
     await strict_parameters(request)
     key = await request_key(request)
-    body = await model_body(request, RegisterPayment)
-    if body is None:
-        return None
     state = request.app.state
     return {
         "body": body,
@@ -278,5 +274,5 @@ async def _resolve_register_payment(request: Request) -> dict[str, Any] | None:
 #: The routes front ends call in a loop, answered ahead of the router (`hot.py`).
 HOT_ROUTES: tuple[HotRoute, ...] = (
     hot_route(router, get_payment, _resolve_get_payment),
-    hot_route(router, register_payment, _resolve_register_payment),
+    hot_route(router, register_payment, _resolve_register_payment, RegisterPayment),
 )

@@ -15,7 +15,7 @@ endpoint is answered by the app's own exception handler for it, as the router's 
 would; a body FastAPI would refuse (not JSON, not the model, another content type) is passed on,
 unread as far as the route can tell, and refused by the route itself. With tracing on, the request
 span gets the route (`http.route`) and the work runs in `fastapi.dependencies` and `fastapi.endpoint`
-spans, as in a routed request; a body passed on shows a second `fastapi.dependencies` span.
+spans, as in a routed request.
 """
 
 from __future__ import annotations
@@ -33,24 +33,27 @@ from starlette._utils import get_route_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 M = TypeVar("M", bound=BaseModel)
-#: The endpoint's arguments, resolved from the request; None to pass the request on to the router.
-Resolver = Callable[[Request], Awaitable[dict[str, Any] | None]]
+#: The endpoint's arguments, resolved from the request (and its body, for a route that takes one).
+Resolver = Callable[[Request, Any], Awaitable[dict[str, Any]]]
 #: An app's exception handler, as the router's exception middleware calls it.
 Handler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 @dataclass(frozen=True)
 class HotRoute:
-    """A declared route, and how to resolve its endpoint's arguments by hand."""
+    """A declared route, how to resolve its endpoint's arguments by hand, and its body's model if any."""
 
     route: APIRoute
     resolve: Resolver
+    body: type[BaseModel] | None = None
 
 
-def hot_route(router: APIRouter, endpoint: Callable[..., Any], resolve: Resolver) -> HotRoute:
-    """The route of `router` whose endpoint is `endpoint`, resolved by `resolve`."""
+def hot_route(
+    router: APIRouter, endpoint: Callable[..., Any], resolve: Resolver, body: type[BaseModel] | None = None
+) -> HotRoute:
+    """The route of `router` whose endpoint is `endpoint`, resolved by `resolve` (with its `body`)."""
     route = next(r for r in router.routes if isinstance(r, APIRoute) and r.endpoint is endpoint)
-    return HotRoute(route, resolve)
+    return HotRoute(route, resolve, body)
 
 
 async def model_body(request: Request, model: type[M]) -> M | None:
@@ -92,11 +95,14 @@ class HotRoutes:
         _route_selected(scope=scope, path=route.path_format)
         request = Request(scope, receive)
         try:
-            with _operation(name="dependencies", function=route.endpoint):
-                arguments = await hot.resolve(request)
-            if arguments is None:
+            # Read first, as FastAPI does: a body it would refuse is left to the route, and no span is
+            # opened for it here (it has none of its own).
+            body = await model_body(request, hot.body) if hot.body is not None else None
+            if hot.body is not None and body is None:
                 await self.app(scope, _replayed(await request.body(), receive), send)
                 return
+            with _operation(name="dependencies", function=route.endpoint):
+                arguments = await hot.resolve(request, body)
             with _operation(name="endpoint", function=route.endpoint):
                 response = await route.endpoint(**arguments)
         except Exception as exc:
