@@ -8,10 +8,10 @@ connections directly. Its default reset on release (`RESET ALL`, `UNLISTEN *`, â
 trip) is not needed here: nothing on these connections leaves a transaction, a setting or a listener
 behind, so a connection goes back as it is (rolled back first, should one ever be in a transaction).
 
-Its connections are SQLAlchemy's: the same arguments from the engine's URL, the same
+Its connections are made as SQLAlchemy's are: the same arguments from the engine's URL, the same
 `application_name`, the same JSON codecs, so a row reads the same from either pool. Nothing connects
 until the first use. A connection found dropped fails its statement: the caller then runs the work
-through SQLAlchemy (`repository.read_payment`, `service.register_payment`), which reports a lost
+through SQLAlchemy (`repository.poll_payment`, `service.register_payment`), which reports a lost
 database as every other statement does (503, and its pool lets go of its peers); asyncpg's pool
 replaces the dropped connection on its next use.
 """
