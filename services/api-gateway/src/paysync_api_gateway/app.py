@@ -22,9 +22,11 @@ from paysync_api_gateway import (
     sync_issues,
 )
 from paysync_api_gateway.cors import OriginDirectory, TenantCors
-from paysync_api_gateway.endpoints import router
+from paysync_api_gateway.driver_pool import DriverPool
+from paysync_api_gateway.endpoints import HOT_ROUTES, router
 from paysync_api_gateway.errors import install_error_handlers
 from paysync_api_gateway.handlers import replies_router
+from paysync_api_gateway.hot import HotRoutes
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.key_cache import ApiKeyCache
 from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
@@ -44,6 +46,10 @@ from paysync_core.publishers import TopicPublisher
 from paysync_core.settings import CommonSettings
 from paysync_core.web import service_app
 
+#: Connections each of the two pools keeps (SQLAlchemy's may open as many again past it, for a while).
+_POOL_SIZE = 20
+_APPLICATION_NAME = "paysync-api-gateway"
+
 
 def _engine(common: CommonSettings) -> AsyncEngine:
     """Pooled connections for as many requests as one replica runs at once: a connection opened past
@@ -51,8 +57,8 @@ def _engine(common: CommonSettings) -> AsyncEngine:
     anew) costs more CPU than the requests it serves (bench/README.md, API reads)."""
     return make_engine(
         common.database_url,
-        pool_size=20,
-        application_name="paysync-api-gateway",
+        pool_size=_POOL_SIZE,
+        application_name=_APPLICATION_NAME,
         ping_after_idle_seconds=common.database_ping_after_idle_seconds,
     )
 
@@ -63,6 +69,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     common = settings.common
     configure_logging("api-gateway", common.log_level, common.log_json)
     engine = _engine(common)
+    pool = DriverPool(engine, _POOL_SIZE, _APPLICATION_NAME)
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-api-gateway")
 
     requests_out = TopicPublisher(broker, topics.RECONCILE_REQUESTS)
@@ -75,12 +82,17 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     async def replies_reach_us() -> bool:
         return refresh.listening.is_set()
 
+    async def after_stop() -> None:
+        await notifier.aclose()
+        await pool.close()
+
     app = service_app(
         "paysync API",
         broker=broker,
         engine=engine,
         public_docs=True,
-        after_stop=notifier.aclose,
+        before_start=pool.start,
+        after_stop=after_stop,
         readiness={"reconcile_replies": replies_reach_us},
         # Reported, not required: everything but /v1/stream works without the notifier, and a
         # readiness tied to a shared downstream would take every replica out of service at once.
@@ -88,11 +100,13 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
+    app.state.driver_pool = pool
     app.state.refresh = refresh
     app.state.observations_out = observations_out
     app.state.ticks_out = ticks_out
     app.state.notifier = notifier
     app.state.credential_modes = _credential_modes(common)
+    app.add_middleware(HotRoutes, owner=app, routes=HOT_ROUTES)  # inside CORS and the body's bound
     _guard_keys(app, engine, settings)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.state.stream_slots = StreamSlots(settings.stream_max_per_tenant, settings.stream_max_total)
@@ -100,6 +114,13 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
         settings.stream_token_secret, settings.stream_token_ttl_seconds
     )
     install_error_handlers(app)
+    _include_routers(app)
+    document_answers(app)
+    return app
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Every route: the `/v1` API, the live stream, the admin API, the console."""
     app.include_router(router)
     app.include_router(checkout.router)
     app.include_router(stream_router, dependencies=[Depends(strict_parameters)])
@@ -115,8 +136,6 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.include_router(admin_topics.router)
     app.include_router(alert_admin.router)
     _include_console(app)
-    document_answers(app)
-    return app
 
 
 def _credential_modes(common: CommonSettings) -> CredentialModes:

@@ -78,7 +78,7 @@ async def current_key(
 
 
 async def request_key(request: Request) -> KeyAccess:
-    """`current_key` for a route served without dependency resolution (`direct.py`): the same checks."""
+    """`current_key` for a route resolved by hand (`hot.py`): the same checks."""
     state = request.app.state
     credentials = await _bearer(request)
     return await key_access(request, state.api_keys, state.failed_keys, state.cors_origins, credentials)

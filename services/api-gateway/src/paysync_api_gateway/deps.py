@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_api_gateway.cors import OriginDirectory
+from paysync_api_gateway.driver_pool import DriverPool
 from paysync_api_gateway.key_cache import ApiKeyCache
 from paysync_api_gateway.limits import FailedKeyThrottle
 from paysync_api_gateway.presses import RefreshPresses
@@ -35,6 +36,11 @@ async def settings(request: Request) -> ApiGatewaySettings:
 async def engine(request: Request) -> AsyncEngine:
     """The database engine."""
     return request.app.state.engine
+
+
+async def driver_pool(request: Request) -> DriverPool:
+    """asyncpg's pool, for the one-statement work of the routes front ends call in a loop."""
+    return request.app.state.driver_pool
 
 
 async def refresh(request: Request) -> RefreshCoordinator:
@@ -84,6 +90,7 @@ async def stream_slots(request: Request) -> StreamSlots:
 
 Settings = Annotated[ApiGatewaySettings, Depends(settings)]
 Engine = Annotated[AsyncEngine, Depends(engine)]
+Pool = Annotated[DriverPool, Depends(driver_pool)]
 Refresh = Annotated[RefreshCoordinator, Depends(refresh)]
 FailedKeys = Annotated[FailedKeyThrottle, Depends(failed_keys)]
 ApiKeys = Annotated[ApiKeyCache, Depends(api_keys)]

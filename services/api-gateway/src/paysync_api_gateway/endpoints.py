@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -13,10 +13,10 @@ from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, 
 from paysync_api_gateway.auth import current_key, current_tenant, request_key
 from paysync_api_gateway.conditional import NO_STORE, Conditional, ConditionalRead
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import Engine, Modes, Presses, Refresh, Settings
-from paysync_api_gateway.direct import served_by
+from paysync_api_gateway.deps import Engine, Modes, Pool, Presses, Refresh, Settings
+from paysync_api_gateway.hot import HotRoute, hot_route
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
-from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, refuse_phones_in_metadata
+from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, phone_key, refuse_phones_in_metadata
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.contracts.common import Provider
@@ -45,6 +45,7 @@ async def register_payment(
     body: RegisterPayment,
     tenant: Tenant,
     engine: Engine,
+    pool: Pool,
     settings: Settings,
     phone_key: PhoneKey,
     modes: Modes,
@@ -54,33 +55,18 @@ async def register_payment(
     require_storable_json(body.metadata, "metadata", **bounds)
     refuse_phones_in_metadata(body.metadata)
     phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
-    payment, created = await service.register_payment(engine, tenant, body, modes, phone_hash)
+    payment, created = await service.register_payment(engine, pool, tenant, body, modes, phone_hash)
     return JSONResponse(
         payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
     )
 
 
-async def get_payment(payment_id: str, tenant: Tenant, engine: Engine, read: Conditional) -> Response:
+@router.get("/payments/{payment_id}", response_model=Payment)
+async def get_payment(
+    payment_id: str, tenant: Tenant, engine: Engine, pool: Pool, read: Conditional
+) -> Response:
     """A payment's current status; `If-None-Match` with its ETag gives 304 while unchanged."""
-    return read.answer(await service.get_payment(engine, tenant, payment_id))
-
-
-async def _serve_get_payment(request: Request) -> Response:
-    """`get_payment`'s dependencies resolved by hand, in FastAPI's order: the front ends' polling
-    endpoint, served without dependency resolution (`direct.py`)."""
-    await strict_parameters(request)
-    key = await request_key(request)
-    read = ConditionalRead(request.headers.get("if-none-match"))
-    return await get_payment(request.path_params["payment_id"], key.tenant, request.app.state.engine, read)
-
-
-router.add_api_route(
-    "/payments/{payment_id}",
-    get_payment,
-    methods=["GET"],
-    response_model=Payment,
-    route_class_override=served_by(_serve_get_payment),
-)
+    return read.answer(await service.get_payment(engine, pool, tenant, payment_id))
 
 
 @router.get(
@@ -253,3 +239,40 @@ def _still_checking(request_id: str) -> JSONResponse:
         status_code=202,
         headers={**NO_STORE, "Location": f"/v1/reconcile-requests/{request_id}"},
     )
+
+
+async def _resolve_get_payment(request: Request, _: None) -> dict[str, Any]:
+    """`get_payment`'s arguments, resolved by hand in FastAPI's order (`hot.py`)."""
+    await strict_parameters(request)
+    key = await request_key(request)
+    state = request.app.state
+    return {
+        "payment_id": request.path_params["payment_id"],
+        "tenant": key.tenant,
+        "engine": state.engine,
+        "pool": state.driver_pool,
+        "read": ConditionalRead(request.headers.get("if-none-match")),
+    }
+
+
+async def _resolve_register_payment(request: Request, body: RegisterPayment) -> dict[str, Any]:
+    """`register_payment`'s arguments, resolved by hand in FastAPI's order (`hot.py`; the body as read)."""
+    await strict_parameters(request)
+    key = await request_key(request)
+    state = request.app.state
+    return {
+        "body": body,
+        "tenant": key.tenant,
+        "engine": state.engine,
+        "pool": state.driver_pool,
+        "settings": state.settings,
+        "phone_key": await phone_key(state.settings),
+        "modes": state.credential_modes,
+    }
+
+
+#: The routes front ends call in a loop, answered ahead of the router (`hot.py`).
+HOT_ROUTES: tuple[HotRoute, ...] = (
+    hot_route(router, get_payment, _resolve_get_payment),
+    hot_route(router, register_payment, _resolve_register_payment, RegisterPayment),
+)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from paysync_api_gateway.auth import current_tenant
 from paysync_api_gateway.conditional import Conditional
-from paysync_api_gateway.deps import Engine, Settings
+from paysync_api_gateway.deps import Engine, Pool, Settings
 from paysync_api_gateway.inputs import strict_parameters
 from paysync_api_gateway.service import decode_cursor, encode_cursor, get_payment
 from paysync_core.db import history as history_repo
@@ -63,6 +63,7 @@ async def payment_history(
     payment_id: str,
     tenant: Annotated[str, Depends(current_tenant)],
     engine: Engine,
+    pool: Pool,
     settings: Settings,
     read: Conditional,
     cursor: str | None = None,
@@ -71,7 +72,7 @@ async def payment_history(
     """Every observation behind the payment's status, in the order applied, each with the status after it."""
     after = decode_cursor(cursor, int)[1] if cursor else None
     size = limit or settings.page_size
-    payment = await get_payment(engine, tenant, payment_id)  # NotFound for another tenant's
+    payment = await get_payment(engine, pool, tenant, payment_id)  # NotFound for another tenant's
     async with engine.connect() as conn:
         rows = await history_repo.history(conn, uuid.UUID(payment.id), after=after, limit=size + 1)
     more = len(rows) > size

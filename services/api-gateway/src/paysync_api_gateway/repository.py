@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import Select, and_, bindparam, delete, func, literal, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from paysync_api_gateway.driver_pool import DriverPool
 from paysync_core.contracts import ReconcileRequest
 from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.db.schema import payment_refs, payments, reconcile_requests
@@ -134,13 +135,13 @@ async def get_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID)
 
 
 async def read_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID) -> Any | None:
-    """One of the tenant's payments (the columns the API shows), or None.
+    """One of the tenant's payments (the columns the API shows), or None, on `conn` (in its transaction).
 
-    The front ends' polling read, so it skips SQLAlchemy's execution layer (statement building,
-    cache key, execution context: more CPU than asyncpg's own work, bench/README.md, API reads): one
-    statement prepared once per connection, run on the pooled connection's asyncpg connection. Should
-    that fail, the statement runs again through SQLAlchemy, so a failure (a dropped connection above
-    all: 503, and the pool lets go of its peers) is reported as it is for every other statement.
+    Skips SQLAlchemy's execution layer (statement building, cache key, execution context: more CPU
+    than asyncpg's own work, bench/README.md, API reads): one statement prepared once per connection,
+    run on the pooled connection's asyncpg connection. Should that fail, the statement runs again
+    through SQLAlchemy, so a failure (a dropped connection above all: 503, and the pool lets go of its
+    peers) is reported as it is for every other statement.
     """
     driver: Any = (await conn.get_raw_connection()).driver_connection
     try:
@@ -149,6 +150,19 @@ async def read_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID
         result = await conn.exec_driver_sql(_ONE_PAYMENT, (tenant, payment_id))
         row = result.first()
         return None if row is None else row._mapping
+
+
+async def poll_payment(
+    pool: DriverPool, engine: AsyncEngine, tenant: str, payment_id: uuid.UUID
+) -> Any | None:
+    """`read_payment` for the front ends' polling read: on asyncpg's pool (`driver_pool.py`), without a
+    checkout from SQLAlchemy's; should that fail, through SQLAlchemy, which reports the failure."""
+    try:
+        async with pool.acquire() as driver:
+            return await driver.fetchrow(_ONE_PAYMENT, tenant, payment_id)
+    except Exception:  # noqa: BLE001 - a dropped connection, the database away: reported by SQLAlchemy
+        async with engine.connect() as conn:
+            return await read_payment(conn, tenant, payment_id)
 
 
 async def list_payments(

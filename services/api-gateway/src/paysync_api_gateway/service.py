@@ -12,6 +12,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_api_gateway import repository as repo
+from paysync_api_gateway.driver_pool import DriverPool
 from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
 from paysync_api_gateway.registrations import CredentialModes, register_new
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
@@ -48,6 +49,7 @@ T = TypeVar("T")
 
 async def register_payment(
     engine: AsyncEngine,
+    pool: DriverPool,
     tenant: str,
     body: RegisterPayment,
     modes: CredentialModes,
@@ -60,7 +62,8 @@ async def register_payment(
     and stays: observations of the other mode are never applied to it. Without credentials keys
     configured (no credentials can be read) the mode is not known. `phone_hash` (the payer's, see
     paysync_core.phones) is kept on a payment that has none yet. A new payment takes one statement
-    (`registrations.py`); the rest (registered already, a reference taken, a failure) the long way.
+    (`registrations.py`, on asyncpg's pool: `driver_pool.py`); the rest (registered already, a
+    reference taken, a failure) the long way, through SQLAlchemy.
     """
     provider = body.provider.value
     values = {
@@ -75,13 +78,22 @@ async def register_payment(
         "metadata": body.metadata,
         "phone_hash": phone_hash,
     }
-    async with engine.connect() as conn:
-        driver: Any = (await conn.get_raw_connection()).driver_connection
-        new = await register_new(driver, modes, values, body)
-        if new is not None:
-            return to_payment(_with_aliases(dict(new), body)), True
-        async with conn.begin():  # through SQLAlchemy: a dropped connection is reported (503) and let go
-            return await _register(conn, values, body, modes)
+    new = await _registered_new(pool, modes, values, body)
+    if new is not None:
+        return to_payment(_with_aliases(dict(new), body)), True
+    async with engine.begin() as conn:  # through SQLAlchemy: a dropped connection is reported (503)
+        return await _register(conn, values, body, modes)
+
+
+async def _registered_new(
+    pool: DriverPool, modes: CredentialModes, values: dict[str, Any], body: RegisterPayment
+) -> Any | None:
+    """The new payment's row if one statement registered it; None if not (nothing was written)."""
+    try:
+        async with pool.acquire() as driver:
+            return await register_new(driver, modes, values, body)
+    except Exception:  # noqa: BLE001 - no connection to be had: the long way reports why
+        return None
 
 
 async def _register(
@@ -134,11 +146,10 @@ def parse_payment_id(payment_id: str) -> uuid.UUID:
         raise NotFound(f"no payment {payment_id!r}") from None
 
 
-async def get_payment(engine: AsyncEngine, tenant: str, payment_id: str) -> Payment:
+async def get_payment(engine: AsyncEngine, pool: DriverPool, tenant: str, payment_id: str) -> Payment:
     """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
     key = parse_payment_id(payment_id)
-    async with engine.connect() as conn:  # one statement, no transaction (see `repo.read_payment`)
-        row = await repo.read_payment(conn, tenant, key)
+    row = await repo.poll_payment(pool, engine, tenant, key)  # one statement, no transaction
     if row is None:
         raise NotFound(f"no payment {payment_id!r}")
     return to_payment(row)

@@ -10,6 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from paysync_api_gateway.app import create_app
+from paysync_api_gateway.hot import HotRoutes
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_core.settings import CommonSettings
 
@@ -31,14 +32,17 @@ def client_from() -> Callable[..., httpx.AsyncClient]:
 
 @pytest.fixture
 def serve_api(migrated_database: str, kafka_topics: str, credentials_keys: str) -> ServeApi:
-    """`async with serve_api(**settings) as app`: an api-gateway with these settings, running."""
+    """`async with serve_api(**settings) as app`: an api-gateway with these settings, running
+    (`hot_routes=False`: without `hot.py`'s middleware)."""
 
     @asynccontextmanager
-    async def serve(**settings: object) -> AsyncIterator[FastAPI]:
+    async def serve(*, hot_routes: bool = True, **settings: object) -> AsyncIterator[FastAPI]:
         common = CommonSettings(
             database_url=migrated_database, kafka_bootstrap=kafka_topics, credentials_keys=credentials_keys
         )
         app = create_app(ApiGatewaySettings(common=common, **settings))
+        if not hot_routes:  # every request routed and resolved by FastAPI: the answers `hot.py` must give
+            app.user_middleware = [m for m in app.user_middleware if m.cls is not HotRoutes]
         async with app.router.lifespan_context(app):
             yield app
 

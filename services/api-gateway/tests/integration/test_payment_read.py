@@ -1,15 +1,17 @@
-"""`GET /v1/payments/{id}`, the front ends' polling read, is served without FastAPI's dependency
-resolution (`direct.py`): every answer it gives is the one a route resolved the usual way gives."""
+"""`GET /v1/payments/{id}`, the front ends' polling read, and `POST /v1/payments` are answered ahead of
+FastAPI's router and dependency resolution (`hot.py`): every answer they give is the one the route,
+routed and resolved the usual way, gives."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 
-from paysync_dev.fixtures import stripe_registration
+from paysync_dev.fixtures import TestTenant, stripe_registration
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +24,10 @@ def bearer(key: str) -> dict[str, str]:
 
 def seen(answer: httpx.Response) -> tuple[int, bytes, dict[str, str | None]]:
     """What a client sees of an answer: status, body bytes, and the headers the API sets."""
-    names = ("content-type", "cache-control", "www-authenticate", "retry-after", "etag")
+    names = (
+        *("content-type", "cache-control", "www-authenticate", "retry-after", "etag", "vary"),
+        *("access-control-allow-origin", "access-control-expose-headers"),
+    )
     return answer.status_code, answer.content, {name: answer.headers.get(name) for name in names}
 
 
@@ -92,3 +97,77 @@ async def test_a_throttled_address_waits_as_on_every_route(serve_api, client_fro
         direct = await client.get(f"/v1/payments/{UNKNOWN}", headers=tenant.auth)
         assert usual.status_code == 429
         assert seen(direct) == seen(usual)
+
+
+@pytest.fixture
+async def routed_too(serve_api, client_from) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """Clients of two api-gateways on one database: as it runs, and with every request routed and
+    resolved by FastAPI (no `hot.py`)."""
+    async with (
+        serve_api() as hot,
+        serve_api(hot_routes=False) as routed,
+        client_from(hot) as hot_client,
+        client_from(routed) as routed_client,
+    ):
+        yield hot_client, routed_client
+
+
+async def test_every_read_answer_is_the_routed_one(routed_too, tenant: TestTenant) -> None:
+    hot, routed = routed_too
+    created = await routed.post("/v1/payments", json=stripe_registration(), headers=tenant.auth)
+    path = f"/v1/payments/{created.json()['id']}"
+    etag = (await routed.get(path, headers=tenant.auth)).headers["etag"]
+    for url, headers in [
+        (path, tenant.auth),
+        (path, {**tenant.auth, "If-None-Match": etag}),
+        (path, {**tenant.auth, "If-None-Match": f'W/"other", {etag}'}),
+        (path, {**tenant.auth, "If-None-Match": '"other"'}),
+        (path, {**tenant.auth, "Origin": "https://shop.example"}),
+        (path, {**tenant.auth, "Origin": "http://api"}),
+        (f"{path}?status=paid", tenant.auth),
+        (f"/v1/payments/{UNKNOWN}", tenant.auth),
+        ("/v1/payments/nope", tenant.auth),
+        (path, {}),
+        (path, bearer("psk_not_a_key")),
+        (path, {"Authorization": f"Basic {tenant.api_key}"}),
+    ]:
+        answer = await hot.get(url, headers=headers)
+        assert seen(answer) == seen(await routed.get(url, headers=headers)), (url, headers)
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_every_registration_answer_is_the_routed_one(routed_too, tenant: TestTenant) -> None:
+    hot, routed = routed_too
+    mine, theirs = stripe_registration(aliases=["pi_b", "pi_a"]), stripe_registration()
+    made = await hot.post("/v1/payments", json=mine, headers=tenant.auth)
+    made_routed = await routed.post("/v1/payments", json=theirs, headers=tenant.auth)
+    assert (made.status_code, made_routed.status_code) == (201, 201), made.text
+    assert seen(made)[2] == seen(made_routed)[2]
+    assert made.json().keys() == made_routed.json().keys()
+    assert made.json()["aliases"] == ["pi_a", "pi_b"]
+    assert made.json() == (await routed.get(f"/v1/payments/{made.json()['id']}", headers=tenant.auth)).json()
+    auth = {**tenant.auth, **JSON}
+    for body, headers in [
+        (json.dumps(mine), auth),  # registered already: 200, the same payment
+        (json.dumps(theirs), auth),
+        (json.dumps({**mine, "amount_minor": 1}), auth),  # 409
+        (json.dumps({**stripe_registration(), "provider": "paypal"}), auth),  # 422
+        (json.dumps(stripe_registration(metadata={"phone": "+254712345678"})), auth),  # 422
+        ('{"provider": ', auth),  # 400, not JSON
+        ("", auth),
+        ("[]", auth),
+        (json.dumps(stripe_registration()), {**tenant.auth, "Content-Type": "text/plain"}),
+        (json.dumps(stripe_registration()), JSON),  # 401
+        (json.dumps(stripe_registration()), {**bearer("psk_not_a_key"), **JSON}),
+        (json.dumps(stripe_registration()), {**auth, "Origin": "https://shop.example"}),  # 403
+    ]:
+        answer = await hot.post("/v1/payments", content=body, headers=headers)
+        routed_answer = await routed.post("/v1/payments", content=body, headers=headers)
+        assert seen(answer) == seen(routed_answer), (body, headers)
+
+    # A content type the middleware leaves to the route (passed on, body and all): registered by it.
+    charset = {**tenant.auth, "Content-Type": "application/json; charset=utf-8"}
+    passed_on = await hot.post("/v1/payments", content=json.dumps(stripe_registration()), headers=charset)
+    assert passed_on.status_code == 201, passed_on.text
