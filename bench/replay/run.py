@@ -26,6 +26,7 @@ anything is measured, as the images are built (`UV_COMPILE_BYTECODE=1`): a host 
 PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process of every run.
 `--real-only` skips step 1 (the dry runs): the projector alone and the real run(s) only;
 `--before-first` makes REV's real run first (over the first `--small` records), today's after it.
+`--dry-only` stops after the dry runs (no projector, no real run).
 """
 
 from __future__ import annotations
@@ -176,6 +177,12 @@ class TreeSampler:
         self._cpu: dict[int, float] = {}  # per process: the last CPU seconds seen
 
     @property
+    def own_cpu_seconds(self) -> float:
+        """CPU seconds of the process itself (the `paysync` command: what it does serially, its
+        workers' reading aside)."""
+        return self._cpu.get(self.pid, 0.0)
+
+    @property
     def cpu_seconds(self) -> float:
         """CPU seconds of every process of the tree seen (a process's last 50 ms may be missed)."""
         return sum(self._cpu.values())
@@ -266,6 +273,7 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     report["peak_rss_mib"] = sampler.peak_kib / 1024
     # Records per CPU second of the replay's processes: what the work costs, whatever the host's load.
     report["cpu_seconds"] = sampler.cpu_seconds
+    report["command_cpu_seconds"] = sampler.own_cpu_seconds
     report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
     report["postgres_cpu_seconds"] = backends.cpu_seconds  # the replay's own sessions
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
@@ -396,6 +404,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["dry_run_all"] = await measured("dry run over all records", env, *every)
         if before is not None and not args.real_only:
             results["dry_run_all_before"] = await measured("dry run over all, code before", before, *every)
+        if args.dry_only:
+            results["machine"]["load_average_at_end"] = os.getloadavg()
+            return results
 
         projector = ServiceProcess(
             "status-projector",
@@ -444,6 +455,9 @@ def cli() -> None:
     )
     parser.add_argument(
         "--real-only", action="store_true", help="no dry runs: the projector alone and the real run(s)"
+    )
+    parser.add_argument(
+        "--dry-only", action="store_true", help="the dry runs only: no projector alone, no real run"
     )
     parser.add_argument(
         "--json",
