@@ -169,12 +169,15 @@ def env_of_code(env: dict[str, str], tree: Path | None) -> dict[str, str]:
 class TreeSampler:
     """A process and its descendants (the replay's worker processes): the highest sum of their resident
     memory (proportional: shared pages split between the processes sharing them), and the CPU they
-    used, sampled from /proc every 50 ms."""
+    used, sampled from /proc every 50 ms. With `broker_port`, also when the last of its child processes
+    (the dry run's workers) let go of the broker: when they were done reading the records."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, broker_port: int | None = None) -> None:
         self.pid = pid
         self.peak_kib = 0
         self._cpu: dict[int, float] = {}  # per process: the last CPU seconds seen
+        self._broker_port = broker_port
+        self.last_read_at: float | None = None  # time.perf_counter() of the last sample a worker was reading
 
     @property
     def own_cpu_seconds(self) -> float:
@@ -198,7 +201,36 @@ class TreeSampler:
                 rss += _rss_kib(pid)
                 self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid))
             self.peak_kib = max(self.peak_kib, rss)
+            if self._broker_port is not None and _connected(tree[1:], self._broker_port):
+                self.last_read_at = time.perf_counter()
             await asyncio.sleep(0.05)
+
+
+def _connected(pids: list[int], port: int) -> bool:
+    """Whether any of the processes holds a TCP connection to `port` on this host (its sockets' inodes
+    looked up in /proc/net/tcp)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    if not inodes:
+        return False
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[2].endswith(wanted) and fields[3] == "01" and fields[9] in inodes:  # 01: established
+                return True
+    return False
 
 
 def _tree(pid: int) -> list[int]:
@@ -260,7 +292,8 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         str(PAYSYNC), "replay", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE
     )
-    sampler, backends = TreeSampler(process.pid), BackendSampler(env["PAYSYNC_DATABASE_URL"])
+    broker_port = int(env["PAYSYNC_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1])
+    sampler, backends = TreeSampler(process.pid, broker_port), BackendSampler(env["PAYSYNC_DATABASE_URL"])
     sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backends.run())]
     out, _ = await process.communicate()
     for task in sampling:
@@ -268,7 +301,10 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     await asyncio.gather(*sampling, return_exceptions=True)
     assert process.returncode == 0, f"paysync replay {args} exited {process.returncode}"
     report = json.loads(out)
-    report["wall_seconds"] = time.perf_counter() - started
+    ended = time.perf_counter()
+    report["wall_seconds"] = ended - started
+    # After the last worker stopped reading: the serial tail (joining, the report), on a pooled dry run.
+    report["after_reading_seconds"] = None if sampler.last_read_at is None else ended - sampler.last_read_at
     report["records_per_second"] = report["counts"]["records"] / report["seconds"]
     report["peak_rss_mib"] = sampler.peak_kib / 1024
     # Records per CPU second of the replay's processes: what the work costs, whatever the host's load.
