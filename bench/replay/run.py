@@ -26,7 +26,10 @@ anything is measured, as the images are built (`UV_COMPILE_BYTECODE=1`): a host 
 PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process of every run.
 `--real-only` skips step 1 (the dry runs): the projector alone and the real run(s) only;
 `--before-first` makes REV's real run first (over the first `--small` records), today's after it.
-`--dry-only` stops after the dry runs (no projector, no real run).
+`--dry-only` stops after the dry runs (no projector, no real run). Besides the whole tree's CPU, each
+run notes the `paysync` command's own (`command_cpu_seconds`: what it does itself, its workers aside)
+and, for a dry run in worker processes, the wall seconds after the last worker stopped reading
+(`after_reading_seconds`: when the last child process let go of the broker; the serial tail).
 """
 
 from __future__ import annotations
