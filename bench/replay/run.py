@@ -26,6 +26,10 @@ anything is measured, as the images are built (`UV_COMPILE_BYTECODE=1`): a host 
 PYTHONDONTWRITEBYTECODE would otherwise compile every module in every process of every run.
 `--real-only` skips step 1 (the dry runs): the projector alone and the real run(s) only;
 `--before-first` makes REV's real run first (over the first `--small` records), today's after it.
+`--dry-only` stops after the dry runs (no projector, no real run). Besides the whole tree's CPU, each
+run notes the `paysync` command's own (`command_cpu_seconds`: what it does itself, its workers aside)
+and, for a dry run in worker processes, the wall seconds after the last worker stopped reading
+(`after_reading_seconds`: when the last child process let go of the broker; the serial tail).
 """
 
 from __future__ import annotations
@@ -168,12 +172,21 @@ def env_of_code(env: dict[str, str], tree: Path | None) -> dict[str, str]:
 class TreeSampler:
     """A process and its descendants (the replay's worker processes): the highest sum of their resident
     memory (proportional: shared pages split between the processes sharing them), and the CPU they
-    used, sampled from /proc every 50 ms."""
+    used, sampled from /proc every 50 ms. With `broker_port`, also when the last of its child processes
+    (the dry run's workers) let go of the broker: when they were done reading the records."""
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, broker_port: int | None = None) -> None:
         self.pid = pid
         self.peak_kib = 0
         self._cpu: dict[int, float] = {}  # per process: the last CPU seconds seen
+        self._broker_port = broker_port
+        self.last_read_at: float | None = None  # time.perf_counter() of the last sample a worker was reading
+
+    @property
+    def own_cpu_seconds(self) -> float:
+        """CPU seconds of the process itself (the `paysync` command: what it does serially, its
+        workers' reading aside)."""
+        return self._cpu.get(self.pid, 0.0)
 
     @property
     def cpu_seconds(self) -> float:
@@ -191,7 +204,36 @@ class TreeSampler:
                 rss += _rss_kib(pid)
                 self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid))
             self.peak_kib = max(self.peak_kib, rss)
+            if self._broker_port is not None and _connected(tree[1:], self._broker_port):
+                self.last_read_at = time.perf_counter()
             await asyncio.sleep(0.05)
+
+
+def _connected(pids: list[int], port: int) -> bool:
+    """Whether any of the processes holds a TCP connection to `port` on this host (its sockets' inodes
+    looked up in /proc/net/tcp)."""
+    inodes: set[str] = set()
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = os.readlink(fd)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    if not inodes:
+        return False
+    wanted = f":{port:04X}"
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[2].endswith(wanted) and fields[3] == "01" and fields[9] in inodes:  # 01: established
+                return True
+    return False
 
 
 def _tree(pid: int) -> list[int]:
@@ -253,7 +295,8 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
         str(PAYSYNC), "replay", *args, "--json", env=env, stdout=asyncio.subprocess.PIPE
     )
-    sampler, backends = TreeSampler(process.pid), BackendSampler(env["PAYSYNC_DATABASE_URL"])
+    broker_port = int(env["PAYSYNC_KAFKA_BOOTSTRAP"].rsplit(":", 1)[1])
+    sampler, backends = TreeSampler(process.pid, broker_port), BackendSampler(env["PAYSYNC_DATABASE_URL"])
     sampling = [asyncio.create_task(sampler.run()), asyncio.create_task(backends.run())]
     out, _ = await process.communicate()
     for task in sampling:
@@ -261,11 +304,15 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     await asyncio.gather(*sampling, return_exceptions=True)
     assert process.returncode == 0, f"paysync replay {args} exited {process.returncode}"
     report = json.loads(out)
-    report["wall_seconds"] = time.perf_counter() - started
+    ended = time.perf_counter()
+    report["wall_seconds"] = ended - started
+    # After the last worker stopped reading: the serial tail (joining, the report), on a pooled dry run.
+    report["after_reading_seconds"] = None if sampler.last_read_at is None else ended - sampler.last_read_at
     report["records_per_second"] = report["counts"]["records"] / report["seconds"]
     report["peak_rss_mib"] = sampler.peak_kib / 1024
     # Records per CPU second of the replay's processes: what the work costs, whatever the host's load.
     report["cpu_seconds"] = sampler.cpu_seconds
+    report["command_cpu_seconds"] = sampler.own_cpu_seconds
     report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
     report["postgres_cpu_seconds"] = backends.cpu_seconds  # the replay's own sessions
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
@@ -396,6 +443,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             results["dry_run_all"] = await measured("dry run over all records", env, *every)
         if before is not None and not args.real_only:
             results["dry_run_all_before"] = await measured("dry run over all, code before", before, *every)
+        if args.dry_only:
+            results["machine"]["load_average_at_end"] = os.getloadavg()
+            return results
 
         projector = ServiceProcess(
             "status-projector",
@@ -444,6 +494,9 @@ def cli() -> None:
     )
     parser.add_argument(
         "--real-only", action="store_true", help="no dry runs: the projector alone and the real run(s)"
+    )
+    parser.add_argument(
+        "--dry-only", action="store_true", help="the dry runs only: no projector alone, no real run"
     )
     parser.add_argument(
         "--json",

@@ -221,17 +221,19 @@ async def test_a_record_that_names_its_payment_by_an_alias_only_is_replayed_into
     assert await statuses(engine, tenant.id) == {intent: "succeeded"}
 
 
+def raw_partition(tenant: str, ref: str) -> int:
+    """The partition of a Stripe reference's raw records: murmur2 of the record's key, as webhook-ingest's
+    producer picks it."""
+    spread = list(range(topics.WEBHOOKS_RAW.partitions))
+    return DefaultPartitioner()(raw_webhook_key(tenant, Provider.STRIPE, ref), spread, spread)
+
+
 def refs_in_partitions(tenant: str, *, same: bool) -> tuple[str, str]:
     """A session id and a payment intent whose raw records go to the same partition (or to two)."""
-    spread = list(range(topics.WEBHOOKS_RAW.partitions))
-
-    def partition(ref: str) -> int:  # murmur2 of the record's key, as webhook-ingest's producer picks
-        return DefaultPartitioner()(raw_webhook_key(tenant, Provider.STRIPE, ref), spread, spread)
-
     session = f"cs_test_{uuid.uuid4().hex}"
     while True:
         intent = f"pi_{uuid.uuid4().hex}"
-        if (partition(intent) == partition(session)) == same:
+        if (raw_partition(tenant, intent) == raw_partition(tenant, session)) == same:
             return session, intent
 
 
@@ -504,6 +506,52 @@ async def test_a_dry_run_in_worker_processes_lists_what_one_process_lists(
     assert shared["counts"]["observations"] == alone["counts"]["observations"] == 8
     assert shared["counts"]["filtered_out"] == alone["counts"]["filtered_out"] >= 1
     assert shared["counts"]["payments_changed"] == 4
+
+
+def sessions_in_partitions(tenant: str) -> tuple[str, str]:
+    """Two session ids whose raw records go to two partitions."""
+    first = f"cs_test_{uuid.uuid4().hex}"
+    while True:
+        second = f"cs_test_{uuid.uuid4().hex}"
+        if raw_partition(tenant, second) != raw_partition(tenant, first):
+            return first, second
+
+
+async def test_worker_processes_report_the_domain_rows_of_a_job_paid_in_two_partitions_as_one_process(
+    webhook_ingest, engine, kafka_topics, tenant, cli
+):
+    # The job's row follows both its payments, read by two workers; each payment has its own row too.
+    job = f"J-{uuid.uuid4().hex[:8]}"
+    refs = sessions_in_partitions(tenant.id)
+    payment_ids = [
+        await register(engine, tenant.id, "stripe", ref, domain="jobs", entity_id=job) for ref in refs
+    ]
+    for ref in refs:
+        post_paid_session(webhook_ingest, tenant, ref)
+    raw = await raw_records_of(kafka_topics, tenant.id)
+    where = [
+        option
+        for ref in refs
+        for option in ("--partition", str(raw[ref][0]), "--from-offset", str(raw[ref][1]))
+        + ("--to-offset", str(raw[ref][1]))
+    ]
+    args = ("replay", *where, "--dry-run", "--json")
+    workers = {"PAYSYNC_REPLAY_WORKERS": "2", "PAYSYNC_REPLAY_PARALLEL_FROM_RECORDS": "0"}
+
+    for limit in ("10", "1"):  # everything listed; then one of each listed, the rest counted
+        alone = cli(*args, settings={"PAYSYNC_REPLAY_WORKERS": "1", "PAYSYNC_REPLAY_REPORT_LIMIT": limit})
+        shared = cli(*args, settings={**workers, "PAYSYNC_REPLAY_REPORT_LIMIT": limit})
+
+        assert shared["payments"] == alone["payments"]
+        assert shared["domain_rows"] == alone["domain_rows"]
+        assert shared["counts"] == alone["counts"]
+        assert shared["truncated"] == alone["truncated"] == (limit == "1")
+    assert (alone["counts"]["payments_changed"], alone["counts"]["domain_rows_changed"]) == (2, 3)
+    rows = reported(cli(*args, settings=workers))
+    assert set(rows) == {
+        ("workshop_jobs", job),
+        *(("workshop_payment_requests", str(p)) for p in payment_ids),
+    }
 
 
 #: The built-in domains' tables a replay of Stripe sessions can touch, with their key columns.

@@ -83,20 +83,40 @@ def row_keys(domains: Domains, rows: Iterable[PaymentRow]) -> set[RowKey]:
     """The domain rows these payments drive: their entities' rows and their own per-payment rows."""
     keys: set[RowKey] = set()
     for row in rows:
-        domain = domains.get(row.domain)
-        if domain is None or row.entity_id is None:
-            continue
-        main = domain.main
-        keys.add(
-            RowKey(domain.spec.name, main, row.tenant, main.coerce[main.mapping.key_column](row.entity_id))
-        )
-        if (child := domain.per_payment) is not None:
-            keys.add(
-                RowKey(
-                    domain.spec.name, child, row.tenant, child.coerce[child.mapping.key_column](str(row.id))
-                )
-            )
+        if (entity := entity_row_key(domains, row)) is not None:
+            keys.add(entity)
+        if (own := payment_row_key(domains, row)) is not None:
+            keys.add(own)
     return keys
+
+
+def entity_row_key(domains: Domains, row: PaymentRow) -> RowKey | None:
+    """The row of the payment's entity in its domain's main table (None: it drives no domain row)."""
+    domain = domains.get(row.domain)
+    if domain is None or row.entity_id is None:
+        return None
+    main = domain.main
+    return RowKey(domain.spec.name, main, row.tenant, main.coerce[main.mapping.key_column](row.entity_id))
+
+
+def payment_row_key(domains: Domains, row: PaymentRow) -> RowKey | None:
+    """The payment's own row in its domain's per-payment table (None: its domain has none)."""
+    domain = domains.get(row.domain)
+    if domain is None or row.entity_id is None or (child := domain.per_payment) is None:
+        return None
+    return RowKey(domain.spec.name, child, row.tenant, child.coerce[child.mapping.key_column](str(row.id)))
+
+
+async def folded_changes(
+    conn: AsyncConnection, domains: Domains, folded: Mapping[uuid.UUID, Folded], keys: Iterable[RowKey]
+) -> list[DomainRowChange]:
+    """The rows of `keys` that would change, as the projector would write them for `folded` (a dry run).
+
+    Every payment folded that drives an entity row of `keys` must be in `folded`: an entity's row
+    follows all its payments (those not folded are read as stored).
+    """
+    before = await read_rows(conn, keys)
+    return changes(before, await expected_rows(conn, domains, folded, before))
 
 
 async def read_rows(conn: AsyncConnection, keys: Iterable[RowKey]) -> dict[RowKey, Row]:
@@ -178,7 +198,12 @@ def changes(before: Mapping[RowKey, Row], after: Mapping[RowKey, Row]) -> list[D
         columns = tuple((c, b, a) for c in _mapped(key.table) if (b := was.get(c)) != (a := now.get(c)))
         if columns:
             found.append(DomainRowChange(key, change, columns))
-    return sorted(found, key=lambda c: (c.key.tenant, _table_name(c.key.table), str(c.key.key)))
+    return sorted(found, key=listed_row_order)
+
+
+def listed_row_order(change: DomainRowChange) -> tuple[str, str, str]:
+    """Domain rows are listed by tenant, table name, then key as text."""
+    return change.key.tenant, _table_name(change.key.table), str(change.key.key)
 
 
 def _written(key: RowKey, stored: Row | _New, values: dict[str, Any] | None) -> Row:

@@ -20,7 +20,7 @@ from paysync_cli.replay_domains import (
     Row,
     RowKey,
     changes,
-    expected_rows,
+    folded_changes,
     read_rows,
     row_keys,
 )
@@ -112,10 +112,16 @@ class PaymentChange:
         }
 
 
-def _listed_order(change: PaymentChange) -> tuple[str, int]:
+def listed_order(change: PaymentChange) -> tuple[str, int]:
     """Changes are listed by tenant, then payment id as text: the same order as the id's 128-bit
     number (the text is its fixed-width lowercase hex), which is read where the text is formatted."""
     return change.row.tenant, change.row.id.int
+
+
+def shadow_changes(shadow: ShadowProjection) -> list[PaymentChange]:
+    """The payments whose shadow state differs from what is stored, in listed order."""
+    found = [PaymentChange(row, row.snapshot, after) for row, after in shadow.changed()]
+    return sorted(found, key=listed_order)
 
 
 @dataclass(slots=True, repr=False)
@@ -199,14 +205,11 @@ class Replayer:
             self.on_records(len(records))
         await self._previous_applied()
 
-    def absorb(
-        self, counts: ReplayCounts, into: ReplayCounts, shadow: ShadowProjection, aliases: AliasBindings
-    ) -> None:
-        """Take in a dry run's share replayed elsewhere (`paysync_cli.replay_parallel`): counts, shadow,
-        the aliases it bound and the observations it held."""
+    def absorb(self, counts: ReplayCounts, into: ReplayCounts, aliases: AliasBindings) -> None:
+        """Take in a dry run's share replayed elsewhere (`paysync_cli.replay_parallel`): its counts (added
+        to `into`), the aliases it bound and the observations it held."""
         for name, value in asdict(counts).items():
             setattr(into, name, getattr(into, name) + value)
-        self._shadow.absorb(shadow)
         self._aliases.absorb(aliases)
 
     @property
@@ -327,20 +330,26 @@ class Replayer:
     async def _match_by_alias(self, counts: ReplayCounts) -> None:
         """Match what named no payment against the aliases the replay binds; count both. A dry run folds
         those matched; a real run waits until the projector's unpark loop has applied them."""
-        held = len(self._aliases.held)
-        matched = self._aliases.settle(self._parked)
-        counts.unmatched = held - len(matched.replayed)
-        counts.matched_by_alias = len(matched.payment_of)
+        matched = self.settle_aliases(counts)
         if not matched.payment_of:
             return
         if self.producer is None:
-            await self._fold_matched(matched)
+            await self.fold_matched(matched)
             return
         async with self.engine.begin() as conn:  # the bindings are committed: wake the unpark loop now
             await wake_unpark(conn)
         await self._wait_until_applied(set(matched.payment_of), parked_counts=False)
 
-    async def _fold_matched(self, matched: Matched) -> None:
+    def settle_aliases(self, counts: ReplayCounts) -> Matched:
+        """Match what named no payment against the aliases the replay binds, and count both."""
+        held = len(self._aliases.held)
+        matched = self._aliases.settle(self._parked)
+        counts.unmatched = held - len(matched.replayed)
+        counts.matched_by_alias = len(matched.payment_of)
+        return matched
+
+    async def fold_matched(self, matched: Matched) -> None:
+        """Fold the observations matched by alias into their payments' shadow states (a dry run)."""
         parked = matched.payment_of.keys() - matched.replayed.keys()
         async with self.engine.connect() as conn:
             found = [*matched.replayed.values(), *await parked_payloads(conn, set(parked))]
@@ -351,8 +360,7 @@ class Replayer:
             self._shadow.fold(self._shadow.row(pid), batch)
 
     def _shadow_changes(self) -> list[PaymentChange]:
-        changes = [PaymentChange(row, row.snapshot, after) for row, after in self._shadow.changed()]
-        return sorted(changes, key=_listed_order)
+        return shadow_changes(self._shadow)
 
     async def _applied_changes(self) -> list[PaymentChange]:
         ids = sorted(self._before)
@@ -365,7 +373,7 @@ class Replayer:
                 before = self._before[pid]
                 if after != before.snapshot:
                     changes.append(PaymentChange(before, before.snapshot, after))
-        return sorted(changes, key=_listed_order)
+        return sorted(changes, key=listed_order)
 
     async def _domain_changes(self) -> list[DomainRowChange]:
         """The domain rows changed: a dry run's as the projector would write them, a real run's as read."""
@@ -374,6 +382,6 @@ class Replayer:
         async with self.engine.connect() as conn:
             if self.producer is not None:
                 return changes(self._domain_before, await read_rows(conn, self._domain_before))
-            folded = {pid: (self._shadow.row(pid), state) for pid, state in self._shadow.states().items()}
-            before = await read_rows(conn, row_keys(self.domains, (row for row, _ in folded.values())))
-            return changes(before, await expected_rows(conn, self.domains, folded, before))
+            folded = self._shadow.folded()
+            keys = row_keys(self.domains, (row for row, _ in folded.values()))
+            return await folded_changes(conn, self.domains, folded, keys)

@@ -343,9 +343,10 @@ class ShadowProjection:
         """The payments folded so far, as read (a view: asked every batch, never copied)."""
         return self._rows
 
-    def states(self) -> dict[uuid.UUID, PaymentState]:
-        """Each payment folded so far, with its shadow state."""
-        return dict(self._states)
+    def folded(self) -> dict[uuid.UUID, tuple[PaymentRow, PaymentState]]:
+        """Each payment folded so far: its row as read and its shadow state."""
+        rows = self._rows
+        return {pid: (rows[pid], state) for pid, state in self._states.items()}
 
     def row(self, payment_id: uuid.UUID) -> PaymentRow:
         """A payment folded before, as it was read."""
@@ -373,6 +374,11 @@ class ShadowProjection:
             mine = self._states.get(pid)
             theirs = other._states[pid]
             self._states[pid] = theirs if mine is None else mine.join(theirs)
+
+    def adopt(self, row: PaymentRow, state: PaymentState) -> None:
+        """Hold a payment folded elsewhere, with its state (a share of another shadow, to be sent on)."""
+        self._rows[row.id] = row
+        self._states[row.id] = state
 
     def changed(self) -> Iterable[tuple[PaymentRow, Snapshot]]:
         """Each payment whose shadow differs from what is stored, with its shadow snapshot."""
