@@ -246,6 +246,33 @@ class BackendSampler:
             await engine.dispose()
 
 
+class HostShare:
+    """Over one step of the bench: the share of the host's CPU time that was idle (/proc/stat, every core)
+    and how busy the projector's process was (its CPU seconds per wall second): whether a real run is
+    held back by the host's cores (no idle, the projector as busy as alone) or by its own pipeline (idle
+    cores while the projector waits for records)."""
+
+    def __init__(self, projector_pid: int | None) -> None:
+        self._pid = projector_pid
+        self._start = (time.perf_counter(), *_host_jiffies(), cpu_seconds(projector_pid))
+
+    def measured(self) -> dict[str, float]:
+        """The host's idle share and the projector's busy share since this was made."""
+        wall, idle, total, projector = (
+            now - then
+            for now, then in zip(
+                (time.perf_counter(), *_host_jiffies(), cpu_seconds(self._pid)), self._start, strict=True
+            )
+        )
+        return {"host_idle": idle / max(total, 1), "projector_busy": projector / max(wall, 1e-9)}
+
+
+def _host_jiffies() -> tuple[int, int]:
+    """The host's idle (idle + iowait) and total CPU time so far, in jiffies, over every core."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[3] + fields[4], sum(fields)
+
+
 async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     """`paysync replay … --json` as a process; its report, wall seconds, CPU and peak RSS of its tree."""
     load_before = os.getloadavg()
@@ -294,7 +321,7 @@ async def history_rows(url: str, tenant: str) -> int:
 
 
 async def projector_alone(
-    url: str, bootstrap: str, tenant: str, payments: int, count: int
+    url: str, bootstrap: str, tenant: str, payments: int, count: int, projector_pid: int | None
 ) -> dict[str, float]:
     """The projector draining `count` observations published straight to its topic: observations/s."""
     regs = await projector_bench.register(url, tenant, payments, "alone")
@@ -304,16 +331,20 @@ async def projector_alone(
         )
         for n in range(count)
     ]
-    started = time.perf_counter()
+    started, share = time.perf_counter(), HostShare(projector_pid)
     await projector_bench.publish_all(bootstrap, traffic)
     while await history_rows(url, tenant) < count:
         await asyncio.sleep(0.2)
-    return {"observations": count, "per_second": count / (time.perf_counter() - started)}
+    return {"observations": count, "per_second": count / (time.perf_counter() - started), **share.measured()}
 
 
-async def real_run(env: dict[str, str], results: dict[str, Any], *args: str) -> dict[str, Any]:
+async def real_run(
+    env: dict[str, str], results: dict[str, Any], projector_pid: int | None, *args: str
+) -> dict[str, Any]:
     """`run_replay` of a real run, with its rate's ratio to the projector's own (`results`)."""
+    share = HostShare(projector_pid)
     report = await run_replay(env, *args)
+    report |= share.measured()
     report["ratio_to_projector_alone"] = (
         report["records_per_second"] / results["projector_alone"]["per_second"]
     )
@@ -331,6 +362,7 @@ async def real_runs(
     times: tuple[str, str],
     *,
     before_first: bool,
+    projector_pid: int | None,
 ) -> None:
     """Today's real run over the first records (from `times[0]` to `times[1]`), and with `before` the code
     at REV's over the records after them; `before_first`: REV's code over the first records, then today's."""
@@ -344,7 +376,7 @@ async def real_runs(
     ]
     for (name, code), (what, span) in zip(runs, spans[: len(runs)], strict=True):
         print(f"{name.replace('_', ' ')} over the {what} ...", file=sys.stderr)
-        results[name] = await real_run(code, results, *span)
+        results[name] = await real_run(code, results, projector_pid, *span)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -413,9 +445,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(projector.wait_ready)
         await wait_for_groups(bootstrap, {PROJECTOR_GROUP: 1})
         print(f"the projector alone, {args.real:,} observations ...", file=sys.stderr)
-        results["projector_alone"] = await projector_alone(url, bootstrap, "alone", args.payments, args.real)
-        print(f"  {results['projector_alone']}", file=sys.stderr)
-        await real_runs(env, before, results, (since, middle), before_first=args.before_first)
+        pid = projector.process.pid if projector.process is not None else None
+        alone = await projector_alone(url, bootstrap, "alone", args.payments, args.real, pid)
+        results["projector_alone"] = alone
+        print(f"  {alone}", file=sys.stderr)
+        await real_runs(
+            env, before, results, (since, middle), before_first=args.before_first, projector_pid=pid
+        )
         results["machine"]["load_average_at_end"] = os.getloadavg()
         return results
     finally:
