@@ -47,6 +47,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 from sqlalchemy import func, select, text
 
 from paysync_core import topics
@@ -267,6 +270,46 @@ class HostShare:
         return {"host_idle": idle / max(total, 1), "projector_busy": projector / max(wall, 1e-9)}
 
 
+class ProjectorLag:
+    """The projector group's lag on the observation topic (records published, not yet committed), every
+    0.1 s during a real run: how much of the time it had nothing to apply while the replay was still
+    publishing (a bubble in the pipeline; on a host with idle cores, the real run's loss), and how long the
+    replay ran after the last record was applied (its report)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self.samples: list[tuple[float, int]] = []  # (time.perf_counter(), records not yet applied)
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        spec = topics.PAYMENT_OBSERVATIONS
+        wanted = [TopicPartition(spec.name, p) for p in range(spec.partitions)]  # as the bench provisions it
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await consumer.start()
+        await admin.start()
+        try:
+            while True:
+                ends = await consumer.end_offsets(wanted)
+                committed = await admin.list_consumer_group_offsets(PROJECTOR_GROUP, partitions=wanted)
+                done = {tp: max(meta.offset, 0) for tp, meta in committed.items() if meta is not None}
+                self.samples.append((time.perf_counter(), sum(ends[tp] - done.get(tp, 0) for tp in wanted)))
+                await asyncio.sleep(0.1)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    def measured(self, ended: float) -> dict[str, float]:
+        """The share of samples at no lag between the first and the last with some (`projector_starved`), and
+        the seconds from the last with some to `ended` (`seconds_after_applied`)."""
+        busy = [n for n, (_, lag) in enumerate(self.samples) if lag > 0]
+        if not busy:
+            return {"projector_starved": float("nan"), "seconds_after_applied": float("nan")}
+        span = self.samples[busy[0] : busy[-1] + 1]
+        starved = sum(1 for _, lag in span if lag == 0) / len(span)
+        return {"projector_starved": starved, "seconds_after_applied": ended - self.samples[busy[-1]][0]}
+
+
 def _host_jiffies() -> tuple[int, int]:
     """The host's idle (idle + iowait) and total CPU time so far, in jiffies, over every core."""
     fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
@@ -342,9 +385,12 @@ async def real_run(
     env: dict[str, str], results: dict[str, Any], projector_pid: int | None, *args: str
 ) -> dict[str, Any]:
     """`run_replay` of a real run, with its rate's ratio to the projector's own (`results`)."""
-    share = HostShare(projector_pid)
+    share, lag = HostShare(projector_pid), ProjectorLag(env["PAYSYNC_KAFKA_BOOTSTRAP"])
+    sampling = asyncio.create_task(lag.run())
     report = await run_replay(env, *args)
-    report |= share.measured()
+    sampling.cancel()
+    await asyncio.gather(sampling, return_exceptions=True)
+    report |= share.measured() | lag.measured(time.perf_counter())
     report["ratio_to_projector_alone"] = (
         report["records_per_second"] / results["projector_alone"]["per_second"]
     )
