@@ -51,6 +51,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 from sqlalchemy import func, select, text
 
 from paysync_core import topics
@@ -288,6 +291,73 @@ class BackendSampler:
             await engine.dispose()
 
 
+class HostShare:
+    """Over one step of the bench: the share of the host's CPU time that was idle (/proc/stat, every core)
+    and how busy the projector's process was (its CPU seconds per wall second): whether a real run is
+    held back by the host's cores (no idle, the projector as busy as alone) or by its own pipeline (idle
+    cores while the projector waits for records)."""
+
+    def __init__(self, projector_pid: int | None) -> None:
+        self._pid = projector_pid
+        self._start = (time.perf_counter(), *_host_jiffies(), cpu_seconds(projector_pid))
+
+    def measured(self) -> dict[str, float]:
+        """The host's idle share and the projector's busy share since this was made."""
+        wall, idle, total, projector = (
+            now - then
+            for now, then in zip(
+                (time.perf_counter(), *_host_jiffies(), cpu_seconds(self._pid)), self._start, strict=True
+            )
+        )
+        return {"host_idle": idle / max(total, 1), "projector_busy": projector / max(wall, 1e-9)}
+
+
+class ProjectorLag:
+    """The projector group's lag on the observation topic (records published, not yet committed), every
+    0.1 s during a real run: how much of the time it had nothing to apply while the replay was still
+    publishing (a bubble in the pipeline; on a host with idle cores, the real run's loss), and how long the
+    replay ran after the last record was applied (its report)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._bootstrap = bootstrap
+        self.samples: list[tuple[float, int]] = []  # (time.perf_counter(), records not yet applied)
+
+    async def run(self) -> None:
+        """Sample until cancelled."""
+        spec = topics.PAYMENT_OBSERVATIONS
+        wanted = [TopicPartition(spec.name, p) for p in range(spec.partitions)]  # as the bench provisions it
+        consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await consumer.start()
+        await admin.start()
+        try:
+            while True:
+                ends = await consumer.end_offsets(wanted)
+                committed = await admin.list_consumer_group_offsets(PROJECTOR_GROUP, partitions=wanted)
+                done = {tp: max(meta.offset, 0) for tp, meta in committed.items() if meta is not None}
+                self.samples.append((time.perf_counter(), sum(ends[tp] - done.get(tp, 0) for tp in wanted)))
+                await asyncio.sleep(0.1)
+        finally:
+            await consumer.stop()
+            await admin.close()
+
+    def measured(self, ended: float) -> dict[str, float]:
+        """The share of samples at no lag between the first and the last with some (`projector_starved`), and
+        the seconds from the last with some to `ended` (`seconds_after_applied`)."""
+        busy = [n for n, (_, lag) in enumerate(self.samples) if lag > 0]
+        if not busy:
+            return {"projector_starved": float("nan"), "seconds_after_applied": float("nan")}
+        span = self.samples[busy[0] : busy[-1] + 1]
+        starved = sum(1 for _, lag in span if lag == 0) / len(span)
+        return {"projector_starved": starved, "seconds_after_applied": ended - self.samples[busy[-1]][0]}
+
+
+def _host_jiffies() -> tuple[int, int]:
+    """The host's idle (idle + iowait) and total CPU time so far, in jiffies, over every core."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[3] + fields[4], sum(fields)
+
+
 async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     """`paysync replay … --json` as a process; its report, wall seconds, CPU and peak RSS of its tree."""
     load_before = os.getloadavg()
@@ -341,7 +411,7 @@ async def history_rows(url: str, tenant: str) -> int:
 
 
 async def projector_alone(
-    url: str, bootstrap: str, tenant: str, payments: int, count: int
+    url: str, bootstrap: str, tenant: str, payments: int, count: int, projector_pid: int | None
 ) -> dict[str, float]:
     """The projector draining `count` observations published straight to its topic: observations/s."""
     regs = await projector_bench.register(url, tenant, payments, "alone")
@@ -351,16 +421,23 @@ async def projector_alone(
         )
         for n in range(count)
     ]
-    started = time.perf_counter()
+    started, share = time.perf_counter(), HostShare(projector_pid)
     await projector_bench.publish_all(bootstrap, traffic)
     while await history_rows(url, tenant) < count:
         await asyncio.sleep(0.2)
-    return {"observations": count, "per_second": count / (time.perf_counter() - started)}
+    return {"observations": count, "per_second": count / (time.perf_counter() - started), **share.measured()}
 
 
-async def real_run(env: dict[str, str], results: dict[str, Any], *args: str) -> dict[str, Any]:
+async def real_run(
+    env: dict[str, str], results: dict[str, Any], projector_pid: int | None, *args: str
+) -> dict[str, Any]:
     """`run_replay` of a real run, with its rate's ratio to the projector's own (`results`)."""
+    share, lag = HostShare(projector_pid), ProjectorLag(env["PAYSYNC_KAFKA_BOOTSTRAP"])
+    sampling = asyncio.create_task(lag.run())
     report = await run_replay(env, *args)
+    sampling.cancel()
+    await asyncio.gather(sampling, return_exceptions=True)
+    report |= share.measured() | lag.measured(time.perf_counter())
     report["ratio_to_projector_alone"] = (
         report["records_per_second"] / results["projector_alone"]["per_second"]
     )
@@ -378,6 +455,7 @@ async def real_runs(
     times: tuple[str, str],
     *,
     before_first: bool,
+    projector_pid: int | None,
 ) -> None:
     """Today's real run over the first records (from `times[0]` to `times[1]`), and with `before` the code
     at REV's over the records after them; `before_first`: REV's code over the first records, then today's."""
@@ -391,7 +469,7 @@ async def real_runs(
     ]
     for (name, code), (what, span) in zip(runs, spans[: len(runs)], strict=True):
         print(f"{name.replace('_', ' ')} over the {what} ...", file=sys.stderr)
-        results[name] = await real_run(code, results, *span)
+        results[name] = await real_run(code, results, projector_pid, *span)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -463,9 +541,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.to_thread(projector.wait_ready)
         await wait_for_groups(bootstrap, {PROJECTOR_GROUP: 1})
         print(f"the projector alone, {args.real:,} observations ...", file=sys.stderr)
-        results["projector_alone"] = await projector_alone(url, bootstrap, "alone", args.payments, args.real)
-        print(f"  {results['projector_alone']}", file=sys.stderr)
-        await real_runs(env, before, results, (since, middle), before_first=args.before_first)
+        pid = projector.process.pid if projector.process is not None else None
+        alone = await projector_alone(url, bootstrap, "alone", args.payments, args.real, pid)
+        results["projector_alone"] = alone
+        print(f"  {alone}", file=sys.stderr)
+        await real_runs(
+            env, before, results, (since, middle), before_first=args.before_first, projector_pid=pid
+        )
         results["machine"]["load_average_at_end"] = os.getloadavg()
         return results
     finally:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiokafka.structs import ConsumerRecord
@@ -38,6 +39,7 @@ from paysync_cli.replay_shadow import (
     still_unapplied,
 )
 from paysync_cli.replay_source import Filters, ReplaySource, derive
+from paysync_cli.replay_window import AppliedWindow
 from paysync_cli.settings import ReplaySettings
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation
@@ -165,7 +167,8 @@ class Replayer:
 
     With `domains` (bound), the report names the domain rows changed (dry run: that would change).
     `phone_key` (`PAYSYNC_PHONE_HASH_KEY`) hashes M-Pesa payers' numbers as the normalizer does.
-    A real run with `progress` waits for each step on the projector's committed offsets, not the database.
+    A real run with `progress` waits for each step on the projector's committed offsets, not the database,
+    up to `PAYSYNC_REPLAY_BATCHES_AHEAD` steps behind the one it publishes.
     """
 
     engine: AsyncEngine
@@ -179,11 +182,14 @@ class Replayer:
     progress: ProjectorOffsets | None = None
     _shadow: ShadowProjection = field(default_factory=ShadowProjection)
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
-    _applying: asyncio.Task[None] | None = None  # waits until the previous batch is applied
+    _applying: AppliedWindow = field(init=False)  # the batches published, not yet seen applied
     _domain_before: dict[RowKey, Row] = field(default_factory=dict)  # a real run's, read before publishing
     _payment_of: dict[RefKey, uuid.UUID] = field(default_factory=dict)  # references looked up so far
     _aliases: AliasBindings = field(default_factory=AliasBindings)
     _parked: list[Orphan] = field(default_factory=list)  # parked as the replay began, matched by nothing
+
+    def __post_init__(self) -> None:
+        self._applying = AppliedWindow(self.settings.batches_ahead)
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
@@ -200,10 +206,13 @@ class Replayer:
 
     async def consume(self, batches: AsyncIterator[list[ConsumerRecord]], counts: ReplayCounts) -> None:
         """Replay every batch (a real run: until the projector applied the last), counting into `counts`."""
-        async for records in batches:
-            await self._replay_batch(records, counts)
-            self.on_records(len(records))
-        await self._previous_applied()
+        try:
+            async for records in batches:
+                await self._replay_batch(records, counts)
+                self.on_records(len(records))
+            await self._applying.drain()
+        finally:
+            await self._applying.cancel()  # stopped early (dead letters, a stall): nothing left waiting
 
     def absorb(self, counts: ReplayCounts, into: ReplayCounts, aliases: AliasBindings) -> None:
         """Take in a dry run's share replayed elsewhere (`paysync_cli.replay_parallel`): its counts (added
@@ -272,16 +281,14 @@ class Replayer:
         for pid, batch in grouped.items():  # what the projector will bind, as the dry run learns it
             self._aliases.learn(pid, self._before[pid].tenant, self._before[pid].provider, batch)
         ends = await self._publish(fresh)
-        # The projector applies this batch while the next one is read and published: one batch ahead.
-        await self._previous_applied()
+        # The projector applies the batches published while the next ones are read and published.
         keys = {(o.tenant, o.observation_id) for o in fresh}
-        waiting = self._wait_until_applied(keys) if self.progress is None else self._wait_consumed(ends, keys)
-        self._applying = asyncio.create_task(waiting)
-
-    async def _previous_applied(self) -> None:
-        if self._applying is not None:
-            applying, self._applying = self._applying, None
-            await applying
+        wait = (
+            partial(self._wait_until_applied, keys)
+            if self.progress is None
+            else partial(self._wait_consumed, ends, keys)
+        )
+        await self._applying.add(wait)
 
     async def _publish(self, batch: list[PaymentObservation]) -> dict[int, int]:
         """Publish `batch`; per partition, the offset after its last observation."""

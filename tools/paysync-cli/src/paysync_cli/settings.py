@@ -22,6 +22,15 @@ class ReplaySettings(BaseSettings):
         description="Records read, looked up (one query per table) and published per step; memory grows"
         " with it, not with the number of records replayed",
     )
+    batches_ahead: int = Field(
+        default=4,
+        ge=1,
+        le=64,
+        description="Steps a real replay has published and not yet seen applied while it reads and publishes"
+        " the next: the status-projector applies those meanwhile, and has work while a step takes the"
+        " replay longer than one takes the projector (1: one step ahead). Memory grows with it by a"
+        " step's observation keys",
+    )
     apply_timeout_seconds: float = Field(
         default=600.0,
         gt=0,
