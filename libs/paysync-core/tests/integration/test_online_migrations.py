@@ -28,6 +28,12 @@ INDEXES_VALID = (
     " WHERE c.relname IN ('ix_payments_gateway_changed', 'ix_payments_status_changed') ORDER BY 1"
 )
 
+#: The parked rows' refs index: its access method and whether queries may use it.
+REFS_INDEX = (
+    "SELECT am.amname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " JOIN pg_am am ON am.oid = c.relam WHERE c.relname = 'ix_parked_observations_refs'"
+)
+
 
 async def test_the_payments_indexes_are_built_while_webhooks_keep_writing(fresh_database: str) -> None:
     await asyncio.to_thread(upgrade, fresh_database, "0014_gateway_budgets")
@@ -84,6 +90,41 @@ async def test_migrating_up_down_and_up_again_ends_at_the_same_indexes(fresh_dat
         await admin.close()
 
 
+async def test_an_index_a_failed_build_left_invalid_is_built_again(fresh_database: str) -> None:
+    # A concurrent build that fails (cancelled, a deadlock, a unique build meeting duplicates) leaves its
+    # index INVALID: never used by a query, still maintained on every write. `IF NOT EXISTS` alone would
+    # take it for done.
+    await asyncio.to_thread(upgrade, fresh_database, "0016_outbox_trace_context")
+    admin = await asyncpg.connect(asyncpg_dsn(fresh_database))
+    try:
+        await admin.execute(
+            "INSERT INTO parked_observations (tenant_id, provider, observation_id, refs, payload)"
+            " VALUES ('t', 'stripe', 'o1', '[]', '{}'), ('t', 'stripe', 'o2', '[]', '{}')"
+        )
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await admin.execute(
+                "CREATE UNIQUE INDEX CONCURRENTLY ix_parked_observations_refs"
+                " ON parked_observations (tenant_id)"
+            )
+        assert await admin.fetch(REFS_INDEX) == [("btree", False)]
+
+        await asyncio.to_thread(upgrade, fresh_database)
+
+        assert await admin.fetch(REFS_INDEX) == [("gin", True)]
+    finally:
+        await admin.close()
+
+
+def _head() -> str:
+    from alembic.script import ScriptDirectory
+
+    from paysync_core.db.engine import alembic_config
+
+    return ScriptDirectory.from_config(
+        alembic_config("postgresql+asyncpg://unused/unused")
+    ).get_current_head()
+
+
 def _downgrade(url: str, revision: str) -> None:
     from alembic import command
 
@@ -108,7 +149,7 @@ async def test_services_starting_together_migrate_once(fresh_database: str) -> N
 
     admin = await asyncpg.connect(asyncpg_dsn(fresh_database))
     try:
-        assert await admin.fetchval("SELECT version_num FROM alembic_version") == "0017_parked_refs_index"
+        assert await admin.fetchval("SELECT version_num FROM alembic_version") == _head()
         assert await admin.fetch(INDEXES_VALID) == [
             ("ix_payments_gateway_changed", True),
             ("ix_payments_status_changed", True),
