@@ -9,9 +9,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from paysync_core.db.engine import make_engine
+from paysync_core.db.engine import make_engine, no_transaction
 from paysync_core.db.notify import asyncpg_dsn
 from paysync_dev.service_fixtures import wait_until
+
+from .test_driver_statement import INSERT_REQUEST
 
 pytestmark = pytest.mark.integration
 
@@ -55,5 +57,23 @@ async def test_a_connection_dropped_right_after_use_fails_once_then_the_pool_rec
             await _backend_pid(engine)  # trusted without a ping: its statement meets the closed socket
         assert failed.value.connection_invalidated
         assert await _backend_pid(engine) != first
+    finally:
+        await engine.dispose()
+
+
+async def test_a_statement_on_the_driver_dropped_right_after_use_fails_as_through_sqlalchemy(
+    migrated_database: str,
+):
+    """`DriverStatement` sends past SQLAlchemy; its failure must still invalidate the pool's connections."""
+    engine = make_engine(migrated_database, pool_size=1, ping_after_idle_seconds=3600)
+    values = {"request_id": "r-dropped", "tenant": "t", "request": {}}
+    try:
+        await _terminate(migrated_database, await _backend_pid(engine))
+        with pytest.raises(DBAPIError) as failed:
+            async with no_transaction(engine) as conn:
+                await INSERT_REQUEST.fetch(conn, values)
+        assert failed.value.connection_invalidated
+        async with no_transaction(engine) as conn:
+            assert [r.request_id for r in await INSERT_REQUEST.fetch(conn, values)] == ["r-dropped"]
     finally:
         await engine.dispose()

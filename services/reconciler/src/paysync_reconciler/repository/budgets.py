@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paysync_core.db.driver import DriverStatement
+
 _CREATE = text(
     "INSERT INTO gateway_budgets (tenant_id, provider, tokens, refilled_at)"
     " SELECT tenant, provider, burst, clock_timestamp()"
@@ -47,6 +49,9 @@ _LEASE = text(
     RETURNING b.tenant_id, b.provider, g.granted, g.available - g.granted AS left_over
     """
 )
+#: Sent past SQLAlchemy's execution layer (`DriverStatement`): at a confirmation every few tenths of a
+#: second per tenant, nearly each one needs a lease (0.38 a confirmation at 100/s over 20 tenants).
+_LEASE_ON_DRIVER = DriverStatement.of(_LEASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +91,7 @@ async def lease(conn: AsyncConnection, wants: Sequence[Want]) -> dict[tuple[str,
 
 
 async def _lease(conn: AsyncConnection, wants: Sequence[Want]) -> dict[tuple[str, str], Lease]:
-    rows = await conn.execute(_LEASE, _columns(wants, "tenant", "provider", "rate", "burst", "want"))
+    rows = await _LEASE_ON_DRIVER.fetch(conn, _columns(wants, "tenant", "provider", "rate", "burst", "want"))
     return {(r.tenant_id, r.provider): Lease(int(r.granted), float(r.left_over)) for r in rows}
 
 

@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, UUID, Insert, insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.dml import Update
 
+from paysync_core.db.driver import DriverStatement
 from paysync_core.db.schema import payments, reconcile_checks
 from paysync_reconciler.repository.columns import CHECK_COLUMNS
 
@@ -212,17 +213,17 @@ async def resolve_schedules_and(
     if len(answers) > _RESOLVE_BATCH:
         return False
     statement = _resolving.get(then)
-    if statement is None:  # built once per `then`: its cache key is then computed once, not per call
-        statement = _resolving[then] = then.add_cte(_RESOLVE.cte("resolved"))
+    if statement is None:  # built and compiled once per `then`, sent past SQLAlchemy's execution layer
+        statement = _resolving[then] = DriverStatement.of(then.add_cte(_RESOLVE.cte("resolved")))
     pids = list(answers)
-    await conn.execute(
-        statement, {**then_values, "ids": pids, "statuses": [answers[p] for p in pids], "at": at}
+    await statement.fetch(
+        conn, {**then_values, "ids": pids, "statuses": [answers[p] for p in pids], "at": at}
     )
     return True
 
 
 #: `resolve_schedules_and`'s statements, by the statement each resolves with (a few, built at import).
-_resolving: dict[Update, Update] = {}
+_resolving: dict[Update, DriverStatement] = {}
 
 
 async def oldest_open_payment(conn: AsyncConnection, tenant: str, provider: str) -> datetime | None:

@@ -10,6 +10,7 @@ from sqlalchemy import String, any_, bindparam, select
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paysync_core.db.driver import DriverStatement
 from paysync_core.db.schema import observations, payment_refs, payments
 from paysync_reconciler.repository.columns import OPEN, PAYMENT_COLUMNS
 
@@ -47,6 +48,8 @@ _BY_REFS = (
     )
 )
 _BY_REFS_OF_PROVIDER = _BY_REFS.where(payment_refs.c.provider == bindparam("provider"))
+#: Both sent past SQLAlchemy's execution layer (`DriverStatement`): each M-Pesa confirmation reads one.
+_ON_DRIVER = {False: DriverStatement.of(_BY_REFS), True: DriverStatement.of(_BY_REFS_OF_PROVIDER)}
 
 
 async def payments_by_refs(
@@ -55,10 +58,8 @@ async def payments_by_refs(
     """The payments these references (or aliases) name: ref -> payment row (any gateway if none given)."""
     if not refs:
         return {}
-    params = {"tenant": tenant, "refs": list(set(refs))}
-    if provider is None:
-        return {r.ref: r for r in await conn.execute(_BY_REFS, params)}
-    return {r.ref: r for r in await conn.execute(_BY_REFS_OF_PROVIDER, {**params, "provider": provider})}
+    params = {"tenant": tenant, "refs": list(set(refs)), "provider": provider}
+    return {r.ref: r for r in await _ON_DRIVER[provider is not None].fetch(conn, params)}
 
 
 async def statuses(conn: AsyncConnection, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:

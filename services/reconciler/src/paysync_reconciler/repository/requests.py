@@ -9,6 +9,7 @@ from sqlalchemy import Interval, bindparam, func, select, text, true, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from paysync_core.db.driver import DriverStatement
 from paysync_core.db.schema import reconcile_requests
 
 Started = Literal["new", "taken_over", "completed", "busy"]
@@ -29,6 +30,8 @@ _START = (
     .on_conflict_do_nothing()
     .returning(reconcile_requests.c.request_id)
 )
+#: Sent past SQLAlchemy's execution layer (`DriverStatement`): the one statement of most requests' start.
+_START_ON_DRIVER = DriverStatement.of(_START)
 
 
 async def start_request(
@@ -37,8 +40,10 @@ async def start_request(
     """Take a request on, or say who has it: new (or queued by api-gateway), taken over (its worker
     died or it failed, with attempts left), completed, busy (or failed: the follow-up link says why)."""
     until = func.now() + timedelta(seconds=lease)
-    inserted = await conn.execute(_START, {**values, "owner": owner, "lease": timedelta(seconds=lease)})
-    if inserted.first() is not None:
+    inserted = await _START_ON_DRIVER.fetch(
+        conn, {**values, "owner": owner, "lease": timedelta(seconds=lease)}
+    )
+    if inserted:
         return "new", None
     transitions: tuple[tuple[str, Started], ...] = (("queued", "new"), ("running", "taken_over"))
     for was, state in transitions:

@@ -43,7 +43,7 @@ class GatewayHttp:
     async def send(
         self,
         method: str,
-        url: str,
+        url: str | httpx.URL,
         *,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str | int] | None = None,
