@@ -12,9 +12,10 @@ import structlog
 from aiokafka.structs import ConsumerRecord
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage, KafkaRouter
+from opentelemetry.context import Context
 
 from paysync_core import topics, tracing
-from paysync_core.contracts import PaymentObservation, RawWebhook
+from paysync_core.contracts import PaymentObservation, RawWebhook, ReconcileRequest
 from paysync_core.dead_letters import DeadLettered, with_retries
 from paysync_core.kafka import DurableProducer
 from paysync_core.publishers import TopicPublisher
@@ -75,17 +76,19 @@ class RawWebhookBatches:
         in that span (`tracing.RecordSpans`); off, `spans` does nothing.
         """
         spans = tracing.RecordSpans(topics.WEBHOOKS_RAW.name)
+        caused: list[tuple[Context | None, list[PaymentObservation], list[ReconcileRequest]]] = []
         acknowledgements: list[Awaitable[object]] = []
-        confirmations = 0
         try:
             for record in records:
                 at = (record.partition, record.offset)
                 spans.start(at, record)
                 with spans.current(at):
                     observations = await self._normalized(record)
-                requests = confirmations_for(observations)
-                confirmations += len(requests)
-                with tracing.attached(spans.context(at)):
+                caused.append((spans.context(at), observations, confirmations_for(observations)))
+            # Handed over only once all are normalized: the producer's linger would otherwise expire
+            # while the batch is being normalized, and send it in several requests.
+            for context, observations, requests in caused:
+                with tracing.attached(context):
                     await self._hand_over(topics.PAYMENT_OBSERVATIONS, observations, acknowledgements)
                     await self._hand_over(topics.RECONCILE_REQUESTS, requests, acknowledgements)
             await asyncio.gather(*acknowledgements)
@@ -93,7 +96,7 @@ class RawWebhookBatches:
             spans.end(exc)
             raise
         spans.end()
-        CONFIRMATIONS.inc(confirmations)
+        CONFIRMATIONS.inc(sum(len(requests) for _, _, requests in caused))
 
     async def _hand_over(
         self, spec: TopicSpec[Any], messages: Sequence[Any], acknowledgements: list[Awaitable[object]]
