@@ -45,12 +45,12 @@ pytestmark = pytest.mark.e2e
 #: The services one webhook passes through on its way to a browser's live stream.
 ON_THE_WAY = ("webhook-ingest", "status-projector", "notifier", "api-gateway")
 
-#: Spans the webhook's trace passes through, in order, from its request to the stream event (FastStream's
-#: publish puts its "create" span's context in the record, so that span is the consumer's parent).
+#: Spans the webhook's trace passes through, in order, from its request to the stream event (each publish
+#: puts its span's context in the record, so that span is the consumer's parent).
 PATH = (
     "paysync.webhooks.raw.v1 publish",
     "paysync.webhooks.raw.v1 process",
-    "paysync.payment-observations.v1 create",
+    "paysync.payment-observations.v1 publish",
     "paysync.payment-observations.v1 process",
     "paysync.payment-status.v1 publish",
     "paysync.payment-status.v1 process",

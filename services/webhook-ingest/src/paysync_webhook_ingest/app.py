@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from fastapi import FastAPI
@@ -37,8 +38,13 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
         ping_after_idle_seconds=common.database_ping_after_idle_seconds,
     )
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-webhook-ingest")
+    # The normalizer publishes with a producer of its own: sharing the request path's would put a
+    # batch's observations ahead of the raw records whose 200 waits on them.
+    normalizer_producer = DurableProducer(
+        common.kafka_bootstrap, client_id="paysync-webhook-ingest-normalizer", linger_ms=1
+    )
     if settings.run_normalizer:
-        broker.include_router(normalizer_router(settings))
+        broker.include_router(normalizer_router(settings, normalizer_producer))
     credentials = CredentialsStore(
         engine,
         CredentialsCipher(common.credentials_keys.get_secret_value()),
@@ -59,8 +65,8 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
         broker=broker,
         engine=engine,
         background=_background_loops(settings, engine, credentials, quarantine),
-        before_start=producer.start,
-        after_stop=producer.stop,
+        before_start=_both(producer.start, normalizer_producer.start, settings.run_normalizer),
+        after_stop=_both(producer.stop, normalizer_producer.stop, settings.run_normalizer),
     )
     app.state.settings = settings
     app.state.credentials = credentials
@@ -71,6 +77,19 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     app.router.routes.extend(routes)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
+
+
+def _both(
+    first: Callable[[], Awaitable[None]], second: Callable[[], Awaitable[None]], with_second: bool
+) -> Callable[[], Awaitable[None]]:
+    """`first`, then `second` if `with_second`: the request path's producer, then the normalizer's."""
+
+    async def both() -> None:
+        await first()
+        if with_second:
+            await second()
+
+    return both
 
 
 def _background_loops(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Iterator, Sequence
+from collections.abc import Awaitable, Sequence
+from typing import Any
 
 import structlog
 from aiokafka.structs import ConsumerRecord
@@ -16,7 +17,9 @@ from opentelemetry.context import Context
 from paysync_core import topics, tracing
 from paysync_core.contracts import PaymentObservation, RawWebhook, ReconcileRequest
 from paysync_core.dead_letters import DeadLettered, with_retries
+from paysync_core.kafka import DurableProducer
 from paysync_core.publishers import TopicPublisher
+from paysync_core.topics import TopicSpec
 from paysync_webhook_ingest.metrics import CONFIRMATIONS, NORMALIZED
 from paysync_webhook_ingest.service import confirmations_for, normalize
 from paysync_webhook_ingest.settings import WebhookIngestSettings
@@ -25,10 +28,13 @@ log = structlog.get_logger()
 _debug = logging.getLogger(__name__)  # the stdlib logger `log` writes through, for its level
 
 
-def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
-    """The normalizer's subscriber on the raw topic; offsets commit after observations are acknowledged."""
+def normalizer_router(settings: WebhookIngestSettings, producer: DurableProducer) -> KafkaRouter:
+    """The normalizer's subscriber on the raw topic; offsets commit after observations are acknowledged.
+
+    What it publishes goes through `producer` (started before the router's broker).
+    """
     router = KafkaRouter()
-    batches = RawWebhookBatches(router, settings)
+    batches = RawWebhookBatches(router, settings, producer)
 
     # Reads bytes: the hot batch path parses each record itself, so one that does not parse is dead-lettered.
     @router.subscriber(
@@ -50,9 +56,14 @@ def normalizer_router(settings: WebhookIngestSettings) -> KafkaRouter:
 class RawWebhookBatches:
     """Normalizes one batch of raw webhook records and publishes what they stand for."""
 
-    def __init__(self, router: KafkaRouter, settings: WebhookIngestSettings) -> None:
-        self._observations = TopicPublisher(router, topics.PAYMENT_OBSERVATIONS)
-        self._confirmations = TopicPublisher(router, topics.RECONCILE_REQUESTS, "M-Pesa callbacks to confirm")
+    def __init__(
+        self, router: KafkaRouter, settings: WebhookIngestSettings, producer: DurableProducer
+    ) -> None:
+        # Declared on the router for the AsyncAPI document; published through `producer`: a FastStream
+        # publish per observation (and a task for each) cost more than normalizing the record.
+        TopicPublisher(router, topics.PAYMENT_OBSERVATIONS)
+        TopicPublisher(router, topics.RECONCILE_REQUESTS, "M-Pesa callbacks to confirm")
+        self._producer = producer
         self._dead_letters = TopicPublisher(router, topics.WEBHOOKS_RAW.dlq)
         self._phone_key = settings.common.phone_hash_key.get_secret_value()
         self._max_attempts = settings.normalizer_max_attempts
@@ -66,6 +77,7 @@ class RawWebhookBatches:
         """
         spans = tracing.RecordSpans(topics.WEBHOOKS_RAW.name)
         caused: list[tuple[Context | None, list[PaymentObservation], list[ReconcileRequest]]] = []
+        acknowledgements: list[Awaitable[object]] = []
         try:
             for record in records:
                 at = (record.partition, record.offset)
@@ -73,25 +85,31 @@ class RawWebhookBatches:
                 with spans.current(at):
                     observations = await self._normalized(record)
                 caused.append((spans.context(at), observations, confirmations_for(observations)))
-            await asyncio.gather(*(send for c in caused for send in self._publishes(*c)))
+            # Handed over only once all are normalized: the producer's linger would otherwise expire
+            # while the batch is being normalized, and send it in several requests.
+            for context, observations, requests in caused:
+                with tracing.attached(context):
+                    await self._hand_over(topics.PAYMENT_OBSERVATIONS, observations, acknowledgements)
+                    await self._hand_over(topics.RECONCILE_REQUESTS, requests, acknowledgements)
+            await asyncio.gather(*acknowledgements)
         except BaseException as exc:
             spans.end(exc)
             raise
         spans.end()
         CONFIRMATIONS.inc(sum(len(requests) for _, _, requests in caused))
 
-    def _publishes(
-        self,
-        context: Context | None,
-        observations: list[PaymentObservation],
-        requests: list[ReconcileRequest],
-    ) -> Iterator[Awaitable[object]]:
-        """The publishes a record causes, in its trace's context when traced."""
-        for send in (
-            *(self._observations.publish(o) for o in observations),
-            *(self._confirmations.publish(r) for r in requests),
-        ):
-            yield send if context is None else tracing.within(context, send)
+    async def _hand_over(
+        self, spec: TopicSpec[Any], messages: Sequence[Any], acknowledgements: list[Awaitable[object]]
+    ) -> None:
+        """Hand `messages` to the producer in order (a payment's keep their order on its partition),
+        each with the active trace context; their acknowledgements go to `acknowledgements`."""
+        for message in messages:
+            key, value = spec.key_for(message), message.to_bytes()
+            if tracing.enabled():
+                with tracing.producing(spec.name, key) as headers:
+                    acknowledgements.append(await self._producer.submit(spec.name, key, value, headers))
+            else:
+                acknowledgements.append(await self._producer.submit(spec.name, key, value))
 
     async def _normalized(self, record: ConsumerRecord) -> list[PaymentObservation]:
         try:
