@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 
 from paysync_api_gateway.access import KeyAccess, authorize
 from paysync_api_gateway.cors import check_origin
@@ -40,7 +41,7 @@ async def key_access(
     keys: ApiKeys,
     throttle: FailedKeys,
     origins: Origins,
-    credentials: HTTPAuthorizationCredentials | None,
+    key: str | None,
 ) -> KeyAccess:
     """The key that authorised this request, once it is known, live, allowed this route and this origin.
 
@@ -48,13 +49,14 @@ async def key_access(
     `api_key_cache_seconds`). An address past its budget of failed checks gets 429 without a
     check, for any key, until its budget refills.
     """
-    if credentials is None:
+    if key is None:
         raise Unauthenticated("missing bearer API key")
-    address = request.client.host if request.client else "unknown"
+    client = request.scope.get("client")
+    address = client[0] if client else "unknown"
     wait = throttle.retry_after(address)
     if wait > 0:
         raise TooManyFailedKeys(wait)
-    access = await keys.lookup(credentials.credentials)
+    access = await keys.lookup(key)
     if access is None:
         throttle.failed(address)
         raise Unauthenticated("unknown or revoked API key")
@@ -74,14 +76,24 @@ async def current_key(
     credentials: HTTPAuthorizationCredentials | None = Depends(_bearer),
 ) -> KeyAccess:
     """The key behind this request (see `key_access`), for routes that need more than its tenant."""
-    return await key_access(request, keys, throttle, origins, credentials)
+    key = credentials.credentials if credentials is not None else None
+    return await key_access(request, keys, throttle, origins, key)
 
 
 async def request_key(request: Request) -> KeyAccess:
     """`current_key` for a route resolved by hand (`hot.py`): the same checks."""
     state = request.app.state
-    credentials = await _bearer(request)
-    return await key_access(request, state.api_keys, state.failed_keys, state.cors_origins, credentials)
+    key = bearer_key(request.headers.get("authorization"))
+    return await key_access(request, state.api_keys, state.failed_keys, state.cors_origins, key)
+
+
+def bearer_key(authorization: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header as `_bearer` finds it (None: none), without
+    its credentials model."""
+    scheme, key = get_authorization_scheme_param(authorization)
+    if not (authorization and scheme and key) or scheme.lower() != "bearer":
+        return None
+    return key
 
 
 async def current_tenant(access: KeyAccess = Depends(current_key)) -> str:

@@ -39,7 +39,7 @@ async def engine(request: Request) -> AsyncEngine:
 
 
 async def driver_pool(request: Request) -> DriverPool:
-    """asyncpg's pool, for the one-statement work of the routes front ends call in a loop."""
+    """The driver pool (`driver_pool.py`): the one-statement work of the routes front ends call in a loop."""
     return request.app.state.driver_pool
 
 

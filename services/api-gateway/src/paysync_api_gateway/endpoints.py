@@ -11,7 +11,7 @@ from paysync_api_gateway import service
 from paysync_api_gateway.access import KeyAccess
 from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, Stats, StillChecking
 from paysync_api_gateway.auth import current_key, current_tenant, request_key
-from paysync_api_gateway.conditional import NO_STORE, Conditional, ConditionalRead
+from paysync_api_gateway.conditional import NO_STORE, Conditional, ConditionalRead, no_store_json
 from paysync_api_gateway.contract import errors
 from paysync_api_gateway.deps import Engine, Modes, Pool, Presses, Refresh, Settings
 from paysync_api_gateway.hot import HotRoute, hot_route
@@ -49,16 +49,14 @@ async def register_payment(
     settings: Settings,
     phone_key: PhoneKey,
     modes: Modes,
-) -> JSONResponse:
+) -> Response:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
     bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
     require_storable_json(body.metadata, "metadata", **bounds)
     refuse_phones_in_metadata(body.metadata)
     phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
     payment, created = await service.register_payment(engine, pool, tenant, body, modes, phone_hash)
-    return JSONResponse(
-        payment.model_dump(mode="json"), status_code=201 if created else 200, headers=NO_STORE
-    )
+    return no_store_json(payment, 201 if created else 200)
 
 
 @router.get("/payments/{payment_id}", response_model=Payment)

@@ -74,11 +74,11 @@ async def payment_history(
     size = limit or settings.page_size
     payment = await get_payment(engine, pool, tenant, payment_id)  # NotFound for another tenant's
     async with engine.connect() as conn:
-        rows = await history_repo.history(conn, uuid.UUID(payment.id), after=after, limit=size + 1)
+        rows = await history_repo.history(conn, uuid.UUID(payment["id"]), after=after, limit=size + 1)
     more = len(rows) > size
     page = HistoryPage(
-        payment_id=payment.id,
-        status=payment.status,
+        payment_id=payment["id"],
+        status=payment["status"],
         items=[HistoryEntry.model_validate(history_repo.history_entry(r)) for r in rows[:size]],
         next_cursor=encode_cursor(rows[size - 1].created_at, rows[size - 1].id) if more else None,
     )

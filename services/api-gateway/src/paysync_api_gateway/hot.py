@@ -20,8 +20,8 @@ spans, as in a routed request.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -37,6 +37,8 @@ M = TypeVar("M", bound=BaseModel)
 Resolver = Callable[[Request, Any], Awaitable[dict[str, Any]]]
 #: An app's exception handler, as the router's exception middleware calls it.
 Handler = Callable[[Request, Exception], Awaitable[Response]]
+#: The work of a request FastAPI does not trace (tracing off): no span, and no look for one.
+_UNTRACED = nullcontext()
 
 
 @dataclass(frozen=True)
@@ -63,8 +65,10 @@ async def model_body(request: Request, model: type[M]) -> M | None:
         return None
     body = await request.body()
     try:
-        return model.model_validate(json.loads(body)) if body else None
-    except (ValueError, ValidationError):  # JSONDecodeError is a ValueError
+        # Parsed and validated in one pass. Where that and FastAPI's `json.loads` then validation could
+        # disagree (a byte-order mark, say), this one refuses, and the route decides as ever.
+        return model.model_validate_json(body) if body else None
+    except ValidationError:  # not JSON, or not the model
         return None
 
 
@@ -101,9 +105,10 @@ class HotRoutes:
             if hot.body is not None and body is None:
                 await self.app(scope, _replayed(await request.body(), receive), send)
                 return
-            with _operation(name="dependencies", function=route.endpoint):
+            traced = scope.get("fastapi.telemetry") is not None  # FastAPI traces this request
+            with _operation(name="dependencies", function=route.endpoint) if traced else _UNTRACED:
                 arguments = await hot.resolve(request, body)
-            with _operation(name="endpoint", function=route.endpoint):
+            with _operation(name="endpoint", function=route.endpoint) if traced else _UNTRACED:
                 response = await route.endpoint(**arguments)
         except Exception as exc:
             handler = _handler_of(self.owner.exception_handlers, exc)

@@ -15,10 +15,12 @@ from fastapi import Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import AfterValidator
+from starlette.datastructures import QueryParams
 
 from paysync_core.errors import PaysyncError
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_NO_QUERY = QueryParams()
 
 
 class InvalidInput(PaysyncError):
@@ -124,17 +126,20 @@ async def strict_parameters(request: Request) -> None:
     """Refuse unknown query parameters (400), and path, query or declared header values (like
     `Last-Event-ID`) that are not storable text (422)."""
     route = request.scope.get("route")
+    # No query string (a status read's, a registration's): no parameters to parse (a tenth of the check).
+    query = request.query_params if request.scope.get("query_string") else _NO_QUERY
     headers: list[tuple[str, str]] = []
     if isinstance(route, APIRoute):
         taken, declared_headers = _parameters_of(route)
-        unknown = sorted(set(request.query_params) - taken)
+        unknown = sorted(set(query) - taken)
         if unknown:
             raise UnknownParameter(
                 f"unknown query parameter(s): {', '.join(unknown)}",
                 [{"field": name, "problem": "unknown query parameter"} for name in unknown],
             )
-        headers = [(name, request.headers[name]) for name in declared_headers if name in request.headers]
-    values = [*request.path_params.items(), *request.query_params.multi_items(), *headers]
+        sent = request.headers
+        headers = [(name, value) for name in declared_headers if (value := sent.get(name)) is not None]
+    values = [*request.path_params.items(), *query.multi_items(), *headers]
     problems = [{"field": name, "problem": p} for name, value in values if (p := text_problem(value))]
     if problems:
         raise InvalidInput("the request is not valid", problems)

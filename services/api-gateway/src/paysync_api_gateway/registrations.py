@@ -137,8 +137,9 @@ async def register_new(
     driver: Any, modes: CredentialModes, row: dict[str, Any], body: RegisterPayment
 ) -> Any | None:
     """Insert the payment (`row`: its id, tenant, phone hash and the body's columns) with its
-    references, on the asyncpg connection `driver`; its new row, or None when it was not new or the
-    statement failed (the caller registers it the long way, see the module's docstring)."""
+    references, with `driver.fetchrow` (the driver pool's: `driver_pool.py`); its new row, or None
+    when it was not new or the statement failed (the caller registers it the long way, see the
+    module's docstring)."""
     tenant, provider = row["tenant_id"], row["provider"]
     refs = [body.provider_ref, *body.aliases]
     expected = modes.ciphertext(tenant)

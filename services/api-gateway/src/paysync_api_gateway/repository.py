@@ -155,11 +155,10 @@ async def read_payment(conn: AsyncConnection, tenant: str, payment_id: uuid.UUID
 async def poll_payment(
     pool: DriverPool, engine: AsyncEngine, tenant: str, payment_id: uuid.UUID
 ) -> Any | None:
-    """`read_payment` for the front ends' polling read: on asyncpg's pool (`driver_pool.py`), without a
+    """`read_payment` for the front ends' polling read: on the driver pool (`driver_pool.py`), without a
     checkout from SQLAlchemy's; should that fail, through SQLAlchemy, which reports the failure."""
     try:
-        async with pool.acquire() as driver:
-            return await driver.fetchrow(_ONE_PAYMENT, tenant, payment_id)
+        return await pool.fetchrow(_ONE_PAYMENT, tenant, payment_id)
     except Exception:  # noqa: BLE001 - a dropped connection, the database away: reported by SQLAlchemy
         async with engine.connect() as conn:
             return await read_payment(conn, tenant, payment_id)

@@ -54,16 +54,16 @@ async def register_payment(
     body: RegisterPayment,
     modes: CredentialModes,
     phone_hash: str | None = None,
-) -> tuple[Payment, bool]:
+) -> tuple[dict[str, Any], bool]:
     """Register a payment to track; idempotent on (tenant, provider, provider_ref).
 
-    Returns the payment and whether it was new. Re-registering with other details is a Conflict.
-    The payment's mode (test or live) is that of the tenant's credentials for its gateway now,
-    and stays: observations of the other mode are never applied to it. Without credentials keys
-    configured (no credentials can be read) the mode is not known. `phone_hash` (the payer's, see
-    paysync_core.phones) is kept on a payment that has none yet. A new payment takes one statement
-    (`registrations.py`, on asyncpg's pool: `driver_pool.py`); the rest (registered already, a
-    reference taken, a failure) the long way, through SQLAlchemy.
+    Returns the payment (as JSON: `payment_json`) and whether it was new. Re-registering with other
+    details is a Conflict. The payment's mode (test or live) is that of the tenant's credentials for
+    its gateway now, and stays: observations of the other mode are never applied to it. Without
+    credentials keys configured (no credentials can be read) the mode is not known. `phone_hash`
+    (the payer's, see paysync_core.phones) is kept on a payment that has none yet. A new payment takes
+    one statement (`registrations.py`, on the driver pool: `driver_pool.py`); the rest (registered
+    already, a reference taken, a failure) the long way, through SQLAlchemy.
     """
     provider = body.provider.value
     values = {
@@ -80,7 +80,7 @@ async def register_payment(
     }
     new = await _registered_new(pool, modes, values, body)
     if new is not None:
-        return to_payment(_with_aliases(dict(new), body)), True
+        return payment_json(_with_aliases(dict(new), body)), True
     async with engine.begin() as conn:  # through SQLAlchemy: a dropped connection is reported (503)
         return await _register(conn, values, body, modes)
 
@@ -90,15 +90,14 @@ async def _registered_new(
 ) -> Any | None:
     """The new payment's row if one statement registered it; None if not (nothing was written)."""
     try:
-        async with pool.acquire() as driver:
-            return await register_new(driver, modes, values, body)
+        return await register_new(pool, modes, values, body)
     except Exception:  # noqa: BLE001 - no connection to be had: the long way reports why
         return None
 
 
 async def _register(
     conn: AsyncConnection, values: dict[str, Any], body: RegisterPayment, modes: CredentialModes
-) -> tuple[Payment, bool]:
+) -> tuple[dict[str, Any], bool]:
     """`register_payment` in statements of their own, in the caller's transaction: for a payment that
     may exist already, whose references may be taken, so each case is decided and reported."""
     tenant, provider, payment_id, phone_hash = (
@@ -121,8 +120,8 @@ async def _register(
         raise Conflict(f"references already belong to another payment: {sorted(taken)}")
     await repo.announce_registration(conn)
     if inserted is not None:
-        return to_payment(_with_aliases(dict(inserted._mapping), body)), True
-    return to_payment(await repo.read_payment(conn, tenant, payment_id)), False
+        return payment_json(_with_aliases(dict(inserted._mapping), body)), True
+    return payment_json(await repo.read_payment(conn, tenant, payment_id)), False
 
 
 def _with_aliases(inserted: dict[str, Any], body: RegisterPayment) -> dict[str, Any]:
@@ -146,13 +145,14 @@ def parse_payment_id(payment_id: str) -> uuid.UUID:
         raise NotFound(f"no payment {payment_id!r}") from None
 
 
-async def get_payment(engine: AsyncEngine, pool: DriverPool, tenant: str, payment_id: str) -> Payment:
-    """One of the tenant's payments; NotFound otherwise (also for other tenants' ids)."""
+async def get_payment(engine: AsyncEngine, pool: DriverPool, tenant: str, payment_id: str) -> dict[str, Any]:
+    """One of the tenant's payments, as JSON (`payment_json`); NotFound otherwise (also for other
+    tenants' ids)."""
     key = parse_payment_id(payment_id)
     row = await repo.poll_payment(pool, engine, tenant, key)  # one statement, no transaction
     if row is None:
         raise NotFound(f"no payment {payment_id!r}")
-    return to_payment(row)
+    return payment_json(row)
 
 
 async def list_payments(
@@ -244,28 +244,56 @@ async def reconcile_request(
     return request, reply, failure
 
 
+def payment_fields(row: Any) -> dict[str, Any]:
+    """The API's view of a payments row's columns (SQLAlchemy's row mapping, or asyncpg's record), in
+    the order of `Payment`'s fields."""
+    return {
+        "id": str(row["id"]),
+        "provider": row["provider"],
+        "provider_ref": row["provider_ref"],
+        "aliases": sorted(row["aliases"] or []),
+        "domain": row["domain"],
+        "entity_id": row["entity_id"],
+        "amount_minor": row["amount_minor"],
+        "currency": row["currency"],
+        "status": row["status"],
+        "mode": row["mode"],
+        "amount_received_minor": row["amount_received_minor"],
+        "amount_refunded_minor": row["amount_refunded_minor"],
+        "paid_at": row["paid_at"],
+        "flags": list(row["flags"]),
+        "sequence": row["sequence"],
+        "metadata": row["metadata"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
 def to_payment(row: Any) -> Payment:
-    """The API's view of a payments row's columns (SQLAlchemy's row mapping, or asyncpg's record)."""
-    return Payment(
-        id=str(row["id"]),
-        provider=row["provider"],
-        provider_ref=row["provider_ref"],
-        aliases=sorted(row["aliases"] or []),
-        domain=row["domain"],
-        entity_id=row["entity_id"],
-        amount_minor=row["amount_minor"],
-        currency=row["currency"],
-        status=row["status"],
-        mode=row["mode"],
-        amount_received_minor=row["amount_received_minor"],
-        amount_refunded_minor=row["amount_refunded_minor"],
-        paid_at=row["paid_at"],
-        flags=list(row["flags"]),
-        sequence=row["sequence"],
-        metadata=row["metadata"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-    )
+    """A payments row as the API's `Payment`."""
+    return Payment(**payment_fields(row))
+
+
+def payment_json(row: Any) -> dict[str, Any]:
+    """`to_payment(row).model_dump(mode="json")`, without the model: the polling read's and a
+    registration's answer, built for each request (the model's validation and dump were a tenth of a
+    read's CPU, bench/README.md, API reads and registrations). A row's columns are already of the
+    model's types (the database's checks see to it), so only its times need rendering."""
+    fields = payment_fields(row)
+    for name in _TIMES:
+        at = fields[name]
+        if at is not None:
+            fields[name] = json_time(at)
+    return fields
+
+
+_TIMES = ("paid_at", "created_at", "updated_at")
+
+
+def json_time(at: datetime) -> str:
+    """A time as pydantic renders it in JSON: ISO 8601, with `Z` for UTC."""
+    text = at.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
 
 
 def encode_cursor(at: datetime, ident: object) -> str:

@@ -177,13 +177,11 @@ async def stream_access(
 
     A browser's `EventSource` from another origin is let in only from an origin the tenant allows.
     """
+    key = credentials.credentials if credentials is not None else None
     if token is None:
-        return StreamAccess((await key_access(request, keys, throttle, origins, credentials)).tenant)
+        return StreamAccess((await key_access(request, keys, throttle, origins, key)).tenant)
     access = tokens.verify(token)
-    if (
-        credentials is not None
-        and (await key_access(request, keys, throttle, origins, credentials)).tenant != access.tenant
-    ):
+    if key is not None and (await key_access(request, keys, throttle, origins, key)).tenant != access.tenant:
         raise Unauthenticated("the stream token belongs to another tenant")
     await check_origin(request, origins, access.tenant)
     return access

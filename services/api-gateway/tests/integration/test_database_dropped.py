@@ -1,6 +1,6 @@
 """A database connection dropped under api-gateway (a restart, a failover) costs at most one request a
 503 with `Retry-After`, never a 500, and the same request made again is answered. (Reads and new
-registrations run on asyncpg's pool, which makes a new connection for one it saw dropped, so they
+registrations run on the driver pool, which makes a new connection for one it found dropped, so they
 are often answered at once.)"""
 
 from __future__ import annotations
