@@ -15,12 +15,14 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_cli.replay_applied import AppliedState
-from paysync_cli.replay_shadow import load_payments
+from paysync_cli.replay_shadow import PaymentRow, load_payments
 from paysync_core.db.schema import payments
 from paysync_dev.fixtures import TestTenant
 from paysync_dev.reconcile import register
 
 pytestmark = pytest.mark.integration
+
+Before = dict[uuid.UUID, PaymentRow]
 
 
 async def apply(engine: AsyncEngine, pid: uuid.UUID, status: str) -> None:
@@ -29,14 +31,19 @@ async def apply(engine: AsyncEngine, pid: uuid.UUID, status: str) -> None:
         await conn.execute(update(payments).where(payments.c.id == pid).values(status=status))
 
 
+async def registered(engine: AsyncEngine, tenant: TestTenant, n: int) -> tuple[list[uuid.UUID], Before]:
+    """`n` payments registered (pending): their ids, and their rows as a real run reads them first."""
+    pids = [await register(engine, tenant.id, "stripe", f"cs_test_{uuid.uuid4().hex}") for _ in range(n)]
+    async with engine.connect() as conn:
+        return pids, await load_payments(conn, pids, merge_state=False)
+
+
 @pytest.mark.parametrize("published", ["after the first was applied", "before the first was applied"])
 async def test_a_payment_two_steps_touch_is_reported_as_the_second_left_it(
     engine: AsyncEngine, tenant: TestTenant, published: str
 ) -> None:
-    pid = await register(engine, tenant.id, "stripe", f"cs_test_{uuid.uuid4().hex}")
-    async with engine.connect() as conn:
-        before = await load_payments(conn, [pid], merge_state=False)
-    state = AppliedState(engine, None)
+    [pid], before = await registered(engine, tenant, 1)
+    state = AppliedState(engine, None, before, {})
 
     state.touch(1, before.values())
     if published == "before the first was applied":
@@ -46,7 +53,7 @@ async def test_a_payment_two_steps_touch_is_reported_as_the_second_left_it(
         state.touch(2, before.values())
     await state.applied(2, partial(apply, engine, pid, "refunded"))
 
-    assert [(row.id, row.snapshot.status, now.status) for row, now in state.changed(before)] == [
+    assert [(row.id, row.snapshot.status, now.status) for row, now in state.changed()] == [
         (pid, "pending", "refunded")
     ]
 
@@ -54,15 +61,27 @@ async def test_a_payment_two_steps_touch_is_reported_as_the_second_left_it(
 async def test_a_payment_one_step_touches_is_reported_as_that_step_left_it(
     engine: AsyncEngine, tenant: TestTenant
 ) -> None:
-    first, second = [await register(engine, tenant.id, "stripe", f"cs_test_{uuid.uuid4().hex}") for _ in "ab"]
-    async with engine.connect() as conn:
-        before = await load_payments(conn, [first, second], merge_state=False)
-    state = AppliedState(engine, None)
+    [first, second], before = await registered(engine, tenant, 2)
+    state = AppliedState(engine, None, before, {})
 
     state.touch(1, [before[first]])
     state.touch(2, [before[second]])
     await state.applied(1, partial(apply, engine, first, "succeeded"))
     await state.applied(2, partial(apply, engine, second, "failed"))
 
-    reported = {row.id: now.status for row, now in state.changed(before)}
+    reported = {row.id: now.status for row, now in state.changed()}
     assert reported == {first: "succeeded", second: "failed"}
+
+
+async def test_a_payment_a_later_step_sets_back_is_not_reported(
+    engine: AsyncEngine, tenant: TestTenant
+) -> None:
+    [pid], before = await registered(engine, tenant, 1)
+    state = AppliedState(engine, None, before, {})
+
+    state.touch(1, before.values())
+    await state.applied(1, partial(apply, engine, pid, "succeeded"))
+    state.touch(2, before.values())
+    await state.applied(2, partial(apply, engine, pid, "pending"))
+
+    assert list(state.changed()) == []

@@ -8,7 +8,15 @@ from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from paysync_cli.replay_domains import Row, RowKey, read_rows, row_keys
+from paysync_cli.replay_domains import (
+    DomainRowChange,
+    Row,
+    RowKey,
+    changes,
+    listed_row_order,
+    read_rows,
+    row_keys,
+)
 from paysync_cli.replay_shadow import PaymentRow, Snapshot, load_snapshots
 from paysync_core.domains import Domains
 
@@ -45,20 +53,30 @@ class LastTouch(Generic[K]):
 
 
 class AppliedState:
-    """The payments' snapshots and the domain rows a real run touched, each read once the last step that
-    touched it is applied, while later steps are still being applied.
+    """What a real run changed: the payments and the domain rows it touched, each read and compared with
+    its state before the replay once the last step that touched it is applied, while later steps are
+    still being applied.
 
-    The report used to read them all after the last step was applied: seconds in which the projector had
-    nothing to do. What is left to read at the end is what is matched by alias (applied by the
-    projector's unpark loop after the last step).
+    The report used to read and compare them all after the last step was applied: seconds in which the
+    projector had nothing to do. What is left to read at the end is what is matched by alias (applied by
+    the projector's unpark loop after the last step).
     """
 
-    def __init__(self, engine: AsyncEngine, domains: Domains | None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        domains: Domains | None,
+        before: Mapping[uuid.UUID, PaymentRow],
+        rows_before: Mapping[RowKey, Row],
+    ) -> None:
+        """`before` and `rows_before`: the payments and domain rows as read before the replay published any
+        observation of them (filled in by the caller as it reads them)."""
         self._engine, self._domains = engine, domains
+        self._before, self._rows_before = before, rows_before
         self._payments: LastTouch[uuid.UUID] = LastTouch()
         self._rows: LastTouch[RowKey] = LastTouch()
-        self._snapshots: dict[uuid.UUID, Snapshot] = {}
-        self.rows: dict[RowKey, Row] = {}
+        self._changed: dict[uuid.UUID, Snapshot] = {}
+        self._rows_changed: dict[RowKey, DomainRowChange] = {}
 
     def touch(self, step: int, payments: Iterable[PaymentRow]) -> None:
         """Step `step` publishes observations of `payments` (as read before the replay published any)."""
@@ -79,13 +97,24 @@ class AppliedState:
         async with self._engine.connect() as conn:
             await self._read(conn, [row.id for row in listed], rows)
 
-    def changed(self, before: Mapping[uuid.UUID, PaymentRow]) -> Iterator[tuple[PaymentRow, Snapshot]]:
-        """Each payment (as read `before`) whose snapshot read since differs, with that snapshot."""
-        after = self._snapshots
-        for pid, row in before.items():
-            if (now := after.get(pid)) is not None and now != row.snapshot:
-                yield row, now
+    def changed(self) -> Iterator[tuple[PaymentRow, Snapshot]]:
+        """Each payment (as read before) whose state differs now, with its state now."""
+        before = self._before
+        for pid, now in self._changed.items():
+            yield before[pid], now
+
+    def rows_changed(self) -> list[DomainRowChange]:
+        """The domain rows that differ now, in listed order."""
+        return sorted(self._rows_changed.values(), key=listed_row_order)
 
     async def _read(self, conn: AsyncConnection, payments: list[uuid.UUID], rows: Iterable[RowKey]) -> None:
-        self._snapshots |= await load_snapshots(conn, payments)
-        self.rows |= await read_rows(conn, rows)
+        """Read these payments and domain rows as stored now; note which differ from before."""
+        for pid, now in (await load_snapshots(conn, payments)).items():
+            if now != self._before[pid].snapshot:
+                self._changed[pid] = now
+            else:
+                self._changed.pop(pid, None)  # changed as a step before left it, undone by a later one
+        after = await read_rows(conn, rows)
+        for key in after:
+            self._rows_changed.pop(key, None)
+        self._rows_changed |= {c.key: c for c in changes({k: self._rows_before[k] for k in after}, after)}

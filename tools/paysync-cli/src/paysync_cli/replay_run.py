@@ -21,7 +21,6 @@ from paysync_cli.replay_domains import (
     DomainRowChange,
     Row,
     RowKey,
-    changes,
     folded_changes,
     read_rows,
     row_keys,
@@ -192,7 +191,7 @@ class Replayer:
 
     def __post_init__(self) -> None:
         self._applying = AppliedWindow(self.settings.batches_ahead)
-        self._after = AppliedState(self.engine, self.domains)
+        self._after = AppliedState(self.engine, self.domains, self._before, self._domain_before)
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
@@ -384,7 +383,7 @@ class Replayer:
 
     def _applied_changes(self) -> list[PaymentChange]:
         """A real run's changed payments: each as read once the last step that touched it was applied."""
-        found = [PaymentChange(row, row.snapshot, now) for row, now in self._after.changed(self._before)]
+        found = [PaymentChange(row, row.snapshot, now) for row, now in self._after.changed()]
         return sorted(found, key=listed_order)
 
     async def _domain_changes(self) -> list[DomainRowChange]:
@@ -392,7 +391,7 @@ class Replayer:
         if self.domains is None:
             return []
         if self.producer is not None:
-            return changes(self._domain_before, self._after.rows)
+            return self._after.rows_changed()
         async with self.engine.connect() as conn:
             folded = self._shadow.folded()
             keys = row_keys(self.domains, (row for row, _ in folded.values()))
