@@ -12,7 +12,7 @@ from paysync_cli.replay_domains import (
     DomainRowChange,
     Row,
     RowKey,
-    changes,
+    changed_rows,
     listed_row_order,
     read_rows,
     row_keys,
@@ -117,4 +117,5 @@ class AppliedState:
         after = await read_rows(conn, rows)
         for key in after:
             self._rows_changed.pop(key, None)
-        self._rows_changed |= {c.key: c for c in changes({k: self._rows_before[k] for k in after}, after)}
+        before = {key: self._rows_before[key] for key in after}
+        self._rows_changed |= {change.key: change for change in changed_rows(before, after)}
