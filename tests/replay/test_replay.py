@@ -261,6 +261,28 @@ async def test_a_record_named_by_an_alias_a_later_record_binds_is_replayed_into_
     assert again["counts"]["matched_by_alias"] == 0
 
 
+async def test_a_real_run_reports_a_payment_two_steps_touch_as_the_last_left_it(
+    webhook_ingest, projector, engine, tenant, cli
+):
+    # Registered under its payment intent; paid, then refunded, in one partition: with one record a step,
+    # the real run reads the payment once a step touching it is applied, and again after the second (how
+    # the projector's commits fall is its own: test_replay_applied.py fixes the order).
+    session, intent = refs_in_partitions(tenant.id, same=True)
+    await register_bookings(engine, tenant.id, [intent])
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    post_paid_session(webhook_ingest, tenant, session, payment_intent=intent)
+    post_refund(webhook_ingest, tenant, intent)
+    args = ("replay", "--since", since, "--tenant", tenant.id, "--json")
+    one_a_step = {"PAYSYNC_REPLAY_BATCH_RECORDS": "1"}
+
+    dry = cli(*args, "--dry-run", settings=one_a_step)
+    assert changed(dry) == {intent: ("pending", "refunded")}
+    real = cli(*args, settings=one_a_step)
+    assert real["payments"] == dry["payments"] and real["domain_rows"] == dry["domain_rows"]
+    assert await statuses(engine, tenant.id) == {intent: "refunded"}
+    assert cli(*args, settings=one_a_step)["payments"] == []
+
+
 async def test_worker_processes_match_a_record_named_by_an_alias_another_worker_binds(
     webhook_ingest, projector, engine, kafka_topics, tenant, cli
 ):

@@ -188,6 +188,11 @@ async def expected_rows(
 
 def changes(before: Mapping[RowKey, Row], after: Mapping[RowKey, Row]) -> list[DomainRowChange]:
     """The rows whose mapped columns differ between `before` and `after`, in a stable order."""
+    return sorted(changed_rows(before, after), key=listed_row_order)
+
+
+def changed_rows(before: Mapping[RowKey, Row], after: Mapping[RowKey, Row]) -> list[DomainRowChange]:
+    """The rows whose mapped columns differ between `before` and `after`, unordered."""
     found = []
     for key, old in before.items():
         new = after.get(key)
@@ -198,7 +203,7 @@ def changes(before: Mapping[RowKey, Row], after: Mapping[RowKey, Row]) -> list[D
         columns = tuple((c, b, a) for c in _mapped(key.table) if (b := was.get(c)) != (a := now.get(c)))
         if columns:
             found.append(DomainRowChange(key, change, columns))
-    return sorted(found, key=listed_row_order)
+    return found
 
 
 def listed_row_order(change: DomainRowChange) -> tuple[str, str, str]:
@@ -285,10 +290,11 @@ def _domain(domains: Domains, name: str | None) -> BoundDomain:
 
 
 @functools.cache  # per bound table (compared by identity): asked for every row
-def _mapped(bound: BoundTable) -> list[str]:
+@functools.cache  # per bound table: a real run's report compares every row it touched column by column
+def _mapped(bound: BoundTable) -> tuple[str, ...]:
     """The columns the mapping writes (its key aside), in table order."""
     ids = (bound.mapping.tenant_column, bound.mapping.key_column)
-    return [c.key for c in bound.table.columns if c.key not in ids]
+    return tuple(c.key for c in bound.table.columns if c.key not in ids)
 
 
 @functools.cache  # per bound table: every row change is sorted by it

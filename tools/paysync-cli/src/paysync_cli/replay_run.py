@@ -16,11 +16,11 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from paysync_cli.replay_alias import AliasBindings, Matched, Orphan, parked_before, parked_payloads
+from paysync_cli.replay_applied import AppliedState
 from paysync_cli.replay_domains import (
     DomainRowChange,
     Row,
     RowKey,
-    changes,
     folded_changes,
     read_rows,
     row_keys,
@@ -33,7 +33,6 @@ from paysync_cli.replay_shadow import (
     Snapshot,
     count_unapplied,
     load_payments,
-    load_snapshots,
     payments_of,
     resolve_ids,
     still_unapplied,
@@ -184,12 +183,15 @@ class Replayer:
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
     _applying: AppliedWindow = field(init=False)  # the batches published, not yet seen applied
     _domain_before: dict[RowKey, Row] = field(default_factory=dict)  # a real run's, read before publishing
+    _after: AppliedState = field(init=False)  # a real run's, read as each step is applied
+    _steps: int = 0  # a real run's steps published
     _payment_of: dict[RefKey, uuid.UUID] = field(default_factory=dict)  # references looked up so far
     _aliases: AliasBindings = field(default_factory=AliasBindings)
     _parked: list[Orphan] = field(default_factory=list)  # parked as the replay began, matched by nothing
 
     def __post_init__(self) -> None:
         self._applying = AppliedWindow(self.settings.batches_ahead)
+        self._after = AppliedState(self.engine, self.domains, self._before, self._domain_before)
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
@@ -237,8 +239,10 @@ class Replayer:
         # report is done: frozen, no collection walks it again while the report allocates.
         gc.freeze()
         report = ReplayReport(dry_run=self.producer is None, counts=counts)
-        await self._match_by_alias(counts)
-        changes = self._shadow_changes() if self.producer is None else await self._applied_changes()
+        matched = await self._match_by_alias(counts)
+        if self.producer is not None and matched:  # applied by the unpark loop, after the last step
+            await self._after.read_again(self._before[pid] for pid in matched if pid in self._before)
+        changes = self._shadow_changes() if self.producer is None else self._applied_changes()
         report.counts.payments_changed = len(changes)
         report.changes = changes[: self.settings.report_limit]
         rows = await self._domain_changes()
@@ -280,15 +284,21 @@ class Replayer:
         self._before.update(rows)
         for pid, batch in grouped.items():  # what the projector will bind, as the dry run learns it
             self._aliases.learn(pid, self._before[pid].tenant, self._before[pid].provider, batch)
+        await self._publish_step(fresh, list(grouped))
+
+    async def _publish_step(self, fresh: list[PaymentObservation], touched: list[uuid.UUID]) -> None:
+        """Publish a step's observations of the payments `touched`; the projector applies them while the
+        next steps are read and published, and the report reads what they changed once they are applied."""
+        self._steps += 1
+        self._after.touch(self._steps, (self._before[pid] for pid in touched))
         ends = await self._publish(fresh)
-        # The projector applies the batches published while the next ones are read and published.
         keys = {(o.tenant, o.observation_id) for o in fresh}
         wait = (
             partial(self._wait_until_applied, keys)
             if self.progress is None
             else partial(self._wait_consumed, ends, keys)
         )
-        await self._applying.add(wait)
+        await self._applying.add(partial(self._after.applied, self._steps, wait))
 
     async def _publish(self, batch: list[PaymentObservation]) -> dict[int, int]:
         """Publish `batch`; per partition, the offset after its last observation."""
@@ -334,18 +344,20 @@ class Replayer:
                 raise self._stalled(len(keys), what)
             await asyncio.sleep(0.1)
 
-    async def _match_by_alias(self, counts: ReplayCounts) -> None:
+    async def _match_by_alias(self, counts: ReplayCounts) -> set[uuid.UUID]:
         """Match what named no payment against the aliases the replay binds; count both. A dry run folds
-        those matched; a real run waits until the projector's unpark loop has applied them."""
+        those matched; a real run waits until the projector's unpark loop has applied them. The payments
+        they were matched to."""
         matched = self.settle_aliases(counts)
         if not matched.payment_of:
-            return
+            return set()
         if self.producer is None:
             await self.fold_matched(matched)
-            return
-        async with self.engine.begin() as conn:  # the bindings are committed: wake the unpark loop now
-            await wake_unpark(conn)
-        await self._wait_until_applied(set(matched.payment_of), parked_counts=False)
+        else:
+            async with self.engine.begin() as conn:  # the bindings are committed: wake the unpark loop now
+                await wake_unpark(conn)
+            await self._wait_until_applied(set(matched.payment_of), parked_counts=False)
+        return set(matched.payment_of.values())
 
     def settle_aliases(self, counts: ReplayCounts) -> Matched:
         """Match what named no payment against the aliases the replay binds, and count both."""
@@ -369,26 +381,18 @@ class Replayer:
     def _shadow_changes(self) -> list[PaymentChange]:
         return shadow_changes(self._shadow)
 
-    async def _applied_changes(self) -> list[PaymentChange]:
-        ids = sorted(self._before)
-        changes: list[PaymentChange] = []
-        step = self.settings.batch_records
-        for start in range(0, len(ids), step):
-            async with self.engine.connect() as conn:
-                now = await load_snapshots(conn, ids[start : start + step])
-            for pid, after in now.items():
-                before = self._before[pid]
-                if after != before.snapshot:
-                    changes.append(PaymentChange(before, before.snapshot, after))
-        return sorted(changes, key=listed_order)
+    def _applied_changes(self) -> list[PaymentChange]:
+        """A real run's changed payments: each as read once the last step that touched it was applied."""
+        found = [PaymentChange(row, row.snapshot, now) for row, now in self._after.changed()]
+        return sorted(found, key=listed_order)
 
     async def _domain_changes(self) -> list[DomainRowChange]:
         """The domain rows changed: a dry run's as the projector would write them, a real run's as read."""
         if self.domains is None:
             return []
+        if self.producer is not None:
+            return self._after.rows_changed()
         async with self.engine.connect() as conn:
-            if self.producer is not None:
-                return changes(self._domain_before, await read_rows(conn, self._domain_before))
             folded = self._shadow.folded()
             keys = row_keys(self.domains, (row for row, _ in folded.values()))
             return await folded_changes(conn, self.domains, folded, keys)
