@@ -7,7 +7,7 @@ import time
 
 import orjson
 import structlog
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -149,17 +149,10 @@ def _reason(exc: PaysyncError) -> str:
 async def _read_body(request: Request, declared: str | None, limit: int) -> bytes:
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
-    chunks, size, more = [], 0, True
-    # The ASGI messages read directly: `request.stream()` is an async generator, and creating and
-    # finalising one per request cost more than the read itself.
-    while more:
-        message = await request.receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnect  # as `request.stream()` raises it
-        chunk = message.get("body", b"")
+    chunks, size = [], 0
+    async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(limit)
         chunks.append(chunk)
-        more = message.get("more_body", False)
     return b"".join(chunks)
