@@ -49,18 +49,9 @@ def murmur2(data: bytes) -> int:
 
 def partition_of(key: bytes | None, partitions: list[int]) -> int:
     """The partition aiokafka's producer sends a record with `key` to, of the topic's sorted `partitions`."""
-    return key_partitioner(key, partitions, partitions)
-
-
-def key_partitioner(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """aiokafka's default partitioner (the Java client's placement) with the faster `murmur2`.
-
-    `DurableProducer`'s default: aiokafka's own murmur2 was the largest single cost of its `send`
-    (about 11 µs a record, measured in webhook-ingest's profile), and every key lands where it did.
-    """
     if key is None:
-        return _PARTITIONER(key, all_partitions, available)
-    return all_partitions[(murmur2(key) & 0x7FFFFFFF) % len(all_partitions)]
+        return _PARTITIONER(key, partitions, partitions)
+    return partitions[(murmur2(key) & 0x7FFFFFFF) % len(partitions)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,8 +174,9 @@ class DurableProducer:
             "linger_ms": linger_ms,
             **DURABLE_PRODUCER_OPTIONS,
             "max_batch_size": max_batch_size,
-            "partitioner": partitioner or key_partitioner,
         }
+        if partitioner is not None:
+            self._options["partitioner"] = partitioner
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:

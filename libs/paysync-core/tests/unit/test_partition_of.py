@@ -7,7 +7,7 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from hypothesis import given
 from hypothesis import strategies as st
 
-from paysync_core.kafka import key_partitioner, murmur2, partition_of
+from paysync_core.kafka import murmur2, partition_of
 
 
 @given(st.binary(max_size=300))
@@ -19,16 +19,6 @@ def test_murmur2_is_aiokafkas(key: bytes) -> None:
 def test_a_keyed_record_goes_to_the_partition_aiokafka_picks(key: bytes, count: int) -> None:
     partitions = list(range(count))
     assert partition_of(key, partitions) == DefaultPartitioner()(key, partitions, partitions)
-
-
-@given(st.binary(max_size=120), st.integers(min_value=2, max_value=64), st.data())
-def test_durable_producers_partitioner_is_aiokafkas_default(
-    key: bytes, count: int, data: st.DataObject
-) -> None:
-    # Keyed records ignore which partitions are available, as aiokafka's default does (keys must not move).
-    partitions = list(range(count))
-    available = data.draw(st.lists(st.sampled_from(partitions), min_size=1, unique=True))
-    assert key_partitioner(key, partitions, available) == DefaultPartitioner()(key, partitions, available)
 
 
 def test_a_payment_key_keeps_its_partition() -> None:

@@ -68,7 +68,7 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     app.state.auth_failures = KeyedBuckets(settings.auth_failure_rate, settings.auth_failure_burst)
     app.state.publish_raw = publish_raw
     install_error_handlers(app, settings.retry_after_seconds)
-    app.router.routes[:0] = routes  # first: every webhook was matched against the ops routes before
+    app.router.routes.extend(routes)
     app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     return app
 

@@ -2,59 +2,45 @@
 
 from __future__ import annotations
 
-import logging
 import time
 
-import orjson
 import structlog
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from paysync_core.contracts import Provider
 from paysync_core.errors import AuthenticityError, MalformedPayload, PaysyncError
 from paysync_core.providers.base import WebhookRequest
 from paysync_webhook_ingest.errors import PayloadTooLarge, TooManyFailures, http_status_of
-from paysync_webhook_ingest.metrics import IN_FLIGHT, PRODUCE_SECONDS, count_webhook
+from paysync_webhook_ingest.metrics import IN_FLIGHT, PRODUCE_SECONDS, WEBHOOKS
 from paysync_webhook_ingest.service import Accepted, accept_webhook, utcnow
 
 log = structlog.get_logger()
-#: The stdlib logger `log` writes through: its level check costs a dict lookup, where a dropped
-#: structlog line costs a few microseconds (an event dict built, then dropped by raising).
-_stdlib_log = logging.getLogger(__name__)
-
-#: M-Pesa's acknowledgement, the same bytes every time.
-_MPESA_ACCEPTED = orjson.dumps({"ResultCode": 0, "ResultDesc": "Accepted"})
 
 
-async def stripe_webhook(request: Request) -> Response:
+async def stripe_webhook(request: Request) -> JSONResponse:
     """A Stripe event for this tenant's account."""
     accepted = await _ingest(request, request.path_params["tenant"], Provider.STRIPE)
-    return _json(orjson.dumps({"received": True, "ingest_id": accepted.ingest_id}))
+    return JSONResponse({"received": True, "ingest_id": accepted.ingest_id})
 
 
-async def paystack_webhook(request: Request) -> Response:
+async def paystack_webhook(request: Request) -> JSONResponse:
     """A Paystack event for this tenant's integration."""
     accepted = await _ingest(request, request.path_params["tenant"], Provider.PAYSTACK)
-    return _json(orjson.dumps({"received": True, "ingest_id": accepted.ingest_id}))
+    return JSONResponse({"received": True, "ingest_id": accepted.ingest_id})
 
 
-async def mpesa_callback(request: Request) -> Response:
+async def mpesa_callback(request: Request) -> JSONResponse:
     """An M-Pesa STK Push callback; the token in the URL is the tenant's shared secret."""
     params = request.path_params
     await _ingest(request, params["tenant"], Provider.MPESA, path_token=params["callback_token"])
-    return _json(_MPESA_ACCEPTED)
-
-
-def _json(body: bytes) -> Response:
-    # The bytes JSONResponse would send (compact JSON), rendered by orjson rather than `json.dumps`.
-    return Response(body, media_type="application/json")
+    return JSONResponse({"ResultCode": 0, "ResultDesc": "Accepted"})
 
 
 #: Plain Starlette routes: the webhook path reads raw bytes and needs none of FastAPI's
 #: per-request dependency solving and validation, which cost more than the rest of the request
 #: (measured: ~50 µs CPU per request here, ~300 µs as a FastAPI route with four `Depends`).
-#: `create_app` puts them before the ops routes, so a webhook is matched first.
 routes = [
     Route("/webhooks/{tenant}/stripe", stripe_webhook, methods=["POST"]),
     Route("/webhooks/{tenant}/paystack", paystack_webhook, methods=["POST"]),
@@ -65,11 +51,8 @@ routes = [
 async def _ingest(
     request: Request, tenant: str, provider: Provider, path_token: str | None = None
 ) -> Accepted:
-    IN_FLIGHT.inc()  # not `track_inprogress()`: that is an object per request
-    try:
+    with IN_FLIGHT.track_inprogress():
         return await _answer(request, tenant, provider, path_token)
-    finally:
-        IN_FLIGHT.dec()
 
 
 async def _answer(request: Request, tenant: str, provider: Provider, path_token: str | None) -> Accepted:
@@ -77,13 +60,12 @@ async def _answer(request: Request, tenant: str, provider: Provider, path_token:
     state = request.app.state
     started = time.perf_counter()
     received_at = utcnow()
-    # One pass over the raw headers, without Starlette's `Headers` and its list of pairs.
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.scope["headers"]}
+    headers = {k.lower(): v for k, v in request.headers.items()}
     remote = request.client.host if request.client else None
     body: bytes | None = None
     outcome = "accepted"
     try:
-        body = await _read_body(request, headers.get("content-length"), state.settings.max_body_bytes)
+        body = await _read_body(request, state.settings.max_body_bytes)
         if not is_json_media_type(headers.get("content-type", "application/json")):
             raise MalformedPayload("content type must be application/json")
         credentials = await state.credentials.get(tenant)
@@ -110,9 +92,7 @@ async def _answer(request: Request, tenant: str, provider: Provider, path_token:
                 raise TooManyFailures(tenant) from exc
             raise
         PRODUCE_SECONDS.observe(time.perf_counter() - started)
-        if _stdlib_log.isEnabledFor(logging.DEBUG):
-            ingest_id = accepted.ingest_id
-            log.debug("webhook.accepted", tenant=tenant, provider=provider.value, ingest_id=ingest_id)
+        log.debug("webhook.accepted", tenant=tenant, provider=provider.value, ingest_id=accepted.ingest_id)
         return accepted
     except PaysyncError as exc:
         outcome = exc.code
@@ -131,7 +111,7 @@ async def _answer(request: Request, tenant: str, provider: Provider, path_token:
         raise
     finally:
         known = outcome not in ("unknown_tenant", "too_many_failures")
-        count_webhook(tenant if known else "_unknown", provider.value, outcome)
+        WEBHOOKS.labels(tenant if known else "_unknown", provider.value, outcome).inc()
 
 
 def is_json_media_type(content_type: str) -> bool:
@@ -146,7 +126,8 @@ def _reason(exc: PaysyncError) -> str:
     return f"{exc.code}:{detail}" if detail else exc.code
 
 
-async def _read_body(request: Request, declared: str | None, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(limit)
     chunks, size = [], 0

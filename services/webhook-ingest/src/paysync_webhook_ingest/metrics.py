@@ -7,20 +7,6 @@ WEBHOOKS = Counter(
     "Webhook requests by tenant, gateway and outcome",
     ["tenant", "provider", "outcome"],
 )
-#: WEBHOOKS' children by their labels: `labels()` validates and locks on every call, a dict does not.
-#: As many as `WEBHOOKS` has anyway (tenants are counted by name only once known).
-_WEBHOOK_COUNTERS: dict[tuple[str, str, str], Counter] = {}
-
-
-def count_webhook(tenant: str, provider: str, outcome: str) -> None:
-    """One more webhook request for `WEBHOOKS`, by tenant, gateway and outcome."""
-    key = (tenant, provider, outcome)
-    counter = _WEBHOOK_COUNTERS.get(key)
-    if counter is None:
-        counter = _WEBHOOK_COUNTERS[key] = WEBHOOKS.labels(*key)
-    counter.inc()
-
-
 IN_FLIGHT = Gauge(
     "paysync_webhooks_in_flight",
     "Webhook requests being answered now (most of them wait for the broker's acknowledgement)",
