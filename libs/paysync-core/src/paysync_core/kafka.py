@@ -117,6 +117,38 @@ def durable_broker(bootstrap: str, *, client_id: str, linger_ms: int = 1, **kwar
     )
 
 
+def drain_whole_nodes(producer: AIOKafkaProducer) -> None:
+    """Once one of a broker's batches has lingered `linger_ms`, send that broker all its batches, as
+    the Java client does (aiokafka sends only the batches that have lingered themselves).
+
+    Why: aiokafka lingers batch by batch, so records spread over partitions (webhook-ingest's keys
+    over the raw topic's 12) leave in as many produce requests as there are linger deadlines, often
+    one record each; a broker's cost is mostly per request. A record still waits at most
+    `linger_ms` (less, when it rides with an older one); placement, ordering and acknowledgements
+    are aiokafka's own.
+    """
+    accumulator = producer._message_accumulator
+    drain = accumulator.drain_by_nodes
+    queues, leader_of = accumulator._batches, accumulator._cluster.leader_for_partition
+
+    def drain_by_nodes(ignore_nodes: Any, muted_partitions: Any = frozenset()) -> Any:
+        ready = {
+            leader
+            for tp, queue in queues.items()
+            if queue
+            and tp not in muted_partitions
+            and (leader := leader_of(tp)) not in ignore_nodes
+            and queue[0].remaining_linger() is None
+        }
+        if ready:
+            for tp, queue in queues.items():
+                if queue and leader_of(tp) in ready:
+                    queue[0]._linger_time = 0  # lingered enough: its broker's request leaves now
+        return drain(ignore_nodes, muted_partitions)
+
+    accumulator.drain_by_nodes = drain_by_nodes
+
+
 class DurableProducer:
     """The producer every service writes to Kafka with (acks=all, idempotent), bytes in, no framework.
 
@@ -151,6 +183,7 @@ class DurableProducer:
         """Connect to the broker; after a failure (the broker not up yet) it may be called again."""
         if self._producer is None:
             self._producer = AIOKafkaProducer(**self._options)
+            drain_whole_nodes(self._producer)
         await self._producer.start()
 
     async def stop(self) -> None:

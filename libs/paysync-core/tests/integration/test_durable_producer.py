@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import replace
 
 import pytest
 
 from paysync_core import topics
-from paysync_core.kafka import DurableProducer, provision_topics
+from paysync_core.kafka import DurableProducer, partition_of, provision_topics
 from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
@@ -37,3 +38,26 @@ async def test_sending_before_start_is_an_error_that_says_so() -> None:
     producer = DurableProducer("127.0.0.1:1", client_id="paysync-tests")
     with pytest.raises(RuntimeError, match="start"):
         await producer.send(topics.ALERTS.name, None, b"x")
+
+
+async def test_records_for_other_partitions_leave_with_a_batch_that_is_ready(kafka_bootstrap: str) -> None:
+    # aiokafka lingers batch by batch: a record for another partition would wait out its own minute.
+    # As the Java client does, once one batch is ready its broker gets them all: acknowledged at once.
+    topic = replace(topics.ALERTS, name=f"paysync.tests.producer.{uuid.uuid4().hex}", partitions=6)
+    await provision_topics(kafka_bootstrap, specs=[topic])
+    partitions = list(range(topic.partitions))
+    keys = {partition_of(f"key {n}".encode(), partitions): f"key {n}".encode() for n in range(200)}
+    producer = DurableProducer(
+        kafka_bootstrap, client_id="paysync-tests", linger_ms=60_000, max_batch_size=4096
+    )
+    await producer.start()
+    try:
+        lingering = [await producer.submit(topic.name, keys[p], b"small") for p in partitions[1:]]
+        for _ in range(3):  # the third does not fit: partition 0's batch is full, so ready
+            await producer.submit(topic.name, keys[0], bytes(1500))
+        async with asyncio.timeout(20):
+            acknowledged = await asyncio.gather(*lingering)
+    finally:
+        await producer.stop()
+
+    assert sorted(meta.partition for meta in acknowledged) == partitions[1:]
