@@ -20,15 +20,56 @@ from paysync_gateway_sim import SimulatorClient
 from .browsing import CHROMIUM, Browsing
 
 
-@pytest.fixture(scope="module")
-def stack(
+class SharedStack:
+    """The five services with the settings every test session shares, started once for the modules that
+    take them as they are (each start is 10-20 s of the suite), and stopped before a module starts
+    services of its own: two stacks would be one consumer group's members and split its partitions."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self._env, self._log_dir = env, log_dir
+        self._procs: dict[str, ServiceProcess] | None = None
+
+    def get(self) -> dict[str, ServiceProcess]:
+        """The running stack; started (again) if it is not running or a test left one of its services dead."""
+        if self._procs is not None and any(
+            p.process is None or p.process.poll() is not None for p in self._procs.values()
+        ):
+            self.stop()
+        if self._procs is None:
+            self._procs = start_stack(self._env, self._log_dir)
+        return self._procs
+
+    def stop(self) -> None:
+        """Stop the stack if it runs."""
+        if self._procs is not None:
+            procs, self._procs = self._procs, None
+            stop_stack(procs)
+
+
+@pytest.fixture(scope="package")
+def shared_stack(
     kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[dict[str, ServiceProcess]]:
-    """All five services, each its own OS process, ready; stopped after the module."""
-    log_dir: Path = tmp_path_factory.mktemp("service-logs")
-    procs = start_stack(service_env(kafka_topics, migrated_database, credentials_keys), log_dir)
-    yield procs
-    stop_stack(procs)
+) -> Iterator[SharedStack]:
+    """The package's shared stack (see SharedStack); stopped after the package's last test."""
+    shared = SharedStack(
+        service_env(kafka_topics, migrated_database, credentials_keys),
+        tmp_path_factory.mktemp("service-logs"),
+    )
+    yield shared
+    shared.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(shared_stack: SharedStack) -> dict[str, ServiceProcess]:
+    """All five services, each its own OS process, ready (shared with the other modules that use them as
+    they are: a test that stops one of them starts it again)."""
+    return shared_stack.get()
+
+
+@pytest.fixture(scope="module")
+def no_shared_stack(shared_stack: SharedStack) -> None:
+    """For a module that starts services of its own: the shared stack is stopped first."""
+    shared_stack.stop()
 
 
 @pytest.fixture

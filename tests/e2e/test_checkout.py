@@ -29,16 +29,23 @@ MAX_SENDS = 2
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
+    no_shared_stack: None,
+    kafka_topics: str,
+    migrated_database: str,
+    credentials_keys: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, ServiceProcess]]:
-    """The five services, with M-Pesa payments allowed two pushes (so the limit is reached here), and
-    checkouts left initiating settled by the reconciler after 5 s."""
+    """The five services, with M-Pesa payments allowed two pushes (so the limit is reached here),
+    checkouts left initiating settled by the reconciler after 5 s, and pushes checked seconds after they
+    are sent (not a minute: a lost callback is found in the test's time)."""
     env = {**service_env(kafka_topics, migrated_database, credentials_keys)}
     env["PAYSYNC_API_GATEWAY_MPESA_MAX_SENDS"] = str(MAX_SENDS)
     # Checkouts left initiating by a crash are looked for often, after a short while.
     env |= {
         "PAYSYNC_RECONCILER_CHECKOUT_GRACE_SECONDS": "5",
         "PAYSYNC_RECONCILER_CHECKOUT_SWEEP_SECONDS": "0.5",
+        "PAYSYNC_RECONCILER_MPESA_SCHEDULE": "2,5,30",
+        "PAYSYNC_RECONCILER_MPESA_CADENCE_SECONDS": "1",
     }
     procs = start_stack(env, tmp_path_factory.mktemp("service-logs"))
     yield procs
@@ -238,7 +245,7 @@ async def test_a_retried_push_whose_callback_is_lost_is_found_paid_by_the_reconc
     gateway_sim.set_faults(account, webhooks={"drop_ratio": 1.0})  # the new push's callback is lost
     second = (await push_again(api, shop, first["payment_id"])).json()
     gateway_sim.pay(account, second["checkout_request_id"])
-    # found by the reconciler's checks of the new push (their next tick: a generous bound)
+    # found by the reconciler's checks of the new push (seconds after it: a generous bound)
     paid = await status_becomes(api, shop, first["payment_id"], "succeeded", timeout=180)
     assert paid["provider_ref"] == second["checkout_request_id"]
     assert paid["aliases"] == [first["checkout_request_id"]]

@@ -39,7 +39,11 @@ SLOW_MS = 60_000
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
+    no_shared_stack: None,
+    kafka_topics: str,
+    migrated_database: str,
+    credentials_keys: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, ServiceProcess]]:
     """The five services; the reconciler checks a gateway only when an operator presses a button."""
     env = service_env(kafka_topics, migrated_database, credentials_keys) | {

@@ -32,7 +32,11 @@ STEPS = (UnifiedStatus.PROCESSING, UnifiedStatus.SUCCEEDED)
 
 @pytest.fixture(scope="module")
 def stack(
-    kafka_topics: str, migrated_database: str, credentials_keys: str, tmp_path_factory: pytest.TempPathFactory
+    no_shared_stack: None,
+    kafka_topics: str,
+    migrated_database: str,
+    credentials_keys: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, ServiceProcess]]:
     """The projector, the notifier and api-gateway, with room for 100 streams per tenant."""
     env = service_env(kafka_topics, migrated_database, credentials_keys) | {

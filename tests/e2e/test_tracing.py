@@ -40,7 +40,7 @@ from paysync_gateway_sim import SimulatorClient
 
 from .test_stripe_payment_end_to_end import register
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("no_shared_stack")]  # stacks of its own
 
 #: The services one webhook passes through on its way to a browser's live stream.
 ON_THE_WAY = ("webhook-ingest", "status-projector", "notifier", "api-gateway")

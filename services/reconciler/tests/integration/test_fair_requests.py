@@ -17,16 +17,19 @@ from paysync_dev.service_fixtures import fetch, publish, unique, wait_until
 
 pytestmark = pytest.mark.integration
 
-RATE = 3.0  # Stripe requests/s per tenant: each bulk check below is at least 10 s of retrievals
+RATE = 3.0  # Stripe requests/s per tenant: a bulk check of OPEN_INTENTS is at least 10 s of retrievals
 OPEN_INTENTS = 30
 
 
-async def _tenant_with_open_intents(sim, engine, lost_webhooks_tenant, closed: list[str]) -> tuple[str, str]:
-    """A tenant whose open PaymentIntents cost a retrieval each (no event names them): its id, its account."""
+async def _tenant_with_open_intents(
+    sim, engine, lost_webhooks_tenant, closed: list[str], count: int = OPEN_INTENTS
+) -> tuple[str, str]:
+    """A tenant whose `count` open PaymentIntents cost a retrieval each (no event names them): its id, its
+    account."""
     tenant = await lost_webhooks_tenant(("stripe",))
     closed.append(tenant.id)
     account = tenant.account("stripe").id
-    for _ in range(OPEN_INTENTS):
+    for _ in range(count):
         ref = sim.create_payment(account, kind="payment_intent", amount_minor=700, currency="usd").ref
         await register(engine, tenant.id, "stripe", ref, amount_minor=700)
     return tenant.id, account
@@ -122,7 +125,8 @@ async def test_another_tenants_check_and_callback_confirmation_finish_while_bulk
 async def test_a_bulk_check_waiting_its_turn_keeps_its_lease_and_one_whose_replica_died_is_taken_over(
     sim, engine, projector, start_reconciler, lost_webhooks_tenant, kafka_topics, leave_no_open_payments
 ):
-    tenant, _ = await _tenant_with_open_intents(sim, engine, lost_webhooks_tenant, leave_no_open_payments)
+    # 18 retrievals at 3/s: each bulk check takes about 6 s, twice the lease below.
+    tenant, _ = await _tenant_with_open_intents(sim, engine, lost_webhooks_tenant, leave_no_open_payments, 18)
     first, second = await start_reconciler(
         count=2,
         scheduler_enabled="false",
@@ -146,7 +150,7 @@ async def test_a_bulk_check_waiting_its_turn_keeps_its_lease_and_one_whose_repli
         return (await _requests(engine, [bulks[0].request_id]))[bulks[0].request_id][0] == "completed"
 
     await wait_until(first_answered, 120, "the first bulk check to be answered")
-    # The second waited about 10 s, several of its leases: nobody took it over meanwhile.
+    # The second waited about 6 s, two of its leases: nobody took it over meanwhile.
     state, handled_by, attempts = (await _requests(engine, [bulks[1].request_id]))[bulks[1].request_id]
     assert (state, handled_by, attempts) == ("running", holder, 1)
 

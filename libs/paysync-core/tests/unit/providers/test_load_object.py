@@ -95,7 +95,7 @@ JSON = st.recursive(
 )
 
 
-@settings(max_examples=2_000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.dictionaries(st.text(max_size=8), JSON, max_size=6))
 def test_load_object_reads_any_json_object_as_the_stdlib_does(document: dict[str, Any]) -> None:
     body = json.dumps(document).encode()

@@ -28,7 +28,7 @@ from paysync_core.testing.builders.requests import parse_context
 
 CTX = parse_context(observed_at=datetime(2026, 3, 1, tzinfo=UTC))
 FUZZ = settings(
-    max_examples=10_000,
+    max_examples=3_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
