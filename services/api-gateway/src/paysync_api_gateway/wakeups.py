@@ -25,32 +25,29 @@ WINDOW_SECONDS = 0.01
 
 
 class MatcherWakeups:
-    """At most one wake-up of the projector's matcher in flight; `registered` after each new payment."""
+    """At most one wake-up of the projector's matcher asked for at a time; `registered` after each new
+    payment."""
 
     def __init__(self, notify: Callable[[], Awaitable[object]], window: float = WINDOW_SECONDS) -> None:
         self._notify, self._window = notify, window
-        self._pending: asyncio.Task[None] | None = None
+        self._asked = False  # a wake-up is due and not sent yet: new registrations share it
+        self._tasks: set[asyncio.Task[None]] = set()  # held until done (the loop keeps only weak ones)
 
     def registered(self) -> None:
         """A new payment is committed: the matcher is woken within the window."""
-        if self._pending is None:
-            self._pending = asyncio.create_task(self._wake(), name="matcher-wakeup")
+        if not self._asked:
+            self._asked = True
+            task = asyncio.create_task(self._wake(), name="matcher-wakeup")
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
-        """Send the wake-up asked for, if any, now (the service is stopping)."""
-        pending = self._pending
-        if pending is not None:
-            pending.cancel()
-            await asyncio.gather(pending, return_exceptions=True)
-            self._pending = None
-            await self._send()
+        """Let the wake-ups asked for be sent (the service is stopping; at most a window's wait)."""
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _wake(self) -> None:
         await asyncio.sleep(self._window)
-        self._pending = None  # registrations committed from here on ask for the next one
-        await self._send()
-
-    async def _send(self) -> None:
+        self._asked = False  # registrations committed from here on ask for the next one
         try:
             await self._notify()
         except Exception as exc:  # noqa: BLE001 - the matcher's own poll finds the payment
