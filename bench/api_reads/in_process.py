@@ -153,6 +153,7 @@ async def run(database: str, rounds: int, requests: int, profile: str | None) ->
             profiler.dump_stats(f"{profile}.{kind}.prof")
     finally:
         await watcher.close()
+        await app.state.matcher_wakeups.close()  # as the service's stop: the wake-up owed, sent
         await app.state.driver_pool.close()
         await app.state.engine.dispose()
 

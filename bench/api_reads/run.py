@@ -10,7 +10,8 @@ database) is the floor of the stack. The reads run twice with the same build:
 before the cache) and the default (5). Every registration is a distinct payment. The load comes from
 bench/loadgen (closed loop: the most it sustains with N connections; then open loop at a fixed rate,
 by default half the maximum just measured, for the latency), with the tenant's API key on every
-request.
+request. CPU a request is reported for api-gateway, the broker, PostgreSQL's backends of the bench
+database (listed before each phase, after a warm-up with the phase's connections) and the load generator.
 Results in bench/results/api-reads.json.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import os
 import subprocess
@@ -42,7 +44,7 @@ from paysync_dev.procstat import peak_rss_mb
 from paysync_dev.stack import ServiceProcess, free_port
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from webhook_ingest.run import LOADGEN, RESULTS, attack, measured, summarise
+from webhook_ingest.run import LOADGEN, RESULTS, attack, measured, postgres_backends, summarise
 from webhook_ingest.run import _wait_http as wait_http
 
 
@@ -72,12 +74,16 @@ def runs(
     pids: dict[str, int | None],
     fixed: bool = True,
     fresh: Callable[[], Path] | None = None,
+    database: str | None = None,
 ) -> list[dict]:
     """Max throughput with `workers` connections, then (`fixed`) `rate` open loop (0: half the maximum
     just measured, where latency means something whatever the machine): a result row each. `fresh`
-    makes the fixed rate's targets anew (registrations: the maximum's were registered already)."""
+    makes the fixed rate's targets anew (registrations: the maximum's were registered already). With
+    `database`, its PostgreSQL backends (listed before each phase) are measured as `postgres`."""
     rows = []
     for mode in ("max", "fixed") if fixed else ("max",):
+        if database is not None:
+            pids = {**pids, "postgres": asyncio.run(postgres_backends(database))}
         if mode == "max":
             label = f"max throughput ({workers} connections)"
             run = partial(attack, targets, 0, seconds, workers)
@@ -112,6 +118,9 @@ def main(
         help="Another checkout (a worktree of an older commit): each api-gateway phase runs its code too, "
         "just before this checkout's, against the same database and broker (an A/B in one window)",
     ),
+    this_first: bool = typer.Option(
+        False, help="With --against: this checkout's phase first, then the other's (for pairs in turns)"
+    ),
 ) -> None:
     """GET /v1/payments/{id} (key cache off and on) and POST /v1/payments, beside the bare endpoint."""
     if not LOADGEN.exists():
@@ -127,13 +136,12 @@ def main(
     keys = Fernet.generate_key().decode()
     tenant = create_tenant(database, keys, gateways=("stripe",))
     register_count = (register_rate or 5000) * 2 * seconds + 1000  # distinct for api-gateway's rates
-    phases = Phases(
-        tenant.api_key, bench_dir, (read_rate, register_rate), seconds, workers, fixed, register_count
-    )
+    rates = (read_rate, register_rate)
+    phases = Phases(tenant.api_key, bench_dir, rates, seconds, workers, fixed, register_count, database)
     results: list[dict] = []
     try:
         if bare:
-            results += _bare(phases, register_count)
+            results += _bare(dataclasses.replace(phases, database=None), register_count)
         env = {
             "PAYSYNC_KAFKA_BOOTSTRAP": broker.bootstrap,
             "PAYSYNC_DATABASE_URL": database,
@@ -141,7 +149,7 @@ def main(
             "PAYSYNC_LOG_LEVEL": "WARNING",
         }
         for cache in key_cache:
-            for code in [*against, None]:
+            for code in [None, *against] if this_first else [*against, None]:
                 results += _gateway(phases, env, cache, code, broker.pid(), registrations)
     finally:
         broker.stop()
@@ -160,6 +168,7 @@ class Phases:
     workers: int
     fixed: bool
     registrations: int
+    database: str | None = None
 
     def runs(
         self,
@@ -169,8 +178,9 @@ class Phases:
         pids: dict[str, int | None],
         fresh: Callable[[], Path] | None = None,
     ) -> list[dict]:
-        """`runs` of this run's duration and connections (the fixed rate only if asked for)."""
-        return runs(name, targets, rate, self.seconds, self.workers, pids, self.fixed, fresh)
+        """`runs` of this run's duration and connections (the fixed rate only if asked for), with the
+        database's backends measured when it is api-gateway's."""
+        return runs(name, targets, rate, self.seconds, self.workers, pids, self.fixed, fresh, self.database)
 
 
 def _gateway(
@@ -239,7 +249,8 @@ def _api(url: str, phases: Phases, pids: dict[str, int | None], name: str) -> li
     made.raise_for_status()
     out = phases.bench_dir / "api-targets.jsonl"
     targets = reads_file(f"{url}/v1/payments/{made.json()['id']}", phases.api_key, out)
-    attack(targets, rate=200, seconds=3)  # warm-up
+    # Warm-up with the phases' connections: the pool's connections (PostgreSQL's backends) all open.
+    attack(targets, rate=0, seconds=3, workers=phases.workers)
     return phases.runs(name, targets, phases.rates[0], pids)
 
 
@@ -261,7 +272,7 @@ def report(results: list[dict], out: Callable[[str], None] = print) -> None:
     (RESULTS / "api-reads.json").write_text(json.dumps(summary, indent=2))
     out(
         "| target | mode | throughput/s | p50 ms | p95 ms | p99 ms | max ms | success "
-        "| CPU ms/request: server, broker |"
+        "| CPU ms/request: server, broker, postgres, loadgen |"
     )
     out("|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -269,7 +280,7 @@ def report(results: list[dict], out: Callable[[str], None] = print) -> None:
         out(
             f"| {r['target']} | {r['mode']} | {r['throughput_per_s']} | {r['p50_ms']} | {r['p95_ms']} | "
             f"{r['p99_ms']} | {r['max_ms']} | {r['success_ratio']:.4f} | "
-            f"{cpu['server']}, {cpu.get('broker', '–')} |"
+            f"{cpu['server']}, {cpu.get('broker', '–')}, {cpu.get('postgres', '–')}, {cpu['loadgen']} |"
         )
     for name, ratio in ratios.items():
         out(f"\n{name} / bare endpoint, max throughput: {ratio}")

@@ -4,11 +4,15 @@ uvicorn closes idle keep-alive connections, but not one that never sends a reque
 a byte at a time (slow loris), and httptools accepts headers of any size. `bounded_http_protocol`
 adds both limits to uvicorn's httptools protocol with one timer handle per request (no task), and
 nothing once the headers are in: long-lived responses such as the SSE stream are unaffected.
+
+It also writes each response of known length in one write, head and body together
+(`OneWriteResponses`): a short answer is one TCP segment and one wake-up of the client, not two.
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -57,10 +61,13 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
     _raw_header_bytes = 0  # bytes read while headers were incomplete (one huge header, still unparsed)
     _parsed_header_bytes = 0  # request target and headers the parser has handed over
     _headers_too_large = False
+    _writes: OneWriteResponses  # the connection's transport, as uvicorn's code writes to it
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        """Start the header-read deadline: a connection that never sends a request is closed too."""
+        """Start the header-read deadline: a connection that never sends a request is closed too; write
+        through `OneWriteResponses`."""
         super().connection_made(transport)
+        self.transport = self._writes = OneWriteResponses(transport, self)
         self._arm_header_deadline()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -98,6 +105,16 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_headers, self._raw_header_bytes = False, 0
         self._disarm_header_deadline()
         super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """A response is complete: anything of it still held goes out (a HEAD's head, say)."""
+        self._writes.flush()
+        super().on_response_complete()
+
+    def handle_websocket_upgrade(self) -> None:
+        """A WebSocket takes the connection's own transport, not ours."""
+        self.transport = self._writes.transport
+        super().handle_websocket_upgrade()
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a parser error; 431 when the error was our header cap."""
@@ -140,3 +157,63 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
 def bounded_http_protocol(limits: ServerSettings) -> type[HttpToolsProtocol]:
     """uvicorn's `http=` protocol class with `limits` applied."""
     return type("BoundedHttpToolsProtocol", (_BoundedHttpToolsProtocol,), {"limits": limits})
+
+
+class OneWriteResponses(asyncio.Transport):
+    """A connection's transport that writes a response's head and its body together, in one write.
+
+    uvicorn writes the head when the app starts the response and the body when it sends it: two
+    writes, two TCP segments and two wake-ups of the client for a short answer. The head of a response
+    of known length (`Content-Length`) is held until the first bytes of its body, the response's end
+    or the connection's close, whichever comes first; a streamed response's (no length: SSE, say) is
+    written at once.
+    """
+
+    __slots__ = ("_held", "_protocol", "_seen", "transport")
+
+    def __init__(self, transport: asyncio.Transport, protocol: HttpToolsProtocol) -> None:
+        super().__init__()
+        self.transport, self._protocol = transport, protocol
+        self._held = b""
+        self._seen: object = None  # the last response whose head was written or held
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write `data` after the head held, if any; hold it instead if it is a head to hold."""
+        if self._held:
+            data, self._held = self._held + data, b""
+        elif self._holds():
+            self._held = bytes(data)
+            return
+        self.transport.write(data)
+
+    def _holds(self) -> bool:
+        """Whether this write is the head of the current response, and that response has a length."""
+        cycle = self._protocol.cycle
+        if cycle is self._seen or cycle is None or not cycle.response_started:
+            return False
+        self._seen = cycle
+        return cycle.chunked_encoding is False
+
+    def flush(self) -> None:
+        """Write the head held, if any."""
+        if self._held:
+            data, self._held = self._held, b""
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Close, after writing the head held if the connection is still open."""
+        if not self.transport.is_closing():
+            self.flush()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        """Whether the connection is closing or closed."""
+        return self.transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """The connection's own (peer, socket, TLS)."""
+        return self.transport.get_extra_info(name, default)
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Hand the connection to another protocol."""
+        self.transport.set_protocol(protocol)

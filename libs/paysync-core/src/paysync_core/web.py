@@ -12,12 +12,14 @@ import structlog
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
+from fastapi.telemetry import TelemetryConfig
 from faststream.kafka import KafkaBroker
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from paysync_core import tracing
 from paysync_core.server import ServerSettings, bounded_http_protocol
 
 log = structlog.get_logger()
@@ -82,7 +84,7 @@ def service_app(
         docs_url="/docs" if public_docs else None,
         redoc_url="/redoc" if public_docs else None,
         openapi_url="/openapi.json" if public_docs else None,
-        telemetry={"exclude": _is_ops_request},
+        telemetry=_fastapi_telemetry(),
     )
     app.state.broker = broker  # its subscribers and publishers make the AsyncAPI document
     checks: dict[str, ReadinessCheck] = {}
@@ -97,6 +99,17 @@ def service_app(
 
 #: Paths of the ops router: probes and scrapes, every few seconds, are no one's trace.
 _OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def _fastapi_telemetry() -> TelemetryConfig:
+    """FastAPI's own OpenTelemetry: its spans when this process traces (`paysync_core.tracing`, set up
+    before the app is made), never its metrics or logs (the services' metrics are Prometheus').
+
+    Said once here rather than found out per request: left to itself FastAPI asks, on every request,
+    whether a tracer, a meter and a logger provider are installed (three environment lookups, ~5 µs of
+    CPU a request on the bench host, bench/README.md, API reads and registrations).
+    """
+    return {"exclude": _is_ops_request, "tracing": tracing.enabled(), "metrics": False, "logs": False}
 
 
 def _is_ops_request(scope: MutableMapping[str, Any]) -> bool:

@@ -120,3 +120,50 @@ def test_spans_hold_no_callback_or_stream_token_and_logs_carry_their_trace_id() 
     assert line["trace_id"] == trace_id and len(line["span_id"]) == 16
     # What a Kafka record published there carries: the request's trace, as W3C `traceparent`.
     assert seen == {"enabled": True, "headers": ["traceparent"], "header_trace_id": trace_id}
+
+
+#: A service's app in a process where something installed an OpenTelemetry meter provider; prints the
+#: names of the metrics it holds after a request.
+METRICS_PROGRAM = """
+import asyncio, json, httpx
+from opentelemetry import metrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from paysync_core.logging import configure_logging
+from paysync_core.web import service_app
+
+reader = InMemoryMetricReader()
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+configure_logging("demo")
+app = service_app("demo")
+
+@app.get("/v1/things/{thing}")
+async def thing(thing: str) -> dict:
+    return {"id": thing}
+
+async def main():
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://demo") as client:
+        (await client.get("/v1/things/t-1")).raise_for_status()
+
+asyncio.run(main())
+data = reader.get_metrics_data()
+scopes = [sm for rm in (data.resource_metrics if data else []) for sm in rm.scope_metrics]
+names = [m.name for sm in scopes for m in sm.metrics]
+print(json.dumps(names))
+"""
+
+
+def test_fastapi_records_no_opentelemetry_metrics_of_its_own() -> None:
+    """The services' metrics are Prometheus' (`/metrics`); FastAPI's own OpenTelemetry metrics stay off
+    even where a meter provider is installed, so no request pays for asking whether one is."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    run = subprocess.run(
+        [sys.executable, "-c", METRICS_PROGRAM],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        env=env,
+    )
+    assert json.loads(run.stdout.splitlines()[-1]) == []

@@ -33,10 +33,11 @@ from paysync_api_gateway.limits import BodySizeLimit, FailedKeyThrottle
 from paysync_api_gateway.openapi_answers import document_answers
 from paysync_api_gateway.presses import RefreshPresses
 from paysync_api_gateway.refresh import RefreshCoordinator
-from paysync_api_gateway.registrations import CredentialModes
+from paysync_api_gateway.registrations import CredentialModes, wake_matcher
 from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_api_gateway.stream import StreamSlots, notifier_answers, notifier_client
 from paysync_api_gateway.stream import router as stream_router
+from paysync_api_gateway.wakeups import MatcherWakeups
 from paysync_core import topics
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db.engine import make_engine
@@ -70,6 +71,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     configure_logging("api-gateway", common.log_level, common.log_json)
     engine = _engine(common)
     pool = DriverPool(engine, _POOL_SIZE, _APPLICATION_NAME)
+    wakeups = MatcherWakeups(lambda: wake_matcher(pool))
     broker = durable_broker(common.kafka_bootstrap, client_id="paysync-api-gateway")
 
     requests_out = TopicPublisher(broker, topics.RECONCILE_REQUESTS)
@@ -84,6 +86,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
 
     async def after_stop() -> None:
         await notifier.aclose()
+        await wakeups.close()
         await pool.close()
 
     app = service_app(
@@ -101,6 +104,7 @@ def create_app(settings: ApiGatewaySettings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.driver_pool = pool
+    app.state.matcher_wakeups = wakeups
     app.state.refresh = refresh
     app.state.observations_out = observations_out
     app.state.ticks_out = ticks_out

@@ -21,6 +21,7 @@ from paysync_api_gateway.presses import RefreshPresses
 from paysync_api_gateway.refresh import RefreshCoordinator
 from paysync_api_gateway.registrations import CredentialModes
 from paysync_api_gateway.settings import ApiGatewaySettings
+from paysync_api_gateway.wakeups import MatcherWakeups
 from paysync_core.contracts import PaymentObservation
 from paysync_core.publishers import TopicPublisher
 
@@ -41,6 +42,11 @@ async def engine(request: Request) -> AsyncEngine:
 async def driver_pool(request: Request) -> DriverPool:
     """The driver pool (`driver_pool.py`): the one-statement work of the routes front ends call in a loop."""
     return request.app.state.driver_pool
+
+
+async def matcher_wakeups(request: Request) -> MatcherWakeups:
+    """The wake-ups of the projector's matcher after new registrations."""
+    return request.app.state.matcher_wakeups
 
 
 async def refresh(request: Request) -> RefreshCoordinator:
@@ -91,6 +97,7 @@ async def stream_slots(request: Request) -> StreamSlots:
 Settings = Annotated[ApiGatewaySettings, Depends(settings)]
 Engine = Annotated[AsyncEngine, Depends(engine)]
 Pool = Annotated[DriverPool, Depends(driver_pool)]
+Wakeups = Annotated[MatcherWakeups, Depends(matcher_wakeups)]
 Refresh = Annotated[RefreshCoordinator, Depends(refresh)]
 FailedKeys = Annotated[FailedKeyThrottle, Depends(failed_keys)]
 ApiKeys = Annotated[ApiKeyCache, Depends(api_keys)]

@@ -13,7 +13,7 @@ from paysync_api_gateway.answers import BulkChecked, CheckState, EntityChecked, 
 from paysync_api_gateway.auth import current_key, current_tenant, request_key
 from paysync_api_gateway.conditional import NO_STORE, Conditional, ConditionalRead, no_store_json
 from paysync_api_gateway.contract import errors
-from paysync_api_gateway.deps import Engine, Modes, Pool, Presses, Refresh, Settings
+from paysync_api_gateway.deps import Engine, Modes, Pool, Presses, Refresh, Settings, Wakeups
 from paysync_api_gateway.hot import HotRoute, hot_route
 from paysync_api_gateway.inputs import require_storable_json, strict_parameters
 from paysync_api_gateway.lookups import Lookup, PhoneKey, hashed_phone, phone_key, refuse_phones_in_metadata
@@ -49,13 +49,14 @@ async def register_payment(
     settings: Settings,
     phone_key: PhoneKey,
     modes: Modes,
+    wakeups: Wakeups,
 ) -> Response:
     """Register a payment to track; 201 when new, 200 when it was registered already."""
     bounds = {"max_depth": settings.max_metadata_depth, "max_bytes": settings.max_metadata_bytes}
     require_storable_json(body.metadata, "metadata", **bounds)
     refuse_phones_in_metadata(body.metadata)
     phone_hash = hashed_phone(phone_key, tenant, body.phone, "phone") if body.phone else None
-    payment, created = await service.register_payment(engine, pool, tenant, body, modes, phone_hash)
+    payment, created = await service.register_payment(engine, pool, tenant, body, modes, wakeups, phone_hash)
     return no_store_json(payment, 201 if created else 200)
 
 
@@ -266,6 +267,7 @@ async def _resolve_register_payment(request: Request, body: RegisterPayment) -> 
         "settings": state.settings,
         "phone_key": await phone_key(state.settings),
         "modes": state.credential_modes,
+        "wakeups": state.matcher_wakeups,
     }
 
 

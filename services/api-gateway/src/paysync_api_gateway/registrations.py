@@ -5,8 +5,8 @@ tenant's credentials, insert the payment, bind its references, NOTIFY, and BEGIN
 them) and a decryption of the tenant's credentials, for 3.4 ms of CPU a registration
 (bench/README.md, API reads and registrations). A registration that makes a new payment is now one
 statement, prepared once per connection and run on the pooled connection's asyncpg connection,
-committing on its own: it inserts the payment, binds its references and wakes the projector's
-matcher, all or nothing.
+committing on its own: it inserts the payment and binds its references, all or nothing. The
+projector's matcher is woken afterwards, once for the new payments of a short window (`wakeups.py`).
 
 The payment's mode (test or live) is that of the tenant's credentials *now*, so the statement
 inserts only while the tenant's stored ciphertext is the one whose mode it was given; otherwise it
@@ -59,12 +59,13 @@ WITH tenant AS (
     INSERT INTO payment_refs (tenant_id, provider, ref, payment_id)
     SELECT DISTINCT $2::varchar, $3::varchar, ref, $1::uuid FROM unnest($13::varchar[]) AS ref
     WHERE EXISTS (SELECT FROM payment)
-), woken AS (
-    SELECT pg_notify('{REGISTERED_CHANNEL}', '') FROM payment
 )
-SELECT tenant.credentials_ciphertext AS ciphertext, payment.*, (SELECT count(*) FROM woken) AS woken
+SELECT tenant.credentials_ciphertext AS ciphertext, payment.*
 FROM tenant LEFT JOIN payment ON true
 """  # noqa: S608 - made of constants; every value is a parameter
+
+#: Wakes the projector's matcher (`wakeups.py`): parked observations may match the payments registered.
+_WAKE_MATCHER = f"SELECT pg_notify('{REGISTERED_CHANNEL}', '')"
 
 #: Stands for a tenant's ciphertext not seen yet: no stored ciphertext is empty.
 _UNSEEN = b""
@@ -167,3 +168,8 @@ async def register_new(
             return None  # registered already
         expected = found["ciphertext"]
     return None
+
+
+async def wake_matcher(driver: Any) -> None:
+    """Wake the projector's matcher (`NOTIFY`), with `driver.fetchrow` (the driver pool's)."""
+    await driver.fetchrow(_WAKE_MATCHER)

@@ -16,6 +16,7 @@ from paysync_api_gateway.driver_pool import DriverPool
 from paysync_api_gateway.refresh import RefreshCoordinator, RequestNotSent
 from paysync_api_gateway.registrations import CredentialModes, register_new
 from paysync_api_gateway.schemas import Payment, PaymentPage, RegisterPayment
+from paysync_api_gateway.wakeups import MatcherWakeups
 from paysync_core.contracts import ReconcileReply, ReconcileRequest
 from paysync_core.db.engine import no_transaction
 from paysync_core.db.tenants import credentials_ciphertext
@@ -53,6 +54,7 @@ async def register_payment(
     tenant: str,
     body: RegisterPayment,
     modes: CredentialModes,
+    wakeups: MatcherWakeups,
     phone_hash: str | None = None,
 ) -> tuple[dict[str, Any], bool]:
     """Register a payment to track; idempotent on (tenant, provider, provider_ref).
@@ -62,8 +64,9 @@ async def register_payment(
     its gateway now, and stays: observations of the other mode are never applied to it. Without
     credentials keys configured (no credentials can be read) the mode is not known. `phone_hash`
     (the payer's, see paysync_core.phones) is kept on a payment that has none yet. A new payment takes
-    one statement (`registrations.py`, on the driver pool: `driver_pool.py`); the rest (registered
-    already, a reference taken, a failure) the long way, through SQLAlchemy.
+    one statement (`registrations.py`, on the driver pool: `driver_pool.py`), and the projector's
+    matcher is woken for it within a short window (`wakeups.py`); the rest (registered already, a
+    reference taken, a failure) the long way, through SQLAlchemy, which wakes it in its transaction.
     """
     provider = body.provider.value
     values = {
@@ -80,6 +83,7 @@ async def register_payment(
     }
     new = await _registered_new(pool, modes, values, body)
     if new is not None:
+        wakeups.registered()
         return payment_json(_with_aliases(dict(new), body)), True
     async with engine.begin() as conn:  # through SQLAlchemy: a dropped connection is reported (503)
         return await _register(conn, values, body, modes)

@@ -134,6 +134,37 @@ async def test_a_payment_is_found_by_its_reference_or_any_alias(client, tenant) 
     assert nothing.json()["items"] == []
 
 
+async def test_registrations_at_once_wake_the_matcher_once_for_all_not_once_each(
+    serve_api, client_from, tenant, engine
+) -> None:
+    """A burst of registrations costs PostgreSQL a few NOTIFYs, not one each (each takes the cluster's
+    notification queue lock); every one of them is covered by a wake-up sent after it committed."""
+    notified: list[str] = []
+    ours_heard = asyncio.Event()
+
+    def heard(*notification: object) -> None:
+        notified.append(str(notification[3]))  # its payload: "" from api-gateway, "end" from the test
+        if notified[-1] == "end":
+            ours_heard.set()
+
+    async with engine.connect() as conn:
+        listener = (await conn.get_raw_connection()).driver_connection
+        await listener.add_listener(REGISTERED_CHANNEL, heard)
+        try:
+            async with serve_api() as app, client_from(app) as client:
+                bodies = [stripe_registration() for _ in range(20)]
+                made = await asyncio.gather(
+                    *(client.post("/v1/payments", json=b, headers=tenant.auth) for b in bodies)
+                )
+                assert [m.status_code for m in made] == [201] * 20
+            # The app stopped: every wake-up it owed is sent. Ours comes after them, in commit order.
+            await listener.execute(f"NOTIFY {REGISTERED_CHANNEL}, 'end'")
+            await asyncio.wait_for(ours_heard.wait(), timeout=10)
+        finally:
+            await listener.remove_listener(REGISTERED_CHANNEL, heard)
+    assert 1 <= notified.count("") < 20
+
+
 async def test_a_new_registration_wakes_the_projectors_matcher(client, tenant, engine) -> None:
     woken = asyncio.Event()
 
