@@ -11,10 +11,20 @@ resident memory and CPU sampled from /proc:
 
 1. dry run over the first `--small` records (every payment once at least), then over all `--records`
    (same payments): records/s, records per CPU second and peak RSS at both sizes;
-2. the projector alone: `--small` observations published straight to the observation topic for a
-   second set of payments, drained by the status-projector (its own process): observations applied/s;
+2. the projector alone (its own process): `--small` observations published straight to the observation
+   topic, drained by the status-projector: observations applied/s. Twice, each for payments of its own:
+   `projector_alone_synthetic`, a success per payment as bench/projector makes them (no alias, the
+   registered amount: what every bench before 2026-12-07 compared with), then `projector_alone`, the
+   observations a real run publishes, derived by the replay's own code from raw records made as below
+   (an alias each to bind, the record's amount, which differs from the registered one: an alert each);
 3. real run over the first `--small` raw records, with that projector applying them: records/s, and
-   the ratio to the projector's own rate measured minutes before in the same run.
+   the ratio to the projector's own rate on the same kind of observations, measured minutes before in
+   the same run (`ratio_to_projector_alone`; to the synthetic one: `ratio_to_projector_alone_synthetic`).
+
+For the projector alone and each real run it also says where the projector's time went: its process's
+and its PostgreSQL sessions' CPU and wait for a core (the scheduler's run delay, /proc/PID/schedstat)
+per wall second, the broker's, and its batches (observations in each, milliseconds in each transaction,
+the share of the time in one; from its /metrics); the replay's tree and sessions' wait for a core too.
 
 With `--before REV` both dry runs are also made with the replay's code at git revision REV
 (paysync-core's and paysync-cli's sources, first on PYTHONPATH), interleaved with today's (before,
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import io
 import json
@@ -47,17 +58,21 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import httpx
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from sqlalchemy import func, select, text
 
+from paysync_cli.replay_source import Filters, ReplaySource, derive
 from paysync_core import topics
-from paysync_core.contracts import Provider, Verdict, payment_key
+from paysync_core.contracts import PaymentObservation, Provider, Verdict, payment_key
 from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.db.schema import observations
 from paysync_core.kafka import DurableProducer, provision_topics
@@ -182,6 +197,7 @@ class TreeSampler:
         self.pid = pid
         self.peak_kib = 0
         self._cpu: dict[int, float] = {}  # per process: the last CPU seconds seen
+        self._waited: dict[int, float] = {}  # per process: the last run delay seen (waiting for a core)
         self._broker_port = broker_port
         self.last_read_at: float | None = None  # time.perf_counter() of the last sample a worker was reading
 
@@ -196,6 +212,11 @@ class TreeSampler:
         """CPU seconds of every process of the tree seen (a process's last 50 ms may be missed)."""
         return sum(self._cpu.values())
 
+    @property
+    def run_delay_seconds(self) -> float:
+        """Seconds the tree's threads waited on a run queue for a core."""
+        return sum(self._waited.values())
+
     async def run(self) -> None:
         """Sample until the process is gone or the task is cancelled."""
         while True:
@@ -206,6 +227,7 @@ class TreeSampler:
             for pid in tree:
                 rss += _rss_kib(pid)
                 self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid))
+                self._waited[pid] = max(self._waited.get(pid, 0.0), run_delay_seconds([pid]))
             self.peak_kib = max(self.peak_kib, rss)
             if self._broker_port is not None and _connected(tree[1:], self._broker_port):
                 self.last_read_at = time.perf_counter()
@@ -264,28 +286,42 @@ def _rss_kib(pid: int) -> int:
 
 
 class BackendSampler:
-    """The CPU the replay's PostgreSQL sessions (`application_name` paysync-replay) used, sampled from
-    /proc every 200 ms: the database's share of what a replay costs, on the cores the projector shares."""
+    """The CPU the PostgreSQL sessions of one application (the replay's: `paysync-replay`) used and their
+    wait for a core, sampled from /proc every 200 ms: the database's share of what a replay costs, on the
+    cores the projector shares. A session already open at the first sample counts from there (a pool's)."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._cpu: dict[int, float] = {}  # per backend: the last CPU seconds seen
+    def __init__(self, url: str, application: str = "paysync-replay") -> None:
+        self._url, self._application = url, application
+        self._first: dict[int, tuple[float, float]] | None = None  # sessions open at the first sample
+        self._last: dict[int, tuple[float, float]] = {}  # per backend: the last (CPU, run delay) seen
 
     @property
     def cpu_seconds(self) -> float:
         """CPU seconds of every backend seen (a backend's last 200 ms may be missed)."""
-        return sum(self._cpu.values())
+        return sum(cpu - self._since(pid)[0] for pid, (cpu, _) in self._last.items())
+
+    @property
+    def run_delay_seconds(self) -> float:
+        """Seconds the backends seen waited on a run queue for a core."""
+        return sum(waited - self._since(pid)[1] for pid, (_, waited) in self._last.items())
+
+    def _since(self, pid: int) -> tuple[float, float]:
+        return (self._first or {}).get(pid, (0.0, 0.0))
 
     async def run(self) -> None:
         """Sample until the task is cancelled."""
         engine = make_engine(self._url, pool_size=1)
-        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = 'paysync-replay'")
+        query = text("SELECT pid FROM pg_stat_activity WHERE application_name = :name")
         try:
             while True:
                 async with engine.connect() as conn:
-                    pids = [row[0] for row in await conn.execute(query)]
+                    pids = [row[0] for row in await conn.execute(query, {"name": self._application})]
                 for pid in pids:
-                    self._cpu[pid] = max(self._cpu.get(pid, 0.0), cpu_seconds(pid))
+                    cpu, waited = cpu_seconds(pid), run_delay_seconds([pid])
+                    if cpu or waited:  # gone since the query: its last sample stands
+                        self._last[pid] = (cpu, waited)
+                if self._first is None:
+                    self._first = dict(self._last)
                 await asyncio.sleep(0.2)
         finally:
             await engine.dispose()
@@ -310,6 +346,94 @@ class HostShare:
             )
         )
         return {"host_idle": idle / max(total, 1), "projector_busy": projector / max(wall, 1e-9)}
+
+
+def run_delay_seconds(pids: list[int]) -> float:
+    """Seconds the processes' threads have waited on a run queue for a core so far (the second field of
+    /proc/PID/task/*/schedstat, the scheduler's run delay): the cost of sharing the cores."""
+    waited = 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                waited += int(stat.read_text().split()[1])
+    return waited / 1e9
+
+
+class ProcessWaits:
+    """Over one step of the bench, for the projector's process, its PostgreSQL sessions and the broker: the
+    CPU each used and the time its threads waited for a core (run delay), per wall second; and the batches
+    the projector applied (its /metrics: how many, observations in each, seconds in their transactions).
+    Says whether the projector, alone and in a real run, waits on the cores, on PostgreSQL or for records."""
+
+    def __init__(self, url: str, projector: ServiceProcess | None, broker_pid: int | None) -> None:
+        self._url, self._projector, self._broker = url, projector, broker_pid
+        self._start: dict[str, float] = {}
+        self._backends = BackendSampler(url, "paysync-status-projector")
+        self._sampling: asyncio.Task[None] | None = None
+
+    @property
+    def projector_pid(self) -> int | None:
+        """The projector's process id."""
+        return self._projector.process.pid if self._projector and self._projector.process else None
+
+    async def start(self) -> None:
+        """Take the first reading; sample the projector's PostgreSQL sessions until `measured`."""
+        self._sampling = asyncio.create_task(self._backends.run())
+        self._start = await self._reading()
+
+    async def measured(self) -> dict[str, float]:
+        """Each figure per wall second since `start`, the projector's batch shape, its CPU an observation."""
+        now = await self._reading()
+        if self._sampling is not None:
+            self._sampling.cancel()
+            await asyncio.gather(self._sampling, return_exceptions=True)
+        now |= {
+            "projector_pg_cpu": self._backends.cpu_seconds,
+            "projector_pg_run_delay": self._backends.run_delay_seconds,
+        }
+        d = {k: now[k] - self._start.get(k, 0.0) for k in now}
+        wall, batches, observations = max(d["wall"], 1e-9), max(d["batches"], 1), max(d["observations"], 1)
+        out = {k: d[k] / wall for k in d if k.endswith(("_cpu", "_run_delay"))}
+        out |= {
+            "projector_batches": d["batches"],
+            "projector_observations_per_batch": d["observations"] / batches,
+            "projector_in_transactions": d["batch_seconds"] / wall,  # share of wall time applying a batch
+            "projector_batch_ms": 1e3 * d["batch_seconds"] / batches,
+            "projector_cpu_us_per_observation": 1e6 * d["projector_cpu"] / observations,
+            "projector_pg_cpu_us_per_observation": 1e6 * d["projector_pg_cpu"] / observations,
+        }
+        return out
+
+    async def _reading(self) -> dict[str, float]:
+        own = [self.projector_pid] if self.projector_pid else []
+        broker = [self._broker] if self._broker else []
+        metrics = await asyncio.to_thread(self._metrics)
+        return {
+            "wall": time.perf_counter(),
+            "projector_cpu": cpu_seconds(own),
+            "projector_run_delay": run_delay_seconds(own),
+            "projector_pg_cpu": 0.0,  # sampled while measuring: the pool's sessions come and go
+            "projector_pg_run_delay": 0.0,
+            "broker_cpu": cpu_seconds(broker),
+            "broker_run_delay": run_delay_seconds(broker),
+            **metrics,
+        }
+
+    def _metrics(self) -> dict[str, float]:
+        """The projector's batch counters from its /metrics."""
+        found = {"batches": 0.0, "observations": 0.0, "batch_seconds": 0.0}
+        if self._projector is None:
+            return found
+        names = {
+            "paysync_projector_batch_size_count": "batches",
+            "paysync_projector_batch_size_sum": "observations",
+            "paysync_projector_batch_seconds_sum": "batch_seconds",
+        }
+        for line in httpx.get(f"{self._projector.url}/metrics", timeout=5.0).text.splitlines():
+            name, _, value = line.partition(" ")
+            if name in names:
+                found[names[name]] = float(value)
+        return found
 
 
 class ProjectorLag:
@@ -383,8 +507,10 @@ async def run_replay(env: dict[str, str], *args: str) -> dict[str, Any]:
     # Records per CPU second of the replay's processes: what the work costs, whatever the host's load.
     report["cpu_seconds"] = sampler.cpu_seconds
     report["command_cpu_seconds"] = sampler.own_cpu_seconds
+    report["run_delay_seconds"] = sampler.run_delay_seconds  # the replay's wait for a core
     report["records_per_cpu_second"] = report["counts"]["records"] / max(sampler.cpu_seconds, 1e-9)
     report["postgres_cpu_seconds"] = backends.cpu_seconds  # the replay's own sessions
+    report["postgres_run_delay_seconds"] = backends.run_delay_seconds
     report["load_average"] = {"before": load_before, "after": os.getloadavg()}
     report["payments"] = len(report["payments"])  # the lists themselves are not results
     report["domain_rows"] = len(report["domain_rows"])
@@ -410,36 +536,88 @@ async def history_rows(url: str, tenant: str) -> int:
         await engine.dispose()
 
 
-async def projector_alone(
-    url: str, bootstrap: str, tenant: str, payments: int, count: int, projector_pid: int | None
-) -> dict[str, float]:
-    """The projector draining `count` observations published straight to its topic: observations/s."""
-    regs = await projector_bench.register(url, tenant, payments, "alone")
-    traffic = [
+def synthetic_traffic(tenant: str, regs: list[dict[str, Any]], count: int) -> list[PaymentObservation]:
+    """`count` webhook observations as bench/projector makes them: a success each, no alias, the amount
+    registered (the projector alone of the benches before 2026-12-07)."""
+    return [
         projector_bench.observation(
-            tenant, regs[n % payments], f"evt_alone_{n}", projector_bench.S.SUCCEEDED, n % 50
+            tenant, regs[n % len(regs)], f"evt_alone_{n}", projector_bench.S.SUCCEEDED, n % 50
         )
         for n in range(count)
     ]
-    started, share = time.perf_counter(), HostShare(projector_pid)
+
+
+def replayed_traffic(tenant: str, regs: list[dict[str, Any]], count: int) -> list[PaymentObservation]:
+    """`count` observations as a real run publishes them: derived by the replay's own code from raw records
+    made as the bench makes the replayed ones (`distinct_records`), so the projector applies the same work
+    in both: an alias to bind, the amount of the record (not the one registered: a mismatch alert the
+    first time) and the evidence of a replayed record."""
+    refs = [r["provider_ref"] for r in regs]
+    name = topics.WEBHOOKS_RAW.name
+    records = [
+        ConsumerRecord(name, 0, n, 0, 0, key, value, None, len(key), len(value), [])
+        for n, (key, value) in enumerate(distinct_records(tenant, refs, 0, count))
+    ]
+    return derive(records, ReplaySource.RAW, Filters()).observations
+
+
+async def projector_alone(
+    url: str,
+    bootstrap: str,
+    tenant: str,
+    traffic: list[PaymentObservation],
+    waits: Callable[[], ProcessWaits],
+) -> dict[str, float]:
+    """The projector draining `traffic`, published straight to its topic: observations/s."""
+    count = len(traffic)
+    shares = waits()
+    started, share = time.perf_counter(), HostShare(shares.projector_pid)
+    await shares.start()
     await projector_bench.publish_all(bootstrap, traffic)
     while await history_rows(url, tenant) < count:
         await asyncio.sleep(0.2)
-    return {"observations": count, "per_second": count / (time.perf_counter() - started), **share.measured()}
+    per_second = count / (time.perf_counter() - started)
+    return {"observations": count, "per_second": per_second, **share.measured(), **await shares.measured()}
+
+
+async def projectors_alone(
+    url: str,
+    bootstrap: str,
+    args: argparse.Namespace,
+    waits: Callable[[], ProcessWaits],
+    results: dict[str, Any],
+) -> None:
+    """The projector alone over `args.real` synthetic observations (as the benches before 2026-12-07
+    measured it), then over as many shaped as a real run publishes them (what a real run is compared with),
+    each for payments of its own."""
+    for tenant, traffic_of, name in (
+        ("alone", synthetic_traffic, "projector_alone_synthetic"),
+        ("replayed", replayed_traffic, "projector_alone"),
+    ):
+        print(f"the projector alone, {args.real:,} observations ({name}) ...", file=sys.stderr)
+        regs = await projector_bench.register(url, tenant, args.payments, tenant)
+        traffic = traffic_of(tenant, regs, args.real)
+        results[name] = await projector_alone(url, bootstrap, tenant, traffic, waits)
+        print(f"  {results[name]}", file=sys.stderr)
 
 
 async def real_run(
-    env: dict[str, str], results: dict[str, Any], projector_pid: int | None, *args: str
+    env: dict[str, str], results: dict[str, Any], waits: Callable[[], ProcessWaits], *args: str
 ) -> dict[str, Any]:
     """`run_replay` of a real run, with its rate's ratio to the projector's own (`results`)."""
-    share, lag = HostShare(projector_pid), ProjectorLag(env["PAYSYNC_KAFKA_BOOTSTRAP"])
+    shares = waits()
+    share, lag = HostShare(shares.projector_pid), ProjectorLag(env["PAYSYNC_KAFKA_BOOTSTRAP"])
+    await shares.start()
     sampling = asyncio.create_task(lag.run())
     report = await run_replay(env, *args)
     sampling.cancel()
     await asyncio.gather(sampling, return_exceptions=True)
-    report |= share.measured() | lag.measured(time.perf_counter())
+    report |= share.measured() | lag.measured(time.perf_counter()) | await shares.measured()
     report["ratio_to_projector_alone"] = (
         report["records_per_second"] / results["projector_alone"]["per_second"]
+    )
+    report["ratio_to_projector_alone_synthetic"] = (
+        report["records_per_second"] / results["projector_alone_synthetic"]["per_second"]
     )
     records = max(report["counts"]["records"], 1)
     report["cpu_microseconds_per_record"] = 1e6 * report["cpu_seconds"] / records
@@ -455,7 +633,7 @@ async def real_runs(
     times: tuple[str, str],
     *,
     before_first: bool,
-    projector_pid: int | None,
+    waits: Callable[[], ProcessWaits],
 ) -> None:
     """Today's real run over the first records (from `times[0]` to `times[1]`), and with `before` the code
     at REV's over the records after them; `before_first`: REV's code over the first records, then today's."""
@@ -469,7 +647,7 @@ async def real_runs(
     ]
     for (name, code), (what, span) in zip(runs, spans[: len(runs)], strict=True):
         print(f"{name.replace('_', ' ')} over the {what} ...", file=sys.stderr)
-        results[name] = await real_run(code, results, projector_pid, *span)
+        results[name] = await real_run(code, results, waits, *span)
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
@@ -484,7 +662,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     try:
         await asyncio.to_thread(upgrade, url)
         await provision_topics(bootstrap)
-        for tenant in ("bench", "alone"):
+        for tenant in ("bench", "alone", "replayed"):
             await projector_bench.create_tenant(url, tenant)
         env = {
             **os.environ,
@@ -540,14 +718,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         projector.start()
         await asyncio.to_thread(projector.wait_ready)
         await wait_for_groups(bootstrap, {PROJECTOR_GROUP: 1})
-        print(f"the projector alone, {args.real:,} observations ...", file=sys.stderr)
-        pid = projector.process.pid if projector.process is not None else None
-        alone = await projector_alone(url, bootstrap, "alone", args.payments, args.real, pid)
-        results["projector_alone"] = alone
-        print(f"  {alone}", file=sys.stderr)
-        await real_runs(
-            env, before, results, (since, middle), before_first=args.before_first, projector_pid=pid
-        )
+        waits = partial(ProcessWaits, url, projector, kafka.pid())
+        await projectors_alone(url, bootstrap, args, waits, results)
+        await real_runs(env, before, results, (since, middle), before_first=args.before_first, waits=waits)
         results["machine"]["load_average_at_end"] = os.getloadavg()
         return results
     finally:

@@ -78,11 +78,12 @@ class AppliedState:
         self._changed: dict[uuid.UUID, Snapshot] = {}
         self._rows_changed: dict[RowKey, DomainRowChange] = {}
 
-    def touch(self, step: int, payments: Iterable[PaymentRow]) -> None:
-        """Step `step` publishes observations of `payments` (as read before the replay published any)."""
-        listed = list(payments)
-        self._payments.touch(step, (row.id for row in listed))
-        self._rows.touch(step, row_keys(self._domains, listed) if self._domains else ())
+    def touch(self, step: int, payments: Iterable[PaymentRow], rows: Iterable[RowKey] = ()) -> None:
+        """Step `step` publishes observations of `payments` (as read before the replay published any),
+        which drive the domain rows `rows` (`row_keys` of them: the caller works them out once a step,
+        for its reads before publishing too)."""
+        self._payments.touch(step, (row.id for row in payments))
+        self._rows.touch(step, rows)
 
     async def applied(self, step: int, wait: Callable[[], Awaitable[None]]) -> None:
         """Wait (`wait()`) until step `step` is applied, then read what it touched last."""

@@ -268,9 +268,11 @@ class Replayer:
             seen = self._shadow.rows if self.producer is None else self._before
             unseen = [pid for pid in grouped if pid not in seen]
             rows = await load_payments(conn, unseen, merge_state=self.producer is None)
+            step_rows: set[RowKey] = set()
             if self.producer is not None and self.domains is not None:
-                # Each new key probed in what was read (not all that was read re-hashed against the new).
-                unread = [k for k in row_keys(self.domains, rows.values()) if k not in self._domain_before]
+                # The step's domain rows, once: those not read before are read now; it touches them all.
+                step_rows = row_keys(self.domains, (rows.get(pid) or self._before[pid] for pid in grouped))
+                unread = [k for k in step_rows if k not in self._domain_before]
                 self._domain_before |= await read_rows(conn, unread)
         counts.already_seen += had
         counts.replayed += len(fresh)
@@ -284,13 +286,13 @@ class Replayer:
         self._before.update(rows)
         for pid, batch in grouped.items():  # what the projector will bind, as the dry run learns it
             self._aliases.learn(pid, self._before[pid].tenant, self._before[pid].provider, batch)
-        await self._publish_step(fresh, list(grouped))
-
-    async def _publish_step(self, fresh: list[PaymentObservation], touched: list[uuid.UUID]) -> None:
-        """Publish a step's observations of the payments `touched`; the projector applies them while the
-        next steps are read and published, and the report reads what they changed once they are applied."""
         self._steps += 1
-        self._after.touch(self._steps, (self._before[pid] for pid in touched))
+        self._after.touch(self._steps, (self._before[pid] for pid in grouped), step_rows)
+        await self._publish_step(fresh)
+
+    async def _publish_step(self, fresh: list[PaymentObservation]) -> None:
+        """Publish a step's observations (what it touched is noted); the projector applies them while the
+        next steps are read and published, and the report reads what they changed once they are applied."""
         ends = await self._publish(fresh)
         keys = {(o.tenant, o.observation_id) for o in fresh}
         wait = (
