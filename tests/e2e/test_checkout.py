@@ -8,15 +8,17 @@ import asyncio
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from paysync_core.db.engine import make_engine
 from paysync_core.db.schema import checkouts, reconcile_checks, referrals
-from paysync_dev.fixtures import TestTenant
+from paysync_dev.fixtures import TestTenant, create_tenant, new_migrated_database
 from paysync_dev.service_fixtures import fetch, service_env, wait_until
 from paysync_dev.stack import ServiceProcess, free_port, start_stack, stop_stack
 from paysync_gateway_sim import SimulatorClient
@@ -28,17 +30,39 @@ MAX_SENDS = 2
 
 
 @pytest.fixture(scope="module")
+def checkout_database(database_url: str) -> Iterator[str]:
+    """A database of this module's own: its reconciler checks pushes every second, and in the session's
+    database it would check every other test's tenants as often (thousands of failing checks a minute)."""
+    with new_migrated_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture
+def tenant(checkout_database: str, credentials_keys: str, gateway_sim: SimulatorClient) -> TestTenant:
+    """A fresh tenant in the module's database, with all three gateways at the simulator."""
+    return create_tenant(checkout_database, credentials_keys, sim=gateway_sim)
+
+
+@pytest.fixture(scope="module")
+async def engine(checkout_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the module's database."""
+    eng = make_engine(checkout_database, pool_size=2)
+    yield eng
+    await eng.dispose()
+
+
+@pytest.fixture(scope="module")
 def stack(
     no_shared_stack: None,
     kafka_topics: str,
-    migrated_database: str,
+    checkout_database: str,
     credentials_keys: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, ServiceProcess]]:
     """The five services, with M-Pesa payments allowed two pushes (so the limit is reached here),
     checkouts left initiating settled by the reconciler after 5 s, and pushes checked seconds after they
     are sent (not a minute: a lost callback is found in the test's time)."""
-    env = {**service_env(kafka_topics, migrated_database, credentials_keys)}
+    env = {**service_env(kafka_topics, checkout_database, credentials_keys)}
     env["PAYSYNC_API_GATEWAY_MPESA_MAX_SENDS"] = str(MAX_SENDS)
     # Checkouts left initiating by a crash are looked for often, after a short while.
     env |= {

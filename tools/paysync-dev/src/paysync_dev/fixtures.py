@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,14 +29,21 @@ from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.contracts import Account
 
 
-@pytest.fixture(scope="session")
-def migrated_database(database_url: str) -> Iterator[str]:
-    """A database of its own for this test session, at the newest schema."""
+@contextmanager
+def new_migrated_database(database_url: str) -> Iterator[str]:
+    """A new database on the server of `database_url`, at the newest schema; dropped on exit."""
     name = f"paysync_test_{uuid.uuid4().hex[:10]}"
     url = postgres.create_database(name, base_url=database_url)
     upgrade(url)
     yield url
     postgres.drop_database(name, base_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def migrated_database(database_url: str) -> Iterator[str]:
+    """A database of its own for this test session, at the newest schema."""
+    with new_migrated_database(database_url) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
