@@ -21,7 +21,9 @@ resident memory and CPU sampled from /proc:
    the ratio to the projector's own rate on the same kind of observations, measured minutes before in
    the same run (`ratio_to_projector_alone`; to the synthetic one: `ratio_to_projector_alone_synthetic`).
 
-For the projector alone and each real run it also says where the projector's time went: its process's
+Before the projector alone and each real run, the database is settled (`settle`: VACUUM (ANALYZE), then
+no autovacuum worker left in it), so no step pays for the one before's churn. For the projector alone
+and each real run it also says where the projector's time went: its process's
 and its PostgreSQL sessions' CPU and wait for a core (the scheduler's run delay, /proc/PID/schedstat)
 per wall second, the broker's, and its batches (observations in each, milliseconds in each transaction,
 the share of the time in one; from its /metrics); the replay's tree and sessions' wait for a core too.
@@ -525,6 +527,33 @@ async def measured(what: str, env: dict[str, str], *args: str) -> dict[str, Any]
     return report
 
 
+AUTOVACUUM_WORKERS = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE backend_type = 'autovacuum worker' AND datname = current_database()"
+)
+
+
+async def settle(url: str) -> float:
+    """Start a measured step with the database as every other step starts it: vacuumed and analysed, and
+    no autovacuum worker in it; the seconds that took (not measured in any step).
+
+    Autovacuum wakes after a step's inserts and updates (the registrations, a projector alone's payments)
+    and, left alone, worked through the next step, whichever that was: seen through the whole first real
+    run of a bench and not the second (bench/README.md). Each step's own churn still wakes it during that
+    step, as in a deployment."""
+    started = time.perf_counter()
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text("VACUUM (ANALYZE)"))  # the bench's tables: its role owns them
+            while (await conn.execute(AUTOVACUUM_WORKERS)).scalar_one():
+                await asyncio.sleep(0.2)
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - started
+
+
 async def history_rows(url: str, tenant: str) -> int:
     """The tenant's history rows."""
     engine = make_engine(url, pool_size=1)
@@ -570,6 +599,7 @@ async def projector_alone(
 ) -> dict[str, float]:
     """The projector draining `traffic`, published straight to its topic: observations/s."""
     count = len(traffic)
+    settled = await settle(url)
     shares = waits()
     started, share = time.perf_counter(), HostShare(shares.projector_pid)
     await shares.start()
@@ -577,7 +607,8 @@ async def projector_alone(
     while await history_rows(url, tenant) < count:
         await asyncio.sleep(0.2)
     per_second = count / (time.perf_counter() - started)
-    return {"observations": count, "per_second": per_second, **share.measured(), **await shares.measured()}
+    measured = {**share.measured(), **await shares.measured(), "settle_seconds": settled}
+    return {"observations": count, "per_second": per_second, **measured}
 
 
 async def projectors_alone(
@@ -605,6 +636,7 @@ async def real_run(
     env: dict[str, str], results: dict[str, Any], waits: Callable[[], ProcessWaits], *args: str
 ) -> dict[str, Any]:
     """`run_replay` of a real run, with its rate's ratio to the projector's own (`results`)."""
+    settled = await settle(env["PAYSYNC_DATABASE_URL"])
     shares = waits()
     share, lag = HostShare(shares.projector_pid), ProjectorLag(env["PAYSYNC_KAFKA_BOOTSTRAP"])
     await shares.start()
@@ -613,6 +645,7 @@ async def real_run(
     sampling.cancel()
     await asyncio.gather(sampling, return_exceptions=True)
     report |= share.measured() | lag.measured(time.perf_counter()) | await shares.measured()
+    report["settle_seconds"] = settled
     report["ratio_to_projector_alone"] = (
         report["records_per_second"] / results["projector_alone"]["per_second"]
     )
