@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Annotated
@@ -47,6 +48,14 @@ def _moment(value: str | None, option: str) -> datetime | None:
     except ValueError as exc:
         raise typer.BadParameter(f"not an ISO 8601 time: {value!r}", param_hint=option) from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def yield_cores(niceness: int) -> None:
+    """Run this process, and the threads and processes it starts from now on, at least `niceness`
+    (`PAYSYNC_REPLAY_NICENESS`): live services sharing the host are scheduled first. Never lowered."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if niceness > current:
+        os.setpriority(os.PRIO_PROCESS, 0, niceness)
 
 
 def _offset_ranges(
@@ -126,6 +135,7 @@ async def _replay(
     until: datetime | None,
 ) -> ReplayReport:
     common, settings = CommonSettings(), ReplaySettings()
+    yield_cores(settings.niceness)  # before any thread or worker process starts: they inherit it
     tune_gc(settings.gc_young_objects)
     kafka = consumer(common.kafka_bootstrap)
     engine = db_engine.make_engine(common.database_url, pool_size=2, application_name="paysync-replay")

@@ -45,6 +45,16 @@ class ReplaySettings(BaseSettings):
         " replay waits until it has committed past each step's observations, then reads the database once"
         " (what is missing then was dead-lettered: the replay stops with an error)",
     )
+    niceness: int = Field(
+        default=10,
+        ge=0,
+        le=19,
+        description="The replay's scheduling priority (Unix nice: 0 as the services, 19 the lowest; its"
+        " worker processes inherit it): on a host it shares with the live services (the status-projector"
+        " applying what it publishes, webhook-ingest taking webhooks), they get the cores first and the"
+        " replay what they leave; alone on its host it runs as fast at any value. A process started at a"
+        " higher value keeps it. PostgreSQL's sessions serving the replay are the server's and keep theirs",
+    )
     report_limit: int = Field(
         default=10_000,
         ge=0,
