@@ -62,6 +62,9 @@ func main() {
 	acks := flag.String("acks", "", "also write each request's target index, due and answer times (unix µs) and status here (CSV)")
 	startAt := flag.Int64("start-at", 0, "start at this wall-clock time (unix ms), so others know when each request is due")
 	once := flag.Bool("once", false, "send each target at most once (stop early when they run out)")
+	// Below the services' keep-alive (PAYSYNC_HTTP_KEEP_ALIVE_SECONDS, 5 s): a connection idle longer
+	// is closed by the server, and a POST sent on it as it closes ends in EOF, which Go does not retry.
+	idleTimeout := flag.Duration("idle-timeout", 4*time.Second, "close connections idle this long")
 	flag.Parse()
 
 	targets, err := load(*targetsPath)
@@ -71,6 +74,7 @@ func main() {
 	}
 	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{
 		MaxIdleConns: *workers * 2, MaxIdleConnsPerHost: *workers * 2, MaxConnsPerHost: *workers * 2,
+		IdleConnTimeout: *idleTimeout,
 	}}
 	var next atomic.Int64
 	pick := func() (int, *target) {
