@@ -24,6 +24,7 @@ from typing import Any
 
 import structlog
 
+from paysync_api_gateway.driver_pool import DriverPool
 from paysync_api_gateway.schemas import RegisterPayment
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher, CredentialsKeyError
@@ -135,7 +136,7 @@ def _modes(cipher: CredentialsCipher, ciphertext: bytes | None) -> dict[str, Mod
 
 
 async def register_new(
-    driver: Any, modes: CredentialModes, row: dict[str, Any], body: RegisterPayment
+    driver: DriverPool, modes: CredentialModes, row: dict[str, Any], body: RegisterPayment
 ) -> Any | None:
     """Insert the payment (`row`: its id, tenant, phone hash and the body's columns) with its
     references, with `driver.fetchrow` (the driver pool's: `driver_pool.py`); its new row, or None
@@ -170,6 +171,6 @@ async def register_new(
     return None
 
 
-async def wake_matcher(driver: Any) -> None:
+async def wake_matcher(driver: DriverPool) -> None:
     """Wake the projector's matcher (`NOTIFY`), with `driver.fetchrow` (the driver pool's)."""
     await driver.fetchrow(_WAKE_MATCHER)
