@@ -47,7 +47,7 @@ class ApiKeyCache:
 
     def __init__(
         self,
-        engine: AsyncEngine | None,
+        engine: AsyncEngine,
         ttl: float,
         negative_ttl: float,
         max_entries: int,
@@ -96,8 +96,6 @@ class ApiKeyCache:
 
     async def _read(self, key_hash: str) -> KeyAccess | None:
         """What the database says the key grants now."""
-        if self._engine is None:
-            raise RuntimeError("no database to look API keys up in")
         async with no_transaction(self._engine) as conn:
             row = await tenant_repo.api_key_access(conn, key_hash)
         LOOKUPS.labels("found" if row is not None else "unknown").inc()

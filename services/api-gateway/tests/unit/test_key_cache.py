@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 
+from sqlalchemy.ext.asyncio import create_async_engine
+
 from paysync_api_gateway.access import KeyAccess
 from paysync_api_gateway.key_cache import ApiKeyCache
 
@@ -29,7 +31,8 @@ class Database(ApiKeyCache):
     """The cache over a database whose lookups wait until the test opens `answering`."""
 
     def __init__(self, clock: Clock) -> None:
-        super().__init__(None, TTL, 1.0, 100, clock=clock)
+        # An engine that is never connected: every lookup is `_read` below.
+        super().__init__(create_async_engine("postgresql+asyncpg://unused/none"), TTL, 1.0, 100, clock=clock)
         self.lookups = 0
         self.answering = asyncio.Event()
         self.grants: KeyAccess | None = ACCESS
