@@ -8,9 +8,13 @@ those, and a second run changes nothing.
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -36,7 +40,7 @@ from paysync_core.testing.builders.stripe import charge, checkout_session, strip
 from paysync_core.topics import raw_webhook_key
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.reconcile import register
-from paysync_dev.service_fixtures import fetch, publish_observation, stripe_paid, wait_until
+from paysync_dev.service_fixtures import fetch, publish_observation, service_env, stripe_paid, wait_until
 from paysync_dev.stack import ServiceProcess
 from paysync_dev.topic_reader import read_topic
 
@@ -424,6 +428,48 @@ async def test_a_real_run_stops_with_an_error_when_the_projector_group_named_con
     done = paysync("replay", "--since", since, "--tenant", tenant.id, settings=absent)
     assert done.returncode == 1, done.stdout
     assert "has not applied 1 replayed observation(s) within 1s" in " ".join(done.stderr.split())
+
+
+async def test_a_real_run_runs_at_the_replays_lower_priority_while_it_waits_on_the_projector(
+    webhook_ingest, projector, engine, tenant, kafka_topics, migrated_database, credentials_keys
+):
+    # The projector runs (the broker has a group coordinator), but the replay waits on a group of none.
+    ref = f"cs_test_{uuid.uuid4().hex}"
+    await register_bookings(engine, tenant.id, [ref])
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    post_paid_session(webhook_ingest, tenant, ref)
+    env = {
+        **os.environ,
+        **service_env(kafka_topics, migrated_database, credentials_keys),
+        "PAYSYNC_REPLAY_PROJECTOR_GROUP_ID": "no-projector",  # it waits (up to the timeout) on nobody
+        "PAYSYNC_REPLAY_APPLY_TIMEOUT_SECONDS": "120",
+        "PAYSYNC_REPLAY_NICENESS": "13",
+    }
+    runner = os.getpriority(os.PRIO_PROCESS, 0)
+    command = [
+        str(Path(sys.executable).with_name("paysync")),
+        "replay",
+        "--since",
+        since,
+        "--tenant",
+        tenant.id,
+    ]
+    replay = await asyncio.create_subprocess_exec(
+        *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
+    )
+
+    async def lowered() -> bool:
+        if replay.returncode is not None:
+            assert replay.stderr is not None
+            raise AssertionError(f"the replay ended first: {(await replay.stderr.read()).decode()}")
+        return os.getpriority(os.PRIO_PROCESS, replay.pid) == max(13, runner)
+
+    try:
+        await wait_until(lowered, 60, "the replay at nice 13")
+    finally:
+        if replay.returncode is None:
+            replay.terminate()
+        await replay.wait()
 
 
 async def history_rows_read(engine) -> int:
