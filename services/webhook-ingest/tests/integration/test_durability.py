@@ -20,7 +20,7 @@ import pytest
 
 from paysync_core import topics
 from paysync_core.contracts import RawWebhook
-from paysync_core.kafka import provision_topics
+from paysync_dev.fixtures import broker_of_its_own
 from paysync_dev.kafka import KafkaProcess
 from paysync_dev.stack import ServiceProcess, free_port
 from paysync_dev.topic_reader import read_topic
@@ -32,11 +32,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[KafkaProcess]:
-    broker = KafkaProcess.on_free_ports(tmp_path / "kafka")
-    broker.start()
-    asyncio.run(provision_topics(broker.bootstrap, specs=[topics.WEBHOOKS_RAW]))
-    yield broker
-    broker.stop()
+    with broker_of_its_own(tmp_path / "kafka", [topics.WEBHOOKS_RAW]) as broker:
+        yield broker
 
 
 def start_ingest(

@@ -25,6 +25,7 @@ from paysync_cli.replay_domains import (
     read_rows,
     row_keys,
 )
+from paysync_cli.replay_progress import ProjectorOffsets, ReplayStalled
 from paysync_cli.replay_shadow import (
     ObservationKey,
     PaymentRow,
@@ -46,7 +47,6 @@ from paysync_core.db import REGISTERED_CHANNEL
 from paysync_core.domains import Domains
 
 if TYPE_CHECKING:  # the real run's producer; the dry run's worker processes do not import faststream
-    from paysync_cli.replay_progress import ProjectorOffsets
     from paysync_core.kafka import DurableProducer
 
 
@@ -64,10 +64,6 @@ def tune_gc(young_objects: int) -> None:
     if young_objects:
         _, middle, old = gc.get_threshold()
         gc.set_threshold(young_objects, middle, old)
-
-
-class ReplayStalled(Exception):
-    """The status-projector did not apply what the replay published within the timeout."""
 
 
 @dataclass(slots=True)
@@ -314,11 +310,9 @@ class Replayer:
         neither in the history nor parked then was consumed without being applied (dead-lettered)."""
         if self.progress is None:
             raise RuntimeError("no projector offsets to wait on")
-        deadline = time.monotonic() + self.settings.apply_timeout_seconds
-        while not await self.progress.reached(topics.PAYMENT_OBSERVATIONS.name, ends):
-            if time.monotonic() > deadline:
-                raise self._stalled(len(keys), "replayed")
-            await asyncio.sleep(0.1)
+        topic, timeout = topics.PAYMENT_OBSERVATIONS.name, self.settings.apply_timeout_seconds
+        if not await self.progress.wait_reached(topic, ends, timeout):
+            raise self._stalled(len(keys), "replayed")
         async with self.engine.connect() as conn:
             missing = await count_unapplied(conn, keys)
         if missing:
@@ -328,10 +322,8 @@ class Replayer:
             )
 
     def _stalled(self, count: int, what: str) -> ReplayStalled:
-        return ReplayStalled(
-            f"the status-projector has not applied {count} {what} observation(s) within "
-            f"{self.settings.apply_timeout_seconds:g}s: is it running (or dead-lettering them)?"
-        )
+        unanswered = None if self.progress is None else self.progress.unanswered
+        return ReplayStalled.unapplied(count, what, self.settings.apply_timeout_seconds, unanswered)
 
     async def _wait_until_applied(self, keys: set[ObservationKey], *, parked_counts: bool = True) -> None:
         """Wait until the projector recorded (or, `parked_counts`, parked) every observation of `keys`."""

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,8 +23,10 @@ from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import make_engine, upgrade
 from paysync_core.kafka import provision_topics
+from paysync_core.topics import TopicSpec
 from paysync_dev import postgres
 from paysync_dev._aio import run_sync
+from paysync_dev.kafka import KafkaProcess
 from paysync_dev.simulator import NOWHERE, simulator_credentials
 from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.contracts import Account
@@ -44,6 +47,21 @@ def migrated_database(database_url: str) -> Iterator[str]:
     """A database of its own for this test session, at the newest schema."""
     with new_migrated_database(database_url) as url:
         yield url
+
+
+@contextmanager
+def broker_of_its_own(base_dir: Path, specs: Sequence[TopicSpec]) -> Iterator[KafkaProcess]:
+    """A new broker in `base_dir` on free ports with the topics of `specs`, stopped on exit.
+
+    For a test that stops the broker, or needs one no consumer group has ever used: no other test sees it.
+    """
+    broker = KafkaProcess.on_free_ports(base_dir)
+    broker.start()
+    try:
+        run_sync(provision_topics(broker.bootstrap, specs=specs))
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")
