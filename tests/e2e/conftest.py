@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from paysync_dev.fixtures import TestTenant, create_tenant
+from paysync_core.db.engine import make_engine
+from paysync_dev.fixtures import TestTenant, create_tenant, new_migrated_database
 from paysync_dev.service_fixtures import service_env
 from paysync_dev.stack import ServiceProcess, start_stack, stop_stack
 from paysync_gateway_sim import SimulatorClient
@@ -44,6 +46,23 @@ class SharedStack:
         if self._procs is not None:
             procs, self._procs = self._procs, None
             stop_stack(procs)
+
+
+@pytest.fixture(scope="package")
+def migrated_database(database_url: str) -> Iterator[str]:
+    """A database of this package's own, for its stacks and tenants. On the session's database the stack's
+    reconciler, new, first swept every tenant the packages before this one had left (hundreds): a test
+    waiting for a sweep waited half a minute for theirs."""
+    with new_migrated_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="package")
+async def engine(migrated_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the package's database."""
+    eng = make_engine(migrated_database, pool_size=4)
+    yield eng
+    await eng.dispose()
 
 
 @pytest.fixture(scope="package")
