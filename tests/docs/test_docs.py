@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from paysync_api_gateway import admin, console, evidence, overrides, own_key
-from paysync_api_gateway import endpoints as api_endpoints
-from paysync_api_gateway import stream as api_stream
+from paysync_api_gateway import overrides
 from paysync_core import db, topics
 from paysync_core.db.schema import metadata
 from paysync_notifier.endpoints import stream_router
@@ -38,6 +36,25 @@ TOP_LEVEL = tuple(
 _CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _ROUTE = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)")
+#: The api-gateway modules whose `router` its `create_app` includes (`_include_routers`, `_include_console`).
+API_GATEWAY_ROUTERS = (
+    "endpoints",
+    "checkout",
+    "stream",
+    "stream_tokens",
+    "sync_issues",
+    "admin",
+    "cors_admin",
+    "evidence",
+    "overrides",
+    "app_webhooks",
+    "admin_sweeps",
+    "admin_dead_letters",
+    "admin_topics",
+    "alert_admin",
+    "own_key",
+    "console",
+)
 
 
 def named_paths(text: str) -> Iterator[str]:
@@ -107,16 +124,8 @@ def test_every_table_and_channel_is_documented() -> None:
 
 def _routes() -> Iterator[tuple[str, str]]:
     notifier = stream_router(LiveStream(1, 1.0), SecretStr("unused"), NotifierSettings())
-    routers = (
-        api_endpoints.router,
-        api_stream.router,
-        admin.router,
-        evidence.router,
-        overrides.router,
-        overrides.tenant_router,
-        own_key.router,
-        console.router,
-    )
+    modules = (importlib.import_module(f"paysync_api_gateway.{name}") for name in API_GATEWAY_ROUTERS)
+    routers = [module.router for module in modules] + [overrides.tenant_router]
     for router in (*routers, notifier):
         for route in router.routes:
             yield from ((method, route.path) for method in route.methods)
