@@ -1,8 +1,9 @@
 """docs/ and the service READMEs, checked against the checkout and the code (no servers needed).
 
-Every repository path they name exists, every link stays inside the checkout, every topic, table,
-NOTIFY channel and HTTP route the code has is documented, and the settings table is the one the
-settings classes render. So a rename, a new topic or a new setting fails here, not in a reader's head.
+Every repository path they name exists, every link stays inside the checkout and its `#anchor` names a
+heading there, every topic, table, NOTIFY channel and HTTP route the code has is documented, and the
+settings table is the one the settings classes render. So a rename, a new topic or a new setting fails
+here, not in a reader's head.
 """
 
 from __future__ import annotations
@@ -92,6 +93,30 @@ def test_every_link_resolves_inside_the_checkout(doc: Path) -> None:
         resolved = (doc.parent / target).resolve()
         assert resolved.is_relative_to(ROOT), f"{doc.relative_to(ROOT)} links outside the checkout: {target}"
         assert resolved.exists(), f"{doc.relative_to(ROOT)} links to a missing file: {target}"
+
+
+def anchors(doc: Path) -> set[str]:
+    """The `#anchors` GitHub gives a Markdown file's headings (lower case, punctuation dropped, spaces
+    to hyphens, `-1`, `-2` after repeats); headings inside code blocks are not headings."""
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
+    found: set[str] = set()
+    repeats: dict[str, int] = {}
+    for heading in re.findall(r"^#+\s+(.+?)\s*$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        found.add(f"{slug}-{repeats[slug]}" if slug in repeats else slug)
+        repeats[slug] = repeats.get(slug, 0) + 1
+    return found
+
+
+@pytest.mark.parametrize("doc", LINKING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_anchor_names_a_heading(doc: Path) -> None:
+    for target in _LINK.findall(doc.read_text()):
+        if re.match(r"[a-z]+:", target) or "#" not in target:
+            continue
+        path, anchor = target.split("#", 1)
+        linked = (doc.parent / path).resolve() if path else doc
+        if linked.suffix == ".md" and linked.is_file():
+            assert anchor in anchors(linked), f"{doc.relative_to(ROOT)} links to a missing heading: {target}"
 
 
 def test_the_webhook_path_is_told_file_by_file() -> None:
