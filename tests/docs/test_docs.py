@@ -1,8 +1,9 @@
 """docs/ and the service READMEs, checked against the checkout and the code (no servers needed).
 
-Every repository path they name exists, every link stays inside the checkout, every topic, table,
-NOTIFY channel and HTTP route the code has is documented, and the settings table is the one the
-settings classes render. So a rename, a new topic or a new setting fails here, not in a reader's head.
+Every repository path they name exists, every link stays inside the checkout and its `#anchor` names a
+heading there, every topic, table, NOTIFY channel and HTTP route the code has is documented, and the
+settings table is the one the settings classes render. So a rename, a new topic or a new setting fails
+here, not in a reader's head.
 """
 
 from __future__ import annotations
@@ -15,9 +16,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from paysync_api_gateway import admin, console, evidence, overrides, own_key
-from paysync_api_gateway import endpoints as api_endpoints
-from paysync_api_gateway import stream as api_stream
+from paysync_api_gateway import overrides
 from paysync_core import db, topics
 from paysync_core.db.schema import metadata
 from paysync_notifier.endpoints import stream_router
@@ -38,6 +37,25 @@ TOP_LEVEL = tuple(
 _CODE = re.compile(r"```.*?```|`[^`\n]+`", re.DOTALL)
 _LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 _ROUTE = re.compile(r"`(GET|POST|PUT|PATCH|DELETE) (/[^`?\s]*)")
+#: The api-gateway modules whose `router` its `create_app` includes (`_include_routers`, `_include_console`).
+API_GATEWAY_ROUTERS = (
+    "endpoints",
+    "checkout",
+    "stream",
+    "stream_tokens",
+    "sync_issues",
+    "admin",
+    "cors_admin",
+    "evidence",
+    "overrides",
+    "app_webhooks",
+    "admin_sweeps",
+    "admin_dead_letters",
+    "admin_topics",
+    "alert_admin",
+    "own_key",
+    "console",
+)
 
 
 def named_paths(text: str) -> Iterator[str]:
@@ -77,6 +95,30 @@ def test_every_link_resolves_inside_the_checkout(doc: Path) -> None:
         assert resolved.exists(), f"{doc.relative_to(ROOT)} links to a missing file: {target}"
 
 
+def anchors(doc: Path) -> set[str]:
+    """The `#anchors` GitHub gives a Markdown file's headings (lower case, punctuation dropped, spaces
+    to hyphens, `-1`, `-2` after repeats); headings inside code blocks are not headings."""
+    text = re.sub(r"```.*?```", "", doc.read_text(), flags=re.DOTALL)
+    found: set[str] = set()
+    repeats: dict[str, int] = {}
+    for heading in re.findall(r"^#+\s+(.+?)\s*$", text, flags=re.MULTILINE):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        found.add(f"{slug}-{repeats[slug]}" if slug in repeats else slug)
+        repeats[slug] = repeats.get(slug, 0) + 1
+    return found
+
+
+@pytest.mark.parametrize("doc", LINKING, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_anchor_names_a_heading(doc: Path) -> None:
+    for target in _LINK.findall(doc.read_text()):
+        if re.match(r"[a-z]+:", target) or "#" not in target:
+            continue
+        path, anchor = target.split("#", 1)
+        linked = (doc.parent / path).resolve() if path else doc
+        if linked.suffix == ".md" and linked.is_file():
+            assert anchor in anchors(linked), f"{doc.relative_to(ROOT)} links to a missing heading: {target}"
+
+
 def test_the_webhook_path_is_told_file_by_file() -> None:
     text = (DOCS / "architecture.md").read_text()
     section = text.split("## The path of one Stripe webhook", 1)[1].split("\n## ", 1)[0]
@@ -107,16 +149,8 @@ def test_every_table_and_channel_is_documented() -> None:
 
 def _routes() -> Iterator[tuple[str, str]]:
     notifier = stream_router(LiveStream(1, 1.0), SecretStr("unused"), NotifierSettings())
-    routers = (
-        api_endpoints.router,
-        api_stream.router,
-        admin.router,
-        evidence.router,
-        overrides.router,
-        overrides.tenant_router,
-        own_key.router,
-        console.router,
-    )
+    modules = (importlib.import_module(f"paysync_api_gateway.{name}") for name in API_GATEWAY_ROUTERS)
+    routers = [module.router for module in modules] + [overrides.tenant_router]
     for router in (*routers, notifier):
         for route in router.routes:
             yield from ((method, route.path) for method in route.methods)

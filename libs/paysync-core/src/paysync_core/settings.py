@@ -11,7 +11,10 @@ class CommonSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PAYSYNC_", extra="ignore")
 
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092",
+        description="The Kafka brokers to connect to first (`host:port`, comma-separated)",
+    )
     database_url: str = Field(
         default="postgresql+asyncpg://paysync:paysync@127.0.0.1:5432/paysync",
         description="SQLAlchemy URL of the database. `?ssl=` chooses TLS (`disable`, `prefer`: asyncpg's "
@@ -24,8 +27,12 @@ class CommonSettings(BaseSettings):
         ge=0,
         description="A pooled database connection idle longer than this is pinged before use (0: always)",
     )
-    log_level: str = "INFO"
-    log_json: bool = True
+    log_level: str = Field(
+        default="INFO", description="Lowest level logged (`DEBUG`, `INFO`, `WARNING`, `ERROR`)"
+    )
+    log_json: bool = Field(
+        default=True, description="One JSON object per log line; false: lines for a terminal"
+    )
     credentials_keys: SecretStr = Field(
         default=SecretStr(""),
         description="Comma-separated Fernet keys; the first encrypts, all decrypt (rotation)",

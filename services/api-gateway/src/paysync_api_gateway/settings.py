@@ -18,7 +18,12 @@ class ApiGatewaySettings(BaseSettings):
     common: CommonSettings = Field(default_factory=CommonSettings)
     host: str = "127.0.0.1"
     port: int = 8005
-    page_size: int = Field(default=50, ge=1, le=500)
+    page_size: int = Field(
+        default=50,
+        ge=1,
+        le=500,
+        description="A page's length when a request gives no `limit` (which is 1-500)",
+    )
     refresh_timeout_seconds: float = Field(default=10.0, description="One entity's check; past it: 202")
     bulk_refresh_timeout_seconds: float = Field(default=25.0, description="A bulk check; past it: 202")
     notifier_url: str = Field(default="http://127.0.0.1:8004", description="Where the live stream comes from")

@@ -19,7 +19,10 @@ class NotifierSettings(AppWebhookSettings, BaseSettings):
     alerts: AlertDeliverySettings = Field(default_factory=AlertDeliverySettings)
     host: str = "127.0.0.1"
     port: int = 8004
-    group_id: str = "paysync-notifier"
+    group_id: str = Field(
+        default="paysync-notifier",
+        description="Prefix of its consumer groups: `<id>-alerts`, `<id>-app-webhooks`",
+    )
     resume_window_seconds: float = Field(
         default=600.0,
         gt=0,

@@ -56,11 +56,22 @@ class ReconcilerSettings(BaseSettings):
     group_id: str = Field(
         default="paysync-reconciler", description="Ticks' consumer group; requests use <id>-requests"
     )
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="Where the ticks' and requests' groups start on a partition they have committed "
+        "nothing on",
+    )
 
     # -- check schedules (seconds) ------------------------------------------------------------
-    stripe_schedule: Delays = Field(default_factory=lambda: [300.0, 900.0, 3600.0, 21600.0, 90000.0])
-    paystack_schedule: Delays = Field(default_factory=lambda: [300.0, 900.0, 3600.0, 21600.0, 86400.0])
+    stripe_schedule: Delays = Field(
+        default_factory=lambda: [300.0, 900.0, 3600.0, 21600.0, 90000.0],
+        description="When an unsettled payment is checked: the first delay counts from its registration, "
+        "each next one from the check before; still unsettled after the last, it is stale (a sync issue)",
+    )
+    paystack_schedule: Delays = Field(
+        default_factory=lambda: [300.0, 900.0, 3600.0, 21600.0, 86400.0],
+        description="The same for Paystack payments",
+    )
     mpesa_schedule: Delays = Field(
         default_factory=lambda: [60.0, 120.0, 300.0, 900.0],
         description="STK Push Query: first after about a minute, then backing off",
@@ -70,16 +81,24 @@ class ReconcilerSettings(BaseSettings):
     )
 
     # -- scheduler ------------------------------------------------------------------------------
-    scheduler_enabled: bool = True
+    scheduler_enabled: bool = Field(
+        default=True,
+        description="Publish scheduled ticks from this replica (every replica may: each tick is taken on "
+        "once)",
+    )
     scheduler_tenants: Names = Field(
         default_factory=list, description="Only these tenants; empty: every tenant"
     )
-    stripe_cadence_seconds: float = Field(default=900.0, gt=0)
-    paystack_cadence_seconds: float = Field(default=900.0, gt=0)
-    mpesa_cadence_seconds: float = Field(default=60.0, gt=0)
+    stripe_cadence_seconds: float = Field(
+        default=900.0, gt=0, description="Seconds between scheduled sweeps of each tenant's Stripe account"
+    )
+    paystack_cadence_seconds: float = Field(default=900.0, gt=0, description="The same for Paystack")
+    mpesa_cadence_seconds: float = Field(default=60.0, gt=0, description="The same for M-Pesa")
 
     # -- gateway budgets: per tenant and gateway, shared by every replica through PostgreSQL -----
-    stripe_mode: Literal["test", "live"] = "test"
+    stripe_mode: Literal["test", "live"] = Field(
+        default="test", description="Which Stripe rate limit applies: `test` 25 requests/s, `live` 100"
+    )
     stripe_rate: float | None = Field(default=None, gt=0, description="Overrides the mode's documented limit")
     paystack_rate: float = Field(default=10.0, gt=0, description="Conservative: Paystack documents no number")
     mpesa_rate: float = Field(default=5.0, gt=0, description="Conservative: Daraja throttles by spike arrest")
@@ -104,28 +123,56 @@ class ReconcilerSettings(BaseSettings):
     recovery_seconds: float = Field(default=30.0, gt=0, description="Time to climb back to the full rate")
 
     # -- retries and the circuit breaker --------------------------------------------------------
-    max_attempts: int = Field(default=4, ge=1)
-    base_delay: float = Field(default=0.25, gt=0)
-    max_delay: float = Field(default=8.0, gt=0)
-    max_retry_after: float = Field(default=30.0, gt=0)
-    max_budget_wait: float = Field(default=30.0, gt=0)
-    http_timeout_seconds: float = Field(default=15.0, gt=0)
+    max_attempts: int = Field(
+        default=4, ge=1, description="Tries of one gateway request that fails retryably"
+    )
+    base_delay: float = Field(
+        default=0.25,
+        gt=0,
+        description="Backoff before the first retry (seconds, with jitter), doubling each time",
+    )
+    max_delay: float = Field(default=8.0, gt=0, description="Longest backoff between two tries")
+    max_retry_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest `Retry-After` waited out; a longer one ends the request's tries",
+    )
+    max_budget_wait: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for the tenant's gateway budget before a request gives up",
+    )
+    http_timeout_seconds: float = Field(
+        default=15.0, gt=0, description="Timeout of a gateway request (connecting: 5 s)"
+    )
     breaker_threshold: int = Field(default=5, ge=1, description="Consecutive failures that open the circuit")
-    breaker_cooldown_seconds: float = Field(default=30.0, gt=0)
+    breaker_cooldown_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an open circuit waits before it lets one trial request through",
+    )
 
     # -- sweeps ---------------------------------------------------------------------------------
     list_overlap_seconds: float = Field(
         default=300.0, ge=0, description="Each list window re-reads this much"
     )
-    paystack_list_overlap_seconds: float = Field(default=3600.0, ge=0)
+    paystack_list_overlap_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="Each Paystack list window re-reads this much (not `…_LIST_OVERLAP_SECONDS`)",
+    )
     first_window_margin_seconds: float = Field(
         default=86400.0, ge=0, description="A first sweep lists from this long before its oldest open payment"
     )
     initial_lookback_seconds: float = Field(
         default=30 * 86400.0, gt=0, description="Furthest back a first sweep lists (Stripe keeps 30 days)"
     )
-    claim_batch: int = Field(default=200, ge=1)
-    claim_lease_seconds: float = Field(default=120.0, gt=0)
+    claim_batch: int = Field(default=200, ge=1, description="Due checks a sweep claims at a time")
+    claim_lease_seconds: float = Field(
+        default=120.0,
+        gt=0,
+        description="How long claimed checks stay this replica's before another may claim them",
+    )
     check_concurrency: int = Field(default=8, ge=1, description="Gateway calls in flight per sweep")
     list_batch: int = Field(default=500, ge=1, description="Listed items read and published together")
     list_buffer_pages: int = Field(
@@ -134,7 +181,7 @@ class ReconcilerSettings(BaseSettings):
     list_read_workers: int = Field(
         default=1, ge=0, description="Processes reading listed pages; 0: in-process"
     )
-    max_concurrent_sweeps: int = Field(default=8, ge=1)
+    max_concurrent_sweeps: int = Field(default=8, ge=1, description="Sweeps running at once in this replica")
     window_progress_seconds: float = Field(
         default=1.0,
         gt=0,
@@ -146,7 +193,9 @@ class ReconcilerSettings(BaseSettings):
     )
 
     # -- on-demand checks -----------------------------------------------------------------------
-    on_demand_concurrency: int = Field(default=16, ge=1)
+    on_demand_concurrency: int = Field(
+        default=16, ge=1, description="Gateway calls in flight for one on-demand check of several payments"
+    )
     bulk_limit: int = Field(default=10_000, ge=1, description="Most payments one bulk check asks about")
     bulk_window_margin_seconds: float = Field(
         default=3600.0,
@@ -178,14 +227,21 @@ class ReconcilerSettings(BaseSettings):
         "the others wait their turn, and never hold back the tenant's other checks",
     )
     apply_wait_seconds: float = Field(default=8.0, ge=0, description="How long to wait for the projector")
-    request_lease_seconds: float = Field(default=60.0, gt=0)
+    request_lease_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Lease of an on-demand check taken on, renewed while it runs; once it runs out another "
+        "replica takes the check over",
+    )
     request_max_attempts: int = Field(
         default=3,
         ge=1,
         description="Tries of an on-demand check that keeps failing as a whole (each after its lease "
         "ran out) before it is recorded as failed, with the reason its follow-up link shows",
     )
-    recovery_poll_seconds: float = Field(default=15.0, gt=0)
+    recovery_poll_seconds: float = Field(
+        default=15.0, gt=0, description="How often on-demand checks whose lease ran out are looked for"
+    )
     checkout_grace_seconds: float = Field(
         default=120.0,
         ge=0,
@@ -196,7 +252,12 @@ class ReconcilerSettings(BaseSettings):
     checkout_sweep_seconds: float = Field(
         default=30.0, gt=0, description="How often checkouts left initiating are looked for"
     )
-    credentials_ttl_seconds: float = Field(default=60.0, gt=0)
+    credentials_ttl_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How long a tenant's gateway credentials are kept (NOTIFY `paysync_tenants` forgets "
+        "them sooner)",
+    )
     keep_records_hours: float = Field(
         default=72.0, gt=0, description="Answered requests and ticks kept this long"
     )

@@ -20,15 +20,26 @@ class StatusProjectorSettings(BaseSettings):
     common: CommonSettings = Field(default_factory=CommonSettings)
     host: str = "127.0.0.1"
     port: int = 8003
-    group_id: str = "paysync-status-projector"
+    group_id: str = Field(
+        default="paysync-status-projector",
+        description="Consumer group on the observations topic (`paysync replay` waits on it: give it the "
+        "same `PAYSYNC_REPLAY_PROJECTOR_GROUP_ID`)",
+    )
     group_instance_id: str | None = Field(
         default=None,
         description="Static group membership (e.g. the pod name): a restart keeps its partitions",
     )
-    session_timeout_ms: int = 10_000
-    heartbeat_interval_ms: int = 3_000
-    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
-    max_batch: int = 1000
+    session_timeout_ms: int = Field(
+        default=10_000,
+        description="A replica the group coordinator has not heard from this long loses its partitions",
+    )
+    heartbeat_interval_ms: int = Field(
+        default=3_000, description="How often the consumer tells the coordinator it lives"
+    )
+    auto_offset_reset: Literal["earliest", "latest"] = Field(
+        default="earliest", description="Where the group starts on a partition it has committed nothing on"
+    )
+    max_batch: int = Field(default=1000, description="Observations applied in one transaction, at most")
     batch_timeout_ms: int = Field(default=20, description="How long an empty consumer waits for records")
     batch_top_up_ms: int = Field(
         default=10,
@@ -38,8 +49,11 @@ class StatusProjectorSettings(BaseSettings):
         default=True,
         description="Decode the next batch while the current one is applied (false: one batch at a time)",
     )
-    max_attempts: int = 3
-    relay_batch: int = 500
+    max_attempts: int = Field(
+        default=3,
+        description="Tries of an observation that fails for its own reason before it is dead-lettered",
+    )
+    relay_batch: int = Field(default=500, description="Outbox rows the relay publishes per round, at most")
     relay_poll_seconds: float = Field(default=0.5, description="Fallback when no NOTIFY arrives")
     outbox_keep_hours: float = Field(
         default=24.0, description="Published outbox events are deleted after this"
