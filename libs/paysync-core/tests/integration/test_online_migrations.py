@@ -21,7 +21,7 @@ BUILD_WAITING = (
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
     " AND query ILIKE 'CREATE INDEX%' AND wait_event_type = 'Lock'"
 )
-#: What a service does at start-up (`paysync db upgrade` too): migrate the database to head.
+#: What `paysync db upgrade` does: migrate the database to head.
 MIGRATE = "import sys; from paysync_core.db.engine import upgrade; upgrade(sys.argv[1])"
 INDEXES_VALID = (
     "SELECT c.relname, i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
@@ -133,8 +133,8 @@ def _downgrade(url: str, revision: str) -> None:
     command.downgrade(alembic_config(url), revision)
 
 
-async def test_services_starting_together_migrate_once(fresh_database: str) -> None:
-    # Each service migrates at start-up, in its own process; an index built concurrently commits
+async def test_migrators_starting_together_migrate_once(fresh_database: str) -> None:
+    # Each migrator (a `paysync db upgrade` run) is its own process; an index built concurrently commits
     # half-way through, and the other migrators must still wait for the first to finish, neither start
     # the same migrations nor deadlock with the build.
     migrators = [

@@ -13,7 +13,8 @@ from paysync_core.db.schema import metadata
 config = context.config
 
 
-#: Serialises concurrent migrators (several services starting at once).
+#: Serialises migrators running at once on one database (two `paysync db upgrade` runs, say). No service
+#: migrates at start-up: in deploy/k8s the services wait for the schema with `paysync db wait`.
 MIGRATORS_LOCK = 7355608
 
 
