@@ -60,7 +60,8 @@ class AlertRules(BaseModel):
         default_factory=dict,
         max_length=100,
         description="Per domain, how long a payment may stay unsettled (pending, requires_action, "
-        "processing) after registration before it is alerted, e.g. {'bookings': '30m', 'invoices': '3d'}",
+        "processing) since its status last changed (its registration, if it never did) before it is "
+        "alerted, e.g. {'bookings': '30m', 'invoices': '3d'}",
     )
     failure_rate: FailureRateRule | None = Field(
         default_factory=FailureRateRule,

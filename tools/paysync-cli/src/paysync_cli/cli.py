@@ -1,4 +1,5 @@
-"""`paysync`: the operator's command line (schema, topics, tenants, keys)."""
+"""`paysync`: the operator's command line (schema, topics, tenants and keys, replays, dead letters, sweeps,
+payments' evidence and overrides, alerts, app webhook endpoints and deliveries)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,10 @@ from paysync_core.db import tenants as tenant_repo
 from paysync_core.kafka import provision_topics
 from paysync_core.settings import CommonSettings
 
-app = typer.Typer(help="Operate paysync: schema, topics, tenants.", no_args_is_help=True)
+app = typer.Typer(
+    help="Operate paysync: schema, topics, tenants, replays, dead letters, payments, alerts, app webhooks.",
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 tenants_app = typer.Typer(help="Tenants, API keys and gateway credentials.", no_args_is_help=True)
