@@ -32,6 +32,8 @@ type target struct {
 	Body   string              `json:"body"`
 	Header map[string][]string `json:"header"`
 	body   []byte
+	wire   []byte // -client raw: the whole request, built once
+	addr   string // -client raw: the server's host:port
 }
 
 type result struct {
@@ -65,6 +67,11 @@ func main() {
 	// Below the services' keep-alive (PAYSYNC_HTTP_KEEP_ALIVE_SECONDS, 5 s): a connection idle longer
 	// is closed by the server, and a POST sent on it as it closes ends in EOF, which Go does not retry.
 	idleTimeout := flag.Duration("idle-timeout", 4*time.Second, "close connections idle this long")
+	defaultClient := os.Getenv("LOADGEN_CLIENT") // lets a bench run both clients without a flag of its own
+	if defaultClient == "" {
+		defaultClient = "raw"
+	}
+	clientKind := flag.String("client", defaultClient, "raw: lean HTTP/1.1 (raw.go); std: Go's net/http client (default $LOADGEN_CLIENT, else raw)")
 	flag.Parse()
 
 	targets, err := load(*targetsPath)
@@ -72,10 +79,11 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen: no targets:", err)
 		os.Exit(2)
 	}
-	client := &http.Client{Timeout: *timeout, Transport: &http.Transport{
-		MaxIdleConns: *workers * 2, MaxIdleConnsPerHost: *workers * 2, MaxConnsPerHost: *workers * 2,
-		IdleConnTimeout: *idleTimeout,
-	}}
+	send, err := newSender(*clientKind, targets, *workers*2, *timeout, *idleTimeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen:", err)
+		os.Exit(2)
+	}
 	var next atomic.Int64
 	pick := func() (int, *target) {
 		i := int(next.Add(1) - 1)
@@ -114,7 +122,7 @@ func main() {
 						return
 					}
 					sent := time.Now()
-					status, err := send(client, t)
+					status, err := send(t)
 					results <- result{sent.Sub(start), time.Since(sent), status, err, i}
 				}
 			}()
@@ -136,7 +144,7 @@ func main() {
 			index, t := pick()
 			go func(due time.Time, index int, t *target) {
 				defer wg.Done()
-				status, err := send(client, t)
+				status, err := send(t)
 				<-inFlight
 				results <- result{due.Sub(start), time.Since(due), status, err, index}
 			}(due, index, t)
@@ -184,8 +192,26 @@ func writeTimeline(path string, rs []result) {
 	}
 }
 
-// send makes one request; status 0 and the error when no HTTP answer came.
-func send(client *http.Client, t *target) (int, string) {
+// newSender returns the function that makes one request with the client `kind` names.
+func newSender(kind string, targets []target, conns int, timeout, idleTimeout time.Duration) (func(*target) (int, string), error) {
+	switch kind {
+	case "raw":
+		c, err := newRawClient(targets, conns, timeout, idleTimeout)
+		if err != nil {
+			return nil, err
+		}
+		return c.do, nil
+	case "std":
+		client := &http.Client{Timeout: timeout, Transport: &http.Transport{
+			MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, IdleConnTimeout: idleTimeout,
+		}}
+		return func(t *target) (int, string) { return sendStd(client, t) }, nil
+	}
+	return nil, fmt.Errorf("-client %q: raw or std", kind)
+}
+
+// sendStd makes one request with net/http; status 0 and the error when no HTTP answer came.
+func sendStd(client *http.Client, t *target) (int, string) {
 	req, err := http.NewRequest(t.Method, t.URL, bytes.NewReader(t.body))
 	if err != nil {
 		return 0, err.Error()
