@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"sort"
@@ -84,25 +85,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "loadgen:", err)
 		os.Exit(2)
 	}
-	var next atomic.Int64
-	pick := func() (int, *target) {
-		i := int(next.Add(1) - 1)
-		if *once && i >= len(targets) {
-			return i, nil
-		}
-		return i, &targets[i%len(targets)]
-	}
-
-	results := make(chan result, 1<<16)
-	var collected []result
-	done := make(chan struct{})
-	go func() {
-		for r := range results {
-			collected = append(collected, r)
-		}
-		close(done)
-	}()
-
 	if *startAt > 0 {
 		time.Sleep(time.Until(time.UnixMilli(*startAt)))
 	}
@@ -110,50 +92,50 @@ func main() {
 	if *startAt > 0 {
 		start = time.UnixMilli(*startAt) // due times counted from the agreed start, not from waking up
 	}
+	// Each worker claims the next request, (open loop) sleeps until it is due, sends it and keeps its
+	// result: no goroutine, channel or collector a request, which cost more CPU than the request
+	// itself at a fixed rate. At most -workers requests are in flight either way.
+	total := len(targets) // -once: each target at most once
+	if !*once {
+		total = math.MaxInt
+	}
+	var interval time.Duration
+	if *rate > 0 {
+		interval = time.Second / time.Duration(*rate)
+		total = min(total, int(duration.Seconds()*float64(*rate)))
+	}
+	var claimed atomic.Int64
+	kept := make([][]result, *workers)
 	var wg sync.WaitGroup
-	if *rate == 0 {
-		for w := 0; w < *workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for time.Since(start) < *duration {
-					i, t := pick()
-					if t == nil {
+	for w := range kept {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for {
+				i := int(claimed.Add(1) - 1)
+				if i >= total {
+					return
+				}
+				due := start.Add(time.Duration(i) * interval)
+				if *rate == 0 {
+					if due = time.Now(); due.Sub(start) >= *duration {
 						return
 					}
-					sent := time.Now()
-					status, err := send(t)
-					results <- result{sent.Sub(start), time.Since(sent), status, err, i}
+				} else if wait := time.Until(due); wait > 0 {
+					time.Sleep(wait)
 				}
-			}()
-		}
-	} else {
-		interval := time.Second / time.Duration(*rate)
-		inFlight := make(chan struct{}, *workers)
-		total := int(duration.Seconds() * float64(*rate))
-		if *once && total > len(targets) {
-			total = len(targets)
-		}
-		for i := 0; i < total; i++ {
-			due := start.Add(time.Duration(i) * interval)
-			if wait := time.Until(due); wait > 0 {
-				time.Sleep(wait)
+				status, err := send(&targets[i%len(targets)])
+				kept[w] = append(kept[w], result{due.Sub(start), time.Since(due), status, err, i})
 			}
-			inFlight <- struct{}{}
-			wg.Add(1)
-			index, t := pick()
-			go func(due time.Time, index int, t *target) {
-				defer wg.Done()
-				status, err := send(t)
-				<-inFlight
-				results <- result{due.Sub(start), time.Since(due), status, err, index}
-			}(due, index, t)
-		}
+		}(w)
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
-	close(results)
-	<-done
+	var collected []result
+	for _, rs := range kept {
+		collected = append(collected, rs...)
+	}
+	sort.Slice(collected, func(a, b int) bool { return collected[a].at < collected[b].at })
 	report(collected, elapsed, *rate)
 	if *timeline != "" {
 		writeTimeline(*timeline, collected)
