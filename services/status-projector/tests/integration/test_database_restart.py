@@ -7,8 +7,6 @@ sessions and then refuses new ones as a server starting up does (SQLSTATE 57P03)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from paysync_core.domain.status import UnifiedStatus as S
@@ -22,18 +20,10 @@ from .test_consumer_loop import projector_settings
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def proxy(migrated_database: str) -> AsyncIterator[PostgresProxy]:
-    """The test database, through a proxy that can play a restart."""
-    proxy = PostgresProxy(migrated_database)
-    await proxy.start()
-    yield proxy
-    await proxy.close()
-
-
 async def test_observations_that_arrive_while_the_database_restarts_are_applied_once_it_is_back(
-    engine, tenant, kafka_topics, proxy: PostgresProxy
+    engine, tenant, kafka_topics, database_proxy: PostgresProxy
 ) -> None:
+    proxy = database_proxy
     settings = await projector_settings(kafka_topics, proxy.url, max_attempts=2)
     first, second = [await register_payment(engine, tenant.id, domain="jobs") for _ in range(2)]
     app = create_app(settings)
@@ -46,7 +36,7 @@ async def test_observations_that_arrive_while_the_database_restarts_are_applied_
         await publish_observations(kafka_topics, [observation(second, S.SUCCEEDED, 1)])
         # More tries than `max_attempts`: the observation would have been dead-lettered by now.
         await wait_until(lambda: tried(proxy, 5), 60, "the projector trying the database")
-        proxy.back()
+        await proxy.back()
         await wait_until(lambda: status_is(engine, second, "succeeded"), 60, "the second observation applied")
 
 

@@ -3,7 +3,8 @@
 Tests share one PostgreSQL cluster, so none may restart it. What a client meets while a server
 restarts or fails over is what this proxy plays instead: the sessions it had are cut, and new ones
 are refused as PostgreSQL refuses them while it shuts down or starts up (FATAL, SQLSTATE 57P03,
-"the database system is starting up"), until the test lets them through again (`back()`).
+"the database system is starting up": `restarting()`), or the port is closed ("connection refused":
+`down()`), until the test lets them through again (`back()`).
 It runs in the test's event loop: a client in that loop, or in a process of its own, connects to
 `url` instead of the database's URL.
 """
@@ -35,22 +36,23 @@ class PostgresProxy:
     def __init__(self, url: str) -> None:
         self._upstream = urlsplit(url)
         self._server: asyncio.Server | None = None
+        self._port = 0
         self._sessions: set[asyncio.StreamWriter] = set()
         self._refusing = False
         self.refused = 0  # new sessions refused so far, for a test to wait until a client tried
 
     async def start(self) -> None:
-        """Listen on a free loopback port."""
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        """Listen on a free loopback port (the same one again after `down()`)."""
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", self._port)
+        self._port = self._server.sockets[0].getsockname()[1]
 
     @property
     def url(self) -> str:
         """The database's URL, through this proxy."""
-        if self._server is None:
+        if not self._port:
             raise RuntimeError("start() the proxy first")
-        port = self._server.sockets[0].getsockname()[1]
         netloc = self._upstream.netloc.rsplit("@", 1)
-        host = f"127.0.0.1:{port}"
+        host = f"127.0.0.1:{self._port}"
         return urlunsplit(self._upstream._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
 
     def restarting(self) -> None:
@@ -60,16 +62,23 @@ class PostgresProxy:
             writer.transport.abort()
         self._sessions.clear()
 
-    def back(self) -> None:
-        """Let new sessions through again."""
-        self._refusing = False
-
-    async def close(self) -> None:
-        """Stop listening and cut every session."""
+    async def down(self) -> None:
+        """Cut every session and close the port (connections refused), until `back()`."""
         self.restarting()
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
+            self._server = None
+
+    async def back(self) -> None:
+        """Let new sessions through again."""
+        self._refusing = False
+        if self._server is None:
+            await self.start()
+
+    async def close(self) -> None:
+        """Stop listening and cut every session."""
+        await self.down()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._refusing:
