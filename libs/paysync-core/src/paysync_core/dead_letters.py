@@ -17,12 +17,14 @@ from paysync_core.errors import PaysyncError
 log = structlog.get_logger()
 T = TypeVar("T")
 
-#: PostgreSQL's answers (SQLSTATE, or its first characters) of a server that is not there for the
-#: session, whatever it was asked: a connection failure (class 08), the server shutting down or
-#: restarting (57P01 terminated by the administrator, 57P02 crash, 57P03 "the database system is
-#: starting up" or "shutting down": what a restart or failover answers new sessions), no free
-#: connection slot (53300).
-_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03", "53300")
+#: PostgreSQL's answers (SQLSTATE) of a server that is not there for the session, whatever it was
+#: asked: a connection failure (class 08, but not 08P01, a protocol violation: the statement's own
+#: fault, such as too many parameters), the server shutting down or restarting (57P01 terminated by
+#: the administrator, 57P02 crash, 57P03 "the database system is starting up" or "shutting down":
+#: what a restart or failover answers new sessions), no free connection slot (53300).
+_UNAVAILABLE_SQLSTATES = frozenset(
+    {"08000", "08001", "08003", "08004", "08006", "08007", "57P01", "57P02", "57P03", "53300"}
+)
 
 
 class DeadLettered(Exception):
@@ -111,7 +113,7 @@ def _database_unavailable(exc: BaseException) -> bool:
     `DBAPIError`: only its SQLSTATE tells that the next try may pass.
     """
     sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
-    return isinstance(sqlstate, str) and sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    return sqlstate in _UNAVAILABLE_SQLSTATES
 
 
 def _is_data_error(exc: Exception) -> bool:
