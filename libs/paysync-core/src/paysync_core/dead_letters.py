@@ -17,6 +17,15 @@ from paysync_core.errors import PaysyncError
 log = structlog.get_logger()
 T = TypeVar("T")
 
+#: PostgreSQL's answers (SQLSTATE) of a server that is not there for the session, whatever it was
+#: asked: a connection failure (class 08, but not 08P01, a protocol violation: the statement's own
+#: fault, such as too many parameters), the server shutting down or restarting (57P01 terminated by
+#: the administrator, 57P02 crash, 57P03 "the database system is starting up" or "shutting down":
+#: what a restart or failover answers new sessions), no free connection slot (53300).
+_UNAVAILABLE_SQLSTATES = frozenset(
+    {"08000", "08001", "08003", "08004", "08006", "08007", "57P01", "57P02", "57P03", "53300"}
+)
+
 
 class DeadLettered(Exception):
     """The record went to its dead-letter topic; the caller moves on."""
@@ -91,7 +100,20 @@ def is_outage(exc: BaseException) -> bool:
         ),
     ):
         return True
-    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return _database_unavailable(exc)
+
+
+def _database_unavailable(exc: BaseException) -> bool:
+    """Whether PostgreSQL refused for want of a server (SQLAlchemy's error or asyncpg's own).
+
+    SQLAlchemy flags a statement on a dropped connection as a disconnect, but a new connection refused
+    while the server restarts ("the database system is starting up") reaches the caller as a plain
+    `DBAPIError`: only its SQLSTATE tells that the next try may pass.
+    """
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
+    return sqlstate in _UNAVAILABLE_SQLSTATES
 
 
 def _is_data_error(exc: Exception) -> bool:

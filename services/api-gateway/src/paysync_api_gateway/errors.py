@@ -25,6 +25,7 @@ from paysync_api_gateway.stream import StreamUnavailable, TooManyStreams
 from paysync_api_gateway.stream_tokens import StreamTokensOff
 from paysync_core.crypto import CredentialsKeyError
 from paysync_core.db.app_webhooks import UnknownDelivery, UnknownEndpoint
+from paysync_core.dead_letters import is_outage
 from paysync_core.errors import GatewayError, PaysyncError, ProviderNotConfigured, RateLimited, UnknownTenant
 from paysync_core.phones import PhoneLookupOff
 from paysync_core.providers.clients import GatewayBusy, GatewayUnreachable
@@ -107,12 +108,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem(exc.status_code, code, str(exc.detail), headers=exc.headers)
 
     @app.exception_handler(DBAPIError)
-    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
-        if not exc.connection_invalidated:
+    @app.exception_handler(OSError)
+    async def database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not is_outage(exc):
             return await crash(request, exc)
-        # The server dropped the connection (restart, failover): the pool has let go of it and of
-        # its peers, so the same request made again runs on a new one.
-        log.warning("request.database_unavailable", path=request.url.path, error=type(exc.orig).__name__)
+        # The server dropped the connection (the pool has let go of it and of its peers), refused a
+        # new one while it restarts or fails over, or could not be reached at all (asyncpg's OSError,
+        # which SQLAlchemy passes on unwrapped; the broker's and the gateways' clients wrap theirs):
+        # the same request made again runs on a new connection.
+        error = type(getattr(exc, "orig", exc)).__name__
+        log.warning("request.database_unavailable", path=request.url.path, error=error)
         message = "the database connection was lost; try again"
         return problem(503, "database_unavailable", message, headers=_HEADERS[503])
 

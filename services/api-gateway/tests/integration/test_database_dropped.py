@@ -1,7 +1,7 @@
 """A database connection dropped under api-gateway (a restart, a failover) costs at most one request a
 503 with `Retry-After`, never a 500, and the same request made again is answered. (Reads and new
 registrations run on the driver pool, which makes a new connection for one it found dropped, so they
-are often answered at once.)"""
+are often answered at once.) While the server is still starting up, every request is a 503 too."""
 
 from __future__ import annotations
 
@@ -11,9 +11,15 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from paysync_api_gateway.app import create_app
+from paysync_api_gateway.settings import ApiGatewaySettings
 from paysync_core.db.engine import make_engine, no_transaction
+from paysync_core.settings import CommonSettings
 from paysync_dev.fixtures import create_tenant, stripe_registration
+from paysync_dev.pg_proxy import PostgresProxy
 from paysync_dev.service_fixtures import wait_until
+
+from .conftest import client_of
 
 pytestmark = pytest.mark.integration
 
@@ -85,3 +91,35 @@ async def test_a_dropped_database_connection_answers_503_once_then_the_request_w
             assert statuses.count(201) == 1, statuses
         if request_kind == "read":
             assert again.json()["id"] == created.json()["id"]
+
+
+@pytest.mark.parametrize("outage", ["starting_up", "down"])
+async def test_requests_while_the_database_restarts_answer_503_then_work_again(
+    database_proxy: PostgresProxy, migrated_database, kafka_topics, credentials_keys, outage
+) -> None:
+    shop = create_tenant(migrated_database, credentials_keys)
+    auth = {"Authorization": f"Bearer {shop.api_key}"}
+    common = CommonSettings(
+        database_url=database_proxy.url, kafka_bootstrap=kafka_topics, credentials_keys=credentials_keys
+    )
+    app = create_app(ApiGatewaySettings(common=common))
+    async with app.router.lifespan_context(app), client_of(app) as client:
+        created = await client.post("/v1/payments", json=stripe_registration(), headers=auth)
+        assert created.status_code == 201, created.text
+        path = f"/v1/payments/{created.json()['id']}"
+
+        if outage == "down":
+            await database_proxy.down()  # sessions cut, the port closed: connections refused
+        else:
+            database_proxy.restarting()  # sessions cut, new ones told "the database system is starting up"
+        answers = [
+            *[await client.get(path, headers=auth) for _ in range(2)],  # the first meets its session cut
+            await client.post("/v1/payments", json=stripe_registration(), headers=auth),
+        ]
+        assert [a.status_code for a in answers] == [503, 503, 503], [a.text for a in answers]
+        for unavailable in answers:
+            assert unavailable.json()["error"] == "database_unavailable"
+            assert unavailable.headers["retry-after"]
+
+        await database_proxy.back()
+        assert (await client.get(path, headers=auth)).status_code == 200

@@ -4,16 +4,22 @@ Paystack through their lists, M-Pesa (no list) one payment at a time."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from paysync_core import topics
+from paysync_core.contracts import ReconcileTick
+from paysync_core.db.reconciler_tables import reconcile_ticks
 from paysync_core.db.schema import payments
 from paysync_dev.operator import paysync
 from paysync_dev.payments import observation
+from paysync_dev.pg_proxy import PostgresProxy
 from paysync_dev.reconcile import register
 from paysync_dev.service_fixtures import fetch, publish_observation, wait_until
+from paysync_dev.topic_reader import read_topic
 
 pytestmark = pytest.mark.integration
 
@@ -176,3 +182,52 @@ async def test_an_mpesa_window_sweep_checks_the_windows_unsettled_payments_one_b
     assert shown.returncode == 0, shown.stderr
     assert "payments/s" in shown.stderr  # the bar: payments checked of those expected, rate, time left
     assert "payments expected" in shown.stdout and "completed" in shown.stdout  # the summary table
+
+
+async def test_the_command_follows_its_sweep_through_a_database_restart(
+    engine, tenant, kafka_topics, database_proxy: PostgresProxy
+) -> None:
+    """No reconciler here: the test takes the tick on as one would, while the command's database restarts."""
+    since = datetime.now(UTC) - timedelta(hours=1)
+    following = asyncio.create_task(
+        sweep(database_proxy.url, kafka_topics, tenant.id, "stripe", since, since + timedelta(minutes=30))
+    )
+    tick_id = await published_tick(kafka_topics, tenant.id, following)
+    taken_on = {"tenant_id": tenant.id, "provider": "stripe", "scheduled_at": since, "source": "cli"}
+    async with engine.begin() as conn:
+        running = {"handled_by": "test", "stats": {"listed": 1, "expected": 2}}
+        await conn.execute(reconcile_ticks.insert().values(tick_id=tick_id, **taken_on, **running))
+
+    database_proxy.restarting()  # its session cut, new ones refused: "the database system is starting up"
+    await wait_until(lambda: retried(database_proxy, following), 60, "the command trying the database again")
+    await database_proxy.back()
+    async with engine.begin() as conn:
+        ended = {
+            "status": "completed",
+            "stats": {"listed": 2, "expected": 2},
+            "completed_at": datetime.now(UTC),
+        }
+        await conn.execute(reconcile_ticks.update().where(reconcile_ticks.c.tick_id == tick_id).values(ended))
+
+    ran = await following
+    assert ran.returncode == 0, ran.stderr
+    assert (ran.json()["status"], ran.json()["payments_checked"]) == ("completed", 2)
+
+
+async def published_tick(kafka: str, tenant: str, following: asyncio.Task) -> str:
+    """The id of the window tick the command published for `tenant`, once it is on the topic."""
+    found: list[bytes] = []
+
+    async def published() -> bool:
+        assert not following.done(), following.result().stderr
+        records = await read_topic(kafka, topics.RECONCILE_TICKS.name)
+        found[:] = [r.value for r in records if r.key == f"{tenant}:stripe".encode()]
+        return bool(found)
+
+    await wait_until(published, 60, "the command's tick published")
+    return ReconcileTick.from_bytes(found[0]).tick_id
+
+
+async def retried(proxy: PostgresProxy, following: asyncio.Task) -> bool:
+    """Whether the command asked for a new session at least twice while refused (or it ended)."""
+    return proxy.refused >= 2 or following.done()

@@ -22,6 +22,7 @@ from paysync_cli._ops import JsonOption, console, database, fail, print_json, pr
 from paysync_core import topics, window_sweeps
 from paysync_core.contracts import Provider, ReconcileTick
 from paysync_core.db import tenants as tenant_repo
+from paysync_core.dead_letters import is_outage
 
 
 def reconcile(
@@ -78,14 +79,25 @@ async def _follow(engine: AsyncEngine, tick_id: str, wait: float, show_progress:
     """The tick's row once its sweep ended; the last row seen (or None) if `wait` ran out first.
 
     While it runs, a bar shows the payments answered of those expected, the rate and the time left.
+    The sweep does not need this command: while the database does not answer (a restart, a failover,
+    a dropped connection), the command asks again until `wait` runs out.
     """
     with progress_bar() as bar:
         task = bar.add_task("waiting for a reconciler", total=None, unit="payments", visible=show_progress)
         deadline = asyncio.get_running_loop().time() + wait
         row = None
         while asyncio.get_running_loop().time() < deadline:
-            async with engine.connect() as conn:
-                row = await window_sweeps.sweep_row(conn, tick_id)
+            try:
+                async with engine.connect() as conn:
+                    row = await window_sweeps.sweep_row(conn, tick_id)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                bar.update(
+                    task, description=f"the database does not answer ({type(exc).__name__}): asking again"
+                )
+                await asyncio.sleep(0.5)
+                continue
             if row is not None and row.status in window_sweeps.ENDED:
                 return row
             if row is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,7 @@ from paysync_core.topics import TopicSpec
 from paysync_dev import postgres
 from paysync_dev._aio import run_sync
 from paysync_dev.kafka import KafkaProcess
+from paysync_dev.pg_proxy import PostgresProxy
 from paysync_dev.simulator import NOWHERE, simulator_credentials
 from paysync_gateway_sim import SimulatorClient
 from paysync_gateway_sim.contracts import Account
@@ -62,6 +63,17 @@ def broker_of_its_own(base_dir: Path, specs: Sequence[TopicSpec]) -> Iterator[Ka
         yield broker
     finally:
         broker.stop()
+
+
+@pytest.fixture
+async def database_proxy(migrated_database: str) -> AsyncIterator[PostgresProxy]:
+    """The test database through a proxy of this test's own, which can play a restart (`restarting()`)."""
+    proxy = PostgresProxy(migrated_database)
+    await proxy.start()
+    try:
+        yield proxy
+    finally:
+        await proxy.close()
 
 
 @pytest.fixture(scope="session")
