@@ -11,7 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher
 from paysync_core.db import tenants as tenant_repo
+from paysync_core.dead_letters import is_outage
 from paysync_core.errors import UnknownTenant
+from paysync_webhook_ingest.errors import DatabaseUnavailable
 
 # Unknown tenants are remembered briefly too, so a flood of bad URLs cannot flood the database.
 _NEGATIVE_TTL = 5.0
@@ -39,10 +41,16 @@ class CredentialsStore:
         self._loading: dict[str, asyncio.Task[_Entry]] = {}
 
     async def get(self, tenant: str) -> GatewayCredentials:
-        """The tenant's credentials; UnknownTenant if there is no such tenant."""
+        """The tenant's credentials; UnknownTenant if there is no such tenant, DatabaseUnavailable if they are
+        not cached and the database cannot be asked (restarting, failing over, unreachable)."""
         entry = self._cache.get(tenant)
         if entry is None:
-            entry = await asyncio.shield(self._load_once(tenant))
+            try:
+                entry = await asyncio.shield(self._load_once(tenant))
+            except Exception as exc:
+                if is_outage(exc):
+                    raise DatabaseUnavailable() from exc
+                raise
         elif entry.expires < time.monotonic():
             self._load_once(tenant)  # answer from the expired entry meanwhile
         if entry.value is None:

@@ -39,6 +39,16 @@ class TooManyFailures(PaysyncError):
         super().__init__(f"too many requests failing authenticity for tenant {tenant!r}; slow down")
 
 
+class DatabaseUnavailable(PaysyncError):
+    """The tenant's credentials are not cached and PostgreSQL cannot be asked: the gateway retries."""
+
+    code = "database_unavailable"
+    retryable = True
+
+    def __init__(self) -> None:
+        super().__init__("the database is not answering (restart or failover); try again")
+
+
 _STATUS: tuple[tuple[type[PaysyncError], int], ...] = (
     (MalformedPayload, 400),
     (ModeMismatch, 400),
@@ -48,6 +58,7 @@ _STATUS: tuple[tuple[type[PaysyncError], int], ...] = (
     (PayloadTooLarge, 413),
     (TooManyFailures, 429),
     (NotDurable, 503),
+    (DatabaseUnavailable, 503),
 )
 
 

@@ -40,7 +40,9 @@ _ERRORS = {
     413: "Body over `PAYSYNC_WEBHOOK_INGEST_MAX_BODY_BYTES` (`payload_too_large`)",
     429: "Too many requests failing authenticity for this tenant; see `Retry-After`",
     500: "Failed unexpectedly; logged",
-    503: "Not durable yet (the broker did not acknowledge in time): retry; see `Retry-After`",
+    503: "Not durable yet (the broker did not acknowledge in time, `not_durable`), or the tenant's "
+    "credentials not cached while the database restarts or is unreachable (`database_unavailable`): "
+    "retry; see `Retry-After`",
 }
 _ROUTES: dict[str, tuple[str, type[BaseModel], str]] = {
     "/webhooks/{tenant}/stripe": ("Stripe", WebhookAccepted, "StripeSignature"),
