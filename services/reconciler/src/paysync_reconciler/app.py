@@ -13,16 +13,14 @@ from fastapi import FastAPI
 
 from paysync_core.contracts import Provider
 from paysync_core.crypto import CredentialsCipher
-from paysync_core.db import TENANTS_CHANNEL
 from paysync_core.db.engine import make_engine
-from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.dead_letters import is_outage
 from paysync_core.kafka import DurableProducer, durable_broker
 from paysync_core.logging import configure_logging
 from paysync_core.web import service_app
 from paysync_reconciler import service
 from paysync_reconciler.checkouts import settle_initiating_checkouts
-from paysync_reconciler.gateways import GatewayDirectory
+from paysync_reconciler.gateways import GatewayDirectory, follow_credential_changes
 from paysync_reconciler.handlers import reconciler_router
 from paysync_reconciler.listing import PoolReader, read_inline
 from paysync_reconciler.outbound import KafkaOutbound
@@ -75,7 +73,7 @@ def create_app(settings: ReconcilerSettings | None = None) -> FastAPI:
         await _recover_orphaned_requests(deps, checks)
 
     async def forget_changed_credentials() -> None:
-        await listen(asyncpg_dsn(common.database_url), {TENANTS_CHANNEL: gateways.forget})
+        await follow_credential_changes(common.database_url, gateways)
 
     async def settle_checkouts() -> None:
         await _settle_checkouts(deps)

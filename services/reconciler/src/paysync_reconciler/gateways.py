@@ -18,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from paysync_core.contracts import PaymentObservation, Provider
 from paysync_core.credentials import GatewayCredentials
 from paysync_core.crypto import CredentialsCipher
+from paysync_core.db import TENANTS_CHANNEL
 from paysync_core.db import tenants as tenant_repo
 from paysync_core.db.engine import no_transaction
+from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.errors import GatewayError, ProviderNotConfigured
 from paysync_core.providers.clients import (
     BudgetExhausted,
@@ -170,6 +172,14 @@ class _Cached:
         self.fingerprint = hashlib.sha256(self.credentials.to_plain_json().encode()).hexdigest()
 
 
+async def follow_credential_changes(database_url: str, directory: GatewayDirectory) -> None:
+    """Forget a tenant's cached credentials when they change (NOTIFY `paysync_tenants`), and every
+    tenant's each time the LISTEN connection is made again: a change notified while it was away (a
+    database restart, a failover) is then read at once, not after the cache's time-to-live."""
+    channels = {TENANTS_CHANNEL: directory.forget}
+    await listen(asyncpg_dsn(database_url), channels, on_connect=directory.forget_all)
+
+
 @dataclass
 class GatewayDirectory:
     """Builds and keeps each tenant's gateway ports; budgets and breakers outlive credential changes."""
@@ -255,6 +265,10 @@ class GatewayDirectory:
     def forget(self, tenant: str) -> None:
         """Drop a tenant's cached credentials (they changed)."""
         self._credentials.pop(tenant, None)
+
+    def forget_all(self) -> None:
+        """Drop every tenant's cached credentials (changes may have gone unheard)."""
+        self._credentials.clear()
 
     async def close(self) -> None:
         """Close every HTTP client."""

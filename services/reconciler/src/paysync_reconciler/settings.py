@@ -256,7 +256,7 @@ class ReconcilerSettings(BaseSettings):
         default=60.0,
         gt=0,
         description="How long a tenant's gateway credentials are kept (NOTIFY `paysync_tenants` forgets "
-        "them sooner)",
+        "them sooner, and every tenant's when the LISTEN connection comes back)",
     )
     keep_records_hours: float = Field(
         default=72.0, gt=0, description="Answered requests and ticks kept this long"
