@@ -5,16 +5,13 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
 
+from paysync_dev.operator import PAYSYNC
 from paysync_dev.service_fixtures import service_env
-
-PAYSYNC = Path(sys.executable).with_name("paysync")
 
 
 @pytest.fixture

@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -39,6 +37,7 @@ from paysync_core.testing.builders import to_body
 from paysync_core.testing.builders.stripe import charge, checkout_session, stripe_event
 from paysync_core.topics import raw_webhook_key
 from paysync_dev.fixtures import TestTenant, create_tenant
+from paysync_dev.operator import PAYSYNC
 from paysync_dev.reconcile import register
 from paysync_dev.service_fixtures import fetch, publish_observation, service_env, stripe_paid, wait_until
 from paysync_dev.stack import ServiceProcess
@@ -447,7 +446,7 @@ async def test_a_real_run_runs_at_the_replays_lower_priority_while_it_waits_on_t
     }
     runner = os.getpriority(os.PRIO_PROCESS, 0)
     command = [
-        str(Path(sys.executable).with_name("paysync")),
+        str(PAYSYNC),
         "replay",
         "--since",
         since,

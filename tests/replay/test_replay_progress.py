@@ -8,7 +8,7 @@ again, not to fail the replay.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,32 +44,35 @@ async def commit_as_the_projector(bootstrap: str, offsets: dict[int, int]) -> No
         await consumer.stop()
 
 
-async def test_a_group_not_committed_yet_is_waited_for_on_a_new_broker(new_broker: KafkaProcess) -> None:
-    progress = ProjectorOffsets(new_broker.bootstrap, GROUP)
-    await progress.start()
-    try:
-        assert not await progress.reached(TOPIC, {0: 3, 1: 2})
-
-        await commit_as_the_projector(new_broker.bootstrap, {0: 3})
-        assert not await progress.reached(TOPIC, {0: 3, 1: 2}), "partition 1 is not committed yet"
-
-        await commit_as_the_projector(new_broker.bootstrap, {1: 2})
-        assert await progress.reached(TOPIC, {0: 3, 1: 2})
-        assert not await progress.reached(TOPIC, {0: 4})
-    finally:
-        await progress.stop()
+@pytest.fixture
+async def progress(new_broker: KafkaProcess) -> AsyncIterator[ProjectorOffsets]:
+    """What a real replay asks the broker about the projector's group, connected to the new broker."""
+    offsets = ProjectorOffsets(new_broker.bootstrap, GROUP)
+    await offsets.start()
+    yield offsets
+    await offsets.stop()
 
 
-async def test_a_broker_gone_away_is_waited_for_and_named(new_broker: KafkaProcess) -> None:
-    progress = ProjectorOffsets(new_broker.bootstrap, GROUP)
-    await progress.start()
-    try:
-        await commit_as_the_projector(new_broker.bootstrap, {0: 1})
-        assert await progress.reached(TOPIC, {0: 1})
-        assert progress.unanswered is None
+async def test_a_group_not_committed_yet_is_waited_for_on_a_new_broker(
+    new_broker: KafkaProcess, progress: ProjectorOffsets
+) -> None:
+    assert not await progress.reached(TOPIC, {0: 3, 1: 2})
 
-        new_broker.stop()
-        assert not await progress.reached(TOPIC, {0: 1})
-        assert progress.unanswered is not None, "the replay's stall message names the broker's answer"
-    finally:
-        await progress.stop()
+    await commit_as_the_projector(new_broker.bootstrap, {0: 3})
+    assert not await progress.reached(TOPIC, {0: 3, 1: 2}), "partition 1 is not committed yet"
+
+    await commit_as_the_projector(new_broker.bootstrap, {1: 2})
+    assert await progress.reached(TOPIC, {0: 3, 1: 2})
+    assert not await progress.reached(TOPIC, {0: 4})
+
+
+async def test_a_broker_gone_away_is_waited_for_and_named(
+    new_broker: KafkaProcess, progress: ProjectorOffsets
+) -> None:
+    await commit_as_the_projector(new_broker.bootstrap, {0: 1})
+    assert await progress.reached(TOPIC, {0: 1})
+    assert progress.unanswered is None
+
+    new_broker.stop()
+    assert not await progress.reached(TOPIC, {0: 1})
+    assert progress.unanswered is not None, "the replay's stall message names the broker's answer"
