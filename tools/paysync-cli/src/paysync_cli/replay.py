@@ -170,7 +170,9 @@ async def _replay(
             workers = worker_count(settings, ranges) if dry_run else 1
             if workers > 1:
                 return await dry_run_in_workers(replayer, ranges, workers, replayer.on_records)
-            return await replayer.run(read_ranges(kafka, source.topic, ranges, settings.batch_records))
+            first = None if dry_run else settings.first_step_records
+            records = read_ranges(kafka, source.topic, ranges, settings.batch_records, first=first)
+            return await replayer.run(records)
     finally:
         await kafka.stop()
         if producer is not None:

@@ -132,9 +132,14 @@ async def _offsets_at(
 
 
 async def read_ranges(
-    kafka: AIOKafkaConsumer, topic: str, ranges: list[OffsetRange], batch: int
+    kafka: AIOKafkaConsumer, topic: str, ranges: list[OffsetRange], batch: int, *, first: int | None = None
 ) -> AsyncIterator[list[ConsumerRecord]]:
-    """The records of every range, in batches of up to `batch`, read from assigned partitions."""
+    """The records of every range, in batches of up to `batch`, read from assigned partitions.
+
+    With `first`, the first batch has up to `first` records and each next one twice as many, up to `batch`:
+    a real run's first step is published (and the status-projector has work) after that many are read.
+    """
+    size = batch if first is None else max(1, min(first, batch))
     todo = {TopicPartition(topic, r.partition): r for r in ranges if r.size}
     if not todo:
         return
@@ -143,15 +148,16 @@ async def read_ranges(
         kafka.seek(tp, r.start)
     pending: list[ConsumerRecord] = []
     while todo:
-        fetched = await kafka.getmany(*todo, timeout_ms=500, max_records=batch)
+        fetched = await kafka.getmany(*todo, timeout_ms=500, max_records=size)
         for tp, records in fetched.items():
             pending += [rec for rec in records if rec.offset < todo[tp].end]
         for tp in [tp for tp, r in todo.items() if await kafka.position(tp) >= r.end]:
             del todo[tp]
         kafka.pause(*[tp for tp in kafka.assignment() if tp not in todo])
-        while len(pending) >= batch or (pending and not todo):
-            yield pending[:batch]
-            pending = pending[batch:]
+        while len(pending) >= size or (pending and not todo):
+            yield pending[:size]
+            pending = pending[size:]
+            size = min(size * 2, batch)
 
 
 def derive(

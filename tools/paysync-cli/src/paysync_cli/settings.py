@@ -22,6 +22,15 @@ class ReplaySettings(BaseSettings):
         description="Records read, looked up (one query per table) and published per step; memory grows"
         " with it, not with the number of records replayed",
     )
+    first_step_records: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Records in a real replay's first step, each next step twice as many up to"
+        " PAYSYNC_REPLAY_BATCH_RECORDS: the status-projector has observations to apply once this many are"
+        " read and published, not a whole step's (its own batch is PAYSYNC_STATUS_PROJECTOR_MAX_BATCH,"
+        " 1,000 by default)",
+    )
     batches_ahead: int = Field(
         default=4,
         ge=1,
