@@ -565,6 +565,28 @@ async def history_rows(url: str, tenant: str) -> int:
         await engine.dispose()
 
 
+async def applying_rate(url: str, tenant: str, since: datetime) -> dict[str, float]:
+    """The projector's own rate while it applied the tenant's history rows, whatever fed it: the rows of
+    every batch but the last over the time from the first batch's transaction to the last's (a row's
+    `created_at` is its transaction's start). Neither the feed's start (the first records read and
+    published) nor its end (the last batch's commit seen, the report) counts: the same measure for the
+    projector alone and for a real run. The rows are the tenant's created since `since` (the step's start;
+    the two real runs of a `--before` bench are the same tenant's)."""
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with engine.connect() as conn:
+            at = observations.c.created_at
+            mine = (observations.c.tenant_id == tenant) & (at >= since)
+            span = select(func.min(at), func.max(at)).where(mine)
+            first, last = (await conn.execute(span)).one()
+            before_last = select(func.count()).where(mine, at < last)
+            rows = (await conn.execute(before_last)).scalar_one() if last is not None else 0
+    finally:
+        await engine.dispose()
+    seconds = (last - first).total_seconds() if last is not None else 0.0
+    return {"applying_per_second": rows / seconds if seconds else 0.0, "applying_seconds": seconds}
+
+
 def synthetic_traffic(tenant: str, regs: list[dict[str, Any]], count: int) -> list[PaymentObservation]:
     """`count` webhook observations as bench/projector makes them: a success each, no alias, the amount
     registered (the projector alone of the benches before 2026-12-07)."""
@@ -601,14 +623,15 @@ async def projector_alone(
     count = len(traffic)
     settled = await settle(url)
     shares = waits()
-    started, share = time.perf_counter(), HostShare(shares.projector_pid)
+    since, started, share = datetime.now(UTC), time.perf_counter(), HostShare(shares.projector_pid)
     await shares.start()
     await projector_bench.publish_all(bootstrap, traffic)
     while await history_rows(url, tenant) < count:
         await asyncio.sleep(0.2)
     per_second = count / (time.perf_counter() - started)
     measured = {**share.measured(), **await shares.measured(), "settle_seconds": settled}
-    return {"observations": count, "per_second": per_second, **measured}
+    applying = await applying_rate(url, tenant, since)
+    return {"observations": count, "per_second": per_second, **measured, **applying}
 
 
 async def projectors_alone(
@@ -641,6 +664,7 @@ async def real_run(
     share, lag = HostShare(shares.projector_pid), ProjectorLag(env["PAYSYNC_KAFKA_BOOTSTRAP"])
     await shares.start()
     sampling = asyncio.create_task(lag.run())
+    since = datetime.now(UTC)
     report = await run_replay(env, *args)
     sampling.cancel()
     await asyncio.gather(sampling, return_exceptions=True)
@@ -648,6 +672,11 @@ async def real_run(
     report["settle_seconds"] = settled
     report["ratio_to_projector_alone"] = (
         report["records_per_second"] / results["projector_alone"]["per_second"]
+    )
+    report |= await applying_rate(env["PAYSYNC_DATABASE_URL"], "bench", since)
+    # The projector's own rate in the real run against alone, each from its first batch to its last.
+    report["applying_ratio_to_projector_alone"] = (
+        report["applying_per_second"] / results["projector_alone"]["applying_per_second"]
     )
     report["ratio_to_projector_alone_synthetic"] = (
         report["records_per_second"] / results["projector_alone_synthetic"]["per_second"]
