@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import struct
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import structlog
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import RecordMetadata
 
@@ -23,6 +25,12 @@ if TYPE_CHECKING:
 #: How aiokafka picks a record's partition (murmur2 of its key, as the Java client; at random without one).
 _PARTITIONER = DefaultPartitioner()
 _M, _MASK = 0x5BD1E995, 0xFFFFFFFF
+
+log = structlog.get_logger()
+T = TypeVar("T")
+
+#: The pause after a first failed try of `until_broker_answers`, doubled after each, up to the longest.
+BROKER_RETRY_FIRST_SECONDS, BROKER_RETRY_LONGEST_SECONDS = 0.5, 5.0
 
 
 def murmur2(data: bytes) -> int:
@@ -115,6 +123,24 @@ def durable_broker(bootstrap: str, *, client_id: str, linger_ms: int = 1, **kwar
         **DURABLE_PRODUCER_OPTIONS,
         **kwargs,
     )
+
+
+async def until_broker_answers(attempt: Callable[[], Awaitable[T]], event: str) -> T:
+    """`attempt()`'s result, tried again for as long as it fails with a Kafka error (the broker not up
+    yet, restarting, out of reach): how a background loop starts its Kafka clients without dying of it.
+
+    Each failure is a warning `event` with the error (aiokafka's, which names the broker's address and
+    never a secret) and the pause before the next try: `BROKER_RETRY_FIRST_SECONDS`, doubled each time
+    up to `BROKER_RETRY_LONGEST_SECONDS`.
+    """
+    pause = BROKER_RETRY_FIRST_SECONDS
+    while True:
+        try:
+            return await attempt()
+        except KafkaError as exc:
+            log.warning(event, error=str(exc), retry_in_seconds=pause)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, BROKER_RETRY_LONGEST_SECONDS)
 
 
 def drain_whole_nodes(producer: AIOKafkaProducer) -> None:

@@ -5,6 +5,11 @@ sees every change (its clients are its own), at the positions every other replic
 it reads back the retained window (`resume_window_seconds`, at most `resume_events_per_partition`
 per partition), so a client resuming after a restart, or through another replica, is served
 from where it was.
+
+A broker that cannot be reached while the feed starts is tried again (`until_broker_answers`: a
+warning each time, pauses growing to a few seconds) until it answers; meanwhile the stream is not
+`ready` (the notifier's `/readyz` says `live_feed`), and the loop lives on. One that goes away once
+the feed is reading is aiokafka's to reconnect to: the feed reads on from where it was.
 """
 
 from __future__ import annotations
@@ -19,12 +24,15 @@ from pydantic import ValidationError
 
 from paysync_core import topics, tracing
 from paysync_core.contracts import PaymentStatusChanged
+from paysync_core.kafka import until_broker_answers
 from paysync_notifier.service import LiveStream, StreamEvent
 
 log = structlog.get_logger()
 
 #: How often the feed asks for the topic's partitions while the topic is not there yet (seconds).
 _METADATA_RETRY_SECONDS = 1.0
+#: What the feed logs, as a warning, each time the broker did not answer while it starts.
+_WAITING = "stream.feed_waiting_for_broker"
 
 
 class StatusFeed:
@@ -44,9 +52,9 @@ class StatusFeed:
             group_id=None,
             enable_auto_commit=False,
         )
-        await consumer.start()
         try:
-            await self._seek_to_window(consumer)
+            await until_broker_answers(consumer.start, _WAITING)
+            await until_broker_answers(lambda: self._seek_to_window(consumer), _WAITING)
             while True:
                 batch = await consumer.getmany(timeout_ms=1000)
                 for records in batch.values():

@@ -9,12 +9,11 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
-from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.dead_letters import is_outage
 from paysync_core.domains import Domains
-from paysync_core.kafka import DurableProducer
+from paysync_core.kafka import DurableProducer, until_broker_answers
 from paysync_status_projector.metrics import ALERTS, RELAYED
 from paysync_status_projector.service import Publish, check_drift, purge_outbox, relay_outbox, unpark
 
@@ -51,13 +50,7 @@ async def relay_with_producer(
     producer = DurableProducer(
         bootstrap, client_id="paysync-status-projector-relay", linger_ms=1, partitioner=partitioner
     )
-    while True:
-        try:
-            await producer.start()
-            break
-        except KafkaError as exc:
-            log.warning("relay.producer_starting", error=str(exc))
-            await asyncio.sleep(1)
+    await until_broker_answers(producer.start, "relay.producer_starting")
     try:
         await relay_loop(engine, producer.submit, wakeup, batch, poll, keep)
     finally:
