@@ -17,8 +17,9 @@ from rich.table import Table
 
 from paysync_cli._ops import RateColumn
 from paysync_cli.replay_parallel import dry_run_in_workers, worker_count
-from paysync_cli.replay_progress import ProjectorOffsets
-from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled, tune_gc
+from paysync_cli.replay_progress import ProjectorOffsets, ReplayStalled
+from paysync_cli.replay_report import ReplayReport
+from paysync_cli.replay_run import Replayer, tune_gc
 from paysync_cli.replay_source import (
     Filters,
     OffsetRange,

@@ -29,7 +29,8 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from typing import Any
 
-from paysync_cli.replay_run import ReplayCounts, Replayer, ReplayReport, tune_gc
+from paysync_cli.replay_report import ReplayCounts, ReplayReport
+from paysync_cli.replay_run import Replayer, tune_gc
 from paysync_cli.replay_settle import Central, Folded, Settled, central, folded, guess, joined_report, settle
 from paysync_cli.replay_source import Filters, OffsetRange, ReplaySource, consumer, read_ranges
 from paysync_cli.settings import ReplaySettings

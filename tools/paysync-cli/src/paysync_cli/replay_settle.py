@@ -40,14 +40,8 @@ from paysync_cli.replay_domains import (
     listed_row_order,
     payment_row_key,
 )
-from paysync_cli.replay_run import (
-    PaymentChange,
-    ReplayCounts,
-    Replayer,
-    ReplayReport,
-    listed_order,
-    shadow_changes,
-)
+from paysync_cli.replay_report import PaymentChange, ReplayCounts, ReplayReport, listed_order, shadow_changes
+from paysync_cli.replay_run import Replayer
 from paysync_cli.replay_shadow import ShadowProjection
 from paysync_core.domains import Domains
 
