@@ -12,16 +12,25 @@ import asyncio
 import os
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.structs import ConsumerRecord
 from sqlalchemy import func, select, text, update
 
+from paysync_cli.replay_outage import DatabaseUnavailable
+from paysync_cli.replay_progress import ProjectorOffsets
+from paysync_cli.replay_run import Replayer
+from paysync_cli.replay_source import Filters, ReplaySource, consumer, read_ranges, time_ranges
+from paysync_cli.settings import ReplaySettings
 from paysync_core import topics
 from paysync_core.contracts import PaymentObservation, Provider, RawWebhook
+from paysync_core.db.engine import make_engine
 from paysync_core.db.schema import (
     bookings,
     observations,
@@ -31,6 +40,8 @@ from paysync_core.db.schema import (
     workshop_payment_requests,
 )
 from paysync_core.domain.status import UnifiedStatus
+from paysync_core.domains import Domains, load_domains
+from paysync_core.kafka import DurableProducer
 from paysync_core.normalize import normalize_raw
 from paysync_core.providers import sign_stripe
 from paysync_core.testing.builders import to_body
@@ -38,6 +49,8 @@ from paysync_core.testing.builders.stripe import charge, checkout_session, strip
 from paysync_core.topics import raw_webhook_key
 from paysync_dev.fixtures import TestTenant, create_tenant
 from paysync_dev.operator import PAYSYNC
+from paysync_dev.operator import paysync as paysync_process
+from paysync_dev.pg_proxy import PostgresProxy
 from paysync_dev.reconcile import register
 from paysync_dev.service_fixtures import fetch, publish_observation, service_env, stripe_paid, wait_until
 from paysync_dev.stack import ServiceProcess
@@ -726,3 +739,163 @@ async def test_dry_run_names_the_domain_rows_the_real_run_then_changes_exactly(
     assert real["domain_rows"] == dry["domain_rows"]
     assert row_changes(before, await domain_rows_of(engine, tenant.id)) == rows
     assert cli(*args)["domain_rows"] == []
+
+
+@asynccontextmanager
+async def replayer_in_process(
+    database_url: str, kafka: str, tenant: str, projector_group: str | None, told: list[str], **settings: Any
+) -> AsyncIterator[Replayer]:
+    """The tenant's replay as `paysync replay --tenant` runs it (a real run waiting on `projector_group`;
+    None: a dry run), in this process, on `database_url`; `told` collects what it tells the operator."""
+    engine = make_engine(database_url, pool_size=2, application_name="paysync-replay")
+    async with AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        producer = progress = None
+        if projector_group is not None:
+            producer = DurableProducer(kafka, client_id="paysync-replay")
+            progress = ProjectorOffsets(kafka, projector_group)
+            for part in (producer, progress):
+                await part.start()
+                stack.push_async_callback(part.stop)
+        replay_settings = ReplaySettings(**settings)
+        domains = Domains(load_domains(replay_settings.domains_file))  # bound as the run begins
+        filters = Filters(tenant, None, frozenset())
+        yield Replayer(
+            engine, replay_settings, ReplaySource.RAW, filters, producer, domains=domains, progress=progress,
+            warn=told.append,
+        )  # fmt: skip
+
+
+async def raw_batches(kafka: str, since: datetime, until: datetime) -> AsyncIterator[list[ConsumerRecord]]:
+    """The raw records from `since` to `until`, one a batch, as a replay reads them."""
+    reader = consumer(kafka)
+    await reader.start()
+    try:
+        ranges = await time_ranges(reader, topics.WEBHOOKS_RAW.name, since, until)
+        async for batch in read_ranges(reader, topics.WEBHOOKS_RAW.name, ranges, 1):
+            yield batch
+    finally:
+        await reader.stop()
+
+
+async def restarted_after_the_first(
+    batches: AsyncIterator[list[ConsumerRecord]], proxy: PostgresProxy, *, back_after: int | None
+) -> AsyncIterator[list[ConsumerRecord]]:
+    """`batches`, the database restarting once the replay has taken the first (read, looked up and, a real
+    run, published it): back once `back_after` new sessions were refused meanwhile (None: never)."""
+    coming_back = []
+    taken = 0
+    async for batch in batches:
+        if taken == 1:
+            proxy.restarting()  # its sessions cut, new ones refused: "the database system is starting up"
+            if back_after is not None:
+                coming_back.append(asyncio.create_task(back_once_refused(proxy, back_after)))
+        yield batch
+        taken += 1
+    for task in coming_back:
+        await task
+
+
+async def back_once_refused(proxy: PostgresProxy, times: int) -> None:
+    """Let the database answer again once `times` new sessions were refused (the replay tried them)."""
+
+    async def refused() -> bool:
+        return proxy.refused >= times
+
+    await wait_until(refused, 60, "the replay trying the database again")
+    await proxy.back()
+
+
+async def three_paid_bookings(
+    ingest: ServiceProcess, engine, tenant: TestTenant
+) -> tuple[list[str], datetime, datetime]:
+    """Three bookings registered, then paid (through webhook-ingest, never projected): their session ids,
+    and a time range holding the three raw records."""
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    refs = [f"cs_test_{n}{uuid.uuid4().hex}" for n in range(3)]
+    await register_bookings(engine, tenant.id, refs)
+    for ref in refs:
+        post_paid_session(ingest, tenant, ref)
+    return refs, since, datetime.now(UTC)
+
+
+@pytest.mark.parametrize("run", ["real", "dry"])
+async def test_a_replay_rides_through_a_database_restart_midway_with_the_report_it_makes_without_one(
+    webhook_ingest, projector, engine, kafka_topics, tenant, database_proxy: PostgresProxy, cli, run: str
+):
+    refs, since, until = await three_paid_bookings(webhook_ingest, engine, tenant)
+    # Without an outage: the dry run lists what the real run changes (the tests above).
+    args = ("replay", "--since", since.isoformat(), "--until", until.isoformat(), "--tenant", tenant.id)
+    unbroken = cli(*args, "--dry-run", "--json")
+    assert changed(unbroken) == {ref: ("pending", "succeeded") for ref in refs}
+
+    told: list[str] = []
+    group = projector.group_id if run == "real" else None
+    async with replayer_in_process(
+        database_proxy.url, kafka_topics, tenant.id, group, told, batch_records=1
+    ) as replayer:
+        batches = restarted_after_the_first(
+            raw_batches(kafka_topics, since, until), database_proxy, back_after=3
+        )
+        report = (await replayer.run(batches)).to_json()
+
+    assert report["dry_run"] is (run == "dry")
+    assert report["payments"] == unbroken["payments"] and report["domain_rows"] == unbroken["domain_rows"]
+    assert report["counts"] == unbroken["counts"]  # nothing looked up twice is counted twice
+    assert told[0].startswith("the database does not answer (") and "trying again for up to 300s" in told[0]
+    assert told[-1].startswith("the database answers again after")
+    statuses_now = await statuses(engine, tenant.id)
+    assert statuses_now == dict.fromkeys(refs, "succeeded" if run == "real" else "pending")
+
+
+async def test_a_real_run_the_database_stays_away_from_stops_saying_what_it_did_and_a_rerun_does_the_rest(
+    webhook_ingest, projector, engine, kafka_topics, tenant, database_proxy: PostgresProxy, cli
+):
+    refs, since, until = await three_paid_bookings(webhook_ingest, engine, tenant)
+
+    told: list[str] = []
+    async with replayer_in_process(
+        database_proxy.url, kafka_topics, tenant.id, projector.group_id, told,
+        batch_records=1, database_outage_seconds=1,
+    ) as replayer:  # fmt: skip
+        batches = restarted_after_the_first(
+            raw_batches(kafka_topics, since, until), database_proxy, back_after=None
+        )
+        with pytest.raises(DatabaseUnavailable) as stopped:
+            await replayer.run(batches)
+
+    said = str(stopped.value)
+    assert said.startswith("the database did not answer for") and "starting up" in said
+    assert "published 1 observation(s) in 1 step(s)" in said
+    assert "Running the same command again is safe" in said
+    assert database_proxy.refused >= 2  # it tried again before it gave up
+    await database_proxy.back()
+
+    # What the rerun sees once the projector applied what the stopped run published (it does on its own).
+    async def first_step_applied() -> bool:
+        return list((await statuses(engine, tenant.id)).values()).count("succeeded") == 1
+
+    await wait_until(first_step_applied, 60, "the stopped run's first step applied")
+    [applied] = [ref for ref, status in (await statuses(engine, tenant.id)).items() if status == "succeeded"]
+    args = ("replay", "--since", since.isoformat(), "--until", until.isoformat(), "--tenant", tenant.id)
+    rerun = cli(*args, "--json")
+    assert changed(rerun) == {ref: ("pending", "succeeded") for ref in refs if ref != applied}
+    assert (rerun["counts"]["already_seen"], rerun["counts"]["replayed"]) == (1, 2)
+    assert await statuses(engine, tenant.id) == dict.fromkeys(refs, "succeeded")
+
+
+async def test_the_command_stops_with_the_outage_named_not_a_traceback(
+    kafka_topics, tenant, database_proxy: PostgresProxy
+):
+    database_proxy.restarting()
+    since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    done = await paysync_process(
+        database_proxy.url, "replay", "--since", since, "--tenant", tenant.id, "--dry-run",
+        kafka_bootstrap=kafka_topics, env={"PAYSYNC_REPLAY_DATABASE_OUTAGE_SECONDS": "1"},
+    )  # fmt: skip
+    said = " ".join(done.stderr.split())
+    assert done.returncode == 1, done.stderr
+    assert "the database does not answer" in said and "trying again for up to 1s" in said
+    assert "replay stopped: the database did not answer for" in said
+    assert "A dry run changes nothing: run it again once the database answers" in said
+    assert "Traceback" not in said

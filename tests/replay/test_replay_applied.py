@@ -15,6 +15,7 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_cli.replay_applied import AppliedState
+from paysync_cli.replay_outage import DatabaseRetry
 from paysync_cli.replay_shadow import PaymentRow, load_payments
 from paysync_core.db.schema import payments
 from paysync_dev.fixtures import TestTenant
@@ -43,7 +44,7 @@ async def test_a_payment_two_steps_touch_is_reported_as_the_second_left_it(
     engine: AsyncEngine, tenant: TestTenant, published: str
 ) -> None:
     [pid], before = await registered(engine, tenant, 1)
-    state = AppliedState(engine, None, before, {})
+    state = AppliedState(engine, None, before, {}, DatabaseRetry(60))
 
     state.touch(1, before.values())
     if published == "before the first was applied":
@@ -62,7 +63,7 @@ async def test_a_payment_one_step_touches_is_reported_as_that_step_left_it(
     engine: AsyncEngine, tenant: TestTenant
 ) -> None:
     [first, second], before = await registered(engine, tenant, 2)
-    state = AppliedState(engine, None, before, {})
+    state = AppliedState(engine, None, before, {}, DatabaseRetry(60))
 
     state.touch(1, [before[first]])
     state.touch(2, [before[second]])
@@ -77,7 +78,7 @@ async def test_a_payment_a_later_step_sets_back_is_not_reported(
     engine: AsyncEngine, tenant: TestTenant
 ) -> None:
     [pid], before = await registered(engine, tenant, 1)
-    state = AppliedState(engine, None, before, {})
+    state = AppliedState(engine, None, before, {}, DatabaseRetry(60))
 
     state.touch(1, before.values())
     await state.applied(1, partial(apply, engine, pid, "succeeded"))

@@ -18,7 +18,8 @@ from typing import Any, TypeVar, cast
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from paysync_cli.replay_run import ReplayCounts, Replayer, ReplayReport
+from paysync_cli.replay_report import ReplayCounts, ReplayReport
+from paysync_cli.replay_run import Replayer
 from paysync_cli.replay_settle import central, folded, guess, joined_report, settle
 from paysync_cli.replay_shadow import PaymentRow, Snapshot
 from paysync_cli.replay_source import Filters, ReplaySource

@@ -12,13 +12,16 @@ import orjson
 import typer
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from paysync_cli._ops import RateColumn
+from paysync_cli.replay_outage import DatabaseUnavailable
 from paysync_cli.replay_parallel import dry_run_in_workers, worker_count
-from paysync_cli.replay_progress import ProjectorOffsets
-from paysync_cli.replay_run import Replayer, ReplayReport, ReplayStalled, tune_gc
+from paysync_cli.replay_progress import ProjectorOffsets, ReplayStalled
+from paysync_cli.replay_report import ReplayReport
+from paysync_cli.replay_run import Replayer, tune_gc
 from paysync_cli.replay_source import (
     Filters,
     OffsetRange,
@@ -115,8 +118,8 @@ def replay(
     filters = Filters(tenant, gateway.value if gateway else None, frozenset(event_type or ()))
     try:
         report = asyncio.run(_replay(source, filters, dry_run, offsets, start, stop))
-    except (ReplayStalled, DomainConfigError, ValueError, TimeoutError) as exc:
-        stderr.print(f"[red]replay stopped: {exc}[/]")
+    except (ReplayStalled, DatabaseUnavailable, DomainConfigError, ValueError, TimeoutError) as exc:
+        stderr.print(f"[red]replay stopped: {escape(str(exc))}[/]")
         raise typer.Exit(1) from exc
     _warn_unhashed(report)
     if as_json:
@@ -152,7 +155,6 @@ async def _replay(
             await projector.start()
         ranges = await _ranges(kafka, source.topic, offsets, since, until)
         domains = Domains(load_domains(settings.domains_file, *settings.extra_domains_files))
-        await domains.bind(engine)
         with _progress(source, dry_run) as progress:
             task = progress.add_task("replay", total=sum(r.size for r in ranges))
             replayer = Replayer(
@@ -165,6 +167,7 @@ async def _replay(
                 domains,
                 phone_key=common.phone_hash_key.get_secret_value(),
                 progress=projector,
+                warn=_warn,
             )
             # A dry run's parsing spreads over the cores; a real run is paced by the projector.
             workers = worker_count(settings, ranges) if dry_run else 1
@@ -207,6 +210,11 @@ def _progress(source: ReplaySource, dry_run: bool) -> Progress:
         # it ten times a second for nobody (1.5% of a real run's CPU).
         auto_refresh=stderr.is_terminal,
     )
+
+
+def _warn(message: str) -> None:
+    """A warning on stderr, above the progress bar (a database outage ridden through)."""
+    stderr.print(f"[yellow]{escape(message)}[/]")
 
 
 def _warn_unhashed(report: ReplayReport) -> None:

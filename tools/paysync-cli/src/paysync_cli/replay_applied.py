@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import Generic, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -17,6 +18,7 @@ from paysync_cli.replay_domains import (
     read_rows,
     row_keys,
 )
+from paysync_cli.replay_outage import DatabaseRetry
 from paysync_cli.replay_shadow import PaymentRow, Snapshot, load_snapshots
 from paysync_core.domains import Domains
 
@@ -60,6 +62,9 @@ class AppliedState:
     The report used to read and compare them all after the last step was applied: seconds in which the
     projector had nothing to do. What is left to read at the end is what is matched by alias (applied by
     the projector's unpark loop after the last step).
+
+    Each read is retried whole through a database outage (`retry`): it notes a state as it is now, so a
+    read again later notes the same or a later one, and a step's reads come after the step before's.
     """
 
     def __init__(
@@ -68,11 +73,13 @@ class AppliedState:
         domains: Domains | None,
         before: Mapping[uuid.UUID, PaymentRow],
         rows_before: Mapping[RowKey, Row],
+        retry: DatabaseRetry,
     ) -> None:
         """`before` and `rows_before`: the payments and domain rows as read before the replay published any
         observation of them (filled in by the caller as it reads them)."""
-        self._engine, self._domains = engine, domains
+        self._engine, self._domains, self._retry = engine, domains, retry
         self._before, self._rows_before = before, rows_before
+        self.steps_applied = 0  # the steps seen applied (and read) so far: 1 to this
         self._payments: LastTouch[uuid.UUID] = LastTouch()
         self._rows: LastTouch[RowKey] = LastTouch()
         self._changed: dict[uuid.UUID, Snapshot] = {}
@@ -88,15 +95,16 @@ class AppliedState:
     async def applied(self, step: int, wait: Callable[[], Awaitable[None]]) -> None:
         """Wait (`wait()`) until step `step` is applied, then read what it touched last."""
         await wait()
-        async with self._engine.connect() as conn:
-            await self._read(conn, self._payments.due(step), self._rows.due(step))
+        due = partial(self._read, payments=self._payments.due(step), rows=self._rows.due(step))
+        await self._retry.read(self._engine, f"reading what step {step} changed", due)
+        self.steps_applied = step
 
     async def read_again(self, payments: Iterable[PaymentRow]) -> None:
         """Read these payments and their domain rows again (changed after the last step: matched by alias)."""
         listed = list(payments)
         rows = row_keys(self._domains, listed) if self._domains else ()
-        async with self._engine.connect() as conn:
-            await self._read(conn, [row.id for row in listed], rows)
+        again = partial(self._read, payments=[row.id for row in listed], rows=rows)
+        await self._retry.read(self._engine, "reading the payments matched by alias", again)
 
     def changed(self) -> Iterator[tuple[PaymentRow, Snapshot]]:
         """Each payment (as read before) whose state differs now, with its state now."""

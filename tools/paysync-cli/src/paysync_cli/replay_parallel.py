@@ -29,7 +29,9 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from typing import Any
 
-from paysync_cli.replay_run import ReplayCounts, Replayer, ReplayReport, tune_gc
+from paysync_cli.replay_outage import DatabaseUnavailable
+from paysync_cli.replay_report import ReplayCounts, ReplayReport
+from paysync_cli.replay_run import Replayer, tune_gc
 from paysync_cli.replay_settle import Central, Folded, Settled, central, folded, guess, joined_report, settle
 from paysync_cli.replay_source import Filters, OffsetRange, ReplaySource, consumer, read_ranges
 from paysync_cli.settings import ReplaySettings
@@ -72,6 +74,16 @@ async def dry_run_in_workers(
     replayer: Replayer, ranges: list[OffsetRange], workers: int, on_records: Callable[[int], None]
 ) -> ReplayReport:
     """The dry run of `replayer` over `ranges`, in `workers` processes; reported by `replayer`."""
+    try:
+        return await _in_workers(replayer, ranges, workers, on_records)
+    except DatabaseUnavailable as exc:  # in this process or in a worker
+        exc.done = replayer.stopped(ReplayCounts())  # a dry run's: what it read does not matter
+        raise
+
+
+async def _in_workers(
+    replayer: Replayer, ranges: list[OffsetRange], workers: int, on_records: Callable[[int], None]
+) -> ReplayReport:
     started = time.monotonic()
     shares = split(ranges, workers)
     context = multiprocessing.get_context("forkserver")
@@ -80,6 +92,7 @@ async def dry_run_in_workers(
     context.set_forkserver_preload([__name__])
     progress: Queue[int] = context.Queue()
     counts = ReplayCounts()
+    await replayer.bind_domains()
     await replayer.note_parked()
     job = (replayer.source, replayer.filters, replayer.domains is not None)
     over = threading.Event()
@@ -221,7 +234,7 @@ async def _replay_share(
             await kafka.stop()
         if with_domains:  # bound once read: while the other workers still read
             replayer.domains = Domains(load_domains(settings.domains_file, *settings.extra_domains_files))
-            await replayer.domains.bind(engine)
+            await replayer.bind_domains()
         pipe.send(("folded", folded(replayer, counts)))
         guessed = await guess(replayer)  # while the other workers still read
         of: Central = pipe.recv()

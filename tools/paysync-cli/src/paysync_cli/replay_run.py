@@ -6,10 +6,10 @@ import asyncio
 import gc
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, TypeVar
 
 from aiokafka.structs import ConsumerRecord
 from sqlalchemy import text
@@ -25,13 +25,14 @@ from paysync_cli.replay_domains import (
     read_rows,
     row_keys,
 )
+from paysync_cli.replay_outage import DatabaseRetry, DatabaseUnavailable
 from paysync_cli.replay_progress import ProjectorOffsets, ReplayStalled
+from paysync_cli.replay_report import PaymentChange, ReplayCounts, ReplayReport, listed_order, shadow_changes
 from paysync_cli.replay_shadow import (
     ObservationKey,
     PaymentRow,
     RefKey,
     ShadowProjection,
-    Snapshot,
     count_unapplied,
     load_payments,
     payments_of,
@@ -48,6 +49,8 @@ from paysync_core.domains import Domains
 
 if TYPE_CHECKING:  # the real run's producer; the dry run's worker processes do not import faststream
     from paysync_core.kafka import DurableProducer
+
+T = TypeVar("T")
 
 
 async def wake_unpark(conn: AsyncConnection) -> None:
@@ -67,93 +70,16 @@ def tune_gc(young_objects: int) -> None:
 
 
 @dataclass(slots=True)
-class ReplayCounts:
-    """What a replay read, skipped and replayed."""
+class LookedUp:
+    """What a batch's observations are, as the database has them: read together, retried together."""
 
-    records: int = 0
-    filtered_out: int = 0
-    unreadable: int = 0
-    observations: int = 0
-    already_seen: int = 0  # in the history already, or repeated among the records replayed
-    replayed: int = 0
-    # Distinct; no payment has their reference, nor does the replay bind one: the projector parks them
-    unmatched: int = 0
-    # Name their payment only by an alias the replay binds (replayed, or parked before the replay):
-    # the projector parks them, then applies them
-    matched_by_alias: int = 0
-    phones_unhashed: int = 0  # M-Pesa payers not findable by phone: no PAYSYNC_PHONE_HASH_KEY was given
-    payments_changed: int = 0
-    domain_rows_changed: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class PaymentChange:
-    """One payment whose state the replay changes (dry run: would change)."""
-
-    row: PaymentRow
-    before: Snapshot
-    after: Snapshot
-
-    def to_json(self) -> dict[str, Any]:
-        """The change as JSON: the payment, the domain row it drives, its state before and after."""
-        row = self.row
-        return {
-            "payment_id": str(row.id),
-            "tenant": row.tenant,
-            "provider": row.provider,
-            "provider_ref": row.provider_ref,
-            "domain": row.domain,
-            "entity_id": row.entity_id,
-            "before": self.before.to_json(),
-            "after": self.after.to_json(),
-        }
-
-
-def listed_order(change: PaymentChange) -> tuple[str, int]:
-    """Changes are listed by tenant, then payment id as text: the same order as the id's 128-bit
-    number (the text is its fixed-width lowercase hex), which is read where the text is formatted."""
-    return change.row.tenant, change.row.id.int
-
-
-def shadow_changes(shadow: ShadowProjection) -> list[PaymentChange]:
-    """The payments whose shadow state differs from what is stored, in listed order."""
-    found = [PaymentChange(row, row.snapshot, after) for row, after in shadow.changed()]
-    return sorted(found, key=listed_order)
-
-
-@dataclass(slots=True, repr=False)
-class ReplayReport:
-    """The outcome of a replay, payment by payment (up to the report limit) and in counts."""
-
-    dry_run: bool
-    counts: ReplayCounts = field(default_factory=ReplayCounts)
-    changes: list[PaymentChange] = field(default_factory=list)
-    domain_rows: list[DomainRowChange] = field(default_factory=list)
-    seconds: float = 0.0
-
-    def __repr__(self) -> str:
-        # Short: asyncio.run reprs its finished main task (whose result this is) when it restores the
-        # SIGINT handler, and a repr of every listed change cost seconds of CPU at the end of a run.
-        listed = f"{len(self.changes)} payments, {len(self.domain_rows)} domain rows listed"
-        return f"ReplayReport(dry_run={self.dry_run}, counts={self.counts}, {listed})"
-
-    @property
-    def truncated(self) -> bool:
-        """Whether some changed payments are counted but not listed."""
-        return self.counts.payments_changed > len(self.changes) or self.counts.domain_rows_changed > len(
-            self.domain_rows
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The report as JSON (what `--json` prints)."""
-        return {
-            "dry_run": self.dry_run,
-            "counts": asdict(self.counts),
-            "seconds": round(self.seconds, 3),
-            "payments": [c.to_json() for c in self.changes],
-            "domain_rows": [c.to_json() for c in self.domain_rows],
-            "truncated": self.truncated,
-        }
+    fresh: list[PaymentObservation]  # those the history does not have, under their final ids
+    had: int  # how many the history has
+    grouped: dict[uuid.UUID, list[PaymentObservation]]  # the fresh ones by the payment they name
+    orphans: list[PaymentObservation]  # the fresh ones that name no payment
+    rows: dict[uuid.UUID, PaymentRow]  # the payments not read before
+    step_rows: set[RowKey]  # a real run's: the domain rows the step touches
+    domain_before: dict[RowKey, Row]  # a real run's: those of them not read before, as they are now
 
 
 @dataclass
@@ -164,6 +90,8 @@ class Replayer:
     `phone_key` (`PAYSYNC_PHONE_HASH_KEY`) hashes M-Pesa payers' numbers as the normalizer does.
     A real run with `progress` waits for each step on the projector's committed offsets, not the database,
     up to `PAYSYNC_REPLAY_BATCHES_AHEAD` steps behind the one it publishes.
+    Its database work is retried whole through an outage (`paysync_cli.replay_outage`), up to
+    `PAYSYNC_REPLAY_DATABASE_OUTAGE_SECONDS`; `warn` tells the operator (stderr). Publishing is not retried.
     """
 
     engine: AsyncEngine
@@ -175,6 +103,8 @@ class Replayer:
     domains: Domains | None = None
     phone_key: str = field(default="", repr=False)
     progress: ProjectorOffsets | None = None
+    warn: Callable[[str], None] | None = field(default=None, repr=False)  # None: printed to stderr
+    _retry: DatabaseRetry = field(init=False)
     _shadow: ShadowProjection = field(default_factory=ShadowProjection)
     _before: dict[uuid.UUID, PaymentRow] = field(default_factory=dict)
     _applying: AppliedWindow = field(init=False)  # the batches published, not yet seen applied
@@ -187,20 +117,50 @@ class Replayer:
 
     def __post_init__(self) -> None:
         self._applying = AppliedWindow(self.settings.batches_ahead)
-        self._after = AppliedState(self.engine, self.domains, self._before, self._domain_before)
+        deadline = self.settings.database_outage_seconds
+        self._retry = DatabaseRetry(deadline) if self.warn is None else DatabaseRetry(deadline, self.warn)
+        self._after = AppliedState(self.engine, self.domains, self._before, self._domain_before, self._retry)
+
+    async def read(self, what: str, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """`work(conn)` on a pooled connection, retried whole through a database outage."""
+        return await self._retry.read(self.engine, what, work)
 
     async def run(self, batches: AsyncIterator[list[ConsumerRecord]]) -> ReplayReport:
         """Replay every batch, then report what changed."""
         started = time.monotonic()
         counts = ReplayCounts()
-        await self.note_parked()
-        await self.consume(batches, counts)
-        return await self.report(counts, started)
+        try:
+            await self.bind_domains()
+            await self.note_parked()
+            await self.consume(batches, counts)
+            return await self.report(counts, started)
+        except DatabaseUnavailable as exc:
+            exc.done = self.stopped(counts)
+            raise
+
+    def stopped(self, counts: ReplayCounts) -> str:
+        """What the replay had done when the database stopped it, and what running it again does."""
+        if self.producer is None:
+            return "A dry run changes nothing: run it again once the database answers"
+        return (
+            f"It had read {counts.records:,} record(s) and published {counts.replayed:,} observation(s) in"
+            f" {self._steps} step(s), {self._after.steps_applied} of them seen applied (the status-projector"
+            " applies the rest from the topic once the database is back). Running the same command again is"
+            " safe: what the history has by then is counted `already seen` and not published again, the rest"
+            " is published again (the projector skips an observation it already has), and its report lists"
+            " only what that run changes"
+        )
+
+    async def bind_domains(self) -> None:
+        """Find the domain mapping's tables and columns (if it has one) in the database."""
+        if self.domains is not None:
+            await self._retry("reading the domain tables", partial(self.domains.bind, self.engine))
 
     async def note_parked(self) -> None:
         """Read the observations parked before anything is replayed (what the replay's aliases may match)."""
-        async with self.engine.connect() as conn:
-            self._parked = await parked_before(conn, self.filters)
+        self._parked = await self.read(
+            "reading the parked observations", partial(parked_before, filters=self.filters)
+        )
 
     async def consume(self, batches: AsyncIterator[list[ConsumerRecord]], counts: ReplayCounts) -> None:
         """Replay every batch (a real run: until the projector applied the last), counting into `counts`."""
@@ -256,23 +216,16 @@ class Replayer:
         counts.observations += len(derived.observations)
         if not derived.observations:
             return
-        async with self.engine.connect() as conn:
-            fresh, had = await resolve_ids(conn, derived.observations)
-            grouped, orphans = await payments_of(conn, fresh, self._payment_of)
-            # A payment folded (a real run: read) before is not read again; asked of the dict itself
-            # (a copy of it every batch copied every payment touched so far).
-            seen = self._shadow.rows if self.producer is None else self._before
-            unseen = [pid for pid in grouped if pid not in seen]
-            rows = await load_payments(conn, unseen, merge_state=self.producer is None)
-            step_rows: set[RowKey] = set()
-            if self.producer is not None and self.domains is not None:
-                # The step's domain rows, once: those not read before are read now; it touches them all.
-                step_rows = row_keys(self.domains, (rows.get(pid) or self._before[pid] for pid in grouped))
-                unread = [k for k in step_rows if k not in self._domain_before]
-                self._domain_before |= await read_rows(conn, unread)
-        counts.already_seen += had
+        # Counted and kept only once read whole: a read cut by an outage is read again, from the start.
+        looked = await self.read(
+            "looking up a batch's observations and payments",
+            partial(self._look_up, batch=derived.observations),
+        )
+        fresh, grouped, rows, step_rows = looked.fresh, looked.grouped, looked.rows, looked.step_rows
+        self._domain_before |= looked.domain_before
+        counts.already_seen += looked.had
         counts.replayed += len(fresh)
-        self._aliases.hold(orphans)
+        self._aliases.hold(looked.orphans)
         if self.producer is None:
             for pid, batch in grouped.items():
                 row = rows.get(pid) or self._shadow.row(pid)
@@ -285,6 +238,24 @@ class Replayer:
         self._steps += 1
         self._after.touch(self._steps, (self._before[pid] for pid in grouped), step_rows)
         await self._publish_step(fresh)
+
+    async def _look_up(self, conn: AsyncConnection, batch: list[PaymentObservation]) -> LookedUp:
+        """Which of `batch` are new, the payments they name, and (a real run) the domain rows they drive;
+        only `self._payment_of` is written (references found: each names its payment for good)."""
+        fresh, had = await resolve_ids(conn, batch)
+        grouped, orphans = await payments_of(conn, fresh, self._payment_of)
+        # A payment folded (a real run: read) before is not read again; asked of the dict itself
+        # (a copy of it every batch copied every payment touched so far).
+        seen = self._shadow.rows if self.producer is None else self._before
+        unseen = [pid for pid in grouped if pid not in seen]
+        rows = await load_payments(conn, unseen, merge_state=self.producer is None)
+        step_rows: set[RowKey] = set()
+        domain_before: dict[RowKey, Row] = {}
+        if self.producer is not None and self.domains is not None:
+            # The step's domain rows, once: those not read before are read now; it touches them all.
+            step_rows = row_keys(self.domains, (rows.get(pid) or self._before[pid] for pid in grouped))
+            domain_before = await read_rows(conn, [k for k in step_rows if k not in self._domain_before])
+        return LookedUp(fresh, had, grouped, orphans, rows, step_rows, domain_before)
 
     async def _publish_step(self, fresh: list[PaymentObservation]) -> None:
         """Publish a step's observations (what it touched is noted); the projector applies them while the
@@ -313,8 +284,7 @@ class Replayer:
         topic, timeout = topics.PAYMENT_OBSERVATIONS.name, self.settings.apply_timeout_seconds
         if not await self.progress.wait_reached(topic, ends, timeout):
             raise self._stalled(len(keys), "replayed")
-        async with self.engine.connect() as conn:
-            missing = await count_unapplied(conn, keys)
+        missing = await self.read("counting what the projector applied", partial(count_unapplied, keys=keys))
         if missing:
             raise ReplayStalled(
                 f"the status-projector consumed {missing} replayed observation(s) without applying"
@@ -329,8 +299,8 @@ class Replayer:
         """Wait until the projector recorded (or, `parked_counts`, parked) every observation of `keys`."""
         deadline = time.monotonic() + self.settings.apply_timeout_seconds
         while keys:
-            async with self.engine.connect() as conn:
-                keys = await still_unapplied(conn, keys, parked_counts=parked_counts)
+            unapplied = partial(still_unapplied, keys=keys, parked_counts=parked_counts)
+            keys = await self.read("looking up what the projector applied", unapplied)
             if not keys:
                 return
             if time.monotonic() > deadline:
@@ -348,10 +318,14 @@ class Replayer:
         if self.producer is None:
             await self.fold_matched(matched)
         else:
-            async with self.engine.begin() as conn:  # the bindings are committed: wake the unpark loop now
-                await wake_unpark(conn)
+            # The bindings are committed: wake the unpark loop now (twice, after an outage: harmless).
+            await self._retry("waking the projectors' unpark loops", self._wake_unpark)
             await self._wait_until_applied(set(matched.payment_of), parked_counts=False)
         return set(matched.payment_of.values())
+
+    async def _wake_unpark(self) -> None:
+        async with self.engine.begin() as conn:
+            await wake_unpark(conn)
 
     def settle_aliases(self, counts: ReplayCounts) -> Matched:
         """Match what named no payment against the aliases the replay binds, and count both."""
@@ -363,9 +337,11 @@ class Replayer:
 
     async def fold_matched(self, matched: Matched) -> None:
         """Fold the observations matched by alias into their payments' shadow states (a dry run)."""
-        parked = matched.payment_of.keys() - matched.replayed.keys()
-        async with self.engine.connect() as conn:
-            found = [*matched.replayed.values(), *await parked_payloads(conn, set(parked))]
+        parked = set(matched.payment_of.keys() - matched.replayed.keys())
+        read = await self.read(
+            "reading the parked observations matched", partial(parked_payloads, keys=parked)
+        )
+        found = [*matched.replayed.values(), *read]
         by_payment: dict[uuid.UUID, list[PaymentObservation]] = {}
         for obs in found:
             by_payment.setdefault(matched.payment_of[(obs.tenant, obs.observation_id)], []).append(obs)
@@ -386,7 +362,7 @@ class Replayer:
             return []
         if self.producer is not None:
             return self._after.rows_changed()
-        async with self.engine.connect() as conn:
-            folded = self._shadow.folded()
-            keys = row_keys(self.domains, (row for row, _ in folded.values()))
-            return await folded_changes(conn, self.domains, folded, keys)
+        folded = self._shadow.folded()
+        keys = row_keys(self.domains, (row for row, _ in folded.values()))
+        changes = partial(folded_changes, domains=self.domains, folded=folded, keys=keys)
+        return await self.read("reading the domain rows", changes)

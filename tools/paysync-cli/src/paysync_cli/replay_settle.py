@@ -28,6 +28,7 @@ import heapq
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -40,14 +41,8 @@ from paysync_cli.replay_domains import (
     listed_row_order,
     payment_row_key,
 )
-from paysync_cli.replay_run import (
-    PaymentChange,
-    ReplayCounts,
-    Replayer,
-    ReplayReport,
-    listed_order,
-    shadow_changes,
-)
+from paysync_cli.replay_report import PaymentChange, ReplayCounts, ReplayReport, listed_order, shadow_changes
+from paysync_cli.replay_run import Replayer
 from paysync_cli.replay_shadow import ShadowProjection
 from paysync_core.domains import Domains
 
@@ -132,11 +127,11 @@ async def guess(replayer: Replayer) -> Guess:
     payments = shadow_changes(replayer.shadow)
     if replayer.domains is None:
         return Guess(payments, [])
-    shadow = replayer.shadow.folded()
+    domains, shadow = replayer.domains, replayer.shadow.folded()
     rows = [row for row, _ in shadow.values()]
-    keys = {k for row in rows for k in _row_keys(replayer.domains, row, own=True)}
-    async with replayer.engine.connect() as conn:
-        return Guess(payments, await folded_changes(conn, replayer.domains, shadow, keys))
+    keys = {k for row in rows for k in _row_keys(domains, row, own=True)}
+    changes = partial(folded_changes, domains=domains, folded=shadow, keys=keys)
+    return Guess(payments, await replayer.read("reading the domain rows", changes))
 
 
 def _row_keys(domains: Domains, row: Any, *, own: bool) -> Iterable[RowKey]:
@@ -219,8 +214,8 @@ async def _central_rows(replayer: Replayer, of: Central) -> list[DomainRowChange
     if domains is None or not shadow.rows:
         return []
     keys = {k for row in shadow.rows.values() for k in _row_keys(domains, row, own=row.id.int in of.payments)}
-    async with replayer.engine.connect() as conn:
-        return await folded_changes(conn, domains, shadow.folded(), keys)
+    changes = partial(folded_changes, domains=domains, folded=shadow.folded(), keys=keys)
+    return await replayer.read("reading the domain rows", changes)
 
 
 def _first(limit: int, order: Any, *lists: list[T]) -> list[T]:

@@ -47,6 +47,14 @@ class ReplaySettings(BaseSettings):
         " (at the end: the parked ones an alias the replay binds matches) before it stops with an error (is"
         " the projector running?)",
     )
+    database_outage_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="How long a replay (real or dry run) keeps trying a database that does not answer (a"
+        " restart, a failover, a dropped connection), from its first failed try, before it stops with an"
+        " error saying what it had done (running it again is safe): it tries again after 0.1 s, doubling up"
+        " to 2 s, and says so on stderr. Any other database error stops it at once",
+    )
     projector_group_id: str = Field(
         default="paysync-status-projector",
         min_length=1,
