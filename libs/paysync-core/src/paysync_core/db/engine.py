@@ -21,6 +21,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 #: A pooled connection idle longer than this is pinged before it is handed out (see `make_engine`).
 PING_AFTER_IDLE_SECONDS = 1.0
 
+#: Given to every engine paysync creates (`**ENGINE_OPTIONS`; tests/architecture checks): a failed
+#: statement's error names its statement but not its parameter values, which SQLAlchemy would otherwise
+#: append (`[parameters: ...]`), so a logged exception never shows a key, token or phone number bound in it.
+ENGINE_OPTIONS: dict[str, Any] = {"hide_parameters": True}
+
 
 def make_engine(
     url: str,
@@ -44,6 +49,7 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args={"server_settings": {"application_name": application_name}},
+        **ENGINE_OPTIONS,
     )
     ping_idle_connections(engine, ping_after_idle_seconds)
     return engine
