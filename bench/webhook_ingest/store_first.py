@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from paysync_core.db.engine import ENGINE_OPTIONS
 from paysync_core.web import serve, service_app
 
 #: The peer's own table in the bench database: the raw event as it came, and when.
@@ -59,6 +60,7 @@ def store_first_app(database_url: str, webhook_secret: str, pool_size: int) -> F
         max_overflow=0,
         isolation_level="AUTOCOMMIT",
         connect_args={"server_settings": {"application_name": "bench-store-first"}},
+        **ENGINE_OPTIONS,
     )
 
     async def create_table() -> None:

@@ -20,6 +20,21 @@ _SECRET_KEYS = re.compile(
 _PHONE = re.compile(r"(?<![\w-])(\+?\d{3})\d{4,}(\d{3})(?![\w-])")
 #: The M-Pesa callback URL's last segment is the tenant's callback token, a secret.
 _CALLBACK_TOKEN = re.compile(r"(/mpesa/)(?!\[sha256:)([^/?#\s\"'<>]+)")  # (not one already replaced)
+#: Values PostgreSQL and asyncpg repeat in their own error texts, which the engines' `hide_parameters`
+#: does not reach (a logged stack trace shows the driver's error, DETAIL included): a key that exists
+#: already or is missing (`Key (api_key)=(...) already exists.`), a row failing a constraint, text that is
+#: no valid value of its type, an argument asyncpg could not encode. Each is hidden to the end of its
+#: line: a value's own end cannot be told (it may hold parentheses and quotes).
+_ECHOED_VALUES = (
+    (re.compile(r"(Key \([^\n]*?\)=\()[^\n]*"), r"\1[hidden])"),
+    (re.compile(r"(Failing row contains \()[^\n]*"), r"\1[hidden])"),
+    (re.compile(r"(invalid input (?:syntax|value) for (?:type|enum) [^:\n]+: )[^\n]*"), r"\1[hidden]"),
+    (re.compile(r"(invalid input for query argument \$\d+: )[^\n]*"), r"\1[hidden]"),
+    # what asyncpg's codecs raised, the cause of that (in a stack trace): the uuid's, the inet's
+    (re.compile(r"(invalid UUID )[^\n]*"), r"\1[hidden]"),
+    (re.compile(r"[^\n]*( does not appear to be an IPv4 or IPv6 )"), r"[hidden]\1"),
+)
+_ECHO_CLUES = ("=(", "Failing row", "invalid input", "invalid UUID", "does not appear to be an IPv")
 
 
 def token_fingerprint(token: str) -> str:
@@ -34,9 +49,18 @@ def redact_callback_tokens(text: str) -> str:
     return _CALLBACK_TOKEN.sub(lambda m: f"{m[1]}[{token_fingerprint(m[2])}]", text)
 
 
+def hide_echoed_values(text: str) -> str:
+    """`text` (a database error's) without the values PostgreSQL or asyncpg repeated in it."""
+    if not any(clue in text for clue in _ECHO_CLUES):
+        return text  # most log values: no regular expression run
+    for pattern, replacement in _ECHOED_VALUES:
+        text = pattern.sub(replacement, text)
+    return text
+
+
 def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _PHONE.sub(r"\1***\2", redact_callback_tokens(value))
+        return _PHONE.sub(r"\1***\2", hide_echoed_values(redact_callback_tokens(value)))
     if isinstance(value, dict):
         return {
             k: "[redacted]" if _SECRET_KEYS.search(str(k)) else _redact_value(v) for k, v in value.items()

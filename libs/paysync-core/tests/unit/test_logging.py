@@ -52,3 +52,41 @@ def test_logged_exceptions_carry_their_stack_trace_and_no_callback_token() -> No
 )
 def test_phone_and_card_numbers_are_masked_and_identifiers_are_not(logged: str, shown: str) -> None:
     assert redact(None, "info", {"event": "x", "detail": logged})["detail"] == shown
+
+
+@pytest.mark.parametrize(
+    ("logged", "shown"),
+    [
+        (
+            'duplicate key value violates unique constraint "keys_pkey"\n'
+            "DETAIL:  Key (key)=(sk_live_4f2a) already exists.\n",
+            'duplicate key value violates unique constraint "keys_pkey"\nDETAIL:  Key (key)=([hidden])\n',
+        ),
+        (
+            'DETAIL:  Key (tenant_id, lower(email))=(t-1, a(b)c) is not present in table "tenants".',
+            "DETAIL:  Key (tenant_id, lower(email))=([hidden])",
+        ),
+        (
+            'new row for relation "keys" violates check constraint "short"\n'
+            "DETAIL:  Failing row contains (sk_live_4f2a, 254712345678).",
+            'new row for relation "keys" violates check constraint "short"\n'
+            "DETAIL:  Failing row contains ([hidden])",
+        ),
+        (
+            'invalid input syntax for type integer: "sk_live_4f2a"\n[SQL: SELECT $1]',
+            "invalid input syntax for type integer: [hidden]\n[SQL: SELECT $1]",
+        ),
+        (
+            "invalid input for query argument $1: 'sk_live_4f2a' (invalid UUID 'sk_live_4f2a': length)",
+            "invalid input for query argument $1: [hidden]",
+        ),
+        ("ValueError: invalid UUID 'sk_live_4f2a': length must be", "ValueError: invalid UUID [hidden]"),
+        (
+            "ValueError: 'sk_live_4f2a' does not appear to be an IPv4 or IPv6 address",
+            "[hidden] does not appear to be an IPv4 or IPv6 address",
+        ),
+        ("total (minor units)=(5000)", "total (minor units)=(5000)"),  # not a database's error
+    ],
+)
+def test_values_a_database_error_repeats_are_hidden(logged: str, shown: str) -> None:
+    assert redact(None, "error", {"event": "x", "error": logged})["error"] == shown

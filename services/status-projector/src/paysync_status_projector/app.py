@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from paysync_core.db import OUTBOX_CHANNEL, REGISTERED_CHANNEL
+from paysync_core.db.engine import ENGINE_OPTIONS
 from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.domains import Domains, load_domains
 from paysync_core.kafka import durable_broker
@@ -28,6 +29,7 @@ def _engine(url: str) -> AsyncEngine:
         max_overflow=5,
         pool_pre_ping=False,
         connect_args={"server_settings": {"application_name": "paysync-status-projector"}},
+        **ENGINE_OPTIONS,
     )
     if engine.dialect.driver != "asyncpg":  # the hot statements are compiled once, for asyncpg
         raise ValueError(f"the status-projector needs postgresql+asyncpg, not {engine.dialect.driver}")

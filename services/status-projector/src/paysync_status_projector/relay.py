@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import structlog
+from aiokafka.errors import KafkaError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.dead_letters import is_outage
@@ -72,10 +73,17 @@ async def relay_loop(
                 purged_at = time.monotonic()
                 await purge_outbox(engine, keep)
         except Exception as exc:
-            if not is_outage(exc):
+            if not _broker_or_database_away(exc):
                 raise
             log.warning("relay.retrying", error=str(exc))
         await wakeup.wait(poll)
+
+
+def _broker_or_database_away(exc: Exception) -> bool:
+    """An outage (`is_outage`), or a failure the broker's client says may pass on retry: a producer that has
+    not published to a topic yet waits for its metadata, and gives up with "unknown topic or partition"
+    while the broker is away."""
+    return is_outage(exc) or (isinstance(exc, KafkaError) and exc.retriable)
 
 
 async def unpark_loop(

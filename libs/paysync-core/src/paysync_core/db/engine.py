@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event, exc
+from sqlalchemy import bindparam, event, exc, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.types import BigInteger
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -18,6 +20,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 #: A pooled connection idle longer than this is pinged before it is handed out (see `make_engine`).
 PING_AFTER_IDLE_SECONDS = 1.0
+
+#: Given to every engine paysync creates (`**ENGINE_OPTIONS`; tests/architecture checks): a failed
+#: statement's error names its statement but not its parameter values, which SQLAlchemy would otherwise
+#: append (`[parameters: ...]`), so a logged exception never shows a key, token or phone number bound in it.
+ENGINE_OPTIONS: dict[str, Any] = {"hide_parameters": True}
 
 
 def make_engine(
@@ -42,6 +49,7 @@ def make_engine(
         pool_size=pool_size,
         max_overflow=pool_size,
         connect_args={"server_settings": {"application_name": application_name}},
+        **ENGINE_OPTIONS,
     )
     ping_idle_connections(engine, ping_after_idle_seconds)
     return engine
@@ -77,6 +85,53 @@ async def no_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """
     async with engine.connect() as conn:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
+
+
+_TRY_LOCK = select(func.pg_try_advisory_lock(bindparam("key", type_=BigInteger)))
+_UNLOCK = select(func.pg_advisory_unlock(bindparam("key", type_=BigInteger)))
+
+
+@asynccontextmanager
+async def session_lock(engine: AsyncEngine, key: int) -> AsyncIterator[AsyncConnection | None]:
+    """Hold the session-level advisory lock `key` for the block, on a pooled connection with no
+    transaction open (`no_transaction`); None if another session holds it (it is tried, not waited for).
+
+    For work that waits on something else while it holds the lock (the relay on the broker's
+    acknowledgements): unlike a transaction's lock (`pg_try_advisory_xact_lock`), it keeps no snapshot
+    (which would hold back vacuum on every table) and no row locks while it waits, and
+    `idle_in_transaction_session_timeout` does not apply. It is the session's: if the connection drops
+    or the process dies, PostgreSQL lets go of it. It also outlives the block on its connection, which
+    goes back to the pool: so it is let go of when the block ends, however it ends (shielded from a
+    cancellation), and a connection on which that fails, or on which the lock may have been granted
+    unseen, is closed (invalidated) rather than pooled still holding it. PostgreSQL counts a session's
+    takes of one lock: the block must not take it again on the same connection.
+    """
+    async with no_transaction(engine) as conn:
+        try:
+            held = bool((await conn.execute(_TRY_LOCK, {"key": key})).scalar())
+        except BaseException:
+            # Granted, maybe, with the answer lost (a cancellation, a dropped connection).
+            await conn.invalidate()
+            raise
+        if not held:
+            yield None
+            return
+        try:
+            yield conn
+        except BaseException:
+            await _unlock(conn, key, quietly=True)  # the block's own failure is the one to tell
+            raise
+        await _unlock(conn, key)
+
+
+async def _unlock(conn: AsyncConnection, key: int, *, quietly: bool = False) -> None:
+    """Let go of the lock `key`; should that fail, close the connection (which lets go of it too)."""
+    try:
+        await asyncio.shield(conn.execute(_UNLOCK, {"key": key}))
+    except BaseException:
+        await conn.invalidate()  # never back to the pool with the lock held
+        if not quietly:
+            raise
 
 
 def alembic_config(url: str) -> Config:

@@ -14,8 +14,8 @@ from paysync_core.db import OUTBOX_CHANNEL
 from paysync_core.db.schema import outbox
 from paysync_status_projector.repository.statements import bulk_rows, compile_once, records
 
-#: Advisory-lock key of the relay.
-_RELAY_LOCK = 7355609
+#: Advisory-lock key of the relay: held, at session level, by the one relay at work (`relay_outbox`).
+RELAY_LOCK = 7355609
 
 #: The columns an event row gives.
 OUTBOX_COLUMNS = ("topic", "key", "payload", "traceparent")
@@ -39,12 +39,10 @@ _UNPUBLISHED = compile_once(
         cast(outbox.c.payload, Text).label("payload"),
         outbox.c.traceparent,
     )
-    # The relay lock is taken by the first row it reads: one relay at a time keeps each payment's
-    # events in commit order; a relay that does not get it reads nothing.
-    .where(outbox.c.published_at.is_(None), func.pg_try_advisory_xact_lock(_RELAY_LOCK))
+    # No row locks: only the relay holding `RELAY_LOCK` reads and marks unpublished rows.
+    .where(outbox.c.published_at.is_(None))
     .order_by(outbox.c.id)
     .limit(bindparam("limit"))
-    .with_for_update()
 )
 _MARK_PUBLISHED = compile_once(
     update(outbox)
@@ -54,7 +52,7 @@ _MARK_PUBLISHED = compile_once(
 
 
 async def unpublished(conn: AsyncConnection, limit: int) -> list[Any]:
-    """The oldest events not yet published, locked for this relay; payloads as the JSON text stored."""
+    """The oldest events not yet published; payloads as the JSON text stored. For the relay lock's holder."""
     return list(await _UNPUBLISHED.run(conn, {"limit": limit}))
 
 

@@ -8,6 +8,7 @@ import time
 from alembic import context
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from paysync_core.db.engine import ENGINE_OPTIONS
 from paysync_core.db.schema import metadata
 
 config = context.config
@@ -52,7 +53,7 @@ async def _main() -> None:
     url = config.get_main_option("sqlalchemy.url")
     if url is None:
         raise RuntimeError("alembic: no sqlalchemy.url configured (migrate with `paysync db upgrade`)")
-    engine = create_async_engine(url)
+    engine = create_async_engine(url, **ENGINE_OPTIONS)
     async with engine.connect() as connection:
         await connection.run_sync(_run)
         await connection.commit()
