@@ -90,11 +90,12 @@ FROM resolved WHERE status = 'sent'
 ON CONFLICT DO NOTHING
 """)
 
-# An alert with no sync issue (none today; a newer producer's) has no reminder or resolution: once
-# its opening is settled there is nothing to watch. Its issue row, when it has one, is written in the
-# transaction that publishes the alert (the reconciler, the notifier's rules), which commits a moment
-# after the broker took it: the opening may be read and sent before then, so an issue is looked for
-# until the row is some minutes old, not only once.
+# An alert with no sync issue (one the notifier raises itself, a rules alert whose subject was reopened
+# by hand meanwhile, a newer producer's) has no reminder or resolution: once its opening is settled
+# there is nothing to watch. Its issue row, when it has one, is written once the broker took the alert:
+# by the transaction that publishes it, which commits a moment after (the reconciler), or right after
+# the acknowledgement (the notifier's rules): the opening may be read and sent before then, so an issue
+# is looked for until the row is some minutes old, not only once.
 _UNWATCH_ISSUELESS = text("""
 UPDATE alert_deliveries d SET watched = false
 WHERE d.watched AND d.status IN ('sent', 'dead', 'skipped') AND d.created_at < now() - interval '5 minutes'

@@ -1,21 +1,28 @@
 """Alert rules on status changes: payments past their domain's deadline, failure rates, dead letters.
 
 Every replica runs `RuleEvaluator.run`; one round at a time is evaluated, by whichever replica holds
-the advisory lock for that round's transaction. A round compares what each rule finds now with the
-open sync issues of its kind: a new finding opens an issue and publishes its alert to
-`paysync.alerts.v1` (inside the transaction, so no issue is recorded without its alert having gone
-out); an open issue no longer found is resolved. The delivery path then tells it once, reminds,
-and tells the resolution, as for every other kind.
+the rules lock, a session-level advisory lock (`session_lock`) held from the round's first read to its
+last write. A round compares what each rule finds now with the open sync issues of its kind: the alerts
+of the new findings are published to `paysync.alerts.v1` and, once the broker has acknowledged every
+one, their issues are opened and the open issues no longer found are resolved (so no issue is recorded
+without its alert having gone out). The delivery path then tells it once, reminds, and tells the
+resolution, as for every other kind. Each step is a statement of its own, committed at once: while the
+round waits for the broker (through a whole broker outage, if it comes to that) its session holds the
+lock and no transaction, so no snapshot holding back vacuum and no row locks. Whatever cuts a round
+short before its issues are opened (a crash, a dropped connection, an outage) leaves them unopened: the
+next round, here or on another replica, finds them new again and publishes their alerts again under the
+same deterministic `alert_id`s, which the delivery log takes once; nothing is lost.
 
 The dead-letter rule reads only what is new: a position per dead-letter partition and an index of the
-letters that name a tenant are kept in PostgreSQL, moved in the round's transaction, so each letter is
-read once across replicas and restarts; the redrive ledger says which indexed letters are gone.
+letters that name a tenant are kept in PostgreSQL, so each letter is read once across replicas and
+restarts; the redrive ledger says which indexed letters are gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Collection
 from datetime import UTC, datetime, timedelta
 
 import structlog
@@ -26,6 +33,7 @@ from paysync_core import dlq_view, topics
 from paysync_core.alert_rules import AlertRules
 from paysync_core.contracts import Alert, AlertKind
 from paysync_core.db import issues
+from paysync_core.db.engine import session_lock
 from paysync_core.kafka import DurableProducer
 from paysync_notifier import rule_alerts
 from paysync_notifier import rules_repo as repo
@@ -47,11 +55,19 @@ Findings = dict[tuple[str, str], rule_alerts.Build]
 class RuleEvaluator:
     """Evaluates every tenant's rules now and then; publishes what opens, resolves what cleared."""
 
-    def __init__(self, engine: AsyncEngine, settings: AlertDeliverySettings, bootstrap: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: AlertDeliverySettings,
+        bootstrap: str,
+        producer: DurableProducer | None = None,
+    ) -> None:
+        """`producer`: what the alerts are published with (started and stopped by `run`); by default one
+        of its own on `bootstrap`, where the dead-letter topics are read too."""
         self._engine = engine
         self._settings = settings
         self._bootstrap = bootstrap
-        self._producer = DurableProducer(bootstrap, client_id="paysync-notifier-rules")
+        self._producer = producer or DurableProducer(bootstrap, client_id="paysync-notifier-rules")
         self._letters_checked = float("-inf")
 
     async def run(self) -> None:
@@ -72,12 +88,12 @@ class RuleEvaluator:
 
     async def evaluate(self) -> int:
         """One round, if no other replica is in one; returns the alerts raised."""
-        async with self._engine.begin() as conn:
-            if not await repo.try_rules_lock(conn):
-                return 0
+        async with session_lock(self._engine, repo.RULES_LOCK) as conn:
+            if conn is None:
+                return 0  # another replica is in a round
             now = datetime.now(UTC)
             rules = await repo.tenant_rules(conn)
-            # Every finding first, then the issues and alerts: what is published commits right after.
+            # Every finding first, then the alerts and issues.
             found = {
                 AlertKind.PAYMENT_PAST_DEADLINE: await _past_deadline(conn, rules, now),
                 AlertKind.GATEWAY_FAILURE_RATE: await _failing(conn, rules, now),
@@ -90,22 +106,34 @@ class RuleEvaluator:
         return raised
 
     async def _sync(self, conn: AsyncConnection, kind: AlertKind, found: Findings) -> int:
-        """Resolve the open issues of `kind` not found any more; open and publish those newly found."""
+        """Publish the alerts of the findings of `kind` not open yet, then open their issues and resolve
+        the open ones not found any more."""
         open_now = await repo.open_subjects(conn, kind.value)
-        await issues.resolve_issues(conn, [issue for key, issue in open_now.items() if key not in found])
         new = sorted(key for key in found if key not in open_now)
         seen = await issues.occurrences(conn, kind.value, new)
         alerts = {key: found[key](seen.get(key, 0) + 1) for key in new}
+        await self._publish(alerts.values())  # with no transaction open, however long the broker takes
+        await issues.resolve_issues(conn, [issue for key, issue in open_now.items() if key not in found])
         rows = [issues.issue_row(a, subject=key[1]) for key, a in alerts.items()]
         opened = await issues.open_issues(conn, rows)
-        fresh = [a for a in alerts.values() if a.alert_id in opened]
-        await asyncio.gather(*(self._publish(a) for a in fresh))
-        if fresh:
-            RAISED.labels(kind.value).inc(len(fresh))
-            log.info("alert_rules.raised", kind=kind.value, alerts=len(fresh))
-        return len(fresh)
+        if len(opened) < len(alerts):
+            # Opened meanwhile (an issue reopened by hand while the round waited for the broker): the
+            # alert went out without an issue of its own, told once (delivery's issueless alerts).
+            log.warning("alert_rules.issue_already_open", kind=kind.value, alerts=len(alerts) - len(opened))
+        if alerts:
+            RAISED.labels(kind.value).inc(len(alerts))
+            log.info("alert_rules.raised", kind=kind.value, alerts=len(alerts))
+        return len(alerts)
 
-    async def _publish(self, alert: Alert) -> None:
+    async def _publish(self, alerts: Collection[Alert]) -> None:
+        """Publish the alerts and wait for the broker's acknowledgements; raise if one was not, but only
+        once none is in flight any more (the lock is not let go of with an alert still on its way)."""
+        outcomes = await asyncio.gather(*map(self._send, alerts), return_exceptions=True)
+        failure = next((o for o in outcomes if isinstance(o, BaseException)), None)
+        if failure is not None:
+            raise failure
+
+    async def _send(self, alert: Alert) -> None:
         await self._producer.send(topics.ALERTS.name, topics.ALERTS.key_for(alert), alert.to_bytes())
 
     async def _dead_letters(
@@ -113,8 +141,10 @@ class RuleEvaluator:
     ) -> Findings:
         """Per tenant (that wants it) and dead-letter topic, the letters not redriven yet.
 
-        Reads the letters written since the last read into the index first; the position moves in this
-        round's transaction, so a round that fails reads them again (the index takes each once)."""
+        Reads the letters written since the last read into the index first (`index_dead_letters`: a round
+        cut short before the position moved reads them again, and the index takes each once); what the
+        rule finds comes from the index, so letters indexed by a round that failed later are found by
+        the next."""
         after = await repo.dead_letter_read_positions(conn)
         read = await dlq_view.read_new(self._bootstrap, dlq_view.dlq_topics(None), after)
         await repo.index_dead_letters(conn, read)

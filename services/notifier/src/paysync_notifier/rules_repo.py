@@ -1,4 +1,4 @@
-"""SQL of the alert rules on status changes: the lock, each tenant's rules, what each rule finds, issues.
+"""SQL of the alert rules on status changes: the lock key, each tenant's rules, what each rule finds, issues.
 
 Sync issues are the same table the projector and the reconciler open theirs in (`sync_issues`, one
 open issue per tenant, kind and subject; opened and resolved with `paysync_core.db.issues`); the
@@ -24,17 +24,13 @@ from paysync_core.dlq_view import Letter, NewLetters, Partition
 from paysync_core.domain.status import MONEY_MOVED, OPEN_OR_UNPAID, SETTLED, UnifiedStatus
 
 log = structlog.get_logger()
-#: Advisory-lock key of one round of rule evaluation: one replica at a time evaluates.
-_RULES_LOCK = 7355611
+#: Advisory-lock key of a round of rule evaluation: held, at session level, by the one replica evaluating
+#: (`RuleEvaluator.evaluate`).
+RULES_LOCK = 7355611
 #: Statuses a payment waits in before it has an outcome (what a deadline applies to).
 UNSETTLED = tuple(sorted(s.value for s in OPEN_OR_UNPAID - SETTLED))
 #: A payment's outcomes (what a failure rate is measured among): money moved, or it never will.
 OUTCOMES = tuple(sorted(s.value for s in SETTLED | MONEY_MOVED))
-
-
-async def try_rules_lock(conn: AsyncConnection) -> bool:
-    """Take the evaluation lock for this transaction, unless another replica holds it."""
-    return bool((await conn.execute(select(func.pg_try_advisory_xact_lock(_RULES_LOCK)))).scalar())
 
 
 async def tenant_rules(conn: AsyncConnection) -> dict[str, AlertRules]:
@@ -160,7 +156,10 @@ def _index_row(letter: Letter) -> dict[str, Any] | None:
 
 async def index_dead_letters(conn: AsyncConnection, read: NewLetters) -> None:
     """Index the letters read that name a tenant, move each partition's position to its end, and drop
-    the index rows of letters retention removed from the topic."""
+    the index rows of letters retention removed from the topic.
+
+    Each statement may commit on its own (the rules run with no transaction open): the position moves only
+    after the letters are indexed, which takes each once, and the next read drops what the last did not."""
     rows = [row for row in map(_index_row, read.letters) if row is not None]
     if rows:  # SQLAlchemy sends many rows in batches of one statement each ("insertmanyvalues")
         await conn.execute(insert(dead_letter_index).on_conflict_do_nothing(), rows)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaTimeoutError
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core import topics
@@ -32,6 +32,7 @@ from paysync_dev.kafka import KafkaProcess
 from paysync_dev.payments import Registered, observation, register_payment
 from paysync_dev.pg_proxy import PostgresProxy
 from paysync_dev.service_fixtures import wait_until
+from paysync_dev.sessions import idle_holder, lock_holders
 from paysync_dev.topic_reader import read_topic
 from paysync_status_projector.handlers import same_partition_as_java_clients
 from paysync_status_projector.relay import Wakeup, relay_loop
@@ -39,24 +40,6 @@ from paysync_status_projector.repository.outbox import RELAY_LOCK
 from paysync_status_projector.service import project_in, relay_outbox
 
 pytestmark = pytest.mark.integration
-
-#: The relay lock's holder and its session's transaction, if any (a one-key advisory lock: objsubid 1).
-LOCK_HOLDER = text(
-    """
-    SELECT a.application_name, a.state, a.xact_start, a.backend_xmin
-    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-    WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = :key AND l.objsubid = 1
-      AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-    """
-)
-#: Sessions of these application names that have a transaction (a snapshot) open.
-IN_TRANSACTION = text(
-    """
-    SELECT count(*) FROM pg_stat_activity
-    WHERE application_name = ANY(:names)
-      AND (state LIKE 'idle in transaction%' OR xact_start IS NOT NULL OR backend_xmin IS NOT NULL)
-    """
-)
 
 
 @dataclass
@@ -174,17 +157,11 @@ async def test_the_relay_waits_out_a_broker_outage_with_no_transaction_open_then
     names = [r.name for r in replicas]
 
     async def waiting_with_no_transaction() -> bool:
-        async with engine.connect() as conn:
-            holders = (await conn.execute(LOCK_HOLDER, {"key": RELAY_LOCK})).all()
-            open_transactions = (await conn.execute(IN_TRANSACTION, {"names": names})).scalar_one()
+        holder = await idle_holder(engine, RELAY_LOCK, names)
         waiting = [r for r in replicas if r.waiting_for_the_broker()]
         return (
             len(waiting) == 1  # one relay at a time
-            and [h.application_name for h in holders] == [waiting[0].name]
-            and holders[0].state == "idle"
-            and holders[0].xact_start is None
-            and holders[0].backend_xmin is None
-            and open_transactions == 0
+            and holder == waiting[0].name  # holding the lock, no transaction open
             and await unpublished(engine, [first, second]) == 5  # nothing acknowledged, nothing marked
         )
 
@@ -247,11 +224,6 @@ class StalledBroker:
             acknowledgement.set_result(None)
 
 
-async def lock_holders(engine: AsyncEngine) -> list[Any]:
-    async with engine.connect() as conn:
-        return list(await conn.execute(LOCK_HOLDER, {"key": RELAY_LOCK}))
-
-
 @contextlib.asynccontextmanager
 async def relay_engine(url: str) -> AsyncIterator[tuple[AsyncEngine, str]]:
     """An engine of one pooled connection, as a relay of its own, named in pg_stat_activity."""
@@ -285,12 +257,12 @@ async def test_a_round_whose_hand_over_fails_keeps_the_lock_until_what_it_handed
 
         # Another relay must not publish the events beside the one still in flight.
         assert await relay_outbox(other, publish, 500) == 0
-        assert [h.application_name for h in await lock_holders(engine)] == [name]
+        assert [h.application_name for h in await lock_holders(engine, RELAY_LOCK)] == [name]
 
         broker.acknowledge()
         with pytest.raises(KafkaTimeoutError):
             await round_
-        assert await lock_holders(engine) == []  # let go of, not kept on the pooled connection
+        assert await lock_holders(engine, RELAY_LOCK) == []  # let go of, not kept on the pooled connection
         await relay_everything(other, publish)
 
     assert await unpublished(engine, [payment]) == 0
@@ -310,11 +282,11 @@ async def test_a_relay_cancelled_while_it_waits_lets_go_of_the_lock(
     async with relay_engine(migrated_database) as (first, name):
         round_ = asyncio.create_task(relay_outbox(first, broker.publish, 500))
         await wait_until(holds(lambda: bool(broker.acknowledgements)), 30, "a record handed over")
-        assert [h.application_name for h in await lock_holders(engine)] == [name]
+        assert [h.application_name for h in await lock_holders(engine, RELAY_LOCK)] == [name]
         round_.cancel()  # the projector stopping
         with contextlib.suppress(asyncio.CancelledError):
             await round_
-        assert await lock_holders(engine) == []
+        assert await lock_holders(engine, RELAY_LOCK) == []
         await relay_everything(first, publish)  # on the same pooled connection
 
     assert await unpublished(engine, [payment]) == 0
@@ -331,7 +303,7 @@ async def test_a_connection_dropped_while_the_relay_waits_loses_nothing(
     async with relay_engine(database_proxy.url) as (relay, name):
         round_ = asyncio.create_task(relay_outbox(relay, broker.publish, 500))
         await wait_until(holds(lambda: len(broker.acknowledgements) >= 2), 30, "records handed over")
-        assert [h.application_name for h in await lock_holders(engine)] == [name]
+        assert [h.application_name for h in await lock_holders(engine, RELAY_LOCK)] == [name]
 
         database_proxy.restarting()  # the connection drops while the relay waits for the broker
         await wait_until(
@@ -362,4 +334,4 @@ def holds(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
 
 
 async def _no_holder(engine: AsyncEngine) -> bool:
-    return await lock_holders(engine) == []
+    return await lock_holders(engine, RELAY_LOCK) == []

@@ -76,8 +76,7 @@ Index(
 Index("ix_alert_deliveries_tenant_created", alert_deliveries.c.tenant_id, alert_deliveries.c.created_at)
 
 #: How far the notifier's dead-letter rule has read each dead-letter partition (the next offset to
-#: read), moved in the transaction that opens the issues of what it read: replicas and restarts
-#: read each letter once.
+#: read), moved once what it read is in `dead_letter_index`: replicas and restarts read each letter once.
 dead_letter_positions = Table(
     "dead_letter_positions",
     metadata,
