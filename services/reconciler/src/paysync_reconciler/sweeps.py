@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.contracts import Provider
+from paysync_core.db.engine import session_lock
 from paysync_core.errors import ProviderNotConfigured
 from paysync_reconciler import metrics
 from paysync_reconciler.budget import Priority, priority
@@ -64,8 +65,9 @@ async def sweep(deps: Deps, tick: ReconcileTick) -> RunStats:
     provider = Provider(tick.provider)
     bound = log.bind(tenant=tick.tenant, provider=provider.value, tick_id=tick.tick_id)
     try:
-        async with _sweep_lock(deps.engine, tick.tenant, provider.value) as held:
-            if not held:
+        # Held for the whole sweep, on a connection of its own with no transaction open.
+        async with session_lock(deps.engine, ticks_repo.sweep_lock(tick.tenant, provider.value)) as held:
+            if held is None:
                 status = "skipped"
                 stats.reason = "another replica is sweeping this account"
             else:
@@ -199,28 +201,6 @@ def _phase(stats: RunStats, phase: Phase) -> Iterator[None]:
 async def _finish_tick(deps: Deps, tick: ReconcileTick, status: str, stats: dict[str, Any]) -> None:
     async with deps.engine.begin() as conn:
         await ticks_repo.finish_tick(conn, tick.tick_id, status, stats)
-
-
-@contextlib.asynccontextmanager
-async def _sweep_lock(engine: AsyncEngine, tenant: str, provider: str) -> AsyncIterator[bool]:
-    """A session-level advisory lock on a connection of its own, held for the whole sweep."""
-    async with engine.connect() as conn:
-        held = await ticks_repo.try_sweep_lock(conn, tenant, provider)
-        await conn.commit()
-        try:
-            yield held
-        finally:
-            if held:
-                try:
-                    await asyncio.shield(_unlock(conn, tenant, provider))
-                except BaseException:
-                    await conn.invalidate()  # never hand a connection that holds the lock back to the pool
-                    raise
-
-
-async def _unlock(conn: Any, tenant: str, provider: str) -> None:
-    await ticks_repo.release_sweep_lock(conn, tenant, provider)
-    await conn.commit()
 
 
 def _count_run(provider: Provider, stats: RunStats, seconds: float) -> None:

@@ -9,9 +9,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, event, exc, func, select
+from sqlalchemy import Select, bindparam, event, exc, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
-from sqlalchemy.types import BigInteger
+from sqlalchemy.types import BigInteger, Integer
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -87,28 +87,37 @@ async def no_transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield await conn.execution_options(isolation_level="AUTOCOMMIT")
 
 
+#: An advisory lock's key: one bigint, or a pair of ints (PostgreSQL's two-key form, e.g. a namespace and a
+#: key within it). The two forms are separate spaces: `5` and `(0, 5)` are different locks.
+LockKey = int | tuple[int, int]
+
 _TRY_LOCK = select(func.pg_try_advisory_lock(bindparam("key", type_=BigInteger)))
 _UNLOCK = select(func.pg_advisory_unlock(bindparam("key", type_=BigInteger)))
+_PAIR = (bindparam("key1", type_=Integer), bindparam("key2", type_=Integer))
+_TRY_LOCK_PAIR = select(func.pg_try_advisory_lock(*_PAIR))
+_UNLOCK_PAIR = select(func.pg_advisory_unlock(*_PAIR))
 
 
 @asynccontextmanager
-async def session_lock(engine: AsyncEngine, key: int) -> AsyncIterator[AsyncConnection | None]:
-    """Hold the session-level advisory lock `key` for the block, on a pooled connection with no
-    transaction open (`no_transaction`); None if another session holds it (it is tried, not waited for).
+async def session_lock(engine: AsyncEngine, key: LockKey) -> AsyncIterator[AsyncConnection | None]:
+    """Hold the session-level advisory lock `key` (one bigint, or a pair of ints) for the block, on a pooled
+    connection with no transaction open (`no_transaction`); None if another session holds it (it is tried,
+    not waited for).
 
-    For work that waits on something else while it holds the lock (the relay on the broker's
-    acknowledgements): unlike a transaction's lock (`pg_try_advisory_xact_lock`), it keeps no snapshot
-    (which would hold back vacuum on every table) and no row locks while it waits, and
-    `idle_in_transaction_session_timeout` does not apply. It is the session's: if the connection drops
-    or the process dies, PostgreSQL lets go of it. It also outlives the block on its connection, which
-    goes back to the pool: so it is let go of when the block ends, however it ends (shielded from a
-    cancellation), and a connection on which that fails, or on which the lock may have been granted
-    unseen, is closed (invalidated) rather than pooled still holding it. PostgreSQL counts a session's
-    takes of one lock: the block must not take it again on the same connection.
+    For work that waits on something else while it holds the lock (the relay and the alert rules on the
+    broker's acknowledgements, a reconciler sweep on gateways): unlike a transaction's lock
+    (`pg_try_advisory_xact_lock`), it keeps no snapshot (which would hold back vacuum on every table) and
+    no row locks while it waits, and `idle_in_transaction_session_timeout` does not apply. It is the
+    session's: if the connection drops or the process dies, PostgreSQL lets go of it. It also outlives the
+    block on its connection, which goes back to the pool: so it is let go of when the block ends, however
+    it ends (shielded from a cancellation), and a connection on which that fails, or on which the lock may
+    have been granted unseen, is closed (invalidated) rather than pooled still holding it. PostgreSQL
+    counts a session's takes of one lock: the block must not take it again on the same connection.
     """
+    try_lock, unlock, params = _lock_statements(key)
     async with no_transaction(engine) as conn:
         try:
-            held = bool((await conn.execute(_TRY_LOCK, {"key": key})).scalar())
+            held = bool((await conn.execute(try_lock, params)).scalar())
         except BaseException:
             # Granted, maybe, with the answer lost (a cancellation, a dropped connection).
             await conn.invalidate()
@@ -119,15 +128,25 @@ async def session_lock(engine: AsyncEngine, key: int) -> AsyncIterator[AsyncConn
         try:
             yield conn
         except BaseException:
-            await _unlock(conn, key, quietly=True)  # the block's own failure is the one to tell
+            await _unlock(conn, unlock, params, quietly=True)  # the block's own failure is the one to tell
             raise
-        await _unlock(conn, key)
+        await _unlock(conn, unlock, params)
 
 
-async def _unlock(conn: AsyncConnection, key: int, *, quietly: bool = False) -> None:
-    """Let go of the lock `key`; should that fail, close the connection (which lets go of it too)."""
+def _lock_statements(key: LockKey) -> tuple[Select[Any], Select[Any], dict[str, int]]:
+    """The statements that try and let go of the lock `key`, and their parameters."""
+    if isinstance(key, tuple):
+        first, second = key
+        return _TRY_LOCK_PAIR, _UNLOCK_PAIR, {"key1": first, "key2": second}
+    return _TRY_LOCK, _UNLOCK, {"key": key}
+
+
+async def _unlock(
+    conn: AsyncConnection, unlock: Select[Any], params: dict[str, int], *, quietly: bool = False
+) -> None:
+    """Let go of the lock; should that fail, close the connection (which lets go of it too)."""
     try:
-        await asyncio.shield(conn.execute(_UNLOCK, {"key": key}))
+        await asyncio.shield(conn.execute(unlock, params))
     except BaseException:
         await conn.invalidate()  # never back to the pool with the lock held
         if not quietly:

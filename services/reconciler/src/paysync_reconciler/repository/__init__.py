@@ -44,9 +44,8 @@ from paysync_reconciler.repository.tenants import has_payments, tenant_exists, t
 from paysync_reconciler.repository.ticks import (
     finish_tick,
     record_tick,
-    release_sweep_lock,
+    sweep_lock,
     sweep_lock_key,
-    try_sweep_lock,
 )
 from paysync_reconciler.repository.unrecorded import (
     create_payment,
@@ -87,7 +86,6 @@ __all__ = [
     "purge_finished",
     "record_tick",
     "release_claims",
-    "release_sweep_lock",
     "renew_lease",
     "resolve_issue",
     "resolve_refs",
@@ -95,10 +93,10 @@ __all__ = [
     "save_outcomes",
     "start_request",
     "statuses",
+    "sweep_lock",
     "sweep_lock_key",
     "tenant_exists",
     "tenants_with_credentials",
     "touch_listed",
-    "try_sweep_lock",
     "watermark",
 ]

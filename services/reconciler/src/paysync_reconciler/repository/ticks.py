@@ -1,11 +1,11 @@
-"""SQL of sweeps' ticks and the advisory lock that keeps one sweep per account at a time."""
+"""SQL of sweeps' ticks, and the key of the advisory lock that keeps one sweep per account at a time."""
 
 from __future__ import annotations
 
 import hashlib
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -38,14 +38,7 @@ def sweep_lock_key(tenant: str, provider: str) -> int:
     return int.from_bytes(digest[:4], "big", signed=True)
 
 
-async def try_sweep_lock(conn: AsyncConnection, tenant: str, provider: str) -> bool:
-    """Hold the sweep lock on this connection's session; False if another sweep holds it."""
-    result = await conn.execute(
-        select(func.pg_try_advisory_lock(_SWEEP_LOCKS, sweep_lock_key(tenant, provider)))
-    )
-    return bool(result.scalar())
-
-
-async def release_sweep_lock(conn: AsyncConnection, tenant: str, provider: str) -> None:
-    """Let go of the sweep lock."""
-    await conn.execute(select(func.pg_advisory_unlock(_SWEEP_LOCKS, sweep_lock_key(tenant, provider))))
+def sweep_lock(tenant: str, provider: str) -> tuple[int, int]:
+    """The advisory lock (two-key form: the sweeps' namespace, the account's key) one sweep of the account
+    holds at a time, at session level (`session_lock`)."""
+    return _SWEEP_LOCKS, sweep_lock_key(tenant, provider)
