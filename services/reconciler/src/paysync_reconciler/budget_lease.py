@@ -5,14 +5,22 @@ tokens a second, at most `burst` banked. A lease takes up to `lease_seconds` wor
 atomic statement, so PostgreSQL sees a few statements a second per replica and budget, not one per call.
 Leased tokens not used within `lease_seconds` are dropped, never carried over.
 
-The bound: the bucket hands out at most `burst + rate * t` tokens in any `t` seconds, whatever the
-number of replicas, and a token is spent at most `lease_seconds` after its lease's reply arrived; so
-the requests sent in any `t` seconds are at most `burst + rate * (t + lease_seconds + reply time)`.
+When the bucket holds less than a whole token, a lease reserves the next one (the bucket goes below
+zero) and says when it is due: the replica spends it no earlier, and asks for no other lease meanwhile.
+So replicas waiting on an empty bucket take turns, in the order they asked, one token each, whichever
+of them is slower; an empty answer instead had them race for each token as it came, and a replica that
+heard back a few milliseconds later than the others got 4 of 120 tokens where a third was its share.
+
+The bound: the bucket hands out at most `burst + rate * t` tokens due in any `t` seconds, whatever the
+number of replicas, and a token is spent at most `lease_seconds` after it is due and its lease's reply
+has arrived; so the requests sent in any `t` seconds are at most
+`burst + rate * (t + lease_seconds + reply time)`.
 With the defaults (rate = 0.96 of the limit, burst 0.4 s, lease 0.25 s) that is
 `0.62 * limit + 0.96 * limit * t`: below `limit * (1 + t)`, what a gateway that allows a second's burst
 accepts, with a third of a second to spare for the database's reply and the network. Scaling from one
 replica to three changes nothing in this sum.
-The cost: a replica that stops calling drops at most one lease (`rate * lease_seconds` tokens).
+The cost: a replica that stops calling drops at most one lease (`rate * lease_seconds` tokens, or the
+one token it reserved).
 
 The interface is synchronous, like `TokenBucket`: `try_take` spends a leased token or starts a lease
 in the background, and `wait_time` says when to ask again.
@@ -57,6 +65,7 @@ class SharedBucket:
     lease: LeaseFn
     clock: Callable[[], float] = time.monotonic
     _tokens: int = field(init=False, default=0)
+    _ready_at: float = field(init=False, default=0.0)
     _expires: float = field(init=False, default=0.0)
     _next_at: float = field(init=False, default=0.0)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
@@ -67,11 +76,13 @@ class SharedBucket:
         return max(1, math.ceil(self.rate * self.lease_seconds))
 
     def try_take(self, tokens: float = 1.0) -> bool:
-        """Spend leased tokens if there are enough now; otherwise start a lease and take none."""
+        """Spend leased tokens if there are enough and they are due; with none, start a lease, take none."""
         now = self.clock()
         if now >= self._expires:
             self._tokens = 0
         if self._tokens >= tokens:
+            if now < self._ready_at:  # reserved: ours once it is due
+                return False
             self._tokens -= math.ceil(tokens)
             return True
         self._start_lease(now)
@@ -81,7 +92,7 @@ class SharedBucket:
         """Seconds until it is worth asking again."""
         now = self.clock()
         if now < self._expires and self._tokens >= tokens:
-            return 0.0
+            return max(self._ready_at - now, 0.0)
         if self._task is not None:  # a lease is on its way: look again about when a token would come
             return max(_POLL_SECONDS, min(1.0 / self.rate, self.lease_seconds / 2))
         return max(self._next_at - now, _POLL_SECONDS)
@@ -102,8 +113,9 @@ class SharedBucket:
         now = self.clock()
         if got.granted:
             self._tokens = got.granted  # leases start only once the last one is spent
-            self._expires = now + self.lease_seconds
-        else:  # empty: the next whole token is there in (1 - left over) / rate seconds
+            self._ready_at = now + got.ready_in  # counted from the reply: never before it is due
+            self._expires = self._ready_at + self.lease_seconds
+        else:  # none asked, or the bucket is gone: the next whole token is there in (1 - left over) / rate s
             self._next_at = now + max(0.0, 1.0 - got.left_over) / self.rate
 
 

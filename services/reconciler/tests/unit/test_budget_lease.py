@@ -66,6 +66,28 @@ async def test_an_empty_bucket_is_asked_again_when_its_next_token_is_due():
     assert asked == [5, 5]
 
 
+async def test_a_reserved_token_is_spent_once_it_is_due_and_no_other_lease_is_asked_meanwhile():
+    clock, asked = Clock(), []
+
+    async def lease(want: int) -> Lease:
+        asked.append(want)
+        return Lease(granted=1, left_over=-0.5, ready_in=0.075)  # the bucket was empty: the next is ours
+
+    bucket = SharedBucket(rate=20, lease_seconds=0.25, lease=lease, clock=clock)
+    assert not bucket.try_take()
+    await settled(bucket)
+    assert bucket.wait_time() == pytest.approx(0.075)
+    clock.now += 0.07
+    assert not bucket.try_take()  # not due yet, and no second lease
+    await settled(bucket)
+    assert asked == [5]
+    clock.now += 0.01
+    assert bucket.try_take()
+    assert not bucket.try_take()  # spent: the next lease starts
+    await settled(bucket)
+    assert asked == [5, 5]
+
+
 async def test_leases_asked_while_one_runs_go_out_together_in_the_next_statement():
     statements: list[list[tuple[str, str, int]]] = []
     first_running, release = asyncio.Event(), asyncio.Event()
