@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from structlog.testing import capture_logs
 
-from paysync_core import topics
+from paysync_core import kafka, topics
 from paysync_core.kafka import DurableProducer
 from paysync_dev.fixtures import broker_of_its_own
 from paysync_dev.kafka import KafkaProcess
 from paysync_dev.live_stream import publish_status_changes, status_change
+from paysync_dev.logs import captured_logs
 from paysync_dev.service_fixtures import wait_until
 from paysync_notifier.service import LiveStream, Scope, Subscriber
 from paysync_notifier.status_feed import StatusFeed
@@ -60,7 +60,7 @@ async def test_the_feed_waits_for_a_broker_that_is_away_and_reads_on_after_it_go
     await asyncio.to_thread(status_broker.stop)
     stream = LiveStream(per_partition=100, window_seconds=600)
     feed = StatusFeed(status_broker.bootstrap, stream, window_seconds=600, per_partition=100)
-    with capture_logs() as logs:
+    with captured_logs(kafka) as logs:
         task = asyncio.create_task(feed.run())
 
         async def tried_twice() -> bool:

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from structlog.testing import capture_logs
 
-from paysync_core import topics
+from paysync_core import kafka, topics
 from paysync_dev.fixtures import broker_of_its_own
 from paysync_dev.kafka import KafkaProcess
+from paysync_dev.logs import captured_logs
 from paysync_dev.service_fixtures import wait_until
+from paysync_webhook_ingest import lag
 from paysync_webhook_ingest.lag import watch_normalizer_lag
 from paysync_webhook_ingest.metrics import NORMALIZER_LAG
 
@@ -64,7 +65,7 @@ async def test_the_lag_is_shown_once_the_broker_answers_and_not_while_it_cannot(
     group = f"normalizer-{uuid.uuid4().hex[:8]}"
     await behind_by(raw_broker.bootstrap, group, 2)
     await asyncio.to_thread(raw_broker.stop)
-    with capture_logs() as logs:
+    with captured_logs(kafka, lag) as logs:
         task = asyncio.create_task(watch_normalizer_lag(raw_broker.bootstrap, group, every=0.1))
 
         def alive() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import pytest
-from structlog.testing import capture_logs
 
 from paysync_core.contracts.common import ObservationSource
 from paysync_core.domain.status import UnifiedStatus as S
 from paysync_core.errors import GatewayError
 from paysync_core.providers.clients import GatewayRejected, NotFoundAtGateway, StillProcessing, StkQueryResult
+from paysync_core.providers.clients import mpesa as daraja
+from paysync_dev.logs import captured_logs
 
 pytestmark = pytest.mark.integration
 
@@ -19,7 +20,7 @@ async def test_push_is_still_processing_until_the_customer_answers(
     clients, sim, mpesa_account, tenant, webhook_receiver
 ):
     client = clients.daraja(mpesa_account, callback_token="cb-secret-77")
-    with capture_logs() as logs:
+    with captured_logs(daraja) as logs:
         started = await client.stk_push(
             amount_minor=150_00,
             phone=PHONE,
