@@ -6,15 +6,18 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from paysync_core.db import REGISTERED_CHANNEL
+from paysync_core.db.engine import make_engine
 from paysync_core.db.notify import asyncpg_dsn, listen
 from paysync_core.db.schema import observations, parked_observations, workshop_jobs
 from paysync_core.domain.status import UnifiedStatus as S
+from paysync_dev.fixtures import TestTenant, create_tenant, new_migrated_database
 from paysync_dev.payments import observation, payment_row, register_payment
 from paysync_dev.service_fixtures import fetch
 from paysync_status_projector.relay import Wakeup, unpark_loop
@@ -137,7 +140,30 @@ async def _refs_rows_read(engine) -> int:
         return int(read.scalar_one())
 
 
-async def test_a_matching_pass_looks_each_parked_reference_up_by_key(engine, tenant) -> None:
+@pytest.fixture
+def quiet_database(database_url: str) -> Iterator[str]:
+    """A database of this test's own: the server counts the rows read per database, and on the session's
+    the services of other tests' fixtures read payment_refs too (74,000 rows in one CI run's window)."""
+    with new_migrated_database(database_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def quiet_engine(quiet_database: str) -> AsyncIterator[AsyncEngine]:
+    """An engine on the test's own database."""
+    engine = make_engine(quiet_database, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def quiet_tenant(quiet_database: str, credentials_keys: str) -> TestTenant:
+    """A tenant in the test's own database."""
+    return create_tenant(quiet_database, credentials_keys)
+
+
+async def test_a_matching_pass_looks_each_parked_reference_up_by_key(quiet_engine, quiet_tenant) -> None:
+    engine, tenant = quiet_engine, quiet_tenant
     # 20,000 registered payments of the tenant, and 200 parked observations naming none of them.
     tag = uuid.uuid4().hex[:8]
     async with engine.begin() as conn:
